@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds and caches the control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, kwok, kwokctl) from Go modules only, at one pinned release.
+# Idempotent: a complete cache is reused as is. Prints the bin directory on stdout.
+set -euo pipefail
+
+KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+CACHE_ROOT="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}"
+BIN_DIR="$CACHE_ROOT/k8s-$KUBE_VERSION-kwok-$KWOK_VERSION/bin"
+WORK_DIR="$CACHE_ROOT/k8s-$KUBE_VERSION-kwok-$KWOK_VERSION/module"
+WANTED=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl)
+
+complete() {
+  local b
+  for b in "${WANTED[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done
+}
+if complete; then echo "$BIN_DIR"; exit 0; fi
+
+command -v go >/dev/null || { echo "build-control-plane: Go is required (https://go.dev/dl)" >&2; exit 1; }
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+mkdir -p "$BIN_DIR" "$WORK_DIR/cmd/etcd"
+cd "$WORK_DIR"
+log() { echo "build-control-plane: $*" >&2; }
+
+if [ ! -f go.mod ]; then
+  log "preparing module for k8s.io/kubernetes $KUBE_VERSION"
+  go mod init local/safedeploy-control-plane >&2
+  go mod download k8s.io/kubernetes@"$KUBE_VERSION" >&2
+  kube_mod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod"
+  staging_version="v0.${KUBE_VERSION#v1.}"
+  # Every staging module must be pinned to its published tag: the kubernetes go.mod points them at ./staging.
+  for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[^ ]*\) => \./staging/.*#\1#p' "$kube_mod"); do
+    go mod edit -replace="$m=$m@$staging_version"
+  done
+  go mod edit -go="$(sed -n 's/^go //p' "$kube_mod")"
+  godebug="$(sed -n 's/^godebug //p' "$kube_mod")"
+  [ -z "$godebug" ] || go mod edit -godebug="$godebug"
+  printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > cmd/etcd/main.go
+  go get k8s.io/kubernetes@"$KUBE_VERSION" >&2
+  go get go.etcd.io/etcd/server/v3@"$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)" >&2
+  # Tool directives keep the commands' dependency graphs in go.mod/go.sum (a plain go get would be tidied away).
+  go get -tool k8s.io/kubernetes/cmd/kube-apiserver@"$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-controller-manager@"$KUBE_VERSION" \
+    k8s.io/kubernetes/cmd/kube-scheduler@"$KUBE_VERSION" k8s.io/kubernetes/cmd/kubectl@"$KUBE_VERSION" >&2
+fi
+
+minor="$(echo "${KUBE_VERSION#v}" | cut -d. -f2)"
+build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date -X $pkg.gitCommit=module-build"
+done
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  [ -x "$BIN_DIR/$c" ] && continue
+  log "building $c (slow on first use)"
+  go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
+  mv "$BIN_DIR/$c.tmp" "$BIN_DIR/$c"
+done
+if [ ! -x "$BIN_DIR/etcd" ]; then
+  log "building etcd"
+  go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcd.tmp" ./cmd/etcd >&2
+  mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
+fi
+if [ ! -x "$BIN_DIR/kwok" ] || [ ! -x "$BIN_DIR/kwokctl" ]; then
+  log "installing kwok $KWOK_VERSION"
+  GOBIN="$BIN_DIR" GOFLAGS=-buildvcs=false go install -ldflags "-s -w" \
+    sigs.k8s.io/kwok/cmd/kwok@"$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl@"$KWOK_VERSION" >&2
+fi
+complete || { log "some binaries are missing from $BIN_DIR"; exit 1; }
+echo "$BIN_DIR"

@@ -1,0 +1,488 @@
+//! The `SafeDeployment` custom resource: its spec (what to run and how to roll it out), its status
+//! (where the rollout is, and why) and the CEL rules the API server enforces on it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::analysis::{AnalysisRunStatus, AnalysisTemplate};
+
+/// The API group of every safedeploy resource.
+pub const GROUP: &str = "safedeploy.dev";
+
+/// A workload rolled out in canary steps, gated on health signals and a local-validation
+/// attestation, and reverted automatically when the canary regresses.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "safedeploy.dev",
+    version = "v1alpha1",
+    kind = "SafeDeployment",
+    namespaced,
+    status = "SafeDeploymentStatus",
+    shortname = "sd",
+    category = "all",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableRevision"}"#,
+    printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryRevision"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
+    printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.stepDisplay"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.template) != has(self.components)",
+     "message": "set exactly one of spec.template (a single component) or spec.components (several coupled components)"},
+    {"rule": "!has(self.template) || has(self.replicas)",
+     "message": "spec.replicas is required with spec.template"},
+    {"rule": "!has(self.template) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",
+     "message": "spec.selector.matchLabels must match the labels of spec.template.metadata.labels"},
+    {"rule": "!has(self.components) || self.components.all(c, self.selector.matchLabels.all(k, has(c.template.metadata) && has(c.template.metadata.labels) && k in c.template.metadata.labels && c.template.metadata.labels[k] == self.selector.matchLabels[k]))",
+     "message": "every component's template labels must include spec.selector.matchLabels"},
+    {"rule": "self.strategy.canary.steps.all(s, !has(s.analysis) || (has(self.analyses) && self.analyses.exists(a, a.name == s.analysis.template)))",
+     "message": "an analysis step names a template that is not in spec.analyses"},
+    {"rule": "!has(self.strategy.canary.backgroundAnalysis) || (has(self.analyses) && self.analyses.exists(a, a.name == self.strategy.canary.backgroundAnalysis))",
+     "message": "strategy.canary.backgroundAnalysis names a template that is not in spec.analyses"},
+]))]
+pub struct SafeDeploymentSpec {
+    /// Number of pods of the single component (with `template`). With `components`, each
+    /// component carries its own count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub replicas: Option<i32>,
+
+    /// Selects the pods of this workload; it must match the template's labels. The operator adds
+    /// its own revision label to the ReplicaSets it owns, so a Service selecting these labels
+    /// spans the stable and the canary pods.
+    pub selector: LabelSelectorSpec,
+
+    /// The pod template of a single-component workload (shorthand for one component named `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_pod_template_schema")]
+    pub template: Option<PodTemplateSpec>,
+
+    /// Several coupled components, promoted and reverted as one unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(c, self.exists_one(d, d.name == c.name))", "message": "component names must be unique"},
+    ]))]
+    pub components: Option<Vec<Component>>,
+
+    /// How the new revision replaces the stable one.
+    pub strategy: Strategy,
+
+    /// Thresholds on the Kubernetes signals of the canary pods (restarts, crash states,
+    /// readiness, start-up latency against the baseline). Every signal has a default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthGates>,
+
+    /// Analysis templates that steps and background analysis refer to by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub analyses: Vec<AnalysisTemplate>,
+
+    /// Where the local-validation attestation of the current template is found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationSource>,
+
+    /// A step (or a whole rollout phase) that makes no progress for this long fails the rollout
+    /// and reverts it. A duration such as `10m`. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "progressDeadline must be a duration such as 90s, 10m or 1h30m"},
+    ]))]
+    pub progress_deadline: Option<String>,
+
+    /// How many old revisions (ReplicaSets scaled to zero) are kept for rollback. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub revision_history_limit: Option<i32>,
+
+    /// Stops the rollout where it is (no step advances, no scaling) until set back to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// A label selector restricted to `matchLabels`, which is what ReplicaSets of every revision
+/// can share.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorSpec {
+    /// Labels every pod of the workload carries.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "size(self) > 0", "message": "selector.matchLabels needs at least one label"},
+    ]))]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+impl LabelSelectorSpec {
+    /// The Kubernetes form of this selector.
+    pub fn to_label_selector(&self) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(self.match_labels.clone()),
+            match_expressions: None,
+        }
+    }
+}
+
+/// One of several coupled components of a workload.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// Name of the component, used in ReplicaSet names and status.
+    #[schemars(length(min = 1, max = 20))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')", "message": "a component name must be a lowercase DNS label (a-z, 0-9 and '-')"},
+    ]))]
+    pub name: String,
+    /// Number of pods of this component.
+    #[schemars(range(min = 0, max = 10000))]
+    pub replicas: i32,
+    /// The pod template of this component; its labels must include the workload's selector.
+    #[schemars(schema_with = "pod_template_schema")]
+    pub template: PodTemplateSpec,
+}
+
+/// The rollout strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// Canary steps, run in order; after the last step the canary is promoted.
+    pub canary: CanaryStrategy,
+}
+
+/// A canary rollout: weights, pauses and analysis gates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+     "message": "setWeight values must not decrease from one step to the next"},
+]))]
+pub struct CanaryStrategy {
+    /// The steps. Each sets exactly one of `setWeight`, `pause` or `analysis`.
+    #[schemars(length(min = 1, max = 32))]
+    pub steps: Vec<CanaryStep>,
+
+    /// How many pods below the desired count the workload may have while scaling. Ready capacity
+    /// (stable plus canary) never falls below `replicas - maxUnavailable`. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub max_unavailable: Option<i32>,
+
+    /// Name of an analysis template run in the background from the first step to promotion;
+    /// a failure reverts at any step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_analysis: Option<String>,
+}
+
+/// One canary step.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
+     "message": "each step sets exactly one of setWeight, pause or analysis"},
+]))]
+pub struct CanaryStep {
+    /// Percentage of the replicas that run the canary revision (0 to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self >= 0 && self <= 100", "message": "setWeight must be between 0 and 100"},
+    ]))]
+    pub set_weight: Option<i32>,
+    /// Wait: for `duration`, or until promoted when no duration is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    /// Run the named analysis template as a gate; the step passes when the analysis passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStep>,
+}
+
+/// A pause step.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait, such as `30s` or `5m`. Without it the rollout waits for `promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "pause.duration must be a duration such as 30s, 5m or 1h"},
+    ]))]
+    pub duration: Option<String>,
+}
+
+/// An analysis gate step.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStep {
+    /// Name of an entry of `spec.analyses`.
+    #[schemars(length(min = 1))]
+    pub template: String,
+}
+
+/// Thresholds for the Kubernetes signals of canary pods. Each value is judged: at or below
+/// `target` is on target, at or below `acceptable` may advance, above `acceptable` holds the
+/// step, at or above `critical` reverts at once.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthGates {
+    /// Container restarts summed over the canary pods. Default target 0, acceptable 0, critical 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<Thresholds>,
+    /// Canary containers in CrashLoopBackOff, OOMKilled, ImagePullBackOff, ErrImagePull or
+    /// CreateContainerConfigError. Default 0 / 0 / 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_containers: Option<Thresholds>,
+    /// Canary pods not Ready after they were Ready once, or still not Ready past the critical
+    /// start-up latency. Default 0 / 0 / 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready_pods: Option<Thresholds>,
+    /// Start-up latency (pod creation to Ready) of the slowest canary pod minus the median of the
+    /// baseline's, in seconds; a pod still starting counts with its age. Default 10 / 30 / 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_latency_seconds: Option<Thresholds>,
+}
+
+/// Target, acceptable and critical levels of a lower-is-better signal.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.target <= self.acceptable && self.acceptable < self.critical",
+     "message": "thresholds must satisfy target <= acceptable < critical"},
+]))]
+pub struct Thresholds {
+    /// The value aimed for.
+    pub target: f64,
+    /// The highest value with which a step may still advance.
+    pub acceptable: f64,
+    /// The value at or above which the canary is reverted at once.
+    pub critical: f64,
+}
+
+/// Where the attestation of the current template is found. Exactly one source.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.inline) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1",
+     "message": "attestation needs exactly one of inline, configMapRef or secretRef"},
+]))]
+pub struct AttestationSource {
+    /// The DSSE envelope as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 262144))]
+    pub inline: Option<String>,
+    /// A ConfigMap key in this namespace holding the DSSE envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<KeyReference>,
+    /// A Secret key in this namespace holding the DSSE envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<KeyReference>,
+}
+
+/// A key of a ConfigMap or Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyReference {
+    /// Object name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the object. Default `attestation.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Where the rollout stands; the conditions are the source of truth, this is a summary.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Nothing observed yet.
+    #[default]
+    Pending,
+    /// The new revision may not start (attestation, preflight, or it was rejected before).
+    Blocked,
+    /// Canary steps are running.
+    Progressing,
+    /// Waiting at a pause step or paused by a user.
+    Paused,
+    /// Analysis could not decide (provider unreachable, no data); the rollout waits.
+    Inconclusive,
+    /// The stable revision runs at full size and nothing is pending.
+    Healthy,
+    /// The canary was reverted; the stable revision runs at full size.
+    Degraded,
+}
+
+/// Observed state of a SafeDeployment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SafeDeploymentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Summary of the conditions.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Human-readable reason for the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `Ready`, `Progressing`, `Degraded`, `Attested`, kstatus-compatible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Hash of the revision running as stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Hash of the revision in canary, while one is in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// Index of the current canary step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// `current/total` for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_display: Option<String>,
+    /// When the current step started (RFC 3339); pause durations and deadlines count from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<String>,
+    /// Percentage of replicas on the canary revision.
+    #[serde(default)]
+    pub canary_weight: i32,
+    /// Known revisions, their numbers and ReplicaSets, newest last; bounded by the history limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionRecord>,
+    /// Hashes of revisions that failed and are not retried until the template changes or a user
+    /// asks for a retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_revisions: Vec<String>,
+    /// The last health measurement of the canary, one entry per signal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<SignalMeasurement>,
+    /// Analysis runs of the current rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis_runs: Vec<AnalysisRunStatus>,
+    /// Outcome of the attestation check for the desired revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationVerdict>,
+    /// Bounded rollout history, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// Tokens of the manual requests (annotations) already carried out, so that each is done once.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handled_requests: BTreeMap<String, String>,
+}
+
+/// A revision the operator knows: its number, hash and images.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRecord {
+    /// Sequence number, starting at 1.
+    pub number: i64,
+    /// Template hash (the ReplicaSet name suffix).
+    pub hash: String,
+    /// Container images by `component/container`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
+}
+
+/// One health signal measured on the canary, with its thresholds and verdict.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalMeasurement {
+    /// Signal name.
+    pub signal: String,
+    /// Measured value.
+    pub value: f64,
+    /// The baseline's value, where the signal compares against one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// The thresholds it was judged by.
+    pub thresholds: Thresholds,
+    /// `Target`, `Acceptable`, `Marginal` or `Critical`.
+    pub verdict: String,
+    /// When it was measured (RFC 3339).
+    pub measured_at: String,
+}
+
+/// The attestation verdict for a revision.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationVerdict {
+    /// The revision hash it applies to.
+    pub revision: String,
+    /// Whether it verified.
+    pub verified: bool,
+    /// `Verified`, `NotRequired`, or the rejection reason.
+    pub reason: String,
+    /// Details.
+    pub message: String,
+}
+
+/// One rollout in the history.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// Revision number.
+    pub revision: i64,
+    /// Revision hash.
+    pub hash: String,
+    /// Images by `component/container`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
+    /// `Promoted`, `Reverted`, `Aborted`, `RolledBack`, `Blocked`, `InProgress`.
+    pub outcome: String,
+    /// What triggered it or why it ended.
+    #[serde(default)]
+    pub reason: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// A compact schema for pod templates: the structure the operator relies on (labels, containers
+/// with name and image) is validated here, the rest is validated by the API server when the
+/// ReplicaSet is created. The full generated schema would make the CRD over 1 MB.
+fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "A pod template (core/v1 PodTemplateSpec).",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {
+                "type": "object",
+                "required": ["labels"],
+                "properties": {
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}
+                }
+            },
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "required": ["containers"],
+                "properties": {
+                    "containers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 32,
+                        "items": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": true,
+                            "required": ["name", "image"],
+                            "properties": {
+                                "name": {"type": "string", "minLength": 1},
+                                "image": {"type": "string", "minLength": 1}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn optional_pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    pod_template_schema(generator)
+}

@@ -1,0 +1,63 @@
+//! The command line of the `safedeploy` binary: one subcommand per job (controller, CRD output,
+//! attestation tools, kubectl plugin verbs, the test metrics emitter) and the dispatch to each.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// `safedeploy`: attested, health-gated canary rollouts for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "safedeploy", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every job of the binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator (the controller).
+    Controller(crate::controller::ControllerArgs),
+    /// Print the CustomResourceDefinitions generated from the Rust types, as YAML.
+    Crds,
+    /// Make a signing key pair (P-256 or Ed25519) in PEM.
+    Keygen(crate::attest::cli::KeygenArgs),
+    /// Run local validation checks and, only if all pass, sign a local-validation attestation.
+    Attest(crate::attest::cli::AttestArgs),
+    /// Verify an attestation offline against a policy file, on the controller's code path.
+    Verify(crate::attest::cli::VerifyArgs),
+    /// Print the configuration digest of a SafeDeployment manifest, as the attestation binds it.
+    ConfigDigest(crate::attest::cli::ConfigDigestArgs),
+    /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume).
+    #[command(flatten)]
+    Plugin(crate::plugin::PluginCommand),
+    /// A small HTTP service exporting per-version request metrics whose error ratio and latency
+    /// can be changed at run time (for tests and the demo).
+    #[command(hide = true)]
+    Emitter(crate::emitter::EmitterArgs),
+}
+
+/// Runs the chosen subcommand and turns its outcome into the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Controller(args) => report(crate::controller::run(args).await),
+        Command::Crds => report(crate::api::print_crds()),
+        Command::Keygen(args) => crate::attest::cli::keygen(args),
+        Command::Attest(args) => crate::attest::cli::attest(args).await,
+        Command::Verify(args) => crate::attest::cli::verify(args),
+        Command::ConfigDigest(args) => crate::attest::cli::config_digest(args),
+        Command::Plugin(command) => crate::plugin::run(command).await,
+        Command::Emitter(args) => report(crate::emitter::run(args).await),
+    }
+}
+
+fn report<E: std::fmt::Display>(outcome: Result<(), E>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("safedeploy: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

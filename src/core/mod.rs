@@ -1,0 +1,2 @@
+//! The pure core of the rollout: from (spec, status, observed ReplicaSets and pods, now) to
+//! actions and a new status. No I/O here.

@@ -1,0 +1,1 @@
+//! Logging set-up (JSON through tracing) and the operator's own Prometheus metrics.
