@@ -1,0 +1,1279 @@
+//! The rollout decision: a pure function of (spec, status, observed ReplicaSets and pods, gate
+//! outcomes, manual requests, now) that returns the scaling to apply, the events to record and
+//! the new status. Every rollout rule lives here; the controller only carries it out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::duration::parse_duration;
+use super::health::{EffectiveGates, HealthReport, PodView, Verdict, assess};
+use super::revision::Revision;
+use crate::api::{
+    AttestationVerdict, CanaryStep, HistoryEntry, Phase, RevisionRecord, SafeDeploymentSpec,
+    SafeDeploymentStatus,
+};
+
+/// Default progress deadline.
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+/// Default number of old revisions kept.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 10;
+/// How many rollouts the status history keeps.
+pub const HISTORY_CAPACITY: usize = 20;
+
+/// What the core needs to know of one owned ReplicaSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSetView {
+    /// Object name.
+    pub name: String,
+    /// Revision hash label.
+    pub revision: String,
+    /// Component label.
+    pub component: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.readyReplicas`.
+    pub ready: i32,
+}
+
+/// The outcome of the attestation check of the desired revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestationGate {
+    /// A valid attestation covers the revision.
+    Verified(String),
+    /// The policy for this namespace does not require attestations.
+    NotRequired(String),
+    /// Rejected, with one of the documented reasons (Missing, BadSignature, …).
+    Rejected {
+        /// The reason, as shown in the `Attested` condition.
+        reason: String,
+        /// Details.
+        message: String,
+    },
+}
+
+impl AttestationGate {
+    fn allows(&self) -> bool {
+        !matches!(self, AttestationGate::Rejected { .. })
+    }
+
+    fn verdict(&self, revision: &str) -> AttestationVerdict {
+        let (verified, reason, message) = match self {
+            AttestationGate::Verified(message) => (true, "Verified", message.as_str()),
+            AttestationGate::NotRequired(message) => (true, "NotRequired", message.as_str()),
+            AttestationGate::Rejected { reason, message } => {
+                (false, reason.as_str(), message.as_str())
+            }
+        };
+        AttestationVerdict {
+            revision: revision.to_string(),
+            verified,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The state of an analysis the rollout depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalysisGate {
+    /// Still measuring.
+    Running,
+    /// Passed.
+    Passed,
+    /// Failed: revert.
+    Failed(String),
+    /// Could not decide (no data, provider unreachable): wait, and say so.
+    Inconclusive(String),
+}
+
+/// Manual requests read from annotations: `(action, token)`; a token already in
+/// `status.handledRequests` has been carried out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requests {
+    /// Promote past the current step.
+    pub promote: Option<String>,
+    /// Promote past every remaining step.
+    pub promote_full: Option<String>,
+    /// Revert the canary now.
+    pub abort: Option<String>,
+    /// Try a rejected revision again.
+    pub retry: Option<String>,
+    /// Roll back to a recorded revision number: `(token, number)`.
+    pub rollback: Option<(String, i64)>,
+    /// A user paused the rollout (annotation), in addition to `spec.paused`.
+    pub paused: bool,
+}
+
+/// Everything the decision looks at.
+#[derive(Debug, Clone)]
+pub struct Observation<'a> {
+    /// SafeDeployment name.
+    pub name: &'a str,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The spec.
+    pub spec: &'a SafeDeploymentSpec,
+    /// The revision the spec describes.
+    pub desired: &'a Revision,
+    /// The status as last written.
+    pub status: &'a SafeDeploymentStatus,
+    /// Owned ReplicaSets.
+    pub replica_sets: &'a [ReplicaSetView],
+    /// Pods of the owned ReplicaSets.
+    pub pods: &'a [PodView],
+    /// Attestation outcome for the desired revision.
+    pub attestation: AttestationGate,
+    /// Analysis outcomes by template name, for the current canary.
+    pub analyses: BTreeMap<String, AnalysisGate>,
+    /// Manual requests.
+    pub requests: Requests,
+    /// The current time.
+    pub now: Timestamp,
+}
+
+/// Set a ReplicaSet of `(revision, component)` to `replicas`, creating it if it does not exist
+/// (only possible for the desired revision, whose template is in the spec).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScaleAction {
+    /// Revision hash.
+    pub revision: String,
+    /// Component name.
+    pub component: String,
+    /// Desired `spec.replicas`.
+    pub replicas: i32,
+}
+
+/// A Kubernetes Event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventNote {
+    /// `Normal` or `Warning`.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable note.
+    pub note: String,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// ReplicaSets to create or scale (only those whose replicas differ from what is observed).
+    pub scale: Vec<ScaleAction>,
+    /// ReplicaSets to delete (old revisions beyond the history limit, at zero replicas).
+    pub delete: Vec<String>,
+    /// Events.
+    pub events: Vec<EventNote>,
+    /// The new status.
+    pub status: SafeDeploymentStatus,
+    /// When to look again even if nothing changes (timed pauses, deadlines, start-up latency).
+    pub requeue_after: Option<Duration>,
+    /// Analysis templates that should be measuring now, with the run key they belong to.
+    pub active_analyses: Vec<(String, String)>,
+}
+
+struct Planner<'a> {
+    obs: &'a Observation<'a>,
+    status: SafeDeploymentStatus,
+    targets: BTreeMap<(String, String), i32>,
+    events: Vec<EventNote>,
+    requeue: Option<Duration>,
+    active_analyses: Vec<(String, String)>,
+    abort: bool,
+    promote: bool,
+    promote_full: bool,
+}
+
+/// Decides the next actions and status for one SafeDeployment.
+pub fn decide(obs: &Observation<'_>) -> Decision {
+    let mut planner = Planner {
+        obs,
+        status: obs.status.clone(),
+        targets: BTreeMap::new(),
+        events: Vec::new(),
+        requeue: None,
+        active_analyses: Vec::new(),
+        abort: false,
+        promote: false,
+        promote_full: false,
+    };
+    planner.run();
+    planner.finish()
+}
+
+impl<'a> Planner<'a> {
+    fn run(&mut self) {
+        self.status.observed_generation = self.obs.generation;
+        let desired = self.obs.desired.hash.clone();
+        self.ensure_revision_record(&desired);
+        self.status.attestation = Some(self.obs.attestation.verdict(&desired));
+        // Requests are consumed whatever the phase, so a stale one never acts on a later rollout.
+        self.abort = self.take_request("abort");
+        self.promote = self.take_request("promote");
+        self.promote_full = self.take_request("promoteFull");
+        self.handle_retry();
+        if self.handle_rollback() {
+            self.steady_state();
+            return;
+        }
+        let stable = self.status.stable_revision.clone();
+        match stable {
+            None => self.initial_rollout(),
+            Some(stable) if stable == desired => {
+                self.abandon_canary("the spec went back to the stable revision");
+                self.steady_state();
+            }
+            Some(_) if self.status.rejected_revisions.contains(&desired) => {
+                self.abandon_canary("the revision was rejected");
+                self.steady_state();
+            }
+            Some(_) if !self.obs.attestation.allows() => {
+                self.abandon_canary("the new revision is not attested");
+                self.record_blocked();
+                self.steady_state();
+            }
+            Some(_) => self.canary_rollout(),
+        }
+    }
+
+    // ----- bookkeeping -------------------------------------------------------------------
+
+    fn ensure_revision_record(&mut self, hash: &str) {
+        if self.status.revisions.iter().any(|r| r.hash == hash) {
+            return;
+        }
+        let number = self
+            .status
+            .revisions
+            .iter()
+            .map(|r| r.number)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        self.status.revisions.push(RevisionRecord {
+            number,
+            hash: hash.to_string(),
+            images: self.obs.desired.images(),
+        });
+        let limit = self.history_limit() + 2;
+        let protected = [
+            self.status.stable_revision.clone(),
+            self.status.canary_revision.clone(),
+            Some(hash.to_string()),
+        ];
+        while self.status.revisions.len() > limit {
+            let Some(position) = self
+                .status
+                .revisions
+                .iter()
+                .position(|r| !protected.contains(&Some(r.hash.clone())))
+            else {
+                break;
+            };
+            self.status.revisions.remove(position);
+        }
+    }
+
+    fn revision_number(&self, hash: &str) -> i64 {
+        self.status
+            .revisions
+            .iter()
+            .find(|r| r.hash == hash)
+            .map(|r| r.number)
+            .unwrap_or(0)
+    }
+
+    fn history_limit(&self) -> usize {
+        self.obs
+            .spec
+            .revision_history_limit
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+    }
+
+    fn now(&self) -> String {
+        self.obs.now.to_string()
+    }
+
+    fn event(&mut self, warning: bool, reason: &str, note: String) {
+        self.events.push(EventNote {
+            warning,
+            reason: reason.to_string(),
+            note,
+        });
+    }
+
+    fn request_is_new(&self, action: &str, token: &str) -> bool {
+        self.status.handled_requests.get(action).map(String::as_str) != Some(token)
+    }
+
+    fn mark_handled(&mut self, action: &str, token: &str) {
+        self.status
+            .handled_requests
+            .insert(action.to_string(), token.to_string());
+    }
+
+    fn push_history(&mut self, hash: &str, outcome: &str, reason: String) {
+        let images = self
+            .status
+            .revisions
+            .iter()
+            .find(|r| r.hash == hash)
+            .map(|r| r.images.clone())
+            .unwrap_or_default();
+        self.status.history.push(HistoryEntry {
+            revision: self.revision_number(hash),
+            hash: hash.to_string(),
+            images,
+            outcome: outcome.to_string(),
+            reason,
+            started_at: self.now(),
+            finished_at: None,
+        });
+        let excess = self.status.history.len().saturating_sub(HISTORY_CAPACITY);
+        self.status.history.drain(..excess);
+    }
+
+    /// Closes the open history entry of `hash` (the newest `InProgress` one), or records a new
+    /// finished entry when there is none.
+    fn finish_history(&mut self, hash: &str, outcome: &str, reason: String) {
+        let now = self.now();
+        if let Some(entry) = self
+            .status
+            .history
+            .iter_mut()
+            .rev()
+            .find(|e| e.hash == hash && e.outcome == "InProgress")
+        {
+            entry.outcome = outcome.to_string();
+            entry.reason = reason;
+            entry.finished_at = Some(now);
+            return;
+        }
+        self.push_history(hash, outcome, reason);
+        if let Some(entry) = self.status.history.last_mut() {
+            entry.finished_at = Some(now);
+        }
+    }
+
+    fn record_blocked(&mut self) {
+        let desired = self.obs.desired.hash.clone();
+        let already = self
+            .status
+            .history
+            .last()
+            .is_some_and(|e| e.hash == desired && e.outcome == "Blocked");
+        if let AttestationGate::Rejected { reason, message } = &self.obs.attestation {
+            if !already {
+                let note = format!(
+                    "revision {} blocked: attestation {reason}: {message}",
+                    self.revision_number(&desired)
+                );
+                self.push_history(
+                    &desired,
+                    "Blocked",
+                    format!("Attestation{reason}: {message}"),
+                );
+                self.event(true, "RolloutBlocked", note);
+            }
+            self.status.phase = Phase::Blocked;
+            self.status.message = Some(format!(
+                "revision {desired} is not attested ({reason}): {message}; the stable revision keeps running"
+            ));
+        }
+    }
+
+    // ----- manual requests ---------------------------------------------------------------
+
+    fn handle_retry(&mut self) {
+        let Some(token) = self.obs.requests.retry.clone() else {
+            return;
+        };
+        if !self.request_is_new("retry", &token) {
+            return;
+        }
+        self.mark_handled("retry", &token);
+        let desired = self.obs.desired.hash.clone();
+        let before = self.status.rejected_revisions.len();
+        self.status.rejected_revisions.retain(|h| h != &desired);
+        if self.status.rejected_revisions.len() != before {
+            let note = format!(
+                "retry requested: revision {} may roll out again",
+                self.revision_number(&desired)
+            );
+            self.push_history(&desired, "RetryRequested", "requested by a user".into());
+            if let Some(entry) = self.status.history.last_mut() {
+                entry.finished_at = Some(self.obs.now.to_string());
+            }
+            self.event(false, "RetryRequested", note);
+        }
+    }
+
+    /// Returns true when a rollback was carried out and the stable revision changed.
+    fn handle_rollback(&mut self) -> bool {
+        let Some((token, number)) = self.obs.requests.rollback.clone() else {
+            return false;
+        };
+        if !self.request_is_new("rollback", &token) {
+            return false;
+        }
+        self.mark_handled("rollback", &token);
+        let Some(target) = self
+            .status
+            .revisions
+            .iter()
+            .find(|r| r.number == number)
+            .map(|r| r.hash.clone())
+        else {
+            self.event(
+                true,
+                "RollbackFailed",
+                format!("rollback to revision {number}: no such revision is recorded"),
+            );
+            return false;
+        };
+        let components = &self.obs.desired.components;
+        let all_present = components.iter().all(|c| {
+            self.obs
+                .replica_sets
+                .iter()
+                .any(|rs| rs.revision == target && rs.component == c.name)
+        });
+        if !all_present && target != self.obs.desired.hash {
+            self.event(
+                true,
+                "RollbackFailed",
+                format!("rollback to revision {number}: its ReplicaSets were garbage-collected"),
+            );
+            return false;
+        }
+        if let Some(canary) = self.status.canary_revision.clone() {
+            self.finish_history(&canary, "Aborted", format!("rollback to revision {number}"));
+        }
+        let desired = self.obs.desired.hash.clone();
+        if target != desired && !self.status.rejected_revisions.contains(&desired) {
+            self.status.rejected_revisions.push(desired);
+        }
+        self.status.stable_revision = Some(target.clone());
+        self.clear_canary();
+        self.push_history(
+            &target,
+            "RolledBack",
+            format!("rollback to revision {number} requested by a user"),
+        );
+        if let Some(entry) = self.status.history.last_mut() {
+            entry.finished_at = Some(self.obs.now.to_string());
+        }
+        self.event(
+            false,
+            "RolledBack",
+            format!("rolled back to revision {number} ({target})"),
+        );
+        true
+    }
+
+    // ----- phases ------------------------------------------------------------------------
+
+    fn initial_rollout(&mut self) {
+        let desired = self.obs.desired.hash.clone();
+        if !self.obs.attestation.allows() {
+            self.record_blocked();
+            self.set_conditions();
+            return;
+        }
+        if !self.status.history.iter().any(|e| e.hash == desired) {
+            self.push_history(&desired, "InProgress", "initial revision".into());
+            self.event(
+                false,
+                "RolloutStarted",
+                format!(
+                    "initial revision {} ({desired}) scaling to full size",
+                    self.revision_number(&desired)
+                ),
+            );
+        }
+        self.scale_revision_full(&desired);
+        self.scale_others_to_zero(&[desired.clone()]);
+        self.status.canary_weight = 100;
+        self.status.current_step_index = None;
+        self.status.step_display = None;
+        if self.all_ready(&desired) {
+            self.status.stable_revision = Some(desired.clone());
+            self.finish_history(&desired, "Promoted", "initial revision ready".into());
+            self.event(
+                false,
+                "RolloutCompleted",
+                format!("revision {} is stable", self.revision_number(&desired)),
+            );
+            self.status.phase = Phase::Healthy;
+            self.status.message = Some(format!("revision {desired} is stable"));
+        } else {
+            self.status.phase = Phase::Progressing;
+            self.status.message = Some(format!("initial revision {desired} is starting"));
+            self.check_deadline_without_revert();
+        }
+        self.set_conditions();
+    }
+
+    fn steady_state(&mut self) {
+        let Some(stable) = self.status.stable_revision.clone() else {
+            return;
+        };
+        self.scale_revision_full(&stable);
+        self.scale_others_to_zero(&[stable.clone()]);
+        self.status.canary_weight = 0;
+        let desired = self.obs.desired.hash.clone();
+        let rejected = self.status.rejected_revisions.contains(&desired);
+        if stable != desired && rejected {
+            self.status.phase = Phase::Degraded;
+            let why = self
+                .status
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.hash == desired && e.outcome != "Blocked")
+                .map(|e| format!("{}: {}", e.outcome, e.reason))
+                .unwrap_or_else(|| "rejected".into());
+            self.status.message = Some(format!(
+                "revision {} ({desired}) was rejected ({why}); stable revision {} ({stable}) runs. Change the template or run `safedeploy retry`.",
+                self.revision_number(&desired),
+                self.revision_number(&stable)
+            ));
+        } else if stable != desired {
+            // Blocked: phase and message were set by record_blocked.
+        } else if self.all_ready(&stable) {
+            self.status.phase = Phase::Healthy;
+            self.status.message = Some(format!("revision {stable} is stable"));
+        } else {
+            self.status.phase = Phase::Progressing;
+            self.status.message = Some(format!("revision {stable} is scaling"));
+        }
+        self.set_conditions();
+    }
+
+    fn canary_rollout(&mut self) {
+        let desired = self.obs.desired.hash.clone();
+        let stable = self.status.stable_revision.clone().unwrap_or_default();
+        if self.status.canary_revision.as_deref() != Some(desired.as_str()) {
+            self.abandon_canary("a newer revision replaced it");
+            self.status.canary_revision = Some(desired.clone());
+            self.status.current_step_index = Some(0);
+            self.status.step_started_at = Some(self.now());
+            self.status.health.clear();
+            self.status.analysis_runs.clear();
+            self.push_history(&desired, "InProgress", "template changed".into());
+            self.event(
+                false,
+                "RolloutStarted",
+                format!(
+                    "canary of revision {} ({desired}) started over stable revision {} ({stable})",
+                    self.revision_number(&desired),
+                    self.revision_number(&stable)
+                ),
+            );
+        }
+        let steps = &self.obs.spec.strategy.canary.steps;
+        let index = usize::try_from(self.status.current_step_index.unwrap_or(0)).unwrap_or(0);
+
+        let (health, wake) = self.assess_canary(&desired, &stable);
+        if let Some(seconds) = wake {
+            self.requeue_in(Duration::from_secs_f64(seconds));
+        }
+        self.status.health = health.measurements.clone();
+        if health.worst == Verdict::Critical {
+            let reason = format!(
+                "health gate breached: {}",
+                health.describe(Verdict::Critical)
+            );
+            self.revert(&reason, "HealthGateBreached");
+            return;
+        }
+        if let Some(reason) = self.failed_analysis(index) {
+            self.revert(&reason, "AnalysisFailed");
+            return;
+        }
+        if self.abort {
+            self.revert("aborted by a user", "Aborted");
+            return;
+        }
+
+        let paused = self.obs.spec.paused || self.obs.requests.paused;
+        let promote_full = self.promote_full;
+        let promote = self.promote;
+        let mut index = index;
+        if promote_full && index < steps.len() {
+            self.event(
+                false,
+                "PromotedFull",
+                "promoted past every remaining step by a user".into(),
+            );
+            index = steps.len();
+            self.enter_step(index);
+        }
+
+        if index >= steps.len() {
+            self.promote(&desired, &stable, &health);
+            return;
+        }
+        let weight = weight_at(steps, index);
+        self.scale_canary(&desired, &stable, weight);
+        self.status.canary_weight = weight;
+        self.status.step_display = Some(format!("{}/{}", index + 1, steps.len()));
+        self.add_background_analysis(&desired);
+
+        if paused {
+            self.status.phase = Phase::Paused;
+            self.status.message = Some(format!(
+                "paused by a user at step {}/{}",
+                index + 1,
+                steps.len()
+            ));
+            self.set_conditions();
+            return;
+        }
+
+        let step = &steps[index];
+        let healthy_enough = health.worst <= Verdict::Acceptable;
+        let scaled = self.canary_scaled(&desired, weight);
+        let mut phase = Phase::Progressing;
+        // Time spent in a pause does not count against the progress deadline.
+        let mut exempt_from_deadline = false;
+        let complete = if step.set_weight.is_some() {
+            scaled && healthy_enough
+        } else if let Some(pause) = &step.pause {
+            phase = Phase::Paused;
+            exempt_from_deadline = true;
+            match pause.duration.as_deref().map(parse_duration) {
+                Some(Ok(duration)) => {
+                    let elapsed = self.step_elapsed();
+                    if elapsed < duration {
+                        self.requeue_in(duration - elapsed);
+                    }
+                    (elapsed >= duration || promote) && healthy_enough
+                }
+                _ => promote && healthy_enough,
+            }
+        } else if let Some(analysis) = &step.analysis {
+            let key = self.analysis_key(&desired, index);
+            self.active_analyses.push((analysis.template.clone(), key));
+            match self.obs.analyses.get(&analysis.template) {
+                Some(AnalysisGate::Passed) => scaled && healthy_enough,
+                Some(AnalysisGate::Inconclusive(why)) => {
+                    phase = Phase::Inconclusive;
+                    self.status.message = Some(format!(
+                        "analysis {} is inconclusive: {why}",
+                        analysis.template
+                    ));
+                    promote && healthy_enough
+                }
+                _ => promote && healthy_enough,
+            }
+        } else {
+            true
+        };
+        let complete = complete || (promote && healthy_enough && step.set_weight.is_none());
+        if complete {
+            self.event(
+                false,
+                "StepCompleted",
+                format!(
+                    "step {}/{} ({}) completed at weight {weight}",
+                    index + 1,
+                    steps.len(),
+                    describe_step(step)
+                ),
+            );
+            self.enter_step(index + 1);
+            self.status.phase = Phase::Progressing;
+            self.status.message = Some(format!("step {}/{} completed", index + 1, steps.len()));
+            self.requeue_in(Duration::ZERO);
+            self.set_conditions();
+            return;
+        }
+        if !exempt_from_deadline && self.deadline_exceeded() {
+            let reason = format!(
+                "progress deadline exceeded at step {}/{} ({})",
+                index + 1,
+                steps.len(),
+                describe_step(step)
+            );
+            self.revert(&reason, "ProgressDeadlineExceeded");
+            return;
+        }
+        if !exempt_from_deadline {
+            self.requeue_deadline();
+        }
+        let waiting_for_user = step.pause.as_ref().is_some_and(|p| p.duration.is_none());
+        self.status.phase = phase;
+        if phase != Phase::Inconclusive {
+            self.status.message = Some(if waiting_for_user {
+                format!(
+                    "paused at step {}/{} until promoted",
+                    index + 1,
+                    steps.len()
+                )
+            } else if !healthy_enough {
+                format!(
+                    "step {}/{} holds: {}",
+                    index + 1,
+                    steps.len(),
+                    health.describe(Verdict::Marginal)
+                )
+            } else {
+                format!(
+                    "step {}/{} ({}) in progress",
+                    index + 1,
+                    steps.len(),
+                    describe_step(step)
+                )
+            });
+        }
+        self.set_conditions();
+    }
+
+    fn promote(&mut self, desired: &str, stable: &str, health: &HealthReport) {
+        let steps = self.obs.spec.strategy.canary.steps.len();
+        self.status.step_display = Some(format!("promoting ({steps}/{steps})"));
+        self.status.canary_weight = 100;
+        self.add_background_analysis(desired);
+        let components = self.obs.desired.components.clone();
+        let max_unavailable = self.max_unavailable();
+        for component in &components {
+            let canary_ready = self.ready_of(desired, &component.name);
+            self.target(desired, &component.name, component.replicas);
+            let floor = component.replicas - max_unavailable - canary_ready;
+            let stable_target = floor.clamp(0, component.replicas);
+            let current = self.replicas_of(stable, &component.name).unwrap_or(0);
+            self.target(stable, &component.name, stable_target.min(current));
+        }
+        self.scale_others_to_zero(&[desired.to_string(), stable.to_string()]);
+        if self.all_ready(desired) && health.worst <= Verdict::Acceptable {
+            for component in &components {
+                self.target(stable, &component.name, 0);
+            }
+            self.status.stable_revision = Some(desired.to_string());
+            self.clear_canary();
+            self.status.canary_weight = 0;
+            self.finish_history(desired, "Promoted", "every step passed".into());
+            self.event(
+                false,
+                "RolloutCompleted",
+                format!(
+                    "revision {} ({desired}) promoted to stable",
+                    self.revision_number(desired)
+                ),
+            );
+            self.status.phase = Phase::Healthy;
+            self.status.message = Some(format!("revision {desired} is stable"));
+        } else if self.deadline_exceeded() {
+            self.revert(
+                "progress deadline exceeded while promoting",
+                "ProgressDeadlineExceeded",
+            );
+            return;
+        } else {
+            self.requeue_deadline();
+            self.status.phase = Phase::Progressing;
+            self.status.message = Some(format!("promoting revision {desired}"));
+        }
+        self.set_conditions();
+    }
+
+    fn revert(&mut self, reason: &str, event_reason: &str) {
+        let Some(canary) = self.status.canary_revision.clone() else {
+            return;
+        };
+        let stable = self.status.stable_revision.clone().unwrap_or_default();
+        self.targets.clear();
+        self.scale_revision_full(&stable);
+        self.scale_others_to_zero(&[stable.clone()]);
+        if !self.status.rejected_revisions.contains(&canary) {
+            self.status.rejected_revisions.push(canary.clone());
+        }
+        self.finish_history(&canary, "Reverted", format!("{event_reason}: {reason}"));
+        self.event(
+            true,
+            "RolloutReverted",
+            format!(
+                "revision {} ({canary}) reverted to stable revision {} ({stable}): {reason}",
+                self.revision_number(&canary),
+                self.revision_number(&stable)
+            ),
+        );
+        self.clear_canary();
+        self.status.canary_weight = 0;
+        self.status.phase = Phase::Degraded;
+        self.status.message = Some(format!(
+            "revision {canary} was reverted ({event_reason}): {reason}. Stable revision {stable} runs at full size."
+        ));
+        self.set_conditions();
+    }
+
+    /// Consumes a request token: true if it is new (and marks it handled).
+    fn take_request(&mut self, action: &str) -> bool {
+        let token = match action {
+            "abort" => self.obs.requests.abort.clone(),
+            "promote" => self.obs.requests.promote.clone(),
+            "promoteFull" => self.obs.requests.promote_full.clone(),
+            _ => None,
+        };
+        match token {
+            Some(token) if self.request_is_new(action, &token) => {
+                self.mark_handled(action, &token);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn abandon_canary(&mut self, why: &str) {
+        if let Some(canary) = self.status.canary_revision.clone() {
+            if canary != self.obs.desired.hash {
+                self.finish_history(&canary, "Superseded", why.to_string());
+                self.event(
+                    false,
+                    "RolloutSuperseded",
+                    format!("canary {canary} stopped: {why}"),
+                );
+            }
+            self.clear_canary();
+        }
+    }
+
+    fn clear_canary(&mut self) {
+        self.status.canary_revision = None;
+        self.status.current_step_index = None;
+        self.status.step_display = None;
+        self.status.step_started_at = None;
+        self.status.analysis_runs.clear();
+    }
+
+    fn enter_step(&mut self, index: usize) {
+        self.status.current_step_index = i32::try_from(index).ok();
+        self.status.step_started_at = Some(self.now());
+    }
+
+    // ----- gates -------------------------------------------------------------------------
+
+    /// The canary's health report, and in how many seconds a still-starting pod would cross a
+    /// threshold by time alone (so the controller looks again then).
+    fn assess_canary(&self, canary: &str, stable: &str) -> (HealthReport, Option<f64>) {
+        let canary_pods: Vec<&PodView> = self
+            .obs
+            .pods
+            .iter()
+            .filter(|p| p.revision == canary)
+            .collect();
+        let stable_pods: Vec<&PodView> = self
+            .obs
+            .pods
+            .iter()
+            .filter(|p| p.revision == stable)
+            .collect();
+        let gates = EffectiveGates::from_spec(self.obs.spec.health.as_ref());
+        let report = assess(
+            &canary_pods,
+            &stable_pods,
+            &gates,
+            &self.status.health,
+            self.obs.now,
+        );
+        // A pod still starting crosses thresholds with time alone: look again when it would.
+        let baseline = report
+            .measurements
+            .iter()
+            .find(|m| m.signal == "startupLatencySeconds")
+            .and_then(|m| m.baseline)
+            .unwrap_or(0.0);
+        let mut wake: Option<f64> = None;
+        for pod in canary_pods.iter().filter(|p| !p.ready && !p.terminating) {
+            let age = pod.startup_latency_seconds(self.obs.now);
+            for limit in [
+                gates.startup_latency_seconds.acceptable,
+                gates.startup_latency_seconds.critical,
+            ] {
+                let remaining = baseline + limit - age;
+                if remaining > 0.0 {
+                    wake = Some(wake.map_or(remaining, |w: f64| w.min(remaining)));
+                }
+            }
+        }
+        (report, wake.map(|w| w + 0.05))
+    }
+
+    fn failed_analysis(&mut self, index: usize) -> Option<String> {
+        let steps = &self.obs.spec.strategy.canary.steps;
+        let mut relevant: Vec<String> = Vec::new();
+        if let Some(name) = &self.obs.spec.strategy.canary.background_analysis {
+            relevant.push(name.clone());
+        }
+        if let Some(Some(step)) = steps.get(index).map(|s| s.analysis.as_ref()) {
+            relevant.push(step.template.clone());
+        }
+        relevant
+            .into_iter()
+            .find_map(|name| match self.obs.analyses.get(&name) {
+                Some(AnalysisGate::Failed(why)) => Some(format!("analysis {name} failed: {why}")),
+                _ => None,
+            })
+    }
+
+    fn add_background_analysis(&mut self, desired: &str) {
+        if let Some(name) = self.obs.spec.strategy.canary.background_analysis.clone() {
+            let key = format!("{desired}/background");
+            if !self.active_analyses.iter().any(|(n, _)| n == &name) {
+                self.active_analyses.push((name, key));
+            }
+        }
+    }
+
+    fn analysis_key(&self, desired: &str, index: usize) -> String {
+        format!("{desired}/step-{index}")
+    }
+
+    fn progress_deadline(&self) -> Duration {
+        self.obs
+            .spec
+            .progress_deadline
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE)
+    }
+
+    fn step_elapsed(&self) -> Duration {
+        let started = self
+            .status
+            .step_started_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .unwrap_or(self.obs.now);
+        let millis = self.obs.now.as_millisecond() - started.as_millisecond();
+        Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+    }
+
+    fn deadline_exceeded(&self) -> bool {
+        self.step_elapsed() >= self.progress_deadline()
+    }
+
+    fn requeue_deadline(&mut self) {
+        let deadline = self.progress_deadline();
+        let elapsed = self.step_elapsed();
+        self.requeue_in(deadline.saturating_sub(elapsed) + Duration::from_millis(100));
+    }
+
+    fn check_deadline_without_revert(&mut self) {
+        if self.deadline_exceeded() {
+            self.status.message = Some(format!(
+                "initial revision did not become ready within the progress deadline ({}s); there is no earlier revision to revert to",
+                self.progress_deadline().as_secs()
+            ));
+        } else {
+            self.requeue_deadline();
+        }
+    }
+
+    fn requeue_in(&mut self, after: Duration) {
+        self.requeue = Some(self.requeue.map_or(after, |current| current.min(after)));
+    }
+
+    // ----- scaling -----------------------------------------------------------------------
+
+    fn max_unavailable(&self) -> i32 {
+        self.obs
+            .spec
+            .strategy
+            .canary
+            .max_unavailable
+            .unwrap_or(0)
+            .max(0)
+    }
+
+    fn target(&mut self, revision: &str, component: &str, replicas: i32) {
+        self.targets
+            .insert((revision.to_string(), component.to_string()), replicas);
+    }
+
+    fn replicas_of(&self, revision: &str, component: &str) -> Option<i32> {
+        self.obs
+            .replica_sets
+            .iter()
+            .find(|rs| rs.revision == revision && rs.component == component)
+            .map(|rs| rs.replicas)
+    }
+
+    fn ready_of(&self, revision: &str, component: &str) -> i32 {
+        self.obs
+            .replica_sets
+            .iter()
+            .find(|rs| rs.revision == revision && rs.component == component)
+            .map(|rs| rs.ready.min(rs.replicas))
+            .unwrap_or(0)
+    }
+
+    fn scale_revision_full(&mut self, revision: &str) {
+        for component in self.obs.desired.components.clone() {
+            self.target(revision, &component.name, component.replicas);
+        }
+    }
+
+    fn scale_others_to_zero(&mut self, keep: &[String]) {
+        let others: Vec<(String, String)> = self
+            .obs
+            .replica_sets
+            .iter()
+            .filter(|rs| !keep.contains(&rs.revision))
+            .map(|rs| (rs.revision.clone(), rs.component.clone()))
+            .collect();
+        for (revision, component) in others {
+            self.target(&revision, &component, 0);
+        }
+    }
+
+    /// Weight is the replica ratio: the canary gets `ceil(n * w / 100)` pods; the stable one
+    /// gives up pods only as canary pods become Ready, so ready capacity never drops below
+    /// `n - maxUnavailable`.
+    fn scale_canary(&mut self, desired: &str, stable: &str, weight: i32) {
+        let max_unavailable = self.max_unavailable();
+        for component in self.obs.desired.components.clone() {
+            let n = component.replicas;
+            let canary = canary_replicas(n, weight);
+            let canary_ready = self.ready_of(desired, &component.name);
+            let floor = n - max_unavailable - canary_ready;
+            let stable_target = (n - canary).max(floor).clamp(0, n);
+            self.target(desired, &component.name, canary);
+            self.target(stable, &component.name, stable_target);
+        }
+        self.scale_others_to_zero(&[desired.to_string(), stable.to_string()]);
+    }
+
+    fn canary_scaled(&self, desired: &str, weight: i32) -> bool {
+        let stable = self.status.stable_revision.clone().unwrap_or_default();
+        self.obs.desired.components.iter().all(|component| {
+            let n = component.replicas;
+            let canary = canary_replicas(n, weight);
+            let ready = self.ready_of(desired, &component.name);
+            let stable_now = self.replicas_of(&stable, &component.name).unwrap_or(0);
+            ready >= canary && stable_now <= (n - canary).max(0)
+        })
+    }
+
+    fn all_ready(&self, revision: &str) -> bool {
+        self.obs.desired.components.iter().all(|component| {
+            self.obs.replica_sets.iter().any(|rs| {
+                rs.revision == revision
+                    && rs.component == component.name
+                    && rs.replicas == component.replicas
+                    && rs.ready >= component.replicas
+            })
+        })
+    }
+
+    // ----- status ------------------------------------------------------------------------
+
+    fn set_conditions(&mut self) {
+        let desired = self.obs.desired.hash.clone();
+        let stable = self.status.stable_revision.clone();
+        let at_rest =
+            stable.as_deref() == Some(desired.as_str()) && self.status.canary_revision.is_none();
+        let ready = at_rest && self.all_ready(&desired);
+        let degraded = self.status.phase == Phase::Degraded;
+        let blocked = self.status.phase == Phase::Blocked;
+        let progressing = matches!(
+            self.status.phase,
+            Phase::Progressing | Phase::Paused | Phase::Inconclusive
+        );
+        let message = self.status.message.clone().unwrap_or_default();
+        let reason_for_ready = if ready {
+            "RolloutComplete"
+        } else if degraded {
+            "RevisionRejected"
+        } else if blocked {
+            "AttestationFailed"
+        } else {
+            "RolloutInProgress"
+        };
+        let (attested, attested_reason, attested_message) = match &self.obs.attestation {
+            AttestationGate::Verified(m) => (true, "Verified".to_string(), m.clone()),
+            AttestationGate::NotRequired(m) => (true, "NotRequired".to_string(), m.clone()),
+            AttestationGate::Rejected { reason, message } => {
+                (false, reason.clone(), message.clone())
+            }
+        };
+        let progressing_reason = match self.status.phase {
+            Phase::Paused => "Paused",
+            Phase::Inconclusive => "AnalysisInconclusive",
+            Phase::Degraded => "RolloutReverted",
+            Phase::Blocked => "RolloutBlocked",
+            _ if ready => "RolloutComplete",
+            _ => "RolloutInProgress",
+        };
+        let wanted = [
+            (
+                "Ready",
+                ready,
+                reason_for_ready.to_string(),
+                message.clone(),
+            ),
+            (
+                "Progressing",
+                progressing,
+                progressing_reason.to_string(),
+                message.clone(),
+            ),
+            (
+                "Degraded",
+                degraded,
+                if degraded {
+                    "RolloutReverted"
+                } else {
+                    "Healthy"
+                }
+                .to_string(),
+                if degraded {
+                    message.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            ("Attested", attested, attested_reason, attested_message),
+            // kstatus reads these two "abnormal-true" conditions.
+            (
+                "Reconciling",
+                progressing,
+                progressing_reason.to_string(),
+                if progressing {
+                    message.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "Stalled",
+                degraded || blocked,
+                if degraded || blocked {
+                    reason_for_ready
+                } else {
+                    "NotStalled"
+                }
+                .to_string(),
+                if degraded || blocked {
+                    message
+                } else {
+                    String::new()
+                },
+            ),
+        ];
+        let previous = std::mem::take(&mut self.status.conditions);
+        for (type_, is_true, reason, message) in wanted {
+            let status = if is_true { "True" } else { "False" }.to_string();
+            let last_transition_time = previous
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(self.obs.now));
+            self.status.conditions.push(Condition {
+                type_: type_.to_string(),
+                status,
+                reason,
+                message,
+                observed_generation: self.obs.generation,
+                last_transition_time,
+            });
+        }
+    }
+
+    fn garbage(&self) -> Vec<String> {
+        let keep_numbers: Vec<i64> = {
+            let mut numbers: Vec<i64> = self.status.revisions.iter().map(|r| r.number).collect();
+            numbers.sort_unstable();
+            let limit = self.history_limit() + 1;
+            numbers.into_iter().rev().take(limit).collect()
+        };
+        let protected: Vec<&str> = [
+            self.status.stable_revision.as_deref(),
+            self.status.canary_revision.as_deref(),
+            Some(self.obs.desired.hash.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.obs
+            .replica_sets
+            .iter()
+            .filter(|rs| {
+                rs.replicas == 0 && rs.ready == 0 && !protected.contains(&rs.revision.as_str())
+            })
+            .filter(|rs| {
+                let number = self.revision_number(&rs.revision);
+                // Unknown revisions (number 0) are kept: they are never deleted blindly.
+                number != 0 && !keep_numbers.contains(&number)
+            })
+            .map(|rs| rs.name.clone())
+            .collect()
+    }
+
+    fn finish(self) -> Decision {
+        let scale: Vec<ScaleAction> = self
+            .targets
+            .iter()
+            .filter(|((revision, component), replicas)| {
+                self.obs
+                    .replica_sets
+                    .iter()
+                    .find(|rs| &rs.revision == revision && &rs.component == component)
+                    .map_or(**replicas > 0, |rs| rs.replicas != **replicas)
+            })
+            .map(|((revision, component), replicas)| ScaleAction {
+                revision: revision.clone(),
+                component: component.clone(),
+                replicas: *replicas,
+            })
+            .collect();
+        let delete = self.garbage();
+        Decision {
+            scale,
+            delete,
+            events: self.events,
+            status: self.status,
+            requeue_after: self.requeue,
+            active_analyses: self.active_analyses,
+        }
+    }
+}
+
+/// Canary pods for weight `w` of `n`: `ceil(n * w / 100)`.
+pub fn canary_replicas(n: i32, weight: i32) -> i32 {
+    let weight = weight.clamp(0, 100);
+    (n * weight + 99) / 100
+}
+
+/// The weight in force at step `index`: the last `setWeight` at or before it.
+pub fn weight_at(steps: &[CanaryStep], index: usize) -> i32 {
+    steps
+        .iter()
+        .take(index + 1)
+        .filter_map(|s| s.set_weight)
+        .next_back()
+        .unwrap_or(0)
+}
+
+fn describe_step(step: &CanaryStep) -> String {
+    if let Some(weight) = step.set_weight {
+        format!("setWeight {weight}")
+    } else if let Some(pause) = &step.pause {
+        match &pause.duration {
+            Some(d) => format!("pause {d}"),
+            None => "pause until promoted".into(),
+        }
+    } else if let Some(analysis) = &step.analysis {
+        format!("analysis {}", analysis.template)
+    } else {
+        "empty step".into()
+    }
+}
+
+#[cfg(test)]
+#[path = "rollout_tests.rs"]
+mod tests;
