@@ -1,1 +1,284 @@
-//! Logging set-up (JSON through tracing) and the operator's own Prometheus metrics.
+//! Logging set-up (JSON through tracing), the operator's own Prometheus metrics, the start-up
+//! timing report, and the HTTP server for `/metrics`, `/livez` and `/readyz`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing::{info, warn};
+
+/// Start-up budget: target, acceptable and critical, in milliseconds.
+pub const STARTUP_TARGET_MS: u128 = 320;
+/// See [`STARTUP_TARGET_MS`].
+pub const STARTUP_ACCEPTABLE_MS: u128 = 500;
+/// See [`STARTUP_TARGET_MS`].
+pub const STARTUP_CRITICAL_MS: u128 = 1000;
+
+/// Installs the JSON log subscriber (level from `RUST_LOG`, default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    // A second initialisation (tests) is harmless, so its error is ignored.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Labels with a single `category`/`phase`/`verdict` value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The value.
+    pub kind: String,
+}
+
+/// The operator's metrics, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Reconciles run.
+    pub reconciles: Counter,
+    /// Reconcile errors by category.
+    pub reconcile_errors: Family<KindLabel, Counter>,
+    /// Reconcile duration in seconds.
+    pub reconcile_duration: Histogram,
+    /// SafeDeployments by phase, as last reconciled.
+    pub rollouts_by_phase: Family<KindLabel, Gauge>,
+    /// Automatic and manual reverts.
+    pub reverts: Counter,
+    /// Promotions.
+    pub promotions: Counter,
+    /// Analysis results by verdict.
+    pub analysis_results: Family<KindLabel, Counter>,
+    /// Attestation verdicts by reason.
+    pub attestation_verdicts: Family<KindLabel, Counter>,
+    /// Start-up phase durations in seconds, by phase.
+    pub startup_seconds: Family<KindLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("safedeploy");
+        let reconciles = Counter::default();
+        let reconcile_errors = Family::<KindLabel, Counter>::default();
+        let reconcile_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let rollouts_by_phase = Family::<KindLabel, Gauge>::default();
+        let reverts = Counter::default();
+        let promotions = Counter::default();
+        let analysis_results = Family::<KindLabel, Counter>::default();
+        let attestation_verdicts = Family::<KindLabel, Counter>::default();
+        let startup_seconds = Family::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by category",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "rollouts",
+            "SafeDeployments by phase (label kind)",
+            rollouts_by_phase.clone(),
+        );
+        registry.register("reverts", "Canaries reverted", reverts.clone());
+        registry.register(
+            "promotions",
+            "Revisions promoted to stable",
+            promotions.clone(),
+        );
+        registry.register(
+            "analysis_results",
+            "Analysis outcomes by verdict",
+            analysis_results.clone(),
+        );
+        registry.register(
+            "attestation_verdicts",
+            "Attestation checks by reason",
+            attestation_verdicts.clone(),
+        );
+        registry.register(
+            "startup_phase_seconds",
+            "Time from process start to the end of each start-up phase",
+            startup_seconds.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            rollouts_by_phase,
+            reverts,
+            promotions,
+            analysis_results,
+            attestation_verdicts,
+            startup_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one occurrence in a labelled counter family.
+    pub fn count(family: &Family<KindLabel, Counter>, kind: &str) {
+        family
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Records and logs the start-up phases against the budget.
+    pub fn record_startup(&self, client: Duration, crd_check: Duration, cache_sync: Duration) {
+        for (phase, at) in [
+            ("client", client),
+            ("crd_check", crd_check),
+            ("cache_sync", cache_sync),
+        ] {
+            self.startup_seconds
+                .get_or_create(&KindLabel { kind: phase.into() })
+                .set(at.as_secs_f64());
+        }
+        let total = cache_sync.as_millis();
+        let verdict = startup_verdict(total);
+        let fields = (client.as_millis(), crd_check.as_millis(), total);
+        if verdict == "Critical" || verdict == "Marginal" {
+            warn!(
+                client_ms = fields.0,
+                crd_check_ms = fields.1,
+                cache_sync_ms = fields.2,
+                target_ms = STARTUP_TARGET_MS,
+                acceptable_ms = STARTUP_ACCEPTABLE_MS,
+                critical_ms = STARTUP_CRITICAL_MS,
+                verdict,
+                "start-up timing"
+            );
+        } else {
+            info!(
+                client_ms = fields.0,
+                crd_check_ms = fields.1,
+                cache_sync_ms = fields.2,
+                target_ms = STARTUP_TARGET_MS,
+                acceptable_ms = STARTUP_ACCEPTABLE_MS,
+                critical_ms = STARTUP_CRITICAL_MS,
+                verdict,
+                "start-up timing"
+            );
+        }
+    }
+}
+
+/// Judges a start-up time in milliseconds against the budget.
+pub fn startup_verdict(total_ms: u128) -> &'static str {
+    if total_ms <= STARTUP_TARGET_MS {
+        "Target"
+    } else if total_ms <= STARTUP_ACCEPTABLE_MS {
+        "Acceptable"
+    } else if total_ms < STARTUP_CRITICAL_MS {
+        "Marginal"
+    } else {
+        "Critical"
+    }
+}
+
+/// Whether the caches have synced (readiness).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the process ready.
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it is ready.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+struct ServerState {
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+/// Serves `/metrics`, `/livez` and `/readyz` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    readiness: Readiness,
+) -> Result<(), std::io::Error> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz_handler))
+        .with_state(ServerState { metrics, readiness });
+    axum::serve(listener, app).await
+}
+
+async fn metrics_handler(State(state): State<ServerState>) -> ([(String, String); 1], String) {
+    (
+        [(
+            "content-type".to_string(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string(),
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn readyz_handler(State(state): State<ServerState>) -> (StatusCode, &'static str) {
+    if state.readiness.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_budget_levels() {
+        assert_eq!(startup_verdict(200), "Target");
+        assert_eq!(startup_verdict(450), "Acceptable");
+        assert_eq!(startup_verdict(800), "Marginal");
+        assert_eq!(startup_verdict(1000), "Critical");
+    }
+
+    #[test]
+    fn metrics_render_counters() {
+        let metrics = Metrics::default();
+        metrics.reconciles.inc();
+        metrics.reverts.inc();
+        Metrics::count(&metrics.attestation_verdicts, "Missing");
+        let text = metrics.render();
+        assert!(text.contains("safedeploy_reconciles_total 1"), "{text}");
+        assert!(text.contains("safedeploy_reverts_total 1"));
+        assert!(text.contains("safedeploy_attestation_verdicts_total{kind=\"Missing\"} 1"));
+    }
+}

@@ -92,6 +92,7 @@ pub struct SafeDeploymentSpec {
     /// A step (or a whole rollout phase) that makes no progress for this long fails the rollout
     /// and reverts it. A duration such as `10m`. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "progressDeadline must be a duration such as 90s, 10m or 1h30m"},
     ]))]
@@ -101,6 +102,13 @@ pub struct SafeDeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub revision_history_limit: Option<i32>,
+
+    /// How long a new pod must stay Ready before it counts as available (and before the stable
+    /// revision gives up a pod for it). Default 5, so a canary that crashes right after its
+    /// first readiness never costs stable capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub min_ready_seconds: Option<i32>,
 
     /// Stops the rollout where it is (no step advances, no scaling) until set back to false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -113,6 +121,7 @@ pub struct SafeDeploymentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelectorSpec {
     /// Labels every pod of the workload carries.
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "size(self) > 0", "message": "selector.matchLabels needs at least one label"},
     ]))]
@@ -176,6 +185,7 @@ pub struct CanaryStrategy {
     /// Name of an analysis template run in the background from the first step to promotion;
     /// a failure reverts at any step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub background_analysis: Option<String>,
 }
 
@@ -207,6 +217,7 @@ pub struct CanaryStep {
 pub struct PauseStep {
     /// How long to wait, such as `30s` or `5m`. Without it the rollout waits for `promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "pause.duration must be a duration such as 30s, 5m or 1h"},
     ]))]
@@ -218,7 +229,7 @@ pub struct PauseStep {
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisStep {
     /// Name of an entry of `spec.analyses`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 63))]
     pub template: String,
 }
 
@@ -235,8 +246,8 @@ pub struct HealthGates {
     /// CreateContainerConfigError. Default 0 / 0 / 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_containers: Option<Thresholds>,
-    /// Canary pods not Ready after they were Ready once, or still not Ready past the critical
-    /// start-up latency. Default 0 / 0 / 1.
+    /// Canary pods still not Ready past the critical start-up latency (over the baseline).
+    /// Default 0 / 0 / 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_ready_pods: Option<Thresholds>,
     /// Start-up latency (pod creation to Ready) of the slowest canary pod minus the median of the
@@ -454,8 +465,8 @@ fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 "type": "object",
                 "required": ["labels"],
                 "properties": {
-                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}
+                    "labels": {"type": "object", "maxProperties": 64, "additionalProperties": {"type": "string", "maxLength": 63}},
+                    "annotations": {"type": "object", "maxProperties": 128, "additionalProperties": {"type": "string", "maxLength": 262144}}
                 }
             },
             "spec": {

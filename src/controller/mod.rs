@@ -1,19 +1,243 @@
-//! The I/O layer of the operator: watches, the reconcile loop that applies the core's decisions
-//! with server-side apply, events, and the HTTP endpoints.
+//! The I/O layer of the operator: watches (only what it owns, by label), the reconcile loop that
+//! carries out the core's decisions, status through server-side apply, and events.
+
+mod attestation;
+pub mod observe;
+mod reconcile;
+pub mod workload;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::{SafeDeployment, SafeDeploymentPolicy};
+use crate::core::revision::LABEL_NAME;
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "safedeploy";
 
 /// Arguments of `safedeploy controller`.
-#[derive(Debug, clap::Args)]
-pub struct ControllerArgs {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// Address of the HTTP server for /metrics, /livez and /readyz.
+    #[arg(long, env = "SAFEDEPLOY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Watch and act in this namespace only (default: every namespace).
+    #[arg(long, env = "SAFEDEPLOY_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name reported as the source of events (and the lease holder identity).
+    #[arg(long, env = "POD_NAME", default_value = "safedeploy-controller")]
+    pub instance: String,
+}
 
 /// Errors that stop the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    /// Could not reach the API server.
+    /// Could not reach the API server or read the kubeconfig.
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    /// The CRDs are not installed.
+    #[error("the SafeDeployment CRD is not installed ({0}); apply crds/ first")]
+    MissingCrd(kube::Error),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Owned ReplicaSets (trimmed).
+    pub replica_sets: Store<ReplicaSet>,
+    /// Pods of owned ReplicaSets (trimmed).
+    pub pods: Store<Pod>,
+    /// Attestation policies.
+    pub policies: Store<SafeDeploymentPolicy>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Operator metrics.
+    pub metrics: crate::telemetry::Metrics,
+    /// Set once every cache has synced; no decision is taken before (a half-filled cache would
+    /// look like missing policies or pods).
+    pub readiness: crate::telemetry::Readiness,
 }
 
 /// Runs the controller until it is stopped.
-pub async fn run(_args: ControllerArgs) -> Result<(), ControllerError> {
+pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
+    let started = Instant::now();
+    crate::telemetry::init_logging();
+    let client = Client::try_default().await?;
+    let client_ready = started.elapsed();
+    let scoped = |client: Client| match &args.namespace {
+        Some(namespace) => (
+            Api::<SafeDeployment>::namespaced(client.clone(), namespace),
+            Api::<ReplicaSet>::namespaced(client.clone(), namespace),
+            Api::<Pod>::namespaced(client, namespace),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
+    };
+    let (sds, replica_sets, pods) = scoped(client.clone());
+    sds.list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(ControllerError::MissingCrd)?;
+    let crd_checked = started.elapsed();
+
+    let owned = watcher::Config::default().labels(LABEL_NAME).any_semantic();
+    let (rs_store, rs_writer) = reflector::store();
+    let rs_stream = watcher(replica_sets, owned.clone())
+        .default_backoff()
+        .modify(observe::trim_replica_set)
+        .reflect(rs_writer)
+        .touched_objects();
+    let (pod_store, pod_writer) = reflector::store();
+    let pod_stream = watcher(pods, owned)
+        .default_backoff()
+        .modify(observe::trim_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+    let (policy_store, policy_writer) = reflector::store();
+    let policy_stream = watcher(
+        Api::<SafeDeploymentPolicy>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|p| p.metadata.managed_fields = None)
+    .reflect(policy_writer)
+    .touched_objects();
+
+    let metrics = crate::telemetry::Metrics::default();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "safedeploy".into(),
+            instance: Some(args.instance.clone()),
+        },
+    );
+    let readiness = crate::telemetry::Readiness::default();
+    let context = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: rs_store.clone(),
+        pods: pod_store.clone(),
+        policies: policy_store.clone(),
+        recorder,
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+    let http_addr = listener.local_addr()?;
+    let server = tokio::spawn(crate::telemetry::serve(
+        listener,
+        metrics.clone(),
+        readiness.clone(),
+    ));
+
+    // The policy reflector runs on its own task so its cache fills whatever the controller does.
+    let (policy_tx, policy_rx) = futures::channel::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let mut policy_tx = policy_tx;
+        let mut stream = policy_stream.boxed();
+        while let Some(event) = stream.next().await {
+            if event.is_ok() {
+                // A full channel already holds a pending "look again": dropping this one is fine.
+                let _ = policy_tx.try_send(());
+            }
+        }
+    });
+    let policy_changes = policy_rx;
+    let controller = Controller::new(sds, watcher::Config::default().any_semantic())
+        .owns_stream(rs_stream)
+        .watches_stream(pod_stream, |pod: Pod| {
+            let name = pod.labels().get(LABEL_NAME)?.clone();
+            Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
+        })
+        // A policy change can unblock or block any rollout it selects: look at all of them again.
+        .reconcile_all_on(policy_changes)
+        .shutdown_on_signal();
+    let sd_store = controller.store();
+
+    // Rollouts by phase are counted from the local cache (no API calls), so the gauge is right
+    // after a restart too.
+    let phase_store = sd_store.clone();
+    let phase_metrics = metrics.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let mut counts = std::collections::BTreeMap::<String, i64>::new();
+            for phase in [
+                "Pending",
+                "Blocked",
+                "Progressing",
+                "Paused",
+                "Inconclusive",
+                "Healthy",
+                "Degraded",
+            ] {
+                counts.insert(phase.to_string(), 0);
+            }
+            for sd in phase_store.state() {
+                let phase = sd.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                *counts.entry(format!("{phase:?}")).or_default() += 1;
+            }
+            for (kind, count) in counts {
+                phase_metrics
+                    .rollouts_by_phase
+                    .get_or_create(&crate::telemetry::KindLabel { kind })
+                    .set(count);
+            }
+        }
+    });
+
+    let sync_readiness = readiness.clone();
+    let sync_metrics = metrics.clone();
+    tokio::spawn(async move {
+        // The controller holds every reconcile until its own SafeDeployment cache is ready
+        // (waiting on a clone of that store here proved unreliable), so these three complete the
+        // picture.
+        let synced = futures::join!(
+            rs_store.wait_until_ready(),
+            pod_store.wait_until_ready(),
+            policy_store.wait_until_ready()
+        );
+        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
+            let cache_synced = started.elapsed();
+            sync_readiness.set_ready();
+            sync_metrics.record_startup(client_ready, crd_checked, cache_synced);
+        } else {
+            warn!("a cache was dropped before it synced; the controller stays unready");
+        }
+    });
+
+    info!(addr = %http_addr, namespace = ?args.namespace, "safedeploy controller starting");
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|outcome| async move {
+            if let Err(error) = outcome {
+                warn!(%error, "reconcile failed");
+            }
+        })
+        .await;
+    server.abort();
     Ok(())
+}
+
+/// How soon to look again after an error.
+pub(crate) fn backoff_action() -> Action {
+    Action::requeue(Duration::from_secs(5))
 }

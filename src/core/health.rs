@@ -213,8 +213,9 @@ pub fn assess(
         .map(|p| p.startup_latency_seconds(now))
         .fold(0.0_f64, f64::max);
     let extra_latency = (slowest - baseline_latency.unwrap_or(0.0)).max(0.0);
-    // A pod gets the acceptable start-up time (beyond the baseline) before "not Ready" counts.
-    let allowance = baseline_latency.unwrap_or(0.0) + gates.startup_latency_seconds.acceptable;
+    // A pod gets the critical start-up time (beyond the baseline) before "not Ready" counts, so
+    // a slow start is judged by the start-up latency signal with its own thresholds.
+    let allowance = baseline_latency.unwrap_or(0.0) + gates.startup_latency_seconds.critical;
     let not_ready = live
         .iter()
         .filter(|p| !p.ready && p.startup_latency_seconds(now) > allowance)
@@ -375,7 +376,7 @@ mod tests {
             value_of(&late, "startupLatencySeconds"),
             (9.0, "Critical".into())
         );
-        // Past the allowance (baseline + acceptable = 6 s) the unready pod counts too.
+        // Past the allowance (baseline + critical = 10 s) the unready pod counts too.
         assert_eq!(value_of(&late, "notReadyPods"), (1.0, "Critical".into()));
         assert_eq!(value_of(&early, "notReadyPods"), (0.0, "Target".into()));
     }

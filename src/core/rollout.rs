@@ -20,6 +20,8 @@ use crate::api::{
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
 /// Default number of old revisions kept.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 10;
+/// Default `minReadySeconds` of the ReplicaSets.
+pub const DEFAULT_MIN_READY_SECONDS: i32 = 5;
 /// How many rollouts the status history keeps.
 pub const HISTORY_CAPACITY: usize = 20;
 
@@ -34,7 +36,7 @@ pub struct ReplicaSetView {
     pub component: String,
     /// `spec.replicas`.
     pub replicas: i32,
-    /// `status.readyReplicas`.
+    /// `status.availableReplicas`: pods Ready for at least `minReadySeconds`.
     pub ready: i32,
 }
 
@@ -153,6 +155,9 @@ pub struct EventNote {
     pub warning: bool,
     /// CamelCase reason.
     pub reason: String,
+    /// What was done, specific enough that distinct occurrences are distinct events
+    /// (`CompleteStep2`, `RevertRevision3`); repeats of the same action are aggregated.
+    pub action: String,
     /// Human-readable note.
     pub note: String,
 }
@@ -298,9 +303,20 @@ impl<'a> Planner<'a> {
     }
 
     fn event(&mut self, warning: bool, reason: &str, note: String) {
+        let revision = self
+            .status
+            .canary_revision
+            .clone()
+            .unwrap_or_else(|| self.obs.desired.hash.clone());
+        let action = format!(
+            "{reason}-r{}-s{}",
+            self.revision_number(&revision),
+            self.status.current_step_index.unwrap_or(-1) + 1
+        );
         self.events.push(EventNote {
             warning,
             reason: reason.to_string(),
+            action,
             note,
         });
     }

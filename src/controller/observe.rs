@@ -1,0 +1,189 @@
+//! Turns Kubernetes objects into the plain views the core decides on (pods, ReplicaSets, manual
+//! requests), and trims cached objects to what those views need.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use crate::core::health::{FAILING_REASONS, PodView};
+use crate::core::revision::{LABEL_COMPONENT, LABEL_REVISION};
+use crate::core::rollout::{ReplicaSetView, Requests};
+
+/// Annotation asking to promote past the current step; its value is a unique token.
+pub const REQUEST_PROMOTE: &str = "safedeploy.dev/promote";
+/// Annotation asking to promote past every remaining step.
+pub const REQUEST_PROMOTE_FULL: &str = "safedeploy.dev/promote-full";
+/// Annotation asking to abort (revert) the canary.
+pub const REQUEST_ABORT: &str = "safedeploy.dev/abort";
+/// Annotation asking to retry a rejected revision.
+pub const REQUEST_RETRY: &str = "safedeploy.dev/retry";
+/// Annotation asking to roll back: `<revision number>/<token>`.
+pub const REQUEST_ROLLBACK: &str = "safedeploy.dev/rollback";
+/// Annotation that pauses the rollout while `"true"`.
+pub const ANNOTATION_PAUSED: &str = "safedeploy.dev/paused";
+
+/// Reads the manual requests from a SafeDeployment's annotations.
+pub fn requests(annotations: &std::collections::BTreeMap<String, String>) -> Requests {
+    let token = |key: &str| annotations.get(key).filter(|v| !v.is_empty()).cloned();
+    let rollback = annotations.get(REQUEST_ROLLBACK).and_then(|value| {
+        let (number, token) = value.split_once('/')?;
+        Some((value.clone(), number.trim().parse::<i64>().ok()?)).filter(|_| !token.is_empty())
+    });
+    Requests {
+        promote: token(REQUEST_PROMOTE),
+        promote_full: token(REQUEST_PROMOTE_FULL),
+        abort: token(REQUEST_ABORT),
+        retry: token(REQUEST_RETRY),
+        rollback,
+        paused: annotations
+            .get(ANNOTATION_PAUSED)
+            .is_some_and(|v| v == "true"),
+    }
+}
+
+/// The view of an owned ReplicaSet, or None when it lacks the operator's labels.
+pub fn replica_set_view(rs: &ReplicaSet) -> Option<ReplicaSetView> {
+    let labels = rs.labels();
+    Some(ReplicaSetView {
+        name: rs.name_any(),
+        revision: labels.get(LABEL_REVISION)?.clone(),
+        component: labels.get(LABEL_COMPONENT)?.clone(),
+        replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        // Available (Ready for minReadySeconds), not merely Ready: only those count as capacity.
+        ready: rs
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0),
+    })
+}
+
+/// The view of a pod, or None when it lacks the operator's labels or a creation time.
+pub fn pod_view(pod: &Pod) -> Option<PodView> {
+    let labels = pod.labels();
+    let status = pod.status.clone().unwrap_or_default();
+    let ready_condition = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready");
+    let ready = ready_condition.is_some_and(|c| c.status == "True");
+    let ready_at = ready_condition
+        .filter(|_| ready)
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
+    let containers = status.container_statuses.iter().flatten();
+    let init = status.init_container_statuses.iter().flatten();
+    let mut restarts = 0;
+    let mut failing = 0;
+    for container in containers.chain(init) {
+        restarts += container.restart_count;
+        let waiting = container
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref());
+        let last_terminated = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref());
+        let terminated = container
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref());
+        let is_failing =
+            |reason: Option<&str>| reason.is_some_and(|r| FAILING_REASONS.contains(&r));
+        if is_failing(waiting)
+            || last_terminated == Some("OOMKilled")
+            || terminated == Some("OOMKilled")
+        {
+            failing += 1;
+        }
+    }
+    Some(PodView {
+        name: pod.name_any(),
+        revision: labels.get(LABEL_REVISION)?.clone(),
+        component: labels.get(LABEL_COMPONENT)?.clone(),
+        created_at: pod.metadata.creation_timestamp.as_ref()?.0,
+        ready,
+        ready_at,
+        restarts,
+        failing_containers: failing,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+    })
+}
+
+/// Keeps only what [`pod_view`] reads, so the pod cache stays small.
+pub fn trim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        status.pod_ips = None;
+        status.host_ips = None;
+        status.message = None;
+    }
+}
+
+/// Keeps only what [`replica_set_view`] and ownership need, so the ReplicaSet cache stays small.
+pub fn trim_replica_set(rs: &mut ReplicaSet) {
+    rs.metadata.managed_fields = None;
+    if let Some(spec) = rs.spec.as_mut() {
+        spec.template = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn requests_are_read_from_annotations() {
+        let annotations = BTreeMap::from([
+            (REQUEST_PROMOTE.to_string(), "t1".to_string()),
+            (REQUEST_ROLLBACK.to_string(), "3/t2".to_string()),
+            (ANNOTATION_PAUSED.to_string(), "true".to_string()),
+            (REQUEST_ABORT.to_string(), String::new()),
+        ]);
+        let requests = requests(&annotations);
+        assert_eq!(requests.promote.as_deref(), Some("t1"));
+        assert_eq!(requests.rollback, Some(("3/t2".to_string(), 3)));
+        assert!(requests.paused);
+        assert_eq!(requests.abort, None);
+    }
+
+    #[test]
+    fn malformed_rollback_requests_are_ignored() {
+        for value in ["three/t", "3", "3/"] {
+            let annotations = BTreeMap::from([(REQUEST_ROLLBACK.to_string(), value.to_string())]);
+            assert_eq!(requests(&annotations).rollback, None, "{value}");
+        }
+    }
+
+    #[test]
+    fn pod_view_counts_restarts_and_failing_states() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z",
+                          "labels": {LABEL_REVISION: "abc", LABEL_COMPONENT: "main"}},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+                "containerStatuses": [
+                    {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 2,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                    {"name": "b", "image": "i", "imageID": "", "ready": true, "restartCount": 1,
+                     "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+                ]
+            }
+        }))
+        .unwrap();
+        let view = pod_view(&pod).unwrap();
+        assert_eq!(view.restarts, 3);
+        assert_eq!(view.failing_containers, 2);
+        assert!(!view.ready);
+        assert_eq!(view.revision, "abc");
+    }
+}

@@ -1,0 +1,279 @@
+//! One reconcile: gather the observation from the caches, ask the core for a decision, then
+//! carry it out in a crash-safe order (status first, with a resourceVersion precondition, then
+//! scaling, then events).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{Context, FIELD_MANAGER, attestation, observe, workload};
+use crate::api::{SafeDeployment, SafeDeploymentStatus};
+use crate::core::revision::{EmptySpec, LABEL_NAME, Revision};
+use crate::core::rollout::{AttestationGate, Decision, Observation, decide};
+
+/// Why a reconcile failed; each is retried with a back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// An API call failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// The spec has no template (the schema prevents this).
+    #[error("{0}")]
+    EmptySpec(#[from] EmptySpec),
+    /// The object has no namespace.
+    #[error("SafeDeployment without a namespace")]
+    NoNamespace,
+    /// A ReplicaSet of an old revision is gone and cannot be rebuilt.
+    #[error("the ReplicaSet for {0} is gone and its template is unknown")]
+    LostReplicaSet(String),
+}
+
+impl ReconcileError {
+    fn category(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            ReconcileError::Kube(_) => "kubernetes",
+            ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
+            ReconcileError::LostReplicaSet(_) => "lost_replica_set",
+        }
+    }
+}
+
+/// Reconciles one SafeDeployment.
+pub async fn reconcile(
+    sd: Arc<SafeDeployment>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let outcome = reconcile_inner(&sd, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(error) = &outcome {
+        crate::telemetry::Metrics::count(&ctx.metrics.reconcile_errors, error.category());
+    }
+    outcome
+}
+
+/// Retries failed reconciles after a short back-off.
+pub fn error_policy(sd: Arc<SafeDeployment>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    warn!(rollout = %sd.name_any(), namespace = ?sd.namespace(), %error, "reconcile failed; retrying");
+    super::backoff_action()
+}
+
+async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, ReconcileError> {
+    if sd.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the ReplicaSets.
+        return Ok(Action::await_change());
+    }
+    if !ctx.readiness.is_ready() {
+        return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+    }
+    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let name = sd.name_any();
+    let uid = sd.uid().unwrap_or_default();
+    let revision = Revision::from_spec(&sd.spec)?;
+    let status = sd.status.clone().unwrap_or_default();
+
+    let replica_sets: Vec<_> = ctx
+        .replica_sets
+        .state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .filter_map(|rs| observe::replica_set_view(rs))
+        .collect();
+    let pods: Vec<_> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
+        .filter_map(|pod| observe::pod_view(pod))
+        .collect();
+
+    let attestation = attestation_for(sd, ctx, &revision, &status).await?;
+    let analyses = std::collections::BTreeMap::new();
+    let observation = Observation {
+        name: &name,
+        generation: sd.metadata.generation,
+        spec: &sd.spec,
+        desired: &revision,
+        status: &status,
+        replica_sets: &replica_sets,
+        pods: &pods,
+        attestation,
+        analyses,
+        requests: observe::requests(sd.annotations()),
+        now: Timestamp::now(),
+    };
+    let decision = decide(&observation);
+    carry_out(sd, ctx, &namespace, &revision, &status, &decision).await?;
+    Ok(decision
+        .requeue_after
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
+}
+
+/// At rest the verdict recorded for the stable revision stands; otherwise the attestation is
+/// fetched and verified.
+async fn attestation_for(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    revision: &Revision,
+    status: &SafeDeploymentStatus,
+) -> Result<AttestationGate, ReconcileError> {
+    let at_rest = status.stable_revision.as_deref() == Some(revision.hash.as_str())
+        && status.canary_revision.is_none();
+    if at_rest
+        && let Some(previous) = status
+            .attestation
+            .as_ref()
+            .filter(|v| v.revision == revision.hash)
+    {
+        return Ok(if !previous.verified {
+            AttestationGate::Rejected {
+                reason: previous.reason.clone(),
+                message: previous.message.clone(),
+            }
+        } else if previous.reason == "NotRequired" {
+            AttestationGate::NotRequired(previous.message.clone())
+        } else {
+            AttestationGate::Verified(previous.message.clone())
+        });
+    }
+    let gate = attestation::gate(sd, ctx, revision).await?;
+    let reason = match &gate {
+        AttestationGate::Verified(_) => "Verified",
+        AttestationGate::NotRequired(_) => "NotRequired",
+        AttestationGate::Rejected { reason, .. } => reason.as_str(),
+    };
+    crate::telemetry::Metrics::count(&ctx.metrics.attestation_verdicts, reason);
+    Ok(gate)
+}
+
+async fn carry_out(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    namespace: &str,
+    revision: &Revision,
+    status: &SafeDeploymentStatus,
+    decision: &Decision,
+) -> Result<(), ReconcileError> {
+    let name = sd.name_any();
+    if &decision.status != status {
+        let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+        // The resourceVersion precondition makes a decision taken on a stale cache fail instead
+        // of repeating a step.
+        let patch = json!({
+            "apiVersion": "safedeploy.dev/v1alpha1",
+            "kind": "SafeDeployment",
+            "metadata": {"name": name, "resourceVersion": sd.resource_version()},
+            "status": decision.status,
+        });
+        sds.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    for action in &decision.scale {
+        let rs_name =
+            Revision::replica_set_name(&name, revision.single, &action.component, &action.revision);
+        let exists = ctx
+            .replica_sets
+            .state()
+            .iter()
+            .any(|rs| rs.name_any() == rs_name && rs.namespace().as_deref() == Some(namespace));
+        if exists {
+            let patch = json!({"spec": {"replicas": action.replicas}});
+            replica_sets
+                .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        } else if action.revision == revision.hash {
+            let Some(component) = revision
+                .components
+                .iter()
+                .find(|c| c.name == action.component)
+            else {
+                continue;
+            };
+            let number = decision
+                .status
+                .revisions
+                .iter()
+                .find(|r| r.hash == revision.hash)
+                .map(|r| r.number)
+                .unwrap_or(0);
+            let rs = workload::replica_set(sd, revision, component, number, action.replicas);
+            replica_sets
+                .patch(
+                    &rs_name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&rs),
+                )
+                .await?;
+        } else {
+            return Err(ReconcileError::LostReplicaSet(rs_name));
+        }
+        info!(rollout = %name, namespace, replica_set = %rs_name, replicas = action.replicas, "scaled");
+    }
+    for rs_name in &decision.delete {
+        replica_sets
+            .delete(rs_name, &DeleteParams::background())
+            .await?;
+        info!(rollout = %name, namespace, replica_set = %rs_name, "deleted old revision beyond the history limit");
+    }
+
+    let reference = sd.object_ref(&());
+    for note in &decision.events {
+        match note.reason.as_str() {
+            "RolloutReverted" => ctx.metrics.reverts.inc(),
+            "RolloutCompleted" => ctx.metrics.promotions.inc(),
+            _ => 0,
+        };
+        info!(rollout = %name, namespace, reason = %note.reason, note = %note.note, "event");
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.clone(),
+            note: Some(truncate(&note.note, 1000)),
+            action: note.action.clone(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            warn!(rollout = %name, %error, "could not record event");
+        }
+    }
+    Ok(())
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

@@ -1,0 +1,125 @@
+//! Builds the ReplicaSet that runs one component of one revision: names, labels, selector and
+//! owner reference, from the SafeDeployment and the normalised revision.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::{Resource, ResourceExt};
+
+use crate::api::SafeDeployment;
+use crate::core::revision::{
+    ANNOTATION_REVISION_NUMBER, ComponentTemplate, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION,
+    Revision,
+};
+
+/// The labels that identify the pods of one component of one revision.
+pub fn revision_labels(
+    sd: &SafeDeployment,
+    component: &str,
+    hash: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = sd.spec.selector.match_labels.clone();
+    labels.insert(LABEL_NAME.to_string(), sd.name_any());
+    labels.insert(LABEL_REVISION.to_string(), hash.to_string());
+    labels.insert(LABEL_COMPONENT.to_string(), component.to_string());
+    labels
+}
+
+/// The ReplicaSet for `component` of `revision`, at `replicas`, owned by `sd`.
+pub fn replica_set(
+    sd: &SafeDeployment,
+    revision: &Revision,
+    component: &ComponentTemplate,
+    revision_number: i64,
+    replicas: i32,
+) -> ReplicaSet {
+    let labels = revision_labels(sd, &component.name, &revision.hash);
+    let mut template = component.template.clone();
+    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(labels.clone());
+    ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(Revision::replica_set_name(
+                &sd.name_any(),
+                revision.single,
+                &component.name,
+                &revision.hash,
+            )),
+            namespace: sd.namespace(),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_REVISION_NUMBER.to_string(),
+                revision_number.to_string(),
+            )])),
+            owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels),
+                match_expressions: None,
+            },
+            template: Some(template),
+            min_ready_seconds: Some(
+                sd.spec
+                    .min_ready_seconds
+                    .unwrap_or(crate::core::rollout::DEFAULT_MIN_READY_SECONDS),
+            ),
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SafeDeploymentSpec;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+    #[test]
+    fn replica_set_selects_only_its_revision_and_is_owned() {
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(3),
+                template: Some(PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(BTreeMap::from([("app".into(), "web".into())])),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "app".into(),
+                            image: Some("app:v1".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            },
+        );
+        sd.spec.selector.match_labels = BTreeMap::from([("app".into(), "web".into())]);
+        sd.metadata.namespace = Some("ns".into());
+        sd.metadata.uid = Some("uid-1".into());
+        let revision = Revision::from_spec(&sd.spec).unwrap();
+        let rs = replica_set(&sd, &revision, &revision.components[0], 2, 3);
+        let spec = rs.spec.unwrap();
+        let selector = spec.selector.match_labels.unwrap();
+        assert_eq!(selector.get(LABEL_REVISION), Some(&revision.hash));
+        assert_eq!(selector.get("app").map(String::as_str), Some("web"));
+        let pod_labels = spec.template.unwrap().metadata.unwrap().labels.unwrap();
+        assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+        let owner = &rs.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            ("uid-1", Some(true))
+        );
+        assert_eq!(rs.metadata.name.unwrap(), format!("web-{}", revision.hash));
+    }
+}

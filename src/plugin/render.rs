@@ -1,0 +1,239 @@
+//! Plain-text views of SafeDeployments for the plugin: the list table, the status view (steps,
+//! weights, signals against thresholds, attestation, analysis) and the history.
+
+use std::fmt::Write;
+
+use kube::ResourceExt;
+
+use crate::api::{CanaryStep, SafeDeployment};
+use crate::core::health::trim_number;
+
+/// `NAME PHASE STABLE CANARY WEIGHT STEP`.
+pub fn table(items: &[SafeDeployment]) -> String {
+    let mut out = format!(
+        "{:<24} {:<13} {:<12} {:<12} {:>6}  {}\n",
+        "NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP"
+    );
+    for sd in items {
+        let status = sd.status.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<13} {:<12} {:<12} {:>6}  {}",
+            sd.name_any(),
+            format!("{:?}", status.phase),
+            status.stable_revision.unwrap_or_else(|| "-".into()),
+            status.canary_revision.unwrap_or_else(|| "-".into()),
+            status.canary_weight,
+            status.step_display.unwrap_or_else(|| "-".into()),
+        );
+    }
+    out
+}
+
+fn describe(step: &CanaryStep) -> String {
+    if let Some(weight) = step.set_weight {
+        format!("setWeight {weight}%")
+    } else if let Some(pause) = &step.pause {
+        match &pause.duration {
+            Some(duration) => format!("pause {duration}"),
+            None => "pause (until promoted)".into(),
+        }
+    } else if let Some(analysis) = &step.analysis {
+        format!("analysis {}", analysis.template)
+    } else {
+        "?".into()
+    }
+}
+
+/// The detailed, readable status of one rollout.
+pub fn status(sd: &SafeDeployment) -> String {
+    let status = sd.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "SafeDeployment {}/{}",
+        sd.namespace().unwrap_or_default(),
+        sd.name_any()
+    );
+    let _ = writeln!(out, "  Phase:    {:?}", status.phase);
+    if let Some(message) = &status.message {
+        let _ = writeln!(out, "  Message:  {message}");
+    }
+    let number = |hash: &Option<String>| {
+        hash.as_ref().map_or("-".to_string(), |h| {
+            let n = status
+                .revisions
+                .iter()
+                .find(|r| &r.hash == h)
+                .map(|r| r.number);
+            n.map_or(h.clone(), |n| format!("{h} (revision {n})"))
+        })
+    };
+    let _ = writeln!(out, "  Stable:   {}", number(&status.stable_revision));
+    let _ = writeln!(out, "  Canary:   {}", number(&status.canary_revision));
+    let _ = writeln!(
+        out,
+        "  Weight:   canary {}% / stable {}%",
+        status.canary_weight,
+        100 - status.canary_weight
+    );
+    if let Some(attestation) = &status.attestation {
+        let mark = if attestation.verified { "✔" } else { "✖" };
+        let _ = writeln!(
+            out,
+            "  Attested: {mark} {} — {}",
+            attestation.reason, attestation.message
+        );
+    }
+    let _ = writeln!(out, "\n  Steps:");
+    let current = status
+        .current_step_index
+        .and_then(|i| usize::try_from(i).ok());
+    for (index, step) in sd.spec.strategy.canary.steps.iter().enumerate() {
+        let marker = match current {
+            Some(c) if status.canary_revision.is_some() && c == index => "▶",
+            Some(c) if status.canary_revision.is_some() && c > index => "✔",
+            _ => " ",
+        };
+        let _ = writeln!(out, "    {marker} {}. {}", index + 1, describe(step));
+    }
+    if !status.health.is_empty() {
+        let _ = writeln!(out, "\n  Health signals (canary):");
+        let _ = writeln!(
+            out,
+            "    {:<24} {:>8} {:>9} {:>7} {:>10} {:>8}  {}",
+            "SIGNAL", "VALUE", "BASELINE", "TARGET", "ACCEPTABLE", "CRITICAL", "VERDICT"
+        );
+        for m in &status.health {
+            let _ = writeln!(
+                out,
+                "    {:<24} {:>8} {:>9} {:>7} {:>10} {:>8}  {}",
+                m.signal,
+                trim_number(m.value),
+                m.baseline.map_or("-".into(), trim_number),
+                trim_number(m.thresholds.target),
+                trim_number(m.thresholds.acceptable),
+                trim_number(m.thresholds.critical),
+                m.verdict
+            );
+        }
+    }
+    if !status.analysis_runs.is_empty() {
+        let _ = writeln!(out, "\n  Analysis:");
+        for run in &status.analysis_runs {
+            let _ = writeln!(
+                out,
+                "    {}",
+                serde_json::to_string(run).unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(out, "\n  Conditions:");
+    for condition in &status.conditions {
+        let _ = writeln!(
+            out,
+            "    {:<12} {:<5} {}",
+            condition.type_, condition.status, condition.reason
+        );
+    }
+    out
+}
+
+/// The rollout history, oldest first.
+pub fn history(sd: &SafeDeployment) -> String {
+    let status = sd.status.clone().unwrap_or_default();
+    let mut out = format!(
+        "{:<9} {:<12} {:<15} {:<26} {:<26} {}\n",
+        "REVISION", "HASH", "OUTCOME", "STARTED", "FINISHED", "REASON"
+    );
+    for entry in &status.history {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<12} {:<15} {:<26} {:<26} {}",
+            entry.revision,
+            entry.hash,
+            entry.outcome,
+            entry.started_at,
+            entry.finished_at.clone().unwrap_or_else(|| "-".into()),
+            entry.reason
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        CanaryStrategy, HistoryEntry, Phase, SafeDeploymentSpec, SafeDeploymentStatus,
+        SignalMeasurement, Strategy, Thresholds,
+    };
+
+    fn sample() -> SafeDeployment {
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                strategy: Strategy {
+                    canary: CanaryStrategy {
+                        steps: vec![
+                            CanaryStep {
+                                set_weight: Some(25),
+                                ..Default::default()
+                            },
+                            CanaryStep {
+                                set_weight: Some(50),
+                                ..Default::default()
+                            },
+                        ],
+                        ..Default::default()
+                    },
+                },
+                ..Default::default()
+            },
+        );
+        sd.status = Some(SafeDeploymentStatus {
+            phase: Phase::Progressing,
+            canary_revision: Some("bbb".into()),
+            stable_revision: Some("aaa".into()),
+            current_step_index: Some(1),
+            canary_weight: 50,
+            health: vec![SignalMeasurement {
+                signal: "restarts".into(),
+                value: 0.0,
+                baseline: None,
+                thresholds: Thresholds {
+                    target: 0.0,
+                    acceptable: 0.0,
+                    critical: 1.0,
+                },
+                verdict: "Target".into(),
+                measured_at: "now".into(),
+            }],
+            history: vec![HistoryEntry {
+                revision: 2,
+                hash: "bbb".into(),
+                outcome: "InProgress".into(),
+                started_at: "t0".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        sd
+    }
+
+    #[test]
+    fn status_shows_steps_signals_and_weights() {
+        let text = status(&sample());
+        assert!(text.contains("✔ 1. setWeight 25%"), "{text}");
+        assert!(text.contains("▶ 2. setWeight 50%"), "{text}");
+        assert!(text.contains("canary 50% / stable 50%"));
+        assert!(text.contains("restarts"));
+    }
+
+    #[test]
+    fn table_and_history_list_every_item() {
+        let table = table(&[sample()]);
+        assert!(table.lines().nth(1).unwrap().starts_with("web"));
+        assert!(history(&sample()).contains("InProgress"));
+    }
+}

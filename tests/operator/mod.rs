@@ -1,0 +1,223 @@
+//! Helpers for tests that run the operator against the local control plane: install the CRDs,
+//! start `safedeploy controller --namespace <ns>` as a child process (so a test can kill and
+//! restart it), opt a namespace in or out of attestation, build SafeDeployments and wait on them.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use safedeploy::api::{SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::common::{Fault, Result, TestNamespace, wait_until};
+
+/// Applies the generated CRDs (server-side, idempotent) and waits until they are served.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let yaml = safedeploy::api::crds_yaml().expect("CRDs render");
+    for document in yaml.split("\n---\n").map(|d| d.trim_start_matches("---\n")) {
+        if document.trim().is_empty() {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_yaml::from_str(document).expect("CRD yaml");
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("safedeploy-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("cannot apply CRD {name}: {error}"));
+        wait_until(Duration::from_secs(30), "the CRD to be established", || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await?;
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                Ok(established.then_some(()))
+            }
+        })
+        .await;
+    }
+}
+
+/// A running operator process scoped to one namespace; killed when dropped.
+pub struct Operator {
+    child: Child,
+    namespace: String,
+    /// Where its logs go.
+    pub log_path: std::path::PathBuf,
+}
+
+impl Operator {
+    /// Starts the operator for `namespace`.
+    pub async fn start(namespace: &str) -> Self {
+        let log_path = std::env::temp_dir().join(format!("safedeploy-operator-{namespace}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("operator log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_safedeploy"))
+            .args([
+                "controller",
+                "--namespace",
+                namespace,
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the operator");
+        Operator {
+            child,
+            namespace: namespace.to_string(),
+            log_path,
+        }
+    }
+
+    /// Kills the process at once (SIGKILL) and waits for it.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// The operator's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+/// Creates a policy that applies to `namespace` only. `require` false opts it out of
+/// attestation (the tests of the rollout mechanics use that).
+pub async fn namespace_policy(client: &Client, namespace: &str, spec: Value) {
+    let api: Api<SafeDeploymentPolicy> = Api::all(client.clone());
+    let mut spec = spec;
+    spec["namespaces"] = json!([namespace]);
+    let policy = json!({
+        "apiVersion": "safedeploy.dev/v1alpha1",
+        "kind": "SafeDeploymentPolicy",
+        "metadata": {"name": format!("{namespace}-policy"), "labels": {crate::common::TEST_LABEL: "true"}},
+        "spec": spec,
+    });
+    api.patch(
+        &format!("{namespace}-policy"),
+        &PatchParams::apply("safedeploy-tests").force(),
+        &Patch::Apply(&policy),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("cannot apply the policy: {error}"));
+}
+
+/// A namespace with the CRDs installed, an attestation opt-out policy and a running operator.
+pub async fn setup(prefix: &str) -> (TestNamespace, Operator) {
+    let ns = TestNamespace::new(prefix).await;
+    install_crds(&ns.client).await;
+    namespace_policy(&ns.client, &ns.name, json!({"requireAttestation": false})).await;
+    let operator = Operator::start(&ns.name).await;
+    (ns, operator)
+}
+
+/// A SafeDeployment manifest named `name` with `replicas` pods of `image`, the pod template
+/// carrying `fault`, and the given steps.
+pub fn safe_deployment(
+    name: &str,
+    replicas: i32,
+    image: &str,
+    fault: Fault,
+    steps: Value,
+) -> Value {
+    json!({
+        "apiVersion": "safedeploy.dev/v1alpha1",
+        "kind": "SafeDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "minReadySeconds": 1,
+            "template": pod_template(name, image, fault),
+            "strategy": {"canary": {"steps": steps}},
+        }
+    })
+}
+
+/// The pod template of [`safe_deployment`].
+pub fn pod_template(app: &str, image: &str, fault: Fault) -> Value {
+    json!({
+        "metadata": {"labels": {"app": app}, "annotations": fault.annotations()},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    })
+}
+
+/// Applies a SafeDeployment manifest (server-side apply as the "user").
+pub async fn apply(ns: &TestNamespace, manifest: &Value) -> Result<SafeDeployment> {
+    let api: Api<SafeDeployment> = ns.api();
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    Ok(api
+        .patch(
+            &name,
+            &PatchParams::apply("test-user").force(),
+            &Patch::Apply(manifest),
+        )
+        .await?)
+}
+
+/// Waits until the SafeDeployment's status satisfies `check`, and returns it.
+pub async fn wait_status<F>(
+    ns: &TestNamespace,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: F,
+) -> SafeDeploymentStatus
+where
+    F: Fn(&SafeDeploymentStatus) -> bool,
+{
+    let api: Api<SafeDeployment> = ns.api();
+    let start = Instant::now();
+    loop {
+        if let Ok(sd) = api.get(name).await
+            && let Some(status) = sd.status
+            && check(&status)
+        {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let status = api.get(name).await.ok().and_then(|sd| sd.status);
+            panic!("timed out after {timeout:?} waiting for {what}; status: {status:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The condition `type_` of a status, as (status, reason).
+pub fn condition(status: &SafeDeploymentStatus, type_: &str) -> Option<(String, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Sets an annotation on the SafeDeployment (as the plugin does).
+pub async fn annotate(ns: &TestNamespace, name: &str, key: &str, value: &str) -> Result {
+    let api: Api<SafeDeployment> = ns.api();
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
