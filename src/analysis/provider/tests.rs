@@ -1,0 +1,693 @@
+//! Provider tests: Prometheus answer parsing against the API's documented JSON formats, and the
+//! HTTP clients against local axum servers on 127.0.0.1 (a fake Prometheus API and a JSON
+//! endpoint).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+
+use super::prometheus::{QueryResult, parse_response};
+use super::*;
+use crate::analysis::run::{self, RunOutcome};
+use crate::api::analysis::{
+    HeadersFrom, HttpHeader, HttpMethod, MannWhitneySpec, MetricThresholds, Provider, RangeSpec,
+    RelativeCheck, SecretRef, StatisticalCheck,
+};
+
+// --- Parsing of Prometheus answers (formats as documented for the HTTP API) ---
+
+#[test]
+fn parses_an_instant_vector() {
+    let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+        {"metric":{"__name__":"up","job":"prometheus","instance":"localhost:9090"},"value":[1435781451.781,"1"]},
+        {"metric":{"__name__":"up","job":"node","instance":"localhost:9100"},"value":[1435781451.781,"0"]}]}}"#;
+    let result = parse_response(200, body).unwrap();
+    assert_eq!(result, QueryResult::Vector(vec![1.0, 0.0]));
+    assert!(
+        matches!(result.single_value("up"), Err(ProviderError::Parse(m)) if m.contains("2 series"))
+    );
+    assert_eq!(result.samples("up"), Ok(vec![1.0, 0.0]));
+}
+
+#[test]
+fn parses_scalars_nan_and_infinities() {
+    let scalar =
+        br#"{"status":"success","data":{"resultType":"scalar","result":[1435781451.781,"42.5"]}}"#;
+    assert_eq!(
+        parse_response(200, scalar).unwrap().single_value("q"),
+        Ok(42.5)
+    );
+    let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"NaN"]}]}}"#;
+    assert!(
+        parse_response(200, nan)
+            .unwrap()
+            .single_value("q")
+            .unwrap()
+            .is_nan()
+    );
+    let inf = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"+Inf"]}]}}"#;
+    assert_eq!(
+        parse_response(200, inf).unwrap().single_value("q"),
+        Ok(f64::INFINITY)
+    );
+    let neg =
+        br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"-Inf"]}}"#;
+    assert_eq!(
+        parse_response(200, neg).unwrap().single_value("q"),
+        Ok(f64::NEG_INFINITY)
+    );
+    let exp =
+        br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1.5e-3"]}}"#;
+    assert_eq!(
+        parse_response(200, exp).unwrap().single_value("q"),
+        Ok(0.0015)
+    );
+}
+
+#[test]
+fn parses_a_range_matrix_into_samples() {
+    let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{"__name__":"up","job":"prometheus","instance":"localhost:9090"},"values":[[1435781430.781,"1"],[1435781445.781,"1"],[1435781460.781,"1"]]},
+        {"metric":{"__name__":"up","job":"node","instance":"localhost:9091"},"values":[[1435781430.781,"0"],[1435781445.781,"0"],[1435781460.781,"1"]]}]}}"#;
+    let result = parse_response(200, body).unwrap();
+    assert_eq!(result.samples("up"), Ok(vec![1.0, 1.0, 1.0, 0.0, 0.0, 1.0]));
+    assert!(matches!(
+        result.single_value("up"),
+        Err(ProviderError::Parse(_))
+    ));
+}
+
+#[test]
+fn empty_results_are_no_data() {
+    let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    let result = parse_response(200, empty).unwrap();
+    assert!(matches!(
+        result.single_value("q"),
+        Err(ProviderError::NoData(_))
+    ));
+    assert!(matches!(result.samples("q"), Err(ProviderError::NoData(_))));
+    let empty_matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+    assert!(matches!(
+        parse_response(200, empty_matrix).unwrap().samples("q"),
+        Err(ProviderError::NoData(_))
+    ));
+}
+
+#[test]
+fn error_answers_are_bad_status_with_the_prometheus_error() {
+    let body = br#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:1: parse error: unexpected end of input"}"#;
+    assert_eq!(
+        parse_response(400, body),
+        Err(ProviderError::BadStatus {
+            status: 400,
+            message:
+                "bad_data: invalid parameter \"query\": 1:1: parse error: unexpected end of input"
+                    .into()
+        })
+    );
+    let timeout = br#"{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}"#;
+    assert!(
+        matches!(parse_response(503, timeout), Err(ProviderError::BadStatus { status: 503, message }) if message.starts_with("timeout:"))
+    );
+    // A proxy in front answering HTML.
+    assert!(matches!(
+        parse_response(502, b"<html>Bad Gateway</html>"),
+        Err(ProviderError::BadStatus { status: 502, message }) if message.contains("Bad Gateway")
+    ));
+    // Garbage with 200 is a parse error.
+    assert!(matches!(
+        parse_response(200, b"not json"),
+        Err(ProviderError::Parse(_))
+    ));
+    assert!(matches!(
+        parse_response(200, br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"abc"]}]}}"#),
+        Err(ProviderError::Parse(_))
+    ));
+}
+
+#[test]
+fn native_histograms_are_refused_with_a_hint() {
+    let body = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1700000000,{"count":"10","sum":"3.5","buckets":[[0,"0.1","0.2","4"]]}]}]}}"#;
+    assert!(matches!(
+        parse_response(200, body),
+        Err(ProviderError::Parse(m)) if m.contains("histogram_quantile")
+    ));
+}
+
+// --- Local servers ---
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+fn vector(value: &str) -> String {
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"app":"checkout"}},"value":[1700000000.5,"{value}"]}}]}}}}"#
+    )
+}
+
+/// A fake Prometheus under `/prom`: the value depends on the revision in the query.
+fn fake_prometheus() -> Router {
+    let query = |Query(params): Query<HashMap<String, String>>| async move {
+        let q = params.get("query").cloned().unwrap_or_default();
+        if q.contains("syntax error(") {
+            return (
+                StatusCode::BAD_REQUEST,
+                r#"{"status":"error","errorType":"bad_data","error":"1:14: parse error: unclosed left parenthesis"}"#
+                    .to_string(),
+            );
+        }
+        if q.contains("slow") {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        if q.contains("missing") {
+            return (
+                StatusCode::OK,
+                r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.to_string(),
+            );
+        }
+        let value = if q.contains(r#"rev="canary-hash""#) {
+            "0.12"
+        } else if q.contains(r#"rev="stable-hash""#) {
+            "0.10"
+        } else {
+            "NaN"
+        };
+        (StatusCode::OK, vector(value))
+    };
+    let query_range = |Query(params): Query<HashMap<String, String>>| async move {
+        let q = params.get("query").cloned().unwrap_or_default();
+        let start: f64 = params
+            .get("start")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        let end: f64 = params
+            .get("end")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        let step: f64 = params
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        if step <= 0.0 || end <= start {
+            return (
+                StatusCode::BAD_REQUEST,
+                r#"{"status":"error","errorType":"bad_data","error":"bad range"}"#.to_string(),
+            );
+        }
+        // One point per step; the canary is 10% slower.
+        let base = if q.contains(r#"rev="canary-hash""#) {
+            110.0
+        } else {
+            100.0
+        };
+        let points: Vec<String> = (0..)
+            .map(|i| start + step * f64::from(i))
+            .take_while(|t| *t <= end)
+            .enumerate()
+            .map(|(i, t)| {
+                let wobble = ((i * 37) % 21) as f64 - 10.0;
+                format!(r#"[{t},"{}"]"#, base + wobble)
+            })
+            .collect();
+        (
+            StatusCode::OK,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[{}]}}]}}}}"#,
+                points.join(",")
+            ),
+        )
+    };
+    Router::new()
+        .route("/prom/api/v1/query", get(query))
+        .route("/prom/api/v1/query_range", get(query_range))
+}
+
+fn vars() -> QueryVars {
+    QueryVars {
+        canary: "canary-hash".into(),
+        stable: "stable-hash".into(),
+        baseline: "stable-hash".into(),
+        namespace: "shop".into(),
+        name: "checkout".into(),
+    }
+}
+
+fn now() -> Timestamp {
+    "2026-03-01T12:00:00Z".parse().unwrap()
+}
+
+fn prometheus_metric(addr: SocketAddr, query: &str) -> MetricSpec {
+    MetricSpec {
+        name: "latency".into(),
+        provider: Provider {
+            prometheus: Some(PrometheusProvider {
+                address: format!("http://{addr}/prom/"),
+                query: query.into(),
+                timeout: Some("500ms".into()),
+                ..PrometheusProvider::default()
+            }),
+            web: None,
+        },
+        thresholds: Some(MetricThresholds {
+            target: 0.1,
+            acceptable: 0.2,
+            critical: 0.5,
+        }),
+        ..MetricSpec::default()
+    }
+}
+
+const LATENCY: &str = r#"latency{namespace="{{namespace}}",app="{{name}}",rev="{{revision}}"}"#;
+
+#[tokio::test]
+async fn prometheus_instant_values_for_canary_and_baseline() {
+    let addr = serve(fake_prometheus()).await;
+    let providers = Providers::new().unwrap();
+    let mut metric = prometheus_metric(addr, LATENCY);
+    metric.relative = Some(RelativeCheck {
+        max_regression_percent: 10.0,
+        ..RelativeCheck::default()
+    });
+    let obs = providers
+        .measure(&metric, &vars(), &SecretHeaders::new(), now())
+        .await;
+    assert_eq!(obs.metric, "latency");
+    assert_eq!(obs.canary, Some(Ok(0.12)));
+    assert_eq!(obs.baseline, Some(Ok(0.10)));
+    assert_eq!(obs.canary_samples, None);
+    // 20% worse than the baseline: the relative check fails, thresholds alone would pass.
+    let j = crate::analysis::judge::judge_metric(&metric, Some(&obs));
+    assert_eq!(j.verdict, crate::api::analysis::MetricVerdict::Fail);
+}
+
+#[tokio::test]
+async fn prometheus_baseline_query_overrides_the_revision_binding() {
+    let addr = serve(fake_prometheus()).await;
+    let providers = Providers::new().unwrap();
+    let mut metric = prometheus_metric(addr, r#"latency{rev="{{canary}}"}"#);
+    metric.relative = Some(RelativeCheck {
+        max_regression_percent: 50.0,
+        ..RelativeCheck::default()
+    });
+    if let Some(p) = metric.provider.prometheus.as_mut() {
+        p.baseline_query = Some(r#"latency{rev="{{stable}}"}"#.into());
+    }
+    let obs = providers
+        .measure(&metric, &vars(), &SecretHeaders::new(), now())
+        .await;
+    assert_eq!((obs.canary, obs.baseline), (Some(Ok(0.12)), Some(Ok(0.10))));
+}
+
+#[tokio::test]
+async fn prometheus_range_query_gives_samples_for_the_statistical_judge() {
+    let addr = serve(fake_prometheus()).await;
+    let providers = Providers::new().unwrap();
+    let mut metric = prometheus_metric(addr, LATENCY);
+    metric.thresholds = None;
+    metric.statistical = Some(StatisticalCheck {
+        mann_whitney: MannWhitneySpec::default(),
+    });
+    if let Some(p) = metric.provider.prometheus.as_mut() {
+        p.range = Some(RangeSpec {
+            window: "10m".into(),
+            step: "5s".into(),
+        });
+    }
+    let obs = providers
+        .measure(&metric, &vars(), &SecretHeaders::new(), now())
+        .await;
+    let canary = obs.canary_samples.clone().unwrap().unwrap();
+    let baseline = obs.baseline_samples.clone().unwrap().unwrap();
+    assert_eq!(canary.len(), 121, "10m every 5s, both ends included");
+    assert_eq!(baseline.len(), 121);
+    assert_eq!(obs.canary, None);
+    let j = crate::analysis::judge::judge_metric(&metric, Some(&obs));
+    assert_eq!(
+        j.verdict,
+        crate::api::analysis::MetricVerdict::Fail,
+        "{j:?}"
+    );
+}
+
+#[tokio::test]
+async fn prometheus_errors_are_typed() {
+    let addr = serve(fake_prometheus()).await;
+    let providers = Providers::new().unwrap();
+    let s = SecretHeaders::new();
+
+    let bad = prometheus_metric(addr, "sum(syntax error(");
+    let obs = providers.measure(&bad, &vars(), &s, now()).await;
+    assert!(
+        matches!(&obs.canary, Some(Err(ProviderError::BadStatus { status: 400, message })) if message.contains("unclosed left parenthesis")),
+        "{obs:?}"
+    );
+
+    let missing = prometheus_metric(addr, "missing_metric");
+    let obs = providers.measure(&missing, &vars(), &s, now()).await;
+    assert!(
+        matches!(obs.canary, Some(Err(ProviderError::NoData(_)))),
+        "{obs:?}"
+    );
+
+    let nan = prometheus_metric(addr, "ratio_without_traffic");
+    let obs = providers.measure(&nan, &vars(), &s, now()).await;
+    assert!(matches!(obs.canary, Some(Ok(v)) if v.is_nan()), "{obs:?}");
+
+    let slow = prometheus_metric(addr, "slow");
+    let started = std::time::Instant::now();
+    let obs = providers.measure(&slow, &vars(), &s, now()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the timeout was not applied"
+    );
+    assert!(
+        matches!(obs.canary, Some(Err(ProviderError::Unreachable(ref m))) if m.contains("timed out")),
+        "{obs:?}"
+    );
+
+    let unknown = prometheus_metric(addr, "latency{pod=\"{{pod}}\"}");
+    let obs = providers.measure(&unknown, &vars(), &s, now()).await;
+    assert!(
+        matches!(obs.canary, Some(Err(ProviderError::Config(_)))),
+        "{obs:?}"
+    );
+}
+
+/// An address nothing listens on.
+async fn closed_port() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+#[tokio::test]
+async fn an_unreachable_prometheus_never_leads_to_a_promotion() {
+    let addr = closed_port().await;
+    let providers = Providers::new().unwrap();
+    let template = AnalysisTemplate {
+        name: "latency".into(),
+        interval: Some("10s".into()),
+        count: Some(3),
+        metrics: vec![prometheus_metric(addr, LATENCY)],
+        ..AnalysisTemplate::default()
+    };
+    let mut status = run::start(&template, Some("canary-hash"), None, now());
+    let mut outcomes = Vec::new();
+    for i in 0..3 {
+        let at = now()
+            .checked_add(jiff::SignedDuration::from_secs(10 * i))
+            .unwrap();
+        let obs = providers
+            .measure_template(&template, &vars(), &SecretHeaders::new(), at)
+            .await;
+        assert!(
+            matches!(obs[0].canary, Some(Err(ProviderError::Unreachable(_)))),
+            "{obs:?}"
+        );
+        outcomes.push(run::advance(&template, &mut status, &obs, at));
+    }
+    assert!(!outcomes.contains(&RunOutcome::Passed), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[2], RunOutcome::Inconclusive { .. }),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_against_a_healthy_prometheus_passes() {
+    let addr = serve(fake_prometheus()).await;
+    let providers = Providers::new().unwrap();
+    let template = AnalysisTemplate {
+        name: "latency".into(),
+        count: Some(2),
+        metrics: vec![prometheus_metric(addr, LATENCY)],
+        ..AnalysisTemplate::default()
+    };
+    let mut status = run::start(&template, Some("canary-hash"), None, now());
+    let obs = providers
+        .measure_template(&template, &vars(), &SecretHeaders::new(), now())
+        .await;
+    let first = run::advance(&template, &mut status, &obs, now());
+    let RunOutcome::Continue { next_at } = first else {
+        panic!("{first:?}");
+    };
+    let obs = providers
+        .measure_template(&template, &vars(), &SecretHeaders::new(), next_at)
+        .await;
+    assert_eq!(
+        run::advance(&template, &mut status, &obs, next_at),
+        RunOutcome::Passed
+    );
+    assert_eq!(status.measurements[0].value, Some(0.12));
+}
+
+// --- Web provider ---
+
+fn fake_web() -> Router {
+    let stats = |headers: HeaderMap, Query(params): Query<HashMap<String, String>>| async move {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer s3cret") {
+            return (
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"no token"}"#.to_string(),
+            );
+        }
+        let rev = params.get("rev").cloned().unwrap_or_default();
+        let p99 = if rev == "canary-hash" { 0.25 } else { 0.2 };
+        (
+            StatusCode::OK,
+            format!(
+                r#"{{"data":{{"p99":{p99},"asText":"0.3","nan":"NaN","nothing":null,"flag":true,"samples":[1,2,3,"4"],"byPod":[{{"v":5}},{{"v":6}}]}}}}"#
+            ),
+        )
+    };
+    let echo = |headers: HeaderMap, body: String| async move {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let rev = parsed["revision"].as_str().unwrap_or("").to_string();
+        let value = if rev == "canary-hash" && content_type == "application/json" {
+            1.0
+        } else {
+            -1.0
+        };
+        (StatusCode::OK, format!(r#"{{"value":{value}}}"#))
+    };
+    Router::new()
+        .route("/stats", get(stats))
+        .route("/query", post(echo))
+        .route(
+            "/down",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "maintenance") }),
+        )
+        .route("/html", get(|| async { "<html>not json</html>" }))
+}
+
+fn web_metric(url: String, json_path: &str) -> MetricSpec {
+    MetricSpec {
+        name: "web".into(),
+        provider: Provider {
+            prometheus: None,
+            web: Some(WebProvider {
+                url,
+                json_path: json_path.into(),
+                headers_from: Some(HeadersFrom {
+                    secret_ref: SecretRef {
+                        name: "stats-token".into(),
+                    },
+                }),
+                timeout: Some("1s".into()),
+                ..WebProvider::default()
+            }),
+        },
+        thresholds: Some(MetricThresholds {
+            target: 0.1,
+            acceptable: 0.3,
+            critical: 1.0,
+        }),
+        ..MetricSpec::default()
+    }
+}
+
+fn secrets() -> SecretHeaders {
+    BTreeMap::from([(
+        "stats-token".to_string(),
+        BTreeMap::from([("Authorization".to_string(), "Bearer s3cret".to_string())]),
+    )])
+}
+
+async fn canary_value(
+    providers: &Providers,
+    metric: &MetricSpec,
+    secrets: &SecretHeaders,
+) -> Option<ValueReading> {
+    providers
+        .measure(metric, &vars(), secrets, now())
+        .await
+        .canary
+}
+
+#[tokio::test]
+async fn web_get_with_secret_headers_and_json_path() {
+    let addr = serve(fake_web()).await;
+    let providers = Providers::new().unwrap();
+    let url = format!("http://{addr}/stats?rev={{{{revision}}}}");
+    let mut metric = web_metric(url.clone(), "$.data.p99");
+    metric.relative = Some(RelativeCheck {
+        max_regression_percent: 10.0,
+        ..RelativeCheck::default()
+    });
+    let obs = providers.measure(&metric, &vars(), &secrets(), now()).await;
+    assert_eq!(
+        (obs.canary.clone(), obs.baseline.clone()),
+        (Some(Ok(0.25)), Some(Ok(0.2)))
+    );
+
+    let value = |path: &str| web_metric(url.clone(), path);
+    assert_eq!(
+        canary_value(&providers, &value("$.data.asText"), &secrets()).await,
+        Some(Ok(0.3))
+    );
+    assert!(
+        matches!(canary_value(&providers, &value("$.data.nan"), &secrets()).await, Some(Ok(v)) if v.is_nan())
+    );
+    assert!(matches!(
+        canary_value(&providers, &value("$.data.nothing"), &secrets()).await,
+        Some(Err(ProviderError::NoData(_)))
+    ));
+    assert!(matches!(
+        canary_value(&providers, &value("$.data.absent"), &secrets()).await,
+        Some(Err(ProviderError::NoData(_)))
+    ));
+    assert!(matches!(
+        canary_value(&providers, &value("$.data.flag"), &secrets()).await,
+        Some(Err(ProviderError::Parse(_)))
+    ));
+    assert!(
+        matches!(canary_value(&providers, &value("$.data.samples"), &secrets()).await, Some(Err(ProviderError::Parse(m))) if m.contains("4 values"))
+    );
+    assert!(matches!(
+        canary_value(&providers, &value("$.data[?"), &secrets()).await,
+        Some(Err(ProviderError::Config(_)))
+    ));
+
+    // Samples: arrays are flattened, filters and wildcards select several nodes.
+    let mut samples = value("$.data.samples");
+    samples.thresholds = None;
+    samples.statistical = Some(StatisticalCheck {
+        mann_whitney: MannWhitneySpec::default(),
+    });
+    let obs = providers
+        .measure(&samples, &vars(), &secrets(), now())
+        .await;
+    assert_eq!(obs.canary_samples, Some(Ok(vec![1.0, 2.0, 3.0, 4.0])));
+    samples.provider.web.as_mut().unwrap().json_path = "$.data.byPod[*].v".into();
+    let obs = providers
+        .measure(&samples, &vars(), &secrets(), now())
+        .await;
+    assert_eq!(obs.baseline_samples, Some(Ok(vec![5.0, 6.0])));
+}
+
+#[tokio::test]
+async fn web_errors_are_typed() {
+    let addr = serve(fake_web()).await;
+    let providers = Providers::new().unwrap();
+    let stats = format!("http://{addr}/stats?rev={{{{revision}}}}");
+    // Without the Secret's header the endpoint refuses.
+    let mut plain = web_metric(stats.clone(), "$.data.p99");
+    plain.provider.web.as_mut().unwrap().headers_from = None;
+    assert!(matches!(
+        canary_value(&providers, &plain, &secrets()).await,
+        Some(Err(ProviderError::BadStatus { status: 401, .. }))
+    ));
+    // A plain header works as well.
+    plain.provider.web.as_mut().unwrap().headers = vec![HttpHeader {
+        name: "Authorization".into(),
+        value: "Bearer s3cret".into(),
+    }];
+    assert_eq!(
+        canary_value(&providers, &plain, &secrets()).await,
+        Some(Ok(0.25))
+    );
+    // The Secret was not resolved by the controller.
+    let metric = web_metric(stats, "$.data.p99");
+    assert!(matches!(
+        canary_value(&providers, &metric, &SecretHeaders::new()).await,
+        Some(Err(ProviderError::Config(m))) if m.contains("stats-token")
+    ));
+    assert!(matches!(
+        canary_value(&providers, &web_metric(format!("http://{addr}/down"), "$.v"), &secrets()).await,
+        Some(Err(ProviderError::BadStatus { status: 503, message })) if message == "maintenance"
+    ));
+    assert!(matches!(
+        canary_value(
+            &providers,
+            &web_metric(format!("http://{addr}/html"), "$.v"),
+            &secrets()
+        )
+        .await,
+        Some(Err(ProviderError::Parse(_)))
+    ));
+    let closed = closed_port().await;
+    assert!(matches!(
+        canary_value(
+            &providers,
+            &web_metric(format!("http://{closed}/stats"), "$.v"),
+            &secrets()
+        )
+        .await,
+        Some(Err(ProviderError::Unreachable(_)))
+    ));
+}
+
+#[tokio::test]
+async fn web_post_sends_the_rendered_body_as_json() {
+    let addr = serve(fake_web()).await;
+    let providers = Providers::new().unwrap();
+    let mut metric = web_metric(format!("http://{addr}/query"), "$.value");
+    if let Some(w) = metric.provider.web.as_mut() {
+        w.method = Some(HttpMethod::Post);
+        w.body = Some(r#"{"revision":"{{revision}}","namespace":"{{namespace}}"}"#.into());
+    }
+    assert_eq!(
+        canary_value(&providers, &metric, &secrets()).await,
+        Some(Ok(1.0))
+    );
+}
+
+#[test]
+fn referenced_secrets_lists_each_secret_once() {
+    let a = web_metric("http://x/a".into(), "$.a");
+    let mut b = web_metric("http://x/b".into(), "$.b");
+    b.name = "b".into();
+    let template = AnalysisTemplate {
+        name: "t".into(),
+        metrics: vec![
+            a,
+            b,
+            prometheus_metric("127.0.0.1:9".parse().unwrap(), "up"),
+        ],
+        ..AnalysisTemplate::default()
+    };
+    assert_eq!(
+        referenced_secrets(&template)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec!["stats-token".to_string()]
+    );
+}
