@@ -1,7 +1,9 @@
 //! The I/O layer of the operator: watches (only what it owns, by label), the reconcile loop that
 //! carries out the core's decisions, status through server-side apply, and events.
 
+mod analysis;
 mod attestation;
+pub mod leader;
 pub mod observe;
 mod reconcile;
 pub mod workload;
@@ -49,6 +51,9 @@ pub enum ControllerError {
     /// The CRDs are not installed.
     #[error("the SafeDeployment CRD is not installed ({0}); apply crds/ first")]
     MissingCrd(kube::Error),
+    /// The metric providers' HTTP client could not be built.
+    #[error("metric providers: {0}")]
+    Providers(String),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[from] std::io::Error),
@@ -68,6 +73,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Operator metrics.
     pub metrics: crate::telemetry::Metrics,
+    /// HTTP client of the metric providers.
+    pub providers: crate::analysis::provider::Providers,
     /// Set once every cache has synced; no decision is taken before (a half-filled cache would
     /// look like missing policies or pods).
     pub readiness: crate::telemetry::Readiness,
@@ -137,6 +144,8 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         recorder,
         metrics: metrics.clone(),
         readiness: readiness.clone(),
+        providers: crate::analysis::provider::Providers::new()
+            .map_err(|e| ControllerError::Providers(e.to_string()))?,
     });
 
     let listener = tokio::net::TcpListener::bind(args.http_addr).await?;

@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, FIELD_MANAGER, attestation, observe, workload};
+use super::{Context, FIELD_MANAGER, analysis, attestation, observe, workload};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::revision::{EmptySpec, LABEL_NAME, Revision};
 use crate::core::rollout::{AttestationGate, Decision, Observation, decide};
@@ -82,7 +82,10 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     let name = sd.name_any();
     let uid = sd.uid().unwrap_or_default();
     let revision = Revision::from_spec(&sd.spec)?;
-    let status = sd.status.clone().unwrap_or_default();
+    let original_status = sd.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let mut status = original_status.clone();
+    let (analyses, analysis_wake) = analysis::refresh(sd, ctx, &mut status, now).await?;
 
     let replica_sets: Vec<_> = ctx
         .replica_sets
@@ -106,7 +109,6 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         .collect();
 
     let attestation = attestation_for(sd, ctx, &revision, &status).await?;
-    let analyses = std::collections::BTreeMap::new();
     let observation = Observation {
         name: &name,
         generation: sd.metadata.generation,
@@ -118,12 +120,16 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         attestation,
         analyses,
         requests: observe::requests(sd.annotations()),
-        now: Timestamp::now(),
+        now,
     };
     let decision = decide(&observation);
-    carry_out(sd, ctx, &namespace, &revision, &status, &decision).await?;
-    Ok(decision
-        .requeue_after
+    carry_out(sd, ctx, &namespace, &revision, &original_status, &decision).await?;
+    // Analysis measurements are timed: look again when the next one is due.
+    let wake = match (decision.requeue_after, analysis_wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
 }

@@ -1,0 +1,185 @@
+//! Runs the analyses the current canary step depends on: starts their runs, measures the due ones
+//! through the providers, advances them with the pure `analysis::run` state machine, and turns
+//! their state into the gates the rollout decision reads. All run state lives in status.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use super::Context;
+use super::reconcile::ReconcileError;
+use crate::analysis::provider::{SecretHeaders, referenced_secrets};
+use crate::analysis::run::{self, RunOutcome};
+use crate::analysis::vars::QueryVars;
+use crate::api::analysis::{AnalysisRunStatus, MetricVerdict};
+use crate::api::{SafeDeployment, SafeDeploymentStatus};
+use crate::core::rollout::AnalysisGate;
+
+/// The analyses that gate the canary now: `(template, step)`, step None for the background one.
+fn active(sd: &SafeDeployment, status: &SafeDeploymentStatus) -> Vec<(String, Option<i32>)> {
+    if status.canary_revision.is_none() {
+        return Vec::new();
+    }
+    let canary = &sd.spec.strategy.canary;
+    let mut wanted = Vec::new();
+    if let Some(name) = &canary.background_analysis {
+        wanted.push((name.clone(), None));
+    }
+    let index = status.current_step_index.unwrap_or(0);
+    let step = usize::try_from(index)
+        .ok()
+        .and_then(|i| canary.steps.get(i));
+    if let Some(analysis) = step.and_then(|s| s.analysis.as_ref()) {
+        wanted.push((analysis.template.clone(), Some(index)));
+    }
+    wanted
+}
+
+/// Brings the analysis runs in `status` up to date (measuring what is due) and returns the gates
+/// for the decision, and when the next measurement is due.
+pub async fn refresh(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    status: &mut SafeDeploymentStatus,
+    now: Timestamp,
+) -> Result<(BTreeMap<String, AnalysisGate>, Option<Duration>), ReconcileError> {
+    let wanted = active(sd, status);
+    let canary = status.canary_revision.clone().unwrap_or_default();
+    // Runs of earlier canaries are gone; finished runs of this canary stay for explanation.
+    status
+        .analysis_runs
+        .retain(|r| r.canary_revision.as_deref() == Some(canary.as_str()));
+    let mut gates = BTreeMap::new();
+    let mut wake: Option<Duration> = None;
+    for (name, step) in wanted {
+        let Some(template) = sd.spec.analyses.iter().find(|t| t.name == name) else {
+            continue;
+        };
+        let position = match status
+            .analysis_runs
+            .iter()
+            .position(|r| r.template == name && r.step_index == step)
+        {
+            Some(position) => position,
+            None => {
+                status
+                    .analysis_runs
+                    .push(run::start(template, Some(&canary), step, now));
+                status.analysis_runs.len() - 1
+            }
+        };
+        let run_status: &mut AnalysisRunStatus = &mut status.analysis_runs[position];
+        if let Some(retry_at) = retry_after_provider_errors(template, run_status) {
+            // Inconclusive because a provider could not be reached: the rollout holds, and a
+            // fresh run starts one interval later, so the rollout goes on once it answers again.
+            if retry_at <= now {
+                *run_status = run::start(template, Some(&canary), step, now);
+            } else {
+                let millis = (retry_at.as_millisecond() - now.as_millisecond()).max(0);
+                let after = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+                wake = Some(wake.map_or(after, |w| w.min(after)));
+            }
+        }
+        if run::due(run_status, now) {
+            let vars = QueryVars {
+                canary: canary.clone(),
+                stable: status.stable_revision.clone().unwrap_or_default(),
+                baseline: status.stable_revision.clone().unwrap_or_default(),
+                namespace: sd.namespace().unwrap_or_default(),
+                name: sd.name_any(),
+            };
+            let secrets = secret_headers(ctx, &vars.namespace, template).await?;
+            let observations = ctx
+                .providers
+                .measure_template(template, &vars, &secrets, now)
+                .await;
+            let outcome = run::advance(template, run_status, &observations, now);
+            if !matches!(outcome, RunOutcome::Continue { .. }) {
+                let kind = match &outcome {
+                    RunOutcome::Passed => "Passed",
+                    RunOutcome::Failed { .. } => "Failed",
+                    RunOutcome::Inconclusive { .. } => "Inconclusive",
+                    RunOutcome::Continue { .. } => "Continue",
+                };
+                crate::telemetry::Metrics::count(&ctx.metrics.analysis_results, kind);
+            }
+        }
+        let gate = match run::terminal_outcome(run_status) {
+            None => AnalysisGate::Running,
+            Some(RunOutcome::Passed) => AnalysisGate::Passed,
+            Some(RunOutcome::Failed { reason }) => AnalysisGate::Failed(reason),
+            Some(RunOutcome::Inconclusive { reason }) => AnalysisGate::Inconclusive(reason),
+            Some(RunOutcome::Continue { .. }) => AnalysisGate::Running,
+        };
+        if let Some(next) = run::next_measurement_at(run_status) {
+            let millis = (next.as_millisecond() - now.as_millisecond()).max(0);
+            let after = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+            wake = Some(wake.map_or(after, |w| w.min(after)));
+        }
+        gates.insert(name, gate);
+    }
+    Ok((gates, wake))
+}
+
+/// When an inconclusive run caused by a missing value (provider error, no data, NaN) may be
+/// started again: one interval after it ended. None for any other run (a marginal score waits
+/// for a person).
+fn retry_after_provider_errors(
+    template: &crate::api::analysis::AnalysisTemplate,
+    run_status: &AnalysisRunStatus,
+) -> Option<Timestamp> {
+    let inconclusive = matches!(
+        run::terminal_outcome(run_status),
+        Some(RunOutcome::Inconclusive { .. })
+    );
+    // Transient: the last measurement of some metric had no usable value (provider error, no
+    // data, NaN), as when a provider restarts.
+    let last = run_status.measurements.last().map(|m| m.at.clone());
+    let transient = run_status.measurements.iter().any(|m| {
+        Some(&m.at) == last.as_ref()
+            && matches!(
+                m.verdict,
+                MetricVerdict::Error | MetricVerdict::NoData | MetricVerdict::NaN
+            )
+    });
+    if !inconclusive || !(transient || !run_status.consecutive_errors.is_empty()) {
+        return None;
+    }
+    let interval = run::schedule(template).ok()?.interval;
+    let ended: Timestamp = run_status.finished_at.as_deref()?.parse().ok()?;
+    ended
+        .checked_add(jiff::SignedDuration::try_from(interval).ok()?)
+        .ok()
+}
+
+/// Reads the Secrets the web metrics take headers from.
+async fn secret_headers(
+    ctx: &Context,
+    namespace: &str,
+    template: &crate::api::analysis::AnalysisTemplate,
+) -> Result<SecretHeaders, ReconcileError> {
+    let mut headers = SecretHeaders::new();
+    let names = referenced_secrets(template);
+    if names.is_empty() {
+        return Ok(headers);
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    for name in names {
+        // A missing Secret is left out: the provider then reports an error for that metric,
+        // which can never lead to a pass.
+        if let Some(secret) = api.get_opt(&name).await? {
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            headers.insert(name, data);
+        }
+    }
+    Ok(headers)
+}

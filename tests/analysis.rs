@@ -1,0 +1,407 @@
+//! Integration tests of canary analysis on the local control plane, with a real Prometheus
+//! scraping the project's metrics emitter: a canary whose error ratio jumps is reverted within one
+//! analysis interval (plus 1 s); a Prometheus that stops answering holds the rollout as
+//! Inconclusive and never promotes, and the rollout goes on when it is back; a `web` provider
+//! against an HTTP server the test starts.
+
+mod common;
+mod operator;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::Fault;
+use kube::api::Api;
+use operator::{apply, safe_deployment, setup, wait_status};
+use safedeploy::api::{Phase, SafeDeployment};
+use serde_json::{Value, json};
+
+const INTERVAL_SECONDS: u64 = 2;
+
+fn error_ratio_metric(prometheus: &str) -> Value {
+    json!({
+        "name": "error-ratio",
+        "provider": {"prometheus": {
+            "address": prometheus,
+            "query": "sum(rate(safedeploy_demo_errors_total{version=\"{{canary}}\"}[4s])) / sum(rate(safedeploy_demo_requests_total{version=\"{{canary}}\"}[4s]))",
+            "timeout": "1s"
+        }},
+        "direction": "lowerIsBetter",
+        "thresholds": {"target": 0.005, "acceptable": 0.01, "critical": 0.02},
+        "onError": "Inconclusive",
+        "consecutiveErrorLimit": 1
+    })
+}
+
+/// A manifest whose image tag is unique, so its revision hash (the emitter version the queries
+/// use) is unique to this test run.
+fn manifest_with_analysis(version: &str, steps: Value, analysis: Value, background: bool) -> Value {
+    let mut manifest = safe_deployment(
+        "web",
+        2,
+        &format!("registry.local/app:{version}"),
+        Fault::None,
+        steps,
+    );
+    manifest["spec"]["analyses"] = json!([analysis]);
+    if background {
+        manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("errors");
+    }
+    manifest
+}
+
+async fn canary_hash(ns: &common::TestNamespace) -> String {
+    wait_status(
+        ns,
+        "web",
+        Duration::from_secs(60),
+        "the canary to start",
+        |s| s.canary_revision.is_some(),
+    )
+    .await
+    .canary_revision
+    .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane and Prometheus (e2e/cluster.sh up --with-prometheus)"]
+async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
+    let (ns, _operator) = setup("errjump").await;
+    let prometheus = common::prometheus_url();
+    let emitter = common::emitter_url();
+    let run = common::random_suffix(6);
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let analysis = json!({
+        "name": "errors", "interval": format!("{INTERVAL_SECONDS}s"), "count": 1000, "initialDelay": "5s",
+        "metrics": [error_ratio_metric(&prometheus)]
+    });
+    apply(
+        &ns,
+        &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), true),
+    )
+    .await
+    .expect("apply v1");
+    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+        s.phase == Phase::Healthy
+    })
+    .await;
+    apply(
+        &ns,
+        &manifest_with_analysis(&format!("v2-{run}"), steps, analysis, true),
+    )
+    .await
+    .expect("apply v2");
+    let canary = canary_hash(&ns).await;
+    common::emitter_configure(&emitter, &canary, Some(0.001), None, Some(200.0))
+        .await
+        .expect("emitter version for the canary");
+    // Healthy measurements first: the run keeps going at 0.1% errors.
+    let healthy = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "three healthy measurements",
+        |s| s.analysis_runs.iter().any(|r| r.measurement_count >= 3),
+    )
+    .await;
+    assert_eq!(healthy.phase, Phase::Paused, "{healthy:#?}");
+
+    let jumped_at = jiff::Timestamp::now();
+    common::emitter_configure(&emitter, &canary, Some(0.05), None, None)
+        .await
+        .expect("error ratio jump");
+    // When does Prometheus itself first show the breach? Poll it while waiting for the revert.
+    let query = common::error_ratio_query(&canary, "4s");
+    let mut visible_at = None;
+    let start = Instant::now();
+    let api: Api<SafeDeployment> = ns.api();
+    let status = loop {
+        if visible_at.is_none()
+            && let Ok(Some(ratio)) = common::prometheus_scalar(&query).await
+            && ratio >= 0.02
+        {
+            visible_at = Some(jiff::Timestamp::now());
+        }
+        let status = api
+            .get("web")
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default();
+        if status.phase == Phase::Degraded {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not reverted: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    common::emitter_remove(&emitter, &canary).await;
+    let entry = status.history.last().expect("history");
+    assert_eq!(entry.outcome, "Reverted");
+    assert!(entry.reason.contains("AnalysisFailed"), "{}", entry.reason);
+    let reverted_at: jiff::Timestamp = entry
+        .finished_at
+        .clone()
+        .unwrap_or_default()
+        .parse()
+        .expect("time");
+    let from_jump = reverted_at.as_millisecond() - jumped_at.as_millisecond();
+    let visible_at = visible_at.unwrap_or(reverted_at);
+    let from_visible = reverted_at.as_millisecond() - visible_at.as_millisecond();
+    println!(
+        "MEASURED error-jump revert: {from_jump} ms after the jump at the emitter, {from_visible} ms after Prometheus showed the breach (interval {INTERVAL_SECONDS} s)"
+    );
+    assert!(
+        from_visible <= (INTERVAL_SECONDS as i64) * 1000 + 1000,
+        "reverted {from_visible} ms after the breach was visible"
+    );
+}
+
+/// A Prometheus of this test's own (the shared one serves other tests), scraping the emitter.
+struct OwnPrometheus {
+    child: Option<tokio::process::Child>,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPrometheus {
+    async fn start(dir: std::path::PathBuf, port: u16) -> Self {
+        let emitter = common::emitter_url();
+        let target = emitter.trim_start_matches("http://").to_string();
+        std::fs::create_dir_all(dir.join("data")).expect("prometheus dir");
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: emitter\n  static_configs: [{{targets: ['{target}']}}]\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let child = tokio::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start prometheus");
+        let url = format!("http://127.0.0.1:{port}/-/ready");
+        common::wait_until(Duration::from_secs(30), "prometheus to be ready", || {
+            let url = url.clone();
+            async move {
+                Ok(common::http()
+                    .get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ()))
+            }
+        })
+        .await;
+        OwnPrometheus {
+            child: Some(child),
+            dir,
+            port,
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane and the emitter (e2e/cluster.sh up --with-prometheus)"]
+async fn a_stopped_prometheus_holds_the_rollout_until_it_returns() {
+    let (ns, _operator) = setup("promdown").await;
+    let port = 19500 + (std::process::id() % 400) as u16;
+    let dir = std::env::temp_dir().join(format!("safedeploy-prom-{}", ns.name));
+    let mut prometheus = OwnPrometheus::start(dir.clone(), port).await;
+    let address = format!("http://127.0.0.1:{port}");
+    let run = common::random_suffix(6);
+    let steps =
+        json!([{"setWeight": 50}, {"analysis": {"template": "errors"}}, {"setWeight": 100}]);
+    let analysis = json!({
+        "name": "errors", "interval": "2s", "count": 3, "initialDelay": "4s",
+        "metrics": [error_ratio_metric(&address)]
+    });
+    apply(
+        &ns,
+        &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), false),
+    )
+    .await
+    .expect("apply v1");
+    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+        s.phase == Phase::Healthy
+    })
+    .await;
+    let v1 = ns
+        .api::<SafeDeployment>()
+        .get("web")
+        .await
+        .expect("get")
+        .status
+        .and_then(|s| s.stable_revision);
+    apply(
+        &ns,
+        &manifest_with_analysis(&format!("v2-{run}"), steps, analysis, false),
+    )
+    .await
+    .expect("apply v2");
+    let canary = canary_hash(&ns).await;
+    common::emitter_configure(
+        &common::emitter_url(),
+        &canary,
+        Some(0.0),
+        None,
+        Some(100.0),
+    )
+    .await
+    .expect("emitter version");
+    // Prometheus goes away while the analysis step runs.
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "the analysis step",
+        |s| s.current_step_index == Some(1),
+    )
+    .await;
+    prometheus.stop().await;
+    let held = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "the rollout to hold as Inconclusive",
+        |s| s.phase == Phase::Inconclusive,
+    )
+    .await;
+    assert_eq!(
+        held.stable_revision, v1,
+        "no promotion while Prometheus is down"
+    );
+    // Still held a while later: never promoted, never reverted.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let still = ns
+        .api::<SafeDeployment>()
+        .get("web")
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert_eq!(still.stable_revision, v1);
+    assert!(
+        matches!(still.phase, Phase::Inconclusive | Phase::Progressing),
+        "{:?}",
+        still.phase
+    );
+    assert_eq!(still.current_step_index, Some(1));
+    // Prometheus returns (same data directory): the analysis passes and the rollout goes on.
+    let _prometheus = OwnPrometheus::start(dir, port).await;
+    let done = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(90),
+        "promotion once Prometheus is back",
+        |s| s.phase == Phase::Healthy && s.stable_revision != v1,
+    )
+    .await;
+    assert_eq!(done.stable_revision.as_deref(), Some(canary.as_str()));
+    common::emitter_remove(&common::emitter_url(), &canary).await;
+    drop(prometheus);
+}
+
+/// A tiny JSON endpoint whose value the test sets.
+async fn start_web_endpoint(value: Arc<AtomicU64>) -> SocketAddr {
+    use axum::Router;
+    use axum::routing::get;
+    let app = Router::new().route(
+        "/slo",
+        get(move || {
+            let value = value.clone();
+            async move {
+                axum::Json(
+                    json!({"data": {"successRate": f64::from_bits(value.load(Ordering::SeqCst))}}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn the_web_provider_gates_the_rollout() {
+    let (ns, _operator) = setup("web").await;
+    let value = Arc::new(AtomicU64::new(99.95_f64.to_bits()));
+    let addr = start_web_endpoint(value.clone()).await;
+    let analysis = json!({
+        "name": "errors", "interval": "1s", "count": 2,
+        "metrics": [{
+            "name": "success-rate",
+            "provider": {"web": {"url": format!("http://{addr}/slo?rev={{{{canary}}}}"), "jsonPath": "$.data.successRate"}},
+            "direction": "higherIsBetter",
+            "thresholds": {"target": 99.9, "acceptable": 99.5, "critical": 98.0}
+        }]
+    });
+    let steps =
+        json!([{"setWeight": 50}, {"analysis": {"template": "errors"}}, {"setWeight": 100}]);
+    apply(
+        &ns,
+        &manifest_with_analysis("v1", steps.clone(), analysis.clone(), false),
+    )
+    .await
+    .expect("v1");
+    let v1 = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+        s.phase == Phase::Healthy
+    })
+    .await
+    .stable_revision;
+    apply(
+        &ns,
+        &manifest_with_analysis("v2", steps.clone(), analysis.clone(), false),
+    )
+    .await
+    .expect("v2");
+    let promoted = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "v2 promoted by a passing web metric",
+        |s| s.phase == Phase::Healthy && s.stable_revision != v1,
+    )
+    .await;
+    // Now the endpoint reports a collapse: v3 is reverted by the same gate.
+    value.store(90.0_f64.to_bits(), Ordering::SeqCst);
+    apply(&ns, &manifest_with_analysis("v3", steps, analysis, false))
+        .await
+        .expect("v3");
+    let reverted = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "v3 reverted by a failing web metric",
+        |s| s.phase == Phase::Degraded,
+    )
+    .await;
+    assert_eq!(reverted.stable_revision, promoted.stable_revision);
+    let reason = &reverted.history.last().expect("history").reason;
+    assert!(reason.contains("AnalysisFailed"), "{reason}");
+}
