@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -169,8 +170,46 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         }
     });
     let policy_changes = policy_rx;
-    let controller = Controller::new(sds, watcher::Config::default().any_semantic())
+    // Attestation envelopes the pipeline writes (labelled by `safedeploy attest`): metadata only,
+    // so a new or changed one re-checks the SafeDeployments of its namespace that refer to it.
+    let attestation_objects = watcher::Config::default().labels(ATTESTATION_OBJECT_LABEL);
+    let (config_maps, secrets) = match &args.namespace {
+        Some(namespace) => (
+            Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), namespace),
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), namespace),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let config_map_changes = watcher(config_maps, attestation_objects.clone())
+        .default_backoff()
+        .touched_objects();
+    let secret_changes = watcher(secrets, attestation_objects)
+        .default_backoff()
+        .touched_objects();
+    let controller = Controller::new(sds, watcher::Config::default().any_semantic());
+    let sd_store = controller.store();
+    let referrers = sd_store.clone();
+    let controller = controller
         .owns_stream(rs_stream)
+        .watches_stream(config_map_changes, {
+            let referrers = referrers.clone();
+            move |cm: PartialObjectMeta<ConfigMap>| {
+                referring(
+                    &referrers,
+                    cm.metadata.name.as_deref(),
+                    cm.metadata.namespace.as_deref(),
+                    false,
+                )
+            }
+        })
+        .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
+            referring(
+                &referrers,
+                secret.metadata.name.as_deref(),
+                secret.metadata.namespace.as_deref(),
+                true,
+            )
+        })
         .watches_stream(pod_stream, |pod: Pod| {
             let name = pod.labels().get(LABEL_NAME)?.clone();
             Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
@@ -178,7 +217,6 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         // A policy change can unblock or block any rollout it selects: look at all of them again.
         .reconcile_all_on(policy_changes)
         .shutdown_on_signal();
-    let sd_store = controller.store();
 
     // Rollouts by phase are counted from the local cache (no API calls), so the gauge is right
     // after a restart too.
@@ -244,6 +282,37 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .await;
     server.abort();
     Ok(())
+}
+
+/// Label of the ConfigMaps and Secrets that hold attestation envelopes (`safedeploy attest`
+/// sets it); a change to one re-checks the SafeDeployments that refer to it.
+pub const ATTESTATION_OBJECT_LABEL: &str = "app.kubernetes.io/managed-by=safedeploy";
+
+/// The SafeDeployments in `namespace` whose attestation source names this ConfigMap or Secret.
+fn referring(
+    store: &Store<SafeDeployment>,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    secret: bool,
+) -> Vec<ObjectRef<SafeDeployment>> {
+    let (Some(name), Some(namespace)) = (name, namespace) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|sd| sd.namespace().as_deref() == Some(namespace))
+        .filter(|sd| {
+            let source = sd.spec.attestation.as_ref();
+            let reference = if secret {
+                source.and_then(|a| a.secret_ref.as_ref())
+            } else {
+                source.and_then(|a| a.config_map_ref.as_ref())
+            };
+            reference.is_some_and(|r| r.name == name)
+        })
+        .map(|sd| ObjectRef::from_obj(sd.as_ref()))
+        .collect()
 }
 
 /// How soon to look again after an error.
