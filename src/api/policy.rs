@@ -1,21 +1,228 @@
 //! The cluster-scoped `SafeDeploymentPolicy`: what an admin requires of attestations in the
 //! namespaces it selects (trusted keys, predicate, age, checks, metric bounds, size limits).
+//!
+//! Only cluster admins should be able to write this object: it is the trust root. Nothing in an
+//! envelope or in a SafeDeployment can add a key, pick an algorithm or relax a requirement.
+//! Which policy applies to a namespace is decided by `attest::policy::resolve_policy`.
+
+use std::collections::BTreeMap;
 
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::attest::keys::KeyAlgorithm;
+
+/// The default required predicate type (ours).
+pub const DEFAULT_PREDICATE_TYPE: &str = "https://safedeploy.dev/attestation/local-validation/v1";
+/// Default `maxAge`.
+pub const DEFAULT_MAX_AGE: &str = "168h";
+/// Default `allowedClockSkew`.
+pub const DEFAULT_CLOCK_SKEW: &str = "5m";
+
 /// Trust policy for local-validation attestations.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "safedeploy.dev",
     version = "v1alpha1",
     kind = "SafeDeploymentPolicy",
-    shortname = "sdp"
+    shortname = "sdp",
+    printcolumn = r#"{"name":"Required","type":"boolean","jsonPath":".spec.requireAttestation"}"#,
+    printcolumn = r#"{"name":"Namespaces","type":"string","jsonPath":".spec.namespaces"}"#,
+    printcolumn = r#"{"name":"MaxAge","type":"string","jsonPath":".spec.maxAge"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.namespaces) && size(self.namespaces) > 0) || has(self.namespaceSelector)",
+     "message": "select namespaces with namespaces and/or namespaceSelector (an empty namespaceSelector {} selects every namespace)"},
+    {"rule": "(has(self.requireAttestation) && !self.requireAttestation) || (has(self.trustedKeys) && size(self.trustedKeys) > 0)",
+     "message": "trustedKeys needs at least one key while requireAttestation is true"},
+]))]
 pub struct SafeDeploymentPolicySpec {
-    /// Namespaces this policy applies to, by name.
-    #[serde(default)]
+    /// Namespaces this policy applies to, by name. A namespace listed here is matched more
+    /// specifically than one selected by labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
     pub namespaces: Vec<String>,
+
+    /// Namespaces this policy applies to, by label. `{}` selects every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<NamespaceSelector>,
+
+    /// Whether SafeDeployments in the selected namespaces need a verified attestation. `false`
+    /// is an explicit admin opt-out, reported as `NotRequired`. Default true.
+    #[serde(default = "default_true")]
+    pub require_attestation: bool,
+
+    /// Keys whose signature is accepted; any one valid signature suffices. List old and new
+    /// keys during a rotation, then remove the old one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(k, self.exists_one(j, j.name == k.name))", "message": "trusted key names must be unique"},
+    ]))]
+    pub trusted_keys: Vec<TrustedKey>,
+
+    /// The predicate type an attestation must carry, exactly. Default
+    /// `https://safedeploy.dev/attestation/local-validation/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub predicate_type: Option<String>,
+
+    /// Maximum age of an attestation, counted from its signed `timeVerified`. A duration such
+    /// as `168h` or `30m`. Default `168h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "maxAge must be a duration such as 24h, 90m or 1h30m"},
+    ]))]
+    pub max_age: Option<String>,
+
+    /// How far `timeVerified` may lie in the future of the operator's clock. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "allowedClockSkew must be a duration such as 30s or 5m"},
+    ]))]
+    pub allowed_clock_skew: Option<String>,
+
+    /// Checks that must be present with result `PASSED`, by name or by kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub required_checks: Vec<RequiredCheck>,
+
+    /// Bounds on metrics reported by the checks. A bounded metric that is missing is a
+    /// violation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub metric_bounds: Vec<MetricBound>,
+
+    /// `predicate.verifier.id` values accepted; empty accepts any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 512)))]
+    pub allowed_verifier_ids: Vec<String>,
+
+    /// Entries that `predicate.environment` must contain with exactly these string values
+    /// (for example `profile: production`), against cross-environment confusion.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_environment: BTreeMap<String, String>,
+
+    /// Size limits, checked before and while parsing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AttestationLimits>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for SafeDeploymentPolicySpec {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            namespace_selector: None,
+            require_attestation: true,
+            trusted_keys: Vec::new(),
+            predicate_type: None,
+            max_age: None,
+            allowed_clock_skew: None,
+            required_checks: Vec::new(),
+            metric_bounds: Vec::new(),
+            allowed_verifier_ids: Vec::new(),
+            required_environment: BTreeMap::new(),
+            limits: None,
+        }
+    }
+}
+
+/// Selects namespaces by their labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    /// Every pair must be among the namespace's labels; empty matches every namespace.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// A trusted public key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedKey {
+    /// Name reported in status when this key verified an attestation.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Signature algorithm of this key; never taken from the envelope.
+    pub algorithm: KeyAlgorithm,
+    /// The public key as PEM `PUBLIC KEY` (SPKI), such as `cosign.pub` or `safedeploy keygen`'s
+    /// output.
+    #[serde(rename = "publicKeyPem")]
+    #[schemars(length(min = 1, max = 4096))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.contains('-----BEGIN PUBLIC KEY-----')", "message": "publicKeyPem must be a PEM PUBLIC KEY (SubjectPublicKeyInfo) block"},
+    ]))]
+    pub public_key_pem: String,
+}
+
+/// A check that must have passed, by name or by kind (exactly one).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.name) != has(self.kind)", "message": "a required check sets exactly one of name or kind"},
+]))]
+pub struct RequiredCheck {
+    /// The check with this name must be present and `PASSED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// At least one check of this kind must be present, and every check of it `PASSED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A bound on a metric.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.min) || has(self.max)", "message": "a metric bound sets min, max or both"},
+    {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max", "message": "min must not exceed max"},
+]))]
+pub struct MetricBound {
+    /// Only metrics of the check with this name; without it, the metric in every check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Metric name, such as `errorRate`.
+    #[schemars(length(min = 1, max = 128))]
+    pub metric: String,
+    /// Smallest accepted value (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest accepted value (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Size limits on attestations. Defaults in parentheses.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationLimits {
+    /// Envelope size in bytes, checked before parsing (65536).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 256, max = 1048576))]
+    pub max_envelope_bytes: Option<i32>,
+    /// Decoded payload size in bytes (49152).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 128, max = 1048576))]
+    pub max_payload_bytes: Option<i32>,
+    /// Signatures in the envelope (8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_signatures: Option<i32>,
+    /// Subjects in the statement (64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub max_subjects: Option<i32>,
+    /// Checks in the predicate (256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub max_checks: Option<i32>,
 }

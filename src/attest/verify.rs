@@ -1,0 +1,808 @@
+//! Verification of a local-validation attestation against a `SafeDeploymentPolicy`: a pure
+//! function of (envelope bytes, what the revision needs, policy, now), failing closed with
+//! exactly one reason per rejection. The controller and `safedeploy verify` share this path.
+//!
+//! # Order
+//! 0. Policy compiled (keys load, durations parse), else `PolicyViolation`. Empty input →
+//!    `Missing`.
+//! 1. Envelope size cap, before any parsing → `Malformed`.
+//! 2. Strict envelope parse (duplicate keys rejected at any depth; unknown fields ignored),
+//!    at least one and at most `maxSignatures` signatures, payload and signatures valid base64
+//!    (standard or URL-safe), decoded payload within `maxPayloadBytes` → `Malformed`.
+//! 3. Signatures over `PAE(payloadType, payload)` with the policy's trusted keys only (the key
+//!    id is a hint that orders the keys tried; the algorithm is the key's). Any one valid
+//!    signature from a trusted key suffices. Failure is:
+//!    * `UntrustedKey` when the policy has no trusted key, or when no signature verifies and
+//!      every signature's keyid names a key that is not trusted (someone else's key);
+//!    * `BadSignature` when no signature verifies and at least one signature carried no keyid
+//!      or the id (SHA-256 of the SPKI, or the key's policy name) of a trusted key — a trusted
+//!      key was named or had to be assumed, and the bytes do not verify under it: tampering,
+//!      or key-id spoofing.
+//!
+//!    Then `payloadType` must be `application/vnd.in-toto+json` → `PayloadTypeMismatch`, and
+//!    the same decoded payload bytes (never a re-encoding) are parsed strictly as the
+//!    Statement → `Malformed`.
+//! 4. `_type` is exactly `https://in-toto.io/Statement/v1` and `predicateType` exactly the
+//!    policy's → `PayloadTypeMismatch`. Structural checks on subjects (at most `maxSubjects`,
+//!    `sha256` values 64 lowercase hex, no name with two different digests), predicate fields
+//!    and checks (at most `maxChecks`, unique names) → `Malformed`.
+//! 5. Every expected image digest is a subject `sha256` (matching by digest only, as in-toto
+//!    prescribes) → `DigestMismatch`; the predicate's `configDigest` equals the expected one →
+//!    `ConfigDrift`.
+//! 6. Time: `timeVerified` more than `allowedClockSkew` in the future → `NotYetValid`;
+//!    `now > timeVerified + maxAge` or `now >= expiresAt` → `Expired`. A producer's
+//!    `expiresAt` can only shorten validity.
+//! 7. `verificationResult` is `PASSED`; no check is `FAILED`; no metric violates its own
+//!    recorded threshold; every required check present is `PASSED` (an unknown result value
+//!    counts as not passed) → `ChecksFailed`. A required check absent, a metric bound violated
+//!    or its metric absent, a verifier id not allowed, a required environment entry absent or
+//!    different → `PolicyViolation`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use super::config::{self, ConfigDigestError, ImageRef, UnpinnedImage};
+use super::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
+use super::json;
+use super::policy::{CompiledPolicy, NamedKey};
+use super::statement::{Check, FAILED, LocalValidation, PASSED, STATEMENT_TYPE_V1, Statement};
+use crate::api::SafeDeploymentSpec;
+use crate::api::policy::SafeDeploymentPolicySpec;
+
+/// Why an attestation was rejected; `as_str` gives the CamelCase name used in status conditions
+/// and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// No attestation was given (or it is empty).
+    Missing,
+    /// Too large, not a strict DSSE envelope / in-toto Statement, or structurally invalid.
+    Malformed,
+    /// A trusted key was named or assumed and the signature does not verify under it.
+    BadSignature,
+    /// No trusted key (policy has none, or only unknown keys signed).
+    UntrustedKey,
+    /// Wrong `payloadType`, `_type` or `predicateType`.
+    PayloadTypeMismatch,
+    /// An image of the revision is unpinned or not a subject.
+    DigestMismatch,
+    /// The attested configuration digest differs from the revision's.
+    ConfigDrift,
+    /// Older than `maxAge`, or past `expiresAt`.
+    Expired,
+    /// `timeVerified` lies in the future beyond the allowed clock skew.
+    NotYetValid,
+    /// The attestation itself reports something that did not pass.
+    ChecksFailed,
+    /// Genuine and passing, but the policy asks for more (or there is no usable policy).
+    PolicyViolation,
+}
+
+impl RejectReason {
+    /// Every reason, in verification order.
+    pub const ALL: [RejectReason; 11] = [
+        RejectReason::Missing,
+        RejectReason::Malformed,
+        RejectReason::BadSignature,
+        RejectReason::UntrustedKey,
+        RejectReason::PayloadTypeMismatch,
+        RejectReason::DigestMismatch,
+        RejectReason::ConfigDrift,
+        RejectReason::Expired,
+        RejectReason::NotYetValid,
+        RejectReason::ChecksFailed,
+        RejectReason::PolicyViolation,
+    ];
+
+    /// The CamelCase name, such as `BadSignature`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Missing => "Missing",
+            RejectReason::Malformed => "Malformed",
+            RejectReason::BadSignature => "BadSignature",
+            RejectReason::UntrustedKey => "UntrustedKey",
+            RejectReason::PayloadTypeMismatch => "PayloadTypeMismatch",
+            RejectReason::DigestMismatch => "DigestMismatch",
+            RejectReason::ConfigDrift => "ConfigDrift",
+            RejectReason::Expired => "Expired",
+            RejectReason::NotYetValid => "NotYetValid",
+            RejectReason::ChecksFailed => "ChecksFailed",
+            RejectReason::PolicyViolation => "PolicyViolation",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejection: the reason and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct Rejection {
+    /// The reason.
+    pub reason: RejectReason,
+    /// What exactly was wrong.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A rejection with `reason` and `message`.
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+fn reject<T>(reason: RejectReason, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(reason, message))
+}
+
+impl From<UnpinnedImage> for Rejection {
+    fn from(e: UnpinnedImage) -> Self {
+        Rejection::new(RejectReason::DigestMismatch, e.to_string())
+    }
+}
+
+impl From<ConfigDigestError> for Rejection {
+    fn from(e: ConfigDigestError) -> Self {
+        Rejection::new(
+            RejectReason::ConfigDrift,
+            format!("cannot compute the configuration digest: {e}"),
+        )
+    }
+}
+
+/// What the revision to roll out needs the attestation to prove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// Every pinned image of the revision; each digest must be a subject.
+    pub image_digests: Vec<ImageRef>,
+    /// `sha256:<hex>` from `attest::config::config_digest`.
+    pub config_digest: String,
+}
+
+impl Expected {
+    /// Images and configuration digest of `spec`. An unpinned image is a `DigestMismatch`.
+    pub fn for_spec(spec: &SafeDeploymentSpec) -> Result<Self, Rejection> {
+        Self::for_spec_with(spec, &BTreeMap::new())
+    }
+
+    /// As [`Expected::for_spec`] with config object digests folded in
+    /// (`attest::config::config_digest_with`).
+    pub fn for_spec_with(
+        spec: &SafeDeploymentSpec,
+        config_objects: &BTreeMap<String, String>,
+    ) -> Result<Self, Rejection> {
+        Ok(Self {
+            image_digests: config::image_digests(spec)?,
+            config_digest: config::config_digest_with(spec, config_objects)?,
+        })
+    }
+}
+
+/// A verified attestation: what status and events should report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Policy name of the key whose signature verified.
+    pub key_name: String,
+    /// Its key id (`hex(sha256(SPKI))`).
+    pub key_id: String,
+    /// `predicate.verifier.id`.
+    pub verifier_id: String,
+    /// `predicate.timeVerified`.
+    pub time_verified: Timestamp,
+    /// When this verdict stops holding: `min(timeVerified + maxAge, expiresAt)`. Re-verify (or
+    /// requeue) by then.
+    pub valid_until: Timestamp,
+    /// SHA-256 of the envelope bytes (a cache key together with the expected digests and the
+    /// policy's generation).
+    pub envelope_sha256: String,
+    /// Names of the checks in the attestation, all of which are `PASSED` or non-failing.
+    pub checks: Vec<String>,
+}
+
+impl Verified {
+    /// A one-line summary for a condition message.
+    pub fn message(&self) -> String {
+        format!(
+            "signed by trusted key {:?}, verified by {} at {}, valid until {}; checks: {}",
+            self.key_name,
+            self.verifier_id,
+            self.time_verified,
+            self.valid_until,
+            if self.checks.is_empty() {
+                "none".to_owned()
+            } else {
+                self.checks.join(", ")
+            }
+        )
+    }
+}
+
+/// The outcome for a revision, combining policy resolution and verification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The attestation verified.
+    Verified(Verified),
+    /// The applicable policy sets `requireAttestation: false`.
+    NotRequired,
+    /// Rejected, with one reason.
+    Rejected(Rejection),
+}
+
+impl Verdict {
+    /// Whether the revision may roll out.
+    pub fn allows_rollout(&self) -> bool {
+        !matches!(self, Verdict::Rejected(_))
+    }
+
+    /// `Verified`, `NotRequired`, or the rejection reason's name.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Verdict::Verified(_) => "Verified",
+            Verdict::NotRequired => "NotRequired",
+            Verdict::Rejected(r) => r.reason.as_str(),
+        }
+    }
+
+    /// A human message.
+    pub fn message(&self) -> String {
+        match self {
+            Verdict::Verified(v) => v.message(),
+            Verdict::NotRequired => {
+                "the SafeDeploymentPolicy for this namespace does not require an attestation"
+                    .to_owned()
+            }
+            Verdict::Rejected(r) => r.message.clone(),
+        }
+    }
+}
+
+/// The whole decision for a revision: no policy → `PolicyViolation` (fail closed: without an
+/// admin policy there is no trusted key); `requireAttestation: false` → `NotRequired` (the
+/// envelope is not even read); no envelope → `Missing`; otherwise [`verify`].
+pub fn evaluate(
+    envelope: Option<&[u8]>,
+    expected: &Expected,
+    policy: Option<&SafeDeploymentPolicySpec>,
+    now: Timestamp,
+) -> Verdict {
+    let Some(policy) = policy else {
+        return Verdict::Rejected(Rejection::new(
+            RejectReason::PolicyViolation,
+            "no SafeDeploymentPolicy selects this namespace, so no key is trusted",
+        ));
+    };
+    if !policy.require_attestation {
+        return Verdict::NotRequired;
+    }
+    let Some(envelope) = envelope else {
+        return Verdict::Rejected(Rejection::new(
+            RejectReason::Missing,
+            "no attestation was provided",
+        ));
+    };
+    match verify(envelope, expected, policy, now) {
+        Ok(v) => Verdict::Verified(v),
+        Err(r) => Verdict::Rejected(r),
+    }
+}
+
+/// Verifies `envelope` (the DSSE JSON bytes) for the revision described by `expected` under
+/// `policy` at `now`. Pure; see the module documentation for the order and the reasons.
+/// `requireAttestation` is not consulted here (see [`evaluate`]).
+pub fn verify(
+    envelope: &[u8],
+    expected: &Expected,
+    policy: &SafeDeploymentPolicySpec,
+    now: Timestamp,
+) -> Result<Verified, Rejection> {
+    use RejectReason::*;
+
+    // 0. Policy and presence.
+    let policy = CompiledPolicy::compile(policy).map_err(|e| {
+        Rejection::new(
+            PolicyViolation,
+            format!("the SafeDeploymentPolicy is unusable: {e}"),
+        )
+    })?;
+    let limits = policy.limits;
+    if envelope.iter().all(u8::is_ascii_whitespace) {
+        return reject(Missing, "the attestation is empty");
+    }
+
+    // 1. Size before parsing.
+    if envelope.len() > limits.max_envelope_bytes {
+        return reject(
+            Malformed,
+            format!(
+                "envelope is {} bytes, over the limit of {}",
+                envelope.len(),
+                limits.max_envelope_bytes
+            ),
+        );
+    }
+
+    // 2. Strict envelope.
+    let parsed = Envelope::parse(envelope).map_err(|e| Rejection::new(Malformed, e.to_string()))?;
+    if parsed.signatures.is_empty() {
+        return reject(Malformed, "envelope has no signatures");
+    }
+    if parsed.signatures.len() > limits.max_signatures {
+        return reject(
+            Malformed,
+            format!(
+                "envelope has {} signatures, over the limit of {}",
+                parsed.signatures.len(),
+                limits.max_signatures
+            ),
+        );
+    }
+    // Base64 length bounds the decoded size; check the text first so a huge payload is never decoded.
+    if parsed.payload.len() / 4 * 3 > limits.max_payload_bytes + 3 {
+        return reject(
+            Malformed,
+            format!(
+                "payload is over the limit of {} bytes",
+                limits.max_payload_bytes
+            ),
+        );
+    }
+    let payload = parsed
+        .payload_bytes()
+        .map_err(|e| Rejection::new(Malformed, e.to_string()))?;
+    if payload.len() > limits.max_payload_bytes {
+        return reject(
+            Malformed,
+            format!(
+                "payload is {} bytes, over the limit of {}",
+                payload.len(),
+                limits.max_payload_bytes
+            ),
+        );
+    }
+    let signatures = parsed
+        .signatures
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            dsse::decode_base64(&s.sig)
+                .map(|sig| (s.keyid.as_deref().unwrap_or(""), sig))
+                .ok_or_else(|| {
+                    Rejection::new(Malformed, format!("signature {i} is not valid base64"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // 3. Signature over PAE, trusted keys only.
+    let key = verify_signatures(&policy.keys, &parsed.payload_type, &payload, &signatures)?;
+    if parsed.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return reject(
+            PayloadTypeMismatch,
+            format!(
+                "payloadType is {:?}, expected {IN_TOTO_PAYLOAD_TYPE:?}",
+                parsed.payload_type
+            ),
+        );
+    }
+    let statement: Statement = json::from_slice_strict(&payload).map_err(|e| {
+        Rejection::new(
+            Malformed,
+            format!("payload is not a valid in-toto Statement: {e}"),
+        )
+    })?;
+
+    // 4. Types, then structure.
+    if statement.type_ != STATEMENT_TYPE_V1 {
+        return reject(
+            PayloadTypeMismatch,
+            format!(
+                "statement _type is {:?}, expected {STATEMENT_TYPE_V1:?}",
+                statement.type_
+            ),
+        );
+    }
+    if statement.predicate_type != policy.predicate_type {
+        return reject(
+            PayloadTypeMismatch,
+            format!(
+                "predicateType is {:?}, the policy requires {:?}",
+                statement.predicate_type, policy.predicate_type
+            ),
+        );
+    }
+    let subject_digests = subject_digests(&statement, limits.max_subjects)?;
+    let predicate: LocalValidation =
+        serde_json::from_value(statement.predicate.clone()).map_err(|e| {
+            Rejection::new(
+                Malformed,
+                format!("predicate is not a local-validation predicate: {e}"),
+            )
+        })?;
+    if !is_sha256_hex(&predicate.config_digest.sha256) {
+        return reject(
+            Malformed,
+            "predicate.configDigest.sha256 is not 64 lowercase hex characters",
+        );
+    }
+    if predicate.checks.len() > limits.max_checks {
+        return reject(
+            Malformed,
+            format!(
+                "predicate has {} checks, over the limit of {}",
+                predicate.checks.len(),
+                limits.max_checks
+            ),
+        );
+    }
+    let mut names = BTreeSet::new();
+    if let Some(dup) = predicate
+        .checks
+        .iter()
+        .find(|c| !names.insert(c.name.as_str()))
+    {
+        return reject(
+            Malformed,
+            format!("check name {:?} appears twice", dup.name),
+        );
+    }
+
+    // 5. Binding: images and configuration.
+    if expected.image_digests.is_empty() {
+        return reject(DigestMismatch, "the revision has no image digest to bind");
+    }
+    for image in &expected.image_digests {
+        if !subject_digests.contains(image.digest.as_str()) {
+            return reject(
+                DigestMismatch,
+                format!(
+                    "image {} (container {:?} of component {:?}) is not a subject of the attestation",
+                    image.image, image.container, image.component
+                ),
+            );
+        }
+    }
+    let attested_config = format!("sha256:{}", predicate.config_digest.sha256);
+    if attested_config != expected.config_digest {
+        return reject(
+            ConfigDrift,
+            format!(
+                "attested configuration {attested_config} differs from the revision's {}",
+                expected.config_digest
+            ),
+        );
+    }
+
+    // 6. Time.
+    let time_verified = parse_time("timeVerified", &predicate.time_verified)?;
+    let expires_at = predicate
+        .expires_at
+        .as_deref()
+        .map(|t| parse_time("expiresAt", t))
+        .transpose()?;
+    if time_verified.duration_since(now) > policy.clock_skew {
+        return reject(
+            NotYetValid,
+            format!(
+                "timeVerified {time_verified} is in the future (now {now}, allowed skew {})",
+                fmt_duration(policy.clock_skew)
+            ),
+        );
+    }
+    let cap = time_verified
+        .checked_add(policy.max_age)
+        .map_err(|_| Rejection::new(Malformed, "timeVerified plus maxAge is out of range"))?;
+    if now > cap {
+        return reject(
+            Expired,
+            format!(
+                "verified at {time_verified}, older than the maximum age {} (expired at {cap})",
+                fmt_duration(policy.max_age)
+            ),
+        );
+    }
+    if let Some(expires_at) = expires_at
+        && now >= expires_at
+    {
+        return reject(Expired, format!("the attestation expired at {expires_at}"));
+    }
+    let valid_until = expires_at.map_or(cap, |e| e.min(cap));
+
+    // 7. Results, then admin requirements.
+    check_results(&predicate, policy.spec)?;
+    check_requirements(&predicate, policy.spec)?;
+
+    Ok(Verified {
+        key_name: key.name.clone(),
+        key_id: key.key.key_id(),
+        verifier_id: predicate.verifier.id.clone(),
+        time_verified,
+        valid_until,
+        envelope_sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, envelope)),
+        checks: predicate.checks.iter().map(|c| c.name.clone()).collect(),
+    })
+}
+
+fn verify_signatures<'k>(
+    keys: &'k [NamedKey],
+    payload_type: &str,
+    payload: &[u8],
+    signatures: &[(&str, Vec<u8>)],
+) -> Result<&'k NamedKey, Rejection> {
+    if keys.is_empty() {
+        return reject(RejectReason::UntrustedKey, "the policy trusts no key");
+    }
+    let message = dsse::pae(payload_type, payload);
+    let mut named_trusted = false;
+    for (keyid, sig) in signatures {
+        let hinted =
+            |k: &NamedKey| !keyid.is_empty() && (k.key.key_id() == *keyid || k.name == *keyid);
+        if keyid.is_empty() || keys.iter().any(hinted) {
+            named_trusted = true;
+        }
+        // The hint only orders the keys; every trusted key is tried (bounded by the limits).
+        let ordered = keys
+            .iter()
+            .filter(|k| hinted(k))
+            .chain(keys.iter().filter(|k| !hinted(k)));
+        for key in ordered {
+            if key.key.verify(&message, sig) {
+                return Ok(key);
+            }
+        }
+    }
+    if named_trusted {
+        reject(
+            RejectReason::BadSignature,
+            "no signature verifies under the trusted keys: the envelope was altered, or its key id names a trusted key that did not sign it",
+        )
+    } else {
+        reject(
+            RejectReason::UntrustedKey,
+            format!(
+                "signed only by keys the policy does not trust (key ids: {})",
+                signatures
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    }
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn subject_digests(
+    statement: &Statement,
+    max_subjects: usize,
+) -> Result<BTreeSet<&str>, Rejection> {
+    use RejectReason::Malformed;
+    if statement.subject.is_empty() {
+        return reject(Malformed, "statement has no subject");
+    }
+    if statement.subject.len() > max_subjects {
+        return reject(
+            Malformed,
+            format!(
+                "statement has {} subjects, over the limit of {max_subjects}",
+                statement.subject.len()
+            ),
+        );
+    }
+    let mut digests = BTreeSet::new();
+    let mut by_name: BTreeMap<&str, &str> = BTreeMap::new();
+    for subject in &statement.subject {
+        let Some(sha) = subject.digest.get("sha256") else {
+            continue;
+        };
+        if !is_sha256_hex(sha) {
+            return reject(
+                Malformed,
+                format!("subject digest sha256 {sha:?} is not 64 lowercase hex characters"),
+            );
+        }
+        if let Some(name) = subject.name.as_deref()
+            && let Some(previous) = by_name.insert(name, sha)
+            && previous != sha
+        {
+            return reject(
+                Malformed,
+                format!("subject {name:?} appears with two different digests"),
+            );
+        }
+        digests.insert(sha.as_str());
+    }
+    Ok(digests)
+}
+
+fn parse_time(field: &str, text: &str) -> Result<Timestamp, Rejection> {
+    // RFC 3339 only: a 'T' separator, an explicit offset, no bracketed annotation.
+    let shaped =
+        text.len() >= 20 && text.as_bytes().get(10) == Some(&b'T') && !text.contains(['[', ' ']);
+    shaped
+        .then(|| text.parse::<Timestamp>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            Rejection::new(
+                RejectReason::Malformed,
+                format!("{field} {text:?} is not an RFC 3339 timestamp"),
+            )
+        })
+}
+
+fn fmt_duration(d: SignedDuration) -> String {
+    format!("{d:#}")
+}
+
+fn check_results(
+    predicate: &LocalValidation,
+    policy: &SafeDeploymentPolicySpec,
+) -> Result<(), Rejection> {
+    use RejectReason::ChecksFailed;
+    if predicate.verification_result != PASSED {
+        return reject(
+            ChecksFailed,
+            format!("verificationResult is {:?}", predicate.verification_result),
+        );
+    }
+    for check in &predicate.checks {
+        if check.result == FAILED {
+            return reject(
+                ChecksFailed,
+                format!("check {:?} ({}) FAILED", check.name, check.kind),
+            );
+        }
+        if let Some(metric) = check.metrics.iter().find(|m| !m.within_own_threshold()) {
+            let t = metric
+                .threshold
+                .as_ref()
+                .map(|t| format!("{} {}", t.op, t.value))
+                .unwrap_or_default();
+            return reject(
+                ChecksFailed,
+                format!(
+                    "check {:?}: metric {} = {} violates its threshold {t}",
+                    check.name, metric.name, metric.value
+                ),
+            );
+        }
+    }
+    for required in &policy.required_checks {
+        let offending = |c: &&Check| c.result != PASSED;
+        let bad = match (&required.name, &required.kind) {
+            (Some(name), _) => predicate
+                .checks
+                .iter()
+                .filter(|c| &c.name == name)
+                .find(offending),
+            (None, Some(kind)) => predicate
+                .checks
+                .iter()
+                .filter(|c| &c.kind == kind)
+                .find(offending),
+            (None, None) => None,
+        };
+        if let Some(check) = bad {
+            return reject(
+                ChecksFailed,
+                format!(
+                    "required check {:?} ({}) has result {:?}, not PASSED",
+                    check.name, check.kind, check.result
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_requirements(
+    predicate: &LocalValidation,
+    policy: &SafeDeploymentPolicySpec,
+) -> Result<(), Rejection> {
+    use RejectReason::PolicyViolation;
+    for required in &policy.required_checks {
+        match (&required.name, &required.kind) {
+            (Some(name), _) if !predicate.checks.iter().any(|c| &c.name == name) => {
+                return reject(
+                    PolicyViolation,
+                    format!("required check {name:?} is missing"),
+                );
+            }
+            (None, Some(kind)) if !predicate.checks.iter().any(|c| &c.kind == kind) => {
+                return reject(
+                    PolicyViolation,
+                    format!("no check of required kind {kind:?}"),
+                );
+            }
+            (None, None) => {
+                return reject(
+                    PolicyViolation,
+                    "a required check names neither a check nor a kind",
+                );
+            }
+            _ => {}
+        }
+    }
+    for bound in &policy.metric_bounds {
+        let scope = bound
+            .check
+            .as_deref()
+            .map_or("any check".to_owned(), |c| format!("check {c:?}"));
+        let values: Vec<(&str, f64)> = predicate
+            .checks
+            .iter()
+            .filter(|c| bound.check.as_ref().is_none_or(|name| &c.name == name))
+            .flat_map(|c| {
+                c.metrics
+                    .iter()
+                    .filter(|m| m.name == bound.metric)
+                    .map(move |m| (c.name.as_str(), m.value))
+            })
+            .collect();
+        if values.is_empty() {
+            return reject(
+                PolicyViolation,
+                format!(
+                    "metric {:?} required by the policy is not reported by {scope}",
+                    bound.metric
+                ),
+            );
+        }
+        for (check, value) in values {
+            // Written as negations so that a NaN bound or value is a violation (fail closed).
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            let below = bound.min.is_some_and(|min| !(value >= min));
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            let above = bound.max.is_some_and(|max| !(value <= max));
+            if below || above {
+                return reject(
+                    PolicyViolation,
+                    format!(
+                        "metric {:?} of check {check:?} is {value}, outside the policy bounds [{}, {}]",
+                        bound.metric,
+                        bound.min.map_or("-inf".to_owned(), |v| v.to_string()),
+                        bound.max.map_or("+inf".to_owned(), |v| v.to_string())
+                    ),
+                );
+            }
+        }
+    }
+    if !policy.allowed_verifier_ids.is_empty()
+        && !policy.allowed_verifier_ids.contains(&predicate.verifier.id)
+    {
+        return reject(
+            PolicyViolation,
+            format!(
+                "verifier {:?} is not allowed by the policy",
+                predicate.verifier.id
+            ),
+        );
+    }
+    for (key, want) in &policy.required_environment {
+        match predicate.environment.get(key) {
+            Some(Value::String(have)) if have == want => {}
+            have => {
+                return reject(
+                    PolicyViolation,
+                    format!(
+                        "environment {key:?} is {}, the policy requires {want:?}",
+                        have.map_or("absent".to_owned(), |v| v.to_string())
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
