@@ -146,7 +146,8 @@ fn retry_after_provider_errors(
                 MetricVerdict::Error | MetricVerdict::NoData | MetricVerdict::NaN
             )
     });
-    if !inconclusive || !(transient || !run_status.consecutive_errors.is_empty()) {
+    let provider_errors = !run_status.consecutive_errors.is_empty();
+    if !inconclusive || !(transient || provider_errors) {
         return None;
     }
     let interval = run::schedule(template).ok()?.interval;

@@ -101,8 +101,8 @@ pub fn status(sd: &SafeDeployment) -> String {
         let _ = writeln!(out, "\n  Health signals (canary):");
         let _ = writeln!(
             out,
-            "    {:<24} {:>8} {:>9} {:>7} {:>10} {:>8}  {}",
-            "SIGNAL", "VALUE", "BASELINE", "TARGET", "ACCEPTABLE", "CRITICAL", "VERDICT"
+            "    {:<24} {:>8} {:>9} {:>7} {:>10} {:>8}  VERDICT",
+            "SIGNAL", "VALUE", "BASELINE", "TARGET", "ACCEPTABLE", "CRITICAL"
         );
         for m in &status.health {
             let _ = writeln!(
