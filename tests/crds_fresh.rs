@@ -16,3 +16,18 @@ fn checked_in_crds_match_the_rust_types() {
         "crds/safedeploy.yaml is stale: run `UPDATE_CRDS=1 cargo test --test crds_fresh` and commit it"
     );
 }
+
+#[test]
+fn checked_in_api_reference_matches_the_crds() {
+    let generated = safedeploy::api::api_reference_markdown();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/API.md");
+    if std::env::var_os("UPDATE_CRDS").is_some() {
+        std::fs::write(&path, &generated).expect("write crds/API.md");
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "crds/API.md is stale: run `UPDATE_CRDS=1 cargo test --test crds_fresh` and commit it"
+    );
+    assert!(generated.contains("`spec.strategy.canary.steps[].setWeight`"));
+}
