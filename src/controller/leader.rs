@@ -35,6 +35,22 @@
 //!   replica's (a previous incarnation's) and waited out: identities should be unique per process
 //!   (see [`unique_identity`]).
 //!
+//! # Wiring (for `controller::run`)
+//! ```text
+//! let identity = leader::unique_identity(&args.instance);           // POD_NAME + random suffix
+//! let leadership = leader::elect(client.clone(), &lease_ns, &lease_name, &identity,
+//!                                Duration::from_secs(15)).await?;   // fails fast on RBAC
+//! leadership.acquired().await?;                                     // standby until leader
+//! let check = leadership.check();      // into Context; `if !check.is_leader() { skip write }`
+//! tokio::select! {
+//!     _ = controller_future => {}
+//!     lost = leadership.lost() => return Err(lost.into()),          // exit 1: restarted
+//! }
+//! leadership.release().await                                        // on SIGTERM: fast hand-over
+//! ```
+//! Readiness can stay "caches synced" (a standby is ready to take over); start the watches before
+//! `acquired()` so a new leader acts on warm caches.
+//!
 //! # RBAC
 //! `get`, `create` and `update` on `leases` in the lease namespace (`update` and `get` may be
 //! restricted to the lease name with `resourceNames`; `create` cannot be).
@@ -279,10 +295,14 @@ pub fn released_spec(previous: &LeaseSpec, now: Timestamp) -> LeaseSpec {
     }
 }
 
-/// The flag and deadline every reader checks; written only by the elector task.
+/// The flag and deadline every reader checks; written by the elector task, and stopped for good
+/// by [`Leadership::release`] or drop.
 #[derive(Debug)]
 struct Flag {
     leader: AtomicBool,
+    /// Set once the elector is told to stop; a stopped flag is never leader again, even if the
+    /// task wins a race against the stop.
+    stopped: AtomicBool,
     base: Instant,
     /// Nanoseconds after `base` until which the leader may act.
     valid_until: AtomicU64,
@@ -292,9 +312,20 @@ impl Flag {
     fn new() -> Self {
         Flag {
             leader: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             base: Instant::now(),
             valid_until: AtomicU64::new(0),
         }
+    }
+
+    /// Never leader again.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.demote();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -319,6 +350,7 @@ impl Flag {
 
     fn is_leader_at(&self, now: Instant) -> bool {
         self.leader.load(Ordering::SeqCst)
+            && !self.stopped.load(Ordering::SeqCst)
             && self.nanos(now) < self.valid_until.load(Ordering::SeqCst)
     }
 }
@@ -488,11 +520,12 @@ impl Leadership {
     /// holds it) so a standby takes over within one retry period. Waits at most one lease
     /// duration for that write.
     pub async fn release(mut self) -> Result<(), LeaderError> {
-        self.flag.demote();
+        self.flag.stop();
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        if let Some(mut task) = self.task.take() {
             let timeout = self.timing.lease_duration + self.timing.retry_period;
-            if tokio::time::timeout(timeout, task).await.is_err() {
+            if tokio::time::timeout(timeout, &mut task).await.is_err() {
+                task.abort();
                 return Err(LeaderError::Stopped);
             }
         }
@@ -522,7 +555,7 @@ impl Leadership {
 
 impl Drop for Leadership {
     fn drop(&mut self) {
-        self.flag.demote();
+        self.flag.stop();
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -574,16 +607,23 @@ impl Elector {
         // Candidate.
         let (mut held, mut valid_until) = loop {
             if !looked {
-                lease = match self.api.get_opt(&self.name).await {
-                    Ok(lease) => lease,
-                    Err(error) if Self::fatal(&error) => {
+                let read =
+                    tokio::time::timeout(self.timing.lease_duration, self.api.get_opt(&self.name))
+                        .await;
+                lease = match read {
+                    Ok(Ok(lease)) => lease,
+                    Ok(Err(error)) if Self::fatal(&error) => {
                         let _ = state.send(LeaderState::Failed(format!(
                             "Lease {}/{}: {error}",
                             self.namespace, self.name
                         )));
                         return;
                     }
-                    Err(error) => {
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(error)) => error.to_string(),
+                            _ => "the API server did not answer in time".to_string(),
+                        };
                         warn!(%error, lease = %self.name, "cannot read the leader Lease; retrying");
                         if self.pause(&mut stop, self.timing.retry_period).await {
                             let _ = state.send(LeaderState::Stopped);
@@ -609,9 +649,20 @@ impl Elector {
                 }
             }
         };
+        if flag.is_stopped() || *stop.borrow() {
+            // Told to stop while the winning write was in flight: hand the Lease straight back.
+            self.release(&held).await;
+            let _ = state.send(LeaderState::Stopped);
+            return;
+        }
         flag.promote(valid_until);
         let _ = state.send(LeaderState::Leader);
-        info!(identity = %self.identity, lease = %self.name, namespace = %self.namespace, "became the leader");
+        info!(
+            identity = %self.identity,
+            lease = %self.name,
+            namespace = %self.namespace,
+            "became the leader"
+        );
 
         // Leader: renew every retry period; demote at the deadline at the latest.
         loop {
@@ -626,7 +677,8 @@ impl Elector {
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(valid_until)) => {
                     // Only reachable if this task was starved for a whole renew deadline.
-                    self.lose(&flag, &state, "the lease could not be renewed before its deadline (the process was stalled)".into());
+                    let reason = "not renewed before the deadline (the process stalled)";
+                    self.lose(&flag, &state, reason.to_string());
                     return;
                 }
                 _ = tokio::time::sleep_until(wake) => {}
@@ -661,7 +713,13 @@ impl Elector {
 
     fn lose(&self, flag: &Flag, state: &watch::Sender<LeaderState>, reason: String) {
         flag.demote();
-        warn!(identity = %self.identity, lease = %self.name, namespace = %self.namespace, %reason, "lost leadership; stopping all writes");
+        warn!(
+            identity = %self.identity,
+            lease = %self.name,
+            namespace = %self.namespace,
+            %reason,
+            "lost leadership; stopping all writes"
+        );
         let _ = state.send(LeaderState::Lost(reason));
     }
 
@@ -669,7 +727,8 @@ impl Elector {
     async fn pause(&self, stop: &mut watch::Receiver<bool>, pause: Duration) -> bool {
         tokio::select! {
             biased;
-            changed = stop.changed() => changed.is_ok() || *stop.borrow(),
+            // A dropped sender (the Leadership is gone) also means stop.
+            changed = stop.changed() => changed.is_err() || *stop.borrow(),
             _ = tokio::time::sleep(pause) => *stop.borrow(),
         }
     }
@@ -703,7 +762,7 @@ impl Elector {
                 ),
                 Err(error) => {
                     if !error.is_conflict() {
-                        warn!(%error, lease = %self.name, "cannot create the leader Lease; retrying");
+                        warn!(%error, lease = %self.name, "cannot create the Lease; retrying");
                     }
                     Step::Again(retry)
                 }
@@ -744,7 +803,7 @@ impl Elector {
                     }
                     Err(error) => {
                         if !error.is_conflict() {
-                            warn!(%error, lease = %self.name, "cannot take the leader Lease; retrying");
+                            warn!(%error, lease = %self.name, "cannot take the Lease; retrying");
                         }
                         Step::Again(retry)
                     }
@@ -837,7 +896,7 @@ impl Elector {
                 .await
             {
                 Ok(_) => {
-                    info!(identity = %self.identity, lease = %self.name, "released the leader Lease");
+                    info!(identity = %self.identity, lease = %self.name, "released the Lease");
                     return;
                 }
                 Err(error) if error.is_conflict() => {
@@ -856,7 +915,7 @@ impl Elector {
                     }
                 }
                 Err(error) => {
-                    warn!(%error, lease = %self.name, "could not release the leader Lease; it expires by itself");
+                    warn!(%error, lease = %self.name, "cannot release the Lease; it will expire");
                     return;
                 }
             }
@@ -888,7 +947,12 @@ enum WriteError {
 
 impl WriteError {
     fn is_conflict(&self) -> bool {
-        matches!(self, WriteError::Kube(kube::Error::Api(status)) if status.is_conflict() || status.is_already_exists())
+        match self {
+            WriteError::Kube(kube::Error::Api(status)) => {
+                status.is_conflict() || status.is_already_exists()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -1060,6 +1124,20 @@ mod tests {
         assert!(flag.is_leader_at(now + Duration::from_secs(2)));
         flag.demote();
         assert!(!flag.is_leader_at(now));
+    }
+
+    #[test]
+    fn a_stopped_flag_is_never_leader_again() {
+        let flag = Flag::new();
+        let now = Instant::now();
+        flag.promote(now + Duration::from_secs(10));
+        assert!(flag.is_leader_at(now));
+        flag.stop();
+        assert!(!flag.is_leader_at(now));
+        // A promotion racing with the stop does not revive it.
+        flag.promote(now + Duration::from_secs(10));
+        assert!(!flag.is_leader_at(now));
+        assert!(flag.is_stopped());
     }
 
     #[test]

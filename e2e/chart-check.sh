@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Checks the Helm chart charts/safedeploy against the real API server of the local control plane:
+#   1. the chart's CRD copy (files/crds/safedeploy.yaml) equals crds/safedeploy.yaml and, when a
+#      built binary is at hand, `safedeploy crds`;
+#   2. `helm lint --strict` with the default, HA (replicaCount 2) and ServiceMonitor values, and
+#      values.schema.json rejects a misspelt key;
+#   3. `helm template` output: least-privilege RBAC (no wildcard, no CRD write, Leases only in a
+#      namespaced Role), the pod security settings, CRDs equal to the generated ones plus the
+#      `helm.sh/resource-policy: keep` annotation;
+#   4. a server-side dry run (`kubectl apply --server-side --dry-run=server`) of every variant;
+#   5. `helm install` into a fresh namespace (kwok runs the pod), `helm upgrade` to 2 replicas,
+#      `helm uninstall`; the CRDs stay (keep). The namespace is deleted afterwards.
+# Needs: the cluster of e2e/cluster.sh (or KUBECONFIG), go (to install helm if missing), python3.
+# Env: HELM (a helm binary), HELM_VERSION (default v3.22.0), SAFEDEPLOY_BIN (built binary),
+#      CHART_CHECK_NAMESPACE (default sd-chart-check), CHART_CHECK_SKIP_INSTALL=1.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CHART="$REPO/charts/safedeploy"
+NS="${CHART_CHECK_NAMESPACE:-sd-chart-check}"
+RELEASE=sd-chart-check
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+WORK="$(mktemp -d -t safedeploy-chart-check.XXXXXX)"
+cd "$REPO"
+
+log() { echo "chart-check: $*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+pass() { log "ok: $*"; }
+
+cleanup() {
+  local rc=$?
+  if [ -n "${INSTALLED:-}" ]; then
+    "$HELM" uninstall "$RELEASE" -n "$NS" --wait >/dev/null 2>&1 || true
+  fi
+  if [ -n "${CREATED_NS:-}" ]; then
+    kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+# --- tools --------------------------------------------------------------------------------------
+if [ -z "${KUBECONFIG:-}" ] && e2e/cluster.sh status >/dev/null 2>&1; then
+  eval "$(e2e/cluster.sh env)"
+fi
+command -v kubectl >/dev/null || die "kubectl not found (eval \"\$(e2e/cluster.sh env)\")"
+HELM="${HELM:-$(command -v helm || true)}"
+if [ -z "$HELM" ]; then
+  gobin="$(go env GOPATH)/bin"
+  if [ ! -x "$gobin/helm" ]; then
+    log "installing helm $HELM_VERSION from the Go module proxy (a few minutes, once)"
+    GOTOOLCHAIN=local go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  fi
+  HELM="$gobin/helm"
+fi
+KUBE_VERSION="$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+log "helm $("$HELM" version --short), API server $KUBE_VERSION"
+
+# --- 1. CRD copy --------------------------------------------------------------------------------
+cmp -s crds/safedeploy.yaml "$CHART/files/crds/safedeploy.yaml" ||
+  die "charts/safedeploy/files/crds/safedeploy.yaml differs from crds/safedeploy.yaml: run \`UPDATE_CRDS=1 cargo test --test crds_fresh --test rbac\`"
+BIN="${SAFEDEPLOY_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/safedeploy}"
+if [ -x "$BIN" ]; then
+  "$BIN" crds | cmp -s - "$CHART/files/crds/safedeploy.yaml" ||
+    die "the chart's CRDs differ from \`safedeploy crds\` ($BIN): regenerate them"
+fi
+pass "the chart's CRDs are the generated ones"
+
+# --- 2. lint and schema -------------------------------------------------------------------------
+VARIANTS=(default ha watch)
+variant_args() {
+  case "$1" in
+    default) echo "" ;;
+    ha) echo "--set replicaCount=2" ;;
+    watch) echo "--set watchNamespace=team-a --set crds.install=false --set leaderElection.enabled=true" ;;
+    monitor) echo "--set serviceMonitor.enabled=true" ;;
+  esac
+}
+for variant in "${VARIANTS[@]}" monitor; do
+  # shellcheck disable=SC2046
+  "$HELM" lint "$CHART" --strict --kube-version "$KUBE_VERSION" $(variant_args "$variant") >"$WORK/lint.log" 2>&1 ||
+    { cat "$WORK/lint.log" >&2; die "helm lint ($variant)"; }
+done
+pass "helm lint --strict (default, ha, watch, monitor)"
+if "$HELM" template x "$CHART" --set replicaCont=2 >/dev/null 2>"$WORK/schema.log"; then
+  die "values.schema.json accepted a misspelt key"
+fi
+grep -q "replicaCont" "$WORK/schema.log" || die "unexpected schema error: $(cat "$WORK/schema.log")"
+if "$HELM" template x "$CHART" --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
+  die "2 replicas without leader election rendered"
+fi
+pass "values.schema.json rejects a misspelt key; 2 replicas need leader election"
+
+# --- 3. rendered output -------------------------------------------------------------------------
+render() { # render <variant> <namespace>
+  # shellcheck disable=SC2046
+  "$HELM" template "$RELEASE" "$CHART" -n "$2" --kube-version "$KUBE_VERSION" $(variant_args "$1")
+}
+for variant in "${VARIANTS[@]}" monitor; do
+  render "$variant" "$NS" >"$WORK/$variant.yaml"
+done
+python3 - "$WORK" "$REPO/crds/safedeploy.yaml" <<'PY'
+import json, subprocess, sys
+work, crds = sys.argv[1], sys.argv[2]
+try:
+    import yaml
+except ImportError:
+    sys.exit("python3-yaml is needed (apt-get install python3-yaml)")
+
+def docs(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+def fail(msg):
+    sys.exit(f"chart-check: FAILED: {msg}")
+
+default = docs(f"{work}/default.yaml")
+kinds = sorted(d["kind"] for d in default)
+want = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition",
+        "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
+if kinds != want:
+    fail(f"default render has {kinds}, want {want}")
+
+# CRDs: the generated ones, plus keep and labels.
+generated = {d["metadata"]["name"]: d for d in docs(crds)}
+for crd in (d for d in default if d["kind"] == "CustomResourceDefinition"):
+    name = crd["metadata"]["name"]
+    if crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") != "keep":
+        fail(f"CRD {name} lacks helm.sh/resource-policy: keep")
+    stripped = json.loads(json.dumps(crd))
+    stripped["metadata"].pop("annotations", None)
+    stripped["metadata"].pop("labels", None)
+    if stripped != generated.get(name):
+        fail(f"CRD {name} as rendered differs from crds/safedeploy.yaml")
+
+# RBAC: exactly the verbs the operator uses.
+role = next(d for d in default if d["kind"] == "ClusterRole")
+got = {}
+for rule in role["rules"]:
+    for group in rule["apiGroups"]:
+        for resource in rule["resources"]:
+            if "*" in (group, resource) or "*" in rule["verbs"]:
+                fail(f"wildcard in the ClusterRole: {rule}")
+            got.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
+expected = {
+    "safedeploy.dev/safedeployments": {"get", "list", "watch"},
+    "safedeploy.dev/safedeployments/status": {"patch"},
+    "safedeploy.dev/safedeployments/finalizers": {"update"},
+    "safedeploy.dev/safedeploymentpolicies": {"list", "watch"},
+    "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
+    "/pods": {"list", "watch"},
+    "/namespaces": {"get"},
+    "/configmaps": {"get", "list", "watch"},
+    "/secrets": {"get", "list", "watch"},
+    "events.k8s.io/events": {"create", "patch"},
+}
+if got != expected:
+    fail(f"ClusterRole rules {got} != {expected}")
+if any(k.startswith("apiextensions.k8s.io") or k.startswith("coordination.k8s.io") for k in got):
+    fail("the ClusterRole grants CRDs or Leases")
+lease_role = next(d for d in default if d["kind"] == "Role")
+for rule in lease_role["rules"]:
+    if rule["apiGroups"] != ["coordination.k8s.io"] or rule["resources"] != ["leases"]:
+        fail(f"the Role grants more than Leases: {rule}")
+    if "resourceNames" not in rule and rule["verbs"] != ["create"]:
+        fail(f"Lease verbs other than create must be limited to the lease name: {rule}")
+
+# Pod security.
+deployment = next(d for d in default if d["kind"] == "Deployment")
+pod = deployment["spec"]["template"]["spec"]
+container = pod["containers"][0]
+sc = container["securityContext"]
+checks = {
+    "pod runAsNonRoot": pod["securityContext"].get("runAsNonRoot") is True,
+    "seccomp RuntimeDefault": pod["securityContext"].get("seccompProfile", {}).get("type") == "RuntimeDefault",
+    "readOnlyRootFilesystem": sc.get("readOnlyRootFilesystem") is True,
+    "no privilege escalation": sc.get("allowPrivilegeEscalation") is False,
+    "drop ALL capabilities": sc.get("capabilities", {}).get("drop") == ["ALL"],
+    "liveness /livez": container["livenessProbe"]["httpGet"]["path"] == "/livez",
+    "readiness /readyz": container["readinessProbe"]["httpGet"]["path"] == "/readyz",
+    "resources": bool(container.get("resources", {}).get("requests")),
+    "http on 0.0.0.0:8080": container["args"][:3] == ["controller", "--http-addr", "0.0.0.0:8080"],
+    "single replica: Recreate": deployment["spec"]["strategy"]["type"] == "Recreate",
+    "single replica: no leader election": "--leader-elect" not in container["args"],
+}
+bad = [k for k, ok in checks.items() if not ok]
+if bad:
+    fail(f"Deployment checks failed: {bad}")
+
+ha = docs(f"{work}/ha.yaml")
+ha_dep = next(d for d in ha if d["kind"] == "Deployment")
+args = ha_dep["spec"]["template"]["spec"]["containers"][0]["args"]
+if ha_dep["spec"]["replicas"] != 2 or "--leader-elect" not in args or "--lease-name" not in args:
+    fail(f"HA render: replicas/args wrong: {args}")
+if not any(d["kind"] == "PodDisruptionBudget" for d in ha):
+    fail("HA render has no PodDisruptionBudget")
+watch = docs(f"{work}/watch.yaml")
+if any(d["kind"] == "CustomResourceDefinition" for d in watch):
+    fail("crds.install=false still renders CRDs")
+wargs = next(d for d in watch if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+if "--namespace" not in wargs or "team-a" not in wargs:
+    fail(f"watchNamespace not passed: {wargs}")
+monitor = docs(f"{work}/monitor.yaml")
+sm = [d for d in monitor if d["kind"] == "ServiceMonitor"]
+if len(sm) != 1 or sm[0]["spec"]["endpoints"][0]["port"] != "http-metrics":
+    fail("serviceMonitor.enabled renders no (correct) ServiceMonitor")
+print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor", file=sys.stderr)
+PY
+
+# --- 4. server-side dry run ---------------------------------------------------------------------
+if kubectl get namespace "$NS" >/dev/null 2>&1; then
+  # A previous run's namespace may still be terminating.
+  kubectl wait --for=delete "namespace/$NS" --timeout=120s >/dev/null 2>&1 ||
+    die "namespace $NS exists (a previous run?): delete it first"
+fi
+kubectl create namespace "$NS" >/dev/null
+CREATED_NS=1
+kubectl label namespace "$NS" safedeploy.dev/test=true >/dev/null
+for variant in "${VARIANTS[@]}"; do
+  kubectl apply --server-side --dry-run=server --field-manager chart-check -f "$WORK/$variant.yaml" >"$WORK/dry.log" 2>&1 ||
+    { cat "$WORK/dry.log" >&2; die "server-side dry run ($variant)"; }
+done
+if kubectl get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then
+  kubectl apply --server-side --dry-run=server -f "$WORK/monitor.yaml" >/dev/null
+  pass "server-side dry run (${VARIANTS[*]} monitor)"
+else
+  pass "server-side dry run (${VARIANTS[*]}; the ServiceMonitor CRD is not installed here)"
+fi
+
+# --- 5. install / upgrade / uninstall -----------------------------------------------------------
+if [ "${CHART_CHECK_SKIP_INSTALL:-0}" = 1 ]; then
+  log "CHART_CHECK_SKIP_INSTALL=1: not installing"
+  exit 0
+fi
+# CRDs that exist already (the integration tests apply them) are adopted by this release when
+# nobody else's Helm release owns them; they are identical (checked above).
+CRD_ARGS=()
+for crd in safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev; do
+  owner="$(kubectl get crd "$crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}' 2>/dev/null || true)"
+  if kubectl get crd "$crd" >/dev/null 2>&1; then
+    if [ -z "$owner" ] || [ "$owner" = "$RELEASE" ]; then
+      kubectl annotate --overwrite crd "$crd" meta.helm.sh/release-name="$RELEASE" meta.helm.sh/release-namespace="$NS" >/dev/null
+      kubectl label --overwrite crd "$crd" app.kubernetes.io/managed-by=Helm >/dev/null
+    else
+      log "CRD $crd belongs to Helm release $owner: installing without CRDs"
+      CRD_ARGS=(--set crds.install=false)
+    fi
+  fi
+done
+"$HELM" install "$RELEASE" "$CHART" -n "$NS" "${CRD_ARGS[@]}" --wait --timeout 3m >"$WORK/install.log" 2>&1 ||
+  { cat "$WORK/install.log" >&2; kubectl -n "$NS" get all >&2 || true; die "helm install"; }
+INSTALLED=1
+kubectl -n "$NS" rollout status "deployment/$RELEASE-safedeploy" --timeout 120s >/dev/null
+ready="$(kubectl -n "$NS" get deployment "$RELEASE-safedeploy" -o jsonpath='{.status.readyReplicas}')"
+[ "$ready" = 1 ] || die "the operator Deployment has $ready ready replicas"
+kubectl -n "$NS" get serviceaccount "$RELEASE-safedeploy" >/dev/null
+kubectl auth can-i patch safedeployments.safedeploy.dev --subresource=status --as "system:serviceaccount:$NS:$RELEASE-safedeploy" -n default >/dev/null ||
+  die "the ServiceAccount cannot patch safedeployments/status"
+if kubectl auth can-i create customresourcedefinitions.apiextensions.k8s.io --as "system:serviceaccount:$NS:$RELEASE-safedeploy" >/dev/null 2>&1; then
+  die "the ServiceAccount can create CRDs"
+fi
+if kubectl auth can-i update leases.coordination.k8s.io --as "system:serviceaccount:$NS:$RELEASE-safedeploy" -n default >/dev/null 2>&1; then
+  die "the ServiceAccount can write Leases outside its namespace"
+fi
+pass "helm install: Deployment ready, ServiceAccount can patch status, cannot write CRDs or foreign Leases"
+
+"$HELM" upgrade "$RELEASE" "$CHART" -n "$NS" "${CRD_ARGS[@]}" --set replicaCount=2 --wait --timeout 3m >"$WORK/upgrade.log" 2>&1 ||
+  { cat "$WORK/upgrade.log" >&2; die "helm upgrade"; }
+ready="$(kubectl -n "$NS" get deployment "$RELEASE-safedeploy" -o jsonpath='{.status.readyReplicas}')"
+[ "$ready" = 2 ] || die "after the upgrade the Deployment has $ready ready replicas"
+kubectl -n "$NS" get pdb "$RELEASE-safedeploy" >/dev/null
+pass "helm upgrade to 2 replicas (leader election, PodDisruptionBudget)"
+
+"$HELM" uninstall "$RELEASE" -n "$NS" --wait >"$WORK/uninstall.log" 2>&1 || { cat "$WORK/uninstall.log" >&2; die "helm uninstall"; }
+INSTALLED=
+if [ ${#CRD_ARGS[@]} -eq 0 ]; then
+  kubectl get crd safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev >/dev/null ||
+    die "helm uninstall deleted the CRDs (resource-policy keep)"
+fi
+kubectl get clusterrole "$RELEASE-safedeploy" >/dev/null 2>&1 && die "the ClusterRole survived the uninstall"
+pass "helm uninstall: the release is gone, the CRDs are kept"
+log "all chart checks passed"

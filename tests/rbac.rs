@@ -1,0 +1,586 @@
+//! The chart's least-privilege RBAC, proven on the real API server: the ServiceAccount,
+//! ClusterRole, Role and bindings rendered by `helm template charts/safedeploy` are applied, the
+//! operator runs out of cluster under a token of that ServiceAccount (`kubectl create token`),
+//! and a rollout goes from nothing to Healthy and through a promotion. With one verb taken away (`patch` on
+//! replicasets) the operator fails with a clear "forbidden" error naming the verb and resource.
+//!
+//! Also (no cluster needed): the chart's CRD copy `charts/safedeploy/files/crds/safedeploy.yaml`
+//! equals what `safedeploy crds` generates; `UPDATE_CRDS=1 cargo test --test rbac` rewrites it.
+//!
+//! The cluster tests need `kubectl` (on PATH after `eval "$(e2e/cluster.sh env)"`) and `helm`
+//! (`$HELM`, PATH or `$(go env GOPATH)/bin`; installed from the Go module proxy if missing).
+
+mod common;
+mod operator;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Fault, TestNamespace};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use operator::{apply, install_crds, namespace_policy, safe_deployment, wait_status};
+use safedeploy::api::Phase;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const HELM_VERSION: &str = "v3.22.0";
+
+#[test]
+fn the_chart_carries_the_generated_crds() {
+    let generated = safedeploy::api::crds_yaml().expect("CRDs render");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/safedeploy/files/crds/safedeploy.yaml");
+    if std::env::var_os("UPDATE_CRDS").is_some() {
+        std::fs::write(&path, &generated).expect("write the chart's CRDs");
+    }
+    let in_chart = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        in_chart == generated,
+        "charts/safedeploy/files/crds/safedeploy.yaml is stale: run \
+         `UPDATE_CRDS=1 cargo test --test crds_fresh --test rbac` and commit it"
+    );
+}
+
+/// A helm binary: `$HELM`, `helm` on PATH, or `$(go env GOPATH)/bin/helm` (installed once from
+/// the Go module proxy if missing).
+fn helm() -> PathBuf {
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Some(path) = std::env::var_os("HELM") {
+            return PathBuf::from(path);
+        }
+        let on_path = std::process::Command::new("helm")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if on_path {
+            return PathBuf::from("helm");
+        }
+        let gopath = std::process::Command::new("go")
+            .args(["env", "GOPATH"])
+            .output()
+            .expect("go (to find or install helm)");
+        let bin = PathBuf::from(String::from_utf8_lossy(&gopath.stdout).trim()).join("bin/helm");
+        if !bin.exists() {
+            let status = std::process::Command::new("go")
+                .args([
+                    "install",
+                    &format!("helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"),
+                ])
+                .env("GOTOOLCHAIN", "local")
+                .status()
+                .expect("go install helm");
+            assert!(status.success(), "go install helm failed");
+        }
+        bin
+    })
+    .clone()
+}
+
+/// The chart's ServiceAccount and RBAC for release `release` in `namespace`, as YAML.
+fn rendered_rbac(release: &str, namespace: &str) -> String {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/safedeploy");
+    let output = std::process::Command::new(helm())
+        .arg("template")
+        .arg(release)
+        .arg(&chart)
+        .args(["--namespace", namespace, "--kube-version", "1.36.0"])
+        .args(["--show-only", "templates/serviceaccount.yaml"])
+        .args(["--show-only", "templates/rbac.yaml"])
+        .output()
+        .expect("run helm template");
+    assert!(
+        output.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// Runs kubectl (admin kubeconfig) with `stdin`, returning stdout; panics on failure.
+async fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl on PATH (eval \"$(e2e/cluster.sh env)\")");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    let output = child.wait_with_output().await.expect("kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The chart's RBAC applied for one test, with its cluster-scoped objects deleted on drop.
+struct ChartRbac {
+    release: String,
+    account: String,
+    kubeconfig: PathBuf,
+}
+
+impl ChartRbac {
+    /// Applies the rendered RBAC (after `edit`), and writes a kubeconfig that authenticates as
+    /// the ServiceAccount with a token from `kubectl create token`.
+    async fn apply(ns: &TestNamespace, edit: impl Fn(&mut Vec<Value>)) -> Self {
+        // Cluster-scoped names must not collide between tests: the release is named after the
+        // namespace.
+        let release = ns.name.clone();
+        let mut documents: Vec<Value> = rendered_rbac(&release, &ns.name)
+            .split("\n---")
+            .filter_map(|d| serde_yaml::from_str::<Value>(d).ok())
+            .filter(|d| d.is_object())
+            .collect();
+        let kinds: Vec<&str> = documents
+            .iter()
+            .filter_map(|d| d["kind"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding"
+            ]
+        );
+        edit(&mut documents);
+        let account = documents[0]["metadata"]["name"]
+            .as_str()
+            .expect("ServiceAccount name")
+            .to_string();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": documents});
+        kubectl(
+            &["apply", "--server-side", "-f", "-"],
+            Some(&list.to_string()),
+        )
+        .await;
+        let token = kubectl(
+            &[
+                "create",
+                "token",
+                &account,
+                "-n",
+                &ns.name,
+                "--duration",
+                "1h",
+            ],
+            None,
+        )
+        .await;
+        let kubeconfig = write_kubeconfig(&ns.name, token.trim());
+        ChartRbac {
+            release,
+            account,
+            kubeconfig,
+        }
+    }
+}
+
+impl Drop for ChartRbac {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        let _ = std::process::Command::new("kubectl")
+            .args(["delete", "--ignore-not-found", "--wait=false"])
+            .arg(format!("clusterrole/{}-safedeploy", self.release))
+            .arg(format!("clusterrolebinding/{}-safedeploy", self.release))
+            // The namespace's attestation opt-out policy (cluster-scoped) of `prepare`.
+            .arg(format!("safedeploymentpolicy/{}-policy", self.release))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A kubeconfig with the admin kubeconfig's cluster (server, CA) and a bearer token, no client
+/// certificate.
+fn write_kubeconfig(namespace: &str, token: &str) -> PathBuf {
+    let admin = kube::config::Kubeconfig::read().expect("read the admin kubeconfig");
+    let context = admin
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == admin.current_context.as_ref())
+        .and_then(|c| c.context.clone())
+        .expect("current context");
+    let cluster = admin
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .expect("cluster");
+    let mut cluster_json = json!({"server": cluster.server.expect("server")});
+    if let Some(data) = cluster.certificate_authority_data {
+        cluster_json["certificate-authority-data"] = json!(data);
+    } else if let Some(file) = cluster.certificate_authority {
+        cluster_json["certificate-authority"] = json!(file);
+    }
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": cluster_json}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{
+            "name": "operator",
+            "context": {"cluster": "cluster", "user": "operator", "namespace": namespace},
+        }],
+        "current-context": "operator",
+    });
+    let path = std::env::temp_dir().join(format!("safedeploy-rbac-{namespace}.kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write kubeconfig");
+    path
+}
+
+/// `safedeploy controller --namespace <ns>` under the ServiceAccount's kubeconfig, logging to a
+/// file; killed on drop.
+struct ScopedOperator {
+    _child: Child,
+    log_path: PathBuf,
+}
+
+impl ScopedOperator {
+    fn start(namespace: &str, kubeconfig: &Path, tag: &str) -> Self {
+        Self::start_with(namespace, kubeconfig, tag, &[])
+    }
+
+    fn start_with(namespace: &str, kubeconfig: &Path, tag: &str, extra: &[&str]) -> Self {
+        let log_path = std::env::temp_dir().join(format!("safedeploy-rbac-{namespace}-{tag}.log"));
+        let log = std::fs::File::create(&log_path).expect("operator log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_safedeploy"))
+            .args([
+                "controller",
+                "--namespace",
+                namespace,
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the operator");
+        ScopedOperator {
+            _child: child,
+            log_path,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+/// Opts the namespace out of attestation (as the admin), installs the CRDs.
+async fn prepare(ns: &TestNamespace) {
+    install_crds(&ns.client).await;
+    namespace_policy(&ns.client, &ns.name, json!({"requireAttestation": false})).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_rollout_completes_under_the_charts_service_account() {
+    let ns = TestNamespace::new("rbac-ok").await;
+    prepare(&ns).await;
+    let rbac = ChartRbac::apply(&ns, |_| {}).await;
+    // The token really is the ServiceAccount's, and it really is least privilege.
+    let whoami = kubectl(
+        &[
+            "--kubeconfig",
+            rbac.kubeconfig.to_str().expect("path"),
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        whoami,
+        format!("system:serviceaccount:{}:{}", ns.name, rbac.account)
+    );
+    let can = |verb: &'static str, resource: &'static str| {
+        let kubeconfig = rbac.kubeconfig.clone();
+        let namespace = ns.name.clone();
+        async move {
+            std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["auth", "can-i", verb, resource, "-n", &namespace])
+                .output()
+                .expect("kubectl auth can-i")
+                .status
+                .success()
+        }
+    };
+    assert!(can("patch", "replicasets.apps").await);
+    assert!(!can("create", "customresourcedefinitions.apiextensions.k8s.io").await);
+    assert!(!can("patch", "safedeployments.safedeploy.dev").await);
+    assert!(!can("create", "pods").await);
+    assert!(!can("create", "secrets").await);
+    assert!(!can("update", "configmaps").await);
+    assert!(!can("update", "deployments.apps").await);
+
+    let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ok");
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    apply(
+        &ns,
+        &safe_deployment(
+            "web",
+            2,
+            "registry.local/app:v1",
+            Fault::None,
+            steps.clone(),
+        ),
+    )
+    .await
+    .expect("apply v1");
+    let first = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "v1 to become Healthy under the chart's RBAC",
+        |s| s.phase == Phase::Healthy,
+    )
+    .await;
+    let v1 = first.stable_revision.clone().expect("stable revision");
+    apply(
+        &ns,
+        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
+    )
+    .await
+    .expect("apply v2");
+    let promoted = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(90),
+        "v2 to be promoted under the chart's RBAC",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
+    )
+    .await;
+    assert_eq!(
+        promoted.history.last().map(|h| h.outcome.as_str()),
+        Some("Promoted")
+    );
+    let replica_sets: kube::Api<ReplicaSet> = ns.api();
+    let names: Vec<String> = replica_sets
+        .list(&Default::default())
+        .await
+        .expect("list ReplicaSets")
+        .items
+        .into_iter()
+        .filter_map(|rs| rs.metadata.name)
+        .collect();
+    assert_eq!(names.len(), 2, "one ReplicaSet per revision: {names:?}");
+    let log = operator.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator hit a permission error:\n{log}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn without_patch_on_replicasets_the_operator_fails_with_a_clear_error() {
+    let ns = TestNamespace::new("rbac-nopatch").await;
+    prepare(&ns).await;
+    let rbac = ChartRbac::apply(&ns, |documents| {
+        let role = documents
+            .iter_mut()
+            .find(|d| d["kind"] == "ClusterRole")
+            .expect("ClusterRole");
+        let rules = role["rules"].as_array_mut().expect("rules");
+        let rule = rules
+            .iter_mut()
+            .find(|r| r["resources"] == json!(["replicasets"]))
+            .expect("the replicasets rule");
+        let verbs = rule["verbs"].as_array_mut().expect("verbs");
+        let before = verbs.len();
+        verbs.retain(|v| v != "patch");
+        assert_eq!(verbs.len(), before - 1, "patch was granted before");
+    })
+    .await;
+    let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "nopatch");
+    apply(
+        &ns,
+        &safe_deployment(
+            "web",
+            2,
+            "registry.local/app:v1",
+            Fault::None,
+            json!([{"setWeight": 100}]),
+        ),
+    )
+    .await
+    .expect("apply v1");
+    let expected = "cannot patch resource \\\"replicasets\\\" in API group \\\"apps\\\"";
+    let expected_plain = "cannot patch resource \"replicasets\" in API group \"apps\"";
+    let log =
+        common::wait_until(
+            Duration::from_secs(30),
+            "the operator to report the missing permission",
+            || {
+                let log = operator.log();
+                async move {
+                    Ok((log.contains(expected) || log.contains(expected_plain)).then_some(log))
+                }
+            },
+        )
+        .await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("forbidden"))
+        .expect("a forbidden line");
+    println!("MEASURED the operator's error without patch on replicasets: {line}");
+    assert!(line.contains("reconcile failed"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "system:serviceaccount:{}:{}",
+            ns.name, rbac.account
+        )),
+        "the error names the ServiceAccount: {line}"
+    );
+    // Nothing was created behind the missing verb, and the rollout did not go Healthy.
+    let replica_sets: kube::Api<ReplicaSet> = ns.api();
+    assert!(
+        replica_sets
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let sds: kube::Api<safedeploy::api::SafeDeployment> = ns.api();
+    let status = sds
+        .get("web")
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert_ne!(status.phase, Phase::Healthy);
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let ns = TestNamespace::new("rbac-ha").await;
+    prepare(&ns).await;
+    let rbac = ChartRbac::apply(&ns, |_| {}).await;
+    // The chart's arguments with replicaCount 2: the Lease in the release namespace, named after
+    // the release (the Role allows get/update on that name only).
+    let lease_name = format!("{}-safedeploy", rbac.release);
+    let args = |instance: &'static str| {
+        [
+            "--leader-elect",
+            "--lease-namespace",
+            ns.name.as_str(),
+            "--lease-name",
+            lease_name.as_str(),
+            "--lease-duration-seconds",
+            "3",
+            "--instance",
+            instance,
+        ]
+        .map(str::to_string)
+    };
+    let start = |instance: &'static str| {
+        let args = args(instance);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ScopedOperator::start_with(&ns.name, &rbac.kubeconfig, instance, &args)
+    };
+    let mut replicas = vec![
+        ("replica-a", start("replica-a")),
+        ("replica-b", start("replica-b")),
+    ];
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    apply(
+        &ns,
+        &safe_deployment(
+            "web",
+            2,
+            "registry.local/app:v1",
+            Fault::None,
+            steps.clone(),
+        ),
+    )
+    .await
+    .expect("apply v1");
+    let first = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "v1 to become Healthy with two replicas",
+        |s| s.phase == Phase::Healthy,
+    )
+    .await;
+    let leases: kube::Api<Lease> = ns.api();
+    let holder = leases
+        .get(&lease_name)
+        .await
+        .expect("the Lease exists")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("a holder");
+    let leader_index = replicas
+        .iter()
+        .position(|(name, _)| holder.starts_with(name))
+        .unwrap_or_else(|| panic!("unexpected holder {holder}"));
+    let (standby_name, standby) = &replicas[1 - leader_index];
+    let standby_log = standby.log();
+    assert!(
+        !standby_log.contains("\"scaled\""),
+        "the standby {standby_name} acted while not leader:\n{standby_log}"
+    );
+    // Kill the leader; the standby takes over and carries the next rollout.
+    let (leader_name, leader) = replicas.remove(leader_index);
+    drop(leader);
+    let killed = std::time::Instant::now();
+    let v1 = first.stable_revision.clone().expect("stable revision");
+    apply(
+        &ns,
+        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
+    )
+    .await
+    .expect("apply v2");
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(90),
+        "v2 to be promoted by the new leader",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
+    )
+    .await;
+    println!(
+        "MEASURED leader {leader_name} killed; v2 promoted by the standby {} ms later (lease 3 s)",
+        killed.elapsed().as_millis()
+    );
+    let holder = leases
+        .get(&lease_name)
+        .await
+        .expect("the Lease")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    let (standby_name, standby) = &replicas[0];
+    assert!(holder.starts_with(standby_name), "holder {holder}");
+    let log = standby.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "a permission error under leader election:\n{log}"
+    );
+}
