@@ -164,8 +164,6 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
 /// A Prometheus of this test's own (the shared one serves other tests), scraping the emitter.
 struct OwnPrometheus {
     child: Option<tokio::process::Child>,
-    dir: std::path::PathBuf,
-    port: u16,
 }
 
 impl OwnPrometheus {
@@ -206,11 +204,7 @@ impl OwnPrometheus {
             }
         })
         .await;
-        OwnPrometheus {
-            child: Some(child),
-            dir,
-            port,
-        }
+        OwnPrometheus { child: Some(child) }
     }
 
     async fn stop(&mut self) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Fault, TestNamespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use operator::{
     Operator, apply, condition, install_crds, namespace_policy, safe_deployment, wait_status,
 };

@@ -331,8 +331,13 @@ async fn a_rollout_completes_under_the_charts_service_account() {
     assert!(!can("create", "customresourcedefinitions.apiextensions.k8s.io").await);
     assert!(!can("patch", "safedeployments.safedeploy.dev").await);
     assert!(!can("create", "pods").await);
-    assert!(!can("create", "secrets").await);
+    // Secrets are read by name and copied per revision, never listed or watched.
+    assert!(can("create", "secrets").await);
+    assert!(!can("list", "secrets").await);
+    assert!(!can("watch", "secrets").await);
+    assert!(!can("delete", "secrets").await);
     assert!(!can("update", "configmaps").await);
+    assert!(!can("delete", "configmaps").await);
     assert!(!can("update", "deployments.apps").await);
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ok");

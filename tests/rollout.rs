@@ -370,7 +370,8 @@ async fn invalid_safe_deployments_are_rejected_with_clear_messages() {
         Fault::None,
         json!([{"setWeight": 50}]),
     );
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         (
             "decreasing weights",
             Box::new(|m| {

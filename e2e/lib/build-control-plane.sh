@@ -2,6 +2,8 @@
 # Builds and caches the control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, kwok, kwokctl) from Go modules only, at one pinned release.
 # Idempotent: a complete cache is reused as is. Prints the bin directory on stdout.
+# Usage: build-control-plane.sh [--print-bin-dir]   (the option prints the path without building)
+# Concurrent runs are serialised with a lock; an interrupted module preparation is redone.
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
@@ -15,7 +17,13 @@ complete() {
   local b
   for b in "${WANTED[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done
 }
+if [ "${1:-}" = "--print-bin-dir" ]; then echo "$BIN_DIR"; exit 0; fi
 if complete; then echo "$BIN_DIR"; exit 0; fi
+
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.build-control-plane.lock"
+flock 9
+if complete; then echo "$BIN_DIR"; exit 0; fi  # built by a concurrent run while we waited
 
 command -v go >/dev/null || { echo "build-control-plane: Go is required (https://go.dev/dl)" >&2; exit 1; }
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
@@ -23,8 +31,9 @@ mkdir -p "$BIN_DIR" "$WORK_DIR/cmd/etcd"
 cd "$WORK_DIR"
 log() { echo "build-control-plane: $*" >&2; }
 
-if [ ! -f go.mod ]; then
+if [ ! -f .prepared ]; then
   log "preparing module for k8s.io/kubernetes $KUBE_VERSION"
+  rm -f go.mod go.sum
   go mod init local/safedeploy-control-plane >&2
   go mod download k8s.io/kubernetes@"$KUBE_VERSION" >&2
   kube_mod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod"
@@ -42,6 +51,7 @@ if [ ! -f go.mod ]; then
   # Tool directives keep the commands' dependency graphs in go.mod/go.sum (a plain go get would be tidied away).
   go get -tool k8s.io/kubernetes/cmd/kube-apiserver@"$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-controller-manager@"$KUBE_VERSION" \
     k8s.io/kubernetes/cmd/kube-scheduler@"$KUBE_VERSION" k8s.io/kubernetes/cmd/kubectl@"$KUBE_VERSION" >&2
+  touch .prepared
 fi
 
 minor="$(echo "${KUBE_VERSION#v}" | cut -d. -f2)"

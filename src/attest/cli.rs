@@ -70,6 +70,11 @@ pub struct AttestArgs {
     /// The SafeDeployment manifest (YAML); images and configuration digest come from it.
     #[arg(long)]
     pub manifest: PathBuf,
+    /// A ConfigMap or Secret manifest (YAML; several documents allowed) referenced by the
+    /// templates, whose contents the configuration digest binds as the operator does
+    /// (issue 6); repeatable.
+    #[arg(long = "config-object", value_name = "FILE")]
+    pub config_objects: Vec<PathBuf>,
     /// A check to run with `sh -c`, as `NAME=COMMAND` or `NAME:KIND=COMMAND`; repeatable, run in
     /// order, stopping at the first failure. Without `:KIND`, the kind is NAME (or NAME's part
     /// before the first `-`) when that is a known kind (unit, integration, e2e, stress, staging,
@@ -119,6 +124,11 @@ pub struct VerifyArgs {
     /// The SafeDeployment manifest the attestation must match.
     #[arg(long)]
     pub manifest: PathBuf,
+    /// A ConfigMap or Secret manifest (YAML; several documents allowed) referenced by the
+    /// templates, whose contents the configuration digest binds as the operator does
+    /// (issue 6); repeatable.
+    #[arg(long = "config-object", value_name = "FILE")]
+    pub config_objects: Vec<PathBuf>,
     /// Namespace for policy selection; default the manifest's, else `default`.
     #[arg(long)]
     pub namespace: Option<String>,
@@ -136,6 +146,11 @@ pub struct ConfigDigestArgs {
     /// The SafeDeployment manifest.
     #[arg(long)]
     pub manifest: PathBuf,
+    /// A ConfigMap or Secret manifest (YAML; several documents allowed) referenced by the
+    /// templates, whose contents the configuration digest binds as the operator does
+    /// (issue 6); repeatable.
+    #[arg(long = "config-object", value_name = "FILE")]
+    pub config_objects: Vec<PathBuf>,
     /// Also print the pinned images (`component/container image`), one a line.
     #[arg(long)]
     pub images: bool,
@@ -265,6 +280,49 @@ pub fn read_manifest(path: &Path) -> Result<(SafeDeploymentSpec, Option<String>)
         .and_then(serde_yaml::Value::as_str)
         .map(str::to_owned);
     Ok((spec, namespace))
+}
+
+/// `--config-object` files (issue 6): the content digest of every ConfigMap and Secret they
+/// hold, keyed as the operator keys them (`configmap/NAME`, `secret/NAME`; see `core::config`).
+/// Each must be referenced by a template of `spec`; referenced objects not given are named on
+/// standard error, since the operator binds the contents of every one that exists.
+pub fn read_config_objects(
+    spec: &SafeDeploymentSpec,
+    paths: &[PathBuf],
+) -> Result<BTreeMap<String, String>, CliError> {
+    use crate::core::config::{manifest_digest, referenced_objects};
+    let referenced: std::collections::BTreeSet<String> = config::normalized_components(spec)
+        .map_err(other)?
+        .into_iter()
+        .flat_map(|(_, template)| referenced_objects(template))
+        .map(|object| object.key())
+        .collect();
+    let mut objects = BTreeMap::new();
+    for path in paths {
+        let at = |e: &dyn std::fmt::Display| other(format!("{}: {e}", path.display()));
+        for document in yaml_documents(&read(path)?)? {
+            let value = serde_json::to_value(&document).map_err(|e| at(&e))?;
+            let (key, digest) = manifest_digest(value).map_err(|e| at(&e))?;
+            if !referenced.contains(&key) {
+                return Err(at(&format!(
+                    "{key} is not referenced by any template of the manifest"
+                )));
+            }
+            objects.insert(key, digest);
+        }
+    }
+    let missing: Vec<&str> = referenced
+        .iter()
+        .filter(|key| !objects.contains_key(*key))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "safedeploy: note: the templates reference {} without --config-object; the operator binds the contents of each that exists, so the digests will differ unless it does not exist",
+            missing.join(", ")
+        );
+    }
+    Ok(objects)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,7 +491,8 @@ async fn run_attest(args: &AttestArgs) -> Result<AttestOutcome, CliError> {
         .map_err(|e| other(format!("{}: {e}", args.key.display())))?;
     let (spec, _) = read_manifest(&args.manifest)?;
     let images: Vec<ImageRef> = config::image_digests(&spec).map_err(other)?;
-    let config_digest = config::config_digest(&spec).map_err(other)?;
+    let config_objects = read_config_objects(&spec, &args.config_objects)?;
+    let config_digest = config::config_digest_with(&spec, &config_objects).map_err(other)?;
     let checks: Vec<CheckSpec> = args
         .checks
         .iter()
@@ -637,7 +696,8 @@ fn run_verify(args: &VerifyArgs) -> Result<Verdict, CliError> {
             .and_then(|a| a.inline.clone())
             .map(String::into_bytes),
     };
-    let expected = match Expected::for_spec(&spec) {
+    let config_objects = read_config_objects(&spec, &args.config_objects)?;
+    let expected = match Expected::for_spec_with(&spec, &config_objects) {
         Ok(e) => e,
         Err(rejection) => return Ok(Verdict::Rejected(rejection)),
     };
@@ -733,11 +793,15 @@ pub fn config_digest(args: ConfigDigestArgs) -> ExitCode {
 
 fn run_config_digest(args: &ConfigDigestArgs) -> Result<String, CliError> {
     let (spec, _) = read_manifest(&args.manifest)?;
+    let config_objects = read_config_objects(&spec, &args.config_objects)?;
     let mut out = if args.document {
-        let document = config::config_document(&spec, &BTreeMap::new()).map_err(other)?;
+        let document = config::config_document(&spec, &config_objects).map_err(other)?;
         format!("{}\n", super::json::canonical(&document))
     } else {
-        format!("{}\n", config::config_digest(&spec).map_err(other)?)
+        format!(
+            "{}\n",
+            config::config_digest_with(&spec, &config_objects).map_err(other)?
+        )
     };
     if args.images {
         for image in config::image_digests(&spec).map_err(other)? {

@@ -133,6 +133,10 @@ pub fn config_digest(spec: &SafeDeploymentSpec) -> Result<String, ConfigDigestEr
 /// The configuration digest with extra content folded in: `config_objects` maps a stable key
 /// (for example `configmap/app-config`) to the digest of that object's contents. An empty map
 /// gives exactly [`config_digest`].
+///
+/// The operator passes every ConfigMap and Secret the templates reference that exists, keyed
+/// `configmap/NAME` / `secret/NAME`, with the content digests of `core::config`
+/// (`safedeploy attest --config-object FILE` computes the same from manifests).
 pub fn config_digest_with(
     spec: &SafeDeploymentSpec,
     config_objects: &BTreeMap<String, String>,

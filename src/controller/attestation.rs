@@ -20,7 +20,7 @@ pub const DEFAULT_KEY: &str = "attestation.json";
 pub async fn gate(
     sd: &SafeDeployment,
     ctx: &Context,
-    _revision: &Revision,
+    revision: &Revision,
 ) -> Result<AttestationGate, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
@@ -33,7 +33,8 @@ pub async fn gate(
     let policy = resolve_policy(&namespace, &labels, policies.iter().map(|p| p.as_ref()));
     let policy_name = policy.map(|p| p.name_any());
     let policy_spec = policy.map(|p| p.spec.clone());
-    let expected = match Expected::for_spec(&sd.spec) {
+    // The configuration digest binds the referenced ConfigMaps' and Secrets' contents too.
+    let expected = match Expected::for_spec_with(&sd.spec, &revision.config_objects) {
         Ok(expected) => expected,
         Err(rejection) if policy_spec.as_ref().is_some_and(|p| p.require_attestation) => {
             return Ok(AttestationGate::Rejected {

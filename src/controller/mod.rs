@@ -3,6 +3,7 @@
 
 mod analysis;
 mod attestation;
+mod config;
 pub mod leader;
 pub mod observe;
 mod reconcile;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -38,6 +39,19 @@ pub struct ControllerArgs {
     /// Watch and act in this namespace only (default: every namespace).
     #[arg(long, env = "SAFEDEPLOY_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Run leader election on a Lease, so that of several replicas exactly one acts.
+    #[arg(long, env = "SAFEDEPLOY_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "safedeploy-controller")]
+    pub lease_name: String,
+    /// Lease duration in seconds: a follower takes over at most this long after the leader
+    /// stops renewing.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
     /// Name reported as the source of events (and the lease holder identity).
     #[arg(long, env = "POD_NAME", default_value = "safedeploy-controller")]
     pub instance: String,
@@ -55,6 +69,9 @@ pub enum ControllerError {
     /// The metric providers' HTTP client could not be built.
     #[error("metric providers: {0}")]
     Providers(String),
+    /// Leader election failed or leadership was lost (the process exits and restarts).
+    #[error("leader election: {0}")]
+    Leader(#[from] leader::LeaderError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[from] std::io::Error),
@@ -76,6 +93,8 @@ pub struct Context {
     pub metrics: crate::telemetry::Metrics,
     /// HTTP client of the metric providers.
     pub providers: crate::analysis::provider::Providers,
+    /// Whether this replica may act (always true without leader election).
+    pub leader: Option<leader::LeaderCheck>,
     /// Set once every cache has synced; no decision is taken before (a half-filled cache would
     /// look like missing policies or pods).
     pub readiness: crate::telemetry::Readiness,
@@ -136,8 +155,24 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             instance: Some(args.instance.clone()),
         },
     );
+    let leadership = if args.leader_elect {
+        let identity = leader::unique_identity(&args.instance);
+        let leadership = leader::elect(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity,
+            Duration::from_secs(args.lease_duration_seconds),
+        )
+        .await?;
+        info!(identity, lease = %args.lease_name, "joined the leader election; acting only as leader");
+        Some(leadership)
+    } else {
+        None
+    };
     let readiness = crate::telemetry::Readiness::default();
     let context = Arc::new(Context {
+        leader: leadership.as_ref().map(|l| l.check()),
         client: client.clone(),
         replica_sets: rs_store.clone(),
         pods: pod_store.clone(),
@@ -173,17 +208,15 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // Attestation envelopes the pipeline writes (labelled by `safedeploy attest`): metadata only,
     // so a new or changed one re-checks the SafeDeployments of its namespace that refer to it.
     let attestation_objects = watcher::Config::default().labels(ATTESTATION_OBJECT_LABEL);
-    let (config_maps, secrets) = match &args.namespace {
-        Some(namespace) => (
-            Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), namespace),
-            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), namespace),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    // Secrets are not watched: that would need cluster-wide list/watch on every Secret. A
+    // rollout blocked on a Secret-held attestation is looked at again periodically instead.
+    let config_maps = match &args.namespace {
+        Some(namespace) => {
+            Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), namespace)
+        }
+        None => Api::all(client.clone()),
     };
-    let config_map_changes = watcher(config_maps, attestation_objects.clone())
-        .default_backoff()
-        .touched_objects();
-    let secret_changes = watcher(secrets, attestation_objects)
+    let config_map_changes = watcher(config_maps, attestation_objects)
         .default_backoff()
         .touched_objects();
     let controller = Controller::new(sds, watcher::Config::default().any_semantic());
@@ -191,31 +224,29 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let referrers = sd_store.clone();
     let controller = controller
         .owns_stream(rs_stream)
-        .watches_stream(config_map_changes, {
-            let referrers = referrers.clone();
+        .watches_stream(
+            config_map_changes,
             move |cm: PartialObjectMeta<ConfigMap>| {
                 referring(
                     &referrers,
                     cm.metadata.name.as_deref(),
                     cm.metadata.namespace.as_deref(),
-                    false,
                 )
-            }
-        })
-        .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
-            referring(
-                &referrers,
-                secret.metadata.name.as_deref(),
-                secret.metadata.namespace.as_deref(),
-                true,
-            )
-        })
+            },
+        )
         .watches_stream(pod_stream, |pod: Pod| {
             let name = pod.labels().get(LABEL_NAME)?.clone();
             Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
         })
         // A policy change can unblock or block any rollout it selects: look at all of them again.
-        .reconcile_all_on(policy_changes)
+        .reconcile_all_on(futures::stream::select(
+            policy_changes,
+            // A new leader looks at everything: the previous one may have stopped mid-step.
+            match &leadership {
+                Some(l) => l.became_leader().boxed(),
+                None => futures::stream::pending().boxed(),
+            },
+        ))
         .shutdown_on_signal();
 
     // Rollouts by phase are counted from the local cache (no API calls), so the gauge is right
@@ -272,28 +303,38 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     });
 
     info!(addr = %http_addr, namespace = ?args.namespace, "safedeploy controller starting");
-    controller
+    let running = controller
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|outcome| async move {
             if let Err(error) = outcome {
                 warn!(%error, "reconcile failed");
             }
-        })
-        .await;
+        });
+    let outcome = match &leadership {
+        // Losing the lease ends the process at once (fail-stop): the writes already stopped,
+        // and a restart rejoins the election with fresh caches.
+        Some(leadership) => tokio::select! {
+            () = running => Ok(()),
+            error = leadership.lost() => Err(ControllerError::Leader(error)),
+        },
+        None => {
+            running.await;
+            Ok(())
+        }
+    };
     server.abort();
-    Ok(())
+    outcome
 }
 
-/// Label of the ConfigMaps and Secrets that hold attestation envelopes (`safedeploy attest`
-/// sets it); a change to one re-checks the SafeDeployments that refer to it.
+/// Label of the ConfigMaps that hold attestation envelopes (`safedeploy attest` sets it); a
+/// change to one re-checks the SafeDeployments that refer to it.
 pub const ATTESTATION_OBJECT_LABEL: &str = "app.kubernetes.io/managed-by=safedeploy";
 
-/// The SafeDeployments in `namespace` whose attestation source names this ConfigMap or Secret.
+/// The SafeDeployments in `namespace` whose attestation source names this ConfigMap.
 fn referring(
     store: &Store<SafeDeployment>,
     name: Option<&str>,
     namespace: Option<&str>,
-    secret: bool,
 ) -> Vec<ObjectRef<SafeDeployment>> {
     let (Some(name), Some(namespace)) = (name, namespace) else {
         return Vec::new();
@@ -304,11 +345,7 @@ fn referring(
         .filter(|sd| sd.namespace().as_deref() == Some(namespace))
         .filter(|sd| {
             let source = sd.spec.attestation.as_ref();
-            let reference = if secret {
-                source.and_then(|a| a.secret_ref.as_ref())
-            } else {
-                source.and_then(|a| a.config_map_ref.as_ref())
-            };
+            let reference = source.and_then(|a| a.config_map_ref.as_ref());
             reference.is_some_and(|r| r.name == name)
         })
         .map(|sd| ObjectRef::from_obj(sd.as_ref()))

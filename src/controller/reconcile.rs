@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, FIELD_MANAGER, analysis, attestation, observe, workload};
+use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::revision::{EmptySpec, LABEL_NAME, Revision};
 use crate::core::rollout::{AttestationGate, Decision, Observation, decide};
@@ -34,6 +34,9 @@ pub enum ReconcileError {
     /// A ReplicaSet of an old revision is gone and cannot be rebuilt.
     #[error("the ReplicaSet for {0} is gone and its template is unknown")]
     LostReplicaSet(String),
+    /// A configuration copy cannot be made or trusted.
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
 }
 
 impl ReconcileError {
@@ -43,6 +46,7 @@ impl ReconcileError {
             ReconcileError::Kube(_) => "kubernetes",
             ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
             ReconcileError::LostReplicaSet(_) => "lost_replica_set",
+            ReconcileError::Config(_) => "config",
         }
     }
 }
@@ -78,27 +82,38 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     if !ctx.readiness.is_ready() {
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
+    if ctx.leader.as_ref().is_some_and(|l| !l.is_leader()) {
+        // A follower keeps its caches warm and writes nothing; it is told to look at
+        // everything when it becomes the leader.
+        return Ok(Action::await_change());
+    }
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = sd.name_any();
     let uid = sd.uid().unwrap_or_default();
-    let revision = Revision::from_spec(&sd.spec)?;
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let mut status = original_status.clone();
     let (analyses, analysis_wake) = analysis::refresh(sd, ctx, &mut status, now).await?;
 
-    let replica_sets: Vec<_> = ctx
+    let owned: Vec<_> = ctx
         .replica_sets
         .state()
-        .iter()
+        .into_iter()
         .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
         .filter(|rs| {
             rs.owner_references()
                 .iter()
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
+        .collect();
+    let replica_sets: Vec<_> = owned
+        .iter()
         .filter_map(|rs| observe::replica_set_view(rs))
         .collect();
+    // The revision includes the referenced configuration's contents (read only while rolling
+    // out), with its preflight.
+    let prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
+    let revision = prepared.revision.clone();
     let pods: Vec<_> = ctx
         .pods
         .state()
@@ -118,17 +133,29 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         replica_sets: &replica_sets,
         pods: &pods,
         attestation,
+        preflight: prepared.preflight.clone(),
         analyses,
         requests: observe::requests(sd.annotations()),
         now,
     };
     let decision = decide(&observation);
-    carry_out(sd, ctx, &namespace, &revision, &original_status, &decision).await?;
+    carry_out(sd, ctx, &namespace, &prepared, &original_status, &decision).await?;
     // Analysis measurements are timed: look again when the next one is due.
-    let wake = match (decision.requeue_after, analysis_wake) {
+    let mut wake = match (decision.requeue_after, analysis_wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    // Secrets are not watched (that would need list/watch on every Secret): a rollout blocked
+    // on a Secret-held attestation looks again every 30 s.
+    let secret_source = sd
+        .spec
+        .attestation
+        .as_ref()
+        .is_some_and(|a| a.secret_ref.is_some());
+    if secret_source && decision.status.phase == crate::api::Phase::Blocked {
+        let poll = std::time::Duration::from_secs(30);
+        wake = Some(wake.map_or(poll, |w| w.min(poll)));
+    }
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
@@ -175,10 +202,11 @@ async fn carry_out(
     sd: &SafeDeployment,
     ctx: &Context,
     namespace: &str,
-    revision: &Revision,
+    prepared: &config::Prepared,
     status: &SafeDeploymentStatus,
     decision: &Decision,
 ) -> Result<(), ReconcileError> {
+    let revision = &prepared.revision;
     let name = sd.name_any();
     if &decision.status != status {
         let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
@@ -202,12 +230,25 @@ async fn carry_out(
     for action in &decision.scale {
         let rs_name =
             Revision::replica_set_name(&name, revision.single, &action.component, &action.revision);
-        let exists = ctx
-            .replica_sets
-            .state()
-            .iter()
-            .any(|rs| rs.name_any() == rs_name && rs.namespace().as_deref() == Some(namespace));
-        if exists {
+        let existing =
+            ctx.replica_sets.state().into_iter().find(|rs| {
+                rs.name_any() == rs_name && rs.namespace().as_deref() == Some(namespace)
+            });
+        if let Some(existing) = existing {
+            // Scaled up from zero: its configuration copies must exist before its pods start.
+            let from_zero = existing.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0;
+            if action.replicas > 0 && from_zero {
+                let digests = config::recorded_config(&existing).unwrap_or_default();
+                config::ensure_copies(
+                    sd,
+                    ctx,
+                    &action.revision,
+                    &digests,
+                    &existing,
+                    &prepared.originals,
+                )
+                .await?;
+            }
             let patch = json!({"spec": {"replicas": action.replicas}});
             replica_sets
                 .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -228,13 +269,25 @@ async fn carry_out(
                 .map(|r| r.number)
                 .unwrap_or(0);
             let rs = workload::replica_set(sd, revision, component, number, action.replicas);
-            replica_sets
-                .patch(
-                    &rs_name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&rs),
+            if revision.config_objects.is_empty() {
+                replica_sets
+                    .patch(
+                        &rs_name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&rs),
+                    )
+                    .await?;
+            } else {
+                config::create_replica_set_with_copies(
+                    sd,
+                    ctx,
+                    revision,
+                    rs,
+                    action.replicas,
+                    &prepared.originals,
                 )
                 .await?;
+            }
         } else {
             return Err(ReconcileError::LostReplicaSet(rs_name));
         }

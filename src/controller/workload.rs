@@ -1,5 +1,6 @@
 //! Builds the ReplicaSet that runs one component of one revision: names, labels, selector and
-//! owner reference, from the SafeDeployment and the normalised revision.
+//! owner reference, from the SafeDeployment and the normalised revision; its pods mount the
+//! revision's configuration copies, and it records the revision's configuration digests.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
 use crate::api::SafeDeployment;
+use crate::core::config::ANNOTATION_CONFIG_OBJECTS;
 use crate::core::revision::{
     ANNOTATION_REVISION_NUMBER, ComponentTemplate, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION,
     Revision,
@@ -26,7 +28,9 @@ pub fn revision_labels(
     labels
 }
 
-/// The ReplicaSet for `component` of `revision`, at `replicas`, owned by `sd`.
+/// The ReplicaSet for `component` of `revision`, at `replicas`, owned by `sd`. Its template is
+/// the component's, rewritten to the revision's configuration copies; the annotation
+/// `safedeploy.dev/config-objects` records the configuration digests (when there are any).
 pub fn replica_set(
     sd: &SafeDeployment,
     revision: &Revision,
@@ -35,7 +39,7 @@ pub fn replica_set(
     replicas: i32,
 ) -> ReplicaSet {
     let labels = revision_labels(sd, &component.name, &revision.hash);
-    let mut template = component.template.clone();
+    let mut template = revision.pod_template(component);
     let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
     metadata
         .labels
@@ -51,10 +55,7 @@ pub fn replica_set(
             )),
             namespace: sd.namespace(),
             labels: Some(labels.clone()),
-            annotations: Some(BTreeMap::from([(
-                ANNOTATION_REVISION_NUMBER.to_string(),
-                revision_number.to_string(),
-            )])),
+            annotations: Some(annotations(revision, revision_number)),
             owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
             ..Default::default()
         },
@@ -73,6 +74,25 @@ pub fn replica_set(
         }),
         status: None,
     }
+}
+
+fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::from([(
+        ANNOTATION_REVISION_NUMBER.to_string(),
+        revision_number.to_string(),
+    )]);
+    if !revision.config_objects.is_empty() {
+        let digests: serde_json::Map<String, serde_json::Value> = revision
+            .config_objects
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        annotations.insert(
+            ANNOTATION_CONFIG_OBJECTS.to_string(),
+            crate::attest::json::canonical(&serde_json::Value::Object(digests)),
+        );
+    }
+    annotations
 }
 
 #[cfg(test)]
@@ -121,5 +141,60 @@ mod tests {
             ("uid-1", Some(true))
         );
         assert_eq!(rs.metadata.name.unwrap(), format!("web-{}", revision.hash));
+        assert!(
+            !rs.metadata
+                .annotations
+                .unwrap()
+                .contains_key(ANNOTATION_CONFIG_OBJECTS)
+        );
+    }
+
+    #[test]
+    fn replica_set_mounts_the_copies_and_records_the_digests() {
+        let template: PodTemplateSpec = serde_yaml::from_str(
+            r#"
+metadata: {labels: {app: web}}
+spec:
+  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
+  volumes: [{name: s, secret: {secretName: db}}]
+"#,
+        )
+        .unwrap();
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(1),
+                template: Some(template),
+                ..Default::default()
+            },
+        );
+        sd.metadata.namespace = Some("ns".into());
+        let digests = BTreeMap::from([
+            (
+                "configmap/app-config".to_string(),
+                "sha256:aaaaaaaaaaaaaaaa".to_string(),
+            ),
+            (
+                "secret/db".to_string(),
+                "sha256:bbbbbbbbbbbbbbbb".to_string(),
+            ),
+        ]);
+        let revision = Revision::from_spec_with_config(&sd.spec, &digests).unwrap();
+        let rs = replica_set(&sd, &revision, &revision.components[0], 1, 0);
+        let recorded = rs.metadata.annotations.clone().unwrap();
+        let recorded: BTreeMap<String, String> =
+            serde_json::from_str(&recorded[ANNOTATION_CONFIG_OBJECTS]).unwrap();
+        assert_eq!(recorded, digests);
+        let pod = rs.spec.unwrap().template.unwrap().spec.unwrap();
+        let env_from = pod.containers[0].env_from.clone().unwrap();
+        assert_eq!(
+            env_from[0].config_map_ref.as_ref().unwrap().name,
+            "app-config-aaaaaaaaaa"
+        );
+        let volumes = pod.volumes.unwrap();
+        assert_eq!(
+            volumes[0].secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("db-bbbbbbbbbb")
+        );
     }
 }

@@ -1,11 +1,14 @@
-//! What a revision is: the set of all component templates of a SafeDeployment, identified by a
-//! content hash. Also the names and labels of the ReplicaSets that run a revision.
+//! What a revision is: the set of all component templates of a SafeDeployment plus the contents
+//! of the ConfigMaps and Secrets they reference, identified by a content hash. Also the names and
+//! labels of the ReplicaSets that run a revision, and the template they run (rewritten to the
+//! revision's configuration copies).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use ring::digest::{SHA256, digest};
 
+use super::config::{ConfigObjectRef, copy_names, rewrite_template};
 use crate::api::SafeDeploymentSpec;
 
 /// Label on every object the operator owns: the SafeDeployment's name.
@@ -39,6 +42,9 @@ pub struct Revision {
     pub components: Vec<ComponentTemplate>,
     /// Whether the spec used the single-template shorthand (it decides ReplicaSet names).
     pub single: bool,
+    /// Content digests (`sha256:<hex>`) of the referenced ConfigMaps and Secrets that exist, by
+    /// `configmap/NAME` / `secret/NAME` (see `core::config`); empty when none is referenced.
+    pub config_objects: BTreeMap<String, String>,
 }
 
 /// The spec holds neither a template nor components (the CRD schema prevents this).
@@ -47,8 +53,19 @@ pub struct Revision {
 pub struct EmptySpec;
 
 impl Revision {
-    /// Normalises the spec's components and computes the revision hash.
+    /// Normalises the spec's components and computes the revision hash, for a revision that
+    /// references no configuration object (or whose contents are not known).
     pub fn from_spec(spec: &SafeDeploymentSpec) -> Result<Self, EmptySpec> {
+        Self::from_spec_with_config(spec, &BTreeMap::new())
+    }
+
+    /// As [`Revision::from_spec`], with the content digests of the referenced configuration
+    /// objects folded into the hash, so that a change of their contents is a new revision. An
+    /// empty map gives exactly the hash of [`Revision::from_spec`].
+    pub fn from_spec_with_config(
+        spec: &SafeDeploymentSpec,
+        config_objects: &BTreeMap<String, String>,
+    ) -> Result<Self, EmptySpec> {
         let (components, single) = match (&spec.template, &spec.components) {
             (Some(template), _) => (
                 vec![ComponentTemplate {
@@ -71,12 +88,24 @@ impl Revision {
             ),
             _ => return Err(EmptySpec),
         };
-        let hash = revision_hash(&components);
+        let hash = revision_hash(&components, config_objects);
         Ok(Revision {
             hash,
             components,
             single,
+            config_objects: config_objects.clone(),
         })
+    }
+
+    /// The names of this revision's configuration copies, by original object.
+    pub fn config_copies(&self) -> BTreeMap<ConfigObjectRef, String> {
+        copy_names(&self.config_objects)
+    }
+
+    /// The pod template the ReplicaSet of `component` runs: as written, with every reference to
+    /// a copied ConfigMap or Secret pointing at the revision's copy.
+    pub fn pod_template(&self, component: &ComponentTemplate) -> PodTemplateSpec {
+        rewrite_template(&component.template, &self.config_copies())
     }
 
     /// Name of the ReplicaSet that runs `component` of the revision `hash`.
@@ -114,9 +143,12 @@ impl Revision {
     }
 }
 
-/// The hash covers what the pods run (component names and templates), not the replica counts, so
-/// scaling never starts a rollout.
-fn revision_hash(components: &[ComponentTemplate]) -> String {
+/// The hash covers what the pods run (component names and templates, and the contents of the
+/// configuration they reference), not the replica counts, so scaling never starts a rollout.
+fn revision_hash(
+    components: &[ComponentTemplate],
+    config_objects: &BTreeMap<String, String>,
+) -> String {
     let canonical: Vec<(&str, serde_json::Value)> = components
         .iter()
         .map(|component| {
@@ -124,7 +156,14 @@ fn revision_hash(components: &[ComponentTemplate]) -> String {
             (component.name.as_str(), template)
         })
         .collect();
-    let text = serde_json::to_string(&canonical).unwrap_or_default();
+    // Without configuration objects the text is what it was before they existed, so revisions
+    // recorded by earlier versions keep their hash.
+    let text = if config_objects.is_empty() {
+        serde_json::to_string(&canonical)
+    } else {
+        serde_json::to_string(&(&canonical, config_objects))
+    }
+    .unwrap_or_default();
     let sum = digest(&SHA256, text.as_bytes());
     hex::encode(&sum.as_ref()[..5])
 }
@@ -195,6 +234,70 @@ mod tests {
         assert_eq!(
             Revision::replica_set_name("web", true, "main", "abc"),
             "web-abc"
+        );
+    }
+
+    #[test]
+    fn config_contents_change_the_hash_and_none_keeps_it() {
+        let spec = SafeDeploymentSpec {
+            replicas: Some(1),
+            template: Some(template("app:v1")),
+            ..Default::default()
+        };
+        let plain = Revision::from_spec(&spec).unwrap();
+        let empty = Revision::from_spec_with_config(&spec, &BTreeMap::new()).unwrap();
+        assert_eq!(plain, empty);
+        // Pinned: the hash of a revision without configuration never changes.
+        assert_eq!(plain.hash, "9d585af3f1");
+        let v1 = BTreeMap::from([("configmap/app".to_string(), "sha256:aa".to_string())]);
+        let v2 = BTreeMap::from([("configmap/app".to_string(), "sha256:bb".to_string())]);
+        let one = Revision::from_spec_with_config(&spec, &v1).unwrap();
+        let two = Revision::from_spec_with_config(&spec, &v2).unwrap();
+        assert_ne!(one.hash, plain.hash);
+        assert_ne!(one.hash, two.hash);
+        assert_eq!(
+            one.hash,
+            Revision::from_spec_with_config(&spec, &v1).unwrap().hash
+        );
+        assert_eq!(one.config_objects, v1);
+    }
+
+    #[test]
+    fn replica_sets_run_the_template_rewritten_to_the_copies() {
+        let mut t = template("app:v1");
+        let pod = t.spec.as_mut().unwrap();
+        pod.containers[0].env_from = Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
+            config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                name: "app".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }]);
+        let spec = SafeDeploymentSpec {
+            replicas: Some(1),
+            template: Some(t),
+            ..Default::default()
+        };
+        let digests = BTreeMap::from([(
+            "configmap/app".to_string(),
+            "sha256:0123456789abcdef".to_string(),
+        )]);
+        let revision = Revision::from_spec_with_config(&spec, &digests).unwrap();
+        let rendered = revision.pod_template(&revision.components[0]);
+        let name = rendered.spec.unwrap().containers[0]
+            .env_from
+            .as_ref()
+            .unwrap()[0]
+            .config_map_ref
+            .as_ref()
+            .unwrap()
+            .name
+            .clone();
+        assert_eq!(name, "app-0123456789");
+        // The user's template is kept as written (it is what the hash covers).
+        assert_eq!(
+            &revision.components[0].template,
+            spec.template.as_ref().unwrap()
         );
     }
 

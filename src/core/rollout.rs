@@ -24,6 +24,9 @@ pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 10;
 pub const DEFAULT_MIN_READY_SECONDS: i32 = 5;
 /// How many rollouts the status history keeps.
 pub const HISTORY_CAPACITY: usize = 20;
+/// How soon a revision blocked by preflight is checked again: a missing ConfigMap, Secret,
+/// ServiceAccount or claim created later has no event that would wake the controller.
+pub const PREFLIGHT_RECHECK: Duration = Duration::from_secs(10);
 
 /// What the core needs to know of one owned ReplicaSet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +131,10 @@ pub struct Observation<'a> {
     pub pods: &'a [PodView],
     /// Attestation outcome for the desired revision.
     pub attestation: AttestationGate,
+    /// Preflight of the desired revision (`core::preflight`): every problem found, such as a
+    /// missing ConfigMap key. `Ok` when it passed or was not re-run (at rest). A failure blocks
+    /// like a rejected attestation.
+    pub preflight: Result<(), Vec<String>>,
     /// Analysis outcomes by template name, for the current canary.
     pub analyses: BTreeMap<String, AnalysisGate>,
     /// Manual requests.
@@ -234,8 +241,8 @@ impl<'a> Planner<'a> {
                 self.abandon_canary("the revision was rejected");
                 self.steady_state();
             }
-            Some(_) if !self.obs.attestation.allows() => {
-                self.abandon_canary("the new revision is not attested");
+            Some(_) if !self.gates_allow() => {
+                self.abandon_canary("the new revision is blocked (attestation or preflight)");
                 self.record_blocked();
                 self.steady_state();
             }
@@ -374,6 +381,13 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Whether the gates let the desired revision start: attestation and preflight.
+    fn gates_allow(&self) -> bool {
+        self.obs.attestation.allows() && self.obs.preflight.is_ok()
+    }
+
+    /// Records that the desired revision may not start (attestation rejected, preflight failed,
+    /// or both): phase Blocked, one history entry and one event per blocked revision.
     fn record_blocked(&mut self) {
         let desired = self.obs.desired.hash.clone();
         let already = self
@@ -381,24 +395,45 @@ impl<'a> Planner<'a> {
             .history
             .last()
             .is_some_and(|e| e.hash == desired && e.outcome == "Blocked");
+        // (history reason, event note, status message) per failed gate.
+        let mut failures: Vec<(String, String, String)> = Vec::new();
         if let AttestationGate::Rejected { reason, message } = &self.obs.attestation {
-            if !already {
-                let note = format!(
-                    "revision {} blocked: attestation {reason}: {message}",
-                    self.revision_number(&desired)
-                );
-                self.push_history(
-                    &desired,
-                    "Blocked",
-                    format!("Attestation{reason}: {message}"),
-                );
-                self.event(true, "RolloutBlocked", note);
-            }
-            self.status.phase = Phase::Blocked;
-            self.status.message = Some(format!(
-                "revision {desired} is not attested ({reason}): {message}; the stable revision keeps running"
+            failures.push((
+                format!("Attestation{reason}: {message}"),
+                format!("attestation {reason}: {message}"),
+                format!("is not attested ({reason}): {message}"),
             ));
         }
+        if let Err(problems) = &self.obs.preflight {
+            let list = problems.join("; ");
+            failures.push((
+                format!("MissingReferences: {list}"),
+                format!("preflight found {} problem(s): {list}", problems.len()),
+                format!("fails preflight ({} problem(s)): {list}", problems.len()),
+            ));
+            // Nothing announces that a missing object was created: look again.
+            self.requeue_in(PREFLIGHT_RECHECK);
+        }
+        if failures.is_empty() {
+            return;
+        }
+        if !already {
+            let reasons: Vec<String> = failures.iter().map(|f| f.0.clone()).collect();
+            let notes: Vec<String> = failures.iter().map(|f| f.1.clone()).collect();
+            let note = format!(
+                "revision {} blocked: {}",
+                self.revision_number(&desired),
+                notes.join("; ")
+            );
+            self.push_history(&desired, "Blocked", reasons.join("; "));
+            self.event(true, "RolloutBlocked", note);
+        }
+        let messages: Vec<String> = failures.into_iter().map(|f| f.2).collect();
+        self.status.phase = Phase::Blocked;
+        self.status.message = Some(format!(
+            "revision {desired} {}; the stable revision keeps running",
+            messages.join("; and ")
+        ));
     }
 
     // ----- manual requests ---------------------------------------------------------------
@@ -494,7 +529,7 @@ impl<'a> Planner<'a> {
 
     fn initial_rollout(&mut self) {
         let desired = self.obs.desired.hash.clone();
-        if !self.obs.attestation.allows() {
+        if !self.gates_allow() {
             self.record_blocked();
             self.set_conditions();
             return;
@@ -511,7 +546,7 @@ impl<'a> Planner<'a> {
             );
         }
         self.scale_revision_full(&desired);
-        self.scale_others_to_zero(&[desired.clone()]);
+        self.scale_others_to_zero(std::slice::from_ref(&desired));
         self.status.canary_weight = 100;
         self.status.current_step_index = None;
         self.status.step_display = None;
@@ -538,7 +573,7 @@ impl<'a> Planner<'a> {
             return;
         };
         self.scale_revision_full(&stable);
-        self.scale_others_to_zero(&[stable.clone()]);
+        self.scale_others_to_zero(std::slice::from_ref(&stable));
         self.status.canary_weight = 0;
         let desired = self.obs.desired.hash.clone();
         let rejected = self.status.rejected_revisions.contains(&desired);
@@ -760,7 +795,9 @@ impl<'a> Planner<'a> {
             let canary_ready = self.ready_of(desired, &component.name);
             self.target(desired, &component.name, component.replicas);
             let floor = component.replicas - max_unavailable - canary_ready;
-            let stable_target = floor.clamp(0, component.replicas);
+            let stable_target = floor
+                .max(self.stable_floor(component.replicas))
+                .clamp(0, component.replicas);
             let current = self.replicas_of(stable, &component.name).unwrap_or(0);
             self.target(stable, &component.name, stable_target.min(current));
         }
@@ -804,7 +841,7 @@ impl<'a> Planner<'a> {
         let stable = self.status.stable_revision.clone().unwrap_or_default();
         self.targets.clear();
         self.scale_revision_full(&stable);
-        self.scale_others_to_zero(&[stable.clone()]);
+        self.scale_others_to_zero(std::slice::from_ref(&stable));
         if !self.status.rejected_revisions.contains(&canary) {
             self.status.rejected_revisions.push(canary.clone());
         }
@@ -1006,9 +1043,27 @@ impl<'a> Planner<'a> {
             .max(0)
     }
 
+    /// Sets the size of `(revision, component)`. Only the desired revision's ReplicaSets can be
+    /// created; a component another revision does not have (one added by the new spec) is
+    /// skipped there.
     fn target(&mut self, revision: &str, component: &str, replicas: i32) {
+        if revision != self.obs.desired.hash && self.replicas_of(revision, component).is_none() {
+            return;
+        }
         self.targets
             .insert((revision.to_string(), component.to_string()), replicas);
+    }
+
+    /// Stable pods a component keeps until promotion. With several coupled components every
+    /// component keeps at least one stable pod through the canary steps (a one-replica
+    /// component would otherwise be entirely on the new revision at the first step) and through
+    /// promotion until every component's new pods are Ready; then all switch in one decision.
+    fn stable_floor(&self, replicas: i32) -> i32 {
+        if self.obs.desired.components.len() > 1 {
+            replicas.min(1)
+        } else {
+            0
+        }
     }
 
     fn replicas_of(&self, revision: &str, component: &str) -> Option<i32> {
@@ -1057,7 +1112,10 @@ impl<'a> Planner<'a> {
             let canary = canary_replicas(n, weight);
             let canary_ready = self.ready_of(desired, &component.name);
             let floor = n - max_unavailable - canary_ready;
-            let stable_target = (n - canary).max(floor).clamp(0, n);
+            let stable_target = (n - canary)
+                .max(floor)
+                .max(self.stable_floor(n))
+                .clamp(0, n);
             self.target(desired, &component.name, canary);
             self.target(stable, &component.name, stable_target);
         }
@@ -1071,7 +1129,7 @@ impl<'a> Planner<'a> {
             let canary = canary_replicas(n, weight);
             let ready = self.ready_of(desired, &component.name);
             let stable_now = self.replicas_of(&stable, &component.name).unwrap_or(0);
-            ready >= canary && stable_now <= (n - canary).max(0)
+            ready >= canary && stable_now <= (n - canary).max(self.stable_floor(n))
         })
     }
 
@@ -1105,8 +1163,10 @@ impl<'a> Planner<'a> {
             "RolloutComplete"
         } else if degraded {
             "RevisionRejected"
-        } else if blocked {
+        } else if blocked && !self.obs.attestation.allows() {
             "AttestationFailed"
+        } else if blocked {
+            "PreflightFailed"
         } else {
             "RolloutInProgress"
         };
@@ -1154,6 +1214,20 @@ impl<'a> Planner<'a> {
                 },
             ),
             ("Attested", attested, attested_reason, attested_message),
+            match &self.obs.preflight {
+                Ok(()) => (
+                    "Preflight",
+                    true,
+                    "Passed".to_string(),
+                    "every object the templates reference exists".to_string(),
+                ),
+                Err(problems) => (
+                    "Preflight",
+                    false,
+                    "MissingReferences".to_string(),
+                    problems.join("; "),
+                ),
+            },
             // kstatus reads these two "abnormal-true" conditions.
             (
                 "Reconciling",
@@ -1231,7 +1305,7 @@ impl<'a> Planner<'a> {
     }
 
     fn finish(self) -> Decision {
-        let scale: Vec<ScaleAction> = self
+        let mut scale: Vec<ScaleAction> = self
             .targets
             .iter()
             .filter(|((revision, component), replicas)| {
@@ -1247,6 +1321,17 @@ impl<'a> Planner<'a> {
                 replicas: *replicas,
             })
             .collect();
+        // Scale-ups (and creations) first, in a stable order: whatever fails halfway, no
+        // component gives up old pods before every new ReplicaSet was given its size.
+        scale.sort_by_key(|action| {
+            let current = self
+                .obs
+                .replica_sets
+                .iter()
+                .find(|rs| rs.revision == action.revision && rs.component == action.component)
+                .map_or(0, |rs| rs.replicas);
+            action.replicas <= current
+        });
         let delete = self.garbage();
         Decision {
             scale,

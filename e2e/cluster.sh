@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The project's local Kubernetes control plane for integration tests and the demo: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler and kwok (3 fake nodes, pod life cycles
+# with annotation-driven faults) run as plain processes on 127.0.0.1 through `kwokctl --runtime
+# binary`; optionally a real Prometheus (Debian package) scraping the metrics emitter
+# (`safedeploy emitter`). Binaries come from e2e/lib/build-control-plane.sh (cached).
+#
+# Usage: e2e/cluster.sh up [--with-prometheus|--prometheus-only] | down [--only-prometheus]
+#        | status | env
+#   up      idempotent: starts what is not running and waits until it is ready;
+#           `up --prometheus-only` starts only Prometheus and the emitter (e.g. next to kind)
+#   down    stops everything this script started (cluster, Prometheus, emitter);
+#           `down --only-prometheus` stops only Prometheus and the emitter
+#   status  prints the state of every part; exit 0 only if the cluster is ready
+#   env     prints `export ...` lines: eval "$(e2e/cluster.sh env)"
+# Environment: SAFEDEPLOY_CACHE (default ~/.cache/safedeploy), SAFEDEPLOY_RUN_DIR (default
+# $SAFEDEPLOY_CACHE/cluster), SAFEDEPLOY_PROMETHEUS_PORT (19090), SAFEDEPLOY_EMITTER_PORT (19464),
+# SAFEDEPLOY_BIN (a built safedeploy binary; default: cargo build of this repo).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_ROOT="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}"
+RUN_DIR="${SAFEDEPLOY_RUN_DIR:-$CACHE_ROOT/cluster}"
+CLUSTER_NAME=safedeploy
+NODES=3
+PROM_PORT="${SAFEDEPLOY_PROMETHEUS_PORT:-19090}"
+EMITTER_PORT="${SAFEDEPLOY_EMITTER_PORT:-19464}"
+KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
+PROM_DIR="$RUN_DIR/prometheus"
+TARGETS_DIR="$PROM_DIR/targets"
+export KWOK_WORKDIR="$RUN_DIR/kwok"
+
+log() { echo "cluster.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+bin_dir() { "$REPO/e2e/lib/build-control-plane.sh" --print-bin-dir; }
+
+# A pid file's process, if it is alive and its command line mentions our run directory.
+alive_pid() {
+  local file="$1" pid
+  [ -f "$file" ] || return 1
+  pid="$(cat "$file")"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$RUN_DIR/" || return 1
+  echo "$pid"
+}
+
+cluster_ready() {
+  [ -f "$KUBECONFIG_PATH" ] || return 1
+  local b
+  b="$(bin_dir)"
+  "$b/kubectl" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=5s get --raw /readyz >/dev/null 2>&1
+}
+
+wait_until() { # wait_until <seconds> <description> <command...>
+  local timeout="$1" what="$2" start=$SECONDS
+  shift 2
+  until "$@"; do
+    if ((SECONDS - start >= timeout)); then die "timed out after ${timeout}s waiting for $what"; fi
+    sleep 0.5
+  done
+}
+
+write_kwok_config() {
+  local b="$1"
+  {
+    cat <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  bindAddress: 127.0.0.1
+  kubeApiserverBinary: $b/kube-apiserver
+  kubeControllerManagerBinary: $b/kube-controller-manager
+  kubeSchedulerBinary: $b/kube-scheduler
+  kubectlBinary: $b/kubectl
+  etcdBinary: $b/etcd
+  kwokControllerBinary: $b/kwok
+---
+EOF
+    # Supplying any Stage drops all of kwokctl's defaults: stages.sh includes kwok's own.
+    "$REPO/e2e/lib/stages.sh"
+  } >"$RUN_DIR/kwok-config.yaml.tmp" || die "cannot assemble the kwok Stages"
+  mv "$RUN_DIR/kwok-config.yaml.tmp" "$RUN_DIR/kwok-config.yaml"
+}
+
+kubectl_() { "$(bin_dir)/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+nodes_ready() {
+  local n
+  n="$(kubectl_ get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)"
+  [ "$n" -ge "$NODES" ]
+}
+default_sa_exists() { kubectl_ get serviceaccount default -n default >/dev/null 2>&1; }
+
+cluster_up() {
+  local b
+  b="$("$REPO/e2e/lib/build-control-plane.sh")"
+  export PATH="$b:$PATH"
+  mkdir -p "$RUN_DIR"
+  if cluster_ready; then
+    log "cluster $CLUSTER_NAME already running"
+  else
+    if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
+      log "removing a stale cluster $CLUSTER_NAME"
+      kwokctl --name "$CLUSTER_NAME" delete cluster >>"$RUN_DIR/kwokctl.log" 2>&1 || true
+      rm -rf "${KWOK_WORKDIR:?}/clusters/$CLUSTER_NAME"
+    fi
+    write_kwok_config "$b"
+    rm -f "$KUBECONFIG_PATH"
+    log "creating cluster $CLUSTER_NAME (logs: $RUN_DIR/kwokctl.log, $KWOK_WORKDIR/clusters/$CLUSTER_NAME/logs/)"
+    if ! kwokctl --name "$CLUSTER_NAME" -c "$RUN_DIR/kwok-config.yaml" create cluster \
+      --kubeconfig "$KUBECONFIG_PATH" --wait 120s >>"$RUN_DIR/kwokctl.log" 2>&1; then
+      tail -n 20 "$RUN_DIR/kwokctl.log" >&2
+      die "kwokctl could not create the cluster"
+    fi
+    # A self-contained kubeconfig whose current context is this cluster.
+    kwokctl --name "$CLUSTER_NAME" get kubeconfig >"$KUBECONFIG_PATH.tmp" 2>>"$RUN_DIR/kwokctl.log"
+    mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
+    chmod 600 "$KUBECONFIG_PATH"
+    wait_until 120 "the API server" cluster_ready
+  fi
+  if ! nodes_ready; then
+    kwokctl --name "$CLUSTER_NAME" scale node --replicas "$NODES" >>"$RUN_DIR/kwokctl.log" 2>&1 ||
+      die "could not create $NODES nodes (see $RUN_DIR/kwokctl.log)"
+  fi
+  wait_until 60 "$NODES Ready nodes" nodes_ready
+  wait_until 60 "the default ServiceAccount (kube-controller-manager)" default_sa_exists
+  log "cluster ready: $NODES nodes, server $(kubectl_ version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -n 1)"
+}
+
+safedeploy_bin() {
+  if [ -n "${SAFEDEPLOY_BIN:-}" ]; then
+    [ -x "$SAFEDEPLOY_BIN" ] || die "SAFEDEPLOY_BIN=$SAFEDEPLOY_BIN is not executable"
+    echo "$SAFEDEPLOY_BIN"
+    return
+  fi
+  log "building safedeploy (cargo build) for the emitter"
+  (cd "$REPO" && cargo build --quiet --bin safedeploy >&2) || die "cargo build failed"
+  echo "${CARGO_TARGET_DIR:-$REPO/target}/debug/safedeploy"
+}
+
+http_ok() { curl -fsS --max-time 2 "$1" >/dev/null 2>&1; }
+
+emitter_up() {
+  mkdir -p "$RUN_DIR/bin" "$TARGETS_DIR"
+  if alive_pid "$RUN_DIR/emitter.pid" >/dev/null && http_ok "http://127.0.0.1:$EMITTER_PORT/healthz"; then
+    log "emitter already running on 127.0.0.1:$EMITTER_PORT"
+  else
+    local src
+    src="$(safedeploy_bin)"
+    # A private copy: rebuilding the workspace must not touch the running emitter.
+    cp "$src" "$RUN_DIR/bin/safedeploy-emitter.tmp"
+    mv "$RUN_DIR/bin/safedeploy-emitter.tmp" "$RUN_DIR/bin/safedeploy-emitter"
+    setsid "$RUN_DIR/bin/safedeploy-emitter" emitter --listen "127.0.0.1:$EMITTER_PORT" \
+      --version stable --version canary </dev/null >"$RUN_DIR/emitter.log" 2>&1 &
+    echo $! >"$RUN_DIR/emitter.pid"
+    wait_until 30 "the emitter on 127.0.0.1:$EMITTER_PORT" http_ok "http://127.0.0.1:$EMITTER_PORT/healthz"
+    log "emitter running on 127.0.0.1:$EMITTER_PORT (log: $RUN_DIR/emitter.log)"
+  fi
+  printf '[{"targets": ["127.0.0.1:%s"], "labels": {"emitter": "default"}}]\n' "$EMITTER_PORT" \
+    >"$TARGETS_DIR/emitter.json"
+}
+
+prometheus_scrapes_emitter() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$PROM_PORT/api/v1/query" \
+    --data-urlencode 'query=up{job="safedeploy-emitter",emitter="default"} == 1' 2>/dev/null |
+    grep -q '"value"'
+}
+
+prometheus_up() {
+  command -v prometheus >/dev/null ||
+    die "prometheus is not installed (Debian: apt-get install -y --no-install-recommends prometheus)"
+  mkdir -p "$PROM_DIR/data" "$TARGETS_DIR"
+  cat >"$PROM_DIR/prometheus.yml" <<EOF
+# Written by e2e/cluster.sh. Extra scrape targets: drop a file_sd JSON file into $TARGETS_DIR.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: safedeploy-emitter
+    file_sd_configs:
+      - files: ['$TARGETS_DIR/*.json']
+        refresh_interval: 1s
+EOF
+  if alive_pid "$PROM_DIR/prometheus.pid" >/dev/null && http_ok "http://127.0.0.1:$PROM_PORT/-/ready"; then
+    log "Prometheus already running on 127.0.0.1:$PROM_PORT"
+    curl -fsS --max-time 5 -X POST "http://127.0.0.1:$PROM_PORT/-/reload" >/dev/null || true
+  else
+    setsid prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+      --storage.tsdb.retention.time=6h --web.listen-address="127.0.0.1:$PROM_PORT" \
+      --web.enable-lifecycle --log.level=warn </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
+    echo $! >"$PROM_DIR/prometheus.pid"
+    wait_until 60 "Prometheus on 127.0.0.1:$PROM_PORT" http_ok "http://127.0.0.1:$PROM_PORT/-/ready"
+    log "Prometheus running on 127.0.0.1:$PROM_PORT (log: $PROM_DIR/prometheus.log)"
+  fi
+  wait_until 60 "Prometheus to scrape the emitter" prometheus_scrapes_emitter
+}
+
+# Processes of ours, recognised by their command line: the kwok components run from the cluster's
+# bin directory, the emitter from $RUN_DIR/bin, Prometheus with our config file.
+our_pids() {
+  pgrep -f "^($KWOK_WORKDIR/clusters/$CLUSTER_NAME/bin/|$RUN_DIR/bin/|prometheus --config.file=$PROM_DIR/)" || true
+}
+
+stop_pidfile() { # stop_pidfile <file> <name>
+  local pid
+  if pid="$(alive_pid "$1")"; then
+    log "stopping $2 (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    [ ! -d "/proc/$pid" ] || kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}
+
+cmd_up() {
+  local with_cluster=true with_prometheus=false arg
+  for arg in "$@"; do
+    case "$arg" in
+      --with-prometheus) with_prometheus=true ;;
+      --prometheus-only) with_prometheus=true with_cluster=false ;;
+      *) die "unknown option for up: $arg" ;;
+    esac
+  done
+  local start=$SECONDS
+  if $with_cluster; then cluster_up; fi
+  if $with_prometheus; then
+    emitter_up
+    prometheus_up
+  fi
+  log "up in $((SECONDS - start))s. Use: eval \"\$($REPO/e2e/cluster.sh env)\""
+}
+
+cmd_down() {
+  stop_pidfile "$PROM_DIR/prometheus.pid" Prometheus
+  stop_pidfile "$RUN_DIR/emitter.pid" emitter
+  rm -f "$TARGETS_DIR/emitter.json"
+  if [ "${1:-}" = "--only-prometheus" ]; then
+    log "down: Prometheus and the emitter are stopped; the cluster is left running"
+    return
+  fi
+  if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
+    log "deleting cluster $CLUSTER_NAME"
+    PATH="$(bin_dir):$PATH" "$(bin_dir)/kwokctl" --name "$CLUSTER_NAME" delete cluster \
+      >>"$RUN_DIR/kwokctl.log" 2>&1 || log "kwokctl delete cluster failed (see $RUN_DIR/kwokctl.log)"
+  fi
+  rm -f "$KUBECONFIG_PATH"
+  # Anything of ours still running (e.g. after a failed kwokctl delete): stop it by pid.
+  local pids pid
+  sleep 0.5
+  pids="$(our_pids)"
+  if [ -n "$pids" ]; then
+    log "stopping leftover processes: $(echo "$pids" | tr '\n' ' ')"
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+    sleep 2
+    for pid in $(our_pids); do kill -9 "$pid" 2>/dev/null || true; done
+  fi
+  pids="$(our_pids)"
+  [ -z "$pids" ] || die "processes still running: $(echo "$pids" | tr '\n' ' ')"
+  log "down: no process of the cluster is running"
+}
+
+cmd_status() {
+  local ok=0 pid
+  if cluster_ready; then
+    echo "cluster:    ready ($(kubectl_ get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l) Ready nodes), KUBECONFIG=$KUBECONFIG_PATH"
+  else
+    echo "cluster:    not running"
+    ok=1
+  fi
+  if pid="$(alive_pid "$PROM_DIR/prometheus.pid")"; then
+    echo "prometheus: running (pid $pid) on http://127.0.0.1:$PROM_PORT"
+  else
+    echo "prometheus: not running"
+  fi
+  if pid="$(alive_pid "$RUN_DIR/emitter.pid")"; then
+    echo "emitter:    running (pid $pid) on http://127.0.0.1:$EMITTER_PORT"
+  else
+    echo "emitter:    not running"
+  fi
+  local procs
+  procs="$(our_pids | grep -c . || true)"
+  echo "processes:  $procs from $RUN_DIR"
+  return $ok
+}
+
+cmd_env() {
+  echo "export KUBECONFIG=$KUBECONFIG_PATH"
+  echo "export PATH=$(bin_dir):\$PATH"
+  if alive_pid "$PROM_DIR/prometheus.pid" >/dev/null; then
+    echo "export SAFEDEPLOY_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT"
+    echo "export SAFEDEPLOY_PROMETHEUS_TARGETS_DIR=$TARGETS_DIR"
+  fi
+  if alive_pid "$RUN_DIR/emitter.pid" >/dev/null; then
+    echo "export SAFEDEPLOY_EMITTER_URL=http://127.0.0.1:$EMITTER_PORT"
+  fi
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *)
+    echo "usage: $0 up [--with-prometheus|--prometheus-only] | down [--only-prometheus] | status | env" >&2
+    exit 2
+    ;;
+esac

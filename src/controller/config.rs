@@ -1,0 +1,502 @@
+//! The I/O side of configuration versioning and preflight: reads the ConfigMaps and Secrets the
+//! desired revision references (and its ServiceAccounts and PersistentVolumeClaims) to compute
+//! the revision and run `core::preflight`, and creates the revision's immutable configuration
+//! copies before any pod that mounts them can start.
+//!
+//! * **When it reads.** Only while a revision is being rolled out: when the spec's generation is
+//!   newer than the status, a canary is in progress, or the desired revision has no ReplicaSet
+//!   yet (blocked). Otherwise the revision is rebuilt from the spec and the configuration
+//!   digests recorded on its ReplicaSets (annotation `safedeploy.dev/config-objects`), from the
+//!   cache, with no API call. Consequence: an edit of a referenced ConfigMap or Secret alone,
+//!   at rest, is not a rollout; it is picked up with the next spec change (as Deployments pick
+//!   up config only with a template change).
+//! * **Copies and their lifetime.** A copy `<original>-<hash10>` is owned (non-controller owner
+//!   references) by every ReplicaSet that mounts it, so Kubernetes' garbage collector deletes it
+//!   with the last of them — when the history limit deletes the revision, or the SafeDeployment
+//!   goes. Copies are named by content, so two revisions with the same content share one copy.
+//! * **Order.** A ReplicaSet of a revision with copies is created at zero replicas, its copies
+//!   are created (owned by it), and only then is it scaled; an existing ReplicaSet scaled up
+//!   from zero gets its copies checked (re-created from the original if its content still
+//!   matches) first. So no pod starts before its configuration exists.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Secret, ServiceAccount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::info;
+
+use super::reconcile::ReconcileError;
+use super::{Context, FIELD_MANAGER};
+use crate::api::{SafeDeployment, SafeDeploymentStatus};
+use crate::attest::policy::resolve_policy;
+use crate::core::config::{
+    ANNOTATION_CONFIG_OBJECTS, ConfigKind, ConfigObjectRef, config_map_copy, config_map_digest,
+    config_map_keys, copy_name, referenced_objects, secret_copy, secret_digest, secret_keys,
+};
+use crate::core::preflight::{self, World};
+use crate::core::revision::{LABEL_REVISION, Revision};
+
+/// A configuration copy that cannot be made or trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An object with the copy's name exists with other content.
+    #[error(
+        "{kind} {copy:?} exists but its content digest is {found}, not the {expected} its name stands for; delete it"
+    )]
+    CopyConflict {
+        /// Kind of the copy.
+        kind: &'static str,
+        /// The copy's name.
+        copy: String,
+        /// The digest the revision needs.
+        expected: String,
+        /// The digest found.
+        found: String,
+    },
+    /// A copy is gone and the original no longer has the revision's content.
+    #[error(
+        "the copy {copy:?} of {object} is gone and the original no longer holds that content (needed {expected}); revision {revision} cannot be scaled up"
+    )]
+    ContentGone {
+        /// The original object.
+        object: String,
+        /// The copy's name.
+        copy: String,
+        /// The digest the revision needs.
+        expected: String,
+        /// The revision hash.
+        revision: String,
+    },
+}
+
+/// The referenced objects as read for this reconcile, to copy from.
+#[derive(Debug, Clone, Default)]
+pub struct Originals {
+    config_maps: BTreeMap<String, ConfigMap>,
+    secrets: BTreeMap<String, Secret>,
+}
+
+/// The desired revision with its configuration digests, and its preflight outcome.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The revision the spec (and the referenced contents) describe.
+    pub revision: Revision,
+    /// Preflight problems of that revision; `Ok` when it passed or was not re-run at rest.
+    pub preflight: Result<(), Vec<String>>,
+    /// What was read (empty at rest).
+    pub originals: Originals,
+}
+
+/// The desired revision: from the cache at rest, else from the referenced objects as they are
+/// now, with preflight.
+pub async fn prepare(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    status: &SafeDeploymentStatus,
+    owned: &[std::sync::Arc<ReplicaSet>],
+) -> Result<Prepared, ReconcileError> {
+    if let Some(revision) = recorded_revision(sd, status, owned) {
+        return Ok(Prepared {
+            revision,
+            preflight: Ok(()),
+            originals: Originals::default(),
+        });
+    }
+    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let plain = Revision::from_spec(&sd.spec)?;
+    let mut world = World::default();
+    let mut originals = Originals::default();
+    let mut digests = BTreeMap::new();
+    let objects: std::collections::BTreeSet<ConfigObjectRef> = plain
+        .components
+        .iter()
+        .flat_map(|c| referenced_objects(&c.template))
+        .collect();
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    for object in &objects {
+        match object.kind {
+            ConfigKind::ConfigMap => {
+                if let Some(cm) = config_maps.get_opt(&object.name).await? {
+                    digests.insert(object.key(), config_map_digest(&cm));
+                    world
+                        .config_maps
+                        .insert(object.name.clone(), config_map_keys(&cm));
+                    originals.config_maps.insert(object.name.clone(), cm);
+                }
+            }
+            ConfigKind::Secret => {
+                if let Some(secret) = secrets.get_opt(&object.name).await? {
+                    digests.insert(object.key(), secret_digest(&secret));
+                    world
+                        .secrets
+                        .insert(object.name.clone(), secret_keys(&secret));
+                    originals.secrets.insert(object.name.clone(), secret);
+                }
+            }
+        }
+    }
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+    for name in preflight::service_accounts(&plain.components) {
+        if accounts.get_metadata_opt(&name).await?.is_some() {
+            world.service_accounts.insert(name);
+        }
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    for name in preflight::persistent_volume_claims(&plain.components) {
+        if claims.get_metadata_opt(&name).await?.is_some() {
+            world.persistent_volume_claims.insert(name);
+        }
+    }
+    world.require_pinned_images = attestation_required(ctx, &namespace).await?;
+    let revision = Revision::from_spec_with_config(&sd.spec, &digests)?;
+    let problems = preflight::check(&revision.components, &world);
+    Ok(Prepared {
+        revision,
+        preflight: if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        },
+        originals,
+    })
+}
+
+/// The revision the last reconcile decided on, rebuilt without reading any ConfigMap or Secret:
+/// only when the spec is unchanged since (same generation), no canary is in progress, and a
+/// ReplicaSet of that revision records configuration digests that, with the spec, reproduce
+/// its hash.
+fn recorded_revision(
+    sd: &SafeDeployment,
+    status: &SafeDeploymentStatus,
+    owned: &[std::sync::Arc<ReplicaSet>],
+) -> Option<Revision> {
+    if sd.metadata.generation.is_none()
+        || sd.metadata.generation != status.observed_generation
+        || status.canary_revision.is_some()
+    {
+        return None;
+    }
+    // The status records the verdict of the revision the last decision was about.
+    let hash = &status.attestation.as_ref()?.revision;
+    let rs = owned
+        .iter()
+        .find(|rs| rs.labels().get(LABEL_REVISION) == Some(hash))?;
+    let digests = recorded_config(rs)?;
+    let revision = Revision::from_spec_with_config(&sd.spec, &digests).ok()?;
+    (&revision.hash == hash).then_some(revision)
+}
+
+/// The configuration digests a ReplicaSet records (none recorded: an empty map); `None` when
+/// the annotation is unreadable.
+pub fn recorded_config(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
+    match rs.annotations().get(ANNOTATION_CONFIG_OBJECTS) {
+        None => Some(BTreeMap::new()),
+        Some(text) => serde_json::from_str(text).ok(),
+    }
+}
+
+/// Whether the policy that applies to `namespace` requires attestations (which bind image
+/// digests, so images must be pinned).
+async fn attestation_required(ctx: &Context, namespace: &str) -> Result<bool, ReconcileError> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let labels = namespaces
+        .get_metadata_opt(namespace)
+        .await?
+        .map(|ns| ns.labels().clone())
+        .unwrap_or_default();
+    let policies = ctx.policies.state();
+    let policy = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()));
+    Ok(policy.is_some_and(|p| p.spec.require_attestation))
+}
+
+/// Creates a ReplicaSet that runs copied configuration: at zero replicas, then its copies (owned
+/// by it), then scaled to `replicas`. An existing one (a stale cache) is taken as it is.
+pub async fn create_replica_set_with_copies(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    revision: &Revision,
+    mut rs: ReplicaSet,
+    replicas: i32,
+    originals: &Originals,
+) -> Result<(), ReconcileError> {
+    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let name = rs.name_any();
+    if let Some(spec) = rs.spec.as_mut() {
+        spec.replicas = Some(0);
+    }
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    let created = match api.create(&params, &rs).await {
+        Ok(created) => created,
+        Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await?,
+        Err(error) => return Err(error.into()),
+    };
+    ensure_copies(
+        sd,
+        ctx,
+        &revision.hash,
+        &revision.config_objects,
+        &created,
+        originals,
+    )
+    .await?;
+    let patch = json!({"spec": {"replicas": replicas}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Makes sure every copy of `config_objects` exists with its content and is owned by `owner`:
+/// an existing copy gains `owner` as an owner; a missing one is created from the original,
+/// which must still hold that content.
+pub async fn ensure_copies(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    revision: &str,
+    config_objects: &BTreeMap<String, String>,
+    owner: &ReplicaSet,
+    originals: &Originals,
+) -> Result<(), ReconcileError> {
+    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let sd_name = sd.name_any();
+    let owner = OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: owner.name_any(),
+        uid: owner.uid().unwrap_or_default(),
+        controller: None,
+        block_owner_deletion: None,
+    };
+    for (key, digest) in config_objects {
+        let Some(object) = ConfigObjectRef::parse_key(key) else {
+            continue;
+        };
+        let wanted = Wanted {
+            copy: copy_name(&object.name, digest),
+            object: &object,
+            digest,
+            revision,
+            owner: &owner,
+        };
+        match object.kind {
+            ConfigKind::ConfigMap => {
+                ensure_copy(
+                    Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
+                    &wanted,
+                    originals.config_maps.get(&object.name),
+                    config_map_digest,
+                    |original| config_map_copy(original, &sd_name),
+                )
+                .await?;
+            }
+            ConfigKind::Secret => {
+                ensure_copy(
+                    Api::<Secret>::namespaced(ctx.client.clone(), &namespace),
+                    &wanted,
+                    originals.secrets.get(&object.name),
+                    secret_digest,
+                    |original| secret_copy(original, &sd_name),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One copy a ReplicaSet needs.
+struct Wanted<'a> {
+    copy: String,
+    object: &'a ConfigObjectRef,
+    digest: &'a str,
+    revision: &'a str,
+    owner: &'a OwnerReference,
+}
+
+/// Checks an existing copy (content, owner) or creates it from the original.
+async fn ensure_copy<K>(
+    api: Api<K>,
+    wanted: &Wanted<'_>,
+    read_before: Option<&K>,
+    digest_of: fn(&K) -> String,
+    make_copy: impl Fn(&K) -> K,
+) -> Result<(), ReconcileError>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
+    let copy = wanted.copy.as_str();
+    let owner = wanted.owner;
+    if let Some(existing) = api.get_opt(copy).await? {
+        let found = digest_of(&existing);
+        if found != wanted.digest {
+            return Err(ConfigError::CopyConflict {
+                kind: wanted.object.kind.as_str(),
+                copy: copy.to_string(),
+                expected: wanted.digest.to_string(),
+                found,
+            }
+            .into());
+        }
+        if !existing
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == owner.uid)
+        {
+            // Strategic merge adds to ownerReferences (merge key uid) and keeps the others.
+            let patch = json!({"metadata": {"ownerReferences": [owner]}});
+            api.patch(copy, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await?;
+            info!(copy, owner = %owner.name, "configuration copy shared with another ReplicaSet");
+        }
+        return Ok(());
+    }
+    let original = match read_before {
+        Some(original) => Some(original.clone()),
+        None => api.get_opt(&wanted.object.name).await?,
+    };
+    let Some(original) = original.filter(|o| digest_of(o) == wanted.digest) else {
+        return Err(ConfigError::ContentGone {
+            object: wanted.object.to_string(),
+            copy: copy.to_string(),
+            expected: wanted.digest.to_string(),
+            revision: wanted.revision.to_string(),
+        }
+        .into());
+    };
+    let mut fresh = make_copy(&original);
+    fresh.meta_mut().owner_references = Some(vec![owner.clone()]);
+    api.patch(
+        copy,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&fresh),
+    )
+    .await?;
+    info!(copy, owner = %owner.name, "configuration copy created");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AttestationVerdict, SafeDeploymentSpec};
+    use crate::controller::workload;
+    use std::sync::Arc;
+
+    fn rollout() -> SafeDeployment {
+        let template = serde_yaml::from_str(
+            r#"
+metadata: {labels: {app: web}}
+spec:
+  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
+"#,
+        )
+        .unwrap();
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(2),
+                template: Some(template),
+                ..Default::default()
+            },
+        );
+        sd.metadata.namespace = Some("ns".into());
+        sd.metadata.generation = Some(3);
+        sd
+    }
+
+    /// The status and ReplicaSets of `sd` at rest on the revision with these digests.
+    fn at_rest(
+        sd: &SafeDeployment,
+        digests: &BTreeMap<String, String>,
+    ) -> (Revision, SafeDeploymentStatus, Vec<Arc<ReplicaSet>>) {
+        let revision = Revision::from_spec_with_config(&sd.spec, digests).unwrap();
+        let rs = workload::replica_set(sd, &revision, &revision.components[0], 1, 2);
+        let status = SafeDeploymentStatus {
+            observed_generation: Some(3),
+            stable_revision: Some(revision.hash.clone()),
+            attestation: Some(AttestationVerdict {
+                revision: revision.hash.clone(),
+                verified: true,
+                reason: "NotRequired".into(),
+                message: String::new(),
+            }),
+            ..Default::default()
+        };
+        (revision, status, vec![Arc::new(rs)])
+    }
+
+    fn digests() -> BTreeMap<String, String> {
+        BTreeMap::from([(
+            "configmap/app-config".to_string(),
+            "sha256:0123456789abcdef".to_string(),
+        )])
+    }
+
+    #[test]
+    fn at_rest_the_revision_comes_from_the_replica_sets_without_reading_config() {
+        let sd = rollout();
+        let (revision, status, owned) = at_rest(&sd, &digests());
+        assert_eq!(recorded_revision(&sd, &status, &owned), Some(revision));
+        // A ReplicaSet from before configuration versioning (no annotation): the plain hash.
+        let (plain, status, owned) = at_rest(&sd, &BTreeMap::new());
+        assert!(
+            !owned[0]
+                .annotations()
+                .contains_key(ANNOTATION_CONFIG_OBJECTS)
+        );
+        assert_eq!(recorded_revision(&sd, &status, &owned), Some(plain));
+    }
+
+    #[test]
+    fn a_changed_spec_a_canary_or_an_unreadable_record_means_reading_again() {
+        let sd = rollout();
+        let (_, status, owned) = at_rest(&sd, &digests());
+        let mut newer = sd.clone();
+        newer.metadata.generation = Some(4);
+        assert_eq!(recorded_revision(&newer, &status, &owned), None);
+        let mut canary = status.clone();
+        canary.canary_revision = Some("abc".into());
+        assert_eq!(recorded_revision(&sd, &canary, &owned), None);
+        // The last decision was about a revision without a ReplicaSet (blocked): read.
+        let mut blocked = status.clone();
+        if let Some(verdict) = blocked.attestation.as_mut() {
+            verdict.revision = "0000000000".into();
+        }
+        assert_eq!(recorded_revision(&sd, &blocked, &owned), None);
+        // Digests that do not reproduce the ReplicaSet's revision are not trusted.
+        let mut tampered = (*owned[0]).clone();
+        tampered
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(
+                ANNOTATION_CONFIG_OBJECTS.into(),
+                r#"{"configmap/app-config":"sha256:ffff"}"#.into(),
+            );
+        assert_eq!(
+            recorded_revision(&sd, &status, &[Arc::new(tampered.clone())]),
+            None
+        );
+        tampered
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(ANNOTATION_CONFIG_OBJECTS.into(), "not json".into());
+        assert_eq!(recorded_config(&tampered), None);
+        assert_eq!(recorded_revision(&sd, &status, &[Arc::new(tampered)]), None);
+    }
+}

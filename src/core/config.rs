@@ -1,0 +1,902 @@
+//! Configuration versioning, pure: which ConfigMaps and Secrets a pod template references, the
+//! content digest of such an object, the name of its immutable per-content copy, and the
+//! rewrite of a template so that its pods mount the copies instead of the originals.
+//!
+//! A revision is its component templates *and* the contents of the objects they reference: the
+//! operator copies each referenced object into `<original>-<hash10>` (immutable, labelled), and
+//! the revision's ReplicaSets run the rewritten template. A rollback or revert scales an old
+//! ReplicaSet back up, whose template still names its own copies, so the configuration goes back
+//! together with the code.
+//!
+//! # Content digest (`sha256:<64 hex>`)
+//!
+//! SHA-256 of the canonical JSON (`attest::json::canonical`: keys sorted, no whitespace) of
+//! * a ConfigMap: `{"binaryData":{KEY:BASE64},"data":{KEY:VALUE},"kind":"ConfigMap"}`;
+//! * a Secret: `{"data":{KEY:BASE64},"kind":"Secret","type":TYPE}`, where the bytes of `data`
+//!   are overlaid by `stringData` (as the API server merges them, so a manifest with
+//!   `stringData` and the stored object digest the same) and `TYPE` defaults to `Opaque`.
+//!
+//! Base64 is the standard alphabet with padding. The digest keys of the configuration digest
+//! that attestations bind are [`ConfigObjectRef::key`]: `configmap/NAME` and `secret/NAME`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Map, Value, json};
+
+use super::revision::LABEL_NAME;
+use crate::attest::json::canonical;
+
+/// Label `"true"` on every configuration copy the operator makes.
+pub const LABEL_CONFIG_COPY: &str = "safedeploy.dev/config-copy";
+/// Label (when the name fits a label value) and annotation with the original object's name.
+pub const LABEL_ORIGINAL: &str = "safedeploy.dev/original";
+/// ReplicaSet annotation: the configuration digests of its revision, as canonical JSON
+/// `{"configmap/NAME":"sha256:…",…}`. With the spec it reproduces the revision hash, so an
+/// unchanged SafeDeployment at rest needs no read of its ConfigMaps and Secrets.
+pub const ANNOTATION_CONFIG_OBJECTS: &str = "safedeploy.dev/config-objects";
+/// Hex digits of the content digest in a copy's name.
+pub const COPY_HASH_LEN: usize = 10;
+/// Longest object name Kubernetes accepts for ConfigMaps and Secrets.
+const MAX_NAME_LEN: usize = 253;
+
+/// The kind of a configuration object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigKind {
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Secret.
+    Secret,
+}
+
+impl ConfigKind {
+    /// The Kubernetes kind, as written in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKind::ConfigMap => "ConfigMap",
+            ConfigKind::Secret => "Secret",
+        }
+    }
+
+    fn key_prefix(self) -> &'static str {
+        match self {
+            ConfigKind::ConfigMap => "configmap",
+            ConfigKind::Secret => "secret",
+        }
+    }
+}
+
+/// A ConfigMap or Secret in the SafeDeployment's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigObjectRef {
+    /// Its kind.
+    pub kind: ConfigKind,
+    /// Its name.
+    pub name: String,
+}
+
+impl ConfigObjectRef {
+    /// A ConfigMap reference.
+    pub fn config_map(name: &str) -> Self {
+        Self {
+            kind: ConfigKind::ConfigMap,
+            name: name.to_string(),
+        }
+    }
+
+    /// A Secret reference.
+    pub fn secret(name: &str) -> Self {
+        Self {
+            kind: ConfigKind::Secret,
+            name: name.to_string(),
+        }
+    }
+
+    /// The key of this object in the configuration digest and the revision hash:
+    /// `configmap/NAME` or `secret/NAME`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind.key_prefix(), self.name)
+    }
+
+    /// Parses [`ConfigObjectRef::key`].
+    pub fn parse_key(key: &str) -> Option<Self> {
+        let (prefix, name) = key.split_once('/')?;
+        let kind = match prefix {
+            "configmap" => ConfigKind::ConfigMap,
+            "secret" => ConfigKind::Secret,
+            _ => return None,
+        };
+        (!name.is_empty()).then(|| Self {
+            kind,
+            name: name.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for ConfigObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}", self.kind.as_str(), self.name)
+    }
+}
+
+/// One place where a template uses a configuration object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigUse {
+    /// The object.
+    pub object: ConfigObjectRef,
+    /// The key the use needs (an environment variable's key, a volume item), if any.
+    pub key: Option<String>,
+    /// `optional: true`: a missing object or key is no error.
+    pub optional: bool,
+    /// Where, for messages: `container "app", env LOG_LEVEL`, `volume "config"`.
+    pub site: String,
+}
+
+/// Every ConfigMap and Secret use of a template: volumes (`configMap`, `secret`, `projected`
+/// sources, one use per item key) and, for every init and app container, `env[].valueFrom`
+/// (`configMapKeyRef`, `secretKeyRef`) and `envFrom`. Image pull secrets are not configuration
+/// (they are not copied; a missing one does not stop a pod).
+pub fn references(template: &PodTemplateSpec) -> Vec<ConfigUse> {
+    let mut uses = Vec::new();
+    let Some(pod) = &template.spec else {
+        return uses;
+    };
+    for volume in pod.volumes.iter().flatten() {
+        let site = format!("volume {:?}", volume.name);
+        let mut push = |object: ConfigObjectRef, items: Option<&Vec<_>>, optional: Option<bool>| {
+            let items: Vec<&k8s_openapi::api::core::v1::KeyToPath> =
+                items.into_iter().flatten().collect();
+            let optional = optional.unwrap_or(false);
+            if items.is_empty() {
+                uses.push(ConfigUse {
+                    object,
+                    key: None,
+                    optional,
+                    site: site.clone(),
+                });
+            } else {
+                for item in items {
+                    uses.push(ConfigUse {
+                        object: object.clone(),
+                        key: Some(item.key.clone()),
+                        optional,
+                        site: site.clone(),
+                    });
+                }
+            }
+        };
+        if let Some(source) = &volume.config_map {
+            push(
+                ConfigObjectRef::config_map(&source.name),
+                source.items.as_ref(),
+                source.optional,
+            );
+        }
+        if let Some(source) = &volume.secret
+            && let Some(name) = &source.secret_name
+        {
+            push(
+                ConfigObjectRef::secret(name),
+                source.items.as_ref(),
+                source.optional,
+            );
+        }
+        if let Some(projected) = &volume.projected {
+            for source in projected.sources.iter().flatten() {
+                if let Some(cm) = &source.config_map {
+                    push(
+                        ConfigObjectRef::config_map(&cm.name),
+                        cm.items.as_ref(),
+                        cm.optional,
+                    );
+                }
+                if let Some(secret) = &source.secret {
+                    push(
+                        ConfigObjectRef::secret(&secret.name),
+                        secret.items.as_ref(),
+                        secret.optional,
+                    );
+                }
+            }
+        }
+    }
+    for (label, container) in containers(pod) {
+        for env in container.env.iter().flatten() {
+            let Some(from) = &env.value_from else {
+                continue;
+            };
+            let site = format!("{label}, env {}", env.name);
+            if let Some(selector) = &from.config_map_key_ref {
+                uses.push(ConfigUse {
+                    object: ConfigObjectRef::config_map(&selector.name),
+                    key: Some(selector.key.clone()),
+                    optional: selector.optional.unwrap_or(false),
+                    site: site.clone(),
+                });
+            }
+            if let Some(selector) = &from.secret_key_ref {
+                uses.push(ConfigUse {
+                    object: ConfigObjectRef::secret(&selector.name),
+                    key: Some(selector.key.clone()),
+                    optional: selector.optional.unwrap_or(false),
+                    site,
+                });
+            }
+        }
+        for source in container.env_from.iter().flatten() {
+            let site = format!("{label}, envFrom");
+            if let Some(cm) = &source.config_map_ref {
+                uses.push(ConfigUse {
+                    object: ConfigObjectRef::config_map(&cm.name),
+                    key: None,
+                    optional: cm.optional.unwrap_or(false),
+                    site: site.clone(),
+                });
+            }
+            if let Some(secret) = &source.secret_ref {
+                uses.push(ConfigUse {
+                    object: ConfigObjectRef::secret(&secret.name),
+                    key: None,
+                    optional: secret.optional.unwrap_or(false),
+                    site,
+                });
+            }
+        }
+    }
+    uses
+}
+
+/// The distinct objects of [`references`].
+pub fn referenced_objects(template: &PodTemplateSpec) -> BTreeSet<ConfigObjectRef> {
+    references(template).into_iter().map(|u| u.object).collect()
+}
+
+/// Init and app containers with a label for messages (`init container "migrate"`,
+/// `container "app"`).
+pub(crate) fn containers(pod: &PodSpec) -> Vec<(String, &Container)> {
+    let init = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| (format!("init container {:?}", c.name), c));
+    let app = pod
+        .containers
+        .iter()
+        .map(|c| (format!("container {:?}", c.name), c));
+    init.chain(app).collect()
+}
+
+/// The keys a ConfigMap holds (`data` and `binaryData`).
+pub fn config_map_keys(cm: &ConfigMap) -> BTreeSet<String> {
+    let data = cm.data.iter().flatten().map(|(k, _)| k.clone());
+    let binary = cm.binary_data.iter().flatten().map(|(k, _)| k.clone());
+    data.chain(binary).collect()
+}
+
+/// The keys a Secret holds (`data` and `stringData`).
+pub fn secret_keys(secret: &Secret) -> BTreeSet<String> {
+    let data = secret.data.iter().flatten().map(|(k, _)| k.clone());
+    let string = secret.string_data.iter().flatten().map(|(k, _)| k.clone());
+    data.chain(string).collect()
+}
+
+/// The content digest of a ConfigMap (see the module docs).
+pub fn config_map_digest(cm: &ConfigMap) -> String {
+    let data: Map<String, Value> = cm
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let binary: Map<String, Value> = cm
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Value::String(STANDARD.encode(&v.0))))
+        .collect();
+    sha256(&json!({"kind": "ConfigMap", "data": data, "binaryData": binary}))
+}
+
+/// The content digest of a Secret (see the module docs).
+pub fn secret_digest(secret: &Secret) -> String {
+    let data: Map<String, Value> = secret_bytes(secret)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(STANDARD.encode(v))))
+        .collect();
+    let type_ = secret.type_.clone().unwrap_or_else(|| "Opaque".to_string());
+    sha256(&json!({"kind": "Secret", "type": type_, "data": data}))
+}
+
+/// A Secret's bytes by key: `data`, overlaid by `stringData`.
+fn secret_bytes(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut bytes: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        bytes.insert(k.clone(), v.clone().into_bytes());
+    }
+    bytes
+}
+
+fn sha256(document: &Value) -> String {
+    let text = canonical(document);
+    let sum = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    format!("sha256:{}", hex::encode(sum.as_ref()))
+}
+
+/// The name of the copy of `original` with content `digest` (`sha256:<hex>`):
+/// `<original>-<first 10 hex digits>`, the original shortened if the result would exceed 253
+/// characters.
+pub fn copy_name(original: &str, digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let short: String = hex.chars().take(COPY_HASH_LEN).collect();
+    let room = MAX_NAME_LEN - COPY_HASH_LEN - 1;
+    let mut base: String = original.chars().take(room).collect();
+    while base.ends_with(['-', '.']) {
+        base.pop();
+    }
+    format!("{base}-{short}")
+}
+
+/// The copy names of a revision's configuration objects, from their digests keyed by
+/// [`ConfigObjectRef::key`] (unparseable keys are skipped).
+pub fn copy_names(config_objects: &BTreeMap<String, String>) -> BTreeMap<ConfigObjectRef, String> {
+    config_objects
+        .iter()
+        .filter_map(|(key, digest)| {
+            let object = ConfigObjectRef::parse_key(key)?;
+            let name = copy_name(&object.name, digest);
+            Some((object, name))
+        })
+        .collect()
+}
+
+fn copy_metadata(original: &ObjectMeta, copy: &str, sd_name: &str) -> ObjectMeta {
+    let original_name = original.name.clone().unwrap_or_default();
+    let mut labels = BTreeMap::from([
+        (LABEL_NAME.to_string(), sd_name.to_string()),
+        (LABEL_CONFIG_COPY.to_string(), "true".to_string()),
+    ]);
+    // Label values are at most 63 characters; the annotation always holds the full name.
+    if original_name.len() <= 63 {
+        labels.insert(LABEL_ORIGINAL.to_string(), original_name.clone());
+    }
+    ObjectMeta {
+        name: Some(copy.to_string()),
+        namespace: original.namespace.clone(),
+        labels: Some(labels),
+        annotations: Some(BTreeMap::from([(
+            LABEL_ORIGINAL.to_string(),
+            original_name,
+        )])),
+        ..Default::default()
+    }
+}
+
+/// The immutable, content-named copy of a ConfigMap (no owner references: the I/O layer adds
+/// the ReplicaSets that mount it).
+pub fn config_map_copy(original: &ConfigMap, sd_name: &str) -> ConfigMap {
+    let name = original.metadata.name.clone().unwrap_or_default();
+    let copy = copy_name(&name, &config_map_digest(original));
+    ConfigMap {
+        metadata: copy_metadata(&original.metadata, &copy, sd_name),
+        data: original.data.clone(),
+        binary_data: original.binary_data.clone(),
+        immutable: Some(true),
+    }
+}
+
+/// The immutable, content-named copy of a Secret (`stringData` folded into `data`).
+pub fn secret_copy(original: &Secret, sd_name: &str) -> Secret {
+    let name = original.metadata.name.clone().unwrap_or_default();
+    let copy = copy_name(&name, &secret_digest(original));
+    let data = secret_bytes(original)
+        .into_iter()
+        .map(|(k, v)| (k, k8s_openapi::ByteString(v)))
+        .collect();
+    Secret {
+        metadata: copy_metadata(&original.metadata, &copy, sd_name),
+        data: Some(data),
+        string_data: None,
+        type_: original.type_.clone(),
+        immutable: Some(true),
+    }
+}
+
+/// The template with every reference to an object of `copies` pointing at its copy instead.
+/// References to other objects (an optional one that does not exist) are left as they are.
+pub fn rewrite_template(
+    template: &PodTemplateSpec,
+    copies: &BTreeMap<ConfigObjectRef, String>,
+) -> PodTemplateSpec {
+    let mut template = template.clone();
+    if copies.is_empty() {
+        return template;
+    }
+    let Some(pod) = template.spec.as_mut() else {
+        return template;
+    };
+    let swap = |kind: ConfigKind, name: &mut String| {
+        let object = ConfigObjectRef {
+            kind,
+            name: name.clone(),
+        };
+        if let Some(copy) = copies.get(&object) {
+            *name = copy.clone();
+        }
+    };
+    for volume in pod.volumes.iter_mut().flatten() {
+        if let Some(source) = volume.config_map.as_mut() {
+            swap(ConfigKind::ConfigMap, &mut source.name);
+        }
+        if let Some(name) = volume.secret.as_mut().and_then(|s| s.secret_name.as_mut()) {
+            swap(ConfigKind::Secret, name);
+        }
+        if let Some(projected) = volume.projected.as_mut() {
+            for source in projected.sources.iter_mut().flatten() {
+                if let Some(cm) = source.config_map.as_mut() {
+                    swap(ConfigKind::ConfigMap, &mut cm.name);
+                }
+                if let Some(secret) = source.secret.as_mut() {
+                    swap(ConfigKind::Secret, &mut secret.name);
+                }
+            }
+        }
+    }
+    let init = pod.init_containers.iter_mut().flatten();
+    for container in pod.containers.iter_mut().chain(init) {
+        for env in container.env.iter_mut().flatten() {
+            if let Some(from) = env.value_from.as_mut() {
+                if let Some(selector) = from.config_map_key_ref.as_mut() {
+                    swap(ConfigKind::ConfigMap, &mut selector.name);
+                }
+                if let Some(selector) = from.secret_key_ref.as_mut() {
+                    swap(ConfigKind::Secret, &mut selector.name);
+                }
+            }
+        }
+        for source in container.env_from.iter_mut().flatten() {
+            if let Some(cm) = source.config_map_ref.as_mut() {
+                swap(ConfigKind::ConfigMap, &mut cm.name);
+            }
+            if let Some(secret) = source.secret_ref.as_mut() {
+                swap(ConfigKind::Secret, &mut secret.name);
+            }
+        }
+    }
+    template
+}
+
+/// Why a manifest could not be read as a configuration object.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The document is neither a ConfigMap nor a Secret.
+    #[error("expected a ConfigMap or Secret manifest, found kind {0:?}")]
+    NotConfig(String),
+    /// The document has no `metadata.name`.
+    #[error("the {0} manifest has no metadata.name")]
+    NoName(&'static str),
+    /// The document does not parse as its kind.
+    #[error("invalid {kind} manifest: {source}")]
+    Invalid {
+        /// The kind.
+        kind: &'static str,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// The digest key and content digest of a ConfigMap or Secret manifest (as JSON), for a
+/// pipeline that binds the same contents the operator will (`safedeploy attest --config-object`).
+pub fn manifest_digest(manifest: Value) -> Result<(String, String), ManifestError> {
+    let kind = manifest
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    match kind.as_str() {
+        "ConfigMap" => {
+            let cm: ConfigMap =
+                serde_json::from_value(manifest).map_err(|source| ManifestError::Invalid {
+                    kind: "ConfigMap",
+                    source,
+                })?;
+            let name = cm
+                .metadata
+                .name
+                .clone()
+                .ok_or(ManifestError::NoName("ConfigMap"))?;
+            Ok((
+                ConfigObjectRef::config_map(&name).key(),
+                config_map_digest(&cm),
+            ))
+        }
+        "Secret" => {
+            let secret: Secret =
+                serde_json::from_value(manifest).map_err(|source| ManifestError::Invalid {
+                    kind: "Secret",
+                    source,
+                })?;
+            let name = secret
+                .metadata
+                .name
+                .clone()
+                .ok_or(ManifestError::NoName("Secret"))?;
+            Ok((ConfigObjectRef::secret(&name).key(), secret_digest(&secret)))
+        }
+        _ => Err(ManifestError::NotConfig(kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn template(yaml: &str) -> PodTemplateSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const EVERY_KIND: &str = r#"
+metadata: {labels: {app: web}}
+spec:
+  volumes:
+  - name: config
+    configMap: {name: app-config}
+  - name: certs
+    secret: {secretName: tls, items: [{key: tls.crt, path: crt}, {key: tls.key, path: key}]}
+  - name: bundle
+    projected:
+      sources:
+      - configMap: {name: bundle-cm, optional: true}
+      - secret: {name: bundle-secret}
+      - serviceAccountToken: {path: token}
+  - name: scratch
+    emptyDir: {}
+  initContainers:
+  - name: migrate
+    image: migrate:v1
+    envFrom: [{secretRef: {name: db}}]
+  containers:
+  - name: app
+    image: app:v1
+    env:
+    - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: app-config, key: LOG_LEVEL}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password, optional: true}}}
+    - {name: PLAIN, value: x}
+    envFrom: [{configMapRef: {name: common}, prefix: C_}]
+"#;
+
+    #[test]
+    fn references_cover_volumes_projections_env_and_env_from() {
+        let uses = references(&template(EVERY_KIND));
+        let summary: Vec<(String, Option<&str>, bool, &str)> = uses
+            .iter()
+            .map(|u| {
+                (
+                    u.object.key(),
+                    u.key.as_deref(),
+                    u.optional,
+                    u.site.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "configmap/app-config".into(),
+                    None,
+                    false,
+                    "volume \"config\""
+                ),
+                (
+                    "secret/tls".into(),
+                    Some("tls.crt"),
+                    false,
+                    "volume \"certs\""
+                ),
+                (
+                    "secret/tls".into(),
+                    Some("tls.key"),
+                    false,
+                    "volume \"certs\""
+                ),
+                (
+                    "configmap/bundle-cm".into(),
+                    None,
+                    true,
+                    "volume \"bundle\""
+                ),
+                (
+                    "secret/bundle-secret".into(),
+                    None,
+                    false,
+                    "volume \"bundle\""
+                ),
+                (
+                    "secret/db".into(),
+                    None,
+                    false,
+                    "init container \"migrate\", envFrom"
+                ),
+                (
+                    "configmap/app-config".into(),
+                    Some("LOG_LEVEL"),
+                    false,
+                    "container \"app\", env LOG_LEVEL"
+                ),
+                (
+                    "secret/db".into(),
+                    Some("password"),
+                    true,
+                    "container \"app\", env PASSWORD"
+                ),
+                (
+                    "configmap/common".into(),
+                    None,
+                    false,
+                    "container \"app\", envFrom"
+                ),
+            ]
+        );
+        let objects: Vec<String> = referenced_objects(&template(EVERY_KIND))
+            .iter()
+            .map(ConfigObjectRef::key)
+            .collect();
+        assert_eq!(
+            objects,
+            [
+                "configmap/app-config",
+                "configmap/bundle-cm",
+                "configmap/common",
+                "secret/bundle-secret",
+                "secret/db",
+                "secret/tls"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_template_without_configuration_has_no_references() {
+        let plain =
+            template("{metadata: {labels: {a: b}}, spec: {containers: [{name: a, image: i}]}}");
+        assert!(references(&plain).is_empty());
+        assert!(references(&PodTemplateSpec::default()).is_empty());
+    }
+
+    #[test]
+    fn rewrite_points_every_reference_at_its_copy_and_leaves_others() {
+        let copies = BTreeMap::from([
+            (
+                ConfigObjectRef::config_map("app-config"),
+                "app-config-1111111111".to_string(),
+            ),
+            (ConfigObjectRef::secret("db"), "db-2222222222".to_string()),
+            (ConfigObjectRef::secret("tls"), "tls-3333333333".to_string()),
+            (
+                ConfigObjectRef::secret("bundle-secret"),
+                "bundle-secret-4444444444".to_string(),
+            ),
+            (
+                ConfigObjectRef::config_map("common"),
+                "common-5555555555".to_string(),
+            ),
+            // Same name, other kind: must not touch the ConfigMap reference "tls" (none here)
+            // nor the Secret references of kind ConfigMap.
+            (ConfigObjectRef::config_map("db"), "wrong".to_string()),
+        ]);
+        let original = template(EVERY_KIND);
+        let rewritten = rewrite_template(&original, &copies);
+        let names: Vec<String> = references(&rewritten)
+            .iter()
+            .map(|u| u.object.key())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "configmap/app-config-1111111111",
+                "secret/tls-3333333333",
+                "secret/tls-3333333333",
+                // Not copied (optional and absent): unchanged.
+                "configmap/bundle-cm",
+                "secret/bundle-secret-4444444444",
+                "secret/db-2222222222",
+                "configmap/app-config-1111111111",
+                "secret/db-2222222222",
+                "configmap/common-5555555555",
+            ]
+        );
+        // Only names changed: mapping the copies back gives the original template exactly
+        // (keys, items, prefixes, the token projection and everything else kept).
+        let back: BTreeMap<ConfigObjectRef, String> = copies
+            .iter()
+            .filter(|(_, copy)| copy.as_str() != "wrong")
+            .map(|(object, copy)| {
+                let copy_ref = ConfigObjectRef {
+                    kind: object.kind,
+                    name: copy.clone(),
+                };
+                (copy_ref, object.name.clone())
+            })
+            .collect();
+        assert_ne!(rewritten, original);
+        assert_eq!(rewrite_template(&rewritten, &back), original);
+        assert_eq!(rewrite_template(&original, &BTreeMap::new()), original);
+    }
+
+    fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some("17".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn config_map_digest_follows_content_only() {
+        let a = cm("app-config", &[("LOG_LEVEL", "info"), ("MODE", "prod")]);
+        let d = config_map_digest(&a);
+        assert!(d.starts_with("sha256:") && d.len() == 71, "{d}");
+        // Metadata does not count; the name is not part of the content either.
+        let mut b = cm("other", &[("MODE", "prod"), ("LOG_LEVEL", "info")]);
+        b.metadata.resource_version = Some("99".into());
+        b.metadata.labels = Some(BTreeMap::from([("x".into(), "y".into())]));
+        assert_eq!(config_map_digest(&b), d);
+        // A value, a key or binary data changes it.
+        assert_ne!(
+            config_map_digest(&cm("a", &[("LOG_LEVEL", "debug"), ("MODE", "prod")])),
+            d
+        );
+        assert_ne!(config_map_digest(&cm("a", &[("LOG_LEVEL", "info")])), d);
+        let mut c = a.clone();
+        c.binary_data = Some(BTreeMap::from([("blob".into(), ByteString(vec![0, 1]))]));
+        assert_ne!(config_map_digest(&c), d);
+        // The definition, by hand.
+        let doc =
+            r#"{"binaryData":{},"data":{"LOG_LEVEL":"info","MODE":"prod"},"kind":"ConfigMap"}"#;
+        let by_hand = hex::encode(ring::digest::digest(&ring::digest::SHA256, doc.as_bytes()));
+        assert_eq!(d, format!("sha256:{by_hand}"));
+    }
+
+    #[test]
+    fn secret_digest_merges_string_data_and_counts_the_type() {
+        let stored = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                "password".into(),
+                ByteString(b"hunter2".to_vec()),
+            )])),
+            ..Default::default()
+        };
+        let manifest = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([("password".into(), "hunter2".into())])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        assert_eq!(secret_digest(&stored), secret_digest(&manifest));
+        let mut tls = stored.clone();
+        tls.type_ = Some("kubernetes.io/tls".into());
+        assert_ne!(secret_digest(&tls), secret_digest(&stored));
+        // A ConfigMap with the same text content is another object.
+        assert_ne!(
+            config_map_digest(&cm("db", &[("password", "hunter2")])),
+            secret_digest(&stored)
+        );
+        let copy = secret_copy(&manifest, "web");
+        assert_eq!(copy.string_data, None);
+        assert_eq!(
+            copy.data.unwrap().get("password").map(|b| b.0.clone()),
+            Some(b"hunter2".to_vec())
+        );
+        assert_eq!(copy.immutable, Some(true));
+    }
+
+    #[test]
+    fn copies_are_immutable_labelled_and_named_by_content() {
+        let original = cm("app-config", &[("LOG_LEVEL", "info")]);
+        let digest = config_map_digest(&original);
+        let copy = config_map_copy(&original, "web");
+        let name = copy.metadata.name.clone().unwrap();
+        assert_eq!(name, format!("app-config-{}", &digest[7..17]));
+        assert_eq!(copy.immutable, Some(true));
+        assert_eq!(copy.data, original.data);
+        assert_eq!(copy.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(copy.metadata.uid, None);
+        assert_eq!(copy.metadata.resource_version, None);
+        let labels = copy.metadata.labels.unwrap();
+        assert_eq!(labels.get(LABEL_NAME).map(String::as_str), Some("web"));
+        assert_eq!(
+            labels.get(LABEL_CONFIG_COPY).map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            labels.get(LABEL_ORIGINAL).map(String::as_str),
+            Some("app-config")
+        );
+        // The copy's content digest is the original's: a copy can be checked against its name.
+        let mut as_original = config_map_copy(&original, "web");
+        as_original.metadata.labels = None;
+        assert_eq!(config_map_digest(&as_original), digest);
+        assert_eq!(
+            copy_names(&BTreeMap::from([(
+                "configmap/app-config".to_string(),
+                digest
+            )])),
+            BTreeMap::from([(ConfigObjectRef::config_map("app-config"), name)])
+        );
+    }
+
+    #[test]
+    fn copy_names_stay_valid_for_long_names() {
+        let long = format!("{}-x", "a".repeat(260));
+        let name = copy_name(&long, "sha256:0123456789abcdef");
+        assert_eq!(name.len(), 253);
+        assert!(name.ends_with("-0123456789"));
+        let dashed = format!("{}-{}", "a".repeat(241), "b".repeat(20));
+        assert!(!copy_name(&dashed, "sha256:0123456789").contains("--"));
+    }
+
+    #[test]
+    fn keys_round_trip_and_reject_garbage() {
+        for object in [
+            ConfigObjectRef::config_map("a"),
+            ConfigObjectRef::secret("b.c"),
+        ] {
+            assert_eq!(ConfigObjectRef::parse_key(&object.key()), Some(object));
+        }
+        for bad in ["pod/x", "configmap/", "configmap", ""] {
+            assert_eq!(ConfigObjectRef::parse_key(bad), None, "{bad}");
+        }
+        assert_eq!(
+            ConfigObjectRef::config_map("a").to_string(),
+            "ConfigMap \"a\""
+        );
+    }
+
+    #[test]
+    fn manifests_digest_like_the_stored_objects() {
+        let manifest = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "app-config"}, "data": {"LOG_LEVEL": "info"}});
+        let (key, digest) = manifest_digest(manifest).unwrap();
+        assert_eq!(key, "configmap/app-config");
+        assert_eq!(
+            digest,
+            config_map_digest(&cm("x", &[("LOG_LEVEL", "info")]))
+        );
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"password": "aHVudGVyMg=="}});
+        assert_eq!(manifest_digest(secret).unwrap().0, "secret/db");
+        assert!(matches!(
+            manifest_digest(json!({"kind": "Pod", "metadata": {"name": "p"}})),
+            Err(ManifestError::NotConfig(k)) if k == "Pod"
+        ));
+        assert!(matches!(
+            manifest_digest(json!({"kind": "ConfigMap", "metadata": {}})),
+            Err(ManifestError::NoName("ConfigMap"))
+        ));
+    }
+}

@@ -1,0 +1,573 @@
+//! Shared helpers of the integration tests, which run against the local control plane of
+//! `e2e/cluster.sh` (or any cluster KUBECONFIG points at, e.g. `e2e/kind/`).
+//!
+//! * Cluster access: [`client`] builds a kube `Client` from `KUBECONFIG`; [`TestNamespace`] makes
+//!   a fresh namespace per test (random suffix) and deletes it when dropped, so tests run in
+//!   parallel without sharing objects.
+//! * Workloads: [`deployment`] / [`replica_set`] build apps whose pod template carries a
+//!   [`Fault`] (the kwok annotations documented in `e2e/README.md`); pod inspection helpers.
+//! * Waiting: [`wait_until`] polls an async probe until it yields a value or a timeout expires.
+//! * Metrics: [`prometheus_query`] (env `SAFEDEPLOY_PROMETHEUS_URL`), the emitter's control
+//!   endpoint (env `SAFEDEPLOY_EMITTER_URL`), extra scrape targets through Prometheus file_sd
+//!   (env `SAFEDEPLOY_PROMETHEUS_TARGETS_DIR`) and an in-process emitter for a test's own use.
+//!
+//! Each test binary uses a subset of this module, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+/// The error type of the helpers: any error, with its message.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// The result type of the helpers.
+pub type Result<T = ()> = std::result::Result<T, Error>;
+
+/// Pod annotation selecting a failure mode: `crash` or `never-ready` (see [`Fault`]).
+pub const FAULT_ANNOTATION: &str = "safedeploy.dev/fault";
+/// Pod annotation delaying readiness until creation + N seconds.
+pub const READY_AFTER_ANNOTATION: &str = "safedeploy.dev/ready-after-seconds";
+/// Label put on every namespace the tests create.
+pub const TEST_LABEL: &str = "safedeploy.dev/test";
+/// Env var: base URL of the Prometheus the tests query.
+pub const PROMETHEUS_URL_ENV: &str = "SAFEDEPLOY_PROMETHEUS_URL";
+/// Env var: base URL of the metrics emitter Prometheus scrapes.
+pub const EMITTER_URL_ENV: &str = "SAFEDEPLOY_EMITTER_URL";
+/// Env var: Prometheus file_sd directory for extra scrape targets.
+pub const TARGETS_DIR_ENV: &str = "SAFEDEPLOY_PROMETHEUS_TARGETS_DIR";
+
+/// How the fake kubelet (kwok) treats the pods of a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Running and Ready about 0.5 s after start.
+    None,
+    /// Ready, then about 1 s later CrashLoopBackOff (restartCount + 1), back after 2 s, again.
+    Crash,
+    /// Running, never Ready.
+    NeverReady,
+    /// Ready at creationTimestamp + the given seconds.
+    ReadyAfterSeconds(u32),
+}
+
+impl Fault {
+    /// The pod annotations that select this behaviour.
+    pub fn annotations(self) -> BTreeMap<String, String> {
+        let mut annotations = BTreeMap::new();
+        match self {
+            Fault::None => {}
+            Fault::Crash => {
+                annotations.insert(FAULT_ANNOTATION.to_owned(), "crash".to_owned());
+            }
+            Fault::NeverReady => {
+                annotations.insert(FAULT_ANNOTATION.to_owned(), "never-ready".to_owned());
+            }
+            Fault::ReadyAfterSeconds(seconds) => {
+                annotations.insert(READY_AFTER_ANNOTATION.to_owned(), seconds.to_string());
+            }
+        }
+        annotations
+    }
+}
+
+/// Installs the process-wide rustls crypto provider (ring) once; harmless if already done.
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A kube client for the cluster `KUBECONFIG` points at.
+pub async fn client() -> Client {
+    init();
+    match Client::try_default().await {
+        Ok(client) => client,
+        Err(error) => panic!(
+            "cannot build a Kubernetes client ({error}); start the local control plane with \
+             `e2e/cluster.sh up` and `eval \"$(e2e/cluster.sh env)\"`"
+        ),
+    }
+}
+
+/// A random lowercase hex string of `len` characters (no extra crate: std's random hasher keys,
+/// the clock and a counter).
+pub fn random_suffix(len: usize) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = String::new();
+    while out.len() < len {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    out.truncate(len);
+    out
+}
+
+/// Polls `probe` every 250 ms until it yields `Some`, and returns that value. Probe errors are
+/// retried (the last one is reported). Panics after `timeout`, naming `what`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last_error = None;
+    loop {
+        match probe().await {
+            Ok(Some(value)) => return value,
+            Ok(None) => {}
+            Err(error) => last_error = Some(error.to_string()),
+        }
+        if start.elapsed() >= timeout {
+            match last_error {
+                Some(error) => {
+                    panic!("timed out after {timeout:?} waiting for {what} (last error: {error})")
+                }
+                None => panic!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A namespace of one test, with a random suffix; deleted (best effort) when dropped.
+pub struct TestNamespace {
+    /// A client for the cluster.
+    pub client: Client,
+    /// The namespace's name.
+    pub name: String,
+}
+
+impl TestNamespace {
+    /// Creates `sd-<prefix>-<random>` and waits for its default ServiceAccount (pods need it).
+    pub async fn new(prefix: &str) -> Self {
+        let client = client().await;
+        let name = format!("sd-{prefix}-{}", random_suffix(6));
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { TEST_LABEL: "true" } }
+        }))
+        .expect("namespace manifest");
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create namespace {name}: {error}"));
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        wait_until(
+            Duration::from_secs(30),
+            "the default ServiceAccount",
+            || {
+                let accounts = accounts.clone();
+                async move { Ok(accounts.get_opt("default").await?.map(|_| ())) }
+            },
+        )
+        .await;
+        Self { client, name }
+    }
+
+    /// An API for a namespaced kind in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Creates a Deployment in this namespace.
+    pub async fn create_deployment(&self, deployment: &Deployment) -> Deployment {
+        self.api::<Deployment>()
+            .create(&PostParams::default(), deployment)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create the Deployment: {error}"))
+    }
+
+    /// Creates a ReplicaSet in this namespace.
+    pub async fn create_replica_set(&self, replica_set: &ReplicaSet) -> ReplicaSet {
+        self.api::<ReplicaSet>()
+            .create(&PostParams::default(), replica_set)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create the ReplicaSet: {error}"))
+    }
+
+    /// The pods labelled `app=<app>`.
+    pub async fn pods(&self, app: &str) -> Result<Vec<Pod>> {
+        let list = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!("app={app}")))
+            .await?;
+        Ok(list.items)
+    }
+
+    /// Waits until `count` pods labelled `app=<app>` are Ready, and returns them.
+    pub async fn wait_ready_pods(&self, app: &str, count: usize, timeout: Duration) -> Vec<Pod> {
+        wait_until(
+            timeout,
+            &format!("{count} Ready pods of {app}"),
+            || async move {
+                let pods = self.pods(app).await?;
+                let ready: Vec<Pod> = pods.into_iter().filter(is_ready).collect();
+                Ok((ready.len() >= count).then_some(ready))
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // The test's runtime is blocked in this drop: delete from a thread with its own runtime
+        // and its own client (a client is tied to the runtime that made it).
+        let name = self.name.clone();
+        let deleted = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                init();
+                if let Ok(client) = Client::try_default().await {
+                    let namespaces: Api<Namespace> = Api::all(client);
+                    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+                }
+            });
+        });
+        let _ = deleted.join();
+    }
+}
+
+fn pod_template(app: &str, fault: Fault) -> serde_json::Value {
+    json!({
+        "metadata": { "labels": { "app": app }, "annotations": fault.annotations() },
+        "spec": {
+            "containers": [{ "name": "app", "image": "registry.invalid/safedeploy/demo:1" }],
+            "terminationGracePeriodSeconds": 0
+        }
+    })
+}
+
+/// A Deployment `name` (pods labelled `app=<name>`) whose pod template carries `fault`.
+pub fn deployment(name: &str, replicas: i32, fault: Fault) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name, "labels": { "app": name } },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": pod_template(name, fault)
+        }
+    }))
+    .expect("deployment manifest")
+}
+
+/// A ReplicaSet `name` (pods labelled `app=<name>`) whose pod template carries `fault`.
+pub fn replica_set(name: &str, replicas: i32, fault: Fault) -> ReplicaSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": { "name": name, "labels": { "app": name } },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": pod_template(name, fault)
+        }
+    }))
+    .expect("replicaset manifest")
+}
+
+/// The status of the pod's condition `type_`, if present.
+pub fn condition_status(pod: &Pod, type_: &str) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
+    condition_status(pod, "Ready").as_deref() == Some("True")
+}
+
+/// The pod's phase (empty if unknown).
+pub fn phase(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+/// The restart count of the pod's first container.
+pub fn restart_count(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .map_or(0, |c| c.restart_count)
+}
+
+/// The reason the pod's first container is waiting, if it is.
+pub fn waiting_reason(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
+}
+
+/// Start-up latency as the operator measures it: creationTimestamp to the Ready condition's
+/// lastTransitionTime (None unless Ready).
+pub fn ready_latency(pod: &Pod) -> Option<Duration> {
+    if !is_ready(pod) {
+        return None;
+    }
+    let created = pod.metadata.creation_timestamp.as_ref()?.0;
+    let ready = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")?
+        .last_transition_time
+        .as_ref()?
+        .0;
+    Duration::try_from(ready.duration_since(created)).ok()
+}
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value.trim_end_matches('/').to_owned(),
+        _ => panic!(
+            "{name} is not set: start Prometheus and the emitter with \
+             `e2e/cluster.sh up --with-prometheus` and `eval \"$(e2e/cluster.sh env)\"`"
+        ),
+    }
+}
+
+/// Base URL of Prometheus (env `SAFEDEPLOY_PROMETHEUS_URL`, e.g. `http://127.0.0.1:19090`).
+pub fn prometheus_url() -> String {
+    required_env(PROMETHEUS_URL_ENV)
+}
+
+/// Base URL of the shared emitter (env `SAFEDEPLOY_EMITTER_URL`, e.g. `http://127.0.0.1:19464`).
+pub fn emitter_url() -> String {
+    required_env(EMITTER_URL_ENV)
+}
+
+/// An HTTP client for loopback services.
+pub fn http() -> reqwest::Client {
+    init();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+/// One sample of an instant-vector query: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromSample {
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Runs an instant PromQL query and returns its samples (an empty vector if no series match).
+pub async fn prometheus_query(query: &str) -> Result<Vec<PromSample>> {
+    let body: serde_json::Value = http()
+        .get(format!("{}/api/v1/query", prometheus_url()))
+        .query(&[("query", query)])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if body["status"] != "success" {
+        return Err(format!("query {query:?} failed: {body}").into());
+    }
+    let result = body["data"]["result"]
+        .as_array()
+        .ok_or_else(|| format!("query {query:?}: not an instant vector: {body}"))?;
+    result
+        .iter()
+        .map(|series| {
+            let labels = series["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = series["value"][1]
+                .as_str()
+                .ok_or_else(|| format!("query {query:?}: sample without value: {series}"))?
+                .parse::<f64>()?;
+            Ok(PromSample { labels, value })
+        })
+        .collect()
+}
+
+/// The single value of a query, or None if it returned no series (an error if several).
+pub async fn prometheus_scalar(query: &str) -> Result<Option<f64>> {
+    let samples = prometheus_query(query).await?;
+    match samples.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.value)),
+        _ => Err(format!("query {query:?} returned {} series", samples.len()).into()),
+    }
+}
+
+/// Error ratio of `version` over the last `window` (e.g. `"10s"`), as the tests and the demo
+/// query it.
+pub fn error_ratio_query(version: &str, window: &str) -> String {
+    format!(
+        "sum(rate(safedeploy_demo_errors_total{{version=\"{version}\"}}[{window}])) / \
+         sum(rate(safedeploy_demo_requests_total{{version=\"{version}\"}}[{window}]))"
+    )
+}
+
+/// A version name unique to this test run (emitter versions are shared by all tests).
+pub fn unique_version(prefix: &str) -> String {
+    format!("{prefix}-{}", random_suffix(8))
+}
+
+/// Creates or changes a version on an emitter (`POST {base}/control/{version}`); `None` keeps a
+/// setting. Returns the emitter's answer (`version`, `errorRatio`, `latencyMs`, `rps`, ...).
+pub async fn emitter_configure(
+    base: &str,
+    version: &str,
+    error_ratio: Option<f64>,
+    latency_ms: Option<f64>,
+    rps: Option<f64>,
+) -> Result<serde_json::Value> {
+    let mut query = Vec::new();
+    if let Some(v) = error_ratio {
+        query.push(("errorRatio", v.to_string()));
+    }
+    if let Some(v) = latency_ms {
+        query.push(("latencyMs", v.to_string()));
+    }
+    if let Some(v) = rps {
+        query.push(("rps", v.to_string()));
+    }
+    Ok(http()
+        .post(format!("{base}/control/{version}"))
+        .query(&query)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// Stops simulating a version on an emitter (best effort).
+pub async fn emitter_remove(base: &str, version: &str) {
+    let _ = http()
+        .delete(format!("{base}/control/{version}"))
+        .send()
+        .await;
+}
+
+/// An extra Prometheus scrape target, registered through file_sd; removed when dropped.
+pub struct ScrapeTarget {
+    path: PathBuf,
+}
+
+impl ScrapeTarget {
+    /// Makes Prometheus scrape `address` (`host:port`) in job `safedeploy-emitter`, with the
+    /// label `emitter=<name>`. Needs env `SAFEDEPLOY_PROMETHEUS_TARGETS_DIR`.
+    pub fn register(name: &str, address: &str) -> Result<Self> {
+        let dir = PathBuf::from(required_env(TARGETS_DIR_ENV));
+        let path = dir.join(format!("{name}.json"));
+        let tmp = dir.join(format!(".{name}.json.tmp"));
+        let content = json!([{ "targets": [address], "labels": { "emitter": name } }]);
+        std::fs::write(&tmp, content.to_string())?;
+        // Prometheus must never read a half-written file.
+        std::fs::rename(&tmp, &path)?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for ScrapeTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// An emitter served by the test process itself on 127.0.0.1 (random port); stopped when dropped.
+pub struct LocalEmitter {
+    /// Its state, to configure versions directly.
+    pub emitter: Arc<safedeploy::emitter::Emitter>,
+    /// `127.0.0.1:<port>`.
+    pub address: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalEmitter {
+    /// Starts an emitter with default settings (no error, 50 ms, 20 rps) and the given versions.
+    pub async fn start(versions: &[&str]) -> Result<Self> {
+        use safedeploy::emitter::{Emitter, Settings, SettingsUpdate};
+        let defaults = Settings {
+            error_ratio: 0.0,
+            latency_ms: 50.0,
+            rps: 20.0,
+        };
+        let emitter = Arc::new(Emitter::new(defaults, 1)?);
+        for version in versions {
+            emitter.configure(version, &SettingsUpdate::default())?;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?.to_string();
+        let router = safedeploy::emitter::router(Arc::clone(&emitter));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let simulation = tokio::spawn(safedeploy::emitter::simulate(
+            Arc::clone(&emitter),
+            Duration::from_millis(100),
+        ));
+        Ok(Self {
+            emitter,
+            address,
+            tasks: vec![server, simulation],
+        })
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for LocalEmitter {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
