@@ -118,7 +118,7 @@ took "control plane up" $((SECONDS - t))
 # --- 4. integration tests -----------------------------------------------------------------------
 step "integration tests (cargo test -- --ignored)"
 t=$SECONDS
-cargo test -- --ignored --test-threads "${SAFEDEPLOY_TEST_THREADS:-4}"
+cargo test --no-fail-fast -- --ignored --test-threads "${SAFEDEPLOY_TEST_THREADS:-4}"
 took "integration tests" $((SECONDS - t))
 
 step "all checks passed"

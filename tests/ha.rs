@@ -103,6 +103,25 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
     })
     .await;
 
+    // Events are recorded after the status write, so wait for step 1's before the kill (a
+    // process killed between the two loses that event; the status and history never are).
+    let events: Api<Event> = ns.api();
+    common::wait_until(Duration::from_secs(10), "the step 1 event", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await?;
+            Ok(list
+                .items
+                .iter()
+                .any(|e| {
+                    e.message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("step 1/3"))
+                })
+                .then_some(()))
+        }
+    })
+    .await;
     let leader = holder(&leases).await.expect("holder");
     let killed_at = Instant::now();
     if leader.starts_with("replica-a") {
