@@ -151,8 +151,10 @@ expected = {
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
     "/pods": {"list", "watch"},
     "/namespaces": {"get"},
-    "/configmaps": {"get", "list", "watch"},
-    "/secrets": {"get", "list", "watch"},
+    "/configmaps": {"get", "list", "watch", "create", "patch"},
+    "/secrets": {"get", "create", "patch"},
+    "/serviceaccounts": {"get"},
+    "/persistentvolumeclaims": {"get"},
     "events.k8s.io/events": {"create", "patch"},
 }
 if got != expected:

@@ -26,6 +26,8 @@ missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v curl >/dev/null || missing+=(curl)
 command -v flock >/dev/null || missing+=(util-linux)
+command -v jq >/dev/null || missing+=(jq)
+python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${missing[*]}: install them (apt-get install ${missing[*]})"
   echo "installing Debian packages: ${missing[*]}"
@@ -120,5 +122,11 @@ step "integration tests (cargo test -- --ignored)"
 t=$SECONDS
 cargo test --no-fail-fast -- --ignored --test-threads "${SAFEDEPLOY_TEST_THREADS:-4}"
 took "integration tests" $((SECONDS - t))
+
+step "Helm chart + GitOps health checks"
+t=$SECONDS
+e2e/chart-check.sh
+e2e/kstatus-check/check.sh
+took "chart + health checks" $((SECONDS - t))
 
 step "all checks passed"
