@@ -1,0 +1,142 @@
+//! What a person watching a rollout sees, on the local control plane: `/metrics` counters move
+//! during a rollout, `/readyz` is ready once the caches synced, the start-up timing line is
+//! logged, and `safedeploy status --watch` redraws a live view of the steps and signals.
+
+mod common;
+mod operator;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::Fault;
+use operator::{apply, safe_deployment, setup, wait_status};
+use safedeploy::api::Phase;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn metrics_move_and_status_watch_shows_a_live_rollout() {
+    let (ns, operator) = setup("observe").await;
+    // The operator logs the address it bound (it was given port 0).
+    let addr = common::wait_until(Duration::from_secs(20), "the operator's address", || {
+        let log = operator.log();
+        async move {
+            Ok(log
+                .split("\"addr\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_string))
+        }
+    })
+    .await;
+    let http = common::http();
+    let ready = common::wait_until(Duration::from_secs(20), "/readyz", || {
+        let (http, addr) = (http.clone(), addr.clone());
+        async move {
+            let response = http.get(format!("http://{addr}/readyz")).send().await?;
+            Ok(response.status().is_success().then_some(()))
+        }
+    })
+    .await;
+    let _ = ready;
+    assert!(
+        operator.log().contains("start-up timing"),
+        "the start-up timing line is logged"
+    );
+
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}, {"setWeight": 100}]);
+    apply(
+        &ns,
+        &safe_deployment(
+            "web",
+            2,
+            "registry.local/app:v1",
+            Fault::None,
+            steps.clone(),
+        ),
+    )
+    .await
+    .expect("v1");
+    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+        s.phase == Phase::Healthy
+    })
+    .await;
+    let before = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+
+    // Watch the rollout live while it happens.
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_safedeploy"))
+        .args(["status", "web", "--watch", "-n", &ns.name])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("status --watch");
+    apply(
+        &ns,
+        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
+    )
+    .await
+    .expect("v2");
+    wait_status(&ns, "web", Duration::from_secs(60), "v2 promoted", |s| {
+        s.phase == Phase::Healthy
+            && s.history
+                .last()
+                .is_some_and(|e| e.revision == 2 && e.outcome == "Promoted")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = watch.kill().await;
+    let mut screen = String::new();
+    if let Some(mut stdout) = watch.stdout.take() {
+        let _ = stdout.read_to_string(&mut screen).await;
+    }
+    let frames = screen.matches("\x1b[2J").count();
+    println!("status --watch redrew {frames} times during the rollout");
+    assert!(
+        frames >= 3,
+        "a live view redraws as the rollout moves: {frames} frames"
+    );
+    assert!(
+        screen.contains("▶ 2. pause 2s"),
+        "the current step is marked"
+    );
+    assert!(screen.contains("restarts"), "the signals are shown");
+    assert!(
+        screen.contains("canary 50% / stable 50%"),
+        "the weights are shown"
+    );
+
+    let after = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "safedeploy_reconciles_total",
+        "safedeploy_promotions_total",
+        "safedeploy_reconcile_duration_seconds_count",
+    ] {
+        let (b, a) = (metric(&before, name), metric(&after, name));
+        println!("{name}: {b} -> {a}");
+        assert!(a > b, "{name} did not move: {b} -> {a}");
+    }
+    assert!(after.contains("safedeploy_attestation_verdicts_total{kind=\"NotRequired\"}"));
+}
