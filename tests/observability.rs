@@ -39,7 +39,7 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
     })
     .await;
     let http = common::http();
-    let ready = common::wait_until(Duration::from_secs(20), "/readyz", || {
+    common::wait_until(Duration::from_secs(20), "/readyz", || {
         let (http, addr) = (http.clone(), addr.clone());
         async move {
             let response = http.get(format!("http://{addr}/readyz")).send().await?;
@@ -47,7 +47,6 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
         }
     })
     .await;
-    let _ = ready;
     assert!(
         operator.log().contains("start-up timing"),
         "the start-up timing line is logged"
