@@ -225,6 +225,14 @@ impl<'a> Planner<'a> {
         self.abort = self.take_request("abort");
         self.promote = self.take_request("promote");
         self.promote_full = self.take_request("promoteFull");
+        if self.status.canary_revision.is_some() {
+            if self.promote_full {
+                self.record_manual("PromoteFullRequested", "promote past every remaining step");
+            } else if self.promote {
+                self.record_manual("PromoteRequested", "promote past the current step");
+            }
+        }
+        self.handle_pause_transition();
         self.handle_retry();
         if self.handle_rollback() {
             self.steady_state();
@@ -437,6 +445,49 @@ impl<'a> Planner<'a> {
     }
 
     // ----- manual requests ---------------------------------------------------------------
+
+    /// Records a manual action in the history (a finished entry for the revision it acts on).
+    fn record_manual(&mut self, outcome: &str, what: &str) {
+        let hash = self
+            .status
+            .canary_revision
+            .clone()
+            .unwrap_or_else(|| self.obs.desired.hash.clone());
+        self.push_history(&hash, outcome, format!("{what}: requested by a user"));
+        if let Some(entry) = self.status.history.last_mut() {
+            entry.finished_at = Some(self.obs.now.to_string());
+        }
+    }
+
+    /// Pause and resume are states (the annotation or `spec.paused`), not tokens: a change of
+    /// state is recorded once, and remembered in `handledRequests.paused`.
+    fn handle_pause_transition(&mut self) {
+        let paused = self.obs.spec.paused || self.obs.requests.paused;
+        let was_paused = self
+            .status
+            .handled_requests
+            .get("paused")
+            .map(String::as_str)
+            == Some("true");
+        if paused == was_paused {
+            return;
+        }
+        if paused {
+            self.status
+                .handled_requests
+                .insert("paused".to_string(), "true".to_string());
+            self.record_manual("Paused", "pause the rollout");
+            self.event(false, "Paused", "rollout paused by a user".into());
+        } else {
+            self.status.handled_requests.remove("paused");
+            self.record_manual("Resumed", "resume the rollout");
+            self.event(false, "Resumed", "rollout resumed by a user".into());
+            // The time spent paused does not count against the step.
+            if self.status.canary_revision.is_some() {
+                self.status.step_started_at = Some(self.obs.now.to_string());
+            }
+        }
+    }
 
     fn handle_retry(&mut self) {
         let Some(token) = self.obs.requests.retry.clone() else {

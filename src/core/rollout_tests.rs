@@ -1172,3 +1172,49 @@ fn a_canary_whose_references_disappear_is_stopped() {
     assert_eq!(sim.replicas_of(&old), 4);
     assert_eq!(sim.status.canary_revision, None);
 }
+
+#[test]
+fn manual_actions_are_recorded_in_the_history_once() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+        CanaryStep {
+            set_weight: Some(100),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps);
+    sim.deploy("app:v2");
+    sim.settle(10);
+    sim.requests.paused = true;
+    sim.settle(5);
+    sim.requests.paused = false;
+    sim.settle(5);
+    sim.requests.promote = Some("p1".into());
+    sim.settle(20);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+    let outcomes: Vec<&str> = sim
+        .status
+        .history
+        .iter()
+        .map(|e| e.outcome.as_str())
+        .collect();
+    for action in ["Paused", "Resumed", "PromoteRequested"] {
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == action).count(),
+            1,
+            "{action} in {outcomes:?}"
+        );
+    }
+    assert!(
+        sim.status.history.iter().all(|e| e.finished_at.is_some()),
+        "{:?}",
+        sim.status.history
+    );
+}
