@@ -4,7 +4,8 @@
 #   - the time until all N are Healthy (initial rollout) and until all N promote a new revision,
 #   - the operator's start-up with N objects in the cache (phases, from its own timing log line),
 #   - its resident memory at rest and its reconcile latency (from its /metrics histogram).
-# Usage: e2e/bench-scale.sh [N]   (PROFILE=debug to use the debug build; default release)
+# Usage: e2e/bench-scale.sh [N]   (PROFILE=debug to use the debug build; default release;
+#        BENCH_BIN=path to use an already built binary)
 # The numbers are printed, not asserted: they are for the README and the issue notes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,12 @@ trap cleanup EXIT
 
 e2e/cluster.sh up >/dev/null
 eval "$(e2e/cluster.sh env)"
-if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
-sd="target/$profile/safedeploy"
+if [ -n "${BENCH_BIN:-}" ]; then
+  sd=$BENCH_BIN   # an already built binary (skips the build)
+else
+  if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
+  sd="target/$profile/safedeploy"
+fi
 "$sd" crds | kubectl apply --server-side --force-conflicts --field-manager=safedeploy-install -f - >/dev/null
 kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
 kubectl create namespace "$ns" >/dev/null
