@@ -18,6 +18,7 @@ cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
   kubectl delete safedeploymentpolicy "$ns" --ignore-not-found >/dev/null 2>&1 || true
+  KWOK_WORKDIR="${run_dir:-$HOME/.cache/safedeploy/cluster}/kwok" kwokctl --name safedeploy scale node --replicas 3 >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -30,6 +31,10 @@ else
   if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
   sd="target/$profile/safedeploy"
 fi
+# kwok nodes allow 110 pods each: add nodes for N pods (two revisions overlap during rollouts).
+run_dir=${SAFEDEPLOY_RUN_DIR:-$HOME/.cache/safedeploy/cluster}
+nodes=$((3 + (2 * n) / 100))
+KWOK_WORKDIR="$run_dir/kwok" kwokctl --name safedeploy scale node --replicas "$nodes" >/dev/null
 "$sd" crds | kubectl apply --server-side --force-conflicts --field-manager=safedeploy-install -f - >/dev/null
 kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
 kubectl create namespace "$ns" >/dev/null
