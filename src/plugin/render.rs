@@ -121,11 +121,40 @@ pub fn status(sd: &SafeDeployment) -> String {
     if !status.analysis_runs.is_empty() {
         let _ = writeln!(out, "\n  Analysis:");
         for run in &status.analysis_runs {
+            let step = run
+                .step_index
+                .map_or("background".to_string(), |i| format!("step {}", i + 1));
+            let score = run.score.map_or("-".to_string(), trim_number);
             let _ = writeln!(
                 out,
-                "    {}",
-                serde_json::to_string(run).unwrap_or_default()
+                "    {} ({step}): {:?}, {} measurement(s), score {score}{}",
+                run.template,
+                run.phase,
+                run.measurement_count,
+                run.message
+                    .as_ref()
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default()
             );
+            // The latest measurement of each metric: value against its threshold, and verdict.
+            let mut latest: Vec<&crate::api::analysis::Measurement> = Vec::new();
+            for measurement in run.measurements.iter().rev() {
+                if !latest.iter().any(|m| m.metric == measurement.metric) {
+                    latest.push(measurement);
+                }
+            }
+            latest.reverse();
+            for m in latest {
+                let _ = writeln!(
+                    out,
+                    "      {:<22} {:>10} {:>10}  {:<10} {}",
+                    m.metric,
+                    m.value.map_or("-".into(), trim_number),
+                    m.baseline.map_or("-".into(), trim_number),
+                    format!("{:?}", m.verdict),
+                    m.threshold
+                );
+            }
         }
     }
     let _ = writeln!(out, "\n  Conditions:");
@@ -228,6 +257,46 @@ mod tests {
         assert!(text.contains("▶ 2. setWeight 50%"), "{text}");
         assert!(text.contains("canary 50% / stable 50%"));
         assert!(text.contains("restarts"));
+    }
+
+    #[test]
+    fn status_shows_each_metric_against_its_threshold() {
+        use crate::api::analysis::{AnalysisPhase, AnalysisRunStatus, Measurement, MetricVerdict};
+        let mut sd = sample();
+        if let Some(status) = sd.status.as_mut() {
+            let measurement = |value: f64, verdict: MetricVerdict, at: &str| Measurement {
+                metric: "error-ratio".into(),
+                value: Some(value),
+                baseline: None,
+                threshold: "target 0.005, acceptable 0.01, critical 0.02".into(),
+                verdict,
+                at: at.into(),
+                message: None,
+            };
+            status.analysis_runs = vec![AnalysisRunStatus {
+                template: "errors".into(),
+                phase: AnalysisPhase::Running,
+                step_index: None,
+                measurement_count: 2,
+                measurements: vec![
+                    measurement(0.001, MetricVerdict::Pass, "t1"),
+                    measurement(0.05, MetricVerdict::Critical, "t2"),
+                ],
+                ..Default::default()
+            }];
+        }
+        let text = status(&sd);
+        assert!(
+            text.contains("errors (background): Running, 2 measurement(s)"),
+            "{text}"
+        );
+        assert!(text.contains("0.05"), "{text}");
+        assert!(text.contains("Critical"), "{text}");
+        assert!(text.contains("critical 0.02"), "{text}");
+        assert!(
+            !text.contains("0.001 "),
+            "only the latest measurement per metric: {text}"
+        );
     }
 
     #[test]
