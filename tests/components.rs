@@ -807,7 +807,15 @@ async fn a_revision_missing_a_config_map_key_never_creates_a_pod() {
         condition(&status, "Stalled"),
         Some(("True".into(), "PreflightFailed".into()))
     );
-    let blocked = events_of(&ns, "RolloutBlocked").await;
+    // Events are recorded just after the status write: give it a moment under load.
+    let mut blocked = events_of(&ns, "RolloutBlocked").await;
+    for _ in 0..40 {
+        if !blocked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        blocked = events_of(&ns, "RolloutBlocked").await;
+    }
     assert_eq!(blocked.len(), 1);
     assert!(
         blocked[0]

@@ -139,7 +139,16 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         now,
     };
     let decision = decide(&observation);
-    carry_out(sd, ctx, &namespace, &prepared, &original_status, &decision).await?;
+    carry_out(
+        sd,
+        ctx,
+        &namespace,
+        &prepared,
+        &owned,
+        &original_status,
+        &decision,
+    )
+    .await?;
     // Analysis measurements are timed: look again when the next one is due.
     let mut wake = match (decision.requeue_after, analysis_wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -203,6 +212,7 @@ async fn carry_out(
     ctx: &Context,
     namespace: &str,
     prepared: &config::Prepared,
+    owned: &[Arc<ReplicaSet>],
     status: &SafeDeploymentStatus,
     decision: &Decision,
 ) -> Result<(), ReconcileError> {
@@ -230,10 +240,8 @@ async fn carry_out(
     for action in &decision.scale {
         let rs_name =
             Revision::replica_set_name(&name, revision.single, &action.component, &action.revision);
-        let existing =
-            ctx.replica_sets.state().into_iter().find(|rs| {
-                rs.name_any() == rs_name && rs.namespace().as_deref() == Some(namespace)
-            });
+        // The owned ReplicaSets were gathered once for the observation; no second store scan.
+        let existing = owned.iter().find(|rs| rs.name_any() == rs_name).cloned();
         if let Some(existing) = existing {
             // Scaled up from zero: its configuration copies must exist before its pods start.
             let from_zero = existing.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0;
