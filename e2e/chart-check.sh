@@ -152,7 +152,7 @@ expected = {
     "/pods": {"list", "watch"},
     "/namespaces": {"get"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
-    "/secrets": {"get", "create", "patch"},
+    "/secrets": {"get", "list", "watch", "create", "patch"},
     "/serviceaccounts": {"get"},
     "/persistentvolumeclaims": {"get"},
     "events.k8s.io/events": {"create", "patch"},

@@ -9,7 +9,10 @@
 //! * a regression in one component reverts all three and their configuration;
 //! * a revision that references a missing ConfigMap key never creates a pod, says which key is
 //!   missing, and starts once the key exists;
-//! * a rollback to an older revision brings back that revision's configuration.
+//! * a rollback to an older revision brings back that revision's configuration;
+//! * an edit of the referenced ConfigMap or Secret alone (no spec change) is a new revision,
+//!   rolled out in lockstep; an edit that keeps the content starts nothing;
+//! * a missing image pull Secret (or one without registry credentials) blocks, by name.
 //!
 //! The lockstep invariant is checked at every state a watch of the ReplicaSets and the
 //! SafeDeployment observes: once any component runs only the new revision, every component's
@@ -952,6 +955,277 @@ async fn rolling_back_restores_the_configuration_of_that_revision() {
     );
 }
 
+/// The Secret `db` copy the worker of `revision` reads (`envFrom`), with its decoded content.
+async fn worker_secret(ns: &TestNamespace, revision: &str) -> (String, BTreeMap<String, String>) {
+    let rs = ns
+        .api::<ReplicaSet>()
+        .get(&rs_name("worker", revision))
+        .await
+        .expect("worker ReplicaSet");
+    let pod = rs.spec.and_then(|s| s.template?.spec).expect("template");
+    let copy = pod.containers[0]
+        .env_from
+        .iter()
+        .flatten()
+        .find_map(|source| source.secret_ref.as_ref().map(|r| r.name.clone()))
+        .expect("envFrom secretRef");
+    assert!(
+        copy.starts_with("db-") && copy.len() == "db-".len() + 10,
+        "a content-named copy, not the original: {copy}"
+    );
+    let secret = ns
+        .api::<Secret>()
+        .get(&copy)
+        .await
+        .expect("the copy exists");
+    assert_eq!(secret.immutable, Some(true), "{copy} is immutable");
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    (copy, data)
+}
+
+/// The `safedeploy.dev/config-versions` annotation of a ReplicaSet.
+async fn recorded_versions(ns: &TestNamespace, name: &str) -> BTreeMap<String, String> {
+    let rs = ns.api::<ReplicaSet>().get(name).await.expect("ReplicaSet");
+    rs.annotations()
+        .get(safedeploy::core::config::ANNOTATION_CONFIG_VERSIONS)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
+/// Waits for a promotion away from `from`; returns the new stable revision and how long after
+/// `since` its canary was first seen.
+async fn promoted_from(
+    ns: &TestNamespace,
+    from: &str,
+    since: std::time::Instant,
+    what: &str,
+) -> (String, Duration) {
+    let canary_seen = wait_status(ns, NAME, Duration::from_secs(30), what, |s| {
+        s.canary_revision.is_some() || s.stable_revision.as_deref() != Some(from)
+    })
+    .await;
+    let started = since.elapsed();
+    let status = if canary_seen.phase == Phase::Healthy {
+        canary_seen
+    } else {
+        wait_status(ns, NAME, Duration::from_secs(90), what, |s| {
+            s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(from)
+        })
+        .await
+    };
+    (status.stable_revision.expect("stable"), started)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn editing_referenced_configuration_alone_rolls_out_a_new_revision() {
+    let (ns, _operator) = setup("comp-config-edit").await;
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let v1 = establish(&ns, steps, None).await;
+    let revisions_before = {
+        let api: Api<SafeDeployment> = ns.api();
+        api.get(NAME)
+            .await
+            .expect("sd")
+            .status
+            .expect("status")
+            .revisions
+            .len()
+    };
+    let (copy_v1, _) = mounted_config(&ns, &v1).await;
+
+    // An edit that leaves the content as it was (a label): the operator reads the ConfigMap
+    // again (it records the new resourceVersion on the revision's ReplicaSets) and starts
+    // nothing.
+    let patch = json!({"metadata": {"labels": {"owner": "team-a"}}});
+    let labelled = ns
+        .api::<ConfigMap>()
+        .patch("app-config", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("label app-config");
+    let new_version = labelled.resource_version().expect("resourceVersion");
+    wait_until(
+        Duration::from_secs(30),
+        "the new resourceVersion recorded on every ReplicaSet of v1",
+        || {
+            let ns = &ns;
+            let new_version = new_version.clone();
+            let v1 = v1.clone();
+            async move {
+                for (component, _) in COMPONENTS {
+                    let versions = recorded_versions(ns, &rs_name(component, &v1)).await;
+                    if versions.get("configmap/app-config") != Some(&new_version) {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
+            }
+        },
+    )
+    .await;
+    let status: SafeDeploymentStatus = ns
+        .api::<SafeDeployment>()
+        .get(NAME)
+        .await
+        .expect("sd")
+        .status
+        .expect("status");
+    assert_eq!(status.phase, Phase::Healthy);
+    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
+    assert_eq!(status.canary_revision, None);
+    assert_eq!(status.revisions.len(), revisions_before, "no new revision");
+
+    // A content edit of the ConfigMap alone (the SafeDeployment is not touched): a new revision
+    // goes through the canary steps, in lockstep, and its pods mount the new content.
+    let generation = ns
+        .api::<SafeDeployment>()
+        .get(NAME)
+        .await
+        .expect("sd")
+        .metadata
+        .generation;
+    let watch = watch_lockstep(&ns, &v1, true).await;
+    let edited = std::time::Instant::now();
+    put_config(&ns, &[("GREETING", "hello-v2")]).await;
+    let (v2, canary_after) = promoted_from(&ns, &v1, edited, "the ConfigMap edit").await;
+    watch.finish().await;
+    println!("ConfigMap edit -> canary seen in status after {canary_after:?}");
+    assert_ne!(v2, v1);
+    let (copy_v2, data) = mounted_config(&ns, &v2).await;
+    assert_ne!(copy_v2, copy_v1);
+    assert_eq!(data.get("GREETING").map(String::as_str), Some("hello-v2"));
+    pods_mount(&ns, &v2, &copy_v2).await;
+    let sd = ns.api::<SafeDeployment>().get(NAME).await.expect("sd");
+    assert_eq!(
+        sd.metadata.generation, generation,
+        "the spec was not touched"
+    );
+    let status = sd.status.expect("status");
+    assert_eq!(status.revisions.len(), revisions_before + 1);
+    assert_eq!(sizes(&ns, &v1).await, vec![0, 0, 0], "v1 kept at zero");
+
+    // The same for a Secret.
+    let edited = std::time::Instant::now();
+    put_secret(&ns, "s3cret-v2").await;
+    let (v3, canary_after) = promoted_from(&ns, &v2, edited, "the Secret edit").await;
+    println!("Secret edit -> canary seen in status after {canary_after:?}");
+    assert_ne!(v3, v2);
+    let (_, secret) = worker_secret(&ns, &v3).await;
+    assert_eq!(
+        secret.get("PASSWORD").map(String::as_str),
+        Some("s3cret-v2")
+    );
+    let (_, old_secret) = worker_secret(&ns, &v2).await;
+    assert_eq!(
+        old_secret.get("PASSWORD").map(String::as_str),
+        Some("s3cret-v1"),
+        "the previous revision keeps its copy for a rollback"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_missing_image_pull_secret_blocks_until_it_exists() {
+    let (ns, _operator) = setup("comp-pull-secret").await;
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let v1 = establish(&ns, steps.clone(), None).await;
+    let mut v2 = manifest(&Version::new("v2"), steps, None);
+    for component in v2["spec"]["components"].as_array_mut().expect("list") {
+        component["template"]["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    }
+    apply(&ns, &v2).await.expect("apply v2");
+    let status = wait_status(
+        &ns,
+        NAME,
+        Duration::from_secs(30),
+        "blocked on the pull secret",
+        |s| s.phase == Phase::Blocked,
+    )
+    .await;
+    let message = status.message.clone().unwrap_or_default();
+    for (component, _) in COMPONENTS {
+        let line = format!(
+            "image pull Secret \"regcred\" not found (component {component}, imagePullSecrets)"
+        );
+        assert!(message.contains(&line), "status message: {message}");
+    }
+    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
+
+    // A Secret of the wrong type is reported as such.
+    let opaque = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+                        "stringData": {"user": "ci"}});
+    let secrets = ns.api::<Secret>();
+    secrets
+        .patch(
+            "regcred",
+            &PatchParams::apply("test-user").force(),
+            &Patch::Apply(&opaque),
+        )
+        .await
+        .expect("apply regcred");
+    wait_status(&ns, NAME, Duration::from_secs(30), "the wrong type named", |s| {
+        s.message.as_deref().is_some_and(|m| {
+            m.contains(r#"image pull Secret "regcred" has type "Opaque", not kubernetes.io/dockerconfigjson"#)
+        })
+    })
+    .await;
+    let replica_sets = ns
+        .api::<ReplicaSet>()
+        .list(&ListParams::default())
+        .await
+        .expect("list");
+    assert!(
+        replica_sets
+            .items
+            .iter()
+            .all(|rs| rs.labels().get(REVISION_LABEL) == Some(&v1)),
+        "no ReplicaSet of the blocked revision"
+    );
+
+    // The type of a Secret cannot change: replace it with registry credentials.
+    secrets
+        .delete("regcred", &Default::default())
+        .await
+        .expect("delete regcred");
+    let registry = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": r#"{"auths":{"registry.local":{"auth":"Y2k6cGFzcw=="}}}"#}});
+    secrets
+        .patch(
+            "regcred",
+            &PatchParams::apply("test-user").force(),
+            &Patch::Apply(&registry),
+        )
+        .await
+        .expect("apply regcred");
+    let (v2, _) = promoted_from(
+        &ns,
+        &v1,
+        std::time::Instant::now(),
+        "v2 with its pull secret",
+    )
+    .await;
+    let rs = ns
+        .api::<ReplicaSet>()
+        .get(&rs_name("api", &v2))
+        .await
+        .expect("ReplicaSet");
+    let pull = rs
+        .spec
+        .and_then(|s| s.template?.spec?.image_pull_secrets)
+        .unwrap_or_default();
+    assert_eq!(pull.len(), 1);
+    assert_eq!(
+        pull[0].name, "regcred",
+        "pull Secrets are referenced, not copied"
+    );
+}
+
 /// Signs `manifest` with `safedeploy attest --config-object …` into the ConfigMap `name`,
 /// applied to the namespace (the pipeline side of an attested rollout).
 async fn sign(
@@ -1074,9 +1348,25 @@ async fn the_attestation_binds_the_configuration_contents() {
     );
     let stable = status.stable_revision.expect("stable");
 
+    // The ConfigMap edited alone is a new revision whose configuration nobody attested: blocked
+    // as drift, the stable revision keeps running.
+    put_config(&ns, &[("GREETING", "hello-v2")]).await;
+    let status = wait_status(
+        &ns,
+        NAME,
+        Duration::from_secs(30),
+        "the unattested edit blocked",
+        |s| {
+            s.phase == Phase::Blocked
+                && condition(s, "Attested") == Some(("False".into(), "ConfigDrift".into()))
+        },
+    )
+    .await;
+    assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
+    assert_eq!(status.canary_revision, None);
+
     // v2 is signed with the configuration the pipeline validated (hello-v1), but the cluster's
     // ConfigMap says hello-v2: configuration drift, and no pod of v2.
-    put_config(&ns, &[("GREETING", "hello-v2")]).await;
     let v2 = attested("v2");
     sign(
         &ns,

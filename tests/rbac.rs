@@ -331,10 +331,11 @@ async fn a_rollout_completes_under_the_charts_service_account() {
     assert!(!can("create", "customresourcedefinitions.apiextensions.k8s.io").await);
     assert!(!can("patch", "safedeployments.safedeploy.dev").await);
     assert!(!can("create", "pods").await);
-    // Secrets are read by name and copied per revision, never listed or watched.
+    // Secrets are read by name, copied per revision and watched as metadata only; never
+    // updated or deleted.
     assert!(can("create", "secrets").await);
-    assert!(!can("list", "secrets").await);
-    assert!(!can("watch", "secrets").await);
+    assert!(can("watch", "secrets").await);
+    assert!(!can("update", "secrets").await);
     assert!(!can("delete", "secrets").await);
     assert!(!can("update", "configmaps").await);
     assert!(!can("delete", "configmaps").await);

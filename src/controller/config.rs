@@ -1,15 +1,18 @@
 //! The I/O side of configuration versioning and preflight: reads the ConfigMaps and Secrets the
-//! desired revision references (and its ServiceAccounts and PersistentVolumeClaims) to compute
-//! the revision and run `core::preflight`, and creates the revision's immutable configuration
-//! copies before any pod that mounts them can start.
+//! desired revision references (and its ServiceAccounts, PersistentVolumeClaims and image pull
+//! Secrets) to compute the revision and run `core::preflight`, and creates the revision's
+//! immutable configuration copies before any pod that mounts them can start.
 //!
-//! * **When it reads.** Only while a revision is being rolled out: when the spec's generation is
-//!   newer than the status, a canary is in progress, or the desired revision has no ReplicaSet
-//!   yet (blocked). Otherwise the revision is rebuilt from the spec and the configuration
-//!   digests recorded on its ReplicaSets (annotation `safedeploy.dev/config-objects`), from the
-//!   cache, with no API call. Consequence: an edit of a referenced ConfigMap or Secret alone,
-//!   at rest, is not a rollout; it is picked up with the next spec change (as Deployments pick
-//!   up config only with a template change).
+//! * **When it reads.** A revision is its templates plus the contents of the objects they
+//!   reference, so an edit of a referenced ConfigMap or Secret alone is a new revision (rolled
+//!   out, and attested, like a template change). Reading every object on every reconcile would
+//!   not scale, so the operator keeps metadata-only caches of ConfigMaps and Secrets (name and
+//!   `resourceVersion`; never their data) and reads contents only when the spec changed, a
+//!   canary is in progress, the desired revision has no ReplicaSet yet, or a referenced
+//!   object's `resourceVersion` differs from the one its ReplicaSet recorded (annotation
+//!   `safedeploy.dev/config-versions`, next to the digests in `safedeploy.dev/config-objects`).
+//!   An edit that leaves the content as it was (a label, say) costs one read, after which the
+//!   recorded versions are brought up to date.
 //! * **Copies and their lifetime.** A copy `<original>-<hash10>` is owned (non-controller owner
 //!   references) by every ReplicaSet that mounts it, so Kubernetes' garbage collector deletes it
 //!   with the last of them — when the history limit deletes the revision, or the SafeDeployment
@@ -27,6 +30,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::info;
@@ -36,8 +40,9 @@ use super::{Context, FIELD_MANAGER};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::attest::policy::resolve_policy;
 use crate::core::config::{
-    ANNOTATION_CONFIG_OBJECTS, ConfigKind, ConfigObjectRef, config_map_copy, config_map_digest,
-    config_map_keys, copy_name, referenced_objects, secret_copy, secret_digest, secret_keys,
+    ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, ConfigKind, ConfigObjectRef,
+    config_map_copy, config_map_digest, config_map_keys, copy_name, referenced_objects,
+    secret_copy, secret_digest, secret_keys,
 };
 use crate::core::preflight::{self, World};
 use crate::core::revision::{LABEL_REVISION, Revision};
@@ -91,6 +96,43 @@ pub struct Prepared {
     pub preflight: Result<(), Vec<String>>,
     /// What was read (empty at rest).
     pub originals: Originals,
+    /// `resourceVersion` of each referenced object that exists, by key (`configmap/NAME`), as
+    /// read (empty at rest).
+    pub versions: BTreeMap<String, String>,
+}
+
+/// The referenced objects of `sd`'s templates that exist, with their `resourceVersion`, from the
+/// metadata caches (no API call).
+pub fn cached_versions(
+    ctx: &Context,
+    namespace: &str,
+    objects: &std::collections::BTreeSet<ConfigObjectRef>,
+) -> BTreeMap<String, String> {
+    objects
+        .iter()
+        .filter_map(|object| {
+            let version = match object.kind {
+                ConfigKind::ConfigMap => ctx
+                    .config_map_versions
+                    .get(&ObjectRef::new(&object.name).within(namespace))
+                    .and_then(|m| m.metadata.resource_version.clone()),
+                ConfigKind::Secret => ctx
+                    .secret_versions
+                    .get(&ObjectRef::new(&object.name).within(namespace))
+                    .and_then(|m| m.metadata.resource_version.clone()),
+            }?;
+            Some((object.key(), version))
+        })
+        .collect()
+}
+
+/// The objects the revision's templates reference.
+fn referenced(revision: &Revision) -> std::collections::BTreeSet<ConfigObjectRef> {
+    revision
+        .components
+        .iter()
+        .flat_map(|c| referenced_objects(&c.template))
+        .collect()
 }
 
 /// The desired revision: from the cache at rest, else from the referenced objects as they are
@@ -101,23 +143,22 @@ pub async fn prepare(
     status: &SafeDeploymentStatus,
     owned: &[std::sync::Arc<ReplicaSet>],
 ) -> Result<Prepared, ReconcileError> {
-    if let Some(revision) = recorded_revision(sd, status, owned) {
+    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let plain = Revision::from_spec(&sd.spec)?;
+    let objects = referenced(&plain);
+    let cached = cached_versions(ctx, &namespace, &objects);
+    if let Some(revision) = recorded_revision(sd, status, owned, &cached) {
         return Ok(Prepared {
             revision,
             preflight: Ok(()),
             originals: Originals::default(),
+            versions: BTreeMap::new(),
         });
     }
-    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
-    let plain = Revision::from_spec(&sd.spec)?;
     let mut world = World::default();
     let mut originals = Originals::default();
     let mut digests = BTreeMap::new();
-    let objects: std::collections::BTreeSet<ConfigObjectRef> = plain
-        .components
-        .iter()
-        .flat_map(|c| referenced_objects(&c.template))
-        .collect();
+    let mut versions = BTreeMap::new();
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     for object in &objects {
@@ -125,6 +166,9 @@ pub async fn prepare(
             ConfigKind::ConfigMap => {
                 if let Some(cm) = config_maps.get_opt(&object.name).await? {
                     digests.insert(object.key(), config_map_digest(&cm));
+                    if let Some(version) = cm.metadata.resource_version.clone() {
+                        versions.insert(object.key(), version);
+                    }
                     world
                         .config_maps
                         .insert(object.name.clone(), config_map_keys(&cm));
@@ -134,6 +178,9 @@ pub async fn prepare(
             ConfigKind::Secret => {
                 if let Some(secret) = secrets.get_opt(&object.name).await? {
                     digests.insert(object.key(), secret_digest(&secret));
+                    if let Some(version) = secret.metadata.resource_version.clone() {
+                        versions.insert(object.key(), version);
+                    }
                     world
                         .secrets
                         .insert(object.name.clone(), secret_keys(&secret));
@@ -154,9 +201,16 @@ pub async fn prepare(
             world.persistent_volume_claims.insert(name);
         }
     }
+    for name in preflight::pull_secrets(&plain.components) {
+        if let Some(secret) = secrets.get_opt(&name).await? {
+            let kind = secret.type_.unwrap_or_else(|| "Opaque".to_string());
+            world.pull_secrets.insert(name, kind);
+        }
+    }
     world.require_pinned_images = attestation_required(ctx, &namespace).await?;
     let revision = Revision::from_spec_with_config(&sd.spec, &digests)?;
     let problems = preflight::check(&revision.components, &world);
+    refresh_recorded_versions(ctx, &namespace, &revision.hash, owned, &versions).await?;
     Ok(Prepared {
         revision,
         preflight: if problems.is_empty() {
@@ -165,17 +219,68 @@ pub async fn prepare(
             Err(problems)
         },
         originals,
+        versions,
     })
+}
+
+/// After a read that found a revision which already has ReplicaSets (an edit that kept the
+/// content, or ReplicaSets from before versions were recorded), records the versions read on
+/// them, so the next reconcile at rest needs no read.
+async fn refresh_recorded_versions(
+    ctx: &Context,
+    namespace: &str,
+    hash: &str,
+    owned: &[std::sync::Arc<ReplicaSet>],
+    versions: &BTreeMap<String, String>,
+) -> Result<(), ReconcileError> {
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let stale = owned
+        .iter()
+        .filter(|rs| rs.labels().get(LABEL_REVISION).map(String::as_str) == Some(hash))
+        .filter(|rs| recorded_versions(rs).as_ref() != Some(versions));
+    for rs in stale {
+        let patch = json!({"metadata": {"annotations": {
+            ANNOTATION_CONFIG_VERSIONS: versions_annotation(versions)
+        }}});
+        api.patch(
+            &rs.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        info!(replica_set = %rs.name_any(), "recorded the configuration versions read");
+    }
+    Ok(())
+}
+
+/// The value of [`ANNOTATION_CONFIG_VERSIONS`].
+pub fn versions_annotation(versions: &BTreeMap<String, String>) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = versions
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    crate::attest::json::canonical(&serde_json::Value::Object(map))
+}
+
+/// The versions a ReplicaSet records (none recorded: an empty map, which matches a revision
+/// without configuration); `None` when the annotation is unreadable.
+pub fn recorded_versions(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
+    match rs.annotations().get(ANNOTATION_CONFIG_VERSIONS) {
+        None => Some(BTreeMap::new()),
+        Some(text) => serde_json::from_str(text).ok(),
+    }
 }
 
 /// The revision the last reconcile decided on, rebuilt without reading any ConfigMap or Secret:
 /// only when the spec is unchanged since (same generation), no canary is in progress, and a
 /// ReplicaSet of that revision records configuration digests that, with the spec, reproduce
-/// its hash.
+/// its hash, and records exactly the `cached` versions of the referenced objects (so none was
+/// edited, deleted or created since).
 fn recorded_revision(
     sd: &SafeDeployment,
     status: &SafeDeploymentStatus,
     owned: &[std::sync::Arc<ReplicaSet>],
+    cached: &BTreeMap<String, String>,
 ) -> Option<Revision> {
     if sd.metadata.generation.is_none()
         || sd.metadata.generation != status.observed_generation
@@ -188,6 +293,9 @@ fn recorded_revision(
     let rs = owned
         .iter()
         .find(|rs| rs.labels().get(LABEL_REVISION) == Some(hash))?;
+    if recorded_versions(rs).as_ref() != Some(cached) {
+        return None;
+    }
     let digests = recorded_config(rs)?;
     let revision = Revision::from_spec_with_config(&sd.spec, &digests).ok()?;
     (&revision.hash == hash).then_some(revision)
@@ -424,7 +532,13 @@ spec:
         digests: &BTreeMap<String, String>,
     ) -> (Revision, SafeDeploymentStatus, Vec<Arc<ReplicaSet>>) {
         let revision = Revision::from_spec_with_config(&sd.spec, digests).unwrap();
-        let rs = workload::replica_set(sd, &revision, &revision.components[0], 1, 2);
+        let mut rs = workload::replica_set(sd, &revision, &revision.components[0], 1, 2);
+        if !digests.is_empty() {
+            rs.metadata.annotations.get_or_insert_default().insert(
+                ANNOTATION_CONFIG_VERSIONS.into(),
+                versions_annotation(&versions()),
+            );
+        }
         let status = SafeDeploymentStatus {
             observed_generation: Some(3),
             stable_revision: Some(revision.hash.clone()),
@@ -446,11 +560,39 @@ spec:
         )])
     }
 
+    fn versions() -> BTreeMap<String, String> {
+        BTreeMap::from([("configmap/app-config".to_string(), "41".to_string())])
+    }
+
+    #[test]
+    fn an_edited_deleted_or_new_referenced_object_means_reading_again() {
+        let sd = rollout();
+        let (revision, status, owned) = at_rest(&sd, &digests());
+        assert_eq!(
+            recorded_revision(&sd, &status, &owned, &versions()),
+            Some(revision)
+        );
+        let edited = BTreeMap::from([("configmap/app-config".to_string(), "57".to_string())]);
+        assert_eq!(recorded_revision(&sd, &status, &owned, &edited), None);
+        assert_eq!(
+            recorded_revision(&sd, &status, &owned, &BTreeMap::new()),
+            None
+        );
+        let mut appeared = versions();
+        appeared.insert("secret/optional".into(), "3".into());
+        assert_eq!(recorded_revision(&sd, &status, &owned, &appeared), None);
+        // Round trip of the annotation.
+        assert_eq!(recorded_versions(&owned[0]), Some(versions()));
+    }
+
     #[test]
     fn at_rest_the_revision_comes_from_the_replica_sets_without_reading_config() {
         let sd = rollout();
         let (revision, status, owned) = at_rest(&sd, &digests());
-        assert_eq!(recorded_revision(&sd, &status, &owned), Some(revision));
+        assert_eq!(
+            recorded_revision(&sd, &status, &owned, &versions()),
+            Some(revision)
+        );
         // A ReplicaSet from before configuration versioning (no annotation): the plain hash.
         let (plain, status, owned) = at_rest(&sd, &BTreeMap::new());
         assert!(
@@ -458,7 +600,10 @@ spec:
                 .annotations()
                 .contains_key(ANNOTATION_CONFIG_OBJECTS)
         );
-        assert_eq!(recorded_revision(&sd, &status, &owned), Some(plain));
+        assert_eq!(
+            recorded_revision(&sd, &status, &owned, &BTreeMap::new()),
+            Some(plain)
+        );
     }
 
     #[test]
@@ -467,16 +612,19 @@ spec:
         let (_, status, owned) = at_rest(&sd, &digests());
         let mut newer = sd.clone();
         newer.metadata.generation = Some(4);
-        assert_eq!(recorded_revision(&newer, &status, &owned), None);
+        assert_eq!(
+            recorded_revision(&newer, &status, &owned, &versions()),
+            None
+        );
         let mut canary = status.clone();
         canary.canary_revision = Some("abc".into());
-        assert_eq!(recorded_revision(&sd, &canary, &owned), None);
+        assert_eq!(recorded_revision(&sd, &canary, &owned, &versions()), None);
         // The last decision was about a revision without a ReplicaSet (blocked): read.
         let mut blocked = status.clone();
         if let Some(verdict) = blocked.attestation.as_mut() {
             verdict.revision = "0000000000".into();
         }
-        assert_eq!(recorded_revision(&sd, &blocked, &owned), None);
+        assert_eq!(recorded_revision(&sd, &blocked, &owned, &versions()), None);
         // Digests that do not reproduce the ReplicaSet's revision are not trusted.
         let mut tampered = (*owned[0]).clone();
         tampered
@@ -488,7 +636,7 @@ spec:
                 r#"{"configmap/app-config":"sha256:ffff"}"#.into(),
             );
         assert_eq!(
-            recorded_revision(&sd, &status, &[Arc::new(tampered.clone())]),
+            recorded_revision(&sd, &status, &[Arc::new(tampered.clone())], &versions()),
             None
         );
         tampered
@@ -497,6 +645,9 @@ spec:
             .get_or_insert_default()
             .insert(ANNOTATION_CONFIG_OBJECTS.into(), "not json".into());
         assert_eq!(recorded_config(&tampered), None);
-        assert_eq!(recorded_revision(&sd, &status, &[Arc::new(tampered)]), None);
+        assert_eq!(
+            recorded_revision(&sd, &status, &[Arc::new(tampered)], &versions()),
+            None
+        );
     }
 }

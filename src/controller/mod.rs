@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -25,6 +25,7 @@ use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
+use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
 use crate::core::revision::LABEL_NAME;
 
 /// The field manager of every write the operator makes.
@@ -87,6 +88,10 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// Attestation policies.
     pub policies: Store<SafeDeploymentPolicy>,
+    /// Name and `resourceVersion` of every ConfigMap in scope (metadata only, no data).
+    pub config_map_versions: Store<PartialObjectMeta<ConfigMap>>,
+    /// Name and `resourceVersion` of every Secret in scope (metadata only, never data).
+    pub secret_versions: Store<PartialObjectMeta<Secret>>,
     /// Event recorder.
     pub recorder: Recorder,
     /// Operator metrics.
@@ -147,6 +152,31 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     .reflect(policy_writer)
     .touched_objects();
 
+    // Metadata-only caches of ConfigMaps and Secrets (name and resourceVersion; never data): an
+    // edit of an object a revision references is a new revision, and an attestation envelope
+    // written by the pipeline re-checks the rollouts that name it. Events of the initial list
+    // are not mapped (every SafeDeployment is reconciled at start anyway).
+    let (config_map_store, config_map_writer) = reflector::store();
+    let config_map_changes = changes(
+        watcher(
+            scoped_api(&client, &args.namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(trim_to_version)
+        .reflect(config_map_writer),
+    );
+    let (secret_store, secret_writer) = reflector::store();
+    let secret_changes = changes(
+        watcher(
+            scoped_api(&client, &args.namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(trim_to_version)
+        .reflect(secret_writer),
+    );
+
     let metrics = crate::telemetry::Metrics::default();
     let recorder = Recorder::new(
         client.clone(),
@@ -177,6 +207,8 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         replica_sets: rs_store.clone(),
         pods: pod_store.clone(),
         policies: policy_store.clone(),
+        config_map_versions: config_map_store.clone(),
+        secret_versions: secret_store.clone(),
         recorder,
         metrics: metrics.clone(),
         readiness: readiness.clone(),
@@ -205,35 +237,20 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         }
     });
     let policy_changes = policy_rx;
-    // Attestation envelopes the pipeline writes (labelled by `safedeploy attest`): metadata only,
-    // so a new or changed one re-checks the SafeDeployments of its namespace that refer to it.
-    let attestation_objects = watcher::Config::default().labels(ATTESTATION_OBJECT_LABEL);
-    // Secrets are not watched: that would need cluster-wide list/watch on every Secret. A
-    // rollout blocked on a Secret-held attestation is looked at again periodically instead.
-    let config_maps = match &args.namespace {
-        Some(namespace) => {
-            Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), namespace)
-        }
-        None => Api::all(client.clone()),
-    };
-    let config_map_changes = watcher(config_maps, attestation_objects)
-        .default_backoff()
-        .touched_objects();
     let controller = Controller::new(sds, watcher::Config::default().any_semantic());
     let sd_store = controller.store();
     let referrers = sd_store.clone();
     let controller = controller
         .owns_stream(rs_stream)
-        .watches_stream(
-            config_map_changes,
+        .watches_stream(config_map_changes, {
+            let referrers = referrers.clone();
             move |cm: PartialObjectMeta<ConfigMap>| {
-                referring(
-                    &referrers,
-                    cm.metadata.name.as_deref(),
-                    cm.metadata.namespace.as_deref(),
-                )
-            },
-        )
+                referring(&referrers, ConfigKind::ConfigMap, &cm.metadata)
+            }
+        })
+        .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
+            referring(&referrers, ConfigKind::Secret, &secret.metadata)
+        })
         .watches_stream(pod_stream, |pod: Pod| {
             let name = pod.labels().get(LABEL_NAME)?.clone();
             Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
@@ -286,14 +303,21 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let sync_metrics = metrics.clone();
     tokio::spawn(async move {
         // The controller holds every reconcile until its own SafeDeployment cache is ready
-        // (waiting on a clone of that store here proved unreliable), so these three complete the
+        // (waiting on a clone of that store here proved unreliable), so these complete the
         // picture.
         let synced = futures::join!(
             rs_store.wait_until_ready(),
             pod_store.wait_until_ready(),
-            policy_store.wait_until_ready()
+            policy_store.wait_until_ready(),
+            config_map_store.wait_until_ready(),
+            secret_store.wait_until_ready()
         );
-        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
+        if synced.0.is_ok()
+            && synced.1.is_ok()
+            && synced.2.is_ok()
+            && synced.3.is_ok()
+            && synced.4.is_ok()
+        {
             let cache_synced = started.elapsed();
             sync_readiness.set_ready();
             sync_metrics.record_startup(client_ready, crd_checked, cache_synced);
@@ -326,33 +350,162 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     outcome
 }
 
-/// Label of the ConfigMaps that hold attestation envelopes (`safedeploy attest` sets it); a
-/// change to one re-checks the SafeDeployments that refer to it.
-pub const ATTESTATION_OBJECT_LABEL: &str = "app.kubernetes.io/managed-by=safedeploy";
+/// An API of `K` in the operator's scope (one namespace, or all).
+fn scoped_api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
 
-/// The SafeDeployments in `namespace` whose attestation source names this ConfigMap.
+/// Keeps only what the version caches need: name, namespace and `resourceVersion`. (Labels and
+/// annotations go too: `kubectl.kubernetes.io/last-applied-configuration` can hold a whole
+/// Secret.)
+fn trim_to_version<K>(object: &mut PartialObjectMeta<K>) {
+    let metadata = &mut object.metadata;
+    metadata.managed_fields = None;
+    metadata.annotations = None;
+    metadata.labels = None;
+    metadata.owner_references = None;
+    metadata.finalizers = None;
+}
+
+/// The objects a watch saw change after its initial list (applied or deleted).
+fn changes<K, S>(events: S) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    events.filter_map(|event| async move {
+        match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => Some(Ok(object)),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        }
+    })
+}
+
+/// The SafeDeployments in the object's namespace that refer to this ConfigMap or Secret (see
+/// [`refers_to`]).
 fn referring(
     store: &Store<SafeDeployment>,
-    name: Option<&str>,
-    namespace: Option<&str>,
+    kind: ConfigKind,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Vec<ObjectRef<SafeDeployment>> {
-    let (Some(name), Some(namespace)) = (name, namespace) else {
+    let (Some(name), Some(namespace)) = (metadata.name.as_deref(), metadata.namespace.as_deref())
+    else {
         return Vec::new();
+    };
+    let object = ConfigObjectRef {
+        kind,
+        name: name.to_string(),
     };
     store
         .state()
         .iter()
         .filter(|sd| sd.namespace().as_deref() == Some(namespace))
-        .filter(|sd| {
-            let source = sd.spec.attestation.as_ref();
-            let reference = source.and_then(|a| a.config_map_ref.as_ref());
-            reference.is_some_and(|r| r.name == name)
-        })
+        .filter(|sd| refers_to(&sd.spec, &object))
         .map(|sd| ObjectRef::from_obj(sd.as_ref()))
         .collect()
+}
+
+/// Whether `spec` names `object` as its attestation source, as configuration of a pod template
+/// or as an image pull Secret.
+fn refers_to(spec: &crate::api::SafeDeploymentSpec, object: &ConfigObjectRef) -> bool {
+    let source = spec.attestation.as_ref();
+    let by_attestation = match object.kind {
+        ConfigKind::ConfigMap => source.and_then(|a| a.config_map_ref.as_ref()),
+        ConfigKind::Secret => source.and_then(|a| a.secret_ref.as_ref()),
+    }
+    .is_some_and(|r| r.name == object.name);
+    by_attestation
+        || crate::core::revision::Revision::from_spec(spec).is_ok_and(|revision| {
+            let components = &revision.components;
+            components
+                .iter()
+                .any(|c| referenced_objects(&c.template).contains(object))
+                || (object.kind == ConfigKind::Secret
+                    && crate::core::preflight::pull_secrets(components).contains(&object.name))
+        })
 }
 
 /// How soon to look again after an error.
 pub(crate) fn backoff_action() -> Action {
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SafeDeploymentSpec;
+
+    fn spec(yaml: &str) -> SafeDeploymentSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_spec_refers_to_its_attestation_source_configuration_and_pull_secrets() {
+        let sd = spec(
+            r#"
+replicas: 1
+selector: {matchLabels: {app: web}}
+template:
+  metadata: {labels: {app: web}}
+  spec:
+    imagePullSecrets: [{name: regcred}]
+    containers: [{name: app, image: i, envFrom: [{configMapRef: {name: app-config}}, {secretRef: {name: db}}]}]
+strategy: {canary: {steps: [{setWeight: 100}]}}
+attestation: {configMapRef: {name: att, key: attestation.json}}
+"#,
+        );
+        let cm = ConfigObjectRef::config_map;
+        let secret = ConfigObjectRef::secret;
+        assert!(refers_to(&sd, &cm("att")));
+        assert!(refers_to(&sd, &cm("app-config")));
+        assert!(refers_to(&sd, &secret("db")));
+        assert!(refers_to(&sd, &secret("regcred")));
+        // Kind matters, and unrelated objects (the operator's own copies, say) map to nothing.
+        assert!(!refers_to(&sd, &secret("app-config")));
+        assert!(!refers_to(&sd, &cm("regcred")));
+        assert!(!refers_to(&sd, &cm("app-config-0123456789")));
+        assert!(!refers_to(&sd, &cm("kube-root-ca.crt")));
+    }
+
+    #[tokio::test]
+    async fn only_changes_after_the_initial_list_are_mapped() {
+        let events = futures::stream::iter(vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(1)),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(2)),
+            Ok(watcher::Event::Delete(3)),
+        ]);
+        let seen: Vec<i32> = changes(events)
+            .filter_map(|e| async move { e.ok() })
+            .collect()
+            .await;
+        assert_eq!(seen, vec![2, 3]);
+    }
+
+    #[test]
+    fn version_caches_keep_no_labels_annotations_or_data() {
+        let mut cm: PartialObjectMeta<ConfigMap> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "a", "namespace": "n", "resourceVersion": "7",
+                "labels": {"x": "y"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{}}"},
+                "managedFields": [{"manager": "kubectl"}]}
+        }))
+        .unwrap();
+        trim_to_version(&mut cm);
+        assert_eq!(cm.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(cm.metadata.name.as_deref(), Some("a"));
+        assert!(cm.metadata.annotations.is_none());
+        assert!(cm.metadata.labels.is_none());
+        assert!(cm.metadata.managed_fields.is_none());
+    }
 }

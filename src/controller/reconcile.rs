@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
+use crate::core::config::ANNOTATION_CONFIG_VERSIONS;
 use crate::core::revision::{EmptySpec, LABEL_NAME, Revision};
 use crate::core::rollout::{AttestationGate, Decision, Observation, decide};
 
@@ -150,21 +151,10 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     )
     .await?;
     // Analysis measurements are timed: look again when the next one is due.
-    let mut wake = match (decision.requeue_after, analysis_wake) {
+    let wake = match (decision.requeue_after, analysis_wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    // Secrets are not watched (that would need list/watch on every Secret): a rollout blocked
-    // on a Secret-held attestation looks again every 30 s.
-    let secret_source = sd
-        .spec
-        .attestation
-        .as_ref()
-        .is_some_and(|a| a.secret_ref.is_some());
-    if secret_source && decision.status.phase == crate::api::Phase::Blocked {
-        let poll = std::time::Duration::from_secs(30);
-        wake = Some(wake.map_or(poll, |w| w.min(poll)));
-    }
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
@@ -276,7 +266,13 @@ async fn carry_out(
                 .find(|r| r.hash == revision.hash)
                 .map(|r| r.number)
                 .unwrap_or(0);
-            let rs = workload::replica_set(sd, revision, component, number, action.replicas);
+            let mut rs = workload::replica_set(sd, revision, component, number, action.replicas);
+            if !prepared.versions.is_empty() {
+                rs.metadata.annotations.get_or_insert_default().insert(
+                    ANNOTATION_CONFIG_VERSIONS.to_string(),
+                    config::versions_annotation(&prepared.versions),
+                );
+            }
             if revision.config_objects.is_empty() {
                 replica_sets
                     .patch(

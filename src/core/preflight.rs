@@ -1,7 +1,11 @@
 //! Preflight, pure: before any pod of a new revision is created, check that everything its
 //! templates refer to exists — ConfigMaps and Secrets and the keys taken from them,
-//! ServiceAccounts, PersistentVolumeClaims, the containers named by `resourceFieldRef` — and,
-//! where the namespace's policy requires attestations, that every image is pinned by digest.
+//! ServiceAccounts, PersistentVolumeClaims, image pull Secrets (and that they hold registry
+//! credentials), the containers named by `resourceFieldRef` — and, where the namespace's policy
+//! requires attestations, that every image is pinned by digest.
+//!
+//! Image pull Secrets are checked but not versioned: they are registry credentials, not the
+//! application's configuration, and rotating them must not start a rollout.
 //!
 //! The I/O layer gathers the [`World`] (only the objects the templates name); [`check`] returns
 //! one precise line per problem, such as
@@ -25,6 +29,8 @@ pub struct World {
     pub service_accounts: BTreeSet<String>,
     /// Existing PersistentVolumeClaims.
     pub persistent_volume_claims: BTreeSet<String>,
+    /// Existing image pull Secrets and their `type`.
+    pub pull_secrets: BTreeMap<String, String>,
     /// Whether every image must be pinned by digest (the namespace's policy requires
     /// attestations, which bind image digests).
     pub require_pinned_images: bool,
@@ -55,6 +61,21 @@ pub fn persistent_volume_claims(components: &[ComponentTemplate]) -> BTreeSet<St
         .map(|claim| claim.claim_name.clone())
         .collect()
 }
+
+/// The image pull Secrets the templates name.
+pub fn pull_secrets(components: &[ComponentTemplate]) -> BTreeSet<String> {
+    components
+        .iter()
+        .filter_map(|c| c.template.spec.as_ref())
+        .flat_map(|pod| pod.image_pull_secrets.iter().flatten())
+        .map(|reference| reference.name.clone())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// Secret types the kubelet reads registry credentials from.
+pub const PULL_SECRET_TYPES: [&str; 2] =
+    ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"];
 
 /// Every problem of the templates in `world`, in component order, each once. Empty when the
 /// revision may start.
@@ -89,6 +110,22 @@ pub fn check(components: &[ComponentTemplate], world: &World) -> Vec<String> {
                     "PersistentVolumeClaim {:?} not found (component {name}, volume {:?})",
                     claim.claim_name, volume.name
                 ));
+            }
+        }
+        for pull in pod.image_pull_secrets.iter().flatten() {
+            if pull.name.is_empty() {
+                continue;
+            }
+            match world.pull_secrets.get(&pull.name) {
+                None => push(format!(
+                    "image pull Secret {:?} not found (component {name}, imagePullSecrets)",
+                    pull.name
+                )),
+                Some(kind) if !PULL_SECRET_TYPES.contains(&kind.as_str()) => push(format!(
+                    "image pull Secret {:?} has type {kind:?}, not {} (component {name}, imagePullSecrets)",
+                    pull.name, PULL_SECRET_TYPES[0]
+                )),
+                Some(_) => {}
             }
         }
         for reference in references(&component.template) {
@@ -175,6 +212,10 @@ mod tests {
             secrets: BTreeMap::from([("db".into(), keys(&["password"]))]),
             service_accounts: keys(&["api-sa"]),
             persistent_volume_claims: keys(&["data"]),
+            pull_secrets: BTreeMap::from([(
+                "regcred".into(),
+                "kubernetes.io/dockerconfigjson".into(),
+            )]),
             require_pinned_images: false,
         }
     }
@@ -202,6 +243,7 @@ spec:
                 "worker",
                 r#"
 spec:
+  imagePullSecrets: [{name: regcred}]
   containers:
   - name: work
     image: registry.local/worker:v1
@@ -221,6 +263,7 @@ spec:
         );
         assert_eq!(service_accounts(&components()), keys(&["api-sa"]));
         assert_eq!(persistent_volume_claims(&components()), keys(&["data"]));
+        assert_eq!(pull_secrets(&components()), keys(&["regcred"]));
     }
 
     #[test]
@@ -272,6 +315,24 @@ spec:
                 vec![
                     r#"ServiceAccount "api-sa" not found (component api)"#,
                     r#"PersistentVolumeClaim "data" not found (component worker, volume "data")"#,
+                ],
+            ),
+            (
+                "missing image pull Secret",
+                |w| {
+                    w.pull_secrets.clear();
+                },
+                vec![
+                    r#"image pull Secret "regcred" not found (component worker, imagePullSecrets)"#,
+                ],
+            ),
+            (
+                "image pull Secret without registry credentials",
+                |w| {
+                    w.pull_secrets.insert("regcred".into(), "Opaque".into());
+                },
+                vec![
+                    r#"image pull Secret "regcred" has type "Opaque", not kubernetes.io/dockerconfigjson (component worker, imagePullSecrets)"#,
                 ],
             ),
             (
