@@ -156,26 +156,10 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // edit of an object a revision references is a new revision, and an attestation envelope
     // written by the pipeline re-checks the rollouts that name it. Events of the initial list
     // are not mapped (every SafeDeployment is reconciled at start anyway).
-    let (config_map_store, config_map_writer) = reflector::store();
-    let config_map_changes = changes(
-        watcher(
-            scoped_api(&client, &args.namespace),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(trim_to_version)
-        .reflect(config_map_writer),
-    );
-    let (secret_store, secret_writer) = reflector::store();
-    let secret_changes = changes(
-        watcher(
-            scoped_api(&client, &args.namespace),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(trim_to_version)
-        .reflect(secret_writer),
-    );
+    let (config_map_store, config_map_changes) =
+        version_cache::<ConfigMap>(scoped_api(&client, &args.namespace));
+    let (secret_store, secret_changes) =
+        version_cache::<Secret>(scoped_api(&client, &args.namespace));
 
     let metrics = crate::telemetry::Metrics::default();
     let recorder = Recorder::new(
@@ -372,6 +356,34 @@ fn trim_to_version<K>(object: &mut PartialObjectMeta<K>) {
     metadata.labels = None;
     metadata.owner_references = None;
     metadata.finalizers = None;
+}
+
+/// A metadata-only cache of `K` (an `Api<PartialObjectMeta<K>>` asks the API server for
+/// `PartialObjectMetadata`, so ConfigMap and Secret data never crosses the wire), trimmed to
+/// versions, and the stream of its changes.
+fn version_cache<K>(
+    api: Api<PartialObjectMeta<K>>,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = changes(
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(trim_to_version)
+            .reflect(writer),
+    );
+    (store, stream)
 }
 
 /// The objects a watch saw change after its initial list (applied or deleted).
