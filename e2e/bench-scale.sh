@@ -5,7 +5,9 @@
 #   - the operator's start-up with N objects in the cache (phases, from its own timing log line),
 #   - its resident memory at rest and its reconcile latency (from its /metrics histogram).
 # Usage: e2e/bench-scale.sh [N]   (PROFILE=debug to use the debug build; default release;
-#        BENCH_BIN=path to use an already built binary)
+#        BENCH_BIN=path to use an already built binary; CONFIG=1 gives every SafeDeployment a
+#        ConfigMap of its own (envFrom) and makes the second rollout an edit of all N ConfigMaps
+#        with no spec change, which exercises the configuration versioning path)
 # The numbers are printed, not asserted: they are for the README and the issue notes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,8 +61,25 @@ spec:
   selector: {matchLabels: {app: app-$i}}
   template:
     metadata: {labels: {app: app-$i}}
-    spec: {containers: [{name: app, image: "$image"}]}
+    spec: {containers: [{name: app, image: "$image"$(env_from "$i")}]}
   strategy: {canary: {steps: [{setWeight: 100}]}}
+EOF
+  done
+}
+
+env_from() {
+  [ "${CONFIG:-0}" = 1 ] && echo ", envFrom: [{configMapRef: {name: app-$1-config}}]" || true
+}
+
+config_maps() {
+  local greeting=$1
+  for i in $(seq 1 "$n"); do
+    cat <<EOF
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-$i-config, namespace: $ns}
+data: {GREETING: "$greeting"}
 EOF
   done
 }
@@ -92,8 +111,12 @@ start_operator() {
   done
 }
 
-echo "== $n SafeDeployments, $profile build"
+echo "== $n SafeDeployments, $profile build${CONFIG:+, CONFIG=$CONFIG}"
 manifests "registry.local/app:v1" > "$work/v1.yaml"
+if [ "${CONFIG:-0}" = 1 ]; then
+  config_maps hello-v1 > "$work/config-v1.yaml"
+  kubectl apply --server-side -f "$work/config-v1.yaml" >/dev/null
+fi
 start_operator
 t0=$SECONDS
 kubectl apply --server-side -f "$work/v1.yaml" >/dev/null
@@ -104,7 +127,11 @@ sleep 5
 echo "operator RSS at rest: $(rss_mib) MiB"
 stable=$(kubectl -n "$ns" get sd app-1 -o jsonpath='{.status.stableRevision}')
 
-manifests "registry.local/app:v2" > "$work/v2.yaml"
+if [ "${CONFIG:-0}" = 1 ]; then
+  config_maps hello-v2 > "$work/v2.yaml"   # configuration only: the SafeDeployments are untouched
+else
+  manifests "registry.local/app:v2" > "$work/v2.yaml"
+fi
 t0=$SECONDS
 kubectl apply --server-side -f "$work/v2.yaml" >/dev/null
 second=$(wait_all "$stable")
