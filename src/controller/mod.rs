@@ -435,14 +435,31 @@ fn refers_to(spec: &crate::api::SafeDeploymentSpec, object: &ConfigObjectRef) ->
     }
     .is_some_and(|r| r.name == object.name);
     by_attestation
-        || crate::core::revision::Revision::from_spec(spec).is_ok_and(|revision| {
-            let components = &revision.components;
-            components
-                .iter()
-                .any(|c| referenced_objects(&c.template).contains(object))
+        || templates(spec).any(|template| {
+            let pulls = template.spec.iter().flat_map(|pod| {
+                pod.image_pull_secrets
+                    .iter()
+                    .flatten()
+                    .map(|reference| &reference.name)
+            });
+            referenced_objects(template).contains(object)
                 || (object.kind == ConfigKind::Secret
-                    && crate::core::preflight::pull_secrets(components).contains(&object.name))
+                    && pulls.into_iter().any(|n| *n == object.name))
         })
+}
+
+/// The pod templates of `spec` (the single template or every component's), without computing a
+/// revision: this runs for every ConfigMap and Secret change in the namespace.
+fn templates(
+    spec: &crate::api::SafeDeploymentSpec,
+) -> impl Iterator<Item = &k8s_openapi::api::core::v1::PodTemplateSpec> {
+    spec.template.iter().chain(
+        spec.components
+            .iter()
+            .flatten()
+            .filter(|_| spec.template.is_none())
+            .map(|component| &component.template),
+    )
 }
 
 /// How soon to look again after an error.
@@ -485,6 +502,25 @@ attestation: {configMapRef: {name: att, key: attestation.json}}
         assert!(!refers_to(&sd, &cm("regcred")));
         assert!(!refers_to(&sd, &cm("app-config-0123456789")));
         assert!(!refers_to(&sd, &cm("kube-root-ca.crt")));
+
+        let components = spec(
+            r#"
+selector: {matchLabels: {app: shop}}
+components:
+- {name: api, replicas: 1, template: {metadata: {labels: {app: shop}}, spec: {containers: [{name: a, image: i}]}}}
+- name: worker
+  replicas: 1
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      imagePullSecrets: [{name: regcred}]
+      containers: [{name: w, image: i, env: [{name: P, valueFrom: {secretKeyRef: {name: db, key: p}}}]}]
+strategy: {canary: {steps: [{setWeight: 100}]}}
+"#,
+        );
+        assert!(refers_to(&components, &secret("db")));
+        assert!(refers_to(&components, &secret("regcred")));
+        assert!(!refers_to(&components, &cm("db")));
     }
 
     #[tokio::test]
