@@ -272,6 +272,7 @@ mod tests {
                 verdict,
                 at: at.into(),
                 message: None,
+                outliers_removed: None,
             };
             status.analysis_runs = vec![AnalysisRunStatus {
                 template: "errors".into(),
