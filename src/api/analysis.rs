@@ -207,8 +207,10 @@ pub struct MetricSpec {
 /// Where the values of a metric come from. Exactly one provider.
 ///
 /// Queries, URLs and bodies may use `{{revision}}` (the revision being measured: the canary,
-/// or the baseline for the baseline side), `{{canary}}`, `{{stable}}`, `{{baseline}}` (revision
-/// hashes), `{{namespace}}` and `{{name}}` (of the SafeDeployment).
+/// or the baseline for the baseline side), `{{canary}}`, `{{stable}}` (revision hashes),
+/// `{{baseline}}` (the stable hash, or `<stable hash>-baseline` with
+/// `strategy.canary.baseline: Fresh`: the `safedeploy.dev/revision` label of the fresh
+/// baseline's pods), `{{namespace}}` and `{{name}}` (of the SafeDeployment).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
