@@ -24,6 +24,8 @@ struct Sim {
     baseline_replica_sets: Vec<ReplicaSetView>,
     /// Fault of the baseline's pods.
     baseline_fault: Fault,
+    /// Creation-to-Ready seconds of the baseline's pods.
+    baseline_startup: i64,
     faults: BTreeMap<String, Fault>,
     /// Faults of one component of a revision: `(revision, component)`.
     component_faults: BTreeMap<(String, String), Fault>,
@@ -92,6 +94,7 @@ impl Sim {
             replica_sets: Vec::new(),
             baseline_replica_sets: Vec::new(),
             baseline_fault: Fault::None,
+            baseline_startup: 0,
             faults: BTreeMap::new(),
             component_faults: BTreeMap::new(),
             config_objects: BTreeMap::new(),
@@ -148,11 +151,15 @@ impl Sim {
             let fault = self.baseline_fault;
             for i in 0..rs.replicas {
                 let ready = fault == Fault::None;
+                let created = self
+                    .now
+                    .checked_sub(jiff::SignedDuration::from_secs(self.baseline_startup))
+                    .unwrap();
                 pods.push(PodView {
                     name: format!("{}-{i}", rs.name),
                     revision: crate::core::revision::baseline_selector(&rs.revision),
                     component: rs.component.clone(),
-                    created_at: self.now,
+                    created_at: created,
                     ready,
                     ready_at: ready.then_some(self.now),
                     restarts: i32::from(fault == Fault::Crash),
@@ -1549,4 +1556,48 @@ fn capacity_and_baseline_invariants_hold_across_many_fresh_rollouts() {
             assert!(sim.baseline_replica_sets.is_empty());
         }
     }
+}
+
+/// Kayenta's cold-start lesson for the start-up latency gate: with a fresh baseline the canary's
+/// start-up is compared with the same-age baseline pods once one is Ready, and with the stable
+/// pods before that (and always with `baseline: Stable`).
+#[test]
+fn start_up_latency_is_compared_with_the_fresh_baseline_once_it_is_ready() {
+    let startup_reference = |sim: &Sim| {
+        sim.status
+            .health
+            .iter()
+            .find(|m| m.signal == "startupLatencySeconds")
+            .and_then(|m| m.baseline)
+    };
+    let pause = CanaryStep {
+        pause: Some(PauseStep { duration: None }),
+        ..Default::default()
+    };
+    let mut sim = fresh("app:v1", 4, steps_weights(&[50]));
+    sim.spec.strategy.canary.steps.push(pause.clone());
+    sim.baseline_startup = 20;
+    sim.deploy("app:v2");
+    run_with_baseline(&mut sim, 10);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(startup_reference(&sim), Some(20.0));
+
+    let mut sim = fresh("app:v1", 4, steps_weights(&[50]));
+    sim.spec.strategy.canary.steps.push(pause.clone());
+    sim.baseline_startup = 20;
+    sim.baseline_fault = Fault::NeverReady;
+    sim.deploy("app:v2");
+    run_with_baseline(&mut sim, 10);
+    assert_eq!(
+        startup_reference(&sim),
+        Some(0.0),
+        "the stable pods' start-up"
+    );
+
+    let mut sim = established("app:v1", 4, steps_weights(&[50]));
+    sim.spec.strategy.canary.steps.push(pause);
+    sim.baseline_startup = 20;
+    sim.deploy("app:v2");
+    run_with_baseline(&mut sim, 10);
+    assert_eq!(startup_reference(&sim), Some(0.0));
 }
