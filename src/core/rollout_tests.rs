@@ -1484,6 +1484,18 @@ fn the_baseline_goes_when_the_canary_is_reverted_or_aborted() {
     assert_eq!(sim.status.phase, Phase::Degraded);
     assert!(sim.baseline_replica_sets.is_empty());
     assert_eq!(sim.status.baseline, None);
+
+    // A rollback during a canary: the baseline goes too, and is never what is rolled back to.
+    sim.deploy("app:v4");
+    run_with_baseline(&mut sim, 10);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(sim.baseline_replica_sets.len(), 1);
+    sim.requests.rollback = Some(("1/r1".into(), 1));
+    run_with_baseline(&mut sim, 10);
+    assert!(sim.baseline_replica_sets.is_empty());
+    assert_eq!(sim.status.canary_revision, None);
+    let v1 = sim.status.revisions.iter().find(|r| r.number == 1).unwrap();
+    assert_eq!(sim.status.stable_revision.as_ref(), Some(&v1.hash));
 }
 
 #[test]
