@@ -10,8 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::duration::parse_duration;
 use super::health::{EffectiveGates, HealthReport, PodView, Verdict, assess};
-use super::revision::Revision;
-use super::revision::baseline_selector;
+use super::revision::{Revision, baseline_selector};
 use crate::api::{
     AttestationVerdict, BaselineMode, BaselineStatus, CanaryStep, HistoryEntry, Phase,
     RevisionRecord, SafeDeploymentSpec, SafeDeploymentStatus,
