@@ -538,9 +538,25 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
             })
             .sum();
         min_capacity = min_capacity.min(capacity);
+        let summary: Vec<String> = list
+            .items
+            .iter()
+            .map(|rs| {
+                let st = rs.status.clone().unwrap_or_default();
+                format!(
+                    "{}: spec {:?} ready {:?} available {:?}",
+                    rs.name_any(),
+                    rs.spec.as_ref().and_then(|s| s.replicas),
+                    st.ready_replicas,
+                    st.available_replicas
+                )
+            })
+            .collect();
         assert!(
             capacity >= replicas,
-            "available stable + canary {capacity} < {replicas}"
+            "available stable + canary {capacity} < {replicas}: {summary:?}; {:?} {:?}",
+            status.phase,
+            status.message
         );
         let baselines: Vec<&ReplicaSet> = list.items.iter().filter(|rs| is_baseline(rs)).collect();
         assert!(baselines.len() <= 1, "one baseline ReplicaSet at most");
