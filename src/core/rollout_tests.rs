@@ -1613,3 +1613,30 @@ fn start_up_latency_is_compared_with_the_fresh_baseline_once_it_is_ready() {
     run_with_baseline(&mut sim, 10);
     assert_eq!(startup_reference(&sim), Some(0.0));
 }
+
+#[test]
+fn coupled_components_each_get_a_fresh_baseline_at_their_canary_size() {
+    let mut spec = three_components([1, 2, 5], "v1", steps_weights(&[20, 50, 100]));
+    spec.strategy.canary.baseline = Some(crate::api::BaselineMode::Fresh);
+    let mut sim = Sim::new(spec);
+    sim.check_lockstep = true;
+    sim.settle(10);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+    set_version(&mut sim, "v2");
+    let mut most = 0;
+    for _ in 0..60 {
+        let decision = sim.tick();
+        sim.check_invariants();
+        most = most.max(sim.baseline_replica_sets.len());
+        if decision.scale.is_empty()
+            && decision.baseline_scale.is_empty()
+            && decision.baseline_delete.is_empty()
+            && decision.requeue_after.is_none()
+        {
+            break;
+        }
+    }
+    assert_eq!(most, 3, "one baseline per component");
+    assert_eq!(sim.status.phase, Phase::Healthy);
+    assert!(sim.baseline_replica_sets.is_empty());
+}
