@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::Fault;
 use kube::api::Api;
 use operator::{apply, safe_deployment, setup, wait_status};
+use safedeploy::api::analysis::MetricVerdict;
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::{Value, json};
 
@@ -400,4 +401,282 @@ async fn the_web_provider_gates_the_rollout() {
     assert_eq!(reverted.stable_revision, promoted.stable_revision);
     let reason = &reverted.history.last().expect("history").reason;
     assert!(reason.contains("AnalysisFailed"), "{reason}");
+}
+
+/// Mean request latency of the emitter version `version` (a template placeholder) over 3 s.
+fn latency_query(version: &str) -> String {
+    format!(
+        "sum(rate(safedeploy_demo_request_duration_seconds_sum{{version=\"{version}\"}}[3s])) / sum(rate(safedeploy_demo_request_duration_seconds_count{{version=\"{version}\"}}[3s]))"
+    )
+}
+
+/// `strategy.canary.baseline: Fresh` on the real control plane: a baseline ReplicaSet of the
+/// stable template runs at the canary's size at every step, `{{baseline}}` selects its series
+/// only (the emitter serves a slow-looking "cold" baseline and a fast "warm" stable: the canary
+/// is compared with the baseline, so it passes), it survives an operator restart without being
+/// recreated, and it is gone after the promotion. Capacity (stable plus canary, available) never
+/// drops below the spec at any observed state.
+#[tokio::test]
+#[ignore = "needs the local control plane and Prometheus (e2e/cluster.sh up --with-prometheus)"]
+async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compares_with() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::ResourceExt;
+    use kube::api::ListParams;
+    use safedeploy::core::revision::{LABEL_REVISION, LABEL_ROLE};
+
+    let (ns, operator) = setup("fresh").await;
+    let started = Instant::now();
+    let prometheus = common::prometheus_url();
+    let emitter = common::emitter_url();
+    let run = common::random_suffix(6);
+    let replicas = 4;
+    let analysis = json!({
+        "name": "latency", "interval": "2s", "count": 3, "initialDelay": "6s",
+        "metrics": [
+            {
+                "name": "mean-latency",
+                "provider": {"prometheus": {
+                    "address": prometheus,
+                    "query": latency_query("{{canary}}"),
+                    "baselineQuery": latency_query("{{baseline}}"),
+                    "timeout": "1s"
+                }},
+                "relative": {"maxRegressionPercent": 50}
+            },
+            {
+                "name": "latency-distribution",
+                "provider": {"prometheus": {
+                    "address": prometheus,
+                    "query": latency_query("{{revision}}"),
+                    "range": {"window": "20s", "step": "1s"},
+                    "timeout": "1s"
+                }},
+                "statistical": {"mannWhitney": {"minEffectPercent": 50, "minSamples": 8}},
+                "outliers": {"strategy": "Remove"}
+            }
+        ]
+    });
+    let steps = json!([
+        {"setWeight": 25}, {"pause": {"duration": "4s"}}, {"setWeight": 50},
+        {"analysis": {"template": "latency"}}
+    ]);
+    let manifest = |version: &str| {
+        let mut m = safe_deployment(
+            "web",
+            replicas,
+            &format!("registry.local/app:{version}"),
+            Fault::None,
+            steps.clone(),
+        );
+        m["spec"]["analyses"] = json!([analysis.clone()]);
+        m["spec"]["strategy"]["canary"]["baseline"] = json!("Fresh");
+        m
+    };
+    apply(&ns, &manifest(&format!("v1-{run}")))
+        .await
+        .expect("apply v1");
+    let stable = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+        s.phase == Phase::Healthy
+    })
+    .await
+    .stable_revision
+    .expect("stable revision");
+    let selector = format!("{stable}-baseline");
+    // Warm stable pods answer in 40 ms; the freshly started baseline of the same revision in
+    // 100 ms, as does the canary. Against the stable the canary would be 150% worse.
+    common::emitter_configure(&emitter, &stable, Some(0.0), Some(40.0), Some(40.0))
+        .await
+        .expect("emitter: stable");
+    common::emitter_configure(&emitter, &selector, Some(0.0), Some(100.0), Some(40.0))
+        .await
+        .expect("emitter: baseline");
+    apply(&ns, &manifest(&format!("v2-{run}")))
+        .await
+        .expect("apply v2");
+    let canary = canary_hash(&ns).await;
+    common::emitter_configure(&emitter, &canary, Some(0.0), Some(100.0), Some(40.0))
+        .await
+        .expect("emitter: canary");
+
+    let sds: Api<SafeDeployment> = ns.api();
+    let rss: Api<ReplicaSet> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let is_baseline =
+        |rs: &ReplicaSet| rs.labels().get(LABEL_ROLE).map(String::as_str) == Some("baseline");
+    let mut operator = Some(operator);
+    let mut restarted = false;
+    let mut baseline_uid: Option<String> = None;
+    let mut sizes_seen = std::collections::BTreeSet::new();
+    let mut states = 0;
+    let mut min_capacity = i32::MAX;
+    let mut compared = None;
+    let mut distribution = None;
+    let done = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "no promotion in time"
+        );
+        let status = sds
+            .get("web")
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default();
+        let list = rss.list(&ListParams::default()).await.expect("list");
+        states += 1;
+        // Capacity counts the stable and the canary only.
+        let capacity: i32 = list
+            .items
+            .iter()
+            .filter(|rs| !is_baseline(rs))
+            .map(|rs| {
+                rs.status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0)
+            })
+            .sum();
+        min_capacity = min_capacity.min(capacity);
+        let summary: Vec<String> = list
+            .items
+            .iter()
+            .map(|rs| {
+                let st = rs.status.clone().unwrap_or_default();
+                format!(
+                    "{}: spec {:?} ready {:?} available {:?}",
+                    rs.name_any(),
+                    rs.spec.as_ref().and_then(|s| s.replicas),
+                    st.ready_replicas,
+                    st.available_replicas
+                )
+            })
+            .collect();
+        assert!(
+            capacity >= replicas,
+            "available stable + canary {capacity} < {replicas}: {summary:?}; {:?} {:?}",
+            status.phase,
+            status.message
+        );
+        let baselines: Vec<&ReplicaSet> = list.items.iter().filter(|rs| is_baseline(rs)).collect();
+        assert!(baselines.len() <= 1, "one baseline ReplicaSet at most");
+        if let Some(b) = baselines.first() {
+            let labels = b.labels();
+            assert_eq!(labels.get(LABEL_REVISION), Some(&selector));
+            let image = b
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|p| p.containers[0].image.clone());
+            assert_eq!(
+                image.as_deref(),
+                Some(format!("registry.local/app:v1-{run}").as_str()),
+                "the baseline runs the stable template"
+            );
+            match &baseline_uid {
+                None => baseline_uid = b.uid(),
+                Some(uid) => assert_eq!(Some(uid), b.uid().as_ref(), "never recreated"),
+            }
+        }
+        if let Some(b) = &status.baseline {
+            let index = usize::try_from(status.current_step_index.unwrap_or(0)).unwrap_or(0);
+            if status.canary_revision.is_some() && index < 4 {
+                // At every step the baseline is sized as the canary.
+                let canary_size = (replicas * status.canary_weight + 99) / 100;
+                assert_eq!(b.replicas, canary_size, "{status:#?}");
+                assert_eq!(b.selector, selector);
+                assert_eq!(b.revision, stable);
+                sizes_seen.insert(b.replicas);
+            }
+        }
+        // The analysis step's measurements (cleared once the canary is promoted).
+        for m in status.analysis_runs.iter().flat_map(|r| &r.measurements) {
+            match m.metric.as_str() {
+                "mean-latency" => compared = Some(m.clone()),
+                "latency-distribution" => distribution = Some(m.clone()),
+                _ => {}
+            }
+        }
+        // Kill the operator once the baseline runs at the first step, and start another.
+        if !restarted && status.baseline.as_ref().is_some_and(|b| b.ready == 1) {
+            if let Some(op) = operator.take() {
+                op.kill().await;
+            }
+            operator = Some(operator::Operator::start(&ns.name).await);
+            restarted = true;
+        }
+        if status.phase == Phase::Healthy && status.stable_revision.as_deref() == Some(&canary) {
+            break status;
+        }
+        assert_ne!(status.phase, Phase::Degraded, "{status:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(restarted, "the operator was restarted mid-rollout");
+    assert_eq!(
+        sizes_seen,
+        [1, 2].into_iter().collect(),
+        "baseline sizes at 25% and 50% of 4"
+    );
+    // The analysis compared the canary with the baseline's series (100 ms), not the stable's
+    // (40 ms, against which the canary would have been 150% worse).
+    let compared = compared.expect("a mean-latency measurement");
+    let b = compared.baseline.expect("baseline value");
+    assert!((0.08..0.12).contains(&b), "baseline mean {b}: {compared:?}");
+    assert_eq!(compared.verdict, MetricVerdict::Pass, "{compared:?}");
+    let distribution = distribution.expect("a latency-distribution measurement");
+    assert_eq!(
+        distribution.verdict,
+        MetricVerdict::Pass,
+        "{distribution:?}"
+    );
+    let removed = distribution
+        .outliers_removed
+        .expect("the outlier count is in the measurement");
+    assert!(removed.baseline_samples >= 8, "{distribution:?}");
+    println!(
+        "MEASURED baseline comparison: mean latency canary {:?} vs baseline {b}; distribution {:?}",
+        compared.value, distribution.message
+    );
+    let rendered = latency_query(&selector);
+    let from_prometheus = common::prometheus_scalar(&rendered)
+        .await
+        .expect("query")
+        .expect("the baseline's series");
+    assert!(
+        (0.07..0.13).contains(&from_prometheus),
+        "baseline mean latency {from_prometheus}"
+    );
+    // After the promotion the baseline ReplicaSet and its pods are gone; it never was a revision.
+    common::wait_until(Duration::from_secs(30), "the baseline to be gone", || {
+        let rss = rss.clone();
+        let pods = pods.clone();
+        async move {
+            let sets = rss
+                .list(&ListParams::default().labels("safedeploy.dev/role=baseline"))
+                .await?;
+            let left = pods
+                .list(&ListParams::default().labels("safedeploy.dev/role=baseline"))
+                .await?;
+            Ok((sets.items.is_empty() && left.items.is_empty()).then_some(()))
+        }
+    })
+    .await;
+    assert_eq!(done.baseline, None);
+    assert_eq!(done.revisions.len(), 2, "{:?}", done.revisions);
+    assert!(done.history.iter().all(|e| !e.hash.ends_with("-baseline")));
+    let old = rss.list(&ListParams::default()).await.expect("list").items;
+    assert!(
+        old.iter()
+            .any(|rs| rs.labels().get(LABEL_REVISION) == Some(&stable)),
+        "the old stable revision is kept"
+    );
+    for version in [&stable, &selector, &canary] {
+        common::emitter_remove(&emitter, version).await;
+    }
+    println!(
+        "MEASURED fresh-baseline rollout: {:.1} s from v1 apply to v2 promoted and baseline gone, {states} states observed, minimum available stable+canary {min_capacity} of {replicas}",
+        started.elapsed().as_secs_f64()
+    );
+    drop(operator);
 }

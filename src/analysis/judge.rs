@@ -4,10 +4,12 @@
 //! NaN and error policies on top.
 
 use crate::api::analysis::{
-    DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT_PERCENT, DEFAULT_MIN_SAMPLES, Direction,
-    MannWhitneySpec, MetricSpec, MetricThresholds, MetricVerdict, RelativeCheck, Scoring,
+    DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT_PERCENT, DEFAULT_MIN_SAMPLES, DEFAULT_OUTLIER_FACTOR,
+    Direction, MannWhitneySpec, MetricSpec, MetricThresholds, MetricVerdict, OutlierStrategy,
+    OutliersRemoved, RelativeCheck, Scoring,
 };
 
+use super::outliers;
 use super::stats::{self, PValueMethod};
 use super::{MetricObservation, ProviderError};
 
@@ -224,6 +226,34 @@ pub struct MetricJudgement {
     pub message: String,
     /// The provider error, when the verdict is `Error`.
     pub error: Option<ProviderError>,
+    /// Samples removed as outliers, when the metric removes them and samples were compared.
+    pub outliers_removed: Option<OutliersRemoved>,
+}
+
+/// The canary's and the baseline's samples after the metric's outlier treatment, and what was
+/// removed (None when the metric keeps every sample).
+fn treat_outliers(
+    spec: &MetricSpec,
+    canary: &[f64],
+    baseline: &[f64],
+) -> (Vec<f64>, Vec<f64>, Option<OutliersRemoved>) {
+    let Some(o) = spec
+        .outliers
+        .filter(|o| o.strategy == OutlierStrategy::Remove)
+    else {
+        return (canary.to_vec(), baseline.to_vec(), None);
+    };
+    let factor = o.factor.unwrap_or(DEFAULT_OUTLIER_FACTOR);
+    let c = outliers::remove_outliers(canary, factor);
+    let b = outliers::remove_outliers(baseline, factor);
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let removed = OutliersRemoved {
+        canary: count(c.removed),
+        canary_samples: count(canary.len()),
+        baseline: count(b.removed),
+        baseline_samples: count(baseline.len()),
+    };
+    (c.kept, b.kept, Some(removed))
 }
 
 /// Severity order used to combine the checks of a metric (higher wins).
@@ -324,6 +354,15 @@ pub fn describe_checks(spec: &MetricSpec) -> String {
             mw.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES)
         ));
     }
+    if let Some(o) = spec
+        .outliers
+        .filter(|o| o.strategy == OutlierStrategy::Remove)
+    {
+        parts.push(format!(
+            "samples beyond Q1/Q3 ± {}·IQR removed",
+            o.factor.unwrap_or(DEFAULT_OUTLIER_FACTOR)
+        ));
+    }
     parts.join("; ")
 }
 
@@ -340,6 +379,7 @@ pub fn judge_metric(spec: &MetricSpec, observation: Option<&MetricObservation>) 
     };
     let mut value = None;
     let mut baseline = None;
+    let mut outliers_removed = None;
 
     if observation.is_none() {
         checks.add_missing(
@@ -394,7 +434,21 @@ pub fn judge_metric(spec: &MetricSpec, observation: Option<&MetricObservation>) 
             let b = samples_of(obs.baseline_samples.as_ref(), "baseline samples");
             match (c, b) {
                 (Ok(c), Ok(b)) => {
-                    match judge_mann_whitney(c, b, &statistical.mann_whitney, direction) {
+                    let (c, b, removed) = treat_outliers(spec, c, b);
+                    if let Some(r) = removed {
+                        outliers_removed = Some(r);
+                        checks.notes.push(format!(
+                            "outliers removed (IQR × {}): canary {} of {}, baseline {} of {}",
+                            spec.outliers
+                                .and_then(|o| o.factor)
+                                .unwrap_or(DEFAULT_OUTLIER_FACTOR),
+                            r.canary,
+                            r.canary_samples,
+                            r.baseline,
+                            r.baseline_samples
+                        ));
+                    }
+                    match judge_mann_whitney(&c, &b, &statistical.mann_whitney, direction) {
                         Ok(s) => {
                             value = value.or(Some(s.canary_median));
                             baseline = baseline.or(Some(s.baseline_median));
@@ -455,6 +509,7 @@ pub fn judge_metric(spec: &MetricSpec, observation: Option<&MetricObservation>) 
         } else {
             None
         },
+        outliers_removed,
     }
 }
 
@@ -512,7 +567,7 @@ pub fn classify_score(score: f64, scoring: &Scoring) -> ScoreClass {
 mod tests {
     use super::*;
     use crate::analysis::testgen::Rng;
-    use crate::api::analysis::{PrometheusProvider, Provider, StatisticalCheck};
+    use crate::api::analysis::{OutlierSpec, PrometheusProvider, Provider, StatisticalCheck};
 
     const LOWER: Direction = Direction::LowerIsBetter;
     const HIGHER: Direction = Direction::HigherIsBetter;
@@ -729,6 +784,105 @@ mod tests {
         let j = judge_mann_whitney(&with_nan, &enough, &spec, LOWER).unwrap();
         assert_eq!(j.samples, (20, 20));
         assert_eq!(j.verdict, MetricVerdict::Pass);
+    }
+
+    /// One GC pause in the canary's samples: with every sample kept it pushes the
+    /// Hodges–Lehmann shift over the 5% minimum effect and the canary fails; with Kayenta's
+    /// outlier removal the pause is dropped and the canary passes, and the measurement says so.
+    #[test]
+    fn a_single_huge_outlier_no_longer_flips_the_verdict() {
+        let baseline: Vec<f64> = (0..30).map(|i| 100.0 + f64::from(i)).collect();
+        let mut canary: Vec<f64> = (0..30).map(|i| 105.51 + f64::from(i)).collect();
+        let mut spec = metric("latency");
+        spec.statistical = Some(StatisticalCheck {
+            mann_whitney: mann_whitney(0.98, 5.0, 20),
+        });
+        // Without the pause: a 4.8% shift, below the minimum effect.
+        let clean = judge_metric(
+            &spec,
+            Some(&MetricObservation::samples(
+                "latency",
+                canary.clone(),
+                baseline.clone(),
+            )),
+        );
+        assert_eq!(clean.verdict, MetricVerdict::Pass, "{clean:?}");
+        canary.push(1e6);
+        let observation = MetricObservation::samples("latency", canary, baseline);
+        let kept = judge_metric(&spec, Some(&observation));
+        assert_eq!(kept.verdict, MetricVerdict::Fail, "{kept:?}");
+        assert_eq!(kept.outliers_removed, None);
+
+        spec.outliers = Some(OutlierSpec {
+            strategy: OutlierStrategy::Keep,
+            factor: None,
+        });
+        assert_eq!(judge_metric(&spec, Some(&observation)), kept);
+
+        spec.outliers = Some(OutlierSpec {
+            strategy: OutlierStrategy::Remove,
+            factor: None,
+        });
+        let removed = judge_metric(&spec, Some(&observation));
+        assert_eq!(removed.verdict, MetricVerdict::Pass, "{removed:?}");
+        assert_eq!(
+            removed.outliers_removed,
+            Some(OutliersRemoved {
+                canary: 1,
+                canary_samples: 31,
+                baseline: 0,
+                baseline_samples: 30
+            })
+        );
+        assert!(
+            removed
+                .message
+                .contains("outliers removed (IQR × 3): canary 1 of 31, baseline 0 of 30"),
+            "{}",
+            removed.message
+        );
+        assert!(removed.message.contains("n=30/30"), "{}", removed.message);
+        assert!(
+            removed.threshold.contains("Q1/Q3 ± 3·IQR removed"),
+            "{}",
+            removed.threshold
+        );
+    }
+
+    /// Each side is trimmed with its own fences: spikes in the baseline are removed without
+    /// touching the canary, and a side too small for quartiles is left whole.
+    #[test]
+    fn outliers_are_removed_from_each_side_separately() {
+        let baseline: Vec<f64> = (0..30).map(|i| 100.0 + f64::from(i)).collect();
+        let canary: Vec<f64> = (0..30).map(|i| 100.0 + f64::from(i) * 1.02).collect();
+        let mut spec = metric("latency");
+        spec.statistical = Some(StatisticalCheck {
+            mann_whitney: mann_whitney(0.98, 5.0, 20),
+        });
+        spec.outliers = Some(OutlierSpec {
+            strategy: OutlierStrategy::Remove,
+            factor: Some(1.5),
+        });
+        let mut spiky = baseline.clone();
+        spiky.extend([5000.0, 9000.0]);
+        let j = judge_metric(
+            &spec,
+            Some(&MetricObservation::samples("latency", canary, spiky)),
+        );
+        let r = j.outliers_removed.unwrap();
+        assert_eq!((r.canary, r.baseline, r.baseline_samples), (0, 2, 32));
+        assert!(j.message.contains("n=30/30"), "{}", j.message);
+        // Too few samples on a side: nothing removed there, and the judge reports the gap.
+        let j = judge_metric(
+            &spec,
+            Some(&MetricObservation::samples(
+                "latency",
+                vec![1.0, 2.0, 1e9],
+                baseline,
+            )),
+        );
+        assert_eq!(j.outliers_removed.unwrap().canary, 0);
+        assert_eq!(j.verdict, MetricVerdict::NoData, "{j:?}");
     }
 
     fn metric(name: &str) -> MetricSpec {

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`judge`]: judges one metric's observation (no I/O) and scores a set of verdicts;
 //! - [`stats`]: Mann–Whitney U, Hodges–Lehmann, normal distribution (no I/O);
+//! - [`outliers`]: interquartile-range outlier removal of sample sets (no I/O);
 //! - [`run`]: the state step function of an analysis run (no I/O);
 //! - [`vars`]: `{{canary}}`-style substitution in queries, URLs and bodies (no I/O);
 //! - [`duration`]: the duration strings of templates;
@@ -16,6 +17,7 @@
 
 pub mod duration;
 pub mod judge;
+pub mod outliers;
 pub mod provider;
 pub mod run;
 pub mod stats;

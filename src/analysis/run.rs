@@ -375,6 +375,7 @@ pub fn advance(
             verdict: judgement.verdict,
             at: at.clone(),
             message: message.map(bounded),
+            outliers_removed: judgement.outliers_removed,
         });
     }
     trim_measurements(status);

@@ -8,8 +8,8 @@ pub struct QueryVars {
     pub canary: String,
     /// Hash of the stable revision.
     pub stable: String,
-    /// Hash of the baseline revision: the controller passes the stable hash when no separate
-    /// baseline runs.
+    /// What selects the baseline: the stable hash with `baseline: Stable` (the default), and
+    /// `<stable hash>-baseline`, the revision label of the fresh baseline's pods, with `Fresh`.
     pub baseline: String,
     /// Namespace of the SafeDeployment.
     pub namespace: String,

@@ -28,6 +28,8 @@ pub const DEFAULT_CONFIDENCE: f64 = 0.98;
 pub const DEFAULT_MIN_EFFECT_PERCENT: f64 = 5.0;
 /// Default smallest number of samples on each side for the Mann–Whitney test.
 pub const DEFAULT_MIN_SAMPLES: i32 = 20;
+/// Default interquartile-range factor of outlier removal (Kayenta's).
+pub const DEFAULT_OUTLIER_FACTOR: f64 = 3.0;
 /// Measurements kept in status for each metric of a run (older ones are dropped).
 pub const MEASUREMENTS_KEPT_PER_METRIC: usize = 10;
 
@@ -166,6 +168,11 @@ pub struct MetricSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistical: Option<StatisticalCheck>,
 
+    /// Outlier removal from the canary's and the baseline's samples, each side separately,
+    /// before they are compared. Default: keep every sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<OutlierSpec>,
+
     /// A failing verdict of this metric fails the whole run at once, whatever the score.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
@@ -200,8 +207,10 @@ pub struct MetricSpec {
 /// Where the values of a metric come from. Exactly one provider.
 ///
 /// Queries, URLs and bodies may use `{{revision}}` (the revision being measured: the canary,
-/// or the baseline for the baseline side), `{{canary}}`, `{{stable}}`, `{{baseline}}` (revision
-/// hashes), `{{namespace}}` and `{{name}}` (of the SafeDeployment).
+/// or the baseline for the baseline side), `{{canary}}`, `{{stable}}` (revision hashes),
+/// `{{baseline}}` (the stable hash, or `<stable hash>-baseline` with
+/// `strategy.canary.baseline: Fresh`: the `safedeploy.dev/revision` label of the fresh
+/// baseline's pods), `{{namespace}}` and `{{name}}` (of the SafeDeployment).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -430,6 +439,33 @@ pub struct MannWhitneySpec {
     pub min_samples: Option<i32>,
 }
 
+/// Outlier removal, as Kayenta's judge does it: Tukey's fences on each sample set (canary and
+/// baseline separately). A sample is removed when it lies below `Q1 − factor·IQR` or above
+/// `Q3 + factor·IQR`, with the quartiles interpolated linearly as numpy's default percentile.
+/// Sample sets with fewer than 4 finite samples are left whole, so a relative check (one value
+/// per side) is never affected. How many samples were removed is in each measurement.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierSpec {
+    /// `Remove` (as Kayenta, which always removes) or `Keep` (the default without `outliers`).
+    pub strategy: OutlierStrategy,
+    /// The IQR multiple of the fences. Default 3.0 (Kayenta's, Tukey's "far out"); 1.5 is
+    /// Tukey's "outside" and removes more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.1, max = 100.0))]
+    pub factor: Option<f64>,
+}
+
+/// What is done with outlying samples: `Keep` or `Remove`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OutlierStrategy {
+    /// Every sample is compared.
+    #[default]
+    Keep,
+    /// Samples outside the fences are dropped before the comparison.
+    Remove,
+}
+
 /// What a measurement without a usable value (no data, NaN, or a provider error beyond the
 /// consecutive error limit) means: `Fail`, `Inconclusive` (the default) or `Ignore`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -532,6 +568,23 @@ pub struct Measurement {
     /// Details: statistics, the error, or the policy applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Samples removed as outliers before the comparison (with `outliers.strategy: Remove`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers_removed: Option<OutliersRemoved>,
+}
+
+/// How many samples outlier removal took from each side of one measurement.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutliersRemoved {
+    /// Removed from the canary's samples.
+    pub canary: i32,
+    /// Samples the canary had before removal.
+    pub canary_samples: i32,
+    /// Removed from the baseline's samples.
+    pub baseline: i32,
+    /// Samples the baseline had before removal.
+    pub baseline_samples: i32,
 }
 
 /// Verdict of one measurement of one metric.
@@ -587,6 +640,7 @@ metrics:
         range: {window: 10m, step: 15s}
     statistical:
       mannWhitney: {confidence: 0.98, minEffectPercent: 5, minSamples: 50}
+    outliers: {strategy: Remove, factor: 3.0}
     onNoData: Ignore
   - name: success-rate
     critical: true
@@ -620,6 +674,13 @@ metrics:
             Some(Direction::HigherIsBetter)
         );
         assert_eq!(template.metrics[2].on_nan, Some(FailurePolicy::Fail));
+        assert_eq!(
+            template.metrics[1].outliers,
+            Some(OutlierSpec {
+                strategy: OutlierStrategy::Remove,
+                factor: Some(3.0)
+            })
+        );
         assert_eq!(
             template.metrics[1]
                 .statistical

@@ -187,6 +187,28 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     pub background_analysis: Option<String>,
+
+    /// What the canary is compared with (`{{baseline}}` in metric queries, and the start-up
+    /// latency gate): `Stable` (the default) compares with the long-running stable pods;
+    /// `Fresh` starts a separate baseline ReplicaSet of the stable revision's template, at the
+    /// canary's size at every step, so canary and baseline are the same age (Kayenta's lesson:
+    /// warm caches and settled heaps make old pods look better). Its pods carry
+    /// `safedeploy.dev/revision: <stable hash>-baseline` and `safedeploy.dev/role: baseline`, never
+    /// count as capacity, are not health-gated, and are removed when the rollout promotes,
+    /// reverts or is aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineMode>,
+}
+
+/// What the canary is compared with: `Stable` or `Fresh`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BaselineMode {
+    /// The stable revision's pods; `{{baseline}}` is the stable revision hash.
+    #[default]
+    Stable,
+    /// A freshly started ReplicaSet of the stable template at the canary's size;
+    /// `{{baseline}}` is `<stable hash>-baseline`, the revision label of its pods only.
+    Fresh,
 }
 
 /// One canary step.
@@ -380,6 +402,29 @@ pub struct SafeDeploymentStatus {
     /// Tokens of the manual requests (annotations) already carried out, so that each is done once.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handled_requests: BTreeMap<String, String>,
+    /// The fresh baseline (`strategy.canary.baseline: Fresh`) while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineStatus>,
+}
+
+/// The fresh baseline of a canary: what it runs, how big it is, and whether it can be compared
+/// with. Its pods are never health-gated and never blamed on the canary: an unhealthy baseline
+/// only leaves the comparisons against it without data (the metrics' `onNoData` applies).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineStatus {
+    /// The stable revision (hash) whose template the baseline runs.
+    pub revision: String,
+    /// The value of `{{baseline}}`: the `safedeploy.dev/revision` label of the baseline pods.
+    pub selector: String,
+    /// Desired pods over all components (the canary's size at the current step).
+    pub replicas: i32,
+    /// Available pods.
+    pub ready: i32,
+    /// Container restarts of the baseline pods.
+    pub restarts: i32,
+    /// Whether it can be compared with, in words.
+    pub message: String,
 }
 
 /// A revision the operator knows: its number, hash and images.

@@ -16,7 +16,8 @@ use crate::analysis::provider::{SecretHeaders, referenced_secrets};
 use crate::analysis::run::{self, RunOutcome};
 use crate::analysis::vars::QueryVars;
 use crate::api::analysis::{AnalysisRunStatus, MetricVerdict};
-use crate::api::{SafeDeployment, SafeDeploymentStatus};
+use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentStatus};
+use crate::core::revision::baseline_selector;
 use crate::core::rollout::AnalysisGate;
 
 /// The analyses that gate the canary now: `(template, step)`, step None for the background one.
@@ -85,10 +86,17 @@ pub async fn refresh(
             }
         }
         if run::due(run_status, now) {
+            let stable = status.stable_revision.clone().unwrap_or_default();
+            // With a fresh baseline, `{{baseline}}` (and `{{revision}}` on the baseline side)
+            // is the revision label of the baseline's pods only.
+            let baseline = match sd.spec.strategy.canary.baseline {
+                Some(BaselineMode::Fresh) => baseline_selector(&stable),
+                _ => stable.clone(),
+            };
             let vars = QueryVars {
                 canary: canary.clone(),
-                stable: status.stable_revision.clone().unwrap_or_default(),
-                baseline: status.stable_revision.clone().unwrap_or_default(),
+                stable,
+                baseline,
                 namespace: sd.namespace().unwrap_or_default(),
                 name: sd.name_any(),
             };

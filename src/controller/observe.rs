@@ -6,7 +6,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::core::health::{FAILING_REASONS, PodView};
-use crate::core::revision::{LABEL_COMPONENT, LABEL_REVISION};
+use crate::core::revision::{
+    LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE,
+};
 use crate::core::rollout::{ReplicaSetView, Requests};
 
 /// Annotation asking to promote past the current step; its value is a unique token.
@@ -41,12 +43,34 @@ pub fn requests(annotations: &std::collections::BTreeMap<String, String>) -> Req
     }
 }
 
-/// The view of an owned ReplicaSet, or None when it lacks the operator's labels.
+/// Whether these labels mark a fresh baseline ReplicaSet or pod (not a revision's).
+pub fn is_baseline(labels: &std::collections::BTreeMap<String, String>) -> bool {
+    labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_BASELINE)
+}
+
+/// The view of an owned revision ReplicaSet, or None when it lacks the operator's labels or is a
+/// fresh baseline (see [`baseline_replica_set_view`]).
 pub fn replica_set_view(rs: &ReplicaSet) -> Option<ReplicaSetView> {
+    if is_baseline(rs.labels()) {
+        return None;
+    }
+    view(rs, LABEL_REVISION)
+}
+
+/// The view of an owned fresh baseline ReplicaSet, its `revision` being the stable revision
+/// whose template it runs; None for anything else.
+pub fn baseline_replica_set_view(rs: &ReplicaSet) -> Option<ReplicaSetView> {
+    if !is_baseline(rs.labels()) {
+        return None;
+    }
+    view(rs, LABEL_BASELINE_OF)
+}
+
+fn view(rs: &ReplicaSet, revision_label: &str) -> Option<ReplicaSetView> {
     let labels = rs.labels();
     Some(ReplicaSetView {
         name: rs.name_any(),
-        revision: labels.get(LABEL_REVISION)?.clone(),
+        revision: labels.get(revision_label)?.clone(),
         component: labels.get(LABEL_COMPONENT)?.clone(),
         replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
         // Available (Ready for minReadySeconds), not merely Ready: only those count as capacity.
@@ -162,6 +186,31 @@ mod tests {
             let annotations = BTreeMap::from([(REQUEST_ROLLBACK.to_string(), value.to_string())]);
             assert_eq!(requests(&annotations).rollback, None, "{value}");
         }
+    }
+
+    #[test]
+    fn baseline_replica_sets_are_told_apart_from_revisions() {
+        let rs = |labels: serde_json::Value| -> ReplicaSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-abc-baseline", "labels": labels},
+                "spec": {"replicas": 2, "selector": {}},
+                "status": {"replicas": 2, "availableReplicas": 1}
+            }))
+            .unwrap()
+        };
+        let baseline = rs(serde_json::json!({
+            LABEL_REVISION: "abc-baseline", LABEL_COMPONENT: "main",
+            LABEL_ROLE: ROLE_BASELINE, LABEL_BASELINE_OF: "abc"
+        }));
+        assert_eq!(replica_set_view(&baseline), None);
+        let view = baseline_replica_set_view(&baseline).unwrap();
+        assert_eq!(
+            (view.revision.as_str(), view.replicas, view.ready),
+            ("abc", 2, 1)
+        );
+        let revision = rs(serde_json::json!({LABEL_REVISION: "abc", LABEL_COMPONENT: "main"}));
+        assert_eq!(baseline_replica_set_view(&revision), None);
+        assert_eq!(replica_set_view(&revision).unwrap().revision, "abc");
     }
 
     #[test]

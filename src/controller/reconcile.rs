@@ -17,8 +17,10 @@ use tracing::{info, warn};
 use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::config::ANNOTATION_CONFIG_VERSIONS;
-use crate::core::revision::{EmptySpec, LABEL_NAME, Revision};
-use crate::core::rollout::{AttestationGate, Decision, Observation, decide};
+use crate::core::revision::{
+    EmptySpec, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION, Revision,
+};
+use crate::core::rollout::{AttestationGate, Decision, Observation, ScaleAction, decide};
 
 /// Why a reconcile failed; each is retried with a back-off.
 #[derive(Debug, thiserror::Error)]
@@ -111,18 +113,26 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         .iter()
         .filter_map(|rs| observe::replica_set_view(rs))
         .collect();
+    // The fresh baseline (found again by its role label after a restart) is kept apart: it is
+    // not a revision and never counts as capacity.
+    let baseline_replica_sets: Vec<_> = owned
+        .iter()
+        .filter_map(|rs| observe::baseline_replica_set_view(rs))
+        .collect();
     // The revision includes the referenced configuration's contents (read only while rolling
     // out), with its preflight.
     let prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
     let revision = prepared.revision.clone();
-    let pods: Vec<_> = ctx
+    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
         .pods
         .state()
         .iter()
         .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
         .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
-        .filter_map(|pod| observe::pod_view(pod))
-        .collect();
+        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
+        .partition(|(baseline, _)| *baseline);
+    let pods: Vec<_> = pods.into_iter().map(|(_, pod)| pod).collect();
+    let baseline_pods: Vec<_> = baseline_pods.into_iter().map(|(_, pod)| pod).collect();
 
     let attestation = attestation_for(sd, ctx, &revision, &status).await?;
     let observation = Observation {
@@ -133,6 +143,8 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         status: &status,
         replica_sets: &replica_sets,
         pods: &pods,
+        baseline_replica_sets: &baseline_replica_sets,
+        baseline_pods: &baseline_pods,
         attestation,
         preflight: prepared.preflight.clone(),
         analyses,
@@ -227,6 +239,10 @@ async fn carry_out(
     }
 
     let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    // The fresh baseline first, so it is never younger than the canary it is compared with.
+    for action in &decision.baseline_scale {
+        scale_baseline(sd, &replica_sets, owned, action).await?;
+    }
     for action in &decision.scale {
         let rs_name =
             Revision::replica_set_name(&name, revision.single, &action.component, &action.revision);
@@ -297,6 +313,18 @@ async fn carry_out(
         }
         info!(rollout = %name, namespace, replica_set = %rs_name, replicas = action.replicas, "scaled");
     }
+    for rs_name in &decision.baseline_delete {
+        match replica_sets
+            .delete(rs_name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            // Already gone (a decision taken before the watch saw the deletion).
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(error.into()),
+        }
+        info!(rollout = %name, namespace, replica_set = %rs_name, "deleted the fresh baseline");
+    }
     for rs_name in &decision.delete {
         replica_sets
             .delete(rs_name, &DeleteParams::background())
@@ -327,6 +355,57 @@ async fn carry_out(
             warn!(rollout = %name, %error, "could not record event");
         }
     }
+    Ok(())
+}
+
+/// Creates or scales the fresh baseline ReplicaSet of one component. A new one copies the
+/// stable ReplicaSet's template (read from the API: the cache keeps no templates), so it runs
+/// exactly what the stable runs, configuration copies included.
+async fn scale_baseline(
+    sd: &SafeDeployment,
+    replica_sets: &Api<ReplicaSet>,
+    owned: &[Arc<ReplicaSet>],
+    action: &ScaleAction,
+) -> Result<(), ReconcileError> {
+    let is = |rs: &ReplicaSet, baseline: bool| {
+        let labels = rs.labels();
+        observe::is_baseline(labels) == baseline
+            && labels.get(LABEL_COMPONENT) == Some(&action.component)
+            && labels.get(if baseline {
+                LABEL_BASELINE_OF
+            } else {
+                LABEL_REVISION
+            }) == Some(&action.revision)
+    };
+    if let Some(existing) = owned.iter().find(|rs| is(rs, true)) {
+        let patch = json!({"spec": {"replicas": action.replicas}});
+        replica_sets
+            .patch(
+                &existing.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        info!(rollout = %sd.name_any(), replica_set = %existing.name_any(), replicas = action.replicas, "scaled the fresh baseline");
+        return Ok(());
+    }
+    let stable_name = owned
+        .iter()
+        .find(|rs| is(rs, false))
+        .map(|rs| rs.name_any())
+        .ok_or_else(|| ReconcileError::LostReplicaSet(action.revision.clone()))?;
+    let stable = replica_sets.get(&stable_name).await?;
+    let rs = workload::baseline_replica_set(sd, &stable, action.replicas)
+        .ok_or_else(|| ReconcileError::LostReplicaSet(stable_name.clone()))?;
+    let rs_name = rs.name_any();
+    replica_sets
+        .patch(
+            &rs_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&rs),
+        )
+        .await?;
+    info!(rollout = %sd.name_any(), replica_set = %rs_name, replicas = action.replicas, "created the fresh baseline");
     Ok(())
 }
 

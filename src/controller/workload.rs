@@ -1,6 +1,7 @@
 //! Builds the ReplicaSet that runs one component of one revision: names, labels, selector and
 //! owner reference, from the SafeDeployment and the normalised revision; its pods mount the
-//! revision's configuration copies, and it records the revision's configuration digests.
+//! revision's configuration copies, and it records the revision's configuration digests. Also
+//! the fresh baseline ReplicaSet: a copy of a stable ReplicaSet under the baseline's labels.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +12,8 @@ use kube::{Resource, ResourceExt};
 use crate::api::SafeDeployment;
 use crate::core::config::ANNOTATION_CONFIG_OBJECTS;
 use crate::core::revision::{
-    ANNOTATION_REVISION_NUMBER, ComponentTemplate, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION,
-    Revision,
+    ANNOTATION_REVISION_NUMBER, ComponentTemplate, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME,
+    LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE, Revision, baseline_selector,
 };
 
 /// The labels that identify the pods of one component of one revision.
@@ -74,6 +75,59 @@ pub fn replica_set(
         }),
         status: None,
     }
+}
+
+/// The fresh baseline ReplicaSet for the stable ReplicaSet `stable` (as read from the API, with
+/// its template), at `replicas`, owned by `sd`. It runs the stable's pod template unchanged —
+/// the same image, configuration copies and everything — under the labels of the stable with
+/// `safedeploy.dev/revision: <hash>-baseline`, `safedeploy.dev/role: baseline` and
+/// `safedeploy.dev/baseline-of: <hash>`, so its selector and the stable's never overlap and a
+/// query on the revision label tells the two apart. It carries no revision number: it is not a
+/// revision. None when `stable` lacks the operator's labels or a template.
+pub fn baseline_replica_set(
+    sd: &SafeDeployment,
+    stable: &ReplicaSet,
+    replicas: i32,
+) -> Option<ReplicaSet> {
+    let hash = stable.labels().get(LABEL_REVISION)?.clone();
+    let component = stable.labels().get(LABEL_COMPONENT)?.clone();
+    let stable_spec = stable.spec.as_ref()?;
+    let mut labels = revision_labels(sd, &component, &hash);
+    labels.insert(LABEL_REVISION.to_string(), baseline_selector(&hash));
+    labels.insert(LABEL_ROLE.to_string(), ROLE_BASELINE.to_string());
+    labels.insert(LABEL_BASELINE_OF.to_string(), hash);
+    let mut template = stable_spec.template.clone()?;
+    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(labels.clone());
+    let annotations: BTreeMap<String, String> = stable
+        .annotations()
+        .iter()
+        .filter(|(k, _)| k.as_str() == ANNOTATION_CONFIG_OBJECTS)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some(ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-{ROLE_BASELINE}", stable.name_any())),
+            namespace: sd.namespace(),
+            labels: Some(labels.clone()),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels),
+                match_expressions: None,
+            },
+            template: Some(template),
+            min_ready_seconds: stable_spec.min_ready_seconds,
+        }),
+        status: None,
+    })
 }
 
 fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, String> {
@@ -147,6 +201,97 @@ mod tests {
                 .unwrap()
                 .contains_key(ANNOTATION_CONFIG_OBJECTS)
         );
+    }
+
+    #[test]
+    fn the_baseline_copies_the_stable_template_under_labels_that_never_overlap() {
+        let template: PodTemplateSpec = serde_yaml::from_str(
+            r#"
+metadata: {labels: {app: web}}
+spec:
+  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
+"#,
+        )
+        .unwrap();
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(4),
+                template: Some(template),
+                ..Default::default()
+            },
+        );
+        sd.spec.selector.match_labels = BTreeMap::from([("app".into(), "web".into())]);
+        sd.metadata.namespace = Some("ns".into());
+        sd.metadata.uid = Some("uid-1".into());
+        let digests = BTreeMap::from([(
+            "configmap/app-config".to_string(),
+            "sha256:aaaaaaaaaaaaaaaa".to_string(),
+        )]);
+        let revision = Revision::from_spec_with_config(&sd.spec, &digests).unwrap();
+        let stable = replica_set(&sd, &revision, &revision.components[0], 3, 4);
+        let baseline = baseline_replica_set(&sd, &stable, 1).unwrap();
+        assert_eq!(
+            baseline.metadata.name.as_deref(),
+            Some(Revision::baseline_replica_set_name("web", true, "main", &revision.hash).as_str())
+        );
+        let spec = baseline.spec.clone().unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let selector = spec.selector.match_labels.clone().unwrap();
+        let want = baseline_selector(&revision.hash);
+        assert_eq!(selector.get(LABEL_REVISION), Some(&want));
+        assert_eq!(
+            selector.get(LABEL_ROLE).map(String::as_str),
+            Some(ROLE_BASELINE)
+        );
+        assert_eq!(selector.get(LABEL_BASELINE_OF), Some(&revision.hash));
+        assert_eq!(selector.get(LABEL_NAME).map(String::as_str), Some("web"));
+        // The stable's selector does not select the baseline's pods, nor the other way round.
+        let pod_labels = spec
+            .template
+            .clone()
+            .unwrap()
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        let stable_spec = stable.spec.clone().unwrap();
+        let stable_selector = stable_spec.selector.match_labels.unwrap();
+        let stable_pod_labels = stable_spec
+            .template
+            .unwrap()
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        let selects = |sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
+            sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+        };
+        assert!(selects(&selector, &pod_labels));
+        assert!(!selects(&stable_selector, &pod_labels));
+        assert!(!selects(&selector, &stable_pod_labels));
+        // Same pod spec as the stable (same configuration copy), same digests, no revision number.
+        let pod = spec.template.unwrap().spec.unwrap();
+        assert_eq!(
+            pod.containers[0].env_from.clone().unwrap()[0]
+                .config_map_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "app-config-aaaaaaaaaa"
+        );
+        let annotations = baseline.metadata.annotations.unwrap();
+        assert!(annotations.contains_key(ANNOTATION_CONFIG_OBJECTS));
+        assert!(!annotations.contains_key(ANNOTATION_REVISION_NUMBER));
+        let owner = &baseline.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            ("uid-1", Some(true))
+        );
+        // Without the operator's labels there is nothing to copy.
+        let mut foreign = stable.clone();
+        foreign.metadata.labels = None;
+        assert!(baseline_replica_set(&sd, &foreign, 1).is_none());
     }
 
     #[test]

@@ -17,6 +17,13 @@ pub const LABEL_NAME: &str = "safedeploy.dev/name";
 pub const LABEL_REVISION: &str = "safedeploy.dev/revision";
 /// Label with the component name, on ReplicaSets and their pods.
 pub const LABEL_COMPONENT: &str = "safedeploy.dev/component";
+/// Label marking the fresh baseline's ReplicaSets and pods: its value is [`ROLE_BASELINE`].
+/// Revision ReplicaSets do not carry it.
+pub const LABEL_ROLE: &str = "safedeploy.dev/role";
+/// Value of [`LABEL_ROLE`] on the fresh baseline.
+pub const ROLE_BASELINE: &str = "baseline";
+/// Label with the hash of the stable revision a baseline ReplicaSet runs the template of.
+pub const LABEL_BASELINE_OF: &str = "safedeploy.dev/baseline-of";
 /// Annotation with the revision number, on ReplicaSets.
 pub const ANNOTATION_REVISION_NUMBER: &str = "safedeploy.dev/revision-number";
 /// The component name used for the single-template shorthand.
@@ -117,6 +124,19 @@ impl Revision {
         }
     }
 
+    /// Name of the fresh baseline ReplicaSet that runs `component` of the revision `hash`.
+    pub fn baseline_replica_set_name(
+        sd_name: &str,
+        single: bool,
+        component: &str,
+        hash: &str,
+    ) -> String {
+        format!(
+            "{}-{ROLE_BASELINE}",
+            Self::replica_set_name(sd_name, single, component, hash)
+        )
+    }
+
     /// Container images by `component/container` (init containers included).
     pub fn images(&self) -> BTreeMap<String, String> {
         let mut images = BTreeMap::new();
@@ -141,6 +161,13 @@ impl Revision {
     pub fn total_replicas(&self) -> i32 {
         self.components.iter().map(|c| c.replicas).sum()
     }
+}
+
+/// The `safedeploy.dev/revision` label of the fresh baseline pods that run the template of the
+/// revision `hash`, and the value of `{{baseline}}` with `baseline: Fresh`. It differs from every
+/// revision hash, so a query on the revision label selects the baseline pods only.
+pub fn baseline_selector(hash: &str) -> String {
+    format!("{hash}-{ROLE_BASELINE}")
 }
 
 /// The hash covers what the pods run (component names and templates, and the contents of the

@@ -10,10 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::duration::parse_duration;
 use super::health::{EffectiveGates, HealthReport, PodView, Verdict, assess};
-use super::revision::Revision;
+use super::revision::{Revision, baseline_selector};
 use crate::api::{
-    AttestationVerdict, CanaryStep, HistoryEntry, Phase, RevisionRecord, SafeDeploymentSpec,
-    SafeDeploymentStatus,
+    AttestationVerdict, BaselineMode, BaselineStatus, CanaryStep, HistoryEntry, Phase,
+    RevisionRecord, SafeDeploymentSpec, SafeDeploymentStatus,
 };
 
 /// Default progress deadline.
@@ -129,6 +129,12 @@ pub struct Observation<'a> {
     pub replica_sets: &'a [ReplicaSetView],
     /// Pods of the owned ReplicaSets.
     pub pods: &'a [PodView],
+    /// The fresh baseline's ReplicaSets (label `safedeploy.dev/role: baseline`), with `revision`
+    /// the stable revision whose template each runs. Never part of `replica_sets`: a baseline is
+    /// not a revision and never counts as capacity.
+    pub baseline_replica_sets: &'a [ReplicaSetView],
+    /// Pods of the fresh baseline; never part of `pods`, so no health gate reads them.
+    pub baseline_pods: &'a [PodView],
     /// Attestation outcome for the desired revision.
     pub attestation: AttestationGate,
     /// Preflight of the desired revision (`core::preflight`): every problem found, such as a
@@ -176,6 +182,12 @@ pub struct Decision {
     pub scale: Vec<ScaleAction>,
     /// ReplicaSets to delete (old revisions beyond the history limit, at zero replicas).
     pub delete: Vec<String>,
+    /// Fresh baseline ReplicaSets to create or scale (only those whose replicas differ from what
+    /// is observed): `revision` is the stable revision whose template the baseline runs.
+    pub baseline_scale: Vec<ScaleAction>,
+    /// Fresh baseline ReplicaSets to delete, by name: every observed one the rollout no longer
+    /// wants (promoted, reverted, aborted, or a baseline of an earlier stable revision).
+    pub baseline_delete: Vec<String>,
     /// Events.
     pub events: Vec<EventNote>,
     /// The new status.
@@ -190,6 +202,8 @@ struct Planner<'a> {
     obs: &'a Observation<'a>,
     status: SafeDeploymentStatus,
     targets: BTreeMap<(String, String), i32>,
+    /// Fresh baseline sizes by (stable revision, component); empty when none should run.
+    baseline_targets: BTreeMap<(String, String), i32>,
     events: Vec<EventNote>,
     requeue: Option<Duration>,
     active_analyses: Vec<(String, String)>,
@@ -204,6 +218,7 @@ pub fn decide(obs: &Observation<'_>) -> Decision {
         obs,
         status: obs.status.clone(),
         targets: BTreeMap::new(),
+        baseline_targets: BTreeMap::new(),
         events: Vec::new(),
         requeue: None,
         active_analyses: Vec::new(),
@@ -851,9 +866,18 @@ impl<'a> Planner<'a> {
                 .clamp(0, component.replicas);
             let current = self.replicas_of(stable, &component.name).unwrap_or(0);
             self.target(stable, &component.name, stable_target.min(current));
+            // The baseline keeps the size of the last step until the promotion completes, so a
+            // background analysis still has something to compare with.
+            let last = steps.saturating_sub(1);
+            let size = canary_replicas(
+                component.replicas,
+                weight_at(&self.obs.spec.strategy.canary.steps, last),
+            );
+            self.baseline_target(stable, &component.name, size);
         }
         self.scale_others_to_zero(&[desired.to_string(), stable.to_string()]);
         if self.all_ready(desired) && health.worst <= Verdict::Acceptable {
+            self.baseline_targets.clear();
             for component in &components {
                 self.target(stable, &component.name, 0);
             }
@@ -891,6 +915,7 @@ impl<'a> Planner<'a> {
         };
         let stable = self.status.stable_revision.clone().unwrap_or_default();
         self.targets.clear();
+        self.baseline_targets.clear();
         self.scale_revision_full(&stable);
         self.scale_others_to_zero(std::slice::from_ref(&stable));
         if !self.status.rejected_revisions.contains(&canary) {
@@ -976,10 +1001,24 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|p| p.revision == stable)
             .collect();
+        // With a fresh baseline, start-up latency is compared with the baseline's same-age
+        // pods once one of them is Ready; until then (and with `Stable`) with the stable pods.
+        let selector = baseline_selector(stable);
+        let baseline_pods: Vec<&PodView> = self
+            .obs
+            .baseline_pods
+            .iter()
+            .filter(|p| p.revision == selector && !p.terminating)
+            .collect();
+        let reference = if self.fresh_baseline() && baseline_pods.iter().any(|p| p.ready) {
+            baseline_pods
+        } else {
+            stable_pods
+        };
         let gates = EffectiveGates::from_spec(self.obs.spec.health.as_ref());
         let report = assess(
             &canary_pods,
-            &stable_pods,
+            &reference,
             &gates,
             &self.status.health,
             self.obs.now,
@@ -1169,8 +1208,23 @@ impl<'a> Planner<'a> {
                 .clamp(0, n);
             self.target(desired, &component.name, canary);
             self.target(stable, &component.name, stable_target);
+            self.baseline_target(stable, &component.name, canary);
         }
         self.scale_others_to_zero(&[desired.to_string(), stable.to_string()]);
+    }
+
+    fn fresh_baseline(&self) -> bool {
+        self.obs.spec.strategy.canary.baseline == Some(BaselineMode::Fresh)
+    }
+
+    /// With `baseline: Fresh`, a baseline of the stable template for `component` at `replicas`
+    /// (the canary's size). Only for a component the stable revision has.
+    fn baseline_target(&mut self, stable: &str, component: &str, replicas: i32) {
+        if !self.fresh_baseline() || self.replicas_of(stable, component).is_none() {
+            return;
+        }
+        self.baseline_targets
+            .insert((stable.to_string(), component.to_string()), replicas);
     }
 
     fn canary_scaled(&self, desired: &str, weight: i32) -> bool {
@@ -1355,7 +1409,86 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    fn finish(self) -> Decision {
+    /// The baseline ReplicaSets to create or scale, and those to delete.
+    fn baseline_actions(&self) -> (Vec<ScaleAction>, Vec<String>) {
+        let observed = |revision: &str, component: &str| {
+            self.obs
+                .baseline_replica_sets
+                .iter()
+                .find(|rs| rs.revision == revision && rs.component == component)
+        };
+        let scale = self
+            .baseline_targets
+            .iter()
+            .filter(|((revision, component), replicas)| {
+                observed(revision, component).map_or(**replicas > 0, |rs| rs.replicas != **replicas)
+            })
+            .map(|((revision, component), replicas)| ScaleAction {
+                revision: revision.clone(),
+                component: component.clone(),
+                replicas: *replicas,
+            })
+            .collect();
+        let delete = self
+            .obs
+            .baseline_replica_sets
+            .iter()
+            .filter(|rs| {
+                !self
+                    .baseline_targets
+                    .contains_key(&(rs.revision.clone(), rs.component.clone()))
+            })
+            .map(|rs| rs.name.clone())
+            .collect();
+        (scale, delete)
+    }
+
+    /// What status says of the fresh baseline: None when none should run.
+    fn baseline_status(&self) -> Option<BaselineStatus> {
+        let revision = self.baseline_targets.keys().next()?.0.clone();
+        let selector = baseline_selector(&revision);
+        let replicas: i32 = self.baseline_targets.values().sum();
+        let ready: i32 = self
+            .baseline_targets
+            .iter()
+            .filter_map(|((r, c), wanted)| {
+                self.obs
+                    .baseline_replica_sets
+                    .iter()
+                    .find(|rs| &rs.revision == r && &rs.component == c)
+                    .map(|rs| rs.ready.min(rs.replicas).min(*wanted))
+            })
+            .sum();
+        let live = || {
+            self.obs
+                .baseline_pods
+                .iter()
+                .filter(|p| p.revision == selector && !p.terminating)
+        };
+        let restarts: i32 = live().map(|p| p.restarts).sum();
+        let failing: i32 = live().map(|p| p.failing_containers).sum();
+        let message = if replicas == 0 {
+            "the canary has no pod at this step, so neither has the baseline".to_string()
+        } else if restarts > 0 || failing > 0 {
+            format!(
+                "baseline unhealthy ({ready} of {replicas} pods available, {restarts} restarts,                  {failing} failing containers): it is not health-gated and not blamed on the                  canary; comparisons against {{{{baseline}}}} ({selector}) may have no data, and                  each metric's onNoData applies"
+            )
+        } else if ready < replicas {
+            format!("baseline starting: {ready} of {replicas} pods available")
+        } else {
+            format!("{ready} of {replicas} baseline pods available; {{{{baseline}}}} is {selector}")
+        };
+        Some(BaselineStatus {
+            revision,
+            selector,
+            replicas,
+            ready,
+            restarts,
+            message,
+        })
+    }
+
+    fn finish(mut self) -> Decision {
         let mut scale: Vec<ScaleAction> = self
             .targets
             .iter()
@@ -1384,9 +1517,13 @@ impl<'a> Planner<'a> {
             action.replicas <= current
         });
         let delete = self.garbage();
+        let (baseline_scale, baseline_delete) = self.baseline_actions();
+        self.status.baseline = self.baseline_status();
         Decision {
             scale,
             delete,
+            baseline_scale,
+            baseline_delete,
             events: self.events,
             status: self.status,
             requeue_after: self.requeue,

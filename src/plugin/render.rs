@@ -77,6 +77,13 @@ pub fn status(sd: &SafeDeployment) -> String {
         status.canary_weight,
         100 - status.canary_weight
     );
+    if let Some(baseline) = &status.baseline {
+        let _ = writeln!(
+            out,
+            "  Baseline: fresh, {} ({}/{} available) — {}",
+            baseline.selector, baseline.ready, baseline.replicas, baseline.message
+        );
+    }
     if let Some(attestation) = &status.attestation {
         let mark = if attestation.verified { "✔" } else { "✖" };
         let _ = writeln!(
@@ -272,6 +279,7 @@ mod tests {
                 verdict,
                 at: at.into(),
                 message: None,
+                outliers_removed: None,
             };
             status.analysis_runs = vec![AnalysisRunStatus {
                 template: "errors".into(),
@@ -296,6 +304,27 @@ mod tests {
         assert!(
             !text.contains("0.001 "),
             "only the latest measurement per metric: {text}"
+        );
+    }
+
+    #[test]
+    fn status_shows_the_fresh_baseline() {
+        let mut sd = sample();
+        assert!(!status(&sd).contains("Baseline:"));
+        if let Some(s) = sd.status.as_mut() {
+            s.baseline = Some(crate::api::BaselineStatus {
+                revision: "aaa".into(),
+                selector: "aaa-baseline".into(),
+                replicas: 2,
+                ready: 1,
+                restarts: 0,
+                message: "baseline starting: 1 of 2 pods available".into(),
+            });
+        }
+        let text = status(&sd);
+        assert!(
+            text.contains("Baseline: fresh, aaa-baseline (1/2 available) — baseline starting"),
+            "{text}"
         );
     }
 
