@@ -109,6 +109,9 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
     .await;
     assert_eq!(healthy.phase, Phase::Paused, "{healthy:#?}");
 
+    // Ready capacity (2 replicas, maxUnavailable 0) must hold through the revert too: the
+    // canary's Ready pod stays until the stable's replacement is Ready.
+    let capacity = common::ReadyCapacityWatch::start(ns.client.clone(), &ns.name).await;
     let jumped_at = jiff::Timestamp::now();
     common::emitter_configure(&emitter, &canary, Some(0.05), None, None)
         .await
@@ -144,6 +147,44 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
     let entry = status.history.last().expect("history");
     assert_eq!(entry.outcome, "Reverted");
     assert!(entry.reason.contains("AnalysisFailed"), "{}", entry.reason);
+    // The stable back at full size and Ready, the canary gone.
+    let stable = status.stable_revision.clone().unwrap_or_default();
+    let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = ns.api();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the stable Ready at 2, the canary at 0",
+        || {
+            let rss = rss.clone();
+            let stable = stable.clone();
+            async move {
+                let list = rss.list(&Default::default()).await?;
+                let settled = list.items.iter().all(|rs| {
+                    let labels = rs.metadata.labels.clone().unwrap_or_default();
+                    let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    let ready = rs
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.ready_replicas)
+                        .unwrap_or(0);
+                    if labels.get("safedeploy.dev/revision") == Some(&stable) {
+                        replicas == 2 && ready == 2
+                    } else {
+                        replicas == 0 && ready == 0
+                    }
+                });
+                Ok(settled.then_some(()))
+            }
+        },
+    )
+    .await;
+    let (min_ready, states) = capacity.finish().await;
+    println!(
+        "MEASURED Ready pods through the analysis revert: minimum {min_ready} of 2 over {states} states"
+    );
+    assert!(
+        min_ready >= 2,
+        "Ready capacity fell to {min_ready} of 2 during the revert"
+    );
     let reverted_at: jiff::Timestamp = entry
         .finished_at
         .clone()

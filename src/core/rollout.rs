@@ -935,7 +935,7 @@ impl<'a> Planner<'a> {
         self.status.canary_weight = 0;
         self.status.phase = Phase::Degraded;
         self.status.message = Some(format!(
-            "revision {canary} was reverted ({event_reason}): {reason}. Stable revision {stable} runs at full size."
+            "revision {canary} was reverted ({event_reason}): {reason}. Stable revision {stable} is back at full size (the canary's Ready pods leave only as the stable's replacements become Ready)."
         ));
         self.set_conditions();
     }
@@ -1179,16 +1179,45 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Scales every revision not in `keep` down, but keeps as many of its Ready pods as ready
+    /// capacity needs until the kept revisions' own pods are Ready: per component, the kept
+    /// revisions' Ready pods plus those kept here never fall below `replicas - maxUnavailable`.
+    /// (A revert of a canary whose pods are Ready — a failed analysis, an abort — would
+    /// otherwise drop capacity while the stable scales back up.) Unready pods go at once; the
+    /// ReplicaSet controller deletes unready pods first when scaling down.
     fn scale_others_to_zero(&mut self, keep: &[String]) {
-        let others: Vec<(String, String)> = self
+        let max_unavailable = self.max_unavailable();
+        let replicas: BTreeMap<String, i32> = self
+            .obs
+            .desired
+            .components
+            .iter()
+            .map(|c| (c.name.clone(), c.replicas))
+            .collect();
+        let mut others: Vec<(String, String, i32)> = self
             .obs
             .replica_sets
             .iter()
             .filter(|rs| !keep.contains(&rs.revision))
-            .map(|rs| (rs.revision.clone(), rs.component.clone()))
+            .map(|rs| {
+                let ready = rs.ready.min(rs.replicas).max(0);
+                (rs.revision.clone(), rs.component.clone(), ready)
+            })
             .collect();
-        for (revision, component) in others {
-            self.target(&revision, &component, 0);
+        // The most Ready first, so the fewest ReplicaSets keep pods.
+        others.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        let mut missing: BTreeMap<String, i32> = BTreeMap::new();
+        for (component, n) in &replicas {
+            let kept_ready: i32 = keep.iter().map(|r| self.ready_of(r, component)).sum();
+            missing.insert(component.clone(), (n - max_unavailable - kept_ready).max(0));
+        }
+        for (revision, component, ready) in others {
+            let still_missing = missing.get(&component).copied().unwrap_or(0);
+            let hold = ready.min(still_missing);
+            if let Some(m) = missing.get_mut(&component) {
+                *m -= hold;
+            }
+            self.target(&revision, &component, hold);
         }
     }
 

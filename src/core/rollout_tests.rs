@@ -33,6 +33,10 @@ struct Sim {
     config_objects: BTreeMap<String, String>,
     /// Check the lockstep invariant after every single scaling action, in decision order.
     check_lockstep: bool,
+    /// Pods created in a tick become Ready only in the next one (by default at once), so a
+    /// decision that removes Ready pods before their replacements are Ready shows as lost
+    /// capacity.
+    startup_lag: bool,
     now: Timestamp,
     attestation: AttestationGate,
     preflight: Result<(), Vec<String>>,
@@ -99,6 +103,7 @@ impl Sim {
             component_faults: BTreeMap::new(),
             config_objects: BTreeMap::new(),
             check_lockstep: false,
+            startup_lag: false,
             now: Timestamp::from_second(1_800_000_000).unwrap(),
             attestation: AttestationGate::NotRequired("test policy".into()),
             preflight: Ok(()),
@@ -197,6 +202,11 @@ impl Sim {
     /// pods become Ready unless faulty.
     fn tick(&mut self) -> Decision {
         let decision = self.decide();
+        let sizes_before: BTreeMap<String, i32> = self
+            .replica_sets
+            .iter()
+            .map(|rs| (rs.name.clone(), rs.replicas))
+            .collect();
         let revision = self.revision();
         for action in &decision.scale {
             match self
@@ -275,8 +285,15 @@ impl Sim {
             .iter()
             .map(|rs| self.fault_of(&rs.revision, &rs.component))
             .collect();
+        let lag = self.startup_lag;
         for (rs, fault) in self.replica_sets.iter_mut().zip(faults) {
-            rs.ready = if fault == Fault::None { rs.replicas } else { 0 };
+            let before = sizes_before.get(&rs.name).copied().unwrap_or(0);
+            let settled = if lag {
+                rs.replicas.min(before.max(rs.ready))
+            } else {
+                rs.replicas
+            };
+            rs.ready = if fault == Fault::None { settled } else { 0 };
             for i in 0..rs.replicas {
                 self.pod_birth
                     .entry(format!("{}-{i}", rs.name))
@@ -311,9 +328,13 @@ impl Sim {
     /// Runs until nothing changes, checking the invariants at every state.
     fn settle(&mut self, max_ticks: usize) {
         for _ in 0..max_ticks {
+            let readiness_before: Vec<i32> = self.replica_sets.iter().map(|rs| rs.ready).collect();
             let decision = self.tick();
             self.check_invariants();
-            if decision.scale.is_empty()
+            let readiness_after: Vec<i32> = self.replica_sets.iter().map(|rs| rs.ready).collect();
+            // Pods turning Ready wake the controller (a watch event), like a scale change.
+            if readiness_before == readiness_after
+                && decision.scale.is_empty()
                 && decision.events.is_empty()
                 && decision.requeue_after.is_none()
             {
@@ -334,31 +355,43 @@ impl Sim {
             "never every revision at zero: {:?}",
             self.replica_sets
         );
-        let n = self.spec.replicas.unwrap_or(1);
         let max_unavailable = self.spec.strategy.canary.max_unavailable.unwrap_or(0);
-        let healthy_ready: i32 = self
-            .replica_sets
-            .iter()
-            .filter(|rs| self.fault_of(&rs.revision, &rs.component) == Fault::None)
-            .map(|rs| rs.ready)
-            .sum();
         let stable_healthy =
             self.faults.get(&stable).copied().unwrap_or(Fault::None) == Fault::None;
-        if stable_healthy {
-            // After a cluster tick, healthy ready capacity never drops below the floor, except
-            // for the pods of a faulty canary that the stable gave up before the fault showed.
-            let canary_faulty = self.status.canary_revision.as_ref().is_some_and(|c| {
-                self.faults.get(c).copied().unwrap_or(Fault::None) != Fault::None
-                    || self.component_faults.keys().any(|(r, _)| r == c)
-            });
-            if !canary_faulty {
-                assert!(
-                    healthy_ready >= n - max_unavailable,
-                    "ready capacity {healthy_ready} below {} in {:?}",
-                    n - max_unavailable,
-                    self.replica_sets
-                );
+        // After a cluster tick, healthy ready capacity of every component never drops below
+        // the floor, except for the pods of a faulty canary that the stable gave up before the
+        // fault showed.
+        let canary_faulty = self.status.canary_revision.as_ref().is_some_and(|c| {
+            self.faults.get(c).copied().unwrap_or(Fault::None) != Fault::None
+                || self.component_faults.keys().any(|(r, _)| r == c)
+        });
+        if !stable_healthy || canary_faulty {
+            return;
+        }
+        for component in self.revision().components {
+            // A component the stable revision does not have has no capacity to keep yet.
+            let in_stable = self
+                .replica_sets
+                .iter()
+                .any(|rs| rs.revision == stable && rs.component == component.name);
+            if !in_stable {
+                continue;
             }
+            let n = component.replicas;
+            let healthy_ready: i32 = self
+                .replica_sets
+                .iter()
+                .filter(|rs| rs.component == component.name)
+                .filter(|rs| self.fault_of(&rs.revision, &rs.component) == Fault::None)
+                .map(|rs| rs.ready)
+                .sum();
+            assert!(
+                healthy_ready >= n - max_unavailable,
+                "ready capacity of {} {healthy_ready} below {} in {:?}",
+                component.name,
+                n - max_unavailable,
+                self.replica_sets
+            );
         }
     }
 
@@ -1051,12 +1084,15 @@ fn lockstep_holds_at_every_state_of_many_three_component_rollouts() {
                         None => vec![None],
                         Some(_) => vec![Some(0), Some(1), Some(2)],
                     };
-                    for faulty in faulty {
+                    for (faulty, startup_lag) in
+                        faulty.into_iter().flat_map(|f| [(f, false), (f, true)])
+                    {
                         scenarios += 1;
                         let mut spec = three_components(replicas, "v1", steps.clone());
                         spec.strategy.canary.max_unavailable = Some(max_unavailable);
                         let mut sim = Sim::new(spec);
                         sim.check_lockstep = true;
+                        sim.startup_lag = startup_lag;
                         sim.config_objects =
                             BTreeMap::from([("configmap/app".into(), "sha256:01".into())]);
                         sim.settle(10);
@@ -1068,7 +1104,7 @@ fn lockstep_holds_at_every_state_of_many_three_component_rollouts() {
                             BTreeMap::from([("configmap/app".into(), "sha256:02".into())]);
                         let new = sim.revision().hash;
                         let case = format!(
-                            "steps {steps:?}, replicas {replicas:?}, maxUnavailable {max_unavailable}, fault {fault:?} in {faulty:?}"
+                            "steps {steps:?}, replicas {replicas:?}, maxUnavailable {max_unavailable}, fault {fault:?} in {faulty:?}, start-up lag {startup_lag}"
                         );
                         if let (Some(fault), Some(i)) = (fault, faulty) {
                             let name = ["gateway", "api", "worker"][i];
@@ -1094,7 +1130,7 @@ fn lockstep_holds_at_every_state_of_many_three_component_rollouts() {
             }
         }
     }
-    assert_eq!(scenarios, 4 * 4 * 2 * 7);
+    assert_eq!(scenarios, 4 * 4 * 2 * 7 * 2);
 }
 
 #[test]
@@ -1553,8 +1589,12 @@ fn capacity_and_baseline_invariants_hold_across_many_fresh_rollouts() {
         (5, 2, &[0, 20, 60, 100]),
         (10, 0, &[5, 50]),
     ];
-    for (replicas, max_unavailable, weights) in cases {
+    for ((replicas, max_unavailable, weights), startup_lag) in cases
+        .into_iter()
+        .flat_map(|case| [(case, false), (case, true)])
+    {
         let mut sim = fresh("app:v1", replicas, steps_weights(weights));
+        sim.startup_lag = startup_lag;
         sim.spec.strategy.canary.max_unavailable = Some(max_unavailable);
         for (round, image) in ["app:v2", "app:v3"].into_iter().enumerate() {
             sim.deploy(image);
@@ -1639,4 +1679,79 @@ fn coupled_components_each_get_a_fresh_baseline_at_their_canary_size() {
     assert_eq!(most, 3, "one baseline per component");
     assert_eq!(sim.status.phase, Phase::Healthy);
     assert!(sim.baseline_replica_sets.is_empty());
+}
+
+/// A canary at 50 % with Ready pods, waiting at a manual pause; pods start with a lag.
+fn paused_half_way() -> Sim {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 4, steps);
+    sim.startup_lag = true;
+    sim.deploy("app:v2");
+    sim.settle(20);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    let canary = sim.revision().hash;
+    assert_eq!(sim.ready_of(&canary), 2);
+    sim
+}
+
+#[test]
+fn a_revert_keeps_ready_capacity_while_the_stable_scales_back_up() {
+    let mut aborted = paused_half_way();
+    let canary = aborted.revision().hash;
+    aborted.requests.abort = Some("a1".into());
+    aborted.tick();
+    aborted.check_invariants();
+    assert_eq!(aborted.status.phase, Phase::Degraded);
+    assert_eq!(
+        aborted.replicas_of(&canary),
+        2,
+        "the canary's Ready pods stay until the stable's replacements are Ready"
+    );
+    aborted.settle(10);
+    assert_eq!(aborted.replicas_of(&canary), 0, "and then they go");
+    let stable = aborted.status.stable_revision.clone().unwrap();
+    assert_eq!(aborted.ready_of(&stable), 4);
+
+    // With room to spare (maxUnavailable covers the canary), the canary goes at once.
+    let mut roomy = paused_half_way();
+    roomy.spec.strategy.canary.max_unavailable = Some(2);
+    roomy.requests.abort = Some("a2".into());
+    roomy.tick();
+    roomy.check_invariants();
+    assert_eq!(roomy.replicas_of(&canary), 0);
+}
+
+#[test]
+fn a_failed_analysis_or_a_superseded_canary_never_drops_ready_capacity() {
+    // Failed background analysis: the canary's pods are Ready, the metric says no.
+    let mut failed = paused_half_way();
+    failed.analyses.insert(
+        "bg".into(),
+        AnalysisGate::Failed("error ratio 0.05 >= critical 0.02".into()),
+    );
+    failed.spec.strategy.canary.background_analysis = Some("bg".into());
+    for _ in 0..10 {
+        failed.tick();
+        failed.check_invariants();
+    }
+    assert_eq!(failed.status.phase, Phase::Degraded);
+    assert_eq!(failed.replicas_of(&failed.revision().hash), 0);
+
+    // A newer revision replaces the half-way canary.
+    let mut superseded = paused_half_way();
+    let old_canary = superseded.revision().hash;
+    superseded.deploy("app:v3");
+    superseded.tick();
+    superseded.check_invariants();
+    superseded.settle(30);
+    assert_eq!(superseded.replicas_of(&old_canary), 0);
 }

@@ -571,3 +571,74 @@ impl Drop for LocalEmitter {
         }
     }
 }
+
+/// Watches a namespace's ReplicaSets and records the lowest total of Ready pods across the
+/// revisions' ReplicaSets (a fresh baseline's excluded: it is not capacity) in any state the
+/// watch shows, from the first complete listing on.
+pub struct ReadyCapacityWatch {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<(i32, usize)>,
+}
+
+impl ReadyCapacityWatch {
+    /// Starts watching `namespace`.
+    pub async fn start(client: Client, namespace: &str) -> Self {
+        use futures::StreamExt;
+        use kube::runtime::watcher;
+        let api: Api<ReplicaSet> = Api::namespaced(client, namespace);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut events = watcher(api, watcher::Config::default()).boxed();
+            let mut ready: BTreeMap<String, i32> = BTreeMap::new();
+            let mut listed = false;
+            let mut minimum = i32::MAX;
+            let mut states = 0;
+            loop {
+                let event = tokio::select! {
+                    _ = &mut stopped => break,
+                    event = events.next() => event,
+                };
+                let Some(Ok(event)) = event else { continue };
+                match event {
+                    watcher::Event::Apply(rs) | watcher::Event::InitApply(rs) => {
+                        let baseline = rs
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("safedeploy.dev/role"))
+                            .is_some_and(|r| r == "baseline");
+                        let name = rs.metadata.name.clone().unwrap_or_default();
+                        if !baseline {
+                            let count = rs.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+                            ready.insert(name, count);
+                        }
+                    }
+                    watcher::Event::Delete(rs) => {
+                        ready.remove(&rs.metadata.name.unwrap_or_default());
+                    }
+                    watcher::Event::InitDone => listed = true,
+                    watcher::Event::Init => {}
+                }
+                if listed {
+                    states += 1;
+                    minimum = minimum.min(ready.values().sum());
+                }
+            }
+            (minimum, states)
+        });
+        // Let the watch list what exists before the change under test.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Self {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops watching: the lowest Ready total seen, and how many states were seen.
+    pub async fn finish(mut self) -> (i32, usize) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap_or((i32::MIN, 0))
+    }
+}
