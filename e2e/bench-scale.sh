@@ -44,7 +44,7 @@ cat <<EOF | kubectl apply -f - >/dev/null
 apiVersion: safedeploy.dev/v1alpha1
 kind: SafeDeploymentPolicy
 metadata: {name: $ns}
-spec: {namespaces: [$ns], requireAttestation: false}
+spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
 EOF
 
 manifests() {

@@ -12,7 +12,8 @@
 //! * a rollback to an older revision brings back that revision's configuration;
 //! * an edit of the referenced ConfigMap or Secret alone (no spec change) is a new revision,
 //!   rolled out in lockstep; an edit that keeps the content starts nothing;
-//! * a missing image pull Secret (or one without registry credentials) blocks, by name.
+//! * a missing image pull Secret (or one without registry credentials) blocks, by name;
+//! * an image not pinned by digest blocks unless the namespace's policy allows tags.
 //!
 //! The lockstep invariant is checked at every state a watch of the ReplicaSets and the
 //! SafeDeployment observes: once any component runs only the new revision, every component's
@@ -1226,6 +1227,129 @@ async fn a_missing_image_pull_secret_blocks_until_it_exists() {
     );
 }
 
+/// `manifest` with every image pinned by a digest derived from the component and `tag`.
+fn pinned(mut manifest: Value, tag: &str) -> Value {
+    for component in manifest["spec"]["components"].as_array_mut().expect("list") {
+        let name = component["name"].as_str().unwrap_or_default().to_string();
+        let sum = ring::digest::digest(&ring::digest::SHA256, format!("{name}{tag}").as_bytes());
+        component["template"]["spec"]["containers"][0]["image"] = json!(format!(
+            "registry.local/{name}@sha256:{}",
+            hex::encode(sum.as_ref())
+        ));
+    }
+    manifest
+}
+
+/// Images must be pinned by digest unless the namespace's policy opts out, even where it does
+/// not require attestations: a revision with tags never creates a ReplicaSet and names every
+/// unpinned image; the same revision pinned rolls out; an admin's opt-out lets tags through.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn unpinned_images_block_unless_the_policy_allows_tags() {
+    let ns = TestNamespace::new("comp-pinned").await;
+    operator::install_crds(&ns.client).await;
+    // Attestation opted out; `requirePinnedImages` left at its default.
+    operator::namespace_policy(&ns.client, &ns.name, json!({"requireAttestation": false})).await;
+    let _operator = operator::Operator::start(&ns.name).await;
+    put_config(&ns, &[("GREETING", "hello-v1")]).await;
+    put_secret(&ns, "s3cret-v1").await;
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    deploy(&ns, &Version::new("v1"), steps.clone(), None).await;
+    let status = wait_status(
+        &ns,
+        NAME,
+        Duration::from_secs(30),
+        "the tagged revision to be blocked",
+        |s| s.phase == Phase::Blocked,
+    )
+    .await;
+    let message = status.message.clone().unwrap_or_default();
+    for (component, _) in COMPONENTS {
+        let line = format!(
+            r#"image "registry.local/{component}:v1" is not pinned by digest (repository@sha256:<64 hex>), which the namespace's policy requires (component {component}, container "app")"#
+        );
+        assert!(message.contains(&line), "status message: {message}");
+    }
+    assert_eq!(
+        condition(&status, "Preflight").map(|(status, _)| status),
+        Some("False".into())
+    );
+    let replica_sets = ns.api::<ReplicaSet>().list(&ListParams::default()).await;
+    assert_eq!(
+        replica_sets.expect("list").items.len(),
+        0,
+        "no ReplicaSet of the blocked revision"
+    );
+
+    // Pinned, the same revision rolls out.
+    apply(
+        &ns,
+        &pinned(manifest(&Version::new("v1"), steps.clone(), None), "v1"),
+    )
+    .await
+    .expect("apply pinned v1");
+    let status = wait_status(
+        &ns,
+        NAME,
+        Duration::from_secs(60),
+        "the pinned revision to be stable",
+        |s| s.phase == Phase::Healthy,
+    )
+    .await;
+    let stable = status.stable_revision.expect("stable");
+    let rs = ns
+        .api::<ReplicaSet>()
+        .get(&rs_name("api", &stable))
+        .await
+        .expect("ReplicaSet");
+    let image = rs
+        .spec
+        .and_then(|s| s.template?.spec)
+        .and_then(|p| p.containers.first().and_then(|c| c.image.clone()))
+        .unwrap_or_default();
+    assert!(image.starts_with("registry.local/api@sha256:"), "{image}");
+
+    // An admin cannot turn pinning off while attestations are required (they bind digests)…
+    let policies: Api<safedeploy::api::SafeDeploymentPolicy> = Api::all(ns.client.clone());
+    let contradictory = json!({
+        "apiVersion": "safedeploy.dev/v1alpha1", "kind": "SafeDeploymentPolicy",
+        "metadata": {"name": format!("{}-contradictory", ns.name)},
+        "spec": {"namespaces": [ns.name.clone()], "requirePinnedImages": false,
+                 "trustedKeys": [{"name": "k", "algorithm": "ed25519",
+                                  "publicKeyPem": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"}]},
+    });
+    let rejected = policies
+        .patch(
+            &format!("{}-contradictory", ns.name),
+            &PatchParams::apply("test-admin").force(),
+            &Patch::Apply(&contradictory),
+        )
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        rejected.contains("requirePinnedImages: false needs requireAttestation: false"),
+        "{rejected}"
+    );
+    // …but can opt out where they are not: tags then roll out.
+    operator::namespace_policy(
+        &ns.client,
+        &ns.name,
+        json!({"requireAttestation": false, "requirePinnedImages": false}),
+    )
+    .await;
+    deploy(&ns, &Version::new("v2"), steps, None).await;
+    wait_status(
+        &ns,
+        NAME,
+        Duration::from_secs(60),
+        "the tagged v2 promoted after the opt-out",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(stable.as_str()),
+    )
+    .await;
+}
+
 /// Signs `manifest` with `safedeploy attest --config-object …` into the ConfigMap `name`,
 /// applied to the namespace (the pipeline side of an attested rollout).
 async fn sign(
@@ -1302,16 +1426,10 @@ async fn the_attestation_binds_the_configuration_contents() {
 
     // Pinned images (the policy requires them) and an attestation per version.
     let attested = |tag: &str| {
-        let mut manifest = manifest(&Version::new(tag), json!([{"setWeight": 50}]), None);
-        for component in manifest["spec"]["components"].as_array_mut().expect("list") {
-            let name = component["name"].as_str().unwrap_or_default().to_string();
-            let sum =
-                ring::digest::digest(&ring::digest::SHA256, format!("{name}{tag}").as_bytes());
-            component["template"]["spec"]["containers"][0]["image"] = json!(format!(
-                "registry.local/{name}@sha256:{}",
-                hex::encode(sum.as_ref())
-            ));
-        }
+        let mut manifest = pinned(
+            manifest(&Version::new(tag), json!([{"setWeight": 50}]), None),
+            tag,
+        );
         manifest["spec"]["attestation"] = json!({"configMapRef": {"name": format!("att-{tag}")}});
         manifest
     };

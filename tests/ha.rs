@@ -64,7 +64,12 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
     let ns = common::TestNamespace::new("ha").await;
     install_crds(&ns.client).await;
-    namespace_policy(&ns.client, &ns.name, json!({"requireAttestation": false})).await;
+    namespace_policy(
+        &ns.client,
+        &ns.name,
+        json!({"requireAttestation": false, "requirePinnedImages": false}),
+    )
+    .await;
     let mut first = replica(&ns.name, "replica-a");
     // The first replica takes the lease before the second starts.
     let leases: Api<Lease> = ns.api();

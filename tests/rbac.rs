@@ -287,7 +287,12 @@ impl ScopedOperator {
 /// Opts the namespace out of attestation (as the admin), installs the CRDs.
 async fn prepare(ns: &TestNamespace) {
     install_crds(&ns.client).await;
-    namespace_policy(&ns.client, &ns.name, json!({"requireAttestation": false})).await;
+    namespace_policy(
+        &ns.client,
+        &ns.name,
+        json!({"requireAttestation": false, "requirePinnedImages": false}),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -77,7 +77,7 @@ capture() {
 apiVersion: safedeploy.dev/v1alpha1
 kind: SafeDeploymentPolicy
 metadata: {name: $POLICY, labels: {safedeploy.dev/test: "true"}}
-spec: {namespaces: [$ns], requireAttestation: false}
+spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
 EOF
   start_operator() {
     RUST_LOG=info,kube=warn "$bin" controller --namespace "$1" --http-addr 127.0.0.1:0 >"$WORK/operator-$1.log" 2>&1 &

@@ -38,6 +38,8 @@ pub const DEFAULT_CLOCK_SKEW: &str = "5m";
      "message": "select namespaces with namespaces and/or namespaceSelector (an empty namespaceSelector {} selects every namespace)"},
     {"rule": "(has(self.requireAttestation) && !self.requireAttestation) || (has(self.trustedKeys) && size(self.trustedKeys) > 0)",
      "message": "trustedKeys needs at least one key while requireAttestation is true"},
+    {"rule": "!(has(self.requirePinnedImages) && !self.requirePinnedImages) || (has(self.requireAttestation) && !self.requireAttestation)",
+     "message": "requirePinnedImages: false needs requireAttestation: false (an attestation binds image digests, so attested images are always pinned)"},
 ]))]
 pub struct SafeDeploymentPolicySpec {
     /// Namespaces this policy applies to, by name. A namespace listed here is matched more
@@ -54,6 +56,14 @@ pub struct SafeDeploymentPolicySpec {
     /// is an explicit admin opt-out, reported as `NotRequired`. Default true.
     #[serde(default = "default_true")]
     pub require_attestation: bool,
+
+    /// Whether every image of the selected namespaces' SafeDeployments must be pinned by digest
+    /// (`repository@sha256:<64 hex>`); preflight blocks a revision with any other image. A tag
+    /// can move between two pod starts, so the pods of one revision could run different code.
+    /// Always in force while `requireAttestation` is true; `false` is an explicit opt-out.
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub require_pinned_images: bool,
 
     /// Keys whose signature is accepted; any one valid signature suffices. List old and new
     /// keys during a rotation, then remove the old one.
@@ -123,6 +133,7 @@ impl Default for SafeDeploymentPolicySpec {
             namespaces: Vec::new(),
             namespace_selector: None,
             require_attestation: true,
+            require_pinned_images: true,
             trusted_keys: Vec::new(),
             predicate_type: None,
             max_age: None,

@@ -207,7 +207,7 @@ pub async fn prepare(
             world.pull_secrets.insert(name, kind);
         }
     }
-    world.require_pinned_images = attestation_required(ctx, &namespace).await?;
+    world.require_pinned_images = pinned_images_required(ctx, &namespace).await?;
     let revision = Revision::from_spec_with_config(&sd.spec, &digests)?;
     let problems = preflight::check(&revision.components, &world);
     refresh_recorded_versions(ctx, &namespace, &revision.hash, owned, &versions).await?;
@@ -310,9 +310,10 @@ pub fn recorded_config(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
     }
 }
 
-/// Whether the policy that applies to `namespace` requires attestations (which bind image
-/// digests, so images must be pinned).
-async fn attestation_required(ctx: &Context, namespace: &str) -> Result<bool, ReconcileError> {
+/// Whether the policy that applies to `namespace` requires images pinned by digest: unless it
+/// opts out, and always when it requires attestations (which bind image digests). Without a
+/// policy nothing rolls out anyway (the attestation gate reports `PolicyViolation`).
+async fn pinned_images_required(ctx: &Context, namespace: &str) -> Result<bool, ReconcileError> {
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     let labels = namespaces
         .get_metadata_opt(namespace)
@@ -321,7 +322,7 @@ async fn attestation_required(ctx: &Context, namespace: &str) -> Result<bool, Re
         .unwrap_or_default();
     let policies = ctx.policies.state();
     let policy = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()));
-    Ok(policy.is_some_and(|p| p.spec.require_attestation))
+    Ok(policy.is_some_and(|p| p.spec.require_attestation || p.spec.require_pinned_images))
 }
 
 /// Creates a ReplicaSet that runs copied configuration: at zero replicas, then its copies (owned

@@ -1,8 +1,8 @@
 //! Preflight, pure: before any pod of a new revision is created, check that everything its
 //! templates refer to exists — ConfigMaps and Secrets and the keys taken from them,
 //! ServiceAccounts, PersistentVolumeClaims, image pull Secrets (and that they hold registry
-//! credentials), the containers named by `resourceFieldRef` — and, where the namespace's policy
-//! requires attestations, that every image is pinned by digest.
+//! credentials), the containers named by `resourceFieldRef` — and, unless the namespace's policy
+//! opts out (`requirePinnedImages: false`), that every image is pinned by digest.
 //!
 //! Image pull Secrets are checked but not versioned: they are registry credentials, not the
 //! application's configuration, and rotating them must not start a rollout.
@@ -31,8 +31,8 @@ pub struct World {
     pub persistent_volume_claims: BTreeSet<String>,
     /// Existing image pull Secrets and their `type`.
     pub pull_secrets: BTreeMap<String, String>,
-    /// Whether every image must be pinned by digest (the namespace's policy requires
-    /// attestations, which bind image digests).
+    /// Whether every image must be pinned by digest (the namespace's policy's
+    /// `requirePinnedImages`, always true when it requires attestations).
     pub require_pinned_images: bool,
 }
 
@@ -176,7 +176,7 @@ pub fn check(components: &[ComponentTemplate], world: &World) -> Vec<String> {
                 let image = container.image.as_deref().unwrap_or_default();
                 if parse_pinned(image).is_none() {
                     push(format!(
-                        "image {image:?} is not pinned by digest (repository@sha256:<64 hex>), which the namespace's attestation policy requires (component {name}, {label})"
+                        "image {image:?} is not pinned by digest (repository@sha256:<64 hex>), which the namespace's policy requires (component {name}, {label})"
                     ));
                 }
             }
@@ -341,8 +341,8 @@ spec:
                     w.require_pinned_images = true;
                 },
                 vec![
-                    r#"image "registry.local/api:v1" is not pinned by digest (repository@sha256:<64 hex>), which the namespace's attestation policy requires (component api, container "app")"#,
-                    r#"image "registry.local/worker:v1" is not pinned by digest (repository@sha256:<64 hex>), which the namespace's attestation policy requires (component worker, container "work")"#,
+                    r#"image "registry.local/api:v1" is not pinned by digest (repository@sha256:<64 hex>), which the namespace's policy requires (component api, container "app")"#,
+                    r#"image "registry.local/worker:v1" is not pinned by digest (repository@sha256:<64 hex>), which the namespace's policy requires (component worker, container "work")"#,
                 ],
             ),
         ];

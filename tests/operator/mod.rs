@@ -124,7 +124,12 @@ pub async fn namespace_policy(client: &Client, namespace: &str, spec: Value) {
 pub async fn setup(prefix: &str) -> (TestNamespace, Operator) {
     let ns = TestNamespace::new(prefix).await;
     install_crds(&ns.client).await;
-    namespace_policy(&ns.client, &ns.name, json!({"requireAttestation": false})).await;
+    namespace_policy(
+        &ns.client,
+        &ns.name,
+        json!({"requireAttestation": false, "requirePinnedImages": false}),
+    )
+    .await;
     let operator = Operator::start(&ns.name).await;
     (ns, operator)
 }
