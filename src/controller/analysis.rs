@@ -49,7 +49,10 @@ pub async fn refresh(
     now: Timestamp,
 ) -> Result<(BTreeMap<String, AnalysisGate>, Option<Duration>), ReconcileError> {
     let wanted = active(sd, status);
-    let canary = status.canary_revision.clone().unwrap_or_default();
+    let Some(canary) = status.canary_revision.clone() else {
+        // No canary: the last canary's finished runs stay in status to explain how it ended.
+        return Ok((BTreeMap::new(), None));
+    };
     // Runs of earlier canaries are gone; finished runs of this canary stay for explanation.
     status
         .analysis_runs

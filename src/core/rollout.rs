@@ -971,12 +971,13 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The last canary's analysis runs stay in status, so its measurements still explain a
+    /// revert or a promotion; they are cleared when the next canary starts.
     fn clear_canary(&mut self) {
         self.status.canary_revision = None;
         self.status.current_step_index = None;
         self.status.step_display = None;
         self.status.step_started_at = None;
-        self.status.analysis_runs.clear();
     }
 
     fn enter_step(&mut self, index: usize) {

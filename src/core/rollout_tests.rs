@@ -836,6 +836,15 @@ fn failed_analysis_reverts_and_inconclusive_never_promotes() {
         "errors".into(),
         AnalysisGate::Failed("error ratio 0.05 >= critical 0.01".into()),
     );
+    // The run's measurements (recorded by the controller) explain the revert afterwards.
+    let run = crate::api::analysis::AnalysisRunStatus {
+        template: "errors".into(),
+        phase: crate::api::analysis::AnalysisPhase::Failed,
+        canary_revision: sim.status.canary_revision.clone(),
+        step_index: Some(1),
+        ..Default::default()
+    };
+    sim.status.analysis_runs = vec![run.clone()];
     sim.tick();
     assert_eq!(sim.status.phase, Phase::Degraded);
     assert!(
@@ -846,6 +855,14 @@ fn failed_analysis_reverts_and_inconclusive_never_promotes() {
             .reason
             .contains("error ratio")
     );
+    assert_eq!(sim.status.canary_revision, None);
+    assert_eq!(sim.status.analysis_runs, vec![run], "kept after the revert");
+    // The next canary starts with no runs of the reverted one.
+    sim.analyses.clear();
+    sim.deploy("app:v3");
+    sim.tick();
+    assert!(sim.status.canary_revision.is_some());
+    assert!(sim.status.analysis_runs.is_empty());
 }
 
 #[test]

@@ -126,7 +126,15 @@ pub fn status(sd: &SafeDeployment) -> String {
         }
     }
     if !status.analysis_runs.is_empty() {
-        let _ = writeln!(out, "\n  Analysis:");
+        // Without a canary these are the runs of the last one, kept to explain how it ended.
+        let last = status
+            .analysis_runs
+            .iter()
+            .find_map(|r| r.canary_revision.as_deref())
+            .filter(|_| status.canary_revision.is_none())
+            .map(|c| format!(" (last canary {c})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "\n  Analysis{last}:");
         for run in &status.analysis_runs {
             let step = run
                 .step_index
@@ -305,6 +313,13 @@ mod tests {
             !text.contains("0.001 "),
             "only the latest measurement per metric: {text}"
         );
+        // After the canary ended (reverted here), its runs are labelled as the last canary's.
+        if let Some(status) = sd.status.as_mut() {
+            status.canary_revision = None;
+            status.analysis_runs[0].canary_revision = Some("bbb".into());
+        }
+        let text = status(&sd);
+        assert!(text.contains("Analysis (last canary bbb):"), "{text}");
     }
 
     #[test]
