@@ -2,7 +2,8 @@
 //! scraping the project's metrics emitter: a canary whose error ratio jumps is reverted within one
 //! analysis interval (plus 1 s); a Prometheus that stops answering holds the rollout as
 //! Inconclusive and never promotes, and the rollout goes on when it is back; a `web` provider
-//! against an HTTP server the test starts.
+//! against an HTTP server the test starts; the `kubernetes` provider comparing the canary's pods
+//! with the fresh baseline's.
 
 mod common;
 mod operator;
@@ -720,4 +721,118 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
         started.elapsed().as_secs_f64()
     );
     drop(operator);
+}
+
+/// The `kubernetes` provider on the real control plane: the canary's own pods against the fresh
+/// baseline's, read from the operator's cache with no metrics system. A canary that starts as
+/// fast as the baseline promotes; one whose pods take 6 s to become Ready (well inside the
+/// built-in start-up gate's 10 s target, so only the analysis can catch it) fails the relative
+/// check against the baseline's start within the second and is reverted, with both values in status.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn the_kubernetes_provider_compares_the_canary_pods_with_the_baseline_pods() {
+    let (ns, _operator) = setup("kubesig").await;
+    let run = common::random_suffix(6);
+    let analysis = json!({
+        "name": "startup", "interval": "1s", "count": 2,
+        "metrics": [
+            {
+                "name": "startup-latency",
+                "provider": {"kubernetes": {"signal": "startupLatencySeconds"}},
+                "relative": {"maxRegressionPercent": 100, "minAbsoluteChange": 2}
+            },
+            {
+                "name": "restarts",
+                "provider": {"kubernetes": {"signal": "restarts", "component": "main"}},
+                "thresholds": {"target": 0, "acceptable": 0, "critical": 1}
+            }
+        ]
+    });
+    let steps = json!([{"setWeight": 50}, {"analysis": {"template": "startup"}}]);
+    let manifest = |version: &str, fault: Fault| {
+        let mut m = safe_deployment(
+            "web",
+            2,
+            &format!("registry.local/app:{version}-{run}"),
+            fault,
+            steps.clone(),
+        );
+        m["spec"]["analyses"] = json!([analysis.clone()]);
+        m["spec"]["strategy"]["canary"]["baseline"] = json!("Fresh");
+        m
+    };
+    apply(&ns, &manifest("v1", Fault::None))
+        .await
+        .expect("apply v1");
+    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+        s.phase == Phase::Healthy
+    })
+    .await;
+
+    // Follows a rollout to its end, keeping the last measurement of each metric.
+    let follow = |version: &'static str, fault: Fault, end: Phase| {
+        let ns = &ns;
+        let manifest = &manifest;
+        async move {
+            apply(ns, &manifest(version, fault)).await.expect("apply");
+            let canary = canary_hash(ns).await;
+            let api: Api<SafeDeployment> = ns.api();
+            let start = Instant::now();
+            let mut last = std::collections::BTreeMap::new();
+            loop {
+                let status = api
+                    .get("web")
+                    .await
+                    .expect("get")
+                    .status
+                    .unwrap_or_default();
+                for m in status.analysis_runs.iter().flat_map(|r| &r.measurements) {
+                    last.insert(m.metric.clone(), m.clone());
+                }
+                let settled = status.canary_revision.is_none() && status.phase == end;
+                if settled {
+                    return (canary, status, last);
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(90),
+                    "{version}: not {end:?} in time: {status:#?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    let (good, status, measured) = follow("v2", Fault::None, Phase::Healthy).await;
+    assert_eq!(status.stable_revision.as_deref(), Some(good.as_str()));
+    let latency = measured.get("startup-latency").expect("measured");
+    assert_eq!(latency.verdict, MetricVerdict::Pass, "{latency:?}");
+    assert!(
+        latency.baseline.is_some(),
+        "compared with the baseline: {latency:?}"
+    );
+    assert_eq!(
+        measured.get("restarts").map(|m| (m.value, m.verdict)),
+        Some((Some(0.0), MetricVerdict::Pass))
+    );
+
+    let (slow, status, measured) = follow("v3", Fault::ReadyAfterSeconds(6), Phase::Degraded).await;
+    assert_eq!(status.stable_revision.as_deref(), Some(good.as_str()));
+    let entry = status.history.last().expect("history");
+    assert_eq!(
+        (entry.hash.as_str(), entry.outcome.as_str()),
+        (slow.as_str(), "Reverted")
+    );
+    assert!(entry.reason.contains("AnalysisFailed"), "{}", entry.reason);
+    let latency = measured.get("startup-latency").expect("measured");
+    let (canary_value, baseline_value) = (
+        latency.value.unwrap_or_default(),
+        latency.baseline.unwrap_or(f64::MAX),
+    );
+    println!(
+        "MEASURED kubernetes provider: canary start-up {canary_value:.1} s against the fresh baseline's {baseline_value:.1} s: {:?}",
+        latency.verdict
+    );
+    assert_eq!(latency.verdict, MetricVerdict::Fail, "{latency:?}");
+    assert!(canary_value >= 5.0, "{latency:?}");
+    assert!(baseline_value < 3.0, "{latency:?}");
 }

@@ -446,6 +446,17 @@ async fn invalid_safe_deployments_are_rejected_with_clear_messages() {
             "exactly one of inline, configMapRef or secretRef",
         ),
         (
+            "two providers for one metric",
+            Box::new(|m| {
+                m["spec"]["analyses"] = json!([{"name": "a", "metrics": [{
+                    "name": "restarts",
+                    "provider": {"kubernetes": {"signal": "restarts"},
+                                 "web": {"url": "http://x", "jsonPath": "$.v"}},
+                    "thresholds": {"target": 0, "acceptable": 0, "critical": 1}}]}])
+            }),
+            "exactly one of prometheus, web or kubernetes",
+        ),
+        (
             "negative replicas",
             Box::new(|m| m["spec"]["replicas"] = json!(-1)),
             "should be greater than or equal to 0",

@@ -895,6 +895,7 @@ mod tests {
                     ..PrometheusProvider::default()
                 }),
                 web: None,
+                kubernetes: None,
             },
             ..MetricSpec::default()
         }

@@ -1,5 +1,5 @@
 //! Canary analysis: the pure judge (thresholds, relative comparison, Mann–Whitney U, scoring)
-//! and the metric providers (Prometheus, web) that feed it.
+//! and the metric providers (Prometheus, web, Kubernetes signals) that feed it.
 //!
 //! Layout:
 //! - [`judge`]: judges one metric's observation (no I/O) and scores a set of verdicts;
@@ -7,6 +7,8 @@
 //! - [`outliers`]: interquartile-range outlier removal of sample sets (no I/O);
 //! - [`run`]: the state step function of an analysis run (no I/O);
 //! - [`vars`]: `{{canary}}`-style substitution in queries, URLs and bodies (no I/O);
+//! - [`signals`]: the `kubernetes` provider's signals of the canary's and baseline's pods (no
+//!   I/O: the controller hands in the pods from its cache);
 //! - [`duration`]: the duration strings of templates;
 //! - [`provider`]: the thin I/O layer (Prometheus HTTP API, web JSON endpoints).
 //!
@@ -20,6 +22,7 @@ pub mod judge;
 pub mod outliers;
 pub mod provider;
 pub mod run;
+pub mod signals;
 pub mod stats;
 pub mod vars;
 

@@ -132,9 +132,11 @@ pub fn schedule(template: &AnalysisTemplate) -> Result<Schedule, TemplateError> 
 /// the canary, which would always pass the relative check).
 fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
     let provider = &metric.provider;
-    match (&provider.prometheus, &provider.web) {
-        (Some(_), None) | (None, Some(_)) => {}
-        _ => return Err("set exactly one of prometheus or web".into()),
+    let providers = usize::from(provider.prometheus.is_some())
+        + usize::from(provider.web.is_some())
+        + usize::from(provider.kubernetes.is_some());
+    if providers != 1 {
+        return Err("set exactly one of prometheus, web or kubernetes".into());
     }
     if metric.thresholds.is_none() && metric.relative.is_none() && metric.statistical.is_none() {
         return Err("it needs at least one check: thresholds, relative or statistical".into());
@@ -157,10 +159,11 @@ fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
             let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
             compact.contains("{{revision}}")
         };
+        // The kubernetes provider reads the baseline's own pods: its sides always differ.
         let distinct = match (&provider.prometheus, &provider.web) {
             (Some(p), _) => p.baseline_query.is_some() || has_revision(&p.query),
             (_, Some(w)) => has_revision(&w.url) || w.body.as_deref().is_some_and(has_revision),
-            _ => false,
+            _ => provider.kubernetes.is_some(),
         };
         if !distinct {
             return Err(
@@ -624,6 +627,7 @@ mod tests {
                     ..PrometheusProvider::default()
                 }),
                 web: None,
+                kubernetes: None,
             },
             thresholds: Some(MetricThresholds {
                 target: 0.1,

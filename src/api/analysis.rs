@@ -140,7 +140,7 @@ fn default_marginal_threshold() -> f64 {
      "message": "a metric needs at least one check: thresholds, relative or statistical"},
     {"rule": "!has(self.thresholds) || ((has(self.direction) && self.direction == 'higherIsBetter') ? (self.thresholds.target >= self.thresholds.acceptable && self.thresholds.acceptable > self.thresholds.critical) : (self.thresholds.target <= self.thresholds.acceptable && self.thresholds.acceptable < self.thresholds.critical))",
      "message": "thresholds must satisfy target <= acceptable < critical (lowerIsBetter) or target >= acceptable > critical (higherIsBetter)"},
-    {"rule": "!(has(self.relative) || has(self.statistical)) || (has(self.provider.prometheus) && (has(self.provider.prometheus.baselineQuery) || self.provider.prometheus.query.contains('{{revision}}'))) || (has(self.provider.web) && (self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && self.provider.web.body.contains('{{revision}}'))))",
+    {"rule": "!(has(self.relative) || has(self.statistical)) || has(self.provider.kubernetes) || (has(self.provider.prometheus) && (has(self.provider.prometheus.baselineQuery) || self.provider.prometheus.query.contains('{{revision}}'))) || (has(self.provider.web) && (self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && self.provider.web.body.contains('{{revision}}'))))",
      "message": "relative and statistical checks compare the canary with the baseline: put {{revision}} in the query (or the web url or body), or set prometheus.baselineQuery"},
 ]))]
 pub struct MetricSpec {
@@ -214,8 +214,8 @@ pub struct MetricSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1",
-     "message": "a metric provider needs exactly one of prometheus or web"},
+    {"rule": "(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.kubernetes) ? 1 : 0) == 1",
+     "message": "a metric provider needs exactly one of prometheus, web or kubernetes"},
 ]))]
 pub struct Provider {
     /// A Prometheus-compatible query API.
@@ -224,6 +224,46 @@ pub struct Provider {
     /// An HTTP endpoint answering JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebProvider>,
+    /// The operator's own Kubernetes signals of the canary's and the baseline's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesProvider>,
+}
+
+/// A Kubernetes signal of the pods, read from the operator's pod cache: no metrics system and
+/// no request are involved. The canary side is the canary revision's pods; the baseline side is
+/// what `{{baseline}}` selects (the stable revision's pods, or the fresh baseline's pods with
+/// `strategy.canary.baseline: Fresh`). Pods being deleted are not counted.
+///
+/// Values per side: `restarts`, `failingContainers` and `notReadyPods` are sums over the pods;
+/// `startupLatencySeconds` is the median pod's creation-to-Ready time (a pod not Ready yet
+/// counts with its age). As for the built-in gate, a pod counts as not Ready only once it is
+/// older than the baseline's start-up latency plus `spec.health.startupLatencySeconds.critical`
+/// (until then its slow start is what `startupLatencySeconds` measures). Samples (for the
+/// statistical check) are the per-pod values. A side without pods has no data.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesProvider {
+    /// The signal measured.
+    pub signal: KubernetesSignal,
+    /// Only the pods of this component (default: the pods of every component).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub component: Option<String>,
+}
+
+/// A Kubernetes signal of a set of pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum KubernetesSignal {
+    /// Container restarts (init containers included).
+    #[default]
+    Restarts,
+    /// Containers in a failing state (CrashLoopBackOff, OOMKilled, image pull errors, …).
+    FailingContainers,
+    /// Pods that are not Ready.
+    NotReadyPods,
+    /// Creation-to-Ready time of the pods, in seconds.
+    StartupLatencySeconds,
 }
 
 /// A PromQL query against a Prometheus-compatible HTTP API.
@@ -710,7 +750,7 @@ metrics:
         let schema = serde_json::to_string(&schemars::schema_for!(AnalysisTemplate)).unwrap();
         for rule in [
             "set either count (number of measurements) or duration",
-            "a metric provider needs exactly one of prometheus or web",
+            "a metric provider needs exactly one of prometheus, web or kubernetes",
             "a metric needs at least one check",
             "thresholds must satisfy target <= acceptable < critical",
             "put {{revision}} in the query",

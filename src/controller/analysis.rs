@@ -14,9 +14,11 @@ use super::Context;
 use super::reconcile::ReconcileError;
 use crate::analysis::provider::{SecretHeaders, referenced_secrets};
 use crate::analysis::run::{self, RunOutcome};
+use crate::analysis::signals::SidePods;
 use crate::analysis::vars::QueryVars;
-use crate::api::analysis::{AnalysisRunStatus, MetricVerdict};
+use crate::api::analysis::{AnalysisRunStatus, AnalysisTemplate, MetricVerdict};
 use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentStatus};
+use crate::core::health::{EffectiveGates, PodView};
 use crate::core::revision::baseline_selector;
 use crate::core::rollout::AnalysisGate;
 
@@ -42,10 +44,15 @@ fn active(sd: &SafeDeployment, status: &SafeDeploymentStatus) -> Vec<(String, Op
 
 /// Brings the analysis runs in `status` up to date (measuring what is due) and returns the gates
 /// for the decision, and when the next measurement is due.
+///
+/// `pods` and `baseline_pods` are the SafeDeployment's revision pods and fresh-baseline pods
+/// from the cache, which `kubernetes` metrics are measured on.
 pub async fn refresh(
     sd: &SafeDeployment,
     ctx: &Context,
     status: &mut SafeDeploymentStatus,
+    pods: &[PodView],
+    baseline_pods: &[PodView],
     now: Timestamp,
 ) -> Result<(BTreeMap<String, AnalysisGate>, Option<Duration>), ReconcileError> {
     let wanted = active(sd, status);
@@ -92,9 +99,11 @@ pub async fn refresh(
             let stable = status.stable_revision.clone().unwrap_or_default();
             // With a fresh baseline, `{{baseline}}` (and `{{revision}}` on the baseline side)
             // is the revision label of the baseline's pods only.
-            let baseline = match sd.spec.strategy.canary.baseline {
-                Some(BaselineMode::Fresh) => baseline_selector(&stable),
-                _ => stable.clone(),
+            let fresh = sd.spec.strategy.canary.baseline == Some(BaselineMode::Fresh);
+            let baseline = if fresh {
+                baseline_selector(&stable)
+            } else {
+                stable.clone()
             };
             let vars = QueryVars {
                 canary: canary.clone(),
@@ -104,9 +113,11 @@ pub async fn refresh(
                 name: sd.name_any(),
             };
             let secrets = secret_headers(ctx, &vars.namespace, template).await?;
+            let baseline_side = if fresh { baseline_pods } else { pods };
+            let side_pods = side_pods(sd, template, &vars, pods, baseline_side, now);
             let observations = ctx
                 .providers
-                .measure_template(template, &vars, &secrets, now)
+                .measure_template(template, &vars, &secrets, &side_pods, now)
                 .await;
             let outcome = run::advance(template, run_status, &observations, now);
             if !matches!(outcome, RunOutcome::Continue { .. }) {
@@ -136,11 +147,38 @@ pub async fn refresh(
     Ok((gates, wake))
 }
 
+/// The pods `kubernetes` metrics measure, gathered only for a template that has one.
+fn side_pods(
+    sd: &SafeDeployment,
+    template: &AnalysisTemplate,
+    vars: &QueryVars,
+    pods: &[PodView],
+    baseline_side: &[PodView],
+    now: Timestamp,
+) -> SidePods {
+    let wanted = template
+        .metrics
+        .iter()
+        .any(|m| m.provider.kubernetes.is_some());
+    if !wanted {
+        return SidePods::default();
+    }
+    let gates = EffectiveGates::from_spec(sd.spec.health.as_ref());
+    SidePods::select(
+        &vars.canary,
+        &vars.baseline,
+        pods,
+        baseline_side,
+        &gates,
+        now,
+    )
+}
+
 /// When an inconclusive run caused by a missing value (provider error, no data, NaN) may be
 /// started again: one interval after it ended. None for any other run (a marginal score waits
 /// for a person).
 fn retry_after_provider_errors(
-    template: &crate::api::analysis::AnalysisTemplate,
+    template: &AnalysisTemplate,
     run_status: &AnalysisRunStatus,
 ) -> Option<Timestamp> {
     let inconclusive = matches!(
@@ -172,7 +210,7 @@ fn retry_after_provider_errors(
 async fn secret_headers(
     ctx: &Context,
     namespace: &str,
-    template: &crate::api::analysis::AnalysisTemplate,
+    template: &AnalysisTemplate,
 ) -> Result<SecretHeaders, ReconcileError> {
     let mut headers = SecretHeaders::new();
     let names = referenced_secrets(template);

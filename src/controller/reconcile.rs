@@ -96,7 +96,18 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let mut status = original_status.clone();
-    let (analyses, analysis_wake) = analysis::refresh(sd, ctx, &mut status, now).await?;
+    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
+        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
+        .partition(|(baseline, _)| *baseline);
+    let pods: Vec<_> = pods.into_iter().map(|(_, pod)| pod).collect();
+    let baseline_pods: Vec<_> = baseline_pods.into_iter().map(|(_, pod)| pod).collect();
+    let (analyses, analysis_wake) =
+        analysis::refresh(sd, ctx, &mut status, &pods, &baseline_pods, now).await?;
 
     let owned: Vec<_> = ctx
         .replica_sets
@@ -123,16 +134,6 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     // out), with its preflight.
     let prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
     let revision = prepared.revision.clone();
-    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
-        .pods
-        .state()
-        .iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
-        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
-        .partition(|(baseline, _)| *baseline);
-    let pods: Vec<_> = pods.into_iter().map(|(_, pod)| pod).collect();
-    let baseline_pods: Vec<_> = baseline_pods.into_iter().map(|(_, pod)| pod).collect();
 
     let attestation = attestation_for(sd, ctx, &revision, &status).await?;
     let observation = Observation {

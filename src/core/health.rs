@@ -201,21 +201,13 @@ pub fn assess(
     let live: Vec<&&PodView> = canary.iter().filter(|p| !p.terminating).collect();
     let restarts: i32 = live.iter().map(|p| p.restarts).sum();
     let failing: i32 = live.iter().map(|p| p.failing_containers).sum();
-    let baseline_latency = median(
-        baseline
-            .iter()
-            .filter(|p| p.ready && !p.terminating)
-            .map(|p| p.startup_latency_seconds(now))
-            .collect(),
-    );
+    let baseline_latency = baseline_startup_latency(baseline, now);
     let slowest = live
         .iter()
         .map(|p| p.startup_latency_seconds(now))
         .fold(0.0_f64, f64::max);
     let extra_latency = (slowest - baseline_latency.unwrap_or(0.0)).max(0.0);
-    // A pod gets the critical start-up time (beyond the baseline) before "not Ready" counts, so
-    // a slow start is judged by the start-up latency signal with its own thresholds.
-    let allowance = baseline_latency.unwrap_or(0.0) + gates.startup_latency_seconds.critical;
+    let allowance = startup_allowance(baseline_latency, gates);
     let not_ready = live
         .iter()
         .filter(|p| !p.ready && p.startup_latency_seconds(now) > allowance)
@@ -271,7 +263,26 @@ pub fn assess(
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
+/// The median start-up latency of the baseline's Ready pods, if any is Ready.
+pub fn baseline_startup_latency(baseline: &[&PodView], now: Timestamp) -> Option<f64> {
+    median(
+        baseline
+            .iter()
+            .filter(|p| p.ready && !p.terminating)
+            .map(|p| p.startup_latency_seconds(now))
+            .collect(),
+    )
+}
+
+/// How old a pod may be before "not Ready" counts against it: the baseline's start-up latency
+/// plus the critical start-up latency, so a slow start is judged by the start-up latency signal
+/// with its own thresholds, not as an unready pod.
+pub fn startup_allowance(baseline_latency: Option<f64>, gates: &EffectiveGates) -> f64 {
+    baseline_latency.unwrap_or(0.0) + gates.startup_latency_seconds.critical
+}
+
+/// The median of `values`, None when there are none.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -1,5 +1,6 @@
 //! Metric providers: the thin I/O layer that turns a metric's provider spec into a
-//! [`MetricObservation`] for the judge. Every request has a timeout; every failure is a typed
+//! [`MetricObservation`] for the judge (the `kubernetes` provider reads the pods it is handed,
+//! see [`super::signals`]). Every request has a timeout; every failure is a typed
 //! [`ProviderError`] inside the observation (measuring never fails as a whole).
 //!
 //! Secrets are not read here: the controller reads the Secrets named by
@@ -19,8 +20,10 @@ use crate::api::analysis::{
 };
 
 use super::duration::parse_duration;
+use super::signals::{self, SidePods};
 use super::vars::{QueryVars, Side, render};
 use super::{MetricObservation, ProviderError, SamplesReading, ValueReading};
+use crate::core::health::PodView;
 
 /// Largest answer body read from a provider.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -62,25 +65,28 @@ impl Providers {
         template: &AnalysisTemplate,
         vars: &QueryVars,
         secrets: &SecretHeaders,
+        pods: &SidePods,
         now: Timestamp,
     ) -> Vec<MetricObservation> {
         join_all(
             template
                 .metrics
                 .iter()
-                .map(|metric| self.measure(metric, vars, secrets, now)),
+                .map(|metric| self.measure(metric, vars, secrets, pods, now)),
         )
         .await
     }
 
     /// Measures one metric: the readings its checks need (canary value for thresholds, canary
     /// and baseline values for the relative check, canary and baseline samples for the
-    /// statistical check), canary and baseline concurrently.
+    /// statistical check), canary and baseline concurrently. A `kubernetes` metric is read from
+    /// `pods`, without a request.
     pub async fn measure(
         &self,
         metric: &MetricSpec,
         vars: &QueryVars,
         secrets: &SecretHeaders,
+        pods: &SidePods,
         now: Timestamp,
     ) -> MetricObservation {
         let needs = Needs {
@@ -88,8 +94,9 @@ impl Providers {
             baseline_value: metric.relative.is_some(),
             samples: metric.statistical.is_some(),
         };
-        let (canary, baseline) = match (&metric.provider.prometheus, &metric.provider.web) {
-            (Some(p), None) => {
+        let provider = &metric.provider;
+        let (canary, baseline) = match (&provider.prometheus, &provider.web, &provider.kubernetes) {
+            (Some(p), None, None) => {
                 futures::join!(
                     self.prometheus_side(p, vars, Side::Canary, needs.value, needs.samples, now),
                     self.prometheus_side(
@@ -102,7 +109,7 @@ impl Providers {
                     ),
                 )
             }
-            (None, Some(w)) => {
+            (None, Some(w), None) => {
                 futures::join!(
                     self.web_side(w, vars, secrets, Side::Canary, needs.value, needs.samples),
                     self.web_side(
@@ -115,9 +122,23 @@ impl Providers {
                     ),
                 )
             }
+            (None, None, Some(k)) => {
+                let side = |side_pods: &[PodView], name: &str, want_value: bool| {
+                    let allowance = pods.startup_allowance_seconds;
+                    let want = (want_value, needs.samples);
+                    let (value, samples) =
+                        signals::readings(k, side_pods, name, allowance, want, now);
+                    SideReadings { value, samples }
+                };
+                (
+                    side(&pods.canary, "canary", needs.value),
+                    side(&pods.baseline, "baseline", needs.baseline_value),
+                )
+            }
             _ => {
-                let error =
-                    ProviderError::Config("a metric needs exactly one of prometheus or web".into());
+                let error = ProviderError::Config(
+                    "a metric needs exactly one of prometheus, web or kubernetes".into(),
+                );
                 return MetricObservation::failed(&metric.name, error);
             }
         };

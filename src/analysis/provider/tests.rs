@@ -259,6 +259,7 @@ fn prometheus_metric(addr: SocketAddr, query: &str) -> MetricSpec {
                 ..PrometheusProvider::default()
             }),
             web: None,
+            kubernetes: None,
         },
         thresholds: Some(MetricThresholds {
             target: 0.1,
@@ -281,7 +282,13 @@ async fn prometheus_instant_values_for_canary_and_baseline() {
         ..RelativeCheck::default()
     });
     let obs = providers
-        .measure(&metric, &vars(), &SecretHeaders::new(), now())
+        .measure(
+            &metric,
+            &vars(),
+            &SecretHeaders::new(),
+            &SidePods::default(),
+            now(),
+        )
         .await;
     assert_eq!(obs.metric, "latency");
     assert_eq!(obs.canary, Some(Ok(0.12)));
@@ -305,7 +312,13 @@ async fn prometheus_baseline_query_overrides_the_revision_binding() {
         p.baseline_query = Some(r#"latency{rev="{{stable}}"}"#.into());
     }
     let obs = providers
-        .measure(&metric, &vars(), &SecretHeaders::new(), now())
+        .measure(
+            &metric,
+            &vars(),
+            &SecretHeaders::new(),
+            &SidePods::default(),
+            now(),
+        )
         .await;
     assert_eq!((obs.canary, obs.baseline), (Some(Ok(0.12)), Some(Ok(0.10))));
 }
@@ -326,7 +339,13 @@ async fn prometheus_range_query_gives_samples_for_the_statistical_judge() {
         });
     }
     let obs = providers
-        .measure(&metric, &vars(), &SecretHeaders::new(), now())
+        .measure(
+            &metric,
+            &vars(),
+            &SecretHeaders::new(),
+            &SidePods::default(),
+            now(),
+        )
         .await;
     let canary = obs.canary_samples.clone().unwrap().unwrap();
     let baseline = obs.baseline_samples.clone().unwrap().unwrap();
@@ -348,26 +367,34 @@ async fn prometheus_errors_are_typed() {
     let s = SecretHeaders::new();
 
     let bad = prometheus_metric(addr, "sum(syntax error(");
-    let obs = providers.measure(&bad, &vars(), &s, now()).await;
+    let obs = providers
+        .measure(&bad, &vars(), &s, &SidePods::default(), now())
+        .await;
     assert!(
         matches!(&obs.canary, Some(Err(ProviderError::BadStatus { status: 400, message })) if message.contains("unclosed left parenthesis")),
         "{obs:?}"
     );
 
     let missing = prometheus_metric(addr, "missing_metric");
-    let obs = providers.measure(&missing, &vars(), &s, now()).await;
+    let obs = providers
+        .measure(&missing, &vars(), &s, &SidePods::default(), now())
+        .await;
     assert!(
         matches!(obs.canary, Some(Err(ProviderError::NoData(_)))),
         "{obs:?}"
     );
 
     let nan = prometheus_metric(addr, "ratio_without_traffic");
-    let obs = providers.measure(&nan, &vars(), &s, now()).await;
+    let obs = providers
+        .measure(&nan, &vars(), &s, &SidePods::default(), now())
+        .await;
     assert!(matches!(obs.canary, Some(Ok(v)) if v.is_nan()), "{obs:?}");
 
     let slow = prometheus_metric(addr, "slow");
     let started = std::time::Instant::now();
-    let obs = providers.measure(&slow, &vars(), &s, now()).await;
+    let obs = providers
+        .measure(&slow, &vars(), &s, &SidePods::default(), now())
+        .await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "the timeout was not applied"
@@ -378,7 +405,9 @@ async fn prometheus_errors_are_typed() {
     );
 
     let unknown = prometheus_metric(addr, "latency{pod=\"{{pod}}\"}");
-    let obs = providers.measure(&unknown, &vars(), &s, now()).await;
+    let obs = providers
+        .measure(&unknown, &vars(), &s, &SidePods::default(), now())
+        .await;
     assert!(
         matches!(obs.canary, Some(Err(ProviderError::Config(_)))),
         "{obs:?}"
@@ -411,7 +440,13 @@ async fn an_unreachable_prometheus_never_leads_to_a_promotion() {
             .checked_add(jiff::SignedDuration::from_secs(10 * i))
             .unwrap();
         let obs = providers
-            .measure_template(&template, &vars(), &SecretHeaders::new(), at)
+            .measure_template(
+                &template,
+                &vars(),
+                &SecretHeaders::new(),
+                &SidePods::default(),
+                at,
+            )
             .await;
         assert!(
             matches!(obs[0].canary, Some(Err(ProviderError::Unreachable(_)))),
@@ -438,14 +473,26 @@ async fn a_run_against_a_healthy_prometheus_passes() {
     };
     let mut status = run::start(&template, Some("canary-hash"), None, now());
     let obs = providers
-        .measure_template(&template, &vars(), &SecretHeaders::new(), now())
+        .measure_template(
+            &template,
+            &vars(),
+            &SecretHeaders::new(),
+            &SidePods::default(),
+            now(),
+        )
         .await;
     let first = run::advance(&template, &mut status, &obs, now());
     let RunOutcome::Continue { next_at } = first else {
         panic!("{first:?}");
     };
     let obs = providers
-        .measure_template(&template, &vars(), &SecretHeaders::new(), next_at)
+        .measure_template(
+            &template,
+            &vars(),
+            &SecretHeaders::new(),
+            &SidePods::default(),
+            next_at,
+        )
         .await;
     assert_eq!(
         run::advance(&template, &mut status, &obs, next_at),
@@ -514,6 +561,7 @@ fn web_metric(url: String, json_path: &str) -> MetricSpec {
                 timeout: Some("1s".into()),
                 ..WebProvider::default()
             }),
+            kubernetes: None,
         },
         thresholds: Some(MetricThresholds {
             target: 0.1,
@@ -537,7 +585,7 @@ async fn canary_value(
     secrets: &SecretHeaders,
 ) -> Option<ValueReading> {
     providers
-        .measure(metric, &vars(), secrets, now())
+        .measure(metric, &vars(), secrets, &SidePods::default(), now())
         .await
         .canary
 }
@@ -552,7 +600,9 @@ async fn web_get_with_secret_headers_and_json_path() {
         max_regression_percent: 10.0,
         ..RelativeCheck::default()
     });
-    let obs = providers.measure(&metric, &vars(), &secrets(), now()).await;
+    let obs = providers
+        .measure(&metric, &vars(), &secrets(), &SidePods::default(), now())
+        .await;
     assert_eq!(
         (obs.canary.clone(), obs.baseline.clone()),
         (Some(Ok(0.25)), Some(Ok(0.2)))
@@ -593,12 +643,12 @@ async fn web_get_with_secret_headers_and_json_path() {
         mann_whitney: MannWhitneySpec::default(),
     });
     let obs = providers
-        .measure(&samples, &vars(), &secrets(), now())
+        .measure(&samples, &vars(), &secrets(), &SidePods::default(), now())
         .await;
     assert_eq!(obs.canary_samples, Some(Ok(vec![1.0, 2.0, 3.0, 4.0])));
     samples.provider.web.as_mut().unwrap().json_path = "$.data.byPod[*].v".into();
     let obs = providers
-        .measure(&samples, &vars(), &secrets(), now())
+        .measure(&samples, &vars(), &secrets(), &SidePods::default(), now())
         .await;
     assert_eq!(obs.baseline_samples, Some(Ok(vec![5.0, 6.0])));
 }
@@ -689,5 +739,104 @@ fn referenced_secrets_lists_each_secret_once() {
             .into_iter()
             .collect::<Vec<_>>(),
         vec!["stats-token".to_string()]
+    );
+}
+
+// --- Kubernetes provider ---
+
+fn kube_pod(revision: &str, created: i64, ready_after: i64, restarts: i32) -> PodView {
+    let at = |s: i64| {
+        now()
+            .checked_sub(jiff::SignedDuration::from_secs(600 - s))
+            .unwrap()
+    };
+    PodView {
+        name: format!("{revision}-{created}"),
+        revision: revision.into(),
+        component: "main".into(),
+        created_at: at(created),
+        ready: true,
+        ready_at: Some(at(created + ready_after)),
+        restarts,
+        failing_containers: 0,
+        terminating: false,
+    }
+}
+
+fn kubernetes_metric(signal: crate::api::analysis::KubernetesSignal) -> MetricSpec {
+    MetricSpec {
+        name: "pods".into(),
+        provider: Provider {
+            kubernetes: Some(crate::api::analysis::KubernetesProvider {
+                signal,
+                component: None,
+            }),
+            ..Provider::default()
+        },
+        ..MetricSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn kubernetes_signals_are_read_from_the_pods_handed_in_and_judged_like_any_metric() {
+    use crate::api::analysis::{KubernetesSignal, MetricVerdict};
+    let providers = Providers::new().unwrap();
+    // Canary pods start in 9–11 s, the fresh baseline's in 2–3 s.
+    let pods = SidePods {
+        canary: vec![
+            kube_pod("canary", 0, 9, 0),
+            kube_pod("canary", 1, 10, 1),
+            kube_pod("canary", 2, 11, 0),
+        ],
+        baseline: vec![kube_pod("base", 0, 2, 0), kube_pod("base", 1, 3, 0)],
+        startup_allowance_seconds: 60.0,
+    };
+    let mut latency = kubernetes_metric(KubernetesSignal::StartupLatencySeconds);
+    latency.relative = Some(RelativeCheck {
+        max_regression_percent: 50.0,
+        ..RelativeCheck::default()
+    });
+    // No query: validation accepts a relative check on the baseline's own pods.
+    let template = AnalysisTemplate {
+        name: "pods".into(),
+        count: Some(1),
+        metrics: vec![latency.clone()],
+        ..AnalysisTemplate::default()
+    };
+    assert!(run::schedule(&template).is_ok());
+    let obs = providers
+        .measure(&latency, &vars(), &SecretHeaders::new(), &pods, now())
+        .await;
+    assert_eq!(obs.canary, Some(Ok(10.0)));
+    assert_eq!(obs.baseline, Some(Ok(2.5)));
+    let judged = crate::analysis::judge::judge_metric(&latency, Some(&obs));
+    assert_eq!(judged.verdict, MetricVerdict::Fail, "{judged:?}");
+
+    let mut restarts = kubernetes_metric(KubernetesSignal::Restarts);
+    restarts.thresholds = Some(MetricThresholds {
+        target: 0.0,
+        acceptable: 1.0,
+        critical: 3.0,
+    });
+    let obs = providers
+        .measure(&restarts, &vars(), &SecretHeaders::new(), &pods, now())
+        .await;
+    assert_eq!((&obs.canary, &obs.baseline), (&Some(Ok(1.0)), &None));
+    let judged = crate::analysis::judge::judge_metric(&restarts, Some(&obs));
+    assert_eq!(judged.verdict, MetricVerdict::Pass, "{judged:?}");
+
+    // Without canary pods there is no data, which the metric's policy then decides.
+    let obs = providers
+        .measure(
+            &restarts,
+            &vars(),
+            &SecretHeaders::new(),
+            &SidePods::default(),
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(&obs.canary, Some(Err(e)) if e.is_no_data()),
+        "{obs:?}"
     );
 }
