@@ -432,6 +432,48 @@ pub async fn prometheus_query(query: &str) -> Result<Vec<PromSample>> {
         .collect()
 }
 
+/// The first time in `[start, end]` (evaluated every 100 ms) at which `query`, a query of one
+/// series, is above `threshold`: when Prometheus first showed it, judged afterwards from the
+/// stored samples (a sample is evaluable from its scrape timestamp on).
+pub async fn first_above(
+    query: &str,
+    threshold: f64,
+    start: jiff::Timestamp,
+    end: jiff::Timestamp,
+) -> Result<Option<jiff::Timestamp>> {
+    let seconds = |t: jiff::Timestamp| format!("{:.3}", t.as_millisecond() as f64 / 1000.0);
+    let body: serde_json::Value = http()
+        .get(format!("{}/api/v1/query_range", prometheus_url()))
+        .query(&[
+            ("query", query),
+            ("start", &seconds(start)),
+            ("end", &seconds(end)),
+            ("step", "0.1"),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if body["status"] != "success" {
+        return Err(format!("range query {query:?} failed: {body}").into());
+    }
+    let values = body["data"]["result"][0]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for point in values {
+        let at = point[0].as_f64().unwrap_or_default();
+        let value: f64 = point[1].as_str().unwrap_or("NaN").parse()?;
+        if value > threshold {
+            return Ok(Some(jiff::Timestamp::from_millisecond(
+                (at * 1000.0).round() as i64,
+            )?));
+        }
+    }
+    Ok(None)
+}
+
 /// The single value of a query, or None if it returned no series (an error if several).
 pub async fn prometheus_scalar(query: &str) -> Result<Option<f64>> {
     let samples = prometheus_query(query).await?;
