@@ -599,6 +599,40 @@ fn digest_mismatch() {
         &f.envelope_for(&statement),
         RejectReason::DigestMismatch,
     );
+    // Several components: every image left out is named, and only those.
+    let image = |component: &str, digest: &str| crate::attest::config::ImageRef {
+        component: component.into(),
+        container: "app".into(),
+        image: format!("registry.example.com/{component}@sha256:{digest}"),
+        repository: format!("registry.example.com/{component}"),
+        digest: digest.into(),
+    };
+    let three = Expected {
+        image_digests: vec![
+            image("gateway", &"1".repeat(64)),
+            image("api", &"2".repeat(64)),
+            image("worker", &"3".repeat(64)),
+        ],
+        config_digest: f.expected.config_digest.clone(),
+    };
+    let statement = sign::statement(&three.image_digests[1..2], &f.predicate).expect("statement");
+    let rejection = verify(&f.envelope_for(&statement), &three, &f.policy, now())
+        .expect_err("two components uncovered");
+    assert_eq!(rejection.reason, RejectReason::DigestMismatch);
+    for component in ["gateway", "worker"] {
+        assert!(
+            rejection
+                .message
+                .contains(&format!("(container \"app\" of component \"{component}\")")),
+            "{}",
+            rejection.message
+        );
+    }
+    assert!(
+        !rejection.message.contains("\"api\""),
+        "{}",
+        rejection.message
+    );
     // Replay for another digest: same attestation, revision with a new image.
     let mut spec = single_spec();
     spec.template

@@ -457,16 +457,20 @@ pub fn verify(
     if expected.image_digests.is_empty() {
         return reject(DigestMismatch, "the revision has no image digest to bind");
     }
-    for image in &expected.image_digests {
-        if !subject_digests.contains(image.digest.as_str()) {
-            return reject(
-                DigestMismatch,
-                format!(
-                    "image {} (container {:?} of component {:?}) is not a subject of the attestation",
-                    image.image, image.container, image.component
-                ),
-            );
-        }
+    // Every image the attestation leaves out is named, so one rejection says all that is missing.
+    let uncovered: Vec<String> = expected
+        .image_digests
+        .iter()
+        .filter(|image| !subject_digests.contains(image.digest.as_str()))
+        .map(|image| {
+            format!(
+                "image {} (container {:?} of component {:?}) is not a subject of the attestation",
+                image.image, image.container, image.component
+            )
+        })
+        .collect();
+    if !uncovered.is_empty() {
+        return reject(DigestMismatch, uncovered.join("; "));
     }
     let attested_config = format!("sha256:{}", predicate.config_digest.sha256);
     if attested_config != expected.config_digest {
