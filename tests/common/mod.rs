@@ -396,19 +396,25 @@ pub struct PromSample {
     pub value: f64,
 }
 
-/// Runs an instant PromQL query and returns its samples (an empty vector if no series match).
-pub async fn prometheus_query(query: &str) -> Result<Vec<PromSample>> {
+/// A successful answer of the Prometheus HTTP API `endpoint` (`query`, `query_range`).
+async fn prometheus_api(endpoint: &str, params: &[(&str, &str)]) -> Result<serde_json::Value> {
     let body: serde_json::Value = http()
-        .get(format!("{}/api/v1/query", prometheus_url()))
-        .query(&[("query", query)])
+        .get(format!("{}/api/v1/{endpoint}", prometheus_url()))
+        .query(params)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
     if body["status"] != "success" {
-        return Err(format!("query {query:?} failed: {body}").into());
+        return Err(format!("{endpoint} {params:?} failed: {body}").into());
     }
+    Ok(body)
+}
+
+/// Runs an instant PromQL query and returns its samples (an empty vector if no series match).
+pub async fn prometheus_query(query: &str) -> Result<Vec<PromSample>> {
+    let body = prometheus_api("query", &[("query", query)]).await?;
     let result = body["data"]["result"]
         .as_array()
         .ok_or_else(|| format!("query {query:?}: not an instant vector: {body}"))?;
@@ -442,22 +448,14 @@ pub async fn first_above(
     end: jiff::Timestamp,
 ) -> Result<Option<jiff::Timestamp>> {
     let seconds = |t: jiff::Timestamp| format!("{:.3}", t.as_millisecond() as f64 / 1000.0);
-    let body: serde_json::Value = http()
-        .get(format!("{}/api/v1/query_range", prometheus_url()))
-        .query(&[
-            ("query", query),
-            ("start", &seconds(start)),
-            ("end", &seconds(end)),
-            ("step", "0.1"),
-        ])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    if body["status"] != "success" {
-        return Err(format!("range query {query:?} failed: {body}").into());
-    }
+    let (start, end) = (seconds(start), seconds(end));
+    let params = [
+        ("query", query),
+        ("start", &start),
+        ("end", &end),
+        ("step", "0.1"),
+    ];
+    let body = prometheus_api("query_range", &params).await?;
     let values = body["data"]["result"][0]["values"]
         .as_array()
         .cloned()

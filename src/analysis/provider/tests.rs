@@ -248,6 +248,29 @@ fn now() -> Timestamp {
     "2026-03-01T12:00:00Z".parse().unwrap()
 }
 
+/// Measures `metric` now, with no Secrets and no pods.
+async fn measure_now(providers: &Providers, metric: &MetricSpec) -> MetricObservation {
+    measure_with(
+        providers,
+        metric,
+        &SecretHeaders::new(),
+        &SidePods::default(),
+    )
+    .await
+}
+
+/// Measures `metric` now, with these Secrets and pods.
+async fn measure_with(
+    providers: &Providers,
+    metric: &MetricSpec,
+    secrets: &SecretHeaders,
+    pods: &SidePods,
+) -> MetricObservation {
+    providers
+        .measure(metric, &vars(), secrets, pods, now())
+        .await
+}
+
 fn prometheus_metric(addr: SocketAddr, query: &str) -> MetricSpec {
     MetricSpec {
         name: "latency".into(),
@@ -281,15 +304,7 @@ async fn prometheus_instant_values_for_canary_and_baseline() {
         max_regression_percent: 10.0,
         ..RelativeCheck::default()
     });
-    let obs = providers
-        .measure(
-            &metric,
-            &vars(),
-            &SecretHeaders::new(),
-            &SidePods::default(),
-            now(),
-        )
-        .await;
+    let obs = measure_now(&providers, &metric).await;
     assert_eq!(obs.metric, "latency");
     assert_eq!(obs.canary, Some(Ok(0.12)));
     assert_eq!(obs.baseline, Some(Ok(0.10)));
@@ -311,15 +326,7 @@ async fn prometheus_baseline_query_overrides_the_revision_binding() {
     if let Some(p) = metric.provider.prometheus.as_mut() {
         p.baseline_query = Some(r#"latency{rev="{{stable}}"}"#.into());
     }
-    let obs = providers
-        .measure(
-            &metric,
-            &vars(),
-            &SecretHeaders::new(),
-            &SidePods::default(),
-            now(),
-        )
-        .await;
+    let obs = measure_now(&providers, &metric).await;
     assert_eq!((obs.canary, obs.baseline), (Some(Ok(0.12)), Some(Ok(0.10))));
 }
 
@@ -338,15 +345,7 @@ async fn prometheus_range_query_gives_samples_for_the_statistical_judge() {
             step: "5s".into(),
         });
     }
-    let obs = providers
-        .measure(
-            &metric,
-            &vars(),
-            &SecretHeaders::new(),
-            &SidePods::default(),
-            now(),
-        )
-        .await;
+    let obs = measure_now(&providers, &metric).await;
     let canary = obs.canary_samples.clone().unwrap().unwrap();
     let baseline = obs.baseline_samples.clone().unwrap().unwrap();
     assert_eq!(canary.len(), 121, "10m every 5s, both ends included");
@@ -364,37 +363,28 @@ async fn prometheus_range_query_gives_samples_for_the_statistical_judge() {
 async fn prometheus_errors_are_typed() {
     let addr = serve(fake_prometheus()).await;
     let providers = Providers::new().unwrap();
-    let s = SecretHeaders::new();
 
     let bad = prometheus_metric(addr, "sum(syntax error(");
-    let obs = providers
-        .measure(&bad, &vars(), &s, &SidePods::default(), now())
-        .await;
+    let obs = measure_now(&providers, &bad).await;
     assert!(
         matches!(&obs.canary, Some(Err(ProviderError::BadStatus { status: 400, message })) if message.contains("unclosed left parenthesis")),
         "{obs:?}"
     );
 
     let missing = prometheus_metric(addr, "missing_metric");
-    let obs = providers
-        .measure(&missing, &vars(), &s, &SidePods::default(), now())
-        .await;
+    let obs = measure_now(&providers, &missing).await;
     assert!(
         matches!(obs.canary, Some(Err(ProviderError::NoData(_)))),
         "{obs:?}"
     );
 
     let nan = prometheus_metric(addr, "ratio_without_traffic");
-    let obs = providers
-        .measure(&nan, &vars(), &s, &SidePods::default(), now())
-        .await;
+    let obs = measure_now(&providers, &nan).await;
     assert!(matches!(obs.canary, Some(Ok(v)) if v.is_nan()), "{obs:?}");
 
     let slow = prometheus_metric(addr, "slow");
     let started = std::time::Instant::now();
-    let obs = providers
-        .measure(&slow, &vars(), &s, &SidePods::default(), now())
-        .await;
+    let obs = measure_now(&providers, &slow).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "the timeout was not applied"
@@ -405,9 +395,7 @@ async fn prometheus_errors_are_typed() {
     );
 
     let unknown = prometheus_metric(addr, "latency{pod=\"{{pod}}\"}");
-    let obs = providers
-        .measure(&unknown, &vars(), &s, &SidePods::default(), now())
-        .await;
+    let obs = measure_now(&providers, &unknown).await;
     assert!(
         matches!(obs.canary, Some(Err(ProviderError::Config(_)))),
         "{obs:?}"
@@ -584,8 +572,7 @@ async fn canary_value(
     metric: &MetricSpec,
     secrets: &SecretHeaders,
 ) -> Option<ValueReading> {
-    providers
-        .measure(metric, &vars(), secrets, &SidePods::default(), now())
+    measure_with(providers, metric, secrets, &SidePods::default())
         .await
         .canary
 }
@@ -600,9 +587,7 @@ async fn web_get_with_secret_headers_and_json_path() {
         max_regression_percent: 10.0,
         ..RelativeCheck::default()
     });
-    let obs = providers
-        .measure(&metric, &vars(), &secrets(), &SidePods::default(), now())
-        .await;
+    let obs = measure_with(&providers, &metric, &secrets(), &SidePods::default()).await;
     assert_eq!(
         (obs.canary.clone(), obs.baseline.clone()),
         (Some(Ok(0.25)), Some(Ok(0.2)))
@@ -642,14 +627,10 @@ async fn web_get_with_secret_headers_and_json_path() {
     samples.statistical = Some(StatisticalCheck {
         mann_whitney: MannWhitneySpec::default(),
     });
-    let obs = providers
-        .measure(&samples, &vars(), &secrets(), &SidePods::default(), now())
-        .await;
+    let obs = measure_with(&providers, &samples, &secrets(), &SidePods::default()).await;
     assert_eq!(obs.canary_samples, Some(Ok(vec![1.0, 2.0, 3.0, 4.0])));
     samples.provider.web.as_mut().unwrap().json_path = "$.data.byPod[*].v".into();
-    let obs = providers
-        .measure(&samples, &vars(), &secrets(), &SidePods::default(), now())
-        .await;
+    let obs = measure_with(&providers, &samples, &secrets(), &SidePods::default()).await;
     assert_eq!(obs.baseline_samples, Some(Ok(vec![5.0, 6.0])));
 }
 
@@ -804,9 +785,7 @@ async fn kubernetes_signals_are_read_from_the_pods_handed_in_and_judged_like_any
         ..AnalysisTemplate::default()
     };
     assert!(run::schedule(&template).is_ok());
-    let obs = providers
-        .measure(&latency, &vars(), &SecretHeaders::new(), &pods, now())
-        .await;
+    let obs = measure_with(&providers, &latency, &SecretHeaders::new(), &pods).await;
     assert_eq!(obs.canary, Some(Ok(10.0)));
     assert_eq!(obs.baseline, Some(Ok(2.5)));
     let judged = crate::analysis::judge::judge_metric(&latency, Some(&obs));
@@ -818,23 +797,13 @@ async fn kubernetes_signals_are_read_from_the_pods_handed_in_and_judged_like_any
         acceptable: 1.0,
         critical: 3.0,
     });
-    let obs = providers
-        .measure(&restarts, &vars(), &SecretHeaders::new(), &pods, now())
-        .await;
+    let obs = measure_with(&providers, &restarts, &SecretHeaders::new(), &pods).await;
     assert_eq!((&obs.canary, &obs.baseline), (&Some(Ok(1.0)), &None));
     let judged = crate::analysis::judge::judge_metric(&restarts, Some(&obs));
     assert_eq!(judged.verdict, MetricVerdict::Pass, "{judged:?}");
 
     // Without canary pods there is no data, which the metric's policy then decides.
-    let obs = providers
-        .measure(
-            &restarts,
-            &vars(),
-            &SecretHeaders::new(),
-            &SidePods::default(),
-            now(),
-        )
-        .await;
+    let obs = measure_now(&providers, &restarts).await;
     assert!(
         matches!(&obs.canary, Some(Err(e)) if e.is_no_data()),
         "{obs:?}"
