@@ -1,7 +1,8 @@
 //! Integration tests of canary analysis on the local control plane, with a real Prometheus
 //! scraping the project's metrics emitter: a canary whose error ratio jumps is reverted within one
 //! analysis interval (plus 1 s); a Prometheus that stops answering holds the rollout as
-//! Inconclusive and never promotes, and the rollout goes on when it is back; a `web` provider
+//! Inconclusive and never promotes, and the rollout goes on when it is back (or, with
+//! `onError: Fail`, the canary is reverted); a `web` provider
 //! against an HTTP server the test starts; the `kubernetes` provider comparing the canary's pods
 //! with the fresh baseline's.
 
@@ -254,66 +255,97 @@ impl OwnPrometheus {
     }
 }
 
+/// A rollout whose analysis step measures a Prometheus of its own, stopped while that step
+/// runs (`on_error` is the metric's `onError`, with `consecutiveErrorLimit: 1`).
+struct StoppedPrometheus {
+    ns: common::TestNamespace,
+    _operator: operator::Operator,
+    prometheus: OwnPrometheus,
+    dir: std::path::PathBuf,
+    port: u16,
+    v1: Option<String>,
+    canary: String,
+}
+
+impl StoppedPrometheus {
+    async fn start(prefix: &str, on_error: &str) -> Self {
+        let (ns, operator) = setup(prefix).await;
+        let port = 19500 + (std::process::id() % 200) as u16 * 2 + u16::from(on_error == "Fail");
+        let dir = std::env::temp_dir().join(format!("safedeploy-prom-{}", ns.name));
+        let mut prometheus = OwnPrometheus::start(dir.clone(), port).await;
+        let address = format!("http://127.0.0.1:{port}");
+        let run = common::random_suffix(6);
+        let steps =
+            json!([{"setWeight": 50}, {"analysis": {"template": "errors"}}, {"setWeight": 100}]);
+        let mut metric = error_ratio_metric(&address, "10s");
+        metric["onError"] = json!(on_error);
+        let analysis = json!({
+            "name": "errors", "interval": "2s", "count": 3, "initialDelay": "4s",
+            // A wider window than the other test: a restarted Prometheus under load may miss a
+            // scrape, and the last measurement of a run must have data.
+            "metrics": [metric]
+        });
+        apply(
+            &ns,
+            &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), false),
+        )
+        .await
+        .expect("apply v1");
+        let v1 = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
+            s.phase == Phase::Healthy
+        })
+        .await
+        .stable_revision;
+        apply(
+            &ns,
+            &manifest_with_analysis(&format!("v2-{run}"), steps, analysis, false),
+        )
+        .await
+        .expect("apply v2");
+        let canary = canary_hash(&ns).await;
+        common::emitter_configure(
+            &common::emitter_url(),
+            &canary,
+            Some(0.0),
+            None,
+            Some(100.0),
+        )
+        .await
+        .expect("emitter version");
+        // Prometheus goes away while the analysis step runs.
+        wait_status(
+            &ns,
+            "web",
+            Duration::from_secs(30),
+            "the analysis step",
+            |s| s.current_step_index == Some(1),
+        )
+        .await;
+        prometheus.stop().await;
+        Self {
+            ns,
+            _operator: operator,
+            prometheus,
+            dir,
+            port,
+            v1,
+            canary,
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane and the emitter (e2e/cluster.sh up --with-prometheus)"]
 async fn a_stopped_prometheus_holds_the_rollout_until_it_returns() {
-    let (ns, _operator) = setup("promdown").await;
-    let port = 19500 + (std::process::id() % 400) as u16;
-    let dir = std::env::temp_dir().join(format!("safedeploy-prom-{}", ns.name));
-    let mut prometheus = OwnPrometheus::start(dir.clone(), port).await;
-    let address = format!("http://127.0.0.1:{port}");
-    let run = common::random_suffix(6);
-    let steps =
-        json!([{"setWeight": 50}, {"analysis": {"template": "errors"}}, {"setWeight": 100}]);
-    let analysis = json!({
-        "name": "errors", "interval": "2s", "count": 3, "initialDelay": "4s",
-        // A wider window than the other test: a restarted Prometheus under load may miss a
-        // scrape, and the last measurement of a run must have data.
-        "metrics": [error_ratio_metric(&address, "10s")]
-    });
-    apply(
-        &ns,
-        &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), false),
-    )
-    .await
-    .expect("apply v1");
-    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
-    .await;
-    let v1 = ns
-        .api::<SafeDeployment>()
-        .get("web")
-        .await
-        .expect("get")
-        .status
-        .and_then(|s| s.stable_revision);
-    apply(
-        &ns,
-        &manifest_with_analysis(&format!("v2-{run}"), steps, analysis, false),
-    )
-    .await
-    .expect("apply v2");
-    let canary = canary_hash(&ns).await;
-    common::emitter_configure(
-        &common::emitter_url(),
-        &canary,
-        Some(0.0),
-        None,
-        Some(100.0),
-    )
-    .await
-    .expect("emitter version");
-    // Prometheus goes away while the analysis step runs.
-    wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(30),
-        "the analysis step",
-        |s| s.current_step_index == Some(1),
-    )
-    .await;
-    prometheus.stop().await;
+    let StoppedPrometheus {
+        ns,
+        _operator,
+        prometheus,
+        dir,
+        port,
+        v1,
+        canary,
+    } = StoppedPrometheus::start("promdown", "Inconclusive").await;
     let held = wait_status(
         &ns,
         "web",
@@ -355,6 +387,53 @@ async fn a_stopped_prometheus_holds_the_rollout_until_it_returns() {
     assert_eq!(done.stable_revision.as_deref(), Some(canary.as_str()));
     common::emitter_remove(&common::emitter_url(), &canary).await;
     drop(prometheus);
+}
+
+/// The same outage with `onError: Fail`: the run fails once the errors pass the limit and the
+/// canary is reverted; it is never promoted.
+#[tokio::test]
+#[ignore = "needs the local control plane and the emitter (e2e/cluster.sh up --with-prometheus)"]
+async fn a_stopped_prometheus_fails_the_rollout_when_its_policy_says_fail() {
+    let stopped = StoppedPrometheus::start("promfail", "Fail").await;
+    let reverted = wait_status(
+        &stopped.ns,
+        "web",
+        Duration::from_secs(30),
+        "the canary to be reverted",
+        |s| s.phase == Phase::Degraded,
+    )
+    .await;
+    assert_eq!(reverted.stable_revision, stopped.v1, "never promoted");
+    let entry = reverted.history.last().expect("history");
+    assert_eq!(
+        (entry.hash.as_str(), entry.outcome.as_str()),
+        (stopped.canary.as_str(), "Reverted")
+    );
+    assert!(
+        entry
+            .reason
+            .contains("provider errors beyond consecutiveErrorLimit with onError Fail"),
+        "{}",
+        entry.reason
+    );
+    // The failed run's measurements stay in status: the errors that failed it, by metric.
+    let errors: Vec<_> = reverted
+        .analysis_runs
+        .iter()
+        .flat_map(|r| &r.measurements)
+        .filter(|m| m.verdict == MetricVerdict::Error)
+        .collect();
+    assert!(errors.len() >= 2, "{:?}", reverted.analysis_runs);
+    assert!(
+        errors[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("unreachable"),
+        "{:?}",
+        errors[0]
+    );
+    common::emitter_remove(&common::emitter_url(), &stopped.canary).await;
 }
 
 /// A tiny JSON endpoint whose value the test sets.
