@@ -197,12 +197,29 @@ pub fn history(sd: &SafeDeployment) -> String {
             entry.revision,
             entry.hash,
             entry.outcome,
-            entry.started_at,
-            entry.finished_at.clone().unwrap_or_else(|| "-".into()),
+            to_second(&entry.started_at),
+            entry
+                .finished_at
+                .as_deref()
+                .map_or_else(|| "-".into(), to_second),
             entry.reason
         );
     }
     out
+}
+
+/// An RFC 3339 time to the second (status keeps nanoseconds), for aligned columns.
+fn to_second(time: &str) -> String {
+    match time.parse::<jiff::Timestamp>() {
+        Ok(t) => {
+            let second = jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Trunc);
+            t.round(second)
+                .map_or_else(|_| time.to_string(), |t| t.to_string())
+        }
+        Err(_) => time.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -348,5 +365,10 @@ mod tests {
         let table = table(&[sample()]);
         assert!(table.lines().nth(1).unwrap().starts_with("web"));
         assert!(history(&sample()).contains("InProgress"));
+        assert_eq!(
+            to_second("2026-12-01T19:20:00.99974282Z"),
+            "2026-12-01T19:20:00Z"
+        );
+        assert_eq!(to_second("not a time"), "not a time");
     }
 }
