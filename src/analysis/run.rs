@@ -326,8 +326,18 @@ pub fn advance(
         let observation = observations.iter().find(|o| o.metric == spec.name);
         let judgement = judge::judge_metric(spec, observation);
         let (effect, note) = apply_policies(spec, judgement.verdict, status);
+        let (effect, note) = if spec.dry_run {
+            let policy = note.map(|n| format!(" (else {n})")).unwrap_or_default();
+            (
+                Effect::Ignored,
+                Some(format!("dry run: not part of the outcome{policy}")),
+            )
+        } else {
+            (effect, note)
+        };
         let name = &spec.name;
         match judgement.verdict {
+            _ if spec.dry_run => {}
             MetricVerdict::Error => {
                 let error = judgement
                     .error
@@ -469,6 +479,15 @@ pub fn advance(
         );
     }
     match score {
+        None if template.metrics.iter().all(|m| m.dry_run) => {
+            finish(
+                status,
+                AnalysisPhase::Successful,
+                now,
+                format!("{progress} (last): every metric is a dry run"),
+            );
+            RunOutcome::Passed
+        }
         None => inconclusive(
             status,
             format!("{progress} (last): no metric could be scored"),
@@ -707,6 +726,70 @@ mod tests {
         assert_eq!(again, RunOutcome::Passed);
         assert_eq!(status, before);
         assert_eq!(terminal_outcome(&status), Some(RunOutcome::Passed));
+    }
+
+    #[test]
+    fn a_dry_run_metric_is_recorded_but_never_decides() {
+        let mut errors = metric("errors");
+        errors.dry_run = true;
+        errors.critical = true;
+        let mixed = template(2, vec![metric("latency"), errors.clone()]);
+        let mut status = start(&mixed, None, None, t0());
+        // At a critical level, and then unreachable: neither fails nor holds the run.
+        let outcomes = drive(
+            &mixed,
+            &mut status,
+            vec![
+                vec![
+                    MetricObservation::value("latency", 0.05),
+                    MetricObservation::value("errors", 0.9),
+                ],
+                vec![
+                    MetricObservation::value("latency", 0.05),
+                    unreachable("errors"),
+                ],
+            ],
+        );
+        assert_eq!(outcomes[1], RunOutcome::Passed, "{status:#?}");
+        assert_eq!(status.score, Some(100.0));
+        let recorded: Vec<_> = status
+            .measurements
+            .iter()
+            .filter(|m| m.metric == "errors")
+            .collect();
+        assert_eq!(recorded.len(), 2);
+        assert_eq!(recorded[0].verdict, MetricVerdict::Critical);
+        assert_eq!(recorded[0].value, Some(0.9));
+        assert_eq!(recorded[1].verdict, MetricVerdict::Error);
+        for m in recorded {
+            let message = m.message.as_deref().unwrap_or_default();
+            assert!(
+                message.contains("dry run: not part of the outcome"),
+                "{m:?}"
+            );
+        }
+        // Only dry runs: nothing gates, the run passes.
+        let only = template(1, vec![errors]);
+        let mut status = start(&only, None, None, t0());
+        let outcome = advance(
+            &only,
+            &mut status,
+            &[MetricObservation::value("errors", 0.9)],
+            t0(),
+        );
+        assert_eq!(outcome, RunOutcome::Passed);
+        // Without dryRun the same value fails at once.
+        let mut gating = metric("errors");
+        gating.critical = true;
+        let real = template(2, vec![gating]);
+        let mut status = start(&real, None, None, t0());
+        let outcome = advance(
+            &real,
+            &mut status,
+            &[MetricObservation::value("errors", 0.9)],
+            t0(),
+        );
+        assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
     }
 
     #[test]

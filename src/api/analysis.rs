@@ -177,6 +177,12 @@ pub struct MetricSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
 
+    /// Measured, judged and recorded (its measurements say `dry run`), but never part of the
+    /// run's outcome: no score, no critical level, no error policy. For trying a new metric on
+    /// real rollouts before it gates them. A run whose metrics are all dry runs passes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+
     /// Weight of the metric in the score. 0 reports the metric without scoring it (a critical
     /// level still fails the run). Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
