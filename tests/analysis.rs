@@ -803,7 +803,8 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
 /// baseline's, read from the operator's cache with no metrics system. A canary that starts as
 /// fast as the baseline promotes; one whose pods take 6 s to become Ready (well inside the
 /// built-in start-up gate's 10 s target, so only the analysis can catch it) fails the relative
-/// check against the baseline's start within the second and is reverted, with both values in status.
+/// check against the baseline's start within the second and is reverted, with both values in
+/// status. A dry-run metric that is always critical is recorded and decides nothing.
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn the_kubernetes_provider_compares_the_canary_pods_with_the_baseline_pods() {
@@ -821,6 +822,16 @@ async fn the_kubernetes_provider_compares_the_canary_pods_with_the_baseline_pods
                 "name": "restarts",
                 "provider": {"kubernetes": {"signal": "restarts", "component": "main"}},
                 "thresholds": {"target": 0, "acceptable": 0, "critical": 1}
+            },
+            {
+                // Always critical (fewer than 1 restart, higher being better): a dry run, so
+                // it is recorded and decides nothing.
+                "name": "dry-run-inverted",
+                "provider": {"kubernetes": {"signal": "restarts"}},
+                "direction": "higherIsBetter",
+                "thresholds": {"target": 10, "acceptable": 5, "critical": 1},
+                "critical": true,
+                "dryRun": true
             }
         ]
     });
@@ -889,6 +900,17 @@ async fn the_kubernetes_provider_compares_the_canary_pods_with_the_baseline_pods
     assert_eq!(
         measured.get("restarts").map(|m| (m.value, m.verdict)),
         Some((Some(0.0), MetricVerdict::Pass))
+    );
+    let dry = measured
+        .get("dry-run-inverted")
+        .expect("the dry run is recorded");
+    assert_eq!(dry.verdict, MetricVerdict::Critical, "{dry:?}");
+    assert!(
+        dry.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("dry run"),
+        "{dry:?}"
     );
 
     let (slow, status, measured) = follow("v3", Fault::ReadyAfterSeconds(6), Phase::Degraded).await;
