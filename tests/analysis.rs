@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Fault;
 use kube::api::Api;
-use operator::{apply, safe_deployment, setup, wait_status};
+use operator::{apply, apply_stable, safe_deployment, setup, wait_status};
 use safedeploy::api::analysis::MetricVerdict;
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::{Value, json};
@@ -80,15 +80,10 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
         "name": "errors", "interval": format!("{INTERVAL_SECONDS}s"), "count": 1000, "initialDelay": "5s",
         "metrics": [error_ratio_metric(&prometheus, "4s")]
     });
-    apply(
+    apply_stable(
         &ns,
         &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), true),
     )
-    .await
-    .expect("apply v1");
-    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
     .await;
     apply(
         &ns,
@@ -285,15 +280,10 @@ impl StoppedPrometheus {
             // scrape, and the last measurement of a run must have data.
             "metrics": [metric]
         });
-        apply(
+        let v1 = apply_stable(
             &ns,
             &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), false),
         )
-        .await
-        .expect("apply v1");
-        let v1 = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-            s.phase == Phase::Healthy
-        })
         .await
         .stable_revision;
         apply(
@@ -478,15 +468,10 @@ async fn the_web_provider_gates_the_rollout() {
     });
     let steps =
         json!([{"setWeight": 50}, {"analysis": {"template": "errors"}}, {"setWeight": 100}]);
-    apply(
+    let v1 = apply_stable(
         &ns,
         &manifest_with_analysis("v1", steps.clone(), analysis.clone(), false),
     )
-    .await
-    .expect("v1");
-    let v1 = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
     .await
     .stable_revision;
     apply(
@@ -591,15 +576,10 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
         m["spec"]["strategy"]["canary"]["baseline"] = json!("Fresh");
         m
     };
-    apply(&ns, &manifest(&format!("v1-{run}")))
+    let stable = apply_stable(&ns, &manifest(&format!("v1-{run}")))
         .await
-        .expect("apply v1");
-    let stable = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
-    .await
-    .stable_revision
-    .expect("stable revision");
+        .stable_revision
+        .expect("stable revision");
     let selector = format!("{stable}-baseline");
     // Warm stable pods answer in 40 ms; the freshly started baseline of the same revision in
     // 100 ms, as does the canary. Against the stable the canary would be 150% worse.
@@ -848,13 +828,7 @@ async fn the_kubernetes_provider_compares_the_canary_pods_with_the_baseline_pods
         m["spec"]["strategy"]["canary"]["baseline"] = json!("Fresh");
         m
     };
-    apply(&ns, &manifest("v1", Fault::None))
-        .await
-        .expect("apply v1");
-    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
-    .await;
+    apply_stable(&ns, &manifest("v1", Fault::None)).await;
 
     // Follows a rollout to its end, keeping the last measurement of each metric.
     let follow = |version: &'static str, fault: Fault, end: Phase| {

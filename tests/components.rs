@@ -280,15 +280,7 @@ async fn events_of(ns: &TestNamespace, reason: &str) -> Vec<Event> {
 async fn establish(ns: &TestNamespace, steps: Value, limit: Option<i32>) -> String {
     put_config(ns, &[("GREETING", "hello-v1")]).await;
     put_secret(ns, "s3cret-v1").await;
-    deploy(ns, &Version::new("v1"), steps, limit).await;
-    let status = wait_status(
-        ns,
-        NAME,
-        Duration::from_secs(60),
-        "the first revision to be stable",
-        |s| s.phase == Phase::Healthy,
-    )
-    .await;
+    let status = operator::apply_stable(ns, &manifest(&Version::new("v1"), steps, limit)).await;
     status.stable_revision.expect("stable revision")
 }
 

@@ -12,7 +12,7 @@ use common::Fault;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use operator::{apply, install_crds, namespace_policy, safe_deployment, wait_status};
+use operator::{apply, apply_stable, install_crds, namespace_policy, safe_deployment, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -81,7 +81,7 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
     let mut second = replica(&ns.name, "replica-b");
 
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]);
-    apply(
+    apply_stable(
         &ns,
         &safe_deployment(
             "web",
@@ -91,11 +91,6 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
             steps.clone(),
         ),
     )
-    .await
-    .expect("v1");
-    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
     .await;
     apply(
         &ns,

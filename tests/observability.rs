@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::Fault;
-use operator::{apply, safe_deployment, setup, wait_status};
+use operator::{apply, apply_stable, safe_deployment, setup, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -53,7 +53,7 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
     );
 
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}, {"setWeight": 100}]);
-    apply(
+    apply_stable(
         &ns,
         &safe_deployment(
             "web",
@@ -63,11 +63,6 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
             steps.clone(),
         ),
     )
-    .await
-    .expect("v1");
-    wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
     .await;
     let before = http
         .get(format!("http://{addr}/metrics"))

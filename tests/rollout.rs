@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use operator::{Operator, apply, condition, safe_deployment, setup, wait_status};
+use operator::{Operator, apply, apply_stable, condition, safe_deployment, setup, wait_status};
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::json;
 
@@ -39,20 +39,8 @@ async fn establish(
     replicas: i32,
     steps: serde_json::Value,
 ) -> String {
-    apply(
-        ns,
-        &safe_deployment(name, replicas, "registry.local/app:v1", Fault::None, steps),
-    )
-    .await
-    .expect("apply v1");
-    let status = wait_status(
-        ns,
-        name,
-        Duration::from_secs(60),
-        "the first revision to be stable",
-        |s| s.phase == Phase::Healthy,
-    )
-    .await;
+    let manifest = safe_deployment(name, replicas, "registry.local/app:v1", Fault::None, steps);
+    let status = apply_stable(ns, &manifest).await;
     status.stable_revision.expect("stable revision")
 }
 
@@ -254,13 +242,10 @@ async fn a_slow_starting_canary_is_reverted_with_its_measured_latency() {
     );
     manifest["spec"]["health"] =
         json!({"startupLatencySeconds": {"target": 2, "acceptable": 4, "critical": 8}});
-    apply(&ns, &manifest).await.expect("apply v1");
-    let v1 = wait_status(&ns, "web", Duration::from_secs(60), "v1 stable", |s| {
-        s.phase == Phase::Healthy
-    })
-    .await
-    .stable_revision
-    .unwrap_or_default();
+    let v1 = apply_stable(&ns, &manifest)
+        .await
+        .stable_revision
+        .unwrap_or_default();
     let mut slow = safe_deployment(
         "web",
         2,

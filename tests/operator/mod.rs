@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use safedeploy::api::{SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
+use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -179,6 +179,20 @@ pub async fn apply(ns: &TestNamespace, manifest: &Value) -> Result<SafeDeploymen
             &Patch::Apply(manifest),
         )
         .await?)
+}
+
+/// Applies a SafeDeployment's first revision and waits until it is stable (`Healthy`).
+pub async fn apply_stable(ns: &TestNamespace, manifest: &Value) -> SafeDeploymentStatus {
+    apply(ns, manifest).await.expect("apply the first revision");
+    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+    wait_status(
+        ns,
+        name,
+        Duration::from_secs(60),
+        "the first revision to be stable",
+        |s| s.phase == Phase::Healthy,
+    )
+    .await
 }
 
 /// Waits until the SafeDeployment's status satisfies `check`, and returns it.
