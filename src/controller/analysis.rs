@@ -187,15 +187,23 @@ fn retry_after_provider_errors(
     );
     // Transient: the last measurement of some metric had no usable value (provider error, no
     // data, NaN), as when a provider restarts.
+    // Dry-run metrics decide nothing, so their missing values do not make a run transient.
+    let gating = |metric: &str| {
+        template
+            .metrics
+            .iter()
+            .any(|m| m.name == metric && !m.dry_run)
+    };
     let last = run_status.measurements.last().map(|m| m.at.clone());
     let transient = run_status.measurements.iter().any(|m| {
         Some(&m.at) == last.as_ref()
+            && gating(&m.metric)
             && matches!(
                 m.verdict,
                 MetricVerdict::Error | MetricVerdict::NoData | MetricVerdict::NaN
             )
     });
-    let provider_errors = !run_status.consecutive_errors.is_empty();
+    let provider_errors = run_status.consecutive_errors.keys().any(|m| gating(m));
     if !inconclusive || !(transient || provider_errors) {
         return None;
     }
@@ -232,4 +240,82 @@ async fn secret_headers(
         }
     }
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::analysis::{AnalysisPhase, Measurement, MetricSpec};
+
+    fn template(dry_run_errors: bool) -> AnalysisTemplate {
+        let metric = |name: &str, dry_run: bool| MetricSpec {
+            name: name.into(),
+            dry_run,
+            provider: crate::api::analysis::Provider {
+                prometheus: Some(crate::api::analysis::PrometheusProvider {
+                    address: "http://prometheus:9090".into(),
+                    query: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            thresholds: Some(crate::api::analysis::MetricThresholds {
+                target: 0.1,
+                acceptable: 0.2,
+                critical: 0.5,
+            }),
+            ..MetricSpec::default()
+        };
+        AnalysisTemplate {
+            name: "t".into(),
+            interval: Some("30s".into()),
+            metrics: vec![metric("latency", false), metric("errors", dry_run_errors)],
+            ..AnalysisTemplate::default()
+        }
+    }
+
+    fn inconclusive_run(errors_verdict: MetricVerdict) -> AnalysisRunStatus {
+        let measurement = |metric: &str, verdict: MetricVerdict| Measurement {
+            metric: metric.into(),
+            verdict,
+            at: "2026-01-01T00:00:00Z".into(),
+            ..Measurement::default()
+        };
+        AnalysisRunStatus {
+            template: "t".into(),
+            phase: AnalysisPhase::Inconclusive,
+            finished_at: Some("2026-01-01T00:00:00Z".into()),
+            measurements: vec![
+                measurement("latency", MetricVerdict::Marginal),
+                measurement("errors", errors_verdict),
+            ],
+            consecutive_errors: BTreeMap::from([("errors".to_string(), 5)]),
+            ..AnalysisRunStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_run_held_by_a_provider_error_is_retried_one_interval_later() {
+        let retry =
+            retry_after_provider_errors(&template(false), &inconclusive_run(MetricVerdict::Error));
+        assert_eq!(retry, Some("2026-01-01T00:00:30Z".parse().unwrap()));
+        let mut running = inconclusive_run(MetricVerdict::Error);
+        running.phase = AnalysisPhase::Running;
+        assert_eq!(
+            retry_after_provider_errors(&template(false), &running),
+            None
+        );
+    }
+
+    #[test]
+    fn a_dry_run_metrics_errors_do_not_make_a_marginal_run_transient() {
+        // Inconclusive by its marginal score; only the dry-run metric erred: a person decides.
+        let run = inconclusive_run(MetricVerdict::Error);
+        assert_eq!(retry_after_provider_errors(&template(true), &run), None);
+        let clean = AnalysisRunStatus {
+            consecutive_errors: BTreeMap::new(),
+            ..inconclusive_run(MetricVerdict::Pass)
+        };
+        assert_eq!(retry_after_provider_errors(&template(false), &clean), None);
+    }
 }
