@@ -55,6 +55,29 @@ fn manifest_with_analysis(version: &str, steps: Value, analysis: Value, backgrou
     manifest
 }
 
+/// Applies the next revision and gives the emitter series of its canary these settings
+/// (`emitter_configure`'s error ratio, latency and request rate); returns the canary hash.
+async fn start_canary(
+    ns: &common::TestNamespace,
+    manifest: &Value,
+    error_ratio: f64,
+    latency_ms: Option<f64>,
+    rps: f64,
+) -> String {
+    apply(ns, manifest).await.expect("apply the next revision");
+    let canary = canary_hash(ns).await;
+    common::emitter_configure(
+        &common::emitter_url(),
+        &canary,
+        Some(error_ratio),
+        latency_ms,
+        Some(rps),
+    )
+    .await
+    .expect("emitter version for the canary");
+    canary
+}
+
 async fn canary_hash(ns: &common::TestNamespace) -> String {
     wait_status(
         ns,
@@ -85,16 +108,8 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
         &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), true),
     )
     .await;
-    apply(
-        &ns,
-        &manifest_with_analysis(&format!("v2-{run}"), steps, analysis, true),
-    )
-    .await
-    .expect("apply v2");
-    let canary = canary_hash(&ns).await;
-    common::emitter_configure(&emitter, &canary, Some(0.001), None, Some(200.0))
-        .await
-        .expect("emitter version for the canary");
+    let v2 = manifest_with_analysis(&format!("v2-{run}"), steps, analysis, true);
+    let canary = start_canary(&ns, &v2, 0.001, None, 200.0).await;
     // Healthy measurements first: the run keeps going at 0.1% errors.
     let healthy = wait_status(
         &ns,
@@ -286,22 +301,8 @@ impl StoppedPrometheus {
         )
         .await
         .stable_revision;
-        apply(
-            &ns,
-            &manifest_with_analysis(&format!("v2-{run}"), steps, analysis, false),
-        )
-        .await
-        .expect("apply v2");
-        let canary = canary_hash(&ns).await;
-        common::emitter_configure(
-            &common::emitter_url(),
-            &canary,
-            Some(0.0),
-            None,
-            Some(100.0),
-        )
-        .await
-        .expect("emitter version");
+        let v2 = manifest_with_analysis(&format!("v2-{run}"), steps, analysis, false);
+        let canary = start_canary(&ns, &v2, 0.0, None, 100.0).await;
         // Prometheus goes away while the analysis step runs.
         wait_status(
             &ns,
@@ -589,13 +590,7 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
     common::emitter_configure(&emitter, &selector, Some(0.0), Some(100.0), Some(40.0))
         .await
         .expect("emitter: baseline");
-    apply(&ns, &manifest(&format!("v2-{run}")))
-        .await
-        .expect("apply v2");
-    let canary = canary_hash(&ns).await;
-    common::emitter_configure(&emitter, &canary, Some(0.0), Some(100.0), Some(40.0))
-        .await
-        .expect("emitter: canary");
+    let canary = start_canary(&ns, &manifest(&format!("v2-{run}")), 0.0, Some(100.0), 40.0).await;
 
     let sds: Api<SafeDeployment> = ns.api();
     let rss: Api<ReplicaSet> = ns.api();
