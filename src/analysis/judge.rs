@@ -554,7 +554,11 @@ pub enum ScoreClass {
 
 /// Classifies a score: `≥ pass` passes, `≥ marginal` is marginal, otherwise it fails.
 pub fn classify_score(score: f64, scoring: &Scoring) -> ScoreClass {
-    if score >= scoring.pass_threshold {
+    // A score of 0 means every scored metric failed: it fails whatever the thresholds say (a
+    // `passThreshold: 0` must not turn a run of failures into a pass), and so does NaN.
+    if score.is_nan() || score <= 0.0 {
+        ScoreClass::Fail
+    } else if score >= scoring.pass_threshold {
         ScoreClass::Pass
     } else if score >= scoring.marginal_threshold {
         ScoreClass::Marginal

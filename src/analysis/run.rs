@@ -254,6 +254,67 @@ pub fn terminal_outcome(status: &AnalysisRunStatus) -> Option<RunOutcome> {
     }
 }
 
+/// How many measurements a duration-ended run takes when nothing is late: one per interval,
+/// at least one (bounded, so an absurd ratio cannot keep a run going for ever).
+fn expected_measurements(duration: Duration, interval: Duration) -> i64 {
+    const MOST: u128 = 10_000;
+    let interval = interval.as_millis().max(1);
+    let expected = duration.as_millis().div_ceil(interval).clamp(1, MOST);
+    i64::try_from(expected).unwrap_or(1)
+}
+
+/// Whether a run still measuring has shown passing evidence: its latest measurement judged every
+/// metric that counts (no provider error, no value missing under a policy that withholds
+/// judgement) and scored a pass. `Err` says what is missing. A required analysis without such
+/// evidence holds every weight increase and the promotion: a run that measured nothing, or
+/// whose provider is down, never lets a canary go on.
+pub fn evidence(template: &AnalysisTemplate, status: &AnalysisRunStatus) -> Result<(), String> {
+    if status.measurement_count <= 0 {
+        return Err("no measurement yet".to_string());
+    }
+    let latest = status.measurements.iter().map(|m| m.at.as_str()).max();
+    let counted: Vec<&MetricSpec> = template.metrics.iter().filter(|m| !m.dry_run).collect();
+    if counted.is_empty() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    for spec in &counted {
+        let measurement = status
+            .measurements
+            .iter()
+            .rev()
+            .find(|m| m.metric == spec.name && Some(m.at.as_str()) == latest);
+        let Some(measurement) = measurement else {
+            missing.push(format!("{}: not measured", spec.name));
+            continue;
+        };
+        let withheld =
+            |policy: Option<FailurePolicy>| policy.unwrap_or_default() != FailurePolicy::Ignore;
+        match measurement.verdict {
+            MetricVerdict::Error => missing.push(format!("{}: provider error", spec.name)),
+            MetricVerdict::NoData if withheld(spec.on_no_data) => {
+                missing.push(format!("{}: no data", spec.name))
+            }
+            MetricVerdict::NaN if withheld(spec.on_nan) => {
+                missing.push(format!("{}: NaN", spec.name))
+            }
+            _ => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(missing.join("; "));
+    }
+    let scoring = template.scoring.unwrap_or_default();
+    match status.score {
+        Some(score) if judge::classify_score(score, &scoring) == ScoreClass::Pass => Ok(()),
+        Some(score) => Err(format!(
+            "score {score:.1} of the latest measurement is below the pass threshold {}",
+            scoring.pass_threshold
+        )),
+        None => Err("no metric of the latest measurement could be scored".to_string()),
+    }
+}
+
 /// Ends the run; returns the (bounded) message it keeps.
 fn finish(
     status: &mut AnalysisRunStatus,
@@ -438,8 +499,12 @@ pub fn advance(
 
     let last = match schedule.end {
         RunEnd::Count(count) => status.measurement_count.unsigned_abs() >= count,
+        // Time alone does not end a run: after an operator outage (or with a clock ahead) the
+        // first measurement may already be past the end, and one sample is no evidence.
         RunEnd::Duration(duration) => {
             now >= later(later(started, schedule.initial_delay), duration)
+                && i64::from(status.measurement_count)
+                    >= expected_measurements(duration, schedule.interval)
         }
     };
     if !last {

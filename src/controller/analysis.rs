@@ -131,7 +131,10 @@ pub async fn refresh(
             }
         }
         let gate = match run::terminal_outcome(run_status) {
-            None => AnalysisGate::Running,
+            None => match run::evidence(template, run_status) {
+                Ok(()) => AnalysisGate::Running,
+                Err(why) => AnalysisGate::Pending(why),
+            },
             Some(RunOutcome::Passed) => AnalysisGate::Passed,
             Some(RunOutcome::Failed { reason }) => AnalysisGate::Failed(reason),
             Some(RunOutcome::Inconclusive { reason }) => AnalysisGate::Inconclusive(reason),

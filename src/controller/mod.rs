@@ -3,6 +3,7 @@
 
 mod analysis;
 mod attestation;
+mod backoff;
 mod config;
 pub mod leader;
 pub mod observe;
@@ -17,7 +18,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -103,6 +104,8 @@ pub struct Context {
     /// Set once every cache has synced; no decision is taken before (a half-filled cache would
     /// look like missing policies or pods).
     pub readiness: crate::telemetry::Readiness,
+    /// Failed reconciles in a row per object, which pace their retries.
+    pub failures: backoff::Failures,
 }
 
 /// Runs the controller until it is stopped.
@@ -196,6 +199,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         recorder,
         metrics: metrics.clone(),
         readiness: readiness.clone(),
+        failures: backoff::Failures::default(),
         providers: crate::analysis::provider::Providers::new()
             .map_err(|e| ControllerError::Providers(e.to_string()))?,
     });
@@ -460,11 +464,6 @@ fn templates(
             .filter(|_| spec.template.is_none())
             .map(|component| &component.template),
     )
-}
-
-/// How soon to look again after an error.
-pub(crate) fn backoff_action() -> Action {
-    Action::requeue(Duration::from_secs(5))
 }
 
 #[cfg(test)]

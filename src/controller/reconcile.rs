@@ -1,26 +1,35 @@
 //! One reconcile: gather the observation from the caches, ask the core for a decision, then
 //! carry it out in a crash-safe order (status first, with a resourceVersion precondition, then
-//! scaling, then events).
+//! scaling, then events). A reconcile that fails (an API error) or panics (a bug) is contained
+//! to its object: it shows as `Stalled` in that object's status and as a Warning event, and is
+//! retried with exponential back-off and jitter, while every other object goes on.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures::FutureExt;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::config::ANNOTATION_CONFIG_VERSIONS;
+use crate::core::failure::{self, FailureKind};
 use crate::core::revision::{
     EmptySpec, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION, Revision,
 };
-use crate::core::rollout::{AttestationGate, Decision, Observation, ScaleAction, decide};
+use crate::core::rollout::{
+    AttestationGate, Decision, MAX_REQUEUE, Observation, ScaleAction, decide,
+};
 
 /// Why a reconcile failed; each is retried with a back-off.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +49,73 @@ pub enum ReconcileError {
     /// A configuration copy cannot be made or trusted.
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
+    /// A write the decision asked for was refused or failed.
+    #[error("{what}: {}", describe_kube_error(source))]
+    Write {
+        /// What was being written, e.g. `create ReplicaSet web-5d8f`.
+        what: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The reconcile panicked (a bug); contained to this object.
+    #[error("the reconcile panicked (a bug in safedeploy, please report it): {0}")]
+    Panicked(String),
+}
+
+/// The API server's own words for an API error; the error's text otherwise.
+pub fn describe_kube_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Adds what was being written to an API error.
+fn writing(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileError {
+    let what = what.into();
+    move |source| ReconcileError::Write { what, source }
 }
 
 impl ReconcileError {
     fn category(&self) -> &'static str {
         match self {
-            ReconcileError::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
-            ReconcileError::Kube(_) => "kubernetes",
+            _ if self.is_conflict() => "conflict",
+            ReconcileError::Kube(_) | ReconcileError::Write { .. } => "kubernetes",
             ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
             ReconcileError::LostReplicaSet(_) => "lost_replica_set",
             ReconcileError::Config(_) => "config",
+            ReconcileError::Panicked(_) => "panic",
         }
     }
+
+    /// A write conflict: the decision was taken on a stale object. Not a failure: the watch is
+    /// about to deliver the newer one.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::Kube(kube::Error::Api(status))
+                | ReconcileError::Write { source: kube::Error::Api(status), .. }
+                if status.code == 409
+        )
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            ReconcileError::Panicked(_) => FailureKind::Panic,
+            _ => FailureKind::ApiError,
+        }
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// Reconciles one SafeDeployment.
@@ -61,20 +125,108 @@ pub async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
-    let outcome = reconcile_inner(&sd, &ctx).await;
+    // A panic on one tenant's object must not stop the operator for every tenant: it is caught
+    // here, recorded on that object, and retried with back-off like an API error.
+    let outcome = match AssertUnwindSafe(reconcile_inner(&sd, &ctx))
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(ReconcileError::Panicked(panic_message(payload.as_ref()))),
+    };
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
-    if let Err(error) = &outcome {
-        crate::telemetry::Metrics::count(&ctx.metrics.reconcile_errors, error.category());
+    match &outcome {
+        Ok(_) => ctx.failures.forget(&ObjectRef::from_obj(sd.as_ref())),
+        Err(error) => {
+            crate::telemetry::Metrics::count(&ctx.metrics.reconcile_errors, error.category());
+            if !error.is_conflict() {
+                report_failure(&sd, &ctx, error).await;
+            }
+        }
     }
     outcome
 }
 
-/// Retries failed reconciles after a short back-off.
-pub fn error_policy(sd: Arc<SafeDeployment>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
-    warn!(rollout = %sd.name_any(), namespace = ?sd.namespace(), %error, "reconcile failed; retrying");
-    super::backoff_action()
+/// Retries a failed reconcile after exponential back-off with jitter (a conflict at once).
+pub fn error_policy(sd: Arc<SafeDeployment>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        return Action::requeue(super::backoff::CONFLICT_RETRY);
+    }
+    let failures = ctx.failures.record(ObjectRef::from_obj(sd.as_ref()));
+    let wait = super::backoff::retry_delay(failures, super::backoff::jitter());
+    warn!(rollout = %sd.name_any(), namespace = ?sd.namespace(), %error, failures, retry_in = ?wait, "reconcile failed; retrying");
+    Action::requeue(wait)
+}
+
+/// Shows a failed reconcile where its owner looks: `Stalled` in the object's status (with the
+/// API server's own message) and a Warning event. Reads the object fresh, so a status this
+/// reconcile already wrote is kept, and writes only when the failure is new.
+async fn report_failure(sd: &SafeDeployment, ctx: &Context, error: &ReconcileError) {
+    let (Some(namespace), name) = (sd.namespace(), sd.name_any()) else {
+        return;
+    };
+    let message = error.to_string();
+    match error {
+        ReconcileError::Panicked(_) => {
+            error!(rollout = %name, %namespace, %message, "reconcile panicked; the object is Stalled, the others go on")
+        }
+        _ => warn!(rollout = %name, %namespace, %message, "reconcile failed"),
+    }
+    let kind = error.failure_kind();
+    let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let recorded = async {
+        let current = sds.get_status(&name).await?;
+        let mut status = current.status.clone().unwrap_or_default();
+        let generation = current.metadata.generation;
+        if !failure::record_failure(&mut status, kind, &message, generation, Timestamp::now()) {
+            return Ok::<bool, kube::Error>(false);
+        }
+        write_status(&sds, &name, current.resource_version(), &status).await?;
+        Ok(true)
+    }
+    .await;
+    match recorded {
+        Ok(false) => return,
+        Ok(true) => {}
+        Err(error) => {
+            warn!(rollout = %name, %namespace, error = %describe_kube_error(&error), "could not record the failure in status");
+        }
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: kind.reason().to_string(),
+        note: Some(truncate(&message, 1000)),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &sd.object_ref(&())).await {
+        warn!(rollout = %name, %error, "could not record event");
+    }
+}
+
+/// Writes the whole status by server-side apply (the operator's one field manager), with a
+/// `resourceVersion` precondition when one is given.
+async fn write_status(
+    sds: &Api<SafeDeployment>,
+    name: &str,
+    resource_version: Option<String>,
+    status: &SafeDeploymentStatus,
+) -> Result<(), kube::Error> {
+    let patch = json!({
+        "apiVersion": "safedeploy.dev/v1alpha1",
+        "kind": "SafeDeployment",
+        "metadata": {"name": name, "resourceVersion": resource_version},
+        "status": status,
+    });
+    sds.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -167,7 +319,8 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     let wake = match (decision.requeue_after, analysis_wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    };
+    }
+    .map(|wake| wake.min(MAX_REQUEUE));
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
@@ -221,22 +374,13 @@ async fn carry_out(
 ) -> Result<(), ReconcileError> {
     let revision = &prepared.revision;
     let name = sd.name_any();
+    let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
     if &decision.status != status {
-        let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
         // The resourceVersion precondition makes a decision taken on a stale cache fail instead
         // of repeating a step.
-        let patch = json!({
-            "apiVersion": "safedeploy.dev/v1alpha1",
-            "kind": "SafeDeployment",
-            "metadata": {"name": name, "resourceVersion": sd.resource_version()},
-            "status": decision.status,
-        });
-        sds.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        write_status(&sds, &name, sd.resource_version(), &decision.status)
+            .await
+            .map_err(writing("write status"))?;
     }
 
     let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
@@ -267,7 +411,11 @@ async fn carry_out(
             let patch = json!({"spec": {"replicas": action.replicas}});
             replica_sets
                 .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+                .await
+                .map_err(writing(format!(
+                    "scale ReplicaSet {rs_name} to {}",
+                    action.replicas
+                )))?;
         } else if action.revision == revision.hash {
             let Some(component) = revision
                 .components
@@ -297,7 +445,8 @@ async fn carry_out(
                         &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&rs),
                     )
-                    .await?;
+                    .await
+                    .map_err(writing(format!("create ReplicaSet {rs_name}")))?;
             } else {
                 config::create_replica_set_with_copies(
                     sd,
@@ -322,14 +471,20 @@ async fn carry_out(
             Ok(_) => {}
             // Already gone (a decision taken before the watch saw the deletion).
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(writing(format!("delete ReplicaSet {rs_name}"))(error)),
         }
         info!(rollout = %name, namespace, replica_set = %rs_name, "deleted the fresh baseline");
     }
     for rs_name in &decision.delete {
-        replica_sets
+        match replica_sets
             .delete(rs_name, &DeleteParams::background())
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // Already gone: the deletion this decision wants has happened.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(writing(format!("delete ReplicaSet {rs_name}"))(error)),
+        }
         info!(rollout = %name, namespace, replica_set = %rs_name, "deleted old revision beyond the history limit");
     }
 
@@ -355,6 +510,13 @@ async fn carry_out(
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
             warn!(rollout = %name, %error, "could not record event");
         }
+    }
+    // Every write went through: a failure recorded earlier is over.
+    let mut cleared = decision.status.clone();
+    if failure::clear_failure(&mut cleared, Timestamp::now()) {
+        write_status(&sds, &name, None, &cleared)
+            .await
+            .map_err(writing("clear the Stalled condition"))?;
     }
     Ok(())
 }

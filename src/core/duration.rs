@@ -10,38 +10,36 @@ pub struct InvalidDuration(pub String);
 /// Parses a sequence of `<digits><unit>` parts, units `ms`, `s`, `m`, `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let invalid = || InvalidDuration(text.to_string());
-    let bytes = text.as_bytes();
-    if bytes.is_empty() {
+    if text.is_empty() {
         return Err(invalid());
     }
     let mut total_ms: u64 = 0;
-    let mut index = 0;
-    while index < bytes.len() {
-        let start = index;
-        while index < bytes.len() && bytes[index].is_ascii_digit() {
-            index += 1;
-        }
-        if start == index {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .len()
+            .saturating_sub(rest.trim_start_matches(|c: char| c.is_ascii_digit()).len());
+        let (number, tail) = rest.split_at_checked(digits).ok_or_else(invalid)?;
+        if number.is_empty() {
             return Err(invalid());
         }
-        let number: u64 = text[start..index].parse().map_err(|_| invalid())?;
-        let unit_ms = if text[index..].starts_with("ms") {
-            index += 2;
-            1
+        let number: u64 = number.parse().map_err(|_| invalid())?;
+        let (unit_ms, tail) = if let Some(tail) = tail.strip_prefix("ms") {
+            (1, tail)
+        } else if let Some(tail) = tail.strip_prefix('s') {
+            (1_000, tail)
+        } else if let Some(tail) = tail.strip_prefix('m') {
+            (60_000, tail)
+        } else if let Some(tail) = tail.strip_prefix('h') {
+            (3_600_000, tail)
         } else {
-            let unit = *bytes.get(index).ok_or_else(invalid)?;
-            index += 1;
-            match unit {
-                b's' => 1_000,
-                b'm' => 60_000,
-                b'h' => 3_600_000,
-                _ => return Err(invalid()),
-            }
+            return Err(invalid());
         };
         total_ms = number
             .checked_mul(unit_ms)
             .and_then(|part| total_ms.checked_add(part))
             .ok_or_else(invalid)?;
+        rest = tail;
     }
     Ok(Duration::from_millis(total_ms))
 }

@@ -52,7 +52,7 @@ impl PodView {
 }
 
 fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
-    let millis = to.as_millisecond() - from.as_millisecond();
+    let millis = to.as_millisecond().saturating_sub(from.as_millisecond());
     (millis.max(0) as f64) / 1000.0
 }
 
@@ -288,10 +288,12 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
+    let upper = *values.get(middle)?;
     Some(if values.len().is_multiple_of(2) {
-        (values[middle - 1] + values[middle]) / 2.0
+        let lower = *values.get(middle.checked_sub(1)?)?;
+        (lower + upper) / 2.0
     } else {
-        values[middle]
+        upper
     })
 }
 

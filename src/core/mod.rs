@@ -1,9 +1,25 @@
 //! The pure core of the rollout: from (spec, status, observed ReplicaSets and pods, now) to
 //! actions and a new status. No I/O here.
+//!
+//! Everything here runs on tenants' data inside every reconcile, so a panic here would be one
+//! tenant stopping the operator: the lints below keep panicking operations out (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )
+)]
 
 pub mod config;
 pub mod duration;
+pub mod failure;
 pub mod health;
 pub mod preflight;
 pub mod revision;
 pub mod rollout;
+pub mod status_budget;

@@ -192,7 +192,7 @@ fn revision_hash(
     }
     .unwrap_or_default();
     let sum = digest(&SHA256, text.as_bytes());
-    hex::encode(&sum.as_ref()[..5])
+    hex::encode(sum.as_ref().get(..5).unwrap_or_default())
 }
 
 #[cfg(test)]

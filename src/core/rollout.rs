@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::duration::parse_duration;
 use super::health::{EffectiveGates, HealthReport, PodView, Verdict, assess};
 use super::revision::{Revision, baseline_selector};
+use super::status_budget;
 use crate::api::{
     AttestationVerdict, BaselineMode, BaselineStatus, CanaryStep, HistoryEntry, Phase,
     RevisionRecord, SafeDeploymentSpec, SafeDeploymentStatus,
@@ -27,6 +28,14 @@ pub const HISTORY_CAPACITY: usize = 20;
 /// How soon a revision blocked by preflight is checked again: a missing ConfigMap, Secret,
 /// ServiceAccount or claim created later has no event that would wake the controller.
 pub const PREFLIGHT_RECHECK: Duration = Duration::from_secs(10);
+/// The longest the controller waits before looking again on its own. A later deadline is
+/// simply checked again then; waiting longer gains nothing, and an unbounded wait (from a
+/// threshold or duration of any size) would overflow the scheduler's clock arithmetic.
+pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+/// Condition reasons of a `Stalled` condition that the controller (not the decision) sets
+/// when a reconcile cannot be carried out; the decision keeps them until the controller
+/// clears them after a reconcile that fully succeeded.
+pub const FAILURE_REASONS: [&str; 2] = ["ReconcileFailed", "ReconcilePanicked"];
 
 /// What the core needs to know of one owned ReplicaSet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +93,11 @@ impl AttestationGate {
 /// The state of an analysis the rollout depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnalysisGate {
-    /// Still measuring.
+    /// Still measuring, and its latest measurement passed.
     Running,
+    /// Still measuring, without passing evidence yet: no measurement, a provider error, a
+    /// metric without a value, or a score below the pass threshold. Holds like `Inconclusive`.
+    Pending(String),
     /// Passed.
     Passed,
     /// Failed: revert.
@@ -286,13 +298,13 @@ impl<'a> Planner<'a> {
             .map(|r| r.number)
             .max()
             .unwrap_or(0)
-            + 1;
+            .saturating_add(1);
         self.status.revisions.push(RevisionRecord {
             number,
             hash: hash.to_string(),
             images: self.obs.desired.images(),
         });
-        let limit = self.history_limit() + 2;
+        let limit = self.history_limit().saturating_add(2);
         let protected = [
             self.status.stable_revision.clone(),
             self.status.canary_revision.clone(),
@@ -341,7 +353,10 @@ impl<'a> Planner<'a> {
         let action = format!(
             "{reason}-r{}-s{}",
             self.revision_number(&revision),
-            self.status.current_step_index.unwrap_or(-1) + 1
+            self.status
+                .current_step_index
+                .unwrap_or(-1)
+                .saturating_add(1)
         );
         self.events.push(EventNote {
             warning,
@@ -352,13 +367,14 @@ impl<'a> Planner<'a> {
     }
 
     fn request_is_new(&self, action: &str, token: &str) -> bool {
-        self.status.handled_requests.get(action).map(String::as_str) != Some(token)
+        self.status.handled_requests.get(action).map(String::as_str)
+            != Some(token_key(token).as_str())
     }
 
     fn mark_handled(&mut self, action: &str, token: &str) {
         self.status
             .handled_requests
-            .insert(action.to_string(), token.to_string());
+            .insert(action.to_string(), token_key(token));
     }
 
     fn push_history(&mut self, hash: &str, outcome: &str, reason: String) {
@@ -696,7 +712,7 @@ impl<'a> Planner<'a> {
 
         let (health, wake) = self.assess_canary(&desired, &stable);
         if let Some(seconds) = wake {
-            self.requeue_in(Duration::from_secs_f64(seconds));
+            self.requeue_in(seconds_to_duration(seconds));
         }
         self.status.health = health.measurements.clone();
         if health.worst == Verdict::Critical {
@@ -737,40 +753,53 @@ impl<'a> Planner<'a> {
         let weight = weight_at(steps, index);
         self.scale_canary(&desired, &stable, weight);
         self.status.canary_weight = weight;
-        self.status.step_display = Some(format!("{}/{}", index + 1, steps.len()));
+        self.status.step_display = Some(format!("{}/{}", index.saturating_add(1), steps.len()));
         self.add_background_analysis(&desired);
 
         if paused {
             self.status.phase = Phase::Paused;
             self.status.message = Some(format!(
                 "paused by a user at step {}/{}",
-                index + 1,
+                index.saturating_add(1),
                 steps.len()
             ));
             self.set_conditions();
             return;
         }
 
-        let step = &steps[index];
+        let Some(step) = steps.get(index) else {
+            return;
+        };
         let healthy_enough = health.worst <= Verdict::Acceptable;
         let scaled = self.canary_scaled(&desired, weight);
+        // A required background analysis without passing evidence holds every step (and the
+        // promotion); only a person's explicit promote goes past it, and that is recorded.
+        let background_hold = self.background_hold();
+        let background_ok = background_hold.is_none() || promote;
         let mut phase = Phase::Progressing;
-        // Time spent in a pause does not count against the progress deadline.
-        let mut exempt_from_deadline = false;
+        // How much of the step's time is its own (a timed pause's duration) and so does not
+        // count against the progress deadline; the deadline counts only the time the step is
+        // held beyond it (by health, analysis or anything else), so nothing holds for ever.
+        let mut own_time = Duration::ZERO;
+        // An untimed pause waits for a person, as long as it takes.
+        let mut waits_for_person = false;
         let complete = if step.set_weight.is_some() {
             scaled && healthy_enough
         } else if let Some(pause) = &step.pause {
             phase = Phase::Paused;
-            exempt_from_deadline = true;
             match pause.duration.as_deref().map(parse_duration) {
                 Some(Ok(duration)) => {
+                    own_time = duration;
                     let elapsed = self.step_elapsed();
                     if elapsed < duration {
-                        self.requeue_in(duration - elapsed);
+                        self.requeue_in(duration.saturating_sub(elapsed));
                     }
                     (elapsed >= duration || promote) && healthy_enough
                 }
-                _ => promote && healthy_enough,
+                _ => {
+                    waits_for_person = true;
+                    promote && healthy_enough
+                }
             }
         } else if let Some(analysis) = &step.analysis {
             let key = self.analysis_key(&desired, index);
@@ -791,57 +820,78 @@ impl<'a> Planner<'a> {
             true
         };
         let complete = complete || (promote && healthy_enough && step.set_weight.is_none());
+        if complete
+            && !background_ok
+            && let Some(why) = &background_hold
+        {
+            phase = Phase::Inconclusive;
+            self.status.message = Some(format!(
+                "step {}/{} holds: {why}",
+                index.saturating_add(1),
+                steps.len()
+            ));
+        }
+        let complete = complete && background_ok;
         if complete {
             self.event(
                 false,
                 "StepCompleted",
                 format!(
                     "step {}/{} ({}) completed at weight {weight}",
-                    index + 1,
+                    index.saturating_add(1),
                     steps.len(),
                     describe_step(step)
                 ),
             );
-            self.enter_step(index + 1);
+            self.enter_step(index.saturating_add(1));
             self.status.phase = Phase::Progressing;
-            self.status.message = Some(format!("step {}/{} completed", index + 1, steps.len()));
+            self.status.message = Some(format!(
+                "step {}/{} completed",
+                index.saturating_add(1),
+                steps.len()
+            ));
             self.requeue_in(Duration::ZERO);
             self.set_conditions();
             return;
         }
-        if !exempt_from_deadline && self.deadline_exceeded() {
+        if !waits_for_person && self.deadline_exceeded_beyond(own_time) {
+            let held = if own_time.is_zero() {
+                String::new()
+            } else {
+                " after the pause ended".to_string()
+            };
             let reason = format!(
-                "progress deadline exceeded at step {}/{} ({})",
-                index + 1,
+                "progress deadline exceeded at step {}/{} ({}){held}",
+                index.saturating_add(1),
                 steps.len(),
                 describe_step(step)
             );
             self.revert(&reason, "ProgressDeadlineExceeded");
             return;
         }
-        if !exempt_from_deadline {
-            self.requeue_deadline();
+        if !waits_for_person {
+            self.requeue_deadline_beyond(own_time);
         }
-        let waiting_for_user = step.pause.as_ref().is_some_and(|p| p.duration.is_none());
+        let waiting_for_user = waits_for_person;
         self.status.phase = phase;
         if phase != Phase::Inconclusive {
             self.status.message = Some(if waiting_for_user {
                 format!(
                     "paused at step {}/{} until promoted",
-                    index + 1,
+                    index.saturating_add(1),
                     steps.len()
                 )
             } else if !healthy_enough {
                 format!(
                     "step {}/{} holds: {}",
-                    index + 1,
+                    index.saturating_add(1),
                     steps.len(),
                     health.describe(Verdict::Marginal)
                 )
             } else {
                 format!(
                     "step {}/{} ({}) in progress",
-                    index + 1,
+                    index.saturating_add(1),
                     steps.len(),
                     describe_step(step)
                 )
@@ -860,7 +910,10 @@ impl<'a> Planner<'a> {
         for component in &components {
             let canary_ready = self.ready_of(desired, &component.name);
             self.target(desired, &component.name, component.replicas);
-            let floor = component.replicas - max_unavailable - canary_ready;
+            let floor = component
+                .replicas
+                .saturating_sub(max_unavailable)
+                .saturating_sub(canary_ready);
             let stable_target = floor
                 .max(self.stable_floor(component.replicas))
                 .clamp(0, component.replicas);
@@ -876,7 +929,13 @@ impl<'a> Planner<'a> {
             self.baseline_target(stable, &component.name, size);
         }
         self.scale_others_to_zero(&[desired.to_string(), stable.to_string()]);
-        if self.all_ready(desired) && health.worst <= Verdict::Acceptable {
+        // A person's promote-full is the one way past a background analysis that has no
+        // passing evidence; otherwise it holds the promotion like any step.
+        let background_hold = self.background_hold().filter(|_| !self.promote_full);
+        if self.all_ready(desired)
+            && health.worst <= Verdict::Acceptable
+            && background_hold.is_none()
+        {
             self.baseline_targets.clear();
             for component in &components {
                 self.target(stable, &component.name, 0);
@@ -901,6 +960,10 @@ impl<'a> Planner<'a> {
                 "ProgressDeadlineExceeded",
             );
             return;
+        } else if let Some(why) = background_hold {
+            self.requeue_deadline();
+            self.status.phase = Phase::Inconclusive;
+            self.status.message = Some(format!("promotion of revision {desired} holds: {why}"));
         } else {
             self.requeue_deadline();
             self.status.phase = Phase::Progressing;
@@ -1064,6 +1127,22 @@ impl<'a> Planner<'a> {
             })
     }
 
+    /// Why the required background analysis holds the rollout, if it does: it has not measured
+    /// yet, has no passing evidence, or is inconclusive. (A failed one reverts instead.)
+    fn background_hold(&self) -> Option<String> {
+        let name = self.obs.spec.strategy.canary.background_analysis.as_ref()?;
+        match self.obs.analyses.get(name) {
+            Some(AnalysisGate::Passed | AnalysisGate::Running | AnalysisGate::Failed(_)) => None,
+            Some(AnalysisGate::Pending(why)) => Some(format!(
+                "background analysis {name} has no passing measurement ({why})"
+            )),
+            Some(AnalysisGate::Inconclusive(why)) => {
+                Some(format!("background analysis {name} is inconclusive: {why}"))
+            }
+            None => Some(format!("background analysis {name} has not measured yet")),
+        }
+    }
+
     fn add_background_analysis(&mut self, desired: &str) {
         if let Some(name) = self.obs.spec.strategy.canary.background_analysis.clone() {
             let key = format!("{desired}/background");
@@ -1093,18 +1172,36 @@ impl<'a> Planner<'a> {
             .as_deref()
             .and_then(|t| t.parse::<Timestamp>().ok())
             .unwrap_or(self.obs.now);
-        let millis = self.obs.now.as_millisecond() - started.as_millisecond();
+        let millis = self
+            .obs
+            .now
+            .as_millisecond()
+            .saturating_sub(started.as_millisecond());
         Duration::from_millis(u64::try_from(millis).unwrap_or(0))
     }
 
     fn deadline_exceeded(&self) -> bool {
-        self.step_elapsed() >= self.progress_deadline()
+        self.deadline_exceeded_beyond(Duration::ZERO)
+    }
+
+    /// Whether the step has been held for longer than the progress deadline beyond `own_time`
+    /// (the part of the step that is its own, such as a timed pause).
+    fn deadline_exceeded_beyond(&self, own_time: Duration) -> bool {
+        self.step_elapsed().saturating_sub(own_time) >= self.progress_deadline()
     }
 
     fn requeue_deadline(&mut self) {
-        let deadline = self.progress_deadline();
+        self.requeue_deadline_beyond(Duration::ZERO);
+    }
+
+    fn requeue_deadline_beyond(&mut self, own_time: Duration) {
+        let deadline = self.progress_deadline().saturating_add(own_time);
         let elapsed = self.step_elapsed();
-        self.requeue_in(deadline.saturating_sub(elapsed) + Duration::from_millis(100));
+        self.requeue_in(
+            deadline
+                .saturating_sub(elapsed)
+                .saturating_add(Duration::from_millis(100)),
+        );
     }
 
     fn check_deadline_without_revert(&mut self) {
@@ -1119,6 +1216,7 @@ impl<'a> Planner<'a> {
     }
 
     fn requeue_in(&mut self, after: Duration) {
+        let after = after.min(MAX_REQUEUE);
         self.requeue = Some(self.requeue.map_or(after, |current| current.min(after)));
     }
 
@@ -1210,13 +1308,14 @@ impl<'a> Planner<'a> {
         let mut missing: BTreeMap<String, i32> = BTreeMap::new();
         for (component, n) in &replicas {
             let kept_ready: i32 = keep.iter().map(|r| self.ready_of(r, component)).sum();
-            missing.insert(component.clone(), (n - max_unavailable - kept_ready).max(0));
+            let missing_ready = n.saturating_sub(max_unavailable).saturating_sub(kept_ready);
+            missing.insert(component.clone(), missing_ready.max(0));
         }
         for (revision, component, ready) in others {
             let still_missing = missing.get(&component).copied().unwrap_or(0);
             let hold = ready.min(still_missing);
             if let Some(m) = missing.get_mut(&component) {
-                *m -= hold;
+                *m = m.saturating_sub(hold);
             }
             self.target(&revision, &component, hold);
         }
@@ -1231,8 +1330,11 @@ impl<'a> Planner<'a> {
             let n = component.replicas;
             let canary = canary_replicas(n, weight);
             let canary_ready = self.ready_of(desired, &component.name);
-            let floor = n - max_unavailable - canary_ready;
-            let stable_target = (n - canary)
+            let floor = n
+                .saturating_sub(max_unavailable)
+                .saturating_sub(canary_ready);
+            let stable_target = n
+                .saturating_sub(canary)
                 .max(floor)
                 .max(self.stable_floor(n))
                 .clamp(0, n);
@@ -1264,7 +1366,7 @@ impl<'a> Planner<'a> {
             let canary = canary_replicas(n, weight);
             let ready = self.ready_of(desired, &component.name);
             let stable_now = self.replicas_of(&stable, &component.name).unwrap_or(0);
-            ready >= canary && stable_now <= (n - canary).max(self.stable_floor(n))
+            ready >= canary && stable_now <= n.saturating_sub(canary).max(self.stable_floor(n))
         })
     }
 
@@ -1391,7 +1493,28 @@ impl<'a> Planner<'a> {
             ),
         ];
         let previous = std::mem::take(&mut self.status.conditions);
+        // A failure the controller recorded (an API error, a panic) stays until the controller
+        // clears it after a reconcile that went through: the decision cannot know whether the
+        // writes it asks for will succeed this time.
+        let failure = previous
+            .iter()
+            .find(|c| {
+                c.type_ == "Stalled"
+                    && c.status == "True"
+                    && FAILURE_REASONS.contains(&c.reason.as_str())
+            })
+            .cloned();
         for (type_, is_true, reason, message) in wanted {
+            if type_ == "Stalled"
+                && !is_true
+                && let Some(failure) = &failure
+            {
+                self.status.conditions.push(Condition {
+                    observed_generation: self.obs.generation,
+                    ..failure.clone()
+                });
+                continue;
+            }
             let status = if is_true { "True" } else { "False" }.to_string();
             let last_transition_time = previous
                 .iter()
@@ -1413,7 +1536,7 @@ impl<'a> Planner<'a> {
         let keep_numbers: Vec<i64> = {
             let mut numbers: Vec<i64> = self.status.revisions.iter().map(|r| r.number).collect();
             numbers.sort_unstable();
-            let limit = self.history_limit() + 1;
+            let limit = self.history_limit().saturating_add(1);
             numbers.into_iter().rev().take(limit).collect()
         };
         let protected: Vec<&str> = [
@@ -1549,6 +1672,16 @@ impl<'a> Planner<'a> {
         let delete = self.garbage();
         let (baseline_scale, baseline_delete) = self.baseline_actions();
         self.status.baseline = self.baseline_status();
+        let protected: Vec<String> = [
+            self.status.stable_revision.clone(),
+            self.status.canary_revision.clone(),
+            Some(self.obs.desired.hash.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let protected: Vec<&str> = protected.iter().map(String::as_str).collect();
+        status_budget::fit(&mut self.status, &protected, status_budget::STATUS_BUDGET);
         Decision {
             scale,
             delete,
@@ -1562,17 +1695,46 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Canary pods for weight `w` of `n`: `ceil(n * w / 100)`.
+/// Canary pods for weight `w` of `n`: `ceil(n * w / 100)` (computed wide, so no replica count
+/// can overflow it).
 pub fn canary_replicas(n: i32, weight: i32) -> i32 {
-    let weight = weight.clamp(0, 100);
-    (n * weight + 99) / 100
+    let weight = i64::from(weight.clamp(0, 100));
+    // At most i32::MAX * 100 + 99: no i64 overflow.
+    let pods = i64::from(n.max(0))
+        .saturating_mul(weight)
+        .saturating_add(99)
+        .checked_div(100)
+        .unwrap_or(0);
+    i32::try_from(pods).unwrap_or(i32::MAX)
+}
+
+/// How a request token is remembered in `status.handledRequests`: as it is when short, else
+/// by its SHA-256 (annotations can hold 256 KiB; status must not grow with them).
+fn token_key(token: &str) -> String {
+    const MAX_TOKEN: usize = 128;
+    if token.len() <= MAX_TOKEN {
+        return token.to_string();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    format!("sha256:{}", hex::encode(digest.as_ref()))
+}
+
+/// Seconds (from user thresholds, so of any size, or NaN) as a duration: negative and NaN are
+/// zero, anything beyond [`MAX_REQUEUE`] is [`MAX_REQUEUE`]. Never panics.
+pub fn seconds_to_duration(seconds: f64) -> Duration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(seconds)
+        .unwrap_or(MAX_REQUEUE)
+        .min(MAX_REQUEUE)
 }
 
 /// The weight in force at step `index`: the last `setWeight` at or before it.
 pub fn weight_at(steps: &[CanaryStep], index: usize) -> i32 {
     steps
         .iter()
-        .take(index + 1)
+        .take(index.saturating_add(1))
         .filter_map(|s| s.set_weight)
         .next_back()
         .unwrap_or(0)
