@@ -6,7 +6,8 @@
 //! 0. Policy compiled (keys load, durations parse), else `PolicyViolation`. Empty input →
 //!    `Missing`.
 //! 1. Envelope size cap, before any parsing → `Malformed`.
-//! 2. Strict envelope parse (duplicate keys rejected at any depth; unknown fields ignored),
+//! 2. Strict envelope parse (duplicate keys rejected at any depth; every struct-shaped value
+//!    must be a JSON object, never an array of its field values; unknown fields ignored),
 //!    at least one and at most `maxSignatures` signatures, payload and signatures valid base64
 //!    (standard or URL-safe), decoded payload within `maxPayloadBytes` → `Malformed`.
 //! 3. Signatures over `PAE(payloadType, payload)` with the policy's trusted keys only (the key
@@ -21,7 +22,7 @@
 //!
 //!    Then `payloadType` must be `application/vnd.in-toto+json` → `PayloadTypeMismatch`, and
 //!    the same decoded payload bytes (never a re-encoding) are parsed strictly as the
-//!    Statement → `Malformed`.
+//!    Statement, and its predicate as ours, by the same strict reader → `Malformed`.
 //! 4. `_type` is exactly `https://in-toto.io/Statement/v1` and `predicateType` exactly the
 //!    policy's → `PayloadTypeMismatch`. Structural checks on subjects (at most `maxSubjects`,
 //!    `sha256` values 64 lowercase hex, no name with two different digests), predicate fields
@@ -419,7 +420,7 @@ pub fn verify(
     }
     let subject_digests = subject_digests(&statement, limits.max_subjects)?;
     let predicate: LocalValidation =
-        serde_json::from_value(statement.predicate.clone()).map_err(|e| {
+        json::from_value_strict(&statement.predicate).map_err(|e| {
             Rejection::new(
                 Malformed,
                 format!("predicate is not a local-validation predicate: {e}"),
