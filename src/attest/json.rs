@@ -45,7 +45,7 @@ pub fn from_slice_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_j
 /// from a string (unit variants; no attestation type has another kind). The error names the
 /// offending place, such as `at subject[0].digest`.
 pub fn from_value_strict<T: DeserializeOwned>(value: &Value) -> Result<T, serde_json::Error> {
-    T::deserialize(Strict(value)).map_err(|e| <serde_json::Error as de::Error>::custom(e))
+    T::deserialize(Strict(value)).map_err(<serde_json::Error as de::Error>::custom)
 }
 
 /// A [`Value`] being read by [`from_value_strict`].
