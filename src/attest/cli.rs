@@ -430,7 +430,7 @@ pub fn parse_metrics(text: &str) -> Result<BTreeMap<String, Vec<Metric>>, CliErr
                         #[serde(default)]
                         threshold: Option<Threshold>,
                     }
-                    let full: Full = serde_json::from_value(value)
+                    let full: Full = super::json::from_value_strict(&value)
                         .map_err(|e| other(format!("metric {check}/{name}: {e}")))?;
                     if let Some(t) = &full.threshold
                         && !["<", "<=", ">", ">=", "=="].contains(&t.op.as_str())
@@ -852,6 +852,8 @@ mod tests {
         assert!(parse_metrics(r#"{"stress":{"x":1,"x":2}}"#).is_err());
         assert!(parse_metrics(r#"[1]"#).is_err());
         assert!(parse_metrics(r#"{"stress":{"x":"1"}}"#).is_err());
+        // A threshold written as the array of its field values is not a threshold.
+        assert!(parse_metrics(r#"{"stress":{"x":{"value":1,"threshold":["<=",2]}}}"#).is_err());
     }
 
     #[test]

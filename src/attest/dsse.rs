@@ -17,7 +17,8 @@ use super::keys::{KeyError, SigningKey};
 /// The in-toto payload type we require and write.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
-/// A DSSE envelope as read from JSON (unknown fields ignored, duplicate keys rejected).
+/// A DSSE envelope as read from JSON (unknown fields ignored, duplicate keys rejected, the
+/// envelope and each signature only as JSON objects: see `attest::json`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
@@ -85,7 +86,8 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 }
 
 impl Envelope {
-    /// Reads an envelope strictly (duplicate keys rejected at any depth).
+    /// Reads an envelope strictly (duplicate keys rejected at any depth, objects only where a
+    /// struct is expected).
     pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         Ok(json::from_slice_strict(bytes)?)
     }
@@ -160,5 +162,11 @@ mod tests {
             br#"{"payload":"e30","payloadType":"t","signatures":[{"keyid":null,"sig":"AA"}]}"#;
         assert!(Envelope::parse(null_keyid).is_ok());
         assert!(Envelope::parse(br#"{"payloadType":"t","signatures":[]}"#).is_err());
+        // Plain serde derives would read these arrays of field values as the structs.
+        assert!(Envelope::parse(br#"["e30","t",[{"sig":"AA"}]]"#).is_err());
+        assert!(
+            Envelope::parse(br#"{"payload":"e30","payloadType":"t","signatures":[[null,"AA"]]}"#)
+                .is_err()
+        );
     }
 }

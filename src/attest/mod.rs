@@ -15,6 +15,7 @@ pub mod keys;
 pub mod policy;
 pub mod sign;
 pub mod statement;
+mod time;
 pub mod verify;
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! configuration, and one entry per check with its metrics.
 //!
 //! Reading ignores unknown fields (as in-toto requires) but the strict JSON layer rejects
-//! duplicate keys anywhere.
+//! duplicate keys anywhere and any struct written as an array of its field values (read these
+//! types only through `attest::json::from_slice_strict` / `from_value_strict`, never plain
+//! `serde_json`, whose derives accept that array form).
 
 use std::collections::BTreeMap;
 

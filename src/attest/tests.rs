@@ -1085,3 +1085,398 @@ fn interop_envelopes_from_cosign_and_securesystemslib_verify() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, defect 8: every struct-shaped value must be a JSON object. `serde` derives also
+// accept a sequence of the field values in declaration order, so a signer's tool (or an
+// attacker controlling one) could produce payloads another verifier reads differently.
+
+/// Rejects as `Malformed` with a message containing every one of `needles`.
+fn assert_malformed(f: &Fixture, envelope: &[u8], needles: &[&str]) {
+    let r = verify(envelope, &f.expected, &f.policy, now()).expect_err("must be rejected");
+    assert_eq!(r.reason, RejectReason::Malformed, "{r:?}");
+    for needle in needles {
+        assert!(
+            r.message.contains(needle),
+            "{needle:?} not in {:?}",
+            r.message
+        );
+    }
+}
+
+/// An object's values, in order, as an array: the shape serde's derives used to accept.
+fn values_of(value: &Value) -> Value {
+    Value::Array(
+        value
+            .as_object()
+            .expect("an object")
+            .values()
+            .cloned()
+            .collect(),
+    )
+}
+
+#[test]
+fn a_signed_statement_as_an_array_is_malformed() {
+    let f = fixture();
+    let env = f.with_statement_json(|v| *v = values_of(v));
+    assert_malformed(&f, &env, &["Statement", "found an array"]);
+}
+
+#[test]
+fn a_signed_predicate_as_an_array_is_malformed() {
+    let f = fixture();
+    let env = f.with_statement_json(|v| v["predicate"] = values_of(&v["predicate"]));
+    assert_malformed(
+        &f,
+        &env,
+        &["predicate", "LocalValidation", "found an array"],
+    );
+}
+
+#[test]
+fn a_signed_subject_as_an_array_is_malformed() {
+    let f = fixture();
+    let env = f.with_statement_json(|v| v["subject"][0] = values_of(&v["subject"][0]));
+    assert_malformed(&f, &env, &["Subject", "found an array", "subject[0]"]);
+}
+
+#[test]
+fn a_signed_digest_map_as_an_array_is_malformed() {
+    let f = fixture();
+    let env = f.with_statement_json(|v| {
+        v["subject"][0]["digest"] = values_of(&v["subject"][0]["digest"]);
+    });
+    assert_malformed(&f, &env, &["found an array", "subject[0].digest"]);
+    let env = f.with_statement_json(|v| {
+        v["predicate"]["configDigest"] = values_of(&v["predicate"]["configDigest"]);
+    });
+    assert_malformed(
+        &f,
+        &env,
+        &["DigestSha256", "found an array", "configDigest"],
+    );
+}
+
+#[test]
+fn nested_structs_of_the_predicate_as_arrays_are_malformed() {
+    let f = fixture();
+    for (pointer, needle) in [
+        ("/predicate/verifier", "verifier"),
+        ("/predicate/checks/2", "checks[2]"),
+        ("/predicate/checks/2/metrics/0", "checks[2].metrics[0]"),
+        (
+            "/predicate/checks/2/metrics/0/threshold",
+            "checks[2].metrics[0].threshold",
+        ),
+    ] {
+        let env = f.with_statement_json(|v| {
+            let node = v.pointer_mut(pointer).expect(pointer);
+            *node = values_of(node);
+        });
+        assert_malformed(&f, &env, &["found an array", needle]);
+    }
+}
+
+#[test]
+fn an_envelope_as_an_array_is_malformed() {
+    let f = fixture();
+    let good: Value = serde_json::from_slice(&f.envelope()).expect("json");
+    let env = serde_json::to_vec(&values_of(&good)).expect("bytes");
+    assert_malformed(&f, &env, &["Envelope", "found an array"]);
+}
+
+#[test]
+fn a_signatures_entry_as_an_array_is_malformed() {
+    let f = fixture();
+    let mut env: Value = serde_json::from_slice(&f.envelope()).expect("json");
+    env["signatures"][0] = values_of(&env["signatures"][0]);
+    let env = serde_json::to_vec(&env).expect("bytes");
+    assert_malformed(
+        &f,
+        &env,
+        &["EnvelopeSignature", "found an array", "signatures[0]"],
+    );
+}
+
+#[test]
+fn numbers_where_strings_are_expected_are_malformed() {
+    let f = fixture();
+    for (pointer, needle) in [
+        ("/_type", "_type"),
+        ("/predicateType", "predicateType"),
+        ("/subject/0/name", "subject[0].name"),
+        ("/subject/0/digest/sha256", "subject[0].digest.sha256"),
+        ("/predicate/timeVerified", "timeVerified"),
+        ("/predicate/expiresAt", "expiresAt"),
+        ("/predicate/verificationResult", "verificationResult"),
+        ("/predicate/configDigest/sha256", "configDigest.sha256"),
+        ("/predicate/verifier/id", "verifier.id"),
+        (
+            "/predicate/verifier/version/safedeploy",
+            "verifier.version.safedeploy",
+        ),
+        ("/predicate/checks/0/name", "checks[0].name"),
+        ("/predicate/checks/0/result", "checks[0].result"),
+        ("/predicate/checks/2/metrics/0/threshold/op", "threshold.op"),
+    ] {
+        let env = f.with_statement_json(|v| *v.pointer_mut(pointer).expect(pointer) = json!(1));
+        assert_malformed(&f, &env, &["expected a string", needle]);
+    }
+    // And in the envelope (not covered by the signature, so no re-signing needed).
+    let mut env: Value = serde_json::from_slice(&f.envelope()).expect("json");
+    env["signatures"][0]["keyid"] = json!(7);
+    let env = serde_json::to_vec(&env).expect("bytes");
+    assert_malformed(&f, &env, &["expected a string", "signatures[0].keyid"]);
+}
+
+/// JSON pointers of every node of `value` (the root is `""`) for which `pick` holds.
+fn pointers(value: &Value, at: &str, pick: &dyn Fn(&Value) -> bool, out: &mut Vec<String>) {
+    if pick(value) {
+        out.push(at.to_owned());
+    }
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                let key = key.replace('~', "~0").replace('/', "~1");
+                pointers(item, &format!("{at}/{key}"), pick, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pointers(item, &format!("{at}/{i}"), pick, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_object_of_a_signed_statement_replaced_by_its_values_is_malformed() {
+    // The class, not the instances: each object node, one at a time, becomes the array of its
+    // values and is re-signed; not one of them may verify or be judged on anything but shape.
+    let f = fixture();
+    let statement = serde_json::to_value(f.statement()).expect("value");
+    let mut objects = Vec::new();
+    pointers(&statement, "", &Value::is_object, &mut objects);
+    assert!(objects.len() >= 12, "{objects:?}");
+    for pointer in &objects {
+        let env = f.with_statement_json(|v| {
+            let node = v.pointer_mut(pointer).expect("pointer");
+            *node = values_of(node);
+        });
+        let r = verify(&env, &f.expected, &f.policy, now());
+        assert_eq!(
+            r.as_ref().err().map(|r| r.reason),
+            Some(RejectReason::Malformed),
+            "{pointer:?}: {r:?}"
+        );
+    }
+    // The same for the envelope's own objects (the signature stays valid: it covers the payload).
+    let envelope: Value = serde_json::from_slice(&f.envelope()).expect("json");
+    let mut objects = Vec::new();
+    pointers(&envelope, "", &Value::is_object, &mut objects);
+    assert_eq!(objects, ["", "/signatures/0"]);
+    for pointer in &objects {
+        let mut env = envelope.clone();
+        let node = env.pointer_mut(pointer).expect("pointer");
+        *node = values_of(node);
+        assert_reason(
+            &f,
+            &serde_json::to_vec(&env).expect("bytes"),
+            RejectReason::Malformed,
+        );
+    }
+}
+
+#[test]
+fn every_typed_string_of_a_signed_statement_as_a_number_is_malformed() {
+    let f = fixture();
+    let statement = serde_json::to_value(f.statement()).expect("value");
+    let mut strings = Vec::new();
+    pointers(&statement, "", &Value::is_string, &mut strings);
+    // `environment` values are free-form JSON (the policy compares them), so not typed.
+    strings.retain(|p| !p.starts_with("/predicate/environment/"));
+    assert!(strings.len() >= 15, "{strings:?}");
+    for pointer in &strings {
+        let env = f.with_statement_json(|v| *v.pointer_mut(pointer).expect("pointer") = json!(1));
+        let r = verify(&env, &f.expected, &f.policy, now());
+        assert_eq!(
+            r.as_ref().err().map(|r| r.reason),
+            Some(RejectReason::Malformed),
+            "{pointer:?}: {r:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, defect 8: far-future and far-past times get a precise verdict, never Malformed or a
+// panic. Any RFC 3339 time (years 0000 to 9999, any offset) is representable.
+
+#[test]
+fn expires_at_the_end_of_year_9999_verifies_and_max_age_still_applies() {
+    let f = fixture();
+    let env = f.with_predicate(|p| p.expires_at = Some("9999-12-31T23:59:59Z".into()));
+    let verified = verify(&env, &f.expected, &f.policy, now()).expect("verifies");
+    // maxAge (168h from timeVerified) is the binding limit.
+    assert_eq!(
+        verified.valid_until,
+        "2025-01-22T10:00:00Z".parse::<Timestamp>().expect("t")
+    );
+    // The latest instant RFC 3339 can write is later still.
+    let env = f.with_predicate(|p| {
+        p.expires_at = Some("9999-12-31T23:59:59.999999999-23:59".into());
+    });
+    assert!(verify(&env, &f.expected, &f.policy, now()).is_ok());
+    // Older than maxAge: rejected as too old, as without expiresAt.
+    let env = f.with_predicate(|p| {
+        p.time_verified = "2025-01-08T09:59:59Z".into();
+        p.expires_at = Some("9999-12-31T23:59:59Z".into());
+    });
+    let r = verify(&env, &f.expected, &f.policy, now()).expect_err("too old");
+    assert_eq!(r.reason, RejectReason::Expired, "{r:?}");
+    assert!(r.message.contains("maximum age"), "{}", r.message);
+}
+
+#[test]
+fn far_past_and_far_future_times_give_the_right_reason() {
+    let f = fixture();
+    let cases: [(&str, Option<&str>, RejectReason, &str); 6] = [
+        (
+            "9999-12-31T23:59:59Z",
+            None,
+            RejectReason::NotYetValid,
+            "future",
+        ),
+        (
+            "9999-12-31T23:59:59.999999999-23:59",
+            None,
+            RejectReason::NotYetValid,
+            "future",
+        ),
+        (
+            "0000-01-01T00:00:00Z",
+            None,
+            RejectReason::Expired,
+            "maximum age",
+        ),
+        (
+            "0000-01-01T00:00:00+23:59",
+            None,
+            RejectReason::Expired,
+            "maximum age",
+        ),
+        (
+            "2025-01-15T10:00:00Z",
+            Some("0000-01-01T00:00:00+23:59"),
+            RejectReason::Expired,
+            "expired at",
+        ),
+        (
+            "2025-01-15T10:00:00Z",
+            Some("1970-01-01T00:00:00Z"),
+            RejectReason::Expired,
+            "expired at",
+        ),
+    ];
+    for (time_verified, expires_at, reason, needle) in cases {
+        let env = f.with_predicate(|p| {
+            p.time_verified = time_verified.into();
+            p.expires_at = expires_at.map(Into::into);
+        });
+        let r = verify(&env, &f.expected, &f.policy, now()).expect_err(time_verified);
+        assert_eq!(r.reason, reason, "{time_verified} {expires_at:?}: {r:?}");
+        assert!(r.message.contains(needle), "{}", r.message);
+    }
+}
+
+#[test]
+fn huge_policy_durations_do_not_overflow() {
+    let f = fixture();
+    // The largest maxAge / allowedClockSkew the duration syntax can express (i64 milliseconds).
+    let huge = "2562047788h";
+    let policy = SafeDeploymentPolicySpec {
+        max_age: Some(huge.into()),
+        allowed_clock_skew: Some(huge.into()),
+        ..f.policy.clone()
+    };
+    // Year 0: timeVerified + maxAge lies far beyond any timestamp; it used to be Malformed.
+    let env = f.with_predicate(|p| {
+        p.time_verified = "0000-01-01T00:00:00Z".into();
+        p.expires_at = None;
+    });
+    let verified = verify(&env, &f.expected, &policy, now()).expect("ancient but allowed");
+    assert_eq!(verified.valid_until, Timestamp::MAX);
+    // Year 9999 within an (absurd) allowed skew.
+    let env = f.with_predicate(|p| {
+        p.time_verified = "9999-12-31T23:59:59Z".into();
+        p.expires_at = Some("9999-12-31T23:59:59.999999999-23:59".into());
+    });
+    let verified = verify(&env, &f.expected, &policy, now()).expect("future but allowed");
+    assert_eq!(verified.time_verified, Timestamp::MAX);
+    assert_eq!(verified.valid_until, Timestamp::MAX);
+}
+
+#[test]
+fn extreme_clocks_do_not_panic() {
+    let f = fixture();
+    let env = f.envelope();
+    let at = |now| verify(&env, &f.expected, &f.policy, now).map_err(|r| r.reason);
+    assert_eq!(at(Timestamp::MAX).err(), Some(RejectReason::Expired));
+    assert_eq!(at(Timestamp::MIN).err(), Some(RejectReason::NotYetValid));
+    let env = f.with_predicate(|p| p.expires_at = Some("9999-12-31T23:59:59Z".into()));
+    let r = verify(&env, &f.expected, &f.policy, Timestamp::MAX);
+    assert_eq!(r.map_err(|r| r.reason).err(), Some(RejectReason::Expired));
+}
+
+#[test]
+fn timestamps_follow_the_rfc_3339_grammar() {
+    let f = fixture();
+    // Valid RFC 3339: a leap second (read as :59, like Unix time), lower-case 't' and 'z'
+    // (RFC 3339 §5.6), a fraction, a negative zero offset.
+    for good in [
+        "2025-01-15T23:59:60Z",
+        "2025-01-15t10:00:00z",
+        "2025-01-15T10:00:00.5+01:00",
+        "2025-01-15T10:00:00-00:00",
+        "2024-02-29T10:00:00Z",
+    ] {
+        let env = f.with_predicate(|p| {
+            p.time_verified = good.into();
+            p.expires_at = None;
+        });
+        let policy = SafeDeploymentPolicySpec {
+            max_age: Some("10000h".into()),
+            ..f.policy.clone()
+        };
+        let r = verify(&env, &f.expected, &policy, now());
+        assert!(r.is_ok(), "{good}: {r:?}");
+    }
+    for bad in [
+        "2025-02-29T10:00:00Z",
+        "2025-01-15T24:00:00Z",
+        "2025-01-15T10:60:00Z",
+        "2025-01-15T10:00:61Z",
+        "2025-01-15T10:00:00+24:00",
+        "2025-01-15T10:00:00+01:60",
+        "2025-01-15T10:00:00+01",
+        "2025-01-15T10:00:00+0100",
+        "2025-01-15T10:00:00",
+        "2025-01-15T10:00:00.Z",
+        "2025-01-15T10:00:00.1234567890Z",
+        "2025-01-15T10:00Z",
+        "2025-01-15T100000Z",
+        "2025-01-15T10:00:00Z[UTC]",
+        "+002025-01-15T10:00:00Z",
+        "10000-01-01T00:00:00Z",
+        "2025-01-15 10:00:00Z",
+        "2025-1-15T10:00:00Z",
+        "2025-01-15T10:00:00Zx",
+        "２025-01-15T10:00:00Z",
+    ] {
+        let env = f.with_predicate(|p| p.time_verified = bad.into());
+        let r = verify(&env, &f.expected, &f.policy, now()).expect_err(bad);
+        assert_eq!(r.reason, RejectReason::Malformed, "{bad}: {r:?}");
+        assert!(r.message.contains("timeVerified"), "{}", r.message);
+    }
+}

@@ -6,7 +6,8 @@
 //! 0. Policy compiled (keys load, durations parse), else `PolicyViolation`. Empty input →
 //!    `Missing`.
 //! 1. Envelope size cap, before any parsing → `Malformed`.
-//! 2. Strict envelope parse (duplicate keys rejected at any depth; unknown fields ignored),
+//! 2. Strict envelope parse (duplicate keys rejected at any depth; every struct-shaped value
+//!    must be a JSON object, never an array of its field values; unknown fields ignored),
 //!    at least one and at most `maxSignatures` signatures, payload and signatures valid base64
 //!    (standard or URL-safe), decoded payload within `maxPayloadBytes` → `Malformed`.
 //! 3. Signatures over `PAE(payloadType, payload)` with the policy's trusted keys only (the key
@@ -21,7 +22,7 @@
 //!
 //!    Then `payloadType` must be `application/vnd.in-toto+json` → `PayloadTypeMismatch`, and
 //!    the same decoded payload bytes (never a re-encoding) are parsed strictly as the
-//!    Statement → `Malformed`.
+//!    Statement, and its predicate as ours, by the same strict reader → `Malformed`.
 //! 4. `_type` is exactly `https://in-toto.io/Statement/v1` and `predicateType` exactly the
 //!    policy's → `PayloadTypeMismatch`. Structural checks on subjects (at most `maxSubjects`,
 //!    `sha256` values 64 lowercase hex, no name with two different digests), predicate fields
@@ -31,7 +32,9 @@
 //!    `ConfigDrift`.
 //! 6. Time: `timeVerified` more than `allowedClockSkew` in the future → `NotYetValid`;
 //!    `now > timeVerified + maxAge` or `now >= expiresAt` → `Expired`. A producer's
-//!    `expiresAt` can only shorten validity.
+//!    `expiresAt` can only shorten validity. Every RFC 3339 instant (years 0000 to 9999, any
+//!    offset, such as an `expiresAt` of `9999-12-31T23:59:59Z`) gets one of these verdicts;
+//!    only text that is not RFC 3339 is `Malformed`.
 //! 7. `verificationResult` is `PASSED`; no check is `FAILED`; no metric violates its own
 //!    recorded threshold; every required check present is `PASSED` (an unknown result value
 //!    counts as not passed) → `ChecksFailed`. A required check absent, a metric bound violated
@@ -48,6 +51,7 @@ use super::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use super::json;
 use super::policy::{CompiledPolicy, NamedKey};
 use super::statement::{Check, FAILED, LocalValidation, PASSED, STATEMENT_TYPE_V1, Statement};
+use super::time;
 use crate::api::SafeDeploymentSpec;
 use crate::api::policy::SafeDeploymentPolicySpec;
 
@@ -195,10 +199,11 @@ pub struct Verified {
     pub key_id: String,
     /// `predicate.verifier.id`.
     pub verifier_id: String,
-    /// `predicate.timeVerified`.
+    /// `predicate.timeVerified` (clamped to `Timestamp`'s range, which ends on 9999-12-30; only
+    /// a policy with an absurd `allowedClockSkew` lets a later one verify).
     pub time_verified: Timestamp,
-    /// When this verdict stops holding: `min(timeVerified + maxAge, expiresAt)`. Re-verify (or
-    /// requeue) by then.
+    /// When this verdict stops holding: `min(timeVerified + maxAge, expiresAt)`, clamped to
+    /// `Timestamp::MAX` (so never later than the truth). Re-verify (or requeue) by then.
     pub valid_until: Timestamp,
     /// SHA-256 of the envelope bytes (a cache key together with the expected digests and the
     /// policy's generation).
@@ -419,7 +424,7 @@ pub fn verify(
     }
     let subject_digests = subject_digests(&statement, limits.max_subjects)?;
     let predicate: LocalValidation =
-        serde_json::from_value(statement.predicate.clone()).map_err(|e| {
+        json::from_value_strict(&statement.predicate).map_err(|e| {
             Rejection::new(
                 Malformed,
                 format!("predicate is not a local-validation predicate: {e}"),
@@ -483,38 +488,50 @@ pub fn verify(
         );
     }
 
-    // 6. Time.
+    // 6. Time, as offsets from the Unix epoch rather than `Timestamp`s: jiff's range stops short
+    // of what RFC 3339 can write (see `attest::time`), and sums must not fail or wrap.
+    let now_at = time::since_epoch(now);
     let time_verified = parse_time("timeVerified", &predicate.time_verified)?;
     let expires_at = predicate
         .expires_at
         .as_deref()
         .map(|t| parse_time("expiresAt", t))
         .transpose()?;
-    if time_verified.duration_since(now) > policy.clock_skew {
+    let shown_verified = time::show(time_verified, &predicate.time_verified);
+    if time_verified.saturating_sub(now_at) > policy.clock_skew {
         return reject(
             NotYetValid,
             format!(
-                "timeVerified {time_verified} is in the future (now {now}, allowed skew {})",
+                "timeVerified {shown_verified} is in the future (now {now}, allowed skew {})",
                 fmt_duration(policy.clock_skew)
             ),
         );
     }
-    let cap = time_verified
-        .checked_add(policy.max_age)
-        .map_err(|_| Rejection::new(Malformed, "timeVerified plus maxAge is out of range"))?;
-    if now > cap {
+    // Saturating is exact here: instants and policy durations are far inside SignedDuration.
+    let cap = time_verified.saturating_add(policy.max_age);
+    if now_at > cap {
         return reject(
             Expired,
             format!(
-                "verified at {time_verified}, older than the maximum age {} (expired at {cap})",
-                fmt_duration(policy.max_age)
+                "verified at {shown_verified}, older than the maximum age {} (expired at {})",
+                fmt_duration(policy.max_age),
+                time::to_timestamp_saturating(cap)
             ),
         );
     }
     if let Some(expires_at) = expires_at
-        && now >= expires_at
+        && now_at >= expires_at
     {
-        return reject(Expired, format!("the attestation expired at {expires_at}"));
+        return reject(
+            Expired,
+            format!(
+                "the attestation expired at {}",
+                time::show(
+                    expires_at,
+                    predicate.expires_at.as_deref().unwrap_or_default()
+                )
+            ),
+        );
     }
     let valid_until = expires_at.map_or(cap, |e| e.min(cap));
 
@@ -526,8 +543,8 @@ pub fn verify(
         key_name: key.name.clone(),
         key_id: key.key.key_id(),
         verifier_id: predicate.verifier.id.clone(),
-        time_verified,
-        valid_until,
+        time_verified: time::to_timestamp_saturating(time_verified),
+        valid_until: time::to_timestamp_saturating(valid_until),
         envelope_sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, envelope)),
         checks: predicate.checks.iter().map(|c| c.name.clone()).collect(),
     })
@@ -631,19 +648,14 @@ fn subject_digests(
     Ok(digests)
 }
 
-fn parse_time(field: &str, text: &str) -> Result<Timestamp, Rejection> {
-    // RFC 3339 only: a 'T' separator, an explicit offset, no bracketed annotation.
-    let shaped =
-        text.len() >= 20 && text.as_bytes().get(10) == Some(&b'T') && !text.contains(['[', ' ']);
-    shaped
-        .then(|| text.parse::<Timestamp>().ok())
-        .flatten()
-        .ok_or_else(|| {
-            Rejection::new(
-                RejectReason::Malformed,
-                format!("{field} {text:?} is not an RFC 3339 timestamp"),
-            )
-        })
+/// The instant `text` names, as an offset from the Unix epoch; RFC 3339 only.
+fn parse_time(field: &str, text: &str) -> Result<SignedDuration, Rejection> {
+    time::parse_rfc3339(text).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::Malformed,
+            format!("{field} {text:?} is not an RFC 3339 timestamp"),
+        )
+    })
 }
 
 fn fmt_duration(d: SignedDuration) -> String {
