@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rules::{bad_duration, duration_rules};
+
 /// Default time between two measurements of a run.
 pub const DEFAULT_INTERVAL: &str = "1m";
 /// Default number of measurements when neither `count` nor `duration` is set.
@@ -53,21 +55,17 @@ pub struct AnalysisTemplate {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
 
-    /// Time between two measurements, such as `30s` or `1m`. Default `1m`.
+    /// Time between two measurements, such as `30s` or `1m`, from 1s to 1h. Default `1m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "interval must be a duration such as 30s, 1m or 1m30s"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("interval", "30s, 1m or 1m30s", "1s", "1h")))]
     pub interval: Option<String>,
 
     /// Wait this long after the run starts before the first measurement (warm-up), such as
-    /// `2m`. Default: measure at once.
+    /// `2m`, at most 1h. Default: measure at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "initialDelay must be a duration such as 30s or 2m"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("initialDelay", "30s or 2m", "0s", "1h")))]
     pub initial_delay: Option<String>,
 
     /// Number of measurements; the run ends after the last one. Default 5 when `duration` is
@@ -77,12 +75,10 @@ pub struct AnalysisTemplate {
     pub count: Option<i32>,
 
     /// Measure for this long instead of a fixed count, such as `10m`; the run ends with the
-    /// first measurement at or after `initialDelay + duration` from its start.
+    /// first measurement at or after `initialDelay + duration` from its start. From 1s to 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "duration must be a duration such as 10m or 1h"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("duration", "10m or 1h", "1s", "24h")))]
     pub duration: Option<String>,
 
     /// The metrics measured and judged each interval.
@@ -94,12 +90,14 @@ pub struct AnalysisTemplate {
     pub scoring: Option<Scoring>,
 }
 
-/// Score thresholds of a run, each from 0 to 100.
+/// Score thresholds of a run, each from 0 to 100; `passThreshold` above 0.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.marginalThreshold <= self.passThreshold",
      "message": "scoring.marginalThreshold must not be above scoring.passThreshold"},
+    {"rule": "self.passThreshold > 0.0",
+     "message": "scoring.passThreshold must be above 0: with 0 a run in which every metric fails (score 0) would pass"},
 ]))]
 pub struct Scoring {
     /// The last score of a run must reach this for the run to pass. Default 95.
@@ -295,31 +293,44 @@ pub struct PrometheusProvider {
     /// instead of one instant query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<RangeSpec>,
-    /// Timeout of one request. Default `10s`.
+    /// Timeout of one request, from 1s to 60s. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "timeout must be a duration such as 5s or 500ms"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("timeout", "5s or 10s", "1s", "60s")))]
     pub timeout: Option<String>,
 }
 
-/// The window and resolution of a range query.
+/// The window and resolution of a range query: `step` at most `window`, and at most 11000
+/// samples per series (`window / step`, Prometheus' own limit).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = range_rules()))]
 pub struct RangeSpec {
-    /// How far back from the measurement time, such as `10m`.
+    /// How far back from the measurement time, such as `10m`, from 1s to 24h.
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "range.window must be a duration such as 5m or 1h"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("range.window", "5m or 1h", "1s", "24h")))]
     pub window: String,
-    /// Resolution (the distance between two samples), such as `15s`.
+    /// Resolution (the distance between two samples), such as `15s`, from 1s to 1h.
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "range.step must be a duration such as 15s or 1m"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("range.step", "15s or 1m", "1s", "1h")))]
     pub step: String,
+}
+
+/// Samples per series Prometheus answers at most in a range query.
+pub const MAX_RANGE_POINTS: i64 = 11_000;
+
+fn range_rules() -> serde_json::Value {
+    let bad = format!(
+        "{} || {}",
+        bad_duration("self", "window"),
+        bad_duration("self", "step")
+    );
+    serde_json::json!([
+        {"rule": format!("{bad} || duration(self.step) <= duration(self.window)"),
+         "message": "range.step must not be longer than range.window"},
+        {"rule": format!("{bad} || duration(self.window).getMilliseconds() <= duration(self.step).getMilliseconds() * {MAX_RANGE_POINTS}"),
+         "message": format!("range.window / range.step must be at most {MAX_RANGE_POINTS} samples (Prometheus' limit per series)")},
+    ])
 }
 
 /// An HTTP request answered with JSON; the value is picked with a JSONPath (RFC 9535).
@@ -358,12 +369,10 @@ pub struct WebProvider {
     /// name, its value the header value (for tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers_from: Option<HeadersFrom>,
-    /// Timeout of one request. Default `10s`.
+    /// Timeout of one request, from 1s to 60s. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "timeout must be a duration such as 5s or 500ms"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("timeout", "5s or 10s", "1s", "60s")))]
     pub timeout: Option<String>,
 }
 
@@ -383,8 +392,11 @@ pub enum HttpMethod {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpHeader {
-    /// Header name.
+    /// Header name (an HTTP token: alphanumerics and ``!#$%&'*+-.^_|~``).
     #[schemars(length(min = 1, max = 256))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": r#"self.matches("^[-A-Za-z0-9!#$%&'*+.^_|~]+$")"#, "message": "a header name must be an HTTP token (alphanumerics and !#$%&'*+-.^_|~)"},
+    ]))]
     pub name: String,
     /// Header value.
     #[schemars(length(max = 4096))]
@@ -427,11 +439,14 @@ pub enum Direction {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricThresholds {
-    /// The value aimed for.
+    /// The value aimed for (between -10^15 and 10^15, as every level).
+    #[schemars(range(min = -1.0e15, max = 1.0e15))]
     pub target: f64,
     /// The worst value with which the metric still passes.
+    #[schemars(range(min = -1.0e15, max = 1.0e15))]
     pub acceptable: f64,
     /// The value at which (or beyond which) the run fails at once.
+    #[schemars(range(min = -1.0e15, max = 1.0e15))]
     pub critical: f64,
 }
 
@@ -443,17 +458,18 @@ pub struct MetricThresholds {
      "message": "relative.criticalRegressionPercent must be above relative.maxRegressionPercent"},
 ]))]
 pub struct RelativeCheck {
-    /// How much worse than the baseline the canary may be, in percent of the baseline's value.
-    #[schemars(range(min = 0.0))]
+    /// How much worse than the baseline the canary may be, in percent of the baseline's value
+    /// (0 to 100000).
+    #[schemars(range(min = 0.0, max = 100000.0))]
     pub max_regression_percent: f64,
-    /// A regression of at least this many percent fails the run at once.
+    /// A regression of at least this many percent fails the run at once (at most 100000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 100000.0))]
     pub critical_regression_percent: Option<f64>,
     /// Differences smaller than this absolute amount are never a regression (useful when the
-    /// baseline is at or near zero, such as an error rate). Default 0.
+    /// baseline is at or near zero, such as an error rate). Default 0, at most 10^15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 1.0e15))]
     pub min_absolute_change: Option<f64>,
 }
 
@@ -475,9 +491,9 @@ pub struct MannWhitneySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.5, max = 0.9999))]
     pub confidence: Option<f64>,
-    /// Smallest shift that counts, in percent of the baseline median. Default 5.
+    /// Smallest shift that counts, in percent of the baseline median (at most 100000). Default 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 100000.0))]
     pub min_effect_percent: Option<f64>,
     /// Fewer samples than this on either side count as no data. Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]

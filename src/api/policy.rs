@@ -11,6 +11,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rules::{duration_rules, label_rules};
 pub use crate::attest::keys::KeyAlgorithm;
 
 /// The default required predicate type (ours).
@@ -46,6 +47,9 @@ pub struct SafeDeploymentPolicySpec {
     /// specifically than one selected by labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))", "message": "every namespaces entry must be a namespace name (a lowercase DNS label)"},
+    ]))]
     pub namespaces: Vec<String>,
 
     /// Namespaces this policy applies to, by label. `{}` selects every namespace.
@@ -81,20 +85,17 @@ pub struct SafeDeploymentPolicySpec {
     pub predicate_type: Option<String>,
 
     /// Maximum age of an attestation, counted from its signed `timeVerified`. A duration such
-    /// as `168h` or `30m`. Default `168h`.
+    /// as `168h` or `30m`, from 1m to 8760h (a year). Default `168h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "maxAge must be a duration such as 24h, 90m or 1h30m"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("maxAge", "24h, 90m or 1h30m", "1m", "8760h")))]
     pub max_age: Option<String>,
 
-    /// How far `timeVerified` may lie in the future of the operator's clock. Default `5m`.
+    /// How far `timeVerified` may lie in the future of the operator's clock, at most 1h.
+    /// Default `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "allowedClockSkew must be a duration such as 30s or 5m"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("allowedClockSkew", "30s or 5m", "0s", "1h")))]
     pub allowed_clock_skew: Option<String>,
 
     /// Checks that must be present with result `PASSED`, by name or by kind.
@@ -116,6 +117,10 @@ pub struct SafeDeploymentPolicySpec {
     /// Entries that `predicate.environment` must contain with exactly these string values
     /// (for example `profile: production`), against cross-environment confusion.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 256}))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(k, k.size() >= 1 && k.size() <= 128)", "message": "requiredEnvironment keys must be 1 to 128 characters"},
+    ]))]
     pub required_environment: BTreeMap<String, String>,
 
     /// Size limits, checked before and while parsing.
@@ -153,6 +158,8 @@ impl Default for SafeDeploymentPolicySpec {
 pub struct NamespaceSelector {
     /// Every pair must be among the namespace's labels; empty matches every namespace.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
+    #[schemars(extend("x-kubernetes-validations" = label_rules("namespaceSelector.matchLabels")))]
     pub match_labels: BTreeMap<String, String>,
 }
 
@@ -184,9 +191,11 @@ pub struct TrustedKey {
 pub struct RequiredCheck {
     /// The check with this name must be present and `PASSED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub name: Option<String>,
     /// At least one check of this kind must be present, and every check of it `PASSED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub kind: Option<String>,
 }
 
@@ -200,15 +209,18 @@ pub struct RequiredCheck {
 pub struct MetricBound {
     /// Only metrics of the check with this name; without it, the metric in every check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub check: Option<String>,
     /// Metric name, such as `errorRate`.
     #[schemars(length(min = 1, max = 128))]
     pub metric: String,
-    /// Smallest accepted value (inclusive).
+    /// Smallest accepted value (inclusive), between -10^15 and 10^15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1.0e15, max = 1.0e15))]
     pub min: Option<f64>,
-    /// Largest accepted value (inclusive).
+    /// Largest accepted value (inclusive), between -10^15 and 10^15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1.0e15, max = 1.0e15))]
     pub max: Option<f64>,
 }
 

@@ -10,6 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{AnalysisRunStatus, AnalysisTemplate};
+use super::rules::{
+    DNS_LABEL_PATTERN, bad_duration, duration_or, duration_rules, health_rules, label_rules,
+};
 
 /// The API group of every safedeploy resource.
 pub const GROUP: &str = "safedeploy.dev";
@@ -30,23 +33,14 @@ pub const GROUP: &str = "safedeploy.dev";
     printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryRevision"}"#,
     printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
     printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.stepDisplay"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = kube::core::Rule::new("self.metadata.name.size() <= 63").message(
+        "metadata.name must be at most 63 characters: it is the value of the safedeploy.dev/name \
+         label of every ReplicaSet and pod, and label values hold at most 63"
+    )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.template) != has(self.components)",
-     "message": "set exactly one of spec.template (a single component) or spec.components (several coupled components)"},
-    {"rule": "!has(self.template) || has(self.replicas)",
-     "message": "spec.replicas is required with spec.template"},
-    {"rule": "!has(self.template) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",
-     "message": "spec.selector.matchLabels must match the labels of spec.template.metadata.labels"},
-    {"rule": "!has(self.components) || self.components.all(c, self.selector.matchLabels.all(k, has(c.template.metadata) && has(c.template.metadata.labels) && k in c.template.metadata.labels && c.template.metadata.labels[k] == self.selector.matchLabels[k]))",
-     "message": "every component's template labels must include spec.selector.matchLabels"},
-    {"rule": "self.strategy.canary.steps.all(s, !has(s.analysis) || (has(self.analyses) && self.analyses.exists(a, a.name == s.analysis.template)))",
-     "message": "an analysis step names a template that is not in spec.analyses"},
-    {"rule": "!has(self.strategy.canary.backgroundAnalysis) || (has(self.analyses) && self.analyses.exists(a, a.name == self.strategy.canary.backgroundAnalysis))",
-     "message": "strategy.canary.backgroundAnalysis names a template that is not in spec.analyses"},
-]))]
+#[schemars(extend("x-kubernetes-validations" = spec_rules()))]
 pub struct SafeDeploymentSpec {
     /// Number of pods of the single component (with `template`). With `components`, each
     /// component carries its own count.
@@ -83,6 +77,9 @@ pub struct SafeDeploymentSpec {
     /// Analysis templates that steps and background analysis refer to by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(a, self.exists_one(b, b.name == a.name))", "message": "spec.analyses names must be unique"},
+    ]))]
     pub analyses: Vec<AnalysisTemplate>,
 
     /// Where the local-validation attestation of the current template is found.
@@ -90,22 +87,22 @@ pub struct SafeDeploymentSpec {
     pub attestation: Option<AttestationSource>,
 
     /// A step (or a whole rollout phase) that makes no progress for this long fails the rollout
-    /// and reverts it. A duration such as `10m`. Default `10m`.
+    /// and reverts it. A duration such as `10m`, from 10s to 24h. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "progressDeadline must be a duration such as 90s, 10m or 1h30m"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("progressDeadline", "90s, 10m or 1h30m", "10s", "24h")))]
     pub progress_deadline: Option<String>,
 
-    /// How many old revisions (ReplicaSets scaled to zero) are kept for rollback. Default 10.
+    /// How many old revisions (ReplicaSets scaled to zero) are kept for rollback, 1 to 50.
+    /// Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100))]
+    #[schemars(range(min = 1, max = 50))]
     pub revision_history_limit: Option<i32>,
 
     /// How long a new pod must stay Ready before it counts as available (and before the stable
     /// revision gives up a pod for it). Default 5, so a canary that crashes right after its
-    /// first readiness never costs stable capacity.
+    /// first readiness never costs stable capacity. At most 3600, and shorter than
+    /// `progressDeadline`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600))]
     pub min_ready_seconds: Option<i32>,
@@ -120,11 +117,10 @@ pub struct SafeDeploymentSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelectorSpec {
-    /// Labels every pod of the workload carries.
+    /// Labels every pod of the workload carries (at most 32; not the `safedeploy.dev/` keys, which
+    /// the operator sets).
     #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "size(self) > 0", "message": "selector.matchLabels needs at least one label"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = selector_rules()))]
     pub match_labels: BTreeMap<String, String>,
 }
 
@@ -170,6 +166,10 @@ pub struct Strategy {
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
      "message": "setWeight values must not decrease from one step to the next"},
+    {"rule": "self.steps.exists(s, has(s.setWeight) && s.setWeight > 0)",
+     "message": "at least one step needs a setWeight above 0: without one no canary pod runs before the promotion to 100%"},
+    {"rule": "!has(self.backgroundAnalysis) || !self.steps.exists(s, has(s.analysis) && s.analysis.template == self.backgroundAnalysis)",
+     "message": "the backgroundAnalysis template cannot also be a step's analysis (their results would share one gate): declare a copy under another name"},
 ]))]
 pub struct CanaryStrategy {
     /// The steps. Each sets exactly one of `setWeight`, `pause` or `analysis`.
@@ -237,12 +237,11 @@ pub struct CanaryStep {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseStep {
-    /// How long to wait, such as `30s` or `5m`. Without it the rollout waits for `promote`.
+    /// How long to wait, such as `30s` or `5m`, from 1s to 24h. Without it the rollout waits
+    /// for `promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.matches('^([0-9]+(ms|s|m|h))+$')", "message": "pause.duration must be a duration such as 30s, 5m or 1h"},
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("pause.duration", "30s, 5m or 1h", "1s", "24h")))]
     pub duration: Option<String>,
 }
 
@@ -257,9 +256,11 @@ pub struct AnalysisStep {
 
 /// Thresholds for the Kubernetes signals of canary pods. Each value is judged: at or below
 /// `target` is on target, at or below `acceptable` may advance, above `acceptable` holds the
-/// step, at or above `critical` reverts at once.
+/// step, at or above `critical` reverts at once. Every value is at least 0; counts are at most
+/// 10^9 and the start-up latency at most 86400 (a day).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = health_rules()))]
 pub struct HealthGates {
     /// Container restarts summed over the canary pods. Default target 0, acceptable 0, critical 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,9 +321,16 @@ pub struct AttestationSource {
 pub struct KeyReference {
     /// Object name.
     #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')", "message": "a ConfigMap or Secret name must be a lowercase DNS subdomain"},
+    ]))]
     pub name: String,
     /// Key inside the object. Default `attestation.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^[-._a-zA-Z0-9]+$')", "message": "a ConfigMap or Secret key consists of alphanumerics, '-', '_' or '.'"},
+    ]))]
     pub key: Option<String>,
 }
 
@@ -510,8 +518,19 @@ fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 "type": "object",
                 "required": ["labels"],
                 "properties": {
-                    "labels": {"type": "object", "maxProperties": 64, "additionalProperties": {"type": "string", "maxLength": 63}},
-                    "annotations": {"type": "object", "maxProperties": 128, "additionalProperties": {"type": "string", "maxLength": 262144}}
+                    "labels": {
+                        "type": "object", "maxProperties": 64,
+                        "additionalProperties": {"type": "string", "maxLength": 63},
+                        "x-kubernetes-validations": label_rules("template label"),
+                    },
+                    "annotations": {
+                        "type": "object", "maxProperties": 128,
+                        "additionalProperties": {"type": "string", "maxLength": 262144},
+                        "x-kubernetes-validations": [
+                            {"rule": "self.all(k, k.size() <= 317)", "message": "template annotation keys must be at most 317 characters (a 253-character prefix, '/', a 63-character name)"},
+                            {"rule": "self.map(k, k.size() + self[k].size()).sum() <= 262144", "message": "template annotations must total at most 256 KiB (keys and values), as Kubernetes allows"},
+                        ],
+                    }
                 }
             },
             "spec": {
@@ -522,21 +541,106 @@ fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                     "containers": {
                         "type": "array",
                         "minItems": 1,
-                        "maxItems": 32,
-                        "items": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": true,
-                            "required": ["name", "image"],
-                            "properties": {
-                                "name": {"type": "string", "minLength": 1},
-                                "image": {"type": "string", "minLength": 1}
-                            }
-                        }
+                        "maxItems": MAX_CONTAINERS,
+                        "items": container_schema(true)
+                    },
+                    "initContainers": {
+                        "type": "array",
+                        "maxItems": MAX_INIT_CONTAINERS,
+                        "items": container_schema(false)
                     }
                 }
             }
         }
     })
+}
+
+/// Containers per pod template.
+pub const MAX_CONTAINERS: usize = 32;
+/// Init containers per pod template.
+pub const MAX_INIT_CONTAINERS: usize = 16;
+/// Characters of an image reference (`registry/path:tag@sha256:<64 hex>` fits easily).
+pub const MAX_IMAGE_LENGTH: usize = 512;
+
+/// The part of a container the operator relies on: a DNS-label name and a bounded image.
+/// `required` says whether `image` must be set (init containers may inherit nothing either, but
+/// the API server checks them when the ReplicaSet is created).
+fn container_schema(required: bool) -> serde_json::Value {
+    let mut schema = serde_json::json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["name"],
+        "properties": {
+            "name": {
+                "type": "string", "minLength": 1, "maxLength": 63,
+                "x-kubernetes-validations": [
+                    {"rule": format!("self.matches('{DNS_LABEL_PATTERN}')"), "message": "a container name must be a lowercase DNS label (a-z, 0-9 and '-')"},
+                ],
+            },
+            "image": {"type": "string", "minLength": 1, "maxLength": MAX_IMAGE_LENGTH}
+        }
+    });
+    if required {
+        schema["required"] = serde_json::json!(["name", "image"]);
+    }
+    schema
+}
+
+/// The labels of `spec.selector.matchLabels`: at least one, valid keys and values, and none of
+/// the `safedeploy.dev/` keys the operator sets on every ReplicaSet and pod (a selector on them
+/// would be overwritten and then select nothing).
+fn selector_rules() -> serde_json::Value {
+    let mut rules = vec![
+        serde_json::json!({"rule": "size(self) > 0", "message": "selector.matchLabels needs at least one label"}),
+        serde_json::json!({"rule": "self.all(k, !k.startsWith('safedeploy.dev/'))",
+             "message": "selector.matchLabels must not use the safedeploy.dev/ keys: the operator sets them"}),
+    ];
+    if let serde_json::Value::Array(labels) = label_rules("selector.matchLabels") {
+        rules.extend(labels);
+    }
+    serde_json::Value::Array(rules)
+}
+
+/// The rules on the whole spec: the shape (template or components), selectors, references to
+/// analysis templates, and the relations between fields (durations against the progress
+/// deadline, replicas against template changes).
+fn spec_rules() -> serde_json::Value {
+    let deadline = duration_or("self", "progressDeadline", "10m");
+    let bad_deadline = bad_duration("self", "progressDeadline");
+    let interval = duration_or("a", "interval", super::analysis::DEFAULT_INTERVAL);
+    let bad_template = format!(
+        "{} || {} || {}",
+        bad_duration("a", "interval"),
+        bad_duration("a", "initialDelay"),
+        bad_duration("a", "duration")
+    );
+    let count = super::analysis::DEFAULT_COUNT;
+    serde_json::json!([
+        {"rule": "has(self.template) != has(self.components)",
+         "message": "set exactly one of spec.template (a single component) or spec.components (several coupled components)"},
+        {"rule": "!has(self.template) || has(self.replicas)",
+         "message": "spec.replicas is required with spec.template"},
+        {"rule": "!has(self.template) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",
+         "message": "spec.selector.matchLabels must match the labels of spec.template.metadata.labels"},
+        {"rule": "!has(self.components) || self.components.all(c, self.selector.matchLabels.all(k, has(c.template.metadata) && has(c.template.metadata.labels) && k in c.template.metadata.labels && c.template.metadata.labels[k] == self.selector.matchLabels[k]))",
+         "message": "every component's template labels must include spec.selector.matchLabels"},
+        {"rule": "self.strategy.canary.steps.all(s, !has(s.analysis) || (has(self.analyses) && self.analyses.exists(a, a.name == s.analysis.template)))",
+         "message": "an analysis step names a template that is not in spec.analyses"},
+        {"rule": "!has(self.strategy.canary.backgroundAnalysis) || (has(self.analyses) && self.analyses.exists(a, a.name == self.strategy.canary.backgroundAnalysis))",
+         "message": "strategy.canary.backgroundAnalysis names a template that is not in spec.analyses"},
+        // Milliseconds, not `duration(string(...))`: the cost estimator cannot bound the size of
+        // `string(int)` and rejects the rule as far too expensive.
+        {"rule": format!("!has(self.minReadySeconds) || {bad_deadline} || self.minReadySeconds * 1000 < {deadline}.getMilliseconds()"),
+         "message": "spec.minReadySeconds must be shorter than spec.progressDeadline (default 10m): otherwise no pod becomes available in time and every rollout reverts"},
+        {"rule": format!("{bad_deadline} || !has(self.analyses) || self.strategy.canary.steps.all(s, !has(s.analysis) || self.analyses.all(a, a.name != s.analysis.template || {bad_template} || (has(a.initialDelay) ? duration(a.initialDelay).getMilliseconds() : 0) + (has(a.duration) ? duration(a.duration).getMilliseconds() : ((has(a.count) ? a.count : {count}) - 1) * {interval}.getMilliseconds()) < {deadline}.getMilliseconds()))"),
+         "message": "an analysis step must be able to finish before spec.progressDeadline (default 10m): its template's initialDelay + (count - 1) x interval, or initialDelay + duration, reaches the deadline, so the step would always revert"},
+        {"rule": "!has(self.analyses) || self.analyses.all(a, a.metrics.all(m, !has(m.provider.kubernetes) || !has(m.provider.kubernetes.component) || (has(self.components) ? self.components.exists(c, c.name == m.provider.kubernetes.component) : m.provider.kubernetes.component == 'main')))",
+         "message": "provider.kubernetes.component must name an entry of spec.components (with spec.template the only component is main)"},
+        {"rule": "!has(self.template) || !has(oldSelf.template) || !has(self.replicas) || self.replicas > 0 || self.template == oldSelf.template",
+         "message": "spec.template cannot change while spec.replicas is 0: without canary pods nothing can be judged and the revision would be reverted at the progress deadline; change it together with replicas above 0"},
+        {"rule": "!has(self.components) || !has(oldSelf.components) || self.components.exists(c, c.replicas > 0) || (self.components.size() == oldSelf.components.size() && self.components.all(c, oldSelf.components.exists(o, o.name == c.name && o.template == c.template)))",
+         "message": "spec.components templates cannot change while every component has 0 replicas: without canary pods nothing can be judged and the revision would be reverted at the progress deadline; change them together with replicas above 0"},
+    ])
 }
 
 fn optional_pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
