@@ -12,7 +12,7 @@ use futures::FutureExt;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -106,6 +106,16 @@ impl ReconcileError {
             ReconcileError::Panicked(_) => FailureKind::Panic,
             _ => FailureKind::ApiError,
         }
+    }
+}
+
+/// Fault injection for the tests of panic containment: with `SAFEDEPLOY_FAULT_PANIC_ON=NAME`
+/// set, reconciling a SafeDeployment named NAME panics, as a bug would. Unset in production.
+fn panic_if_asked(name: &str) {
+    static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var("SAFEDEPLOY_FAULT_PANIC_ON").ok());
+    if target.as_deref() == Some(name) {
+        panic!("fault injection: SAFEDEPLOY_FAULT_PANIC_ON={name}");
     }
 }
 
@@ -214,10 +224,14 @@ async fn write_status(
     resource_version: Option<String>,
     status: &SafeDeploymentStatus,
 ) -> Result<(), kube::Error> {
+    let mut metadata = json!({ "name": name });
+    if let Some(version) = resource_version {
+        metadata["resourceVersion"] = json!(version);
+    }
     let patch = json!({
         "apiVersion": "safedeploy.dev/v1alpha1",
         "kind": "SafeDeployment",
-        "metadata": {"name": name, "resourceVersion": resource_version},
+        "metadata": metadata,
         "status": status,
     });
     sds.patch_status(
@@ -244,6 +258,7 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     }
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = sd.name_any();
+    panic_if_asked(&name);
     let uid = sd.uid().unwrap_or_default();
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();
@@ -284,8 +299,14 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         .collect();
     // The revision includes the referenced configuration's contents (read only while rolling
     // out), with its preflight.
-    let prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
+    let mut prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
     let revision = prepared.revision.clone();
+    let refused = dry_run_new_replica_sets(sd, ctx, &namespace, &revision, &replica_sets).await?;
+    if !refused.is_empty() {
+        let mut problems = prepared.preflight.clone().err().unwrap_or_default();
+        problems.extend(refused);
+        prepared.preflight = Err(problems);
+    }
 
     let attestation = attestation_for(sd, ctx, &revision, &status).await?;
     let observation = Observation {
@@ -324,6 +345,53 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
+}
+
+/// Asks the API server, by a server-side dry run, whether it would accept the ReplicaSets of the
+/// desired revision that do not exist yet. A template it refuses (an unknown enum value, an
+/// invalid field that the SafeDeployment schema keeps as unknown) then blocks the revision at
+/// preflight with the API server's own message, before anything is scaled, instead of failing
+/// at the first scale. Returns one problem per refused component; a failure to ask is an error.
+async fn dry_run_new_replica_sets(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    namespace: &str,
+    revision: &Revision,
+    existing: &[crate::core::rollout::ReplicaSetView],
+) -> Result<Vec<String>, ReconcileError> {
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    let mut refused = Vec::new();
+    for component in &revision.components {
+        let exists = existing
+            .iter()
+            .any(|rs| rs.revision == revision.hash && rs.component == component.name);
+        if exists {
+            continue;
+        }
+        let rs = workload::replica_set(sd, revision, component, 0, 0);
+        match replica_sets.create(&params, &rs).await {
+            Ok(_) => {}
+            // Exists already (not yet in the cache, or not ours): nothing to learn here.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+                refused.push(format!(
+                    "the API server refuses the ReplicaSet of component {}: {}",
+                    component.name, status.message
+                ));
+            }
+            Err(error) => {
+                return Err(writing(format!(
+                    "dry-run create of the ReplicaSet of component {}",
+                    component.name
+                ))(error));
+            }
+        }
+    }
+    Ok(refused)
 }
 
 /// At rest the verdict recorded for the stable revision stands; otherwise the attestation is
