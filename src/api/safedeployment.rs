@@ -413,6 +413,11 @@ pub struct SafeDeploymentStatus {
     /// The fresh baseline (`strategy.canary.baseline: Fresh`) while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineStatus>,
+    /// Digest of the canary steps (and background analysis) the current canary started with:
+    /// an edit of the steps mid-rollout restarts the canary at step 1 instead of letting
+    /// `currentStepIndex` point into a different list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_digest: Option<String>,
 }
 
 /// The fresh baseline of a canary: what it runs, how big it is, and whether it can be compared

@@ -696,6 +696,7 @@ impl<'a> Planner<'a> {
             self.status.step_started_at = Some(self.now());
             self.status.health.clear();
             self.status.analysis_runs.clear();
+            self.status.steps_digest = Some(steps_digest(&self.obs.spec.strategy.canary));
             self.push_history(&desired, "InProgress", "template changed".into());
             self.event(
                 false,
@@ -706,6 +707,9 @@ impl<'a> Planner<'a> {
                     self.revision_number(&stable)
                 ),
             );
+        }
+        if self.restart_if_steps_changed() {
+            return;
         }
         let steps = &self.obs.spec.strategy.canary.steps;
         let index = usize::try_from(self.status.current_step_index.unwrap_or(0)).unwrap_or(0);
@@ -1036,7 +1040,40 @@ impl<'a> Planner<'a> {
 
     /// The last canary's analysis runs stay in status, so its measurements still explain a
     /// revert or a promotion; they are cleared when the next canary starts.
+    /// An edit of the steps (or of the background analysis) mid-rollout changes what
+    /// `currentStepIndex` means: shortened steps would promote at once, past gates never run.
+    /// The canary restarts at step 1 of the new steps instead (at that step's weight, keeping
+    /// capacity), and says so. A canary that started before digests were recorded gets one now.
+    fn restart_if_steps_changed(&mut self) -> bool {
+        let digest = steps_digest(&self.obs.spec.strategy.canary);
+        let recorded = self.status.steps_digest.replace(digest.clone());
+        if recorded.is_none() || recorded.as_deref() == Some(digest.as_str()) {
+            return false;
+        }
+        let Some(canary) = self.status.canary_revision.clone() else {
+            return false;
+        };
+        self.enter_step(0);
+        self.status.analysis_runs.clear();
+        self.event(
+            false,
+            "StepsChanged",
+            format!(
+                "the canary steps of revision {} changed mid-rollout: it restarts at step 1",
+                self.revision_number(&canary)
+            ),
+        );
+        self.status.phase = Phase::Progressing;
+        self.status.message = Some(format!(
+            "the steps changed mid-rollout; canary {canary} restarts at step 1"
+        ));
+        self.set_conditions();
+        self.requeue_in(Duration::ZERO);
+        true
+    }
+
     fn clear_canary(&mut self) {
+        self.status.steps_digest = None;
         self.status.canary_revision = None;
         self.status.current_step_index = None;
         self.status.step_display = None;
@@ -1706,6 +1743,15 @@ pub fn canary_replicas(n: i32, weight: i32) -> i32 {
         .checked_div(100)
         .unwrap_or(0);
     i32::try_from(pods).unwrap_or(i32::MAX)
+}
+
+/// A short digest of what decides the meaning of a step index: the steps and the background
+/// analysis.
+fn steps_digest(canary: &crate::api::CanaryStrategy) -> String {
+    let text = serde_json::to_string(&(&canary.steps, &canary.background_analysis))
+        .unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    hex::encode(digest.as_ref().get(..6).unwrap_or_default())
 }
 
 /// How a request token is remembered in `status.handledRequests`: as it is when short, else

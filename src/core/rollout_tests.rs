@@ -2064,3 +2064,57 @@ fn every_decision_fits_the_status_budget() {
     let size = crate::core::status_budget::size_of(&decision.status);
     assert!(size <= crate::core::status_budget::STATUS_BUDGET, "{size}");
 }
+
+#[test]
+fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(25),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+        CanaryStep {
+            analysis: Some(AnalysisStep {
+                template: "errors".into(),
+            }),
+            ..Default::default()
+        },
+        CanaryStep {
+            set_weight: Some(100),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 4, steps);
+    sim.deploy("app:v2");
+    while sim.status.current_step_index != Some(1) {
+        sim.tick();
+    }
+    tick_for(&mut sim, 3);
+    assert_eq!(sim.status.current_step_index, Some(1));
+    // Shortened to two steps: index 1 would now be past the end, a promotion past every gate.
+    sim.spec.strategy.canary.steps = vec![
+        CanaryStep {
+            set_weight: Some(25),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    let decision = sim.tick();
+    assert!(decision.events.iter().any(|e| e.reason == "StepsChanged"));
+    assert_eq!(sim.status.current_step_index, Some(0));
+    assert_ne!(sim.status.stable_revision, Some(sim.revision().hash));
+    tick_for(&mut sim, 20);
+    assert_eq!(sim.status.current_step_index, Some(1), "waits at the new pause");
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(
+        sim.events.iter().filter(|e| e.reason == "StepsChanged").count(),
+        1,
+        "restarted once"
+    );
+}
