@@ -30,8 +30,8 @@ use crate::api::analysis::{
 };
 
 use super::MetricObservation;
-use super::duration::parse_duration;
 use super::judge::{self, ScoreClass};
+use crate::core::duration::parse_duration;
 
 /// What the controller does after a measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1303,6 +1303,26 @@ mod tests {
         assert_eq!(status.phase, AnalysisPhase::Error);
         let empty = template(3, vec![]);
         assert!(schedule(&empty).is_err());
+    }
+
+    #[test]
+    fn template_duration_errors_name_the_field_and_zero_is_decided_per_field() {
+        let error = |t: &AnalysisTemplate| schedule(t).unwrap_err().reason;
+        let mut t = template(3, vec![metric("latency")]);
+        t.interval = Some("ten seconds".into());
+        assert_eq!(
+            error(&t),
+            r#"interval: "ten seconds" is not a duration such as 500ms, 30s, 1m30s or 2h"#
+        );
+        // Zero parses, but an interval of zero would measure in a tight loop.
+        t.interval = Some("0s".into());
+        assert_eq!(error(&t), "interval must be longer than zero");
+        // An initial delay of zero is no delay.
+        t.interval = Some("10s".into());
+        t.initial_delay = Some("0ms".into());
+        assert_eq!(schedule(&t).unwrap().initial_delay, Duration::ZERO);
+        t.initial_delay = Some("1d".into());
+        assert!(error(&t).starts_with(r#"initialDelay: "1d" is not a duration"#));
     }
 
     #[test]
