@@ -42,16 +42,25 @@ pub struct Trimmed {
 }
 
 /// The `p`-th percentile (0–100) of `sorted` (ascending, finite), by linear interpolation at
-/// position `(n − 1)·p/100`, as `numpy.percentile`'s default. None for an empty slice.
+/// position `(n − 1)·p/100`, as `numpy.percentile`'s default. None for an empty slice or a NaN
+/// `p`.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
+    if p.is_nan() {
+        return None;
+    }
     let position = (last as f64) * p.clamp(0.0, 100.0) / 100.0;
     let below = position.floor();
-    // `below` lies in [0, last], so both conversions are exact.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "`below` is a whole number in [0, last] (p is clamped to 0–100 and not NaN), \
+                  so the conversion is exact; `get` below checks the index anyway"
+    )]
     let low = below as usize;
-    let high = (low + 1).min(last);
+    let high = low.saturating_add(1).min(last);
     let fraction = position - below;
-    Some(sorted[low] + fraction * (sorted[high] - sorted[low]))
+    let (&at_low, &at_high) = (sorted.get(low)?, sorted.get(high)?);
+    Some(at_low + fraction * (at_high - at_low))
 }
 
 /// The Tukey fences of the finite values of `values` at `factor`; None when there are fewer
@@ -90,7 +99,8 @@ pub fn remove_outliers(values: &[f64], factor: f64) -> Trimmed {
         .filter(|v| !v.is_finite() || (*v >= fences.lower && *v <= fences.upper))
         .collect();
     Trimmed {
-        removed: values.len() - kept.len(),
+        // `kept` is a subset of `values`: never saturates.
+        removed: values.len().saturating_sub(kept.len()),
         kept,
         fences: Some(fences),
     }

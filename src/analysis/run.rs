@@ -132,10 +132,12 @@ pub fn schedule(template: &AnalysisTemplate) -> Result<Schedule, TemplateError> 
 /// the canary, which would always pass the relative check).
 fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
     let provider = &metric.provider;
-    let providers = usize::from(provider.prometheus.is_some())
-        + usize::from(provider.web.is_some())
-        + usize::from(provider.kubernetes.is_some());
-    if providers != 1 {
+    let providers = [
+        provider.prometheus.is_some(),
+        provider.web.is_some(),
+        provider.kubernetes.is_some(),
+    ];
+    if providers.into_iter().filter(|&set| set).count() != 1 {
         return Err("set exactly one of prometheus, web or kubernetes".into());
     }
     if metric.thresholds.is_none() && metric.relative.is_none() && metric.statistical.is_none() {
@@ -667,19 +669,21 @@ fn apply_policies(
 
 /// Keeps the last [`MEASUREMENTS_KEPT_PER_METRIC`] measurements of each metric, in order.
 fn trim_measurements(status: &mut AnalysisRunStatus) {
-    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    let mut keep = vec![false; status.measurements.len()];
-    for (index, measurement) in status.measurements.iter().enumerate().rev() {
-        let count = seen.entry(measurement.metric.clone()).or_insert(0);
-        *count += 1;
-        keep[index] = *count <= MEASUREMENTS_KEPT_PER_METRIC;
-    }
-    let mut index = 0;
-    status.measurements.retain(|_| {
-        let kept = keep[index];
-        index += 1;
-        kept
-    });
+    let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    // Newest first: whether each measurement is among the last of its metric.
+    let newest_first: Vec<bool> = status
+        .measurements
+        .iter()
+        .rev()
+        .map(|measurement| {
+            let count = seen.entry(measurement.metric.as_str()).or_insert(0);
+            *count = count.saturating_add(1);
+            *count <= MEASUREMENTS_KEPT_PER_METRIC
+        })
+        .collect();
+    // `retain` visits each element once, in order: oldest first.
+    let mut keep = newest_first.into_iter().rev();
+    status.measurements.retain(|_| keep.next().unwrap_or(true));
 }
 
 #[cfg(test)]
