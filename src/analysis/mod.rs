@@ -41,6 +41,9 @@ pub mod signals;
 pub mod stats;
 pub mod vars;
 
+#[cfg(test)]
+mod hostile_tests;
+
 /// Why a provider gave no value. Plain data (no I/O types), so the judge can take it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {

@@ -60,7 +60,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let high = low.saturating_add(1).min(last);
     let fraction = position - below;
     let (&at_low, &at_high) = (sorted.get(low)?, sorted.get(high)?);
-    Some(at_low + fraction * (at_high - at_low))
+    let gap = at_high - at_low;
+    if gap.is_finite() {
+        Some(at_low + fraction * gap)
+    } else {
+        // The gap overflows (values beyond ±f64::MAX / 2): weigh the ends instead, which
+        // cannot overflow (opposite signs) and cannot give 0·∞ = NaN.
+        Some(at_low * (1.0 - fraction) + at_high * fraction)
+    }
 }
 
 /// The Tukey fences of the finite values of `values` at `factor`; None when there are fewer
@@ -74,11 +81,17 @@ pub fn fences(values: &[f64], factor: f64) -> Option<Fences> {
     let q1 = percentile(&sorted, 25.0)?;
     let q3 = percentile(&sorted, 75.0)?;
     let iqr = q3 - q1;
+    // NaN only for a NaN factor or a zero factor times an overflowing IQR (factors outside the
+    // CRD's 0.1–100): then no fence, rather than NaN fences that every value would fall outside.
+    let reach = match factor * iqr {
+        reach if reach.is_nan() => f64::INFINITY,
+        reach => reach,
+    };
     Some(Fences {
         q1,
         q3,
-        lower: q1 - factor * iqr,
-        upper: q3 + factor * iqr,
+        lower: q1 - reach,
+        upper: q3 + reach,
     })
 }
 

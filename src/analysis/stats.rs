@@ -229,7 +229,8 @@ pub fn erfc(x: f64) -> f64 {
     (-x * x).exp() / std::f64::consts::PI.sqrt() / f
 }
 
-/// Median of finite values; `None` for an empty slice.
+/// Median of finite values; `None` for an empty slice. The middle two of an even count are
+/// averaged without overflow (so the median of values near `f64::MAX` stays finite).
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -239,12 +240,14 @@ pub fn median(values: &[f64]) -> Option<f64> {
     if sorted.len() % 2 == 1 {
         Some(mid)
     } else {
-        Some((below.last()? + mid) / 2.0)
+        // `midpoint` is `(a + b) / 2` unless that would overflow.
+        Some(below.last()?.midpoint(mid))
     }
 }
 
 /// Hodges–Lehmann estimate of the shift of `x` against `y`: the median of all differences
-/// `x_i − y_j`.
+/// `x_i − y_j`. Never NaN; infinite only when the differences themselves overflow (values
+/// beyond ±`f64::MAX / 2`).
 ///
 /// Exact, without building the `n·m` differences: each order statistic is found by a binary
 /// search over the ordered bit patterns of `f64`, counting the differences at or below a value
@@ -268,7 +271,8 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64]) -> Result<f64, StatsError> {
         Ok(a)
     } else {
         let b = kth_difference(&xs, &ys, lower.saturating_add(1));
-        Ok((a + b) / 2.0)
+        // `midpoint` is `(a + b) / 2` unless that would overflow.
+        Ok(a.midpoint(b))
     }
 }
 
