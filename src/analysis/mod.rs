@@ -9,13 +9,28 @@
 //! - [`vars`]: `{{canary}}`-style substitution in queries, URLs and bodies (no I/O);
 //! - [`signals`]: the `kubernetes` provider's signals of the canary's and baseline's pods (no
 //!   I/O: the controller hands in the pods from its cache);
-//! - [`duration`]: the duration strings of templates;
+//! - [`duration`]: the duration strings of templates (a re-export of [`crate::core::duration`]);
 //! - [`provider`]: the thin I/O layer (Prometheus HTTP API, web JSON endpoints).
 //!
 //! The controller, each time [`run::due`] says a measurement is due, calls
 //! [`provider::Providers::measure_template`] (or measures each metric itself), hands the
 //! observations to [`run::advance`], and persists the updated
 //! [`AnalysisRunStatus`](crate::api::analysis::AnalysisRunStatus).
+//!
+//! Everything here runs inside every reconcile on tenants' templates and providers' answers, so
+//! a panic here would be one template (or one odd answer) stopping the operator: the lints below
+//! keep panicking operations out (tests aside), as in [`crate::core`].
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )
+)]
 
 pub mod duration;
 pub mod judge;
@@ -25,6 +40,9 @@ pub mod run;
 pub mod signals;
 pub mod stats;
 pub mod vars;
+
+#[cfg(test)]
+mod hostile_tests;
 
 /// Why a provider gave no value. Plain data (no I/O types), so the judge can take it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

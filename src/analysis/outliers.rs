@@ -42,16 +42,32 @@ pub struct Trimmed {
 }
 
 /// The `p`-th percentile (0–100) of `sorted` (ascending, finite), by linear interpolation at
-/// position `(n − 1)·p/100`, as `numpy.percentile`'s default. None for an empty slice.
+/// position `(n − 1)·p/100`, as `numpy.percentile`'s default. None for an empty slice or a NaN
+/// `p`.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
+    if p.is_nan() {
+        return None;
+    }
     let position = (last as f64) * p.clamp(0.0, 100.0) / 100.0;
     let below = position.floor();
-    // `below` lies in [0, last], so both conversions are exact.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "`below` is a whole number in [0, last] (p is clamped to 0–100 and not NaN), \
+                  so the conversion is exact; `get` below checks the index anyway"
+    )]
     let low = below as usize;
-    let high = (low + 1).min(last);
+    let high = low.saturating_add(1).min(last);
     let fraction = position - below;
-    Some(sorted[low] + fraction * (sorted[high] - sorted[low]))
+    let (&at_low, &at_high) = (sorted.get(low)?, sorted.get(high)?);
+    let gap = at_high - at_low;
+    if gap.is_finite() {
+        Some(at_low + fraction * gap)
+    } else {
+        // The gap overflows (values beyond ±f64::MAX / 2): weigh the ends instead, which
+        // cannot overflow (opposite signs) and cannot give 0·∞ = NaN.
+        Some(at_low * (1.0 - fraction) + at_high * fraction)
+    }
 }
 
 /// The Tukey fences of the finite values of `values` at `factor`; None when there are fewer
@@ -65,11 +81,17 @@ pub fn fences(values: &[f64], factor: f64) -> Option<Fences> {
     let q1 = percentile(&sorted, 25.0)?;
     let q3 = percentile(&sorted, 75.0)?;
     let iqr = q3 - q1;
+    // NaN only for a NaN factor or a zero factor times an overflowing IQR (factors outside the
+    // CRD's 0.1–100): then no fence, rather than NaN fences that every value would fall outside.
+    let reach = match factor * iqr {
+        reach if reach.is_nan() => f64::INFINITY,
+        reach => reach,
+    };
     Some(Fences {
         q1,
         q3,
-        lower: q1 - factor * iqr,
-        upper: q3 + factor * iqr,
+        lower: q1 - reach,
+        upper: q3 + reach,
     })
 }
 
@@ -90,7 +112,8 @@ pub fn remove_outliers(values: &[f64], factor: f64) -> Trimmed {
         .filter(|v| !v.is_finite() || (*v >= fences.lower && *v <= fences.upper))
         .collect();
     Trimmed {
-        removed: values.len() - kept.len(),
+        // `kept` is a subset of `values`: never saturates.
+        removed: values.len().saturating_sub(kept.len()),
         kept,
         fences: Some(fences),
     }

@@ -30,8 +30,8 @@ use crate::api::analysis::{
 };
 
 use super::MetricObservation;
-use super::duration::parse_duration;
 use super::judge::{self, ScoreClass};
+use crate::core::duration::parse_duration;
 
 /// What the controller does after a measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,10 +132,12 @@ pub fn schedule(template: &AnalysisTemplate) -> Result<Schedule, TemplateError> 
 /// the canary, which would always pass the relative check).
 fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
     let provider = &metric.provider;
-    let providers = usize::from(provider.prometheus.is_some())
-        + usize::from(provider.web.is_some())
-        + usize::from(provider.kubernetes.is_some());
-    if providers != 1 {
+    let providers = [
+        provider.prometheus.is_some(),
+        provider.web.is_some(),
+        provider.kubernetes.is_some(),
+    ];
+    if providers.into_iter().filter(|&set| set).count() != 1 {
         return Err("set exactly one of prometheus, web or kubernetes".into());
     }
     if metric.thresholds.is_none() && metric.relative.is_none() && metric.statistical.is_none() {
@@ -667,19 +669,21 @@ fn apply_policies(
 
 /// Keeps the last [`MEASUREMENTS_KEPT_PER_METRIC`] measurements of each metric, in order.
 fn trim_measurements(status: &mut AnalysisRunStatus) {
-    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    let mut keep = vec![false; status.measurements.len()];
-    for (index, measurement) in status.measurements.iter().enumerate().rev() {
-        let count = seen.entry(measurement.metric.clone()).or_insert(0);
-        *count += 1;
-        keep[index] = *count <= MEASUREMENTS_KEPT_PER_METRIC;
-    }
-    let mut index = 0;
-    status.measurements.retain(|_| {
-        let kept = keep[index];
-        index += 1;
-        kept
-    });
+    let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    // Newest first: whether each measurement is among the last of its metric.
+    let newest_first: Vec<bool> = status
+        .measurements
+        .iter()
+        .rev()
+        .map(|measurement| {
+            let count = seen.entry(measurement.metric.as_str()).or_insert(0);
+            *count = count.saturating_add(1);
+            *count <= MEASUREMENTS_KEPT_PER_METRIC
+        })
+        .collect();
+    // `retain` visits each element once, in order: oldest first.
+    let mut keep = newest_first.into_iter().rev();
+    status.measurements.retain(|_| keep.next().unwrap_or(true));
 }
 
 #[cfg(test)]
@@ -1303,6 +1307,26 @@ mod tests {
         assert_eq!(status.phase, AnalysisPhase::Error);
         let empty = template(3, vec![]);
         assert!(schedule(&empty).is_err());
+    }
+
+    #[test]
+    fn template_duration_errors_name_the_field_and_zero_is_decided_per_field() {
+        let error = |t: &AnalysisTemplate| schedule(t).unwrap_err().reason;
+        let mut t = template(3, vec![metric("latency")]);
+        t.interval = Some("ten seconds".into());
+        assert_eq!(
+            error(&t),
+            r#"interval: "ten seconds" is not a duration such as 500ms, 30s, 1m30s or 2h"#
+        );
+        // Zero parses, but an interval of zero would measure in a tight loop.
+        t.interval = Some("0s".into());
+        assert_eq!(error(&t), "interval must be longer than zero");
+        // An initial delay of zero is no delay.
+        t.interval = Some("10s".into());
+        t.initial_delay = Some("0ms".into());
+        assert_eq!(schedule(&t).unwrap().initial_delay, Duration::ZERO);
+        t.initial_delay = Some("1d".into());
+        assert!(error(&t).starts_with(r#"initialDelay: "1d" is not a duration"#));
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Result<MannWhitney, StatsError> {
     let n1 = x.len();
     let n2 = y.len();
     let (ranks, tie_sizes) = average_ranks(x.iter().chain(y).copied());
-    let r1: f64 = ranks[..n1].iter().sum();
+    let r1: f64 = ranks.iter().take(n1).sum();
     let n1f = n1 as f64;
     let n2f = n2 as f64;
     let u1 = r1 - n1f * (n1f + 1.0) / 2.0;
@@ -66,10 +66,14 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Result<MannWhitney, StatsError> {
     let ties = tie_sizes.iter().any(|&t| t > 1);
     let smaller = n1.min(n2);
     let larger = n1.max(n2);
-    let exact = !ties && smaller <= EXACT_MAX_SMALLER && larger <= EXACT_MAX_LARGER;
-    let p = if exact {
-        // Without ties U is an integer.
-        2.0 * exact_u_sf(u.round() as usize, smaller, larger)
+    // The exact distribution without ties (U is then a whole number); `None`, never in
+    // practice (see `exact_u_sf`), falls back to the normal approximation.
+    let exact_sf = (!ties && smaller <= EXACT_MAX_SMALLER && larger <= EXACT_MAX_LARGER)
+        .then(|| exact_u_sf(u, smaller, larger))
+        .flatten();
+    let exact = exact_sf.is_some();
+    let p = if let Some(sf) = exact_sf {
+        2.0 * sf
     } else {
         let n = n1f + n2f;
         let tie_term: f64 = tie_sizes
@@ -106,50 +110,67 @@ fn average_ranks(values: impl Iterator<Item = f64>) -> (Vec<f64>, Vec<usize>) {
     indexed.sort_by(|a, b| a.1.total_cmp(&b.1));
     let mut ranks = vec![0.0; indexed.len()];
     let mut ties = Vec::new();
-    let mut start = 0;
-    while start < indexed.len() {
-        let mut end = start + 1;
-        while end < indexed.len() && indexed[end].1 == indexed[start].1 {
-            end += 1;
+    // Number of values before the current group of equal values.
+    let mut start: usize = 0;
+    for group in indexed.chunk_by(|a, b| a.1 == b.1) {
+        let end = start.saturating_add(group.len());
+        // Positions start..end hold ranks start+1..=end; their average (exact in f64: counts
+        // are far below 2^53):
+        let rank = (start as f64 + 1.0 + end as f64) / 2.0;
+        for &(index, _) in group {
+            // `index` comes from `enumerate` over the same values, so it is always in range.
+            if let Some(slot) = ranks.get_mut(index) {
+                *slot = rank;
+            }
         }
-        // Positions start..end hold ranks start+1..=end; their average:
-        let rank = (start + 1 + end) as f64 / 2.0;
-        for &(index, _) in &indexed[start..end] {
-            ranks[index] = rank;
-        }
-        ties.push(end - start);
+        ties.push(group.len());
         start = end;
     }
     (ranks, ties)
 }
 
-/// P(U ≥ u) under the null hypothesis for samples of sizes `m ≤ n` without ties.
+/// P(U ≥ u) under the null hypothesis for samples of sizes `m ≤ n` without ties (`u` is
+/// rounded to the whole number it is without ties).
 ///
 /// The number of arrangements giving each U is the coefficient of the Gaussian binomial
 /// coefficient `[m+n choose m]_q = Π_{k=1..m} (1 − q^{n+k}) / (1 − q^k)`, computed exactly in
-/// integers.
-fn exact_u_sf(u: usize, m: usize, n: usize) -> f64 {
-    let degree = m * n;
-    if u == 0 {
-        return 1.0;
+/// integers. `None` if the sizes are too large for that (every coefficient is at most
+/// `C(m+n, m)`, which fits an `i128` for the sizes the caller allows, so never in practice).
+fn exact_u_sf(u: f64, m: usize, n: usize) -> Option<f64> {
+    let u = u.round();
+    let degree = m.checked_mul(n)?;
+    if u <= 0.0 {
+        return Some(1.0);
     }
-    if u > degree {
-        return 0.0;
+    if u > degree as f64 {
+        return Some(0.0);
     }
-    let mut counts = vec![0_i128; degree + 1];
-    counts[0] = 1;
+    let mut counts = vec![0_i128; degree.checked_add(1)?];
+    *counts.first_mut()? = 1;
     for k in 1..=m {
-        let shift = n + k;
+        let shift = n.checked_add(k)?;
+        // Times (1 − q^shift): downwards, so counts[j − shift] is still the old coefficient.
         for j in (shift..=degree).rev() {
-            counts[j] -= counts[j - shift];
+            let lower = *counts.get(j.checked_sub(shift)?)?;
+            let slot = counts.get_mut(j)?;
+            *slot = slot.checked_sub(lower)?;
         }
+        // Divided by (1 − q^k): upwards, so counts[j − k] is already the new coefficient.
         for j in k..=degree {
-            counts[j] += counts[j - k];
+            let lower = *counts.get(j.checked_sub(k)?)?;
+            let slot = counts.get_mut(j)?;
+            *slot = slot.checked_add(lower)?;
         }
     }
-    let total: i128 = counts.iter().sum();
-    let upper: i128 = counts[u..].iter().sum();
-    upper as f64 / total as f64
+    let total = counts
+        .iter()
+        .try_fold(0_i128, |sum, &c| sum.checked_add(c))?;
+    let upper = counts
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j as f64 >= u)
+        .try_fold(0_i128, |sum, (_, &c)| sum.checked_add(c))?;
+    Some(upper as f64 / total as f64)
 }
 
 /// Survival function of the standard normal distribution, P(Z > z).
@@ -208,23 +229,25 @@ pub fn erfc(x: f64) -> f64 {
     (-x * x).exp() / std::f64::consts::PI.sqrt() / f
 }
 
-/// Median of finite values; `None` for an empty slice.
+/// Median of finite values; `None` for an empty slice. The middle two of an even count are
+/// averaged without overflow (so the median of values near `f64::MAX` stays finite).
 pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
+    let (below, from_mid) = sorted.split_at_checked(sorted.len() / 2)?;
+    // Empty only when `values` is.
+    let &mid = from_mid.first()?;
     if sorted.len() % 2 == 1 {
-        Some(sorted[mid])
+        Some(mid)
     } else {
-        Some((sorted[mid - 1] + sorted[mid]) / 2.0)
+        // `midpoint` is `(a + b) / 2` unless that would overflow.
+        Some(below.last()?.midpoint(mid))
     }
 }
 
 /// Hodges–Lehmann estimate of the shift of `x` against `y`: the median of all differences
-/// `x_i − y_j`.
+/// `x_i − y_j`. Never NaN; infinite only when the differences themselves overflow (values
+/// beyond ±`f64::MAX / 2`).
 ///
 /// Exact, without building the `n·m` differences: each order statistic is found by a binary
 /// search over the ordered bit patterns of `f64`, counting the differences at or below a value
@@ -240,14 +263,16 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64]) -> Result<f64, StatsError> {
     let mut ys = y.to_vec();
     xs.sort_by(f64::total_cmp);
     ys.sort_by(f64::total_cmp);
-    let total = (xs.len() as u128) * (ys.len() as u128);
+    // At most (2^64)^2 / 4 for real slices: never saturates.
+    let total = (xs.len() as u128).saturating_mul(ys.len() as u128);
     let lower = total.div_ceil(2);
     let a = kth_difference(&xs, &ys, lower);
     if total % 2 == 1 {
         Ok(a)
     } else {
-        let b = kth_difference(&xs, &ys, lower + 1);
-        Ok((a + b) / 2.0)
+        let b = kth_difference(&xs, &ys, lower.saturating_add(1));
+        // `midpoint` is `(a + b) / 2` unless that would overflow.
+        Ok(a.midpoint(b))
     }
 }
 
@@ -261,11 +286,12 @@ fn kth_difference(x: &[f64], y: &[f64], k: u128) -> f64 {
     let mut lo = order_key(x_first - y_last);
     let mut hi = order_key(x_last - y_first);
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
+        // Rounds down, as lo + (hi − lo) / 2, so lo ≤ mid < hi and mid + 1 cannot overflow.
+        let mid = lo.midpoint(hi);
         if count_at_most(x, y, from_order_key(mid)) >= k {
             hi = mid;
         } else {
-            lo = mid + 1;
+            lo = mid.saturating_add(1);
         }
     }
     from_order_key(lo)
@@ -274,14 +300,19 @@ fn kth_difference(x: &[f64], y: &[f64], k: u128) -> f64 {
 /// Number of pairs with `x_i − y_j ≤ d` (both slices sorted ascending).
 fn count_at_most(x: &[f64], y: &[f64], d: f64) -> u128 {
     let mut count: u128 = 0;
-    let mut first = 0;
+    // The y_j from the first one that qualifies on.
+    let mut qualifying = y;
     for &xi in x {
         // x_i − y_j decreases with j and increases with i, so the first j that qualifies
         // never moves back.
-        while first < y.len() && (xi - y[first]).partial_cmp(&d) == Some(Ordering::Greater) {
-            first += 1;
+        while let Some((&yj, rest)) = qualifying.split_first() {
+            if (xi - yj).partial_cmp(&d) != Some(Ordering::Greater) {
+                break;
+            }
+            qualifying = rest;
         }
-        count += (y.len() - first) as u128;
+        // At most len(x)·len(y): never saturates.
+        count = count.saturating_add(qualifying.len() as u128);
     }
     count
 }
@@ -513,7 +544,7 @@ mod tests {
             let total: u64 = counts.iter().sum();
             for u in 0..=m * n + 1 {
                 let expected = counts.iter().skip(u).sum::<u64>() as f64 / total as f64;
-                let actual = exact_u_sf(u, m, n);
+                let actual = exact_u_sf(u as f64, m, n).unwrap();
                 assert!(
                     (actual - expected).abs() < 1e-15,
                     "P(U >= {u}) for {m}x{n}: {actual} != {expected}"

@@ -43,11 +43,10 @@ pub enum VarsError {
 pub fn render(text: &str, vars: &QueryVars, side: Side) -> Result<String, VarsError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after.find("}}").ok_or(VarsError::Unclosed)?;
-        let key = after[..close].trim();
+    while let Some((before, after)) = rest.split_once("{{") {
+        out.push_str(before);
+        let (key, after_close) = after.split_once("}}").ok_or(VarsError::Unclosed)?;
+        let key = key.trim();
         let value = match key {
             "revision" => match side {
                 Side::Canary => &vars.canary,
@@ -61,7 +60,7 @@ pub fn render(text: &str, vars: &QueryVars, side: Side) -> Result<String, VarsEr
             other => return Err(VarsError::Unknown(other.to_string())),
         };
         out.push_str(value);
-        rest = &after[close + 2..];
+        rest = after_close;
     }
     out.push_str(rest);
     Ok(out)

@@ -357,7 +357,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderE
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
                     return Err(ProviderError::Parse(format!(
                         "the answer is larger than {MAX_BODY_BYTES} bytes"
                     )));

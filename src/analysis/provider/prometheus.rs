@@ -160,7 +160,9 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryResult, ProviderE
             for item in series {
                 match item.get("value") {
                     Some(pair) => values.push(pair_value(pair)?),
-                    None if item.get("histogram").is_some() => histograms += 1,
+                    None if item.get("histogram").is_some() => {
+                        histograms = usize::saturating_add(histograms, 1)
+                    }
                     None => {
                         return Err(ProviderError::Parse(format!(
                             "a vector element has no value: {item}"
@@ -184,7 +186,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryResult, ProviderE
                         .map(pair_value)
                         .collect::<Result<Vec<_>, _>>()?,
                     None if item.get("histograms").is_some() => {
-                        histograms += 1;
+                        histograms = usize::saturating_add(histograms, 1);
                         continue;
                     }
                     None => {
