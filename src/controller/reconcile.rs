@@ -40,6 +40,10 @@ pub enum ReconcileError {
     /// A configuration copy cannot be made or trusted.
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
+    /// This replica stopped being the leader (or is shutting down) before a write: the reconcile
+    /// stops without it (not an error; see [`reconcile`]).
+    #[error("{0}")]
+    NotLeader(#[from] super::leader::NotLeader),
 }
 
 impl ReconcileError {
@@ -50,6 +54,7 @@ impl ReconcileError {
             ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
             ReconcileError::LostReplicaSet(_) => "lost_replica_set",
             ReconcileError::Config(_) => "config",
+            ReconcileError::NotLeader(_) => "not_leader",
         }
     }
 }
@@ -61,7 +66,14 @@ pub async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
-    let outcome = reconcile_inner(&sd, &ctx).await;
+    let outcome = match reconcile_inner(&sd, &ctx).await {
+        // Leadership ended mid-reconcile: stop quietly, the new leader looks at everything.
+        Err(ReconcileError::NotLeader(refused)) => {
+            info!(rollout = %sd.name_any(), namespace = ?sd.namespace(), %refused, "reconcile stopped before a write");
+            Ok(Action::await_change())
+        }
+        outcome => outcome,
+    };
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -231,6 +243,7 @@ async fn carry_out(
             "metadata": {"name": name, "resourceVersion": sd.resource_version()},
             "status": decision.status,
         });
+        ctx.ensure_leader()?;
         sds.patch_status(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -242,7 +255,7 @@ async fn carry_out(
     let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
     // The fresh baseline first, so it is never younger than the canary it is compared with.
     for action in &decision.baseline_scale {
-        scale_baseline(sd, &replica_sets, owned, action).await?;
+        scale_baseline(sd, ctx, &replica_sets, owned, action).await?;
     }
     for action in &decision.scale {
         let rs_name =
@@ -265,6 +278,7 @@ async fn carry_out(
                 .await?;
             }
             let patch = json!({"spec": {"replicas": action.replicas}});
+            ctx.ensure_leader()?;
             replica_sets
                 .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
@@ -291,6 +305,7 @@ async fn carry_out(
                 );
             }
             if revision.config_objects.is_empty() {
+                ctx.ensure_leader()?;
                 replica_sets
                     .patch(
                         &rs_name,
@@ -315,6 +330,7 @@ async fn carry_out(
         info!(rollout = %name, namespace, replica_set = %rs_name, replicas = action.replicas, "scaled");
     }
     for rs_name in &decision.baseline_delete {
+        ctx.ensure_leader()?;
         match replica_sets
             .delete(rs_name, &DeleteParams::background())
             .await
@@ -327,6 +343,7 @@ async fn carry_out(
         info!(rollout = %name, namespace, replica_set = %rs_name, "deleted the fresh baseline");
     }
     for rs_name in &decision.delete {
+        ctx.ensure_leader()?;
         replica_sets
             .delete(rs_name, &DeleteParams::background())
             .await?;
@@ -352,6 +369,7 @@ async fn carry_out(
             action: note.action.clone(),
             secondary: None,
         };
+        ctx.ensure_leader()?;
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
             warn!(rollout = %name, %error, "could not record event");
         }
@@ -364,6 +382,7 @@ async fn carry_out(
 /// exactly what the stable runs, configuration copies included.
 async fn scale_baseline(
     sd: &SafeDeployment,
+    ctx: &Context,
     replica_sets: &Api<ReplicaSet>,
     owned: &[Arc<ReplicaSet>],
     action: &ScaleAction,
@@ -380,6 +399,7 @@ async fn scale_baseline(
     };
     if let Some(existing) = owned.iter().find(|rs| is(rs, true)) {
         let patch = json!({"spec": {"replicas": action.replicas}});
+        ctx.ensure_leader()?;
         replica_sets
             .patch(
                 &existing.name_any(),
@@ -399,6 +419,7 @@ async fn scale_baseline(
     let rs = workload::baseline_replica_set(sd, &stable, action.replicas)
         .ok_or_else(|| ReconcileError::LostReplicaSet(stable_name.clone()))?;
     let rs_name = rs.name_any();
+    ctx.ensure_leader()?;
     replica_sets
         .patch(
             &rs_name,
