@@ -425,7 +425,9 @@ async fn run_as_candidate(
     // `signals.reached(1)` also triggered the controller's graceful shutdown.
     leadership.stand_down();
     let stood_down = Instant::now();
-    info!("shutting down: standing down, waiting for running reconciles before releasing the Lease");
+    info!(
+        "shutting down: standing down, waiting for running reconciles before releasing the Lease"
+    );
     tokio::select! {
         () = &mut running => {
             info!(waited = ?stood_down.elapsed(), "running reconciles ended");
