@@ -283,11 +283,12 @@ pub fn acquired_spec(
     timing: &Timing,
     now: Timestamp,
 ) -> LeaseSpec {
+    // As client-go counts: every acquisition of an existing Lease by another identity is a
+    // transition, including the take-over of a released (holder-less) one; a new Lease starts
+    // at 0.
+    let changed_hands = previous.is_some_and(|p| p.holder_identity.as_deref() != Some(identity));
     let previous = previous.cloned().unwrap_or_default();
     let transitions = previous.lease_transitions.unwrap_or(0);
-    // As client-go counts: every acquisition by another identity is a transition, including the
-    // take-over of a released (holder-less) Lease; only a brand-new Lease starts at 0.
-    let changed_hands = previous.holder_identity.as_deref() != Some(identity);
     LeaseSpec {
         holder_identity: Some(identity.to_string()),
         lease_duration_seconds: Some(timing.lease_duration_seconds()),
