@@ -38,7 +38,13 @@ fn template(image: &str) -> PodTemplateSpec {
 }
 
 fn any_threshold() -> impl Strategy<Value = f64> {
-    prop_oneof![0.0..100.0f64, Just(0.0), Just(1e20), Just(1e30), Just(f64::MAX)]
+    prop_oneof![
+        0.0..100.0f64,
+        Just(0.0),
+        Just(1e20),
+        Just(1e30),
+        Just(f64::MAX)
+    ]
 }
 
 fn any_thresholds() -> impl Strategy<Value = Option<Thresholds>> {
@@ -96,7 +102,17 @@ fn any_spec() -> impl Strategy<Value = SafeDeploymentSpec> {
         prop_oneof![Just("app:v1"), Just("app:v2"), Just("app:v3")],
     )
         .prop_map(
-            |(replicas, steps, max_unavailable, background, fresh, health, deadline, history, image)| {
+            |(
+                replicas,
+                steps,
+                max_unavailable,
+                background,
+                fresh,
+                health,
+                deadline,
+                history,
+                image,
+            )| {
                 SafeDeploymentSpec {
                     replicas: Some(replicas),
                     selector: LabelSelectorSpec {
@@ -154,7 +170,14 @@ struct World {
     gates: Vec<(bool, u8)>,
     attestation: u8,
     preflight_fails: bool,
-    requests: (Option<u8>, Option<u8>, Option<u8>, Option<u8>, Option<i64>, bool),
+    requests: (
+        Option<u8>,
+        Option<u8>,
+        Option<u8>,
+        Option<u8>,
+        Option<i64>,
+        bool,
+    ),
     now_offset: i64,
 }
 

@@ -242,6 +242,7 @@ async fn refresh_recorded_versions(
         let patch = json!({"metadata": {"annotations": {
             ANNOTATION_CONFIG_VERSIONS: versions_annotation(versions)
         }}});
+        ctx.ensure_leader()?;
         api.patch(
             &rs.name_any(),
             &PatchParams::default(),
@@ -345,6 +346,7 @@ pub async fn create_replica_set_with_copies(
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()
     };
+    ctx.ensure_leader()?;
     let created = match api.create(&params, &rs).await {
         Ok(created) => created,
         Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await?,
@@ -360,6 +362,7 @@ pub async fn create_replica_set_with_copies(
     )
     .await?;
     let patch = json!({"spec": {"replicas": replicas}});
+    ctx.ensure_leader()?;
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
@@ -400,6 +403,7 @@ pub async fn ensure_copies(
         match object.kind {
             ConfigKind::ConfigMap => {
                 ensure_copy(
+                    ctx,
                     Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
                     &wanted,
                     originals.config_maps.get(&object.name),
@@ -410,6 +414,7 @@ pub async fn ensure_copies(
             }
             ConfigKind::Secret => {
                 ensure_copy(
+                    ctx,
                     Api::<Secret>::namespaced(ctx.client.clone(), &namespace),
                     &wanted,
                     originals.secrets.get(&object.name),
@@ -434,6 +439,7 @@ struct Wanted<'a> {
 
 /// Checks an existing copy (content, owner) or creates it from the original.
 async fn ensure_copy<K>(
+    ctx: &Context,
     api: Api<K>,
     wanted: &Wanted<'_>,
     read_before: Option<&K>,
@@ -467,6 +473,7 @@ where
         {
             // Strategic merge adds to ownerReferences (merge key uid) and keeps the others.
             let patch = json!({"metadata": {"ownerReferences": [owner]}});
+            ctx.ensure_leader()?;
             api.patch(copy, &PatchParams::default(), &Patch::Strategic(&patch))
                 .await?;
             info!(copy, owner = %owner.name, "configuration copy shared with another ReplicaSet");
@@ -488,6 +495,7 @@ where
     };
     let mut fresh = make_copy(&original);
     fresh.meta_mut().owner_references = Some(vec![owner.clone()]);
+    ctx.ensure_leader()?;
     api.patch(
         copy,
         &PatchParams::apply(FIELD_MANAGER).force(),

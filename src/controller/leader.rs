@@ -9,6 +9,18 @@
 //! "win"), and it exposes no deadline a caller could check. This module is a small elector in the
 //! style of client-go's `leaderelection`, with optimistic concurrency on every write.
 //!
+//! # Why not `kubert::lease`
+//! `kubert` (linkerd's runtime helpers; 0.25.0 is the newest release) pins `kube-client`,
+//! `kube-core` and `kube-runtime` to `>=1.1.0, <1.2.0` and `k8s-openapi` to 0.25, so it does not
+//! build next to kube 5 / k8s-openapi 0.29 at all. Even with a matching kube its `LeaseManager`
+//! would be a step back here: expiry is judged by comparing the Lease's `renewTime` with the local
+//! wall clock (`chrono::Utc::now()`), so clock skew between nodes can make two replicas act at
+//! once; the holder considers itself valid until the very instant the others may take over (no
+//! demotion margin for a write in flight); the Lease must exist beforehand (`init` fails on 404);
+//! and it offers no "lost" signal to fail-stop on. What it does well (a `resourceVersion`
+//! precondition on every claim, renewal and `vacate`) this module does too. Verdict: keep this
+//! module.
+//!
 //! # Protocol
 //! * Every write of the Lease is a `PUT` carrying the `resourceVersion` last read, so of two
 //!   replicas racing for the same Lease exactly one succeeds (the other gets `409 Conflict`).
@@ -28,9 +40,17 @@
 //!   and never becomes leader again: leadership is one-shot. [`Leadership::lost`] resolves then;
 //!   the controller is expected to return an error from `run`, so that the process exits and
 //!   Kubernetes restarts it with fresh caches (fail-stop rather than a silent split brain).
-//! * A graceful [`Leadership::release`] clears the holder, so a standby takes over within one
-//!   retry period instead of a whole lease duration. Dropping a [`Leadership`] stops renewing
-//!   without releasing (as a crash would).
+//! * Writers check [`LeaderCheck::ensure`] right before *each* API write (not once per reconcile):
+//!   a reconcile that spent seconds in provider calls, or whose process was frozen, finds the
+//!   deadline passed and makes no write ([`NotLeader`]). What remains unfenced is only the span
+//!   between that check and the request reaching the API server, which the `lease_duration / 3`
+//!   margin above covers unless the process freezes in exactly that span.
+//! * A graceful [`Leadership::release`] clears the holder (a `PUT` with the `resourceVersion` of
+//!   this replica's own last write, so it cannot clear another holder), and a standby takes over
+//!   within one retry period instead of a whole lease duration. [`Leadership::stand_down`] stops
+//!   acting at once but keeps the Lease (renewed) until `release`, so that writes still in
+//!   flight finish before anyone else may start. Dropping a [`Leadership`] stops renewing without
+//!   releasing (as a crash would).
 //! * A holder identity equal to this replica's own, found at start, is treated as another
 //!   replica's (a previous incarnation's) and waited out: identities should be unique per process
 //!   (see [`unique_identity`]).
@@ -41,12 +61,14 @@
 //! let leadership = leader::elect(client.clone(), &lease_ns, &lease_name, &identity,
 //!                                Duration::from_secs(15)).await?;   // fails fast on RBAC
 //! leadership.acquired().await?;                                     // standby until leader
-//! let check = leadership.check();      // into Context; `if !check.is_leader() { skip write }`
+//! let check = leadership.check();      // into Context; `check.ensure()?` before every write
 //! tokio::select! {
 //!     _ = controller_future => {}
 //!     lost = leadership.lost() => return Err(lost.into()),          // exit 1: restarted
+//!     _ = sigterm => leadership.stand_down(),                       // no new writes
 //! }
-//! leadership.release().await                                        // on SIGTERM: fast hand-over
+//! // wait (bounded) until the in-flight reconciles have ended, then:
+//! leadership.release().await                                        // fast hand-over
 //! ```
 //! Readiness can stay "caches synced" (a standby is ready to take over); start the watches before
 //! `acquired()` so a new leader acts on warm caches.
@@ -107,6 +129,12 @@ pub enum LeaderError {
     #[error("the leader elector stopped")]
     Stopped,
 }
+
+/// A write refused because this replica may not act now: it is not (or no longer) the leader,
+/// its renew deadline has passed, or it is shutting down. The caller must stop without writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader (any more): the write was not made")]
+pub struct NotLeader;
 
 /// Where this replica stands; published on a watch channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,25 +275,26 @@ pub fn judge(
     }
 }
 
-/// The Lease spec after `identity` acquires it at `now` (from `previous`, which may be empty).
+/// The Lease spec after `identity` acquires it at `now` (from `previous`, `None` for a new
+/// Lease).
 pub fn acquired_spec(
     previous: Option<&LeaseSpec>,
     identity: &str,
     timing: &Timing,
     now: Timestamp,
 ) -> LeaseSpec {
+    // As client-go counts: every acquisition of an existing Lease by another identity is a
+    // transition, including the take-over of a released (holder-less) one; a new Lease starts
+    // at 0.
+    let changed_hands = previous.is_some_and(|p| p.holder_identity.as_deref() != Some(identity));
     let previous = previous.cloned().unwrap_or_default();
     let transitions = previous.lease_transitions.unwrap_or(0);
-    let had_holder = previous
-        .holder_identity
-        .as_deref()
-        .is_some_and(|h| !h.is_empty());
     LeaseSpec {
         holder_identity: Some(identity.to_string()),
         lease_duration_seconds: Some(timing.lease_duration_seconds()),
         acquire_time: Some(MicroTime(now)),
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if had_holder {
+        lease_transitions: Some(if changed_hands {
             transitions.saturating_add(1)
         } else {
             transitions
@@ -365,6 +394,21 @@ impl LeaderCheck {
     /// passed. Two atomic loads and a clock read; never blocks.
     pub fn is_leader(&self) -> bool {
         self.0.is_leader_at(Instant::now())
+    }
+
+    /// `Ok` if this replica may start a write now ([`LeaderCheck::is_leader`]), else
+    /// [`NotLeader`]. Call it right before each API write, so that no write starts after the
+    /// renew deadline however long the work before it took.
+    pub fn ensure(&self) -> Result<(), NotLeader> {
+        self.ensure_at(Instant::now())
+    }
+
+    fn ensure_at(&self, now: Instant) -> Result<(), NotLeader> {
+        if self.0.is_leader_at(now) {
+            Ok(())
+        } else {
+            Err(NotLeader)
+        }
     }
 }
 
@@ -514,6 +558,14 @@ impl Leadership {
                 }
             },
         )
+    }
+
+    /// Stops acting at once and for good (every [`LeaderCheck`] refuses from now on), but keeps
+    /// holding and renewing the Lease until [`Leadership::release`] or drop, so that nobody else
+    /// starts acting while this replica's writes in flight finish. The first step of a graceful
+    /// shutdown.
+    pub fn stand_down(&self) {
+        self.flag.stop();
     }
 
     /// Steps down: stops acting at once, then clears the holder of the Lease (if this replica
@@ -1094,12 +1146,19 @@ mod tests {
         assert_eq!(taken.lease_transitions, Some(4));
         assert_eq!(taken.lease_duration_seconds, Some(6));
         assert_eq!(taken.acquire_time, Some(MicroTime(now)));
-        // From a released (holder-less) Lease the count does not move.
+        // Releasing keeps the count; taking over the released Lease is a transition too (as
+        // client-go counts), so a graceful hand-over shows in leaseTransitions.
         let released = released_spec(&previous, now);
         assert_eq!(released.holder_identity, None);
         assert_eq!(released.lease_duration_seconds, Some(1));
+        assert_eq!(released.lease_transitions, Some(3));
         let again = acquired_spec(Some(&released), "c", &timing, now);
-        assert_eq!(again.lease_transitions, Some(3));
+        assert_eq!(again.lease_transitions, Some(4));
+        // The same identity taking it again (not a change of hands) does not count.
+        assert_eq!(
+            acquired_spec(Some(&taken), "b", &timing, now).lease_transitions,
+            Some(4)
+        );
         assert_eq!(
             acquired_spec(None, "c", &timing, now).lease_transitions,
             Some(0)
@@ -1138,6 +1197,48 @@ mod tests {
         flag.promote(now + Duration::from_secs(10));
         assert!(!flag.is_leader_at(now));
         assert!(flag.is_stopped());
+    }
+
+    #[test]
+    fn a_write_after_the_renew_deadline_is_refused_with_a_third_of_the_lease_to_spare() {
+        let timing = Timing::for_lease_duration(Duration::from_secs(15)).expect("valid");
+        let flag = Arc::new(Flag::new());
+        let check = LeaderCheck(flag.clone());
+        // A renewal that started at t0 and took 300 ms makes the leader valid until
+        // t0 + renew_deadline (counted from the start) ...
+        let t0 = Instant::now();
+        let renewed_at = t0 + Duration::from_millis(300);
+        flag.promote(t0 + timing.renew_deadline);
+        assert_eq!(check.ensure_at(t0), Ok(()));
+        assert_eq!(
+            check.ensure_at(t0 + timing.renew_deadline - Duration::from_millis(1)),
+            Ok(())
+        );
+        // ... a write that would start at 2/3 of the lease, or later, is refused (e.g. after
+        // 10 s of provider calls since the reconcile began) ...
+        assert_eq!(check.ensure_at(t0 + timing.renew_deadline), Err(NotLeader));
+        assert_eq!(
+            check.ensure_at(t0 + Duration::from_secs(12)),
+            Err(NotLeader)
+        );
+        // ... while no other replica may take over before a whole lease duration after it could
+        // have seen that renewal: the last permitted write has at least 5 s to land.
+        let earliest_takeover = renewed_at + timing.lease_duration;
+        let last_permitted = t0 + timing.renew_deadline;
+        assert!(earliest_takeover - last_permitted >= Duration::from_secs(5));
+        // A renewal moves the deadline; standing down closes the check for good, even though
+        // the deadline has not passed and the elector goes on renewing.
+        flag.extend(t0 + Duration::from_secs(20));
+        assert_eq!(check.ensure_at(t0 + Duration::from_secs(12)), Ok(()));
+        flag.stop();
+        assert_eq!(check.ensure_at(t0), Err(NotLeader));
+        flag.extend(t0 + Duration::from_secs(30));
+        assert_eq!(check.ensure_at(t0), Err(NotLeader));
+        assert!(!check.is_leader());
+        assert_eq!(
+            NotLeader.to_string(),
+            "not the leader (any more): the write was not made"
+        );
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub enum ControllerError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[from] std::io::Error),
+    /// The SIGTERM handler could not be installed.
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
 }
 
 /// Shared state of the reconcilers.
@@ -106,6 +109,66 @@ pub struct Context {
     pub readiness: crate::telemetry::Readiness,
     /// Failed reconciles in a row per object, which pace their retries.
     pub failures: backoff::Failures,
+}
+
+impl Context {
+    /// `Ok` if this replica may write now: always without leader election, else while it holds
+    /// the Lease within its renew deadline and is not shutting down. Call it right before each
+    /// API write of a reconcile (`ctx.ensure_leader()?`): a reconcile can spend seconds in
+    /// provider calls between its start and its writes.
+    pub fn ensure_leader(&self) -> Result<(), leader::NotLeader> {
+        self.leader
+            .as_ref()
+            .map_or(Ok(()), leader::LeaderCheck::ensure)
+    }
+}
+
+/// How long a graceful shutdown waits for the running reconciles to end (each stops at its next
+/// write once this replica stands down) before it gives up on releasing the Lease and lets it
+/// expire instead (a reconcile still running might have a write in flight).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a graceful shutdown waits for the Lease release to be written.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Counts SIGTERM and SIGINT (Ctrl+C): the first starts a graceful shutdown, the second forces it.
+struct Signals {
+    received: tokio::sync::watch::Receiver<u32>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (tx, rx) = tokio::sync::watch::channel(0u32);
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    Some(()) = terminate.recv() => "SIGTERM",
+                    Some(()) = interrupt.recv() => "SIGINT",
+                    else => return,
+                };
+                let count = *tx.borrow() + 1;
+                info!(signal = name, count, "signal received");
+                if tx.send(count).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Signals { received: rx })
+    }
+
+    /// Resolves once `count` signals have been received.
+    fn reached(&self, count: u32) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut received = self.received.clone();
+        async move {
+            if received.wait_for(|n| *n >= count).await.is_err() {
+                // The counting task ended (cannot happen while the handlers live): never.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 /// Runs the controller until it is stopped.
@@ -172,6 +235,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             instance: Some(args.instance.clone()),
         },
     );
+    let signals = Signals::install().map_err(ControllerError::Signal)?;
     let leadership = if args.leader_elect {
         let identity = leader::unique_identity(&args.instance);
         let leadership = leader::elect(
@@ -252,7 +316,9 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
                 None => futures::stream::pending().boxed(),
             },
         ))
-        .shutdown_on_signal();
+        // Our own signal handling (not `shutdown_on_signal`): at the first signal this replica
+        // stands down before the controller stops taking work (see the end of this function).
+        .graceful_shutdown_on(signals.reached(1));
 
     // Rollouts by phase are counted from the local cache (no API calls), so the gauge is right
     // after a restart too.
@@ -322,20 +388,83 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
                 warn!(%error, "reconcile failed");
             }
         });
-    let outcome = match &leadership {
-        // Losing the lease ends the process at once (fail-stop): the writes already stopped,
-        // and a restart rejoins the election with fresh caches.
-        Some(leadership) => tokio::select! {
-            () = running => Ok(()),
-            error = leadership.lost() => Err(ControllerError::Leader(error)),
-        },
+    let outcome = match leadership {
+        Some(leadership) => run_as_candidate(running, leadership, &signals).await,
         None => {
-            running.await;
+            tokio::select! {
+                () = running => {}
+                // A second signal forces the shutdown (the reconciles are dropped with the runtime).
+                () = signals.reached(2) => warn!("second signal: not waiting for running reconciles"),
+            }
             Ok(())
         }
     };
     server.abort();
     outcome
+}
+
+/// Drives the controller of a replica in a leader election until it ends:
+/// * losing the Lease ends the process at once (fail-stop: the writes already stopped, and a
+///   restart rejoins the election with fresh caches);
+/// * at the first SIGTERM/SIGINT the replica stands down at once (every later write of a
+///   running reconcile is refused) while it keeps the Lease, waits up to [`DRAIN_TIMEOUT`] for
+///   the running reconciles to end (the controller takes no new work), and then releases the
+///   Lease, so that a standby takes over within about one retry period instead of a whole lease
+///   duration. If the reconciles do not end in time, or a second signal comes, it does not
+///   release (a write might still be in flight): the Lease expires as after a crash.
+async fn run_as_candidate(
+    running: impl Future<Output = ()>,
+    leadership: leader::Leadership,
+    signals: &Signals,
+) -> Result<(), ControllerError> {
+    let mut running = std::pin::pin!(running);
+    tokio::select! {
+        () = &mut running => {
+            // The controller ended by itself (its watches were closed): nothing is running.
+            return release(leadership).await;
+        }
+        error = leadership.lost() => return Err(ControllerError::Leader(error)),
+        () = signals.reached(1) => {}
+    }
+    // `signals.reached(1)` also triggered the controller's graceful shutdown.
+    leadership.stand_down();
+    let stood_down = Instant::now();
+    info!(
+        "shutting down: standing down, waiting for running reconciles before releasing the Lease"
+    );
+    tokio::select! {
+        () = &mut running => {
+            info!(waited = ?stood_down.elapsed(), "running reconciles ended");
+            release(leadership).await
+        }
+        error = leadership.lost() => Err(ControllerError::Leader(error)),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            warn!(
+                timeout = ?DRAIN_TIMEOUT,
+                "reconciles still running at shutdown; not releasing the Lease, it will expire"
+            );
+            Ok(())
+        }
+        () = signals.reached(2) => {
+            warn!("second signal: not releasing the Lease, it will expire");
+            Ok(())
+        }
+    }
+}
+
+/// Releases the Lease, bounded by [`RELEASE_TIMEOUT`] (after that it simply expires).
+async fn release(leadership: leader::Leadership) -> Result<(), ControllerError> {
+    match tokio::time::timeout(RELEASE_TIMEOUT, leadership.release()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            warn!(%error, "could not release the Lease; it will expire");
+            Ok(())
+        }
+        Err(_) => {
+            warn!(timeout = ?RELEASE_TIMEOUT, "releasing the Lease timed out; it will expire");
+            Ok(())
+        }
+    }
 }
 
 /// An API of `K` in the operator's scope (one namespace, or all).

@@ -60,6 +60,10 @@ pub enum ReconcileError {
     /// The reconcile panicked (a bug); contained to this object.
     #[error("the reconcile panicked (a bug in safedeploy, please report it): {0}")]
     Panicked(String),
+    /// This replica stopped being the leader (or is shutting down) before a write: the reconcile
+    /// stops without it (not an error; see [`reconcile`]).
+    #[error("{0}")]
+    NotLeader(#[from] super::leader::NotLeader),
 }
 
 /// The API server's own words for an API error; the error's text otherwise.
@@ -87,6 +91,7 @@ impl ReconcileError {
             ReconcileError::LostReplicaSet(_) => "lost_replica_set",
             ReconcileError::Config(_) => "config",
             ReconcileError::Panicked(_) => "panic",
+            ReconcileError::NotLeader(_) => "not_leader",
         }
     }
 
@@ -141,6 +146,11 @@ pub async fn reconcile(
         .catch_unwind()
         .await
     {
+        // Leadership ended mid-reconcile: stop quietly, the new leader looks at everything.
+        Ok(Err(ReconcileError::NotLeader(refused))) => {
+            info!(rollout = %sd.name_any(), namespace = ?sd.namespace(), %refused, "reconcile stopped before a write");
+            Ok(Action::await_change())
+        }
         Ok(outcome) => outcome,
         Err(payload) => Err(ReconcileError::Panicked(panic_message(payload.as_ref()))),
     };
@@ -183,6 +193,10 @@ async fn report_failure(sd: &SafeDeployment, ctx: &Context, error: &ReconcileErr
             error!(rollout = %name, %namespace, %message, "reconcile panicked; the object is Stalled, the others go on")
         }
         _ => warn!(rollout = %name, %namespace, %message, "reconcile failed"),
+    }
+    // Only the leader writes, the report included.
+    if ctx.ensure_leader().is_err() {
+        return;
     }
     let kind = error.failure_kind();
     let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -446,6 +460,7 @@ async fn carry_out(
     if &decision.status != status {
         // The resourceVersion precondition makes a decision taken on a stale cache fail instead
         // of repeating a step.
+        ctx.ensure_leader()?;
         write_status(&sds, &name, sd.resource_version(), &decision.status)
             .await
             .map_err(writing("write status"))?;
@@ -454,7 +469,7 @@ async fn carry_out(
     let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
     // The fresh baseline first, so it is never younger than the canary it is compared with.
     for action in &decision.baseline_scale {
-        scale_baseline(sd, &replica_sets, owned, action).await?;
+        scale_baseline(sd, ctx, &replica_sets, owned, action).await?;
     }
     for action in &decision.scale {
         let rs_name =
@@ -477,6 +492,7 @@ async fn carry_out(
                 .await?;
             }
             let patch = json!({"spec": {"replicas": action.replicas}});
+            ctx.ensure_leader()?;
             replica_sets
                 .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
@@ -507,6 +523,7 @@ async fn carry_out(
                 );
             }
             if revision.config_objects.is_empty() {
+                ctx.ensure_leader()?;
                 replica_sets
                     .patch(
                         &rs_name,
@@ -532,6 +549,7 @@ async fn carry_out(
         info!(rollout = %name, namespace, replica_set = %rs_name, replicas = action.replicas, "scaled");
     }
     for rs_name in &decision.baseline_delete {
+        ctx.ensure_leader()?;
         match replica_sets
             .delete(rs_name, &DeleteParams::background())
             .await
@@ -544,6 +562,7 @@ async fn carry_out(
         info!(rollout = %name, namespace, replica_set = %rs_name, "deleted the fresh baseline");
     }
     for rs_name in &decision.delete {
+        ctx.ensure_leader()?;
         match replica_sets
             .delete(rs_name, &DeleteParams::background())
             .await
@@ -575,6 +594,7 @@ async fn carry_out(
             action: note.action.clone(),
             secondary: None,
         };
+        ctx.ensure_leader()?;
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
             warn!(rollout = %name, %error, "could not record event");
         }
@@ -582,6 +602,7 @@ async fn carry_out(
     // Every write went through: a failure recorded earlier is over.
     let mut cleared = decision.status.clone();
     if failure::clear_failure(&mut cleared, Timestamp::now()) {
+        ctx.ensure_leader()?;
         write_status(&sds, &name, None, &cleared)
             .await
             .map_err(writing("clear the Stalled condition"))?;
@@ -594,6 +615,7 @@ async fn carry_out(
 /// exactly what the stable runs, configuration copies included.
 async fn scale_baseline(
     sd: &SafeDeployment,
+    ctx: &Context,
     replica_sets: &Api<ReplicaSet>,
     owned: &[Arc<ReplicaSet>],
     action: &ScaleAction,
@@ -610,6 +632,7 @@ async fn scale_baseline(
     };
     if let Some(existing) = owned.iter().find(|rs| is(rs, true)) {
         let patch = json!({"spec": {"replicas": action.replicas}});
+        ctx.ensure_leader()?;
         replica_sets
             .patch(
                 &existing.name_any(),
@@ -629,6 +652,7 @@ async fn scale_baseline(
     let rs = workload::baseline_replica_set(sd, &stable, action.replicas)
         .ok_or_else(|| ReconcileError::LostReplicaSet(stable_name.clone()))?;
     let rs_name = rs.name_any();
+    ctx.ensure_leader()?;
     replica_sets
         .patch(
             &rs_name,

@@ -1748,8 +1748,8 @@ pub fn canary_replicas(n: i32, weight: i32) -> i32 {
 /// A short digest of what decides the meaning of a step index: the steps and the background
 /// analysis.
 fn steps_digest(canary: &crate::api::CanaryStrategy) -> String {
-    let text = serde_json::to_string(&(&canary.steps, &canary.background_analysis))
-        .unwrap_or_default();
+    let text =
+        serde_json::to_string(&(&canary.steps, &canary.background_analysis)).unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     hex::encode(digest.as_ref().get(..6).unwrap_or_default())
 }

@@ -2110,10 +2110,17 @@ fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
     assert_eq!(sim.status.current_step_index, Some(0));
     assert_ne!(sim.status.stable_revision, Some(sim.revision().hash));
     tick_for(&mut sim, 20);
-    assert_eq!(sim.status.current_step_index, Some(1), "waits at the new pause");
+    assert_eq!(
+        sim.status.current_step_index,
+        Some(1),
+        "waits at the new pause"
+    );
     assert_eq!(sim.status.phase, Phase::Paused);
     assert_eq!(
-        sim.events.iter().filter(|e| e.reason == "StepsChanged").count(),
+        sim.events
+            .iter()
+            .filter(|e| e.reason == "StepsChanged")
+            .count(),
         1,
         "restarted once"
     );
