@@ -268,6 +268,35 @@ async fn unlabelled_secrets_and_addresses_outside_the_policy_get_no_request() {
     // 2. The policy allows only another address: an Error naming the rule. The Secret opts in
     //    only once the operator has shown it sees the policy (the allow-list is checked first),
     //    so no measurement can fall between the label and the policy; still nothing is sent.
+    //    (Other test runs on the shared cluster may install older CRDs; ours go in again first.)
+    operator::install_crds(&ns.client).await;
+    // The CRD refuses allow-list entries that are not plain http(s) URLs (a dry run, right
+    // after our CRDs went in: another run may install older ones, which prune the field).
+    let policies: Api<safedeploy::api::SafeDeploymentPolicy> = Api::all(ns.client.clone());
+    for entry in [
+        "http://user:pw@evil.example/",
+        "file:///etc/passwd",
+        "http://prometheus:9090/?q=1",
+    ] {
+        let bad = json!({"spec": {"analysis": {"allowedProviderUrls": [entry]}}});
+        let refused = policies
+            .patch(
+                &format!("{}-policy", ns.name),
+                &PatchParams {
+                    dry_run: true,
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&bad),
+            )
+            .await;
+        match refused {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 422, "{entry}: {e:?}"),
+            Ok(p) if p.spec.analysis.is_none() => {
+                panic!("schema mismatch: the installed CRD has no spec.analysis (re-run)")
+            }
+            other => panic!("{entry} was accepted: {other:?}"),
+        }
+    }
     namespace_policy(
         &ns.client,
         &ns.name,
@@ -323,22 +352,6 @@ async fn unlabelled_secrets_and_addresses_outside_the_policy_get_no_request() {
         "a request was sent outside the allow-list"
     );
     assert!(endpoint.authorizations.lock().expect("lock").is_empty());
-
-    // The CRD refuses allow-list entries that are not plain http(s) URLs.
-    let policies: Api<safedeploy::api::SafeDeploymentPolicy> = Api::all(ns.client.clone());
-    let bad =
-        json!({"spec": {"analysis": {"allowedProviderUrls": ["http://user:pw@evil.example/"]}}});
-    let refused = policies
-        .patch(
-            &format!("{}-policy", ns.name),
-            &PatchParams::default(),
-            &Patch::Merge(&bad),
-        )
-        .await;
-    assert!(
-        matches!(&refused, Err(kube::Error::Api(e)) if e.code == 422),
-        "{refused:?}"
-    );
 
     let text = object_text(&ns).await;
     assert!(
