@@ -126,6 +126,11 @@ pub struct SafeDeploymentPolicySpec {
     /// Size limits, checked before and while parsing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<AttestationLimits>,
+
+    /// What canary analyses in the selected namespaces may do (where their providers may send
+    /// requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisPolicy>,
 }
 
 fn default_true() -> bool {
@@ -148,8 +153,30 @@ impl Default for SafeDeploymentPolicySpec {
             allowed_verifier_ids: Vec::new(),
             required_environment: BTreeMap::new(),
             limits: None,
+            analysis: None,
         }
     }
+}
+
+/// Restrictions on the canary analyses of the selected namespaces.
+///
+/// Whoever may edit a SafeDeployment picks its metrics' provider addresses; the operator sends
+/// the requests from inside the cluster, with the Secrets `headersFrom` names. This bounds where.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisPolicy {
+    /// URL prefixes that Prometheus addresses and web URLs must lie below, such as
+    /// `http://prometheus.monitoring:9090` or `https://slo.example.com/api/`. Scheme, host and
+    /// port must be equal; the path must equal the prefix's path or continue it after a `/`. A
+    /// measurement against any other address is an error and no request is sent. Unset allows
+    /// any address; an empty list allows none (only `kubernetes` metrics can then measure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(min = 8, max = 512)))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(u, u.matches('^https?://[A-Za-z0-9-]+([.][A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[^?#@ ]*)?$'))",
+         "message": "allowedProviderUrls entries must be http:// or https:// URLs with a host name or IPv4 address, an optional port and path, and no user info, query or fragment"},
+    ]))]
+    pub allowed_provider_urls: Option<Vec<String>>,
 }
 
 /// Selects namespaces by their labels.

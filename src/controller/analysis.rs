@@ -6,18 +6,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
 
 use super::Context;
 use super::reconcile::ReconcileError;
-use crate::analysis::provider::{SecretHeaders, referenced_secrets};
+use crate::analysis::provider::{
+    Egress, SecretHeaders, headers_from_secret, not_opted_in, opted_in, referenced_secrets,
+};
 use crate::analysis::run::{self, RunOutcome};
 use crate::analysis::signals::SidePods;
 use crate::analysis::vars::QueryVars;
 use crate::api::analysis::{AnalysisRunStatus, AnalysisTemplate, MetricVerdict};
-use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentStatus};
+use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
+use crate::attest::policy::resolve_policy;
 use crate::core::health::{EffectiveGates, PodView};
 use crate::core::revision::baseline_selector;
 use crate::core::rollout::AnalysisGate;
@@ -113,11 +116,12 @@ pub async fn refresh(
                 name: sd.name_any(),
             };
             let secrets = secret_headers(ctx, &vars.namespace, template).await?;
+            let egress = egress(ctx, &vars.namespace, template).await?;
             let baseline_side = if fresh { baseline_pods } else { pods };
             let side_pods = side_pods(sd, template, &vars, pods, baseline_side, now);
             let observations = ctx
                 .providers
-                .measure_template(template, &vars, &secrets, &side_pods, now)
+                .measure_template(template, &vars, &secrets, &egress, &side_pods, now)
                 .await;
             let outcome = run::advance(template, run_status, &observations, now);
             if !matches!(outcome, RunOutcome::Continue { .. }) {
@@ -217,7 +221,8 @@ fn retry_after_provider_errors(
         .ok()
 }
 
-/// Reads the Secrets the web metrics take headers from.
+/// Reads the Secrets the web metrics take headers from. A Secret without the opt-in label is
+/// recorded as refused from its metadata alone: its data is never fetched.
 async fn secret_headers(
     ctx: &Context,
     namespace: &str,
@@ -232,17 +237,61 @@ async fn secret_headers(
     for name in names {
         // A missing Secret is left out: the provider then reports an error for that metric,
         // which can never lead to a pass.
+        let Some(meta) = api.get_metadata_opt(&name).await? else {
+            continue;
+        };
+        if !opted_in(meta.metadata.labels.as_ref()) {
+            headers.insert(name.clone(), Err(not_opted_in(&name)));
+            continue;
+        }
+        // The label is checked again on the full object (it may have changed in between).
         if let Some(secret) = api.get_opt(&name).await? {
-            let data = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .collect();
-            headers.insert(name, data);
+            headers.insert(name, headers_from_secret(&secret));
         }
     }
     Ok(headers)
+}
+
+/// Where the template's provider requests may go: the allow-list of the policy that applies to
+/// the namespace (`analysis.allowedProviderUrls`), or anywhere without one. Only looked up when
+/// the template has a metric that sends requests.
+async fn egress(
+    ctx: &Context,
+    namespace: &str,
+    template: &AnalysisTemplate,
+) -> Result<Egress, ReconcileError> {
+    let sends = template
+        .metrics
+        .iter()
+        .any(|m| m.provider.prometheus.is_some() || m.provider.web.is_some());
+    if !sends {
+        return Ok(Egress::Any);
+    }
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let labels = namespaces
+        .get_metadata_opt(namespace)
+        .await?
+        .map(|ns| ns.labels().clone())
+        .unwrap_or_default();
+    let policies = ctx.policies.state();
+    let policy = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()));
+    Ok(policy.map_or(Egress::Any, egress_of))
+}
+
+/// The egress rule of a policy: its allow-list if it sets one.
+fn egress_of(policy: &SafeDeploymentPolicy) -> Egress {
+    match policy
+        .spec
+        .analysis
+        .as_ref()
+        .and_then(|a| a.allowed_provider_urls.clone())
+    {
+        Some(prefixes) => Egress::Only {
+            policy: policy.name_any(),
+            prefixes,
+        },
+        None => Egress::Any,
+    }
 }
 
 #[cfg(test)]

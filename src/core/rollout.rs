@@ -567,6 +567,24 @@ impl<'a> Planner<'a> {
             );
             return false;
         };
+        // A rollback goes back to a revision that ran; it is never a way around the gates: the
+        // revision the spec describes rolls out through its canary (or promote-full), and a
+        // revision that was reverted stays rejected until a person retries it.
+        let refusal = if target == self.obs.desired.hash {
+            Some("it is the revision the spec describes; it rolls out through its canary steps")
+        } else if self.status.rejected_revisions.contains(&target) {
+            Some("it was rejected; run `safedeploy retry` on a spec that describes it instead")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            self.event(
+                true,
+                "RollbackFailed",
+                format!("rollback to revision {number} refused: {why}"),
+            );
+            return false;
+        }
         let components = &self.obs.desired.components;
         let all_present = components.iter().all(|c| {
             self.obs
@@ -574,7 +592,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .any(|rs| rs.revision == target && rs.component == c.name)
         });
-        if !all_present && target != self.obs.desired.hash {
+        if !all_present {
             self.event(
                 true,
                 "RollbackFailed",

@@ -2125,3 +2125,33 @@ fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
         "restarted once"
     );
 }
+
+#[test]
+fn a_rollback_never_goes_around_the_gates() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.deploy("app:v2");
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation".into(),
+    };
+    tick_for(&mut sim, 3);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    let desired = sim.revision().hash;
+    let number = sim
+        .status
+        .revisions
+        .iter()
+        .find(|r| r.hash == desired)
+        .unwrap()
+        .number;
+    // "Roll back" to the blocked revision itself: refused, nothing of it runs.
+    sim.requests.rollback = Some(("t1".into(), number));
+    tick_for(&mut sim, 3);
+    assert_ne!(sim.status.stable_revision, Some(desired.clone()));
+    assert_eq!(sim.replicas_of(&desired), 0);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.reason == "RollbackFailed" && e.note.contains("refused"))
+    );
+}

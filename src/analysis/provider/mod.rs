@@ -4,7 +4,18 @@
 //! [`ProviderError`] inside the observation (measuring never fails as a whole).
 //!
 //! Secrets are not read here: the controller reads the Secrets named by
-//! [`referenced_secrets`] and passes their data (header name → value) by Secret name.
+//! [`referenced_secrets`] and passes their data (header name → value) by Secret name, after
+//! [`headers_from_secret`] has checked that the Secret opted in with [`HEADERS_SECRET_LABEL`].
+//!
+//! Security (see the README's threat model): whoever may edit a SafeDeployment chooses the URLs
+//! and the Secret, but may not be able to read Secrets or reach internal addresses. So:
+//! - a Secret is only sent if it carries [`HEADERS_SECRET_LABEL`]`: "true"`;
+//! - a request goes only to an address inside the namespace policy's allow-list ([`Egress`]),
+//!   checked on the final URL before anything is sent;
+//! - redirects are never followed (the allow-list and the Secret's headers would not follow);
+//! - error messages, which end up in status, never carry bytes of a response body: only the
+//!   HTTP status, a sanitised content type and a length;
+//! - bodies are read up to [`MAX_BODY_BYTES`], timeouts are clamped to [`MAX_TIMEOUT`].
 
 pub mod prometheus;
 pub mod web;
@@ -14,6 +25,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use reqwest::Url;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 
 use crate::api::analysis::{
     AnalysisTemplate, DEFAULT_PROVIDER_TIMEOUT, MetricSpec, PrometheusProvider, WebProvider,
@@ -25,13 +39,130 @@ use super::vars::{QueryVars, Side, render};
 use super::{MetricObservation, ProviderError, SamplesReading, ValueReading};
 use crate::core::health::PodView;
 
-/// Largest answer body read from a provider.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest answer body read from a provider. A Prometheus answer reduced to one value (or a
+/// range of a few hundred points) and a JSON metric endpoint fit many times over; a larger body
+/// is cut off while streaming, so the operator never buffers more than this per request.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest request timeout, whatever a metric's `timeout` says: a reconcile waits for its
+/// measurements, so one hanging endpoint must not hold it (and its worker) for long.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// Timeout of establishing a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The label a Secret must carry, with value `"true"`, before `headersFrom` may send its data.
+/// Its owner thereby agrees that whoever may edit SafeDeployments in the namespace can send it
+/// to any provider address the namespace's policy allows.
+pub const HEADERS_SECRET_LABEL: &str = "safedeploy.dev/analysis-headers";
 
-/// Secret data by Secret name, each a map of header name to value.
-pub type SecretHeaders = BTreeMap<String, BTreeMap<String, String>>;
+/// Secret data by Secret name: a map of header name to value, or why the Secret may not be used
+/// (not opted in, unreadable). A Secret missing from the map does not exist.
+pub type SecretHeaders = BTreeMap<String, Result<BTreeMap<String, String>, ProviderError>>;
+
+/// Where provider requests may go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Egress {
+    /// Anywhere (no policy restricts provider addresses).
+    #[default]
+    Any,
+    /// Only below these URL prefixes, from the named SafeDeploymentPolicy's
+    /// `analysis.allowedProviderUrls`. An empty list allows nothing.
+    Only {
+        /// Name of the policy, for messages.
+        policy: String,
+        /// The allowed URL prefixes.
+        prefixes: Vec<String>,
+    },
+}
+
+impl Egress {
+    /// Whether a request to `url` may be sent; the error names the policy and its rule.
+    ///
+    /// Matching is on the parsed URL, never on the raw string (a string prefix
+    /// `http://prometheus` would also match `http://prometheus.evil.example`): scheme, host and
+    /// port must be equal, and the path must equal the prefix's path or lie below it at a `/`
+    /// boundary. `..` and percent-encoded dots are resolved by the parser before comparing.
+    pub fn check(&self, url: &str) -> Result<(), ProviderError> {
+        let Egress::Only { policy, prefixes } = self else {
+            return Ok(());
+        };
+        let refused = |why: &str| {
+            ProviderError::Config(format!(
+                "{why}: SafeDeploymentPolicy {policy:?} allows provider requests only below analysis.allowedProviderUrls; no request was sent"
+            ))
+        };
+        let target = Url::parse(url).map_err(|_| refused("the provider URL does not parse"))?;
+        if prefixes.iter().any(|prefix| url_below(prefix, &target)) {
+            Ok(())
+        } else {
+            let shown = format!(
+                "{}://{}{}",
+                target.scheme(),
+                target.host_str().unwrap_or(""),
+                target.port().map(|p| format!(":{p}")).unwrap_or_default()
+            );
+            Err(refused(&format!(
+                "{shown}{} is outside the allowed provider URLs",
+                target.path()
+            )))
+        }
+    }
+}
+
+/// Whether `target` lies below the allow-list entry `prefix` (see [`Egress::check`]). An entry
+/// that does not parse, or has user info, a query or a fragment, matches nothing (fail closed;
+/// the CRD's CEL rules refuse such entries anyway).
+fn url_below(prefix: &str, target: &Url) -> bool {
+    let Ok(prefix) = Url::parse(prefix) else {
+        return false;
+    };
+    let plain = prefix.username().is_empty()
+        && prefix.password().is_none()
+        && prefix.query().is_none()
+        && prefix.fragment().is_none();
+    if !plain
+        || prefix.scheme() != target.scheme()
+        || prefix.host() != target.host()
+        || prefix.port_or_known_default() != target.port_or_known_default()
+    {
+        return false;
+    }
+    let base = prefix.path().trim_end_matches('/');
+    let path = target.path();
+    base.is_empty() || path == base || path.starts_with(&format!("{base}/"))
+}
+
+/// The headers a Secret provides to `headersFrom`: its data, if it opted in with
+/// [`HEADERS_SECRET_LABEL`]`: "true"`. Errors name the Secret and the label or the key, never a
+/// value.
+pub fn headers_from_secret(secret: &Secret) -> Result<BTreeMap<String, String>, ProviderError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    if !opted_in(secret.metadata.labels.as_ref()) {
+        return Err(not_opted_in(&name));
+    }
+    let mut headers = BTreeMap::new();
+    for (key, value) in secret.data.iter().flatten() {
+        let value = String::from_utf8(value.0.clone()).map_err(|_| {
+            ProviderError::Config(format!(
+                "the headers Secret {name:?}: the value of key {key:?} is not UTF-8"
+            ))
+        })?;
+        headers.insert(key.clone(), value);
+    }
+    Ok(headers)
+}
+
+/// Whether labels carry [`HEADERS_SECRET_LABEL`]`: "true"`.
+pub fn opted_in(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(HEADERS_SECRET_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
+/// The error of a Secret that did not opt in to `headersFrom`.
+pub fn not_opted_in(name: &str) -> ProviderError {
+    ProviderError::Config(format!(
+        "the headers Secret {name:?} lacks the label {HEADERS_SECRET_LABEL}: \"true\" that allows sending it to a provider; not sent"
+    ))
+}
 
 /// The HTTP client the providers share.
 #[derive(Debug, Clone)]
@@ -47,6 +178,11 @@ impl Providers {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            // Never follow redirects: a redirect could lead outside the policy's allow-list
+            // (checked only on the URL we send to) and, to another host, would either carry the
+            // Secret's headers along or strip them depending on the client's rules. A 3xx is
+            // reported as a bad status instead; a provider address should be the final one.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("safedeploy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::Config(format!("cannot build the HTTP client: {e}")))?;
@@ -65,6 +201,7 @@ impl Providers {
         template: &AnalysisTemplate,
         vars: &QueryVars,
         secrets: &SecretHeaders,
+        egress: &Egress,
         pods: &SidePods,
         now: Timestamp,
     ) -> Vec<MetricObservation> {
@@ -72,7 +209,7 @@ impl Providers {
             template
                 .metrics
                 .iter()
-                .map(|metric| self.measure(metric, vars, secrets, pods, now)),
+                .map(|metric| self.measure(metric, vars, secrets, egress, pods, now)),
         )
         .await
     }
@@ -80,12 +217,13 @@ impl Providers {
     /// Measures one metric: the readings its checks need (canary value for thresholds, canary
     /// and baseline values for the relative check, canary and baseline samples for the
     /// statistical check), canary and baseline concurrently. A `kubernetes` metric is read from
-    /// `pods`, without a request.
+    /// `pods`, without a request. No request goes outside `egress`.
     pub async fn measure(
         &self,
         metric: &MetricSpec,
         vars: &QueryVars,
         secrets: &SecretHeaders,
+        egress: &Egress,
         pods: &SidePods,
         now: Timestamp,
     ) -> MetricObservation {
@@ -95,13 +233,18 @@ impl Providers {
             samples: metric.statistical.is_some(),
         };
         let provider = &metric.provider;
+        let scope = Scope {
+            vars,
+            secrets,
+            egress,
+        };
         let (canary, baseline) = match (&provider.prometheus, &provider.web, &provider.kubernetes) {
             (Some(p), None, None) => {
                 futures::join!(
-                    self.prometheus_side(p, vars, Side::Canary, needs.value, needs.samples, now),
+                    self.prometheus_side(p, &scope, Side::Canary, needs.value, needs.samples, now),
                     self.prometheus_side(
                         p,
-                        vars,
+                        &scope,
                         Side::Baseline,
                         needs.baseline_value,
                         needs.samples,
@@ -111,11 +254,10 @@ impl Providers {
             }
             (None, Some(w), None) => {
                 futures::join!(
-                    self.web_side(w, vars, secrets, Side::Canary, needs.value, needs.samples),
+                    self.web_side(w, &scope, Side::Canary, needs.value, needs.samples),
                     self.web_side(
                         w,
-                        vars,
-                        secrets,
+                        &scope,
                         Side::Baseline,
                         needs.baseline_value,
                         needs.samples
@@ -154,7 +296,7 @@ impl Providers {
     async fn prometheus_side(
         &self,
         p: &PrometheusProvider,
-        vars: &QueryVars,
+        scope: &Scope<'_>,
         side: Side,
         want_value: bool,
         want_samples: bool,
@@ -163,6 +305,7 @@ impl Providers {
         if !want_value && !want_samples {
             return SideReadings::default();
         }
+        let Scope { vars, egress, .. } = *scope;
         let prepared = (|| {
             let text = match side {
                 Side::Canary => &p.query,
@@ -180,6 +323,14 @@ impl Providers {
                 )),
                 None => None,
             };
+            // The URLs actually requested are checked, not just the address.
+            egress.check(&prometheus::endpoint(&p.address, prometheus::QUERY_PATH))?;
+            if range.is_some() {
+                egress.check(&prometheus::endpoint(
+                    &p.address,
+                    prometheus::QUERY_RANGE_PATH,
+                ))?;
+            }
             Ok::<_, ProviderError>((query, timeout, range))
         })();
         let (query, timeout, range) = match prepared {
@@ -218,8 +369,7 @@ impl Providers {
     async fn web_side(
         &self,
         w: &WebProvider,
-        vars: &QueryVars,
-        secrets: &SecretHeaders,
+        scope: &Scope<'_>,
         side: Side,
         want_value: bool,
         want_samples: bool,
@@ -227,9 +377,16 @@ impl Providers {
         if !want_value && !want_samples {
             return SideReadings::default();
         }
+        let Scope {
+            vars,
+            secrets,
+            egress,
+        } = *scope;
         let prepared = (|| {
             let config = |e: super::vars::VarsError| ProviderError::Config(e.to_string());
             let url = render(&w.url, vars, side).map_err(config)?;
+            // Before any Secret is resolved: a refused URL never sees a header.
+            egress.check(&url)?;
             let body = w
                 .body
                 .as_deref()
@@ -243,9 +400,13 @@ impl Providers {
                 .collect();
             if let Some(from) = &w.headers_from {
                 let name = &from.secret_ref.name;
-                let data = secrets.get(name).ok_or_else(|| {
-                    ProviderError::Config(format!("the headers Secret {name:?} was not resolved"))
-                })?;
+                let data = secrets
+                    .get(name)
+                    .ok_or_else(|| {
+                        ProviderError::Config(format!("the headers Secret {name:?} does not exist"))
+                    })?
+                    .as_ref()
+                    .map_err(Clone::clone)?;
                 headers.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             let path = web::parse_json_path(&w.json_path)?;
@@ -277,6 +438,14 @@ impl Providers {
     }
 }
 
+/// What a measurement may use: the variables, the resolved Secrets and where it may send.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    vars: &'a QueryVars,
+    secrets: &'a SecretHeaders,
+    egress: &'a Egress,
+}
+
 /// Which readings a metric's checks need.
 #[derive(Debug, Clone, Copy)]
 struct Needs {
@@ -301,7 +470,8 @@ impl SideReadings {
     }
 }
 
-/// The request timeout of a provider (default 10s).
+/// The request timeout of a provider (default 10s, at most [`MAX_TIMEOUT`]). It bounds the
+/// whole exchange: connecting, the answer's headers and reading its body.
 fn timeout(text: Option<&str>) -> Result<Duration, ProviderError> {
     let text = text.unwrap_or(DEFAULT_PROVIDER_TIMEOUT);
     let timeout =
@@ -311,7 +481,7 @@ fn timeout(text: Option<&str>) -> Result<Duration, ProviderError> {
             "timeout must be longer than zero".into(),
         ));
     }
-    Ok(timeout)
+    Ok(timeout.min(MAX_TIMEOUT))
 }
 
 /// Names of the Secrets the web metrics of `template` take headers from; the controller reads
@@ -351,23 +521,86 @@ fn full_error(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Reads a body of at most [`MAX_BODY_BYTES`].
+/// A description of an answer for messages, without any of its body's bytes: the content type
+/// (only if it looks like a media type; the header is the server's text) and the length.
+fn describe_answer(content_type: Option<&str>, length: Option<usize>) -> String {
+    let media = content_type
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| {
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+            };
+            t.len() <= 100 && t.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+        });
+    let media = match (content_type, media) {
+        (None, _) => "no content type".to_string(),
+        (Some(_), None) => "an unrecognised content type".to_string(),
+        (Some(_), Some(media)) => format!("content type {media}"),
+    };
+    match length {
+        Some(length) => format!("{media}, {length} bytes"),
+        None => format!("{media}, body not read"),
+    }
+}
+
+/// The error of an answer that is not JSON: where parsing stopped, not the text found there.
+fn not_json(error: &serde_json::Error, content_type: Option<&str>, length: usize) -> ProviderError {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "read",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data",
+        serde_json::error::Category::Eof => "unexpected end",
+    };
+    ProviderError::Parse(format!(
+        "the answer is not JSON ({}; {kind} error at line {} column {})",
+        describe_answer(content_type, Some(length)),
+        error.line(),
+        error.column()
+    ))
+}
+
+/// The `Content-Type` header of an answer, if it is text.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(CONTENT_TYPE).map(|v| {
+        v.to_str()
+            .map(str::to_string)
+            .unwrap_or_else(|_| "\u{fffd}".into())
+    })
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], chunk by chunk: a declared or actual larger body
+/// is refused as soon as that is known, without buffering it (the connection is dropped).
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    let too_large = || {
+        ProviderError::Parse(format!(
+            "the answer is larger than {MAX_BODY_BYTES} bytes; not read further"
+        ))
+    };
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
-                    return Err(ProviderError::Parse(format!(
-                        "the answer is larger than {MAX_BODY_BYTES} bytes"
-                    )));
+                    return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
             Err(e) if e.is_timeout() => {
                 return Err(ProviderError::Unreachable(format!(
-                    "timed out reading the answer: {e}"
+                    "timed out reading the answer after {} bytes",
+                    body.len()
                 )));
             }
             Err(e) => {

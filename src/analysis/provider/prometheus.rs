@@ -2,13 +2,35 @@
 //! (`GET /api/v1/query_range`), and the parsing of its JSON answers (scalar, vector, matrix and
 //! string results; `"NaN"`/`"+Inf"` values; error answers; native-histogram samples, which are
 //! refused). Parsing is pure and tested separately from the requests.
+//!
+//! No error message carries bytes of the answer: the `error` text of a Prometheus error answer
+//! is dropped (only a known `errorType` is kept), and malformed answers are described by their
+//! shape, status, content type and length. The address is the user's; what answers there need
+//! not be Prometheus.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{ProviderError, read_body, send};
+use super::{ProviderError, content_type, describe_answer, not_json, read_body, send};
+
+/// Path of instant queries, below the address.
+pub const QUERY_PATH: &str = "/api/v1/query";
+/// Path of range queries, below the address.
+pub const QUERY_RANGE_PATH: &str = "/api/v1/query_range";
+
+/// The `errorType`s the Prometheus HTTP API documents; any other value is not repeated.
+const KNOWN_ERROR_TYPES: [&str; 8] = [
+    "bad_data",
+    "timeout",
+    "canceled",
+    "execution",
+    "internal",
+    "unavailable",
+    "not_found",
+    "not_acceptable",
+];
 
 /// The `data` of a successful query, reduced to its numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,10 +91,10 @@ pub fn parse_sample_value(value: &Value) -> Result<f64, ProviderError> {
                 ProviderError::Parse(format!("sample value {number} is not a number"))
             });
         }
-        other => {
-            return Err(ProviderError::Parse(format!(
-                "sample value {other} is not a number"
-            )));
+        _ => {
+            return Err(ProviderError::Parse(
+                "a sample value is neither a string nor a number".into(),
+            ));
         }
     };
     match text {
@@ -82,7 +104,7 @@ pub fn parse_sample_value(value: &Value) -> Result<f64, ProviderError> {
         _ => text
             .trim()
             .parse::<f64>()
-            .map_err(|_| ProviderError::Parse(format!("sample value {text:?} is not a number"))),
+            .map_err(|_| ProviderError::Parse("a sample value is a string, not a number".into())),
     }
 }
 
@@ -90,52 +112,48 @@ pub fn parse_sample_value(value: &Value) -> Result<f64, ProviderError> {
 fn pair_value(pair: &Value) -> Result<f64, ProviderError> {
     match pair.as_array().map(Vec::as_slice) {
         Some([_, value]) => parse_sample_value(value),
-        _ => Err(ProviderError::Parse(format!(
-            "expected a [timestamp, value] pair, got {pair}"
-        ))),
+        _ => Err(ProviderError::Parse(
+            "a sample is not a [timestamp, value] pair".into(),
+        )),
     }
 }
 
-/// First characters of a body, for error messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    let mut out: String = trimmed.chars().take(300).collect();
-    if trimmed.chars().count() > 300 {
-        out.push('…');
-    }
-    out
-}
-
-/// Parses an answer of `/api/v1/query` or `/api/v1/query_range` given its HTTP status.
+/// Parses an answer of `/api/v1/query` or `/api/v1/query_range` given its HTTP status and
+/// content type.
 ///
 /// Error answers (`{"status":"error","errorType":…,"error":…}`, normally with 400, 422 or 503)
-/// and any other non-2xx status become [`ProviderError::BadStatus`].
-pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryResult, ProviderError> {
+/// and any other non-2xx status become [`ProviderError::BadStatus`] with the `errorType` (if it
+/// is one Prometheus documents), the content type and the length, never the `error` text.
+pub fn parse_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<QueryResult, ProviderError> {
     let json: Result<Value, _> = serde_json::from_slice(body);
     let ok_status = (200..300).contains(&status);
+    let described = || describe_answer(content_type, Some(body.len()));
     let json = match json {
         Ok(json) => json,
-        Err(error) if ok_status => {
-            return Err(ProviderError::Parse(format!(
-                "the answer is not JSON ({error}): {}",
-                snippet(body)
-            )));
-        }
+        Err(error) if ok_status => return Err(not_json(&error, content_type, body.len())),
         Err(_) => {
             return Err(ProviderError::BadStatus {
                 status,
-                message: snippet(body),
+                message: described(),
             });
         }
     };
     if json.get("status").and_then(Value::as_str) != Some("success") || !ok_status {
-        let error_type = json.get("errorType").and_then(Value::as_str).unwrap_or("");
-        let error = json.get("error").and_then(Value::as_str);
-        let message = match error {
-            Some(error) if error_type.is_empty() => error.to_string(),
-            Some(error) => format!("{error_type}: {error}"),
-            None => snippet(body),
+        let error_type = json
+            .get("errorType")
+            .and_then(Value::as_str)
+            .filter(|t| KNOWN_ERROR_TYPES.contains(t));
+        let message = match error_type {
+            Some(error_type) => format!(
+                "errorType {error_type} (Prometheus's error text is not copied into status; run the query in Prometheus to see it); {}",
+                described()
+            ),
+            None if ok_status => format!("not a successful Prometheus answer; {}", described()),
+            None => described(),
         };
         return Err(ProviderError::BadStatus { status, message });
     }
@@ -164,9 +182,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryResult, ProviderE
                         histograms = usize::saturating_add(histograms, 1)
                     }
                     None => {
-                        return Err(ProviderError::Parse(format!(
-                            "a vector element has no value: {item}"
-                        )));
+                        return Err(ProviderError::Parse("a vector element has no value".into()));
                     }
                 }
             }
@@ -190,9 +206,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryResult, ProviderE
                         continue;
                     }
                     None => {
-                        return Err(ProviderError::Parse(format!(
-                            "a matrix series has no values: {item}"
-                        )));
+                        return Err(ProviderError::Parse("a matrix series has no values".into()));
                     }
                 };
                 matrix.push(values);
@@ -200,9 +214,9 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryResult, ProviderE
             refuse_only_histograms(matrix.is_empty(), histograms)?;
             Ok(QueryResult::Matrix(matrix))
         }
-        other => Err(ProviderError::Parse(format!(
-            "unknown resultType {other:?}"
-        ))),
+        _ => Err(ProviderError::Parse(
+            "data.resultType is none of scalar, string, vector or matrix".into(),
+        )),
     }
 }
 
@@ -217,7 +231,7 @@ fn refuse_only_histograms(empty: bool, histograms: usize) -> Result<(), Provider
 
 /// `address` + `path`, tolerating a trailing slash on the address (which may carry a prefix
 /// such as `/prometheus`).
-fn endpoint(address: &str, path: &str) -> String {
+pub fn endpoint(address: &str, path: &str) -> String {
     format!("{}{path}", address.trim_end_matches('/'))
 }
 
@@ -235,13 +249,14 @@ pub async fn query(
     timeout: Duration,
 ) -> Result<QueryResult, ProviderError> {
     let request = http
-        .get(endpoint(address, "/api/v1/query"))
+        .get(endpoint(address, QUERY_PATH))
         .query(&[("query", query)])
         .timeout(timeout);
     let response = send(request).await?;
     let status = response.status().as_u16();
+    let content_type = content_type(response.headers());
     let body = read_body(response).await?;
-    parse_response(status, &body)
+    parse_response(status, content_type.as_deref(), &body)
 }
 
 /// A range query over `[end − window, end]` with resolution `step`.
@@ -259,7 +274,7 @@ pub async fn query_range(
         .map_err(|e| ProviderError::Config(format!("range window: {e}")))?;
     let step_seconds = format!("{:.3}", step.as_secs_f64());
     let request = http
-        .get(endpoint(address, "/api/v1/query_range"))
+        .get(endpoint(address, QUERY_RANGE_PATH))
         .query(&[
             ("query", query),
             ("start", unix_seconds(start).as_str()),
@@ -269,6 +284,7 @@ pub async fn query_range(
         .timeout(timeout);
     let response = send(request).await?;
     let status = response.status().as_u16();
+    let content_type = content_type(response.headers());
     let body = read_body(response).await?;
-    parse_response(status, &body)
+    parse_response(status, content_type.as_deref(), &body)
 }

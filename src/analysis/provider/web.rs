@@ -1,5 +1,9 @@
 //! The web provider: an HTTP GET or POST answered with JSON, the value picked with a JSONPath
 //! (RFC 9535, via `serde_json_path`). Extraction is pure and tested separately.
+//!
+//! No error message carries bytes of the answer (it ends up in status, which more people can
+//! read than the endpoint): a selected string or object is described by its JSON type only, a
+//! failed answer by its status, content type and length.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +14,7 @@ use serde_json_path::JsonPath;
 
 use crate::api::analysis::HttpMethod;
 
-use super::{ProviderError, read_body, send};
+use super::{ProviderError, content_type, describe_answer, not_json, read_body, send};
 
 /// A web request with every variable already substituted and every header resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,36 +36,38 @@ pub fn parse_json_path(path: &str) -> Result<JsonPath, ProviderError> {
     JsonPath::parse(path).map_err(|e| ProviderError::Config(format!("jsonPath {path:?}: {e}")))
 }
 
+/// The JSON type of a value, for messages that must not quote it.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn number(value: &Value, path: &str) -> Result<Option<f64>, ProviderError> {
+    let not_a_number =
+        |what: &str| ProviderError::Parse(format!("the value at {path} is {what}, not a number"));
     match value {
         Value::Number(n) => n
             .as_f64()
             .map(Some)
-            .ok_or_else(|| ProviderError::Parse(format!("{path}: {n} is not a number"))),
+            .ok_or_else(|| not_a_number("a number out of range")),
         Value::String(text) => match text.trim() {
             "NaN" => Ok(Some(f64::NAN)),
             "+Inf" | "Inf" => Ok(Some(f64::INFINITY)),
             "-Inf" => Ok(Some(f64::NEG_INFINITY)),
-            trimmed => trimmed.parse::<f64>().map(Some).map_err(|_| {
-                ProviderError::Parse(format!("{path} selected {text:?}, which is not a number"))
-            }),
+            // The string itself is never quoted: it may be anything the endpoint holds.
+            trimmed => trimmed
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| not_a_number("a string")),
         },
         Value::Null => Ok(None),
-        other => Err(ProviderError::Parse(format!(
-            "{path} selected {}, which is not a number",
-            short(other)
-        ))),
-    }
-}
-
-fn short(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() > 120 {
-        let mut cut: String = text.chars().take(120).collect();
-        cut.push('…');
-        cut
-    } else {
-        text
+        other => Err(not_a_number(kind(other))),
     }
 }
 
@@ -112,6 +118,13 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ProviderE
     for (name, value) in headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ProviderError::Config(format!("{name:?} is not a valid header name")))?;
+        // The allow-list is checked on the URL's host; a Host header would address another
+        // virtual host behind it.
+        if header == reqwest::header::HOST {
+            return Err(ProviderError::Config(
+                "the Host header cannot be set; put the host in the URL".into(),
+            ));
+        }
         let mut value = HeaderValue::from_str(value).map_err(|_| {
             ProviderError::Config(format!("the value of header {name:?} is not valid"))
         })?;
@@ -145,15 +158,24 @@ pub async fn fetch_json(
     }
     let response = send(builder).await?;
     let status = response.status();
-    let body = read_body(response).await?;
+    let content_type = content_type(response.headers());
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body);
-        let snippet: String = text.trim().chars().take(300).collect();
+        // The body is read (bounded) only to report its length; none of it is kept.
+        let length = read_body(response).await.ok().map(|b| b.len());
+        let mut message = describe_answer(content_type.as_deref(), length);
+        if status.is_redirection() {
+            message.push_str("; redirects are not followed, give the final URL");
+        }
         return Err(ProviderError::BadStatus {
             status: status.as_u16(),
-            message: snippet,
+            message,
         });
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ProviderError::Parse(format!("the answer is not JSON: {e}")))
+    let body = read_body(response).await?;
+    parse_json(&body, content_type.as_deref())
+}
+
+/// Parses a JSON answer; the error gives the position of the syntax error, not the text there.
+pub fn parse_json(body: &[u8], content_type: Option<&str>) -> Result<Value, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| not_json(&e, content_type, body.len()))
 }
