@@ -4,6 +4,7 @@
 mod analysis;
 mod attestation;
 mod config;
+pub mod fault;
 pub mod leader;
 pub mod observe;
 mod reconcile;
@@ -109,7 +110,8 @@ pub struct Context {
 pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let started = Instant::now();
     crate::telemetry::init_logging();
-    let client = Client::try_default().await?;
+    // `Client::try_default()`, plus the kill-point test hook when its env var is set.
+    let client = fault::client().await?;
     let client_ready = started.elapsed();
     let scoped = |client: Client| match &args.namespace {
         Some(namespace) => (
