@@ -59,7 +59,9 @@ pub async fn client() -> Result<Client, kube::Error> {
         limit,
         "fault injection armed: the process kills itself after {limit} successful writes ({KILL_AFTER_WRITES_ENV})"
     );
-    let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&KillAfterWrites::new(limit))
         .build())

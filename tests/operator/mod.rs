@@ -61,6 +61,11 @@ pub struct Operator {
 impl Operator {
     /// Starts the operator for `namespace`.
     pub async fn start(namespace: &str) -> Self {
+        Self::start_with_env(namespace, &[]).await
+    }
+
+    /// Starts the operator for `namespace` with extra environment variables (a fault hook, say).
+    pub async fn start_with_env(namespace: &str, env: &[(&str, String)]) -> Self {
         let log_path = std::env::temp_dir().join(format!("safedeploy-operator-{namespace}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -76,6 +81,7 @@ impl Operator {
                 "127.0.0.1:0",
             ])
             .env("RUST_LOG", "info,kube=warn")
+            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -91,6 +97,11 @@ impl Operator {
     /// Kills the process at once (SIGKILL) and waits for it.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// How the process ended, if it has (without waiting).
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The operator's log so far.
