@@ -66,13 +66,28 @@ impl Operator {
 
     /// Starts the operator for `namespace` with extra environment variables (a fault hook, say).
     pub async fn start_with_env(namespace: &str, env: &[(&str, String)]) -> Self {
+        Self::start_binary(
+            std::path::Path::new(env!("CARGO_BIN_EXE_safedeploy")),
+            namespace,
+            env,
+        )
+        .await
+    }
+
+    /// Starts `binary` (a pinned copy of the operator, say) for `namespace` with extra
+    /// environment variables.
+    pub async fn start_binary(
+        binary: &std::path::Path,
+        namespace: &str,
+        env: &[(&str, String)],
+    ) -> Self {
         let log_path = std::env::temp_dir().join(format!("safedeploy-operator-{namespace}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_safedeploy"))
+        let child = Command::new(binary)
             .args([
                 "controller",
                 "--namespace",
