@@ -12,7 +12,14 @@
 //! fresh baseline before the canary, between two scales, before the old-revision delete, before
 //! each event. With N = 2 the process also makes its second write from its own, possibly stale,
 //! view. The same rollouts run beside it without kills (a second namespace, a second operator)
-//! as the reference.
+//! as the reference, each revision waited on until the SafeDeployment stayed unchanged for
+//! [`QUIET`].
+//!
+//! Scenarios: three revisions (the initial one, then two canaries with a fresh baseline and
+//! configuration copies; the third deletes the first beyond the history limit) killed after
+//! every write with `maxUnavailable: 0`, and after every second write with `maxUnavailable: 1`;
+//! a crash-looping canary reverted while killed after every write, with `maxUnavailable` 0 and 1
+//! (with 1 the stable gives a pod up, so the revert scales it back up before the canary down).
 //!
 //! Checked, against what could go wrong:
 //! * the same final status as the reference (timestamps and measured values aside);
@@ -338,14 +345,36 @@ async fn run_with_kills(ns: &TestNamespace, binary: &PinnedBinary, every: u64, e
     }
 }
 
-/// Runs the same rollout with one operator that is never killed.
+/// Waits, with one operator that is never killed, until the rollout reached `end` and its
+/// SafeDeployment has not changed for [`QUIET`] (a status written after the ReplicaSets
+/// settled, the rejected-revision message after a revert say, is part of the end).
 async fn run_without_kills(ns: &TestNamespace, end: End) {
-    wait_until(
-        Duration::from_secs(120),
-        &format!("the reference rollout to reach {end:?}"),
-        || async move { Ok(settled(ns, end).await?.then_some(())) },
-    )
-    .await;
+    let api: Api<SafeDeployment> = ns.api();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut quiet_since: Option<(String, Instant)> = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the reference rollout did not reach {end:?} and stay"
+        );
+        let version = api
+            .get(NAME)
+            .await
+            .ok()
+            .and_then(|sd| sd.resource_version());
+        match (version, settled(ns, end).await.unwrap_or(false)) {
+            (Some(version), true) => match &quiet_since {
+                Some((seen, since)) if *seen == version => {
+                    if since.elapsed() >= QUIET {
+                        return;
+                    }
+                }
+                _ => quiet_since = Some((version, Instant::now())),
+            },
+            _ => quiet_since = None,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every status a watch of the SafeDeployment saw, in order.
@@ -688,6 +717,26 @@ async fn kill_points(prefix: &str, scenario: Scenario, every: u64, serving: i64,
         run(&killed, &binary, &scenario, Some(every)),
         run(&reference, &binary, &scenario, None)
     );
+    // What each process was killed after, and the statuses seen, before anything can fail.
+    println!("KILL LINES ({prefix}, every {every} writes):");
+    for line in with_kills.kills.iter().flat_map(|k| &k.lines) {
+        println!("  {line}");
+    }
+    for (run, statuses) in [
+        ("with kills", &with_kills.statuses),
+        ("without", &without.statuses),
+    ] {
+        println!("STATUSES {run} ({prefix}):");
+        for s in statuses.iter() {
+            println!(
+                "  {:?} step {:?} canary {:?}: {}",
+                s.phase,
+                s.current_step_index,
+                s.canary_revision,
+                s.message.as_deref().unwrap_or_default()
+            );
+        }
+    }
     // Every rollout was killed several times (its first status write and ReplicaSet writes at
     // the least).
     for (rollout, kills) in with_kills.kills.iter().enumerate() {
@@ -801,10 +850,6 @@ async fn kill_points(prefix: &str, scenario: Scenario, every: u64, serving: i64,
     }
     let per_rollout: Vec<usize> = with_kills.kills.iter().map(|k| k.lines.len()).collect();
     let versions = (with_kills.statuses.len(), without.statuses.len());
-    println!("KILL LINES ({prefix}, every {every} writes):");
-    for line in &all {
-        println!("  {line}");
-    }
     println!(
         "MEASURED kill points ({prefix}, every {every} writes): {} kills ({per_rollout:?} per rollout) in {:.0} s; killed after {kinds:?}; status versions seen {} with kills, {} without; steps {:?}; min ready capacity {} (floor {floor}, {} states; without kills {}); events lost to kills {lost:?}; end: {leaks}; reference end: {reference_leaks}",
         all.len(),
