@@ -283,8 +283,11 @@ async fn a_panic_on_one_safe_deployment_stalls_it_alone_and_the_operator_goes_on
         json!({"requireAttestation": false, "requirePinnedImages": false}),
     )
     .await;
-    let mut operator =
-        Operator::start_with_env(&ns.name, &[("SAFEDEPLOY_FAULT_PANIC_ON", "bomb")]).await;
+    let mut operator = Operator::start_with_env(
+        &ns.name,
+        &[("SAFEDEPLOY_FAULT_PANIC_ON", "bomb".to_string())],
+    )
+    .await;
     let steps = json!([{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]);
     apply(
         &ns,
@@ -314,7 +317,7 @@ async fn a_panic_on_one_safe_deployment_stalls_it_alone_and_the_operator_goes_on
     let (_, _, message) = stalled(&bomb).expect("Stalled");
     assert!(message.contains("SAFEDEPLOY_FAULT_PANIC_ON"), "{message}");
     assert!(
-        operator.is_running(),
+        operator.try_exit().is_none(),
         "the panic did not take the process down"
     );
 
@@ -330,6 +333,6 @@ async fn a_panic_on_one_safe_deployment_stalls_it_alone_and_the_operator_goes_on
     })
     .await;
     assert_eq!(reverted.stable_revision, stable.stable_revision);
-    assert!(operator.is_running());
+    assert!(operator.try_exit().is_none());
     assert!(operator.log().contains("reconcile panicked"));
 }

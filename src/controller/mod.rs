@@ -5,6 +5,7 @@ mod analysis;
 mod attestation;
 mod backoff;
 mod config;
+pub mod fault;
 pub mod leader;
 pub mod observe;
 mod reconcile;
@@ -175,7 +176,8 @@ impl Signals {
 pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let started = Instant::now();
     crate::telemetry::init_logging();
-    let client = Client::try_default().await?;
+    // `Client::try_default()`, plus the kill-point test hook when its env var is set.
+    let client = fault::client().await?;
     let client_ready = started.elapsed();
     let scoped = |client: Client| match &args.namespace {
         Some(namespace) => (

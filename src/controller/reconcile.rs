@@ -114,16 +114,6 @@ impl ReconcileError {
     }
 }
 
-/// Fault injection for the tests of panic containment: with `SAFEDEPLOY_FAULT_PANIC_ON=NAME`
-/// set, reconciling a SafeDeployment named NAME panics, as a bug would. Unset in production.
-fn panic_if_asked(name: &str) {
-    static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let target = TARGET.get_or_init(|| std::env::var("SAFEDEPLOY_FAULT_PANIC_ON").ok());
-    if target.as_deref() == Some(name) {
-        panic!("fault injection: SAFEDEPLOY_FAULT_PANIC_ON={name}");
-    }
-}
-
 /// The text of a panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -272,7 +262,7 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     }
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = sd.name_any();
-    panic_if_asked(&name);
+    super::fault::panic_if_asked(&name);
     let uid = sd.uid().unwrap_or_default();
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();

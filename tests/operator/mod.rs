@@ -64,15 +64,30 @@ impl Operator {
         Self::start_with_env(namespace, &[]).await
     }
 
-    /// Starts the operator for `namespace` with extra environment variables (fault injection).
-    pub async fn start_with_env(namespace: &str, env: &[(&str, &str)]) -> Self {
+    /// Starts the operator for `namespace` with extra environment variables (a fault hook, say).
+    pub async fn start_with_env(namespace: &str, env: &[(&str, String)]) -> Self {
+        Self::start_binary(
+            std::path::Path::new(env!("CARGO_BIN_EXE_safedeploy")),
+            namespace,
+            env,
+        )
+        .await
+    }
+
+    /// Starts `binary` (a pinned copy of the operator, say) for `namespace` with extra
+    /// environment variables.
+    pub async fn start_binary(
+        binary: &std::path::Path,
+        namespace: &str,
+        env: &[(&str, String)],
+    ) -> Self {
         let log_path = std::env::temp_dir().join(format!("safedeploy-operator-{namespace}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_safedeploy"))
+        let child = Command::new(binary)
             .args([
                 "controller",
                 "--namespace",
@@ -81,7 +96,7 @@ impl Operator {
                 "127.0.0.1:0",
             ])
             .env("RUST_LOG", "info,kube=warn")
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -99,9 +114,9 @@ impl Operator {
         let _ = self.child.kill().await;
     }
 
-    /// Whether the process is still running (it has not exited or crashed).
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// How the process ended, if it has (without waiting).
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The operator's log so far.
