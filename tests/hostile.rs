@@ -336,3 +336,114 @@ async fn a_panic_on_one_safe_deployment_stalls_it_alone_and_the_operator_goes_on
     assert!(operator.try_exit().is_none());
     assert!(operator.log().contains("reconcile panicked"));
 }
+
+/// A status far beyond anything admission allows: 100 revisions and 20 history entries with 512
+/// images each, 33 analysis runs of 16 metrics with 10 measurements of 2 KB messages.
+fn oversized_status() -> SafeDeploymentStatus {
+    use safedeploy::api::analysis::{AnalysisPhase, AnalysisRunStatus, Measurement, MetricVerdict};
+    use safedeploy::api::{HistoryEntry, RevisionRecord};
+    let images: std::collections::BTreeMap<String, String> = (0..512)
+        .map(|i| {
+            (
+                format!("component-{i:03}/app"),
+                format!("registry.example.com/team/app@sha256:{:064}", i),
+            )
+        })
+        .collect();
+    let mut status = SafeDeploymentStatus {
+        message: Some("m".repeat(100_000)),
+        ..Default::default()
+    };
+    for n in 0..100 {
+        status.revisions.push(RevisionRecord {
+            number: n,
+            hash: format!("hash{n:06}"),
+            images: images.clone(),
+        });
+    }
+    for n in 0..20 {
+        status.history.push(HistoryEntry {
+            revision: n,
+            hash: format!("hash{n:06}"),
+            images: images.clone(),
+            outcome: "Reverted".into(),
+            reason: "r".repeat(10_000),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+        });
+    }
+    for run in 0..33 {
+        let mut analysis = AnalysisRunStatus {
+            template: format!("t{run}"),
+            phase: AnalysisPhase::Successful,
+            ..Default::default()
+        };
+        for metric in 0..16 {
+            for at in 0..10 {
+                analysis.measurements.push(Measurement {
+                    metric: format!("metric-{metric}"),
+                    value: Some(1.0),
+                    threshold: "t".repeat(2000),
+                    verdict: MetricVerdict::Pass,
+                    at: format!("2026-01-01T00:00:{at:02}Z"),
+                    message: Some("x".repeat(2000)),
+                    ..Default::default()
+                });
+            }
+        }
+        status.analysis_runs.push(analysis);
+    }
+    status
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn the_worst_status_fits_the_budget_and_the_api_server_takes_it() {
+    use safedeploy::core::status_budget::{STATUS_BUDGET, fit, size_of};
+    let ns = common::TestNamespace::new("budget").await;
+    operator::install_crds(&ns.client).await;
+    let manifest = safe_deployment(
+        "web",
+        1,
+        "registry.local/app:v1",
+        Fault::None,
+        json!([{"setWeight": 100}]),
+    );
+    apply(&ns, &manifest).await.expect("apply");
+    let api: Api<safedeploy::api::SafeDeployment> = ns.api();
+    let write = |status: SafeDeploymentStatus| {
+        let api = api.clone();
+        async move {
+            let patch = json!({
+                "apiVersion": "safedeploy.dev/v1alpha1",
+                "kind": "SafeDeployment",
+                "metadata": {"name": "web"},
+                "status": status,
+            });
+            api.patch_status(
+                "web",
+                &PatchParams::apply("safedeploy").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        }
+    };
+    let raw = oversized_status();
+    let raw_size = size_of(&raw);
+    // Unbounded, the API server refuses it: this is what would stop every write for good.
+    assert!(
+        write(raw.clone()).await.is_err(),
+        "a {raw_size}-byte status is refused"
+    );
+    let mut fitted = raw;
+    let size = fit(&mut fitted, &["hash000099"], STATUS_BUDGET);
+    assert!(size <= STATUS_BUDGET, "{size}");
+    write(fitted.clone())
+        .await
+        .expect("the fitted status is taken");
+    let stored = api.get("web").await.expect("get");
+    let object_size = serde_json::to_vec(&stored).map(|b| b.len()).unwrap_or(0);
+    assert!(object_size < 1_500_000, "{object_size} bytes in etcd");
+    assert_eq!(stored.status.map(|s| s.revisions.len()), Some(100));
+    println!("status: {raw_size} bytes unbounded (refused), {size} fitted, object {object_size}");
+}

@@ -92,6 +92,14 @@ fn counted_write<B>(request: &Request<B>) -> Option<String> {
     if path.contains("/apis/coordination.k8s.io/") {
         return None;
     }
+    // A dry run (preflight asks the API server about a ReplicaSet) changes nothing.
+    if request
+        .uri()
+        .query()
+        .is_some_and(|query| query.split('&').any(|p| p.starts_with("dryRun=")))
+    {
+        return None;
+    }
     let kind = request
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -248,6 +256,15 @@ mod tests {
             Some(format!("DELETE {rs}"))
         );
         assert_eq!(counted_write(&request(Method::GET, rs, None)), None);
+        assert_eq!(
+            counted_write(&request(
+                Method::POST,
+                "/apis/apps/v1/namespaces/n/replicasets?dryRun=All&fieldManager=safedeploy",
+                Some("application/json")
+            )),
+            None,
+            "a dry run writes nothing"
+        );
         assert_eq!(
             counted_write(&request(
                 Method::PUT,
