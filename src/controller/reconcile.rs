@@ -312,7 +312,8 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         prepared.preflight = Err(problems);
     }
 
-    let attestation = attestation_for(sd, ctx, &revision, &status).await?;
+    let running = replica_sets.iter().any(|rs| rs.revision == revision.hash);
+    let attestation = attestation_for(sd, ctx, &revision, &status, running).await?;
     let observation = Observation {
         name: &name,
         generation: sd.metadata.generation,
@@ -399,14 +400,17 @@ async fn dry_run_new_replica_sets(
 }
 
 /// At rest the verdict recorded for the stable revision stands; otherwise the attestation is
-/// fetched and verified.
+/// fetched and verified. "At rest" needs the revision's ReplicaSets to exist (`running`): a
+/// status that names a revision stable that never ran here is not trusted.
 async fn attestation_for(
     sd: &SafeDeployment,
     ctx: &Context,
     revision: &Revision,
     status: &SafeDeploymentStatus,
+    running: bool,
 ) -> Result<AttestationGate, ReconcileError> {
-    let at_rest = status.stable_revision.as_deref() == Some(revision.hash.as_str())
+    let at_rest = running
+        && status.stable_revision.as_deref() == Some(revision.hash.as_str())
         && status.canary_revision.is_none();
     if at_rest
         && let Some(previous) = status

@@ -268,6 +268,19 @@ impl<'a> Planner<'a> {
         let stable = self.status.stable_revision.clone();
         match stable {
             None => self.initial_rollout(),
+            // Status says the desired revision is stable, but none of its ReplicaSets exists:
+            // it never ran here (a forged or restored status) or they were deleted. Recreating
+            // it at full size on the word of status alone would run an unattested revision, so
+            // it passes the gates first, like a first revision.
+            Some(stable)
+                if stable == desired
+                    && !self.any_replica_set_of(&stable)
+                    && !self.gates_allow() =>
+            {
+                self.abandon_canary("the stable revision must pass the gates again");
+                self.record_blocked();
+                self.set_conditions();
+            }
             Some(stable) if stable == desired => {
                 self.abandon_canary("the spec went back to the stable revision");
                 self.steady_state();
@@ -1308,6 +1321,13 @@ impl<'a> Planner<'a> {
         } else {
             0
         }
+    }
+
+    fn any_replica_set_of(&self, revision: &str) -> bool {
+        self.obs
+            .replica_sets
+            .iter()
+            .any(|rs| rs.revision == revision)
     }
 
     fn replicas_of(&self, revision: &str, component: &str) -> Option<i32> {

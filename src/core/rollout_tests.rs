@@ -2155,3 +2155,29 @@ fn a_rollback_never_goes_around_the_gates() {
             .any(|e| e.reason == "RollbackFailed" && e.note.contains("refused"))
     );
 }
+
+#[test]
+fn a_forged_stable_revision_that_never_ran_must_pass_the_gates() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.deploy("app:v2");
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation".into(),
+    };
+    tick_for(&mut sim, 2);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    // Someone with status write access names the unattested revision stable.
+    let forged = sim.revision().hash;
+    sim.status.stable_revision = Some(forged.clone());
+    tick_for(&mut sim, 5);
+    assert_eq!(
+        sim.replicas_of(&forged),
+        0,
+        "never scaled on the word of status"
+    );
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    // With a valid attestation it is created (a stable whose ReplicaSets were deleted).
+    sim.attestation = AttestationGate::Verified("signed".into());
+    sim.settle(10);
+    assert_eq!(sim.replicas_of(&forged), 2);
+}
