@@ -521,19 +521,33 @@ where
     (store, stream)
 }
 
-/// The objects a watch saw change after its initial list (applied or deleted).
+/// The objects a watch saw change after its initial list (applied or deleted). The initial list
+/// itself is left out (every SafeDeployment is reconciled at start anyway), but a later relist
+/// (after a watch error or an expired resourceVersion) is not: it reports what changed during
+/// the gap only as listed objects, and without them a ConfigMap edit or a new attestation made
+/// while the watch was down would wait for some unrelated event.
 fn changes<K, S>(events: S) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
 where
     K: Send + 'static,
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
 {
-    events.filter_map(|event| async move {
-        match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => Some(Ok(object)),
-            Ok(_) => None,
-            Err(error) => Some(Err(error)),
-        }
-    })
+    events
+        .scan(false, |listed_once, event| {
+            let item = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
+                    Some(Ok(object))
+                }
+                Ok(watcher::Event::InitApply(object)) if *listed_once => Some(Ok(object)),
+                Ok(watcher::Event::InitDone) => {
+                    *listed_once = true;
+                    None
+                }
+                Ok(_) => None,
+                Err(error) => Some(Err(error)),
+            };
+            futures::future::ready(Some(item))
+        })
+        .filter_map(futures::future::ready)
 }
 
 /// The SafeDeployments in the object's namespace that refer to this ConfigMap or Secret (see
@@ -654,19 +668,24 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
     }
 
     #[tokio::test]
-    async fn only_changes_after_the_initial_list_are_mapped() {
+    async fn changes_after_the_initial_list_and_in_every_relist_are_mapped() {
         let events = futures::stream::iter(vec![
             Ok(watcher::Event::Init),
             Ok(watcher::Event::InitApply(1)),
             Ok(watcher::Event::InitDone),
             Ok(watcher::Event::Apply(2)),
             Ok(watcher::Event::Delete(3)),
+            // The watch broke and relisted: what changed meanwhile comes as listed objects.
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(4)),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(5)),
         ]);
         let seen: Vec<i32> = changes(events)
             .filter_map(|e| async move { e.ok() })
             .collect()
             .await;
-        assert_eq!(seen, vec![2, 3]);
+        assert_eq!(seen, vec![2, 3, 4, 5]);
     }
 
     #[test]
