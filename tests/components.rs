@@ -31,11 +31,11 @@ use std::time::Duration;
 use common::{TestNamespace, wait_until};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
-use operator::{annotate, apply, condition, setup, wait_status};
+use operator::{annotate, apply, condition, events_of, setup, wait_status};
 use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentStatus};
 use safedeploy::core::config::{LABEL_CONFIG_COPY, LABEL_ORIGINAL};
 use serde_json::{Value, json};
@@ -264,17 +264,6 @@ async fn pods_mount(ns: &TestNamespace, revision: &str, copy: &str) {
             pod.name_any()
         );
     }
-}
-
-async fn events_of(ns: &TestNamespace, reason: &str) -> Vec<Event> {
-    ns.api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
 }
 
 async fn establish(ns: &TestNamespace, steps: Value, limit: Option<i32>) -> String {

@@ -31,13 +31,10 @@ fn stalled(status: &SafeDeploymentStatus) -> Option<(String, String, String)> {
 }
 
 async fn warning_events(ns: &common::TestNamespace, reason: &str) -> Vec<Event> {
-    let api: Api<Event> = ns.api();
-    api.list(&ListParams::default())
+    operator::events_of(ns, reason)
         .await
-        .map(|l| l.items)
-        .unwrap_or_default()
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
         .collect()
 }
 

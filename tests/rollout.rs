@@ -13,25 +13,16 @@ use common::Fault;
 use futures::StreamExt;
 use futures::future::Either;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use operator::{Operator, apply, apply_stable, condition, safe_deployment, setup, wait_status};
+use operator::{
+    Operator, apply, apply_stable, condition, events_of, safe_deployment, setup, wait_status,
+};
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::json;
 
 const NEEDS_CLUSTER: &str = "needs the local control plane (e2e/cluster.sh)";
-
-async fn events_of(ns: &common::TestNamespace, reason: &str) -> Vec<Event> {
-    let api: Api<Event> = ns.api();
-    api.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
-}
 
 async fn establish(
     ns: &common::TestNamespace,

@@ -266,3 +266,15 @@ pub async fn annotate(ns: &TestNamespace, name: &str, key: &str, value: &str) ->
         .await?;
     Ok(())
 }
+
+/// The events of `reason` recorded in the namespace.
+pub async fn events_of(ns: &TestNamespace, reason: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    api.list(&kube::api::ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
