@@ -1064,6 +1064,11 @@ impl<'a> Planner<'a> {
                     "RolloutSuperseded",
                     format!("canary {canary} stopped: {why}"),
                 );
+            } else {
+                // The canary is the desired revision, stopped because its gates failed mid-way
+                // (an attestation expired, a referenced object vanished): its entry is closed,
+                // so the history never shows a rollout in progress that is not.
+                self.finish_history(&canary, "Abandoned", why.to_string());
             }
             self.clear_canary();
         }

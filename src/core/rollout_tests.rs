@@ -2181,3 +2181,38 @@ fn a_forged_stable_revision_that_never_ran_must_pass_the_gates() {
     sim.settle(10);
     assert_eq!(sim.replicas_of(&forged), 2);
 }
+
+#[test]
+fn a_canary_stopped_by_its_gates_leaves_no_rollout_in_progress_in_the_history() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.spec.strategy.canary.steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    sim.deploy("app:v2");
+    tick_for(&mut sim, 3);
+    let desired = sim.revision().hash;
+    assert_eq!(sim.status.canary_revision, Some(desired.clone()));
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Expired".into(),
+        message: "older than maxAge".into(),
+    };
+    tick_for(&mut sim, 3);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    assert!(
+        !sim.status
+            .history
+            .iter()
+            .any(|e| e.hash == desired && e.outcome == "InProgress"),
+        "{:?}",
+        sim.status.history
+    );
+    assert!(sim.status.history.iter().any(|e| e.outcome == "Abandoned"));
+    assert_eq!(sim.replicas_of(&desired), 0);
+}
