@@ -296,6 +296,44 @@ impl<'a> Planner<'a> {
             }
             Some(_) => self.canary_rollout(),
         }
+        self.report_lost_stable();
+    }
+
+    /// The stable revision's ReplicaSets were deleted while another revision is desired: its
+    /// template is kept nowhere else, so it cannot be recreated, and whatever the decision says
+    /// ("the stable keeps running", "back at full size") would not be true. Status says so
+    /// instead (`Stalled`, `StableReplicaSetLost`), with what a person can do; the canary keeps
+    /// its Ready pods, as capacity requires.
+    fn report_lost_stable(&mut self) {
+        let Some(stable) = self.status.stable_revision.clone() else {
+            return;
+        };
+        if stable == self.obs.desired.hash || self.any_replica_set_of(&stable) {
+            return;
+        }
+        let message = format!(
+            "the ReplicaSets of stable revision {} ({stable}) were deleted and its template is kept nowhere else, so it cannot be recreated: apply its template again (it then becomes the desired revision and is recreated), or let the new revision roll out",
+            self.revision_number(&stable)
+        );
+        if self.status.message.as_deref() != Some(message.as_str())
+            && self.obs.status.message.as_deref() != Some(message.as_str())
+        {
+            self.event(true, "StableReplicaSetLost", message.clone());
+        }
+        self.status.message = Some(message.clone());
+        if let Some(stalled) = self
+            .status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Stalled")
+        {
+            if stalled.status != "True" || stalled.reason != "StableReplicaSetLost" {
+                stalled.last_transition_time = Time(self.obs.now);
+            }
+            stalled.status = "True".to_string();
+            stalled.reason = "StableReplicaSetLost".to_string();
+            stalled.message = message;
+        }
     }
 
     // ----- bookkeeping -------------------------------------------------------------------

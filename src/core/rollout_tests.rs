@@ -2216,3 +2216,34 @@ fn a_canary_stopped_by_its_gates_leaves_no_rollout_in_progress_in_the_history() 
     assert!(sim.status.history.iter().any(|e| e.outcome == "Abandoned"));
     assert_eq!(sim.replicas_of(&desired), 0);
 }
+
+#[test]
+fn a_deleted_stable_replica_set_is_reported_not_papered_over() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    let stable = sim.revision().hash;
+    sim.deploy("app:v2");
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation".into(),
+    };
+    tick_for(&mut sim, 2);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    // Someone deletes the stable ReplicaSet: 0 pods, and nothing can recreate its template.
+    sim.replica_sets.retain(|rs| rs.revision != stable);
+    tick_for(&mut sim, 3);
+    let message = sim.status.message.clone().unwrap_or_default();
+    assert!(message.contains("cannot be recreated"), "{message}");
+    let stalled = condition(&sim.status, "Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "StableReplicaSetLost")
+    );
+    assert_eq!(
+        sim.events
+            .iter()
+            .filter(|e| e.reason == "StableReplicaSetLost")
+            .count(),
+        1,
+        "announced once"
+    );
+}
