@@ -1852,7 +1852,7 @@ pub fn seconds_to_duration(seconds: f64) -> Duration {
     if seconds.is_nan() || seconds <= 0.0 {
         return Duration::ZERO;
     }
-    Duration::try_from_secs_f64(seconds)
+    Duration::try_from_secs_f64(seconds) // ok: the try_ form never panics
         .unwrap_or(MAX_REQUEUE)
         .min(MAX_REQUEUE)
 }

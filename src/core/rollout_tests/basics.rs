@@ -1,0 +1,483 @@
+//! The rollout's basic paths: steps, pauses, reverts, analysis gates, manual requests, history.
+
+use super::*;
+
+#[test]
+fn canary_replicas_follow_the_weight() {
+    for (n, weight, expected) in [
+        (4, 25, 1),
+        (4, 50, 2),
+        (4, 0, 0),
+        (4, 100, 4),
+        (3, 10, 1),
+        (10, 33, 4),
+        (0, 50, 0),
+    ] {
+        assert_eq!(
+            canary_replicas(n, weight),
+            expected,
+            "n={n} weight={weight}"
+        );
+    }
+}
+
+#[test]
+fn weight_at_keeps_the_last_set_weight() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(20),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep {
+                duration: Some("1m".into()),
+            }),
+            ..Default::default()
+        },
+        CanaryStep {
+            set_weight: Some(60),
+            ..Default::default()
+        },
+    ];
+    assert_eq!(weight_at(&steps, 0), 20);
+    assert_eq!(weight_at(&steps, 1), 20);
+    assert_eq!(weight_at(&steps, 2), 60);
+}
+
+#[test]
+fn the_first_revision_scales_straight_to_full_and_becomes_stable() {
+    let sim = established("app:v1", 4, steps_weights(&[25, 50]));
+    assert_eq!(sim.ready_of(&sim.revision().hash), 4);
+    assert_eq!(condition(&sim.status, "Ready").status, "True");
+    assert_eq!(sim.status.history.last().unwrap().outcome, "Promoted");
+}
+
+#[test]
+fn a_good_revision_passes_every_step_and_becomes_stable() {
+    let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 75]));
+    let old = sim.revision().hash;
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    let mut weights_seen = Vec::new();
+    for _ in 0..30 {
+        sim.tick();
+        sim.check_invariants();
+        weights_seen.push(sim.status.canary_weight);
+        if sim.status.phase == Phase::Healthy {
+            break;
+        }
+    }
+    assert_eq!(sim.status.stable_revision, Some(new.clone()));
+    assert_eq!(sim.replicas_of(&new), 4);
+    assert_eq!(sim.replicas_of(&old), 0);
+    for weight in [25, 50, 75] {
+        assert!(
+            weights_seen.contains(&weight),
+            "weight {weight} never reached: {weights_seen:?}"
+        );
+    }
+    let reasons: Vec<&str> = sim.events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons.iter().filter(|r| **r == "StepCompleted").count(), 3);
+    assert!(reasons.contains(&"RolloutCompleted"));
+    assert_eq!(sim.status.history.last().unwrap().outcome, "Promoted");
+    assert_eq!(sim.status.revisions.len(), 2);
+}
+
+#[test]
+fn a_crashing_canary_is_reverted_and_not_retried() {
+    let mut sim = established("app:v1", 4, steps_weights(&[25, 50]));
+    let old = sim.revision().hash;
+    sim.deploy("app:v2-bad");
+    let bad = sim.revision().hash;
+    sim.faults.insert(bad.clone(), Fault::Crash);
+    sim.settle(10);
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert_eq!(sim.status.stable_revision, Some(old.clone()));
+    assert_eq!(sim.replicas_of(&old), 4);
+    assert_eq!(sim.replicas_of(&bad), 0);
+    assert!(sim.status.rejected_revisions.contains(&bad));
+    let entry = sim.status.history.last().unwrap();
+    assert_eq!(entry.outcome, "Reverted");
+    assert!(
+        entry.reason.contains("restarts = 1"),
+        "reason names the value: {}",
+        entry.reason
+    );
+    assert!(
+        entry.reason.contains("critical 1"),
+        "reason names the threshold: {}",
+        entry.reason
+    );
+    assert_eq!(condition(&sim.status, "Degraded").status, "True");
+    assert_eq!(condition(&sim.status, "Ready").status, "False");
+    // Nothing more happens while the spec still holds the rejected template.
+    let again = sim.tick();
+    assert!(again.scale.is_empty());
+    assert!(again.events.is_empty());
+    assert_eq!(sim.replicas_of(&bad), 0);
+}
+
+#[test]
+fn retry_lets_a_rejected_revision_roll_out_again() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::Crash);
+    sim.settle(10);
+    assert!(sim.status.rejected_revisions.contains(&new));
+    sim.faults.remove(&new);
+    sim.requests.retry = Some("t1".into());
+    sim.settle(20);
+    assert_eq!(sim.status.stable_revision, Some(new));
+    assert!(
+        sim.status
+            .history
+            .iter()
+            .any(|e| e.outcome == "RetryRequested")
+    );
+}
+
+#[test]
+fn an_unattested_revision_creates_no_pod() {
+    let mut sim = established("app:v1", 3, steps_weights(&[50]));
+    let old = sim.revision().hash;
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation found".into(),
+    };
+    let decision = sim.tick();
+    assert!(
+        decision.scale.iter().all(|a| a.revision != new),
+        "{:?}",
+        decision.scale
+    );
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    assert_eq!(sim.replicas_of(&old), 3);
+    let attested = condition(&sim.status, "Attested");
+    assert_eq!(
+        (attested.status.as_str(), attested.reason.as_str()),
+        ("False", "Missing")
+    );
+    assert_eq!(condition(&sim.status, "Stalled").status, "True");
+    assert_eq!(decision.events.len(), 1);
+    // Writing the same verdict again records nothing new.
+    assert!(sim.tick().events.is_empty());
+    // Once attested, the canary starts.
+    sim.attestation = AttestationGate::Verified("signed by ci".into());
+    let decision = sim.tick();
+    assert!(
+        decision
+            .scale
+            .iter()
+            .any(|a| a.revision == new && a.replicas == 2)
+    );
+}
+
+#[test]
+fn a_first_revision_without_attestation_never_starts() {
+    let mut sim = Sim::new(spec("app:v1", 3, steps_weights(&[50])));
+    sim.attestation = AttestationGate::Rejected {
+        reason: "BadSignature".into(),
+        message: "signature does not verify".into(),
+    };
+    let decision = sim.tick();
+    assert!(decision.scale.is_empty());
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    assert!(sim.status.stable_revision.is_none());
+}
+
+#[test]
+fn a_pause_without_duration_waits_for_promote_once_per_token() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps);
+    sim.deploy("app:v2");
+    sim.settle(10);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(sim.status.current_step_index, Some(1));
+    // An hour later it still waits: a manual pause does not count against the deadline.
+    sim.now = sim
+        .now
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    sim.tick();
+    assert_eq!(sim.status.current_step_index, Some(1));
+    sim.requests.promote = Some("p1".into());
+    sim.tick();
+    assert_eq!(sim.status.current_step_index, Some(2));
+    // The same token does not promote twice.
+    sim.settle(5);
+    assert_eq!(sim.status.current_step_index, Some(2));
+    sim.requests.promote = Some("p2".into());
+    sim.settle(10);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+}
+
+#[test]
+fn a_timed_pause_requeues_for_the_remaining_time() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep {
+                duration: Some("30s".into()),
+            }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps);
+    sim.deploy("app:v2");
+    while sim.status.current_step_index != Some(1) {
+        sim.tick();
+    }
+    let decision = sim.decide();
+    let requeue = decision.requeue_after.unwrap();
+    assert!(
+        requeue <= Duration::from_secs(30) && requeue >= Duration::from_secs(28),
+        "{requeue:?}"
+    );
+    sim.now = sim
+        .now
+        .checked_add(jiff::SignedDuration::from_secs(30))
+        .unwrap();
+    sim.settle(10);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+}
+
+#[test]
+fn a_canary_that_never_gets_ready_fails_at_the_progress_deadline() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    sim.spec.progress_deadline = Some("20s".into());
+    // Lenient start-up gates, so only the deadline can end it.
+    sim.spec.health = Some(crate::api::HealthGates {
+        startup_latency_seconds: Some(crate::api::Thresholds {
+            target: 100.0,
+            acceptable: 200.0,
+            critical: 300.0,
+        }),
+        ..Default::default()
+    });
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::NeverReady);
+    for _ in 0..30 {
+        sim.tick();
+    }
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert!(
+        sim.status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("ProgressDeadlineExceeded")
+    );
+    assert_eq!(sim.replicas_of(&new), 0);
+}
+
+#[test]
+fn failed_analysis_reverts_and_inconclusive_never_promotes() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            analysis: Some(AnalysisStep {
+                template: "errors".into(),
+            }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps.clone());
+    sim.deploy("app:v2");
+    sim.analyses.insert(
+        "errors".into(),
+        AnalysisGate::Inconclusive("prometheus unreachable".into()),
+    );
+    for _ in 0..10 {
+        let before = sim.status.current_step_index;
+        let decision = sim.tick();
+        assert_ne!(
+            sim.status.phase,
+            Phase::Healthy,
+            "never promoted while inconclusive"
+        );
+        if before == Some(1) {
+            assert_eq!(decision.active_analyses.len(), 1);
+        }
+    }
+    assert_eq!(sim.status.phase, Phase::Inconclusive);
+    sim.analyses.insert(
+        "errors".into(),
+        AnalysisGate::Failed("error ratio 0.05 >= critical 0.01".into()),
+    );
+    // The run's measurements (recorded by the controller) explain the revert afterwards.
+    let run = crate::api::analysis::AnalysisRunStatus {
+        template: "errors".into(),
+        phase: crate::api::analysis::AnalysisPhase::Failed,
+        canary_revision: sim.status.canary_revision.clone(),
+        step_index: Some(1),
+        ..Default::default()
+    };
+    sim.status.analysis_runs = vec![run.clone()];
+    sim.tick();
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert!(
+        sim.status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("error ratio")
+    );
+    assert_eq!(sim.status.canary_revision, None);
+    assert_eq!(sim.status.analysis_runs, vec![run], "kept after the revert");
+    // The next canary starts with no runs of the reverted one.
+    sim.analyses.clear();
+    sim.deploy("app:v3");
+    sim.tick();
+    assert!(sim.status.canary_revision.is_some());
+    assert!(sim.status.analysis_runs.is_empty());
+}
+
+#[test]
+fn passed_analysis_lets_the_rollout_go_on() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            analysis: Some(AnalysisStep {
+                template: "errors".into(),
+            }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps);
+    sim.deploy("app:v2");
+    sim.analyses.insert("errors".into(), AnalysisGate::Passed);
+    sim.settle(20);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+    assert_eq!(sim.status.stable_revision, Some(sim.revision().hash));
+}
+
+#[test]
+fn abort_reverts_and_a_user_pause_holds_the_step() {
+    let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 75]));
+    sim.deploy("app:v2");
+    sim.requests.paused = true;
+    sim.settle(10);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(sim.status.current_step_index, Some(0));
+    sim.requests.abort = Some("a1".into());
+    sim.tick();
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert_eq!(sim.status.history.last().unwrap().outcome, "Reverted");
+    assert!(
+        sim.status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .starts_with("Aborted")
+    );
+}
+
+#[test]
+fn rollback_scales_a_recorded_revision_back_up() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    let first = sim.revision().hash;
+    sim.deploy("app:v2");
+    sim.settle(20);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+    let second = sim.revision().hash;
+    sim.requests.rollback = Some(("r1".into(), 1));
+    sim.settle(10);
+    assert_eq!(sim.status.stable_revision, Some(first.clone()));
+    assert_eq!(sim.replicas_of(&first), 2);
+    assert_eq!(sim.replicas_of(&second), 0);
+    assert!(sim.status.rejected_revisions.contains(&second));
+    assert!(
+        sim.status
+            .history
+            .iter()
+            .any(|e| e.outcome == "RolledBack" && e.revision == 1)
+    );
+}
+
+#[test]
+fn reconcile_is_idempotent_at_rest() {
+    let mut sim = established("app:v1", 3, steps_weights(&[50]));
+    let first = sim.decide();
+    assert!(first.scale.is_empty() && first.events.is_empty() && first.delete.is_empty());
+    assert_eq!(first.status, sim.status);
+    sim.now = sim
+        .now
+        .checked_add(jiff::SignedDuration::from_mins(5))
+        .unwrap();
+    assert_eq!(
+        sim.decide().status,
+        sim.status,
+        "time alone changes nothing at rest"
+    );
+}
+
+#[test]
+fn changing_only_replicas_scales_without_a_rollout() {
+    let mut sim = established("app:v1", 3, steps_weights(&[50]));
+    let hash = sim.revision().hash;
+    sim.spec.replicas = Some(5);
+    sim.settle(5);
+    assert_eq!(sim.replicas_of(&hash), 5);
+    assert!(
+        sim.events
+            .iter()
+            .all(|e| e.reason != "RolloutStarted" || e.note.contains("initial"))
+    );
+}
+
+#[test]
+fn stable_capacity_is_kept_while_the_canary_starts() {
+    let mut sim = established("app:v1", 4, steps_weights(&[50]));
+    let old = sim.revision().hash;
+    sim.deploy("app:v2");
+    // First reconcile: the canary is created, the stable is not touched yet (no canary is Ready).
+    let decision = sim.decide();
+    assert!(
+        decision.scale.iter().all(|a| a.revision != old),
+        "{:?}",
+        decision.scale
+    );
+}
+
+#[test]
+fn old_revisions_beyond_the_history_limit_are_deleted_but_recent_ones_kept() {
+    let mut sim = established("app:v1", 1, steps_weights(&[100]));
+    sim.spec.revision_history_limit = Some(2);
+    for version in 2..=6 {
+        sim.deploy(&format!("app:v{version}"));
+        sim.settle(20);
+        assert_eq!(sim.status.phase, Phase::Healthy);
+    }
+    // Stable plus two old ones, and possibly the one being deleted this tick.
+    assert!(sim.replica_sets.len() <= 4, "{:?}", sim.replica_sets);
+    assert!(sim.replica_sets.len() >= 3);
+}

@@ -1,0 +1,476 @@
+//! Hostile input and faulty signals (issue 12): absurd thresholds, held pauses, background
+//! analysis without evidence, recorded failures, oversized tokens and statuses, edited steps,
+//! rollbacks around the gates, forged and lost stable revisions.
+
+use super::*;
+
+fn thresholds(target: f64, acceptable: f64, critical: f64) -> crate::api::Thresholds {
+    crate::api::Thresholds {
+        target,
+        acceptable,
+        critical,
+    }
+}
+
+fn tick_for(sim: &mut Sim, seconds: i64) {
+    for _ in 0..seconds {
+        sim.tick();
+    }
+}
+
+#[test]
+fn an_absurd_threshold_and_a_slow_canary_never_panic_and_the_deadline_still_reverts() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.spec.progress_deadline = Some("20s".into());
+    sim.spec.health = Some(crate::api::HealthGates {
+        startup_latency_seconds: Some(thresholds(1.0, 2.0, 1e20)),
+        not_ready_pods: Some(thresholds(0.0, 10.0, 100.0)),
+        ..Default::default()
+    });
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::NeverReady);
+    for _ in 0..40 {
+        let decision = sim.tick();
+        if let Some(requeue) = decision.requeue_after {
+            assert!(requeue <= MAX_REQUEUE, "{requeue:?}");
+        }
+        if sim.status.phase == Phase::Degraded {
+            break;
+        }
+    }
+    assert_eq!(
+        sim.status.phase,
+        Phase::Degraded,
+        "{:?}",
+        sim.status.message
+    );
+    assert!(
+        sim.status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("ProgressDeadlineExceeded")
+    );
+    assert_eq!(sim.replicas_of(&new), 0);
+}
+
+#[test]
+fn seconds_of_any_size_become_a_bounded_duration() {
+    assert_eq!(seconds_to_duration(f64::NAN), Duration::ZERO);
+    assert_eq!(seconds_to_duration(-5.0), Duration::ZERO);
+    assert_eq!(seconds_to_duration(1e20), MAX_REQUEUE);
+    assert_eq!(seconds_to_duration(f64::INFINITY), MAX_REQUEUE);
+    assert_eq!(seconds_to_duration(1.5), Duration::from_millis(1500));
+    assert_eq!(canary_replicas(i32::MAX, 100), i32::MAX);
+    assert_eq!(canary_replicas(-3, 50), 0);
+}
+
+fn pause_steps(pause: &str) -> Vec<CanaryStep> {
+    vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep {
+                duration: Some(pause.into()),
+            }),
+            ..Default::default()
+        },
+        CanaryStep {
+            set_weight: Some(100),
+            ..Default::default()
+        },
+    ]
+}
+
+#[test]
+fn a_timed_pause_held_by_marginal_health_reverts_one_deadline_after_the_pause_ends() {
+    let mut sim = established("app:v1", 2, pause_steps("30s"));
+    sim.spec.progress_deadline = Some("20s".into());
+    sim.spec.health = Some(crate::api::HealthGates {
+        restarts: Some(thresholds(0.0, 0.5, 100.0)),
+        ..Default::default()
+    });
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    while sim.status.current_step_index != Some(1) {
+        sim.tick();
+    }
+    // Marginal from the start of the pause: restarts 1 is above acceptable, below critical.
+    sim.faults.insert(new.clone(), Fault::Restarted);
+    tick_for(&mut sim, 45);
+    assert_eq!(
+        sim.status.phase,
+        Phase::Paused,
+        "still inside pause + deadline"
+    );
+    assert_eq!(sim.status.current_step_index, Some(1));
+    tick_for(&mut sim, 10);
+    assert_eq!(
+        sim.status.phase,
+        Phase::Degraded,
+        "{:?}",
+        sim.status.message
+    );
+    let reason = &sim.status.history.last().unwrap().reason;
+    assert!(reason.contains("after the pause ended"), "{reason}");
+    assert_eq!(sim.replicas_of(&new), 0);
+}
+
+#[test]
+fn an_untimed_pause_waits_for_a_person_for_as_long_as_it_takes() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps);
+    sim.spec.progress_deadline = Some("20s".into());
+    sim.deploy("app:v2");
+    tick_for(&mut sim, 120);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(sim.status.current_step_index, Some(1));
+}
+
+fn with_background(gate: Option<AnalysisGate>) -> Sim {
+    let mut sim = established("app:v1", 4, pause_steps("5s"));
+    sim.spec.strategy.canary.background_analysis = Some("bg".into());
+    sim.spec.progress_deadline = Some("60s".into());
+    if let Some(gate) = gate {
+        sim.analyses.insert("bg".into(), gate);
+    }
+    sim.deploy("app:v2");
+    sim
+}
+
+#[test]
+fn a_background_analysis_without_passing_evidence_holds_every_step_and_the_promotion() {
+    for gate in [
+        None,
+        Some(AnalysisGate::Pending("no measurement yet".into())),
+        Some(AnalysisGate::Pending("errors: provider error".into())),
+        Some(AnalysisGate::Inconclusive("prometheus unreachable".into())),
+    ] {
+        let mut sim = with_background(gate.clone());
+        for _ in 0..50 {
+            let decision = sim.tick();
+            assert_eq!(sim.status.current_step_index, Some(0), "{gate:?}");
+            assert!(sim.status.canary_weight <= 50, "{gate:?}");
+            assert!(
+                decision.events.iter().all(|e| e.reason != "StepCompleted"),
+                "{gate:?}"
+            );
+        }
+        assert_eq!(sim.status.phase, Phase::Inconclusive, "{gate:?}");
+        let message = sim.status.message.clone().unwrap_or_default();
+        assert!(message.contains("background analysis bg"), "{message}");
+        // The progress deadline bounds the wait: no promotion, a revert.
+        tick_for(&mut sim, 15);
+        assert_eq!(sim.status.phase, Phase::Degraded, "{gate:?}");
+        assert_ne!(sim.status.stable_revision, Some(sim.revision().hash));
+    }
+}
+
+#[test]
+fn a_background_analysis_with_passing_evidence_lets_the_rollout_go_on() {
+    let mut sim = with_background(Some(AnalysisGate::Pending("no measurement yet".into())));
+    tick_for(&mut sim, 5);
+    assert_eq!(sim.status.current_step_index, Some(0));
+    sim.analyses.insert("bg".into(), AnalysisGate::Running);
+    sim.now = sim
+        .now
+        .checked_add(jiff::SignedDuration::from_secs(6))
+        .unwrap();
+    sim.settle(40);
+    assert_eq!(sim.status.phase, Phase::Healthy);
+    assert_eq!(sim.status.stable_revision, Some(sim.revision().hash));
+}
+
+#[test]
+fn a_background_analysis_that_loses_its_evidence_mid_rollout_holds_the_promotion() {
+    let mut sim = with_background(Some(AnalysisGate::Running));
+    while sim.status.current_step_index != Some(2) {
+        sim.tick();
+        sim.now = sim
+            .now
+            .checked_add(jiff::SignedDuration::from_secs(2))
+            .unwrap();
+    }
+    sim.analyses.insert(
+        "bg".into(),
+        AnalysisGate::Pending("errors: provider error".into()),
+    );
+    tick_for(&mut sim, 30);
+    assert_ne!(sim.status.phase, Phase::Healthy);
+    assert_ne!(sim.status.stable_revision, Some(sim.revision().hash));
+    // A person may take responsibility: promote-full goes past it, and is recorded.
+    sim.requests.promote_full = Some("t1".into());
+    sim.settle(20);
+    assert_eq!(sim.status.stable_revision, Some(sim.revision().hash));
+    assert!(
+        sim.status
+            .history
+            .iter()
+            .any(|e| e.outcome == "PromoteFullRequested")
+    );
+}
+
+#[test]
+fn a_failure_the_controller_recorded_stays_until_it_clears_it() {
+    let mut sim = established("app:v1", 2, steps_weights(&[100]));
+    crate::core::failure::record_failure(
+        &mut sim.status,
+        crate::core::failure::FailureKind::ApiError,
+        "create ReplicaSet web-x: refused",
+        Some(1),
+        sim.now,
+    );
+    let decision = sim.decide();
+    let stalled = condition(&decision.status, "Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "ReconcileFailed")
+    );
+    assert_eq!(
+        decision.status, sim.status,
+        "nothing new to write while it fails"
+    );
+    let mut cleared = decision.status.clone();
+    assert!(crate::core::failure::clear_failure(&mut cleared, sim.now));
+    sim.status = cleared;
+    let decision = sim.decide();
+    assert_eq!(condition(&decision.status, "Stalled").status, "False");
+}
+
+#[test]
+fn an_oversized_request_token_is_remembered_by_digest_and_acted_on_once() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 2, steps);
+    sim.deploy("app:v2");
+    while sim.status.current_step_index != Some(1) {
+        sim.tick();
+    }
+    sim.requests.promote = Some("x".repeat(200_000));
+    tick_for(&mut sim, 10);
+    assert_eq!(
+        sim.status.current_step_index,
+        Some(2),
+        "promoted past one pause only"
+    );
+    let kept = sim.status.handled_requests.get("promote").unwrap();
+    assert!(kept.starts_with("sha256:") && kept.len() < 80, "{kept}");
+}
+
+#[test]
+fn every_decision_fits_the_status_budget() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.status.rejected_revisions = (0..50_000).map(|n| format!("r{n}")).collect();
+    sim.status.message = Some("m".repeat(1 << 20));
+    let decision = sim.decide();
+    let size = crate::core::status_budget::size_of(&decision.status);
+    assert!(size <= crate::core::status_budget::STATUS_BUDGET, "{size}");
+}
+
+#[test]
+fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
+    let steps = vec![
+        CanaryStep {
+            set_weight: Some(25),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+        CanaryStep {
+            analysis: Some(AnalysisStep {
+                template: "errors".into(),
+            }),
+            ..Default::default()
+        },
+        CanaryStep {
+            set_weight: Some(100),
+            ..Default::default()
+        },
+    ];
+    let mut sim = established("app:v1", 4, steps);
+    sim.deploy("app:v2");
+    while sim.status.current_step_index != Some(1) {
+        sim.tick();
+    }
+    tick_for(&mut sim, 3);
+    assert_eq!(sim.status.current_step_index, Some(1));
+    // Shortened to two steps: index 1 would now be past the end, a promotion past every gate.
+    sim.spec.strategy.canary.steps = vec![
+        CanaryStep {
+            set_weight: Some(25),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    let decision = sim.tick();
+    assert!(decision.events.iter().any(|e| e.reason == "StepsChanged"));
+    assert_eq!(sim.status.current_step_index, Some(0));
+    assert_ne!(sim.status.stable_revision, Some(sim.revision().hash));
+    tick_for(&mut sim, 20);
+    assert_eq!(
+        sim.status.current_step_index,
+        Some(1),
+        "waits at the new pause"
+    );
+    assert_eq!(sim.status.phase, Phase::Paused);
+    assert_eq!(
+        sim.events
+            .iter()
+            .filter(|e| e.reason == "StepsChanged")
+            .count(),
+        1,
+        "restarted once"
+    );
+}
+
+#[test]
+fn a_rollback_never_goes_around_the_gates() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.deploy("app:v2");
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation".into(),
+    };
+    tick_for(&mut sim, 3);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    let desired = sim.revision().hash;
+    let number = sim
+        .status
+        .revisions
+        .iter()
+        .find(|r| r.hash == desired)
+        .unwrap()
+        .number;
+    // "Roll back" to the blocked revision itself: refused, nothing of it runs.
+    sim.requests.rollback = Some(("t1".into(), number));
+    tick_for(&mut sim, 3);
+    assert_ne!(sim.status.stable_revision, Some(desired.clone()));
+    assert_eq!(sim.replicas_of(&desired), 0);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.reason == "RollbackFailed" && e.note.contains("refused"))
+    );
+}
+
+#[test]
+fn a_forged_stable_revision_that_never_ran_must_pass_the_gates() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.deploy("app:v2");
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation".into(),
+    };
+    tick_for(&mut sim, 2);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    // Someone with status write access names the unattested revision stable.
+    let forged = sim.revision().hash;
+    sim.status.stable_revision = Some(forged.clone());
+    tick_for(&mut sim, 5);
+    assert_eq!(
+        sim.replicas_of(&forged),
+        0,
+        "never scaled on the word of status"
+    );
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    // With a valid attestation it is created (a stable whose ReplicaSets were deleted).
+    sim.attestation = AttestationGate::Verified("signed".into());
+    sim.settle(10);
+    assert_eq!(sim.replicas_of(&forged), 2);
+}
+
+#[test]
+fn a_canary_stopped_by_its_gates_leaves_no_rollout_in_progress_in_the_history() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.spec.strategy.canary.steps = vec![
+        CanaryStep {
+            set_weight: Some(50),
+            ..Default::default()
+        },
+        CanaryStep {
+            pause: Some(PauseStep { duration: None }),
+            ..Default::default()
+        },
+    ];
+    sim.deploy("app:v2");
+    tick_for(&mut sim, 3);
+    let desired = sim.revision().hash;
+    assert_eq!(sim.status.canary_revision, Some(desired.clone()));
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Expired".into(),
+        message: "older than maxAge".into(),
+    };
+    tick_for(&mut sim, 3);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    assert!(
+        !sim.status
+            .history
+            .iter()
+            .any(|e| e.hash == desired && e.outcome == "InProgress"),
+        "{:?}",
+        sim.status.history
+    );
+    assert!(sim.status.history.iter().any(|e| e.outcome == "Abandoned"));
+    assert_eq!(sim.replicas_of(&desired), 0);
+}
+
+#[test]
+fn a_deleted_stable_replica_set_is_reported_not_papered_over() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    let stable = sim.revision().hash;
+    sim.deploy("app:v2");
+    sim.attestation = AttestationGate::Rejected {
+        reason: "Missing".into(),
+        message: "no attestation".into(),
+    };
+    tick_for(&mut sim, 2);
+    assert_eq!(sim.status.phase, Phase::Blocked);
+    // Someone deletes the stable ReplicaSet: 0 pods, and nothing can recreate its template.
+    sim.replica_sets.retain(|rs| rs.revision != stable);
+    tick_for(&mut sim, 3);
+    let message = sim.status.message.clone().unwrap_or_default();
+    assert!(message.contains("cannot be recreated"), "{message}");
+    let stalled = condition(&sim.status, "Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "StableReplicaSetLost")
+    );
+    assert_eq!(
+        sim.events
+            .iter()
+            .filter(|e| e.reason == "StableReplicaSetLost")
+            .count(),
+        1,
+        "announced once"
+    );
+}
