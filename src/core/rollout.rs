@@ -1623,8 +1623,10 @@ impl<'a> Planner<'a> {
             })
             .cloned();
         for (type_, is_true, reason, message) in wanted {
+            // The recorded failure is what a person must act on, also over a Stalled of the
+            // decision's own (Degraded, Blocked); keeping it also keeps status from changing,
+            // and being written again, on every retry.
             if type_ == "Stalled"
-                && !is_true
                 && let Some(failure) = &failure
             {
                 self.status.conditions.push(Condition {

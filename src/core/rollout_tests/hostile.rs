@@ -474,3 +474,29 @@ fn a_deleted_stable_replica_set_is_reported_not_papered_over() {
         "announced once"
     );
 }
+
+#[test]
+fn a_recorded_failure_stays_over_a_stalled_of_the_decision_so_status_does_not_flap() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new, Fault::Crash);
+    sim.settle(20);
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    crate::core::failure::record_failure(
+        &mut sim.status,
+        crate::core::failure::FailureKind::ApiError,
+        "scale ReplicaSet web-x to 2: frozen",
+        Some(1),
+        sim.now,
+    );
+    let decision = sim.decide();
+    assert_eq!(
+        condition(&decision.status, "Stalled").reason,
+        "ReconcileFailed"
+    );
+    assert_eq!(
+        decision.status, sim.status,
+        "nothing new to write while it fails"
+    );
+}
