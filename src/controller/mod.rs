@@ -58,6 +58,11 @@ pub struct ControllerArgs {
     /// Name reported as the source of events (and the lease holder identity).
     #[arg(long, env = "POD_NAME", default_value = "safedeploy-controller")]
     pub instance: String,
+    /// How many SafeDeployments are reconciled at once. Bounded, so that a wave of events (a
+    /// restart, a policy change, thousands of failing objects) cannot open an unbounded number
+    /// of provider requests and API calls at the same time.
+    #[arg(long, env = "SAFEDEPLOY_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
 }
 
 /// Errors that stop the controller.
@@ -291,7 +296,9 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         }
     });
     let policy_changes = policy_rx;
-    let controller = Controller::new(sds, watcher::Config::default().any_semantic());
+    let controller = Controller::new(sds, watcher::Config::default().any_semantic()).with_config(
+        kube::runtime::controller::Config::default().concurrency(args.max_concurrent_reconciles),
+    );
     let sd_store = controller.store();
     let referrers = sd_store.clone();
     let controller = controller
