@@ -65,14 +65,36 @@ fn template(image: &str) -> PodTemplateSpec {
     }
 }
 
+/// A `setWeight` step.
+fn weight(weight: i32) -> CanaryStep {
+    CanaryStep {
+        set_weight: Some(weight),
+        ..Default::default()
+    }
+}
+
+/// A pause step: timed, or until promoted (`None`).
+fn pause(duration: Option<&str>) -> CanaryStep {
+    CanaryStep {
+        pause: Some(PauseStep {
+            duration: duration.map(str::to_string),
+        }),
+        ..Default::default()
+    }
+}
+
+/// An analysis step of `template`.
+fn analysis(template: &str) -> CanaryStep {
+    CanaryStep {
+        analysis: Some(AnalysisStep {
+            template: template.to_string(),
+        }),
+        ..Default::default()
+    }
+}
+
 fn steps_weights(weights: &[i32]) -> Vec<CanaryStep> {
-    weights
-        .iter()
-        .map(|w| CanaryStep {
-            set_weight: Some(*w),
-            ..Default::default()
-        })
-        .collect()
+    weights.iter().map(|w| weight(*w)).collect()
 }
 
 fn spec(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> SafeDeploymentSpec {

@@ -57,10 +57,7 @@ fn a_fresh_baseline_follows_the_canary_size_and_goes_with_the_promotion() {
 fn the_baseline_is_created_with_the_canary_and_says_what_it_is() {
     let mut sim = fresh("app:v1", 4, steps_weights(&[50]));
     let stable = sim.revision().hash;
-    sim.spec.strategy.canary.steps.push(CanaryStep {
-        pause: Some(PauseStep { duration: None }),
-        ..Default::default()
-    });
+    sim.spec.strategy.canary.steps.push(pause(None));
     sim.deploy("app:v2");
     let first = sim.tick();
     // The same decision creates the canary and the baseline.
@@ -107,13 +104,7 @@ fn the_baseline_is_created_with_the_canary_and_says_what_it_is() {
 #[test]
 fn the_baseline_goes_when_the_canary_is_reverted_or_aborted() {
     let mut sim = fresh("app:v1", 4, steps_weights(&[25, 50]));
-    sim.spec.strategy.canary.steps.insert(
-        1,
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    );
+    sim.spec.strategy.canary.steps.insert(1, pause(None));
     sim.deploy("app:v2");
     run_with_baseline(&mut sim, 10);
     assert_eq!(sim.status.phase, Phase::Paused);
@@ -148,10 +139,7 @@ fn the_baseline_goes_when_the_canary_is_reverted_or_aborted() {
 #[test]
 fn a_crashing_baseline_is_not_blamed_on_the_canary() {
     let mut sim = fresh("app:v1", 4, steps_weights(&[50]));
-    sim.spec.strategy.canary.steps.push(CanaryStep {
-        pause: Some(PauseStep { duration: None }),
-        ..Default::default()
-    });
+    sim.spec.strategy.canary.steps.push(pause(None));
     sim.baseline_fault = Fault::Crash;
     sim.deploy("app:v2");
     run_with_baseline(&mut sim, 10);
@@ -233,10 +221,7 @@ fn start_up_latency_is_compared_with_the_fresh_baseline_once_it_is_ready() {
             .find(|m| m.signal == "startupLatencySeconds")
             .and_then(|m| m.baseline)
     };
-    let pause = CanaryStep {
-        pause: Some(PauseStep { duration: None }),
-        ..Default::default()
-    };
+    let pause = pause(None);
     let mut sim = fresh("app:v1", 4, steps_weights(&[50]));
     sim.spec.strategy.canary.steps.push(pause.clone());
     sim.baseline_startup = 20;
@@ -294,16 +279,7 @@ fn coupled_components_each_get_a_fresh_baseline_at_their_canary_size() {
 
 /// A canary at 50 % with Ready pods, waiting at a manual pause; pods start with a lag.
 fn paused_half_way() -> Sim {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), pause(None)];
     let mut sim = established("app:v1", 4, steps);
     sim.startup_lag = true;
     sim.deploy("app:v2");

@@ -23,22 +23,7 @@ fn canary_replicas_follow_the_weight() {
 
 #[test]
 fn weight_at_keeps_the_last_set_weight() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(20),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep {
-                duration: Some("1m".into()),
-            }),
-            ..Default::default()
-        },
-        CanaryStep {
-            set_weight: Some(60),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(20), pause(Some("1m")), weight(60)];
     assert_eq!(weight_at(&steps, 0), 20);
     assert_eq!(weight_at(&steps, 1), 20);
     assert_eq!(weight_at(&steps, 2), 60);
@@ -190,20 +175,7 @@ fn a_first_revision_without_attestation_never_starts() {
 
 #[test]
 fn a_pause_without_duration_waits_for_promote_once_per_token() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), pause(None), pause(None)];
     let mut sim = established("app:v1", 2, steps);
     sim.deploy("app:v2");
     sim.settle(10);
@@ -229,18 +201,7 @@ fn a_pause_without_duration_waits_for_promote_once_per_token() {
 
 #[test]
 fn a_timed_pause_requeues_for_the_remaining_time() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep {
-                duration: Some("30s".into()),
-            }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), pause(Some("30s"))];
     let mut sim = established("app:v1", 2, steps);
     sim.deploy("app:v2");
     while sim.status.current_step_index != Some(1) {
@@ -293,18 +254,7 @@ fn a_canary_that_never_gets_ready_fails_at_the_progress_deadline() {
 
 #[test]
 fn failed_analysis_reverts_and_inconclusive_never_promotes() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            analysis: Some(AnalysisStep {
-                template: "errors".into(),
-            }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), analysis("errors")];
     let mut sim = established("app:v1", 2, steps.clone());
     sim.deploy("app:v2");
     sim.analyses.insert(
@@ -359,18 +309,7 @@ fn failed_analysis_reverts_and_inconclusive_never_promotes() {
 
 #[test]
 fn passed_analysis_lets_the_rollout_go_on() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            analysis: Some(AnalysisStep {
-                template: "errors".into(),
-            }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), analysis("errors")];
     let mut sim = established("app:v1", 2, steps);
     sim.deploy("app:v2");
     sim.analyses.insert("errors".into(), AnalysisGate::Passed);

@@ -56,22 +56,7 @@ fn lockstep_holds_at_every_state_of_many_three_component_rollouts() {
         steps_weights(&[25, 50, 100]),
         steps_weights(&[50]),
         steps_weights(&[100]),
-        vec![
-            CanaryStep {
-                set_weight: Some(34),
-                ..Default::default()
-            },
-            CanaryStep {
-                pause: Some(PauseStep {
-                    duration: Some("2s".into()),
-                }),
-                ..Default::default()
-            },
-            CanaryStep {
-                set_weight: Some(100),
-                ..Default::default()
-            },
-        ],
+        vec![weight(34), pause(Some("2s")), weight(100)],
     ];
     let sizes_sets = [[1, 1, 1], [1, 4, 2], [3, 2, 5], [2, 2, 2]];
     let faults = [None, Some(Fault::Crash), Some(Fault::NeverReady)];
@@ -347,20 +332,7 @@ fn a_canary_whose_references_disappear_is_stopped() {
 
 #[test]
 fn manual_actions_are_recorded_in_the_history_once() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-        CanaryStep {
-            set_weight: Some(100),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), pause(None), weight(100)];
     let mut sim = established("app:v1", 2, steps);
     sim.deploy("app:v2");
     sim.settle(10);

@@ -67,23 +67,8 @@ fn seconds_of_any_size_become_a_bounded_duration() {
     assert_eq!(canary_replicas(-3, 50), 0);
 }
 
-fn pause_steps(pause: &str) -> Vec<CanaryStep> {
-    vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep {
-                duration: Some(pause.into()),
-            }),
-            ..Default::default()
-        },
-        CanaryStep {
-            set_weight: Some(100),
-            ..Default::default()
-        },
-    ]
+fn pause_steps(duration: &str) -> Vec<CanaryStep> {
+    vec![weight(50), pause(Some(duration)), weight(100)]
 }
 
 #[test]
@@ -122,16 +107,7 @@ fn a_timed_pause_held_by_marginal_health_reverts_one_deadline_after_the_pause_en
 
 #[test]
 fn an_untimed_pause_waits_for_a_person_for_as_long_as_it_takes() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), pause(None)];
     let mut sim = established("app:v1", 2, steps);
     sim.spec.progress_deadline = Some("20s".into());
     sim.deploy("app:v2");
@@ -252,20 +228,7 @@ fn a_failure_the_controller_recorded_stays_until_it_clears_it() {
 
 #[test]
 fn an_oversized_request_token_is_remembered_by_digest_and_acted_on_once() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(50), pause(None), pause(None)];
     let mut sim = established("app:v1", 2, steps);
     sim.deploy("app:v2");
     while sim.status.current_step_index != Some(1) {
@@ -294,26 +257,7 @@ fn every_decision_fits_the_status_budget() {
 
 #[test]
 fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
-    let steps = vec![
-        CanaryStep {
-            set_weight: Some(25),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-        CanaryStep {
-            analysis: Some(AnalysisStep {
-                template: "errors".into(),
-            }),
-            ..Default::default()
-        },
-        CanaryStep {
-            set_weight: Some(100),
-            ..Default::default()
-        },
-    ];
+    let steps = vec![weight(25), pause(None), analysis("errors"), weight(100)];
     let mut sim = established("app:v1", 4, steps);
     sim.deploy("app:v2");
     while sim.status.current_step_index != Some(1) {
@@ -322,16 +266,7 @@ fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
     tick_for(&mut sim, 3);
     assert_eq!(sim.status.current_step_index, Some(1));
     // Shortened to two steps: index 1 would now be past the end, a promotion past every gate.
-    sim.spec.strategy.canary.steps = vec![
-        CanaryStep {
-            set_weight: Some(25),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    ];
+    sim.spec.strategy.canary.steps = vec![weight(25), pause(None)];
     let decision = sim.tick();
     assert!(decision.events.iter().any(|e| e.reason == "StepsChanged"));
     assert_eq!(sim.status.current_step_index, Some(0));
@@ -412,16 +347,7 @@ fn a_forged_stable_revision_that_never_ran_must_pass_the_gates() {
 #[test]
 fn a_canary_stopped_by_its_gates_leaves_no_rollout_in_progress_in_the_history() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
-    sim.spec.strategy.canary.steps = vec![
-        CanaryStep {
-            set_weight: Some(50),
-            ..Default::default()
-        },
-        CanaryStep {
-            pause: Some(PauseStep { duration: None }),
-            ..Default::default()
-        },
-    ];
+    sim.spec.strategy.canary.steps = vec![weight(50), pause(None)];
     sim.deploy("app:v2");
     tick_for(&mut sim, 3);
     let desired = sim.revision().hash;
