@@ -73,7 +73,7 @@ variant_args() {
   case "$1" in
     default) echo "" ;;
     ha) echo "--set replicaCount=2" ;;
-    watch) echo "--set watchNamespace=team-a --set crds.install=false --set leaderElection.enabled=true" ;;
+    watch) echo "--set watchNamespace=$NS --set crds.install=false --set leaderElection.enabled=true" ;;
     monitor) echo "--set serviceMonitor.enabled=true" ;;
   esac
 }
@@ -100,9 +100,9 @@ render() { # render <variant> <namespace>
 for variant in "${VARIANTS[@]}" monitor; do
   render "$variant" "$NS" >"$WORK/$variant.yaml"
 done
-python3 - "$WORK" "$REPO/crds/safedeploy.yaml" <<'PY'
+python3 - "$WORK" "$REPO/crds/safedeploy.yaml" "$NS" <<'PY'
 import json, subprocess, sys
-work, crds = sys.argv[1], sys.argv[2]
+work, crds, watched = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
     import yaml
 except ImportError:
@@ -135,28 +135,35 @@ for crd in (d for d in default if d["kind"] == "CustomResourceDefinition"):
         fail(f"CRD {name} as rendered differs from crds/safedeploy.yaml")
 
 # RBAC: exactly the verbs the operator uses.
+def rules_of(role, what):
+    got = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                if "*" in (group, resource) or "*" in rule["verbs"]:
+                    fail(f"wildcard in the {what}: {rule}")
+                got.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
+    return got
+
 role = next(d for d in default if d["kind"] == "ClusterRole")
-got = {}
-for rule in role["rules"]:
-    for group in rule["apiGroups"]:
-        for resource in rule["resources"]:
-            if "*" in (group, resource) or "*" in rule["verbs"]:
-                fail(f"wildcard in the ClusterRole: {rule}")
-            got.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
-expected = {
+got = rules_of(role, "ClusterRole")
+cluster_scoped = {
+    "safedeploy.dev/safedeploymentpolicies": {"list", "watch"},
+    "/namespaces": {"get"},
+}
+namespaced = {
     "safedeploy.dev/safedeployments": {"get", "list", "watch"},
     "safedeploy.dev/safedeployments/status": {"patch"},
     "safedeploy.dev/safedeployments/finalizers": {"update"},
-    "safedeploy.dev/safedeploymentpolicies": {"list", "watch"},
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
     "/pods": {"list", "watch"},
-    "/namespaces": {"get"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
     "/secrets": {"get", "list", "watch", "create", "patch"},
     "/serviceaccounts": {"get"},
     "/persistentvolumeclaims": {"get"},
     "events.k8s.io/events": {"create", "patch"},
 }
+expected = {**cluster_scoped, **namespaced}
 if got != expected:
     fail(f"ClusterRole rules {got} != {expected}")
 if any(k.startswith("apiextensions.k8s.io") or k.startswith("coordination.k8s.io") for k in got):
@@ -201,8 +208,20 @@ watch = docs(f"{work}/watch.yaml")
 if any(d["kind"] == "CustomResourceDefinition" for d in watch):
     fail("crds.install=false still renders CRDs")
 wargs = next(d for d in watch if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-if "--namespace" not in wargs or "team-a" not in wargs:
+if "--namespace" not in wargs or watched not in wargs:
     fail(f"watchNamespace not passed: {wargs}")
+# watchNamespace: the namespaced rules move into a Role of that namespace (audit finding 16).
+wrole = next(d for d in watch if d["kind"] == "ClusterRole")
+if rules_of(wrole, "ClusterRole") != cluster_scoped:
+    fail(f"watchNamespace: the ClusterRole grants more than {cluster_scoped}: {wrole['rules']}")
+if any(r.get("resourceNames") != [watched] for r in wrole["rules"] if "namespaces" in r["resources"]):
+    fail("watchNamespace: Namespace get is not limited to the watched namespace")
+wns = [d for d in watch if d["kind"] == "Role" and d["metadata"]["namespace"] == watched
+       and not d["metadata"]["name"].endswith("-leader-election")]
+if len(wns) != 1 or rules_of(wns[0], "Role") != namespaced:
+    fail(f"watchNamespace: no Role in the watched namespace with exactly {namespaced}")
+if not any(d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == watched for d in watch):
+    fail("watchNamespace: no RoleBinding in the watched namespace")
 monitor = docs(f"{work}/monitor.yaml")
 sm = [d for d in monitor if d["kind"] == "ServiceMonitor"]
 if len(sm) != 1 or sm[0]["spec"]["endpoints"][0]["port"] != "http-metrics":

@@ -60,3 +60,48 @@ app.kubernetes.io/component: controller
 {{- define "safedeploy.leaseName" -}}
 {{- default (include "safedeploy.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/*
+The operator's rules on namespaced resources: in its ClusterRole when it watches every
+namespace, in a Role of the watched namespace when `watchNamespace` is set.
+*/}}
+{{- define "safedeploy.namespacedRules" }}
+  # The rollouts it reconciles (watched; never written except their status).
+  - apiGroups: [safedeploy.dev]
+    resources: [safedeployments]
+    verbs: [get, list, watch]
+  # Status through server-side apply (field manager "safedeploy").
+  - apiGroups: [safedeploy.dev]
+    resources: [safedeployments/status]
+    verbs: [patch]
+  # The owner references it sets have blockOwnerDeletion; clusters with the
+  # OwnerReferencesPermissionEnforcement admission plugin require this verb for that.
+  - apiGroups: [safedeploy.dev]
+    resources: [safedeployments/finalizers]
+    verbs: [update]
+  # The ReplicaSets of each revision (label safedeploy.dev/name): created by server-side apply,
+  # scaled by patch, old revisions deleted beyond the history limit.
+  - apiGroups: [apps]
+    resources: [replicasets]
+    verbs: [get, list, watch, create, patch, delete]
+  # Pod health of each revision (watched; label safedeploy.dev/name).
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [list, watch]
+  # ConfigMaps and Secrets: attestation envelopes and the configuration pod templates reference
+  # are read by name (get); list/watch feed metadata-only caches (name and resourceVersion; the
+  # operator asks for PartialObjectMetadata, so no data is ever listed), so an edit of a
+  # referenced object starts a new revision and a new envelope re-checks at once; create/patch
+  # make the immutable per-revision copies. Image pull Secrets are read by name for preflight.
+  - apiGroups: [""]
+    resources: [configmaps, secrets]
+    verbs: [get, list, watch, create, patch]
+  # Preflight: referenced ServiceAccounts and PersistentVolumeClaims must exist.
+  - apiGroups: [""]
+    resources: [serviceaccounts, persistentvolumeclaims]
+    verbs: [get]
+  # Events (kube's Recorder creates them and patches repeated ones into a series).
+  - apiGroups: [events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
+{{- end }}
