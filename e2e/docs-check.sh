@@ -3,7 +3,8 @@
 #   1. installs mdbook (pinned, below) once into the cache and builds the book (book.toml),
 #   2. fails on a broken internal link: every relative link and #anchor in README.md and docs/
 #      must name an existing file and heading; links in docs/ must stay inside docs/ (the book
-#      cannot serve anything else); the same is checked again in the rendered HTML,
+#      cannot serve anything else); the same is checked again in the rendered HTML, and every
+#      page of docs/ must be in docs/SUMMARY.md,
 #   3. fails on a command the CLI no longer has: for every `safedeploy …` / `kubectl safedeploy …`
 #      in a shell code block or an inline code span, the subcommand must exist and each --flag
 #      (and -x) must appear in that subcommand's --help.
@@ -165,6 +166,13 @@ for path in md_files():
             m = REFDEF.match(line)
             if m:
                 check_link(path, number, m.group(1))
+
+# --- every page is in the book ---
+summary = open(os.path.join(docs, "SUMMARY.md"), encoding="utf-8").read()
+listed = {os.path.normpath(os.path.join(docs, t.partition("#")[0])) for t in LINK.findall(summary)}
+for path in md_files():
+    if path.startswith(docs + os.sep) and os.path.basename(path) != "SUMMARY.md" and path not in listed:
+        errors.append(f"{rel(path)}: not in docs/SUMMARY.md, so the book leaves it out")
 
 # --- links in the rendered book ---
 class Page(html.parser.HTMLParser):
