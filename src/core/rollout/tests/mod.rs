@@ -563,11 +563,7 @@ fn set_version(sim: &mut Sim, version: &str) {
     }
 }
 
-#[path = "rollout_tests/baseline.rs"]
 mod baseline;
-#[path = "rollout_tests/basics.rs"]
 mod basics;
-#[path = "rollout_tests/components.rs"]
 mod components;
-#[path = "rollout_tests/hostile.rs"]
 mod hostile;

@@ -1885,5 +1885,4 @@ fn describe_step(step: &CanaryStep) -> String {
 }
 
 #[cfg(test)]
-#[path = "rollout_tests.rs"]
 mod tests;
