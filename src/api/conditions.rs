@@ -1,5 +1,6 @@
 //! The status vocabulary: condition types and statuses, condition reasons, event reasons, history
-//! outcomes and revert reasons, as enums.
+//! outcomes and revert reasons, as enums; and the names of the phases (`Phase` itself is part of
+//! the status type in `safedeployment.rs`).
 //!
 //! Why enums over string constants (linkerd's `mod conditions { pub const … }`): a `match` on an
 //! enum is checked for completeness, a typo does not compile, and the phase gauge or a test can
@@ -11,6 +12,34 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use super::Phase;
+
+impl Phase {
+    /// Every phase, in declaration order (the phase gauge counts each, zero included).
+    pub const ALL: [Phase; 7] = [
+        Phase::Pending,
+        Phase::Blocked,
+        Phase::Progressing,
+        Phase::Paused,
+        Phase::Inconclusive,
+        Phase::Healthy,
+        Phase::Degraded,
+    ];
+
+    /// The name status shows (`status.phase`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Blocked => "Blocked",
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::Inconclusive => "Inconclusive",
+            Phase::Healthy => "Healthy",
+            Phase::Degraded => "Degraded",
+        }
+    }
+}
 
 /// Declares a vocabulary enum whose string form is each variant's own name.
 macro_rules! vocabulary {
@@ -364,9 +393,30 @@ mod tests {
             );
             assert_eq!(reason.to_string(), text);
             assert_eq!(ConditionReason::parse(text), Some(*reason));
-            assert!(*reason == text && text.to_string() == *reason);
+            let owned = String::from(text);
+            assert_eq!(*reason, text);
+            assert_eq!(text, *reason);
+            assert_eq!(owned, *reason);
         }
         assert_eq!(ConditionReason::parse("Missing"), None);
+        for phase in Phase::ALL {
+            assert_eq!(
+                serde_json::to_string(&phase).unwrap(),
+                format!("\"{}\"", phase.as_str())
+            );
+        }
+        assert_eq!(
+            Phase::ALL.map(Phase::as_str),
+            [
+                "Pending",
+                "Blocked",
+                "Progressing",
+                "Paused",
+                "Inconclusive",
+                "Healthy",
+                "Degraded"
+            ]
+        );
         assert_eq!(ConditionStatus::from(true), ConditionStatus::True);
         assert_eq!(ConditionStatus::from(false), "False");
     }

@@ -338,20 +338,12 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         loop {
             tick.tick().await;
             let mut counts = std::collections::BTreeMap::<String, i64>::new();
-            for phase in [
-                "Pending",
-                "Blocked",
-                "Progressing",
-                "Paused",
-                "Inconclusive",
-                "Healthy",
-                "Degraded",
-            ] {
-                counts.insert(phase.to_string(), 0);
+            for phase in crate::api::Phase::ALL {
+                counts.insert(phase.as_str().to_string(), 0);
             }
             for sd in phase_store.state() {
                 let phase = sd.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                *counts.entry(format!("{phase:?}")).or_default() += 1;
+                *counts.entry(phase.as_str().to_string()).or_default() += 1;
             }
             for (kind, count) in counts {
                 phase_metrics

@@ -21,6 +21,7 @@ use serde_json::json;
 use tracing::{error, info, warn};
 
 use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
+use crate::api::conditions::EventReason;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::config::ANNOTATION_CONFIG_VERSIONS;
 use crate::core::failure::{self, FailureKind};
@@ -418,23 +419,10 @@ async fn attestation_for(
             .as_ref()
             .filter(|v| v.revision == revision.hash)
     {
-        return Ok(if !previous.verified {
-            AttestationGate::Rejected {
-                reason: previous.reason.clone(),
-                message: previous.message.clone(),
-            }
-        } else if previous.reason == "NotRequired" {
-            AttestationGate::NotRequired(previous.message.clone())
-        } else {
-            AttestationGate::Verified(previous.message.clone())
-        });
+        return Ok(AttestationGate::from_verdict(previous));
     }
     let gate = attestation::gate(sd, ctx, revision).await?;
-    let reason = match &gate {
-        AttestationGate::Verified(_) => "Verified",
-        AttestationGate::NotRequired(_) => "NotRequired",
-        AttestationGate::Rejected { reason, .. } => reason.as_str(),
-    };
+    let reason = gate.reason();
     crate::telemetry::Metrics::count(&ctx.metrics.attestation_verdicts, reason);
     Ok(gate)
 }
@@ -571,9 +559,9 @@ async fn carry_out(
 
     let reference = sd.object_ref(&());
     for note in &decision.events {
-        match note.reason.as_str() {
-            "RolloutReverted" => ctx.metrics.reverts.inc(),
-            "RolloutCompleted" => ctx.metrics.promotions.inc(),
+        match note.reason {
+            EventReason::RolloutReverted => ctx.metrics.reverts.inc(),
+            EventReason::RolloutCompleted => ctx.metrics.promotions.inc(),
             _ => 0,
         };
         info!(rollout = %name, namespace, reason = %note.reason, note = %note.note, "event");
@@ -583,7 +571,7 @@ async fn carry_out(
             } else {
                 EventType::Normal
             },
-            reason: note.reason.clone(),
+            reason: note.reason.to_string(),
             note: Some(truncate(&note.note, 1000)),
             action: note.action.clone(),
             secondary: None,

@@ -6,9 +6,22 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::rollout::FAILURE_REASONS;
 use super::status_budget::{MAX_TEXT, bounded_text};
 use crate::api::SafeDeploymentStatus;
+use crate::api::conditions::{ConditionReason, ConditionStatus, ConditionType};
+
+/// Condition reasons of a `Stalled` condition that the controller (not the decision) sets
+/// when a reconcile cannot be carried out; the decision keeps them until the controller
+/// clears them after a reconcile that fully succeeded.
+pub const FAILURE_REASONS: [ConditionReason; 2] = [
+    ConditionReason::ReconcileFailed,
+    ConditionReason::ReconcilePanicked,
+];
+
+/// Whether a `Stalled` reason is a failure the controller recorded.
+pub fn is_failure_reason(reason: &str) -> bool {
+    FAILURE_REASONS.iter().any(|failure| *failure == reason)
+}
 
 /// Why a reconcile failed, as status shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +33,11 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The condition reason.
-    pub fn reason(self) -> &'static str {
+    /// The condition reason (also the event's reason).
+    pub fn reason(self) -> ConditionReason {
         match self {
-            FailureKind::ApiError => FAILURE_REASONS[0],
-            FailureKind::Panic => FAILURE_REASONS[1],
+            FailureKind::ApiError => ConditionReason::ReconcileFailed,
+            FailureKind::Panic => ConditionReason::ReconcilePanicked,
         }
     }
 }
@@ -39,22 +52,24 @@ pub fn record_failure(
     now: Timestamp,
 ) -> bool {
     let message = bounded_text(message, MAX_TEXT);
-    let wanted =
-        |c: &Condition| c.status == "True" && c.reason == kind.reason() && c.message == message;
-    if let Some(existing) = status.conditions.iter().find(|c| c.type_ == "Stalled")
+    let wanted = |c: &Condition| {
+        c.status == ConditionStatus::True && c.reason == kind.reason() && c.message == message
+    };
+    let is_stalled = |c: &Condition| c.type_ == ConditionType::Stalled;
+    if let Some(existing) = status.conditions.iter().find(|c| is_stalled(c))
         && wanted(existing)
     {
         return false;
     }
-    let previous = status.conditions.iter().position(|c| c.type_ == "Stalled");
+    let previous = status.conditions.iter().position(is_stalled);
     let last_transition_time = previous
         .and_then(|i| status.conditions.get(i))
-        .filter(|c| c.status == "True")
+        .filter(|c| c.status == ConditionStatus::True)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or(Time(now));
     let condition = Condition {
-        type_: "Stalled".to_string(),
-        status: "True".to_string(),
+        type_: ConditionType::Stalled.to_string(),
+        status: ConditionStatus::True.to_string(),
         reason: kind.reason().to_string(),
         message,
         observed_generation: generation,
@@ -71,12 +86,14 @@ pub fn record_failure(
 /// whether there was one. A `Stalled` condition the decision set (Degraded, Blocked) is left.
 pub fn clear_failure(status: &mut SafeDeploymentStatus, now: Timestamp) -> bool {
     let Some(condition) = status.conditions.iter_mut().find(|c| {
-        c.type_ == "Stalled" && c.status == "True" && FAILURE_REASONS.contains(&c.reason.as_str())
+        c.type_ == ConditionType::Stalled
+            && c.status == ConditionStatus::True
+            && is_failure_reason(&c.reason)
     }) else {
         return false;
     };
-    condition.status = "False".to_string();
-    condition.reason = "NotStalled".to_string();
+    condition.status = ConditionStatus::False.to_string();
+    condition.reason = ConditionReason::NotStalled.to_string();
     condition.message = String::new();
     condition.last_transition_time = Time(now);
     true

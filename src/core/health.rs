@@ -70,6 +70,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, best first.
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Target,
+        Verdict::Acceptable,
+        Verdict::Marginal,
+        Verdict::Critical,
+    ];
+
+    /// The verdict a status shows as `name`, if any.
+    pub fn parse(name: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == name)
+    }
+
     /// The name shown in status.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -149,7 +162,8 @@ impl HealthReport {
         let parts: Vec<String> = self
             .measurements
             .iter()
-            .filter(|m| verdict_rank(&m.verdict) >= verdict_rank(at_least.as_str()))
+            // A name status does not know ranks lowest, with `Target`.
+            .filter(|m| Verdict::parse(&m.verdict).unwrap_or(Verdict::Target) >= at_least)
             .map(|m| {
                 let baseline = m
                     .baseline
@@ -168,15 +182,6 @@ impl HealthReport {
             })
             .collect();
         parts.join("; ")
-    }
-}
-
-fn verdict_rank(name: &str) -> u8 {
-    match name {
-        "Critical" => 3,
-        "Marginal" => 2,
-        "Acceptable" => 1,
-        _ => 0,
     }
 }
 

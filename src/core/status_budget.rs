@@ -212,7 +212,7 @@ mod tests {
                 revision: n,
                 hash: format!("hash{n}"),
                 images: images(512),
-                outcome: "Reverted".into(),
+                outcome: crate::api::conditions::HistoryOutcome::Reverted.into(),
                 reason: "r".repeat(10_000),
                 started_at: "2026-01-01T00:00:00Z".into(),
                 finished_at: None,

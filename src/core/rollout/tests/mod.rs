@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
 use super::*;
-use crate::api::{AnalysisStep, CanaryStrategy, Component, LabelSelectorSpec, PauseStep, Strategy};
+use crate::api::{
+    AnalysisStep, CanaryStep, CanaryStrategy, Component, LabelSelectorSpec, PauseStep, Strategy,
+};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Fault {

@@ -1,0 +1,153 @@
+//! The rollout's memory: revision numbers, the bounded history of rollouts in status, and
+//! garbage collection of old revisions' ReplicaSets beyond `revisionHistoryLimit`.
+
+use super::{DEFAULT_REVISION_HISTORY_LIMIT, HISTORY_CAPACITY, Planner};
+use crate::api::conditions::HistoryOutcome;
+use crate::api::{HistoryEntry, RevisionRecord};
+
+impl Planner<'_> {
+    /// Gives `hash` a revision number (the next one) if it has none, and forgets the oldest
+    /// records beyond the history limit, except those still in use.
+    pub(super) fn ensure_revision_record(&mut self, hash: &str) {
+        if self.status.revisions.iter().any(|r| r.hash == hash) {
+            return;
+        }
+        let number = self
+            .status
+            .revisions
+            .iter()
+            .map(|r| r.number)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        self.status.revisions.push(RevisionRecord {
+            number,
+            hash: hash.to_string(),
+            images: self.obs.desired.images(),
+        });
+        let limit = self.history_limit().saturating_add(2);
+        let protected = [
+            self.status.stable_revision.clone(),
+            self.status.canary_revision.clone(),
+            Some(hash.to_string()),
+        ];
+        while self.status.revisions.len() > limit {
+            let Some(position) = self
+                .status
+                .revisions
+                .iter()
+                .position(|r| !protected.contains(&Some(r.hash.clone())))
+            else {
+                break;
+            };
+            self.status.revisions.remove(position);
+        }
+    }
+
+    /// The revision number of `hash`; 0 when it is not recorded.
+    pub(super) fn revision_number(&self, hash: &str) -> i64 {
+        self.status
+            .revisions
+            .iter()
+            .find(|r| r.hash == hash)
+            .map(|r| r.number)
+            .unwrap_or(0)
+    }
+
+    fn history_limit(&self) -> usize {
+        self.obs
+            .spec
+            .revision_history_limit
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+    }
+
+    /// Opens a history entry for `hash`, dropping the oldest beyond [`HISTORY_CAPACITY`].
+    pub(super) fn push_history(&mut self, hash: &str, outcome: HistoryOutcome, reason: String) {
+        let images = self
+            .status
+            .revisions
+            .iter()
+            .find(|r| r.hash == hash)
+            .map(|r| r.images.clone())
+            .unwrap_or_default();
+        self.status.history.push(HistoryEntry {
+            revision: self.revision_number(hash),
+            hash: hash.to_string(),
+            images,
+            outcome: outcome.to_string(),
+            reason,
+            started_at: self.now(),
+            finished_at: None,
+        });
+        let excess = self.status.history.len().saturating_sub(HISTORY_CAPACITY);
+        self.status.history.drain(..excess);
+    }
+
+    /// Records an entry for `hash` that is finished as soon as it is written (a manual action).
+    pub(super) fn push_finished_history(
+        &mut self,
+        hash: &str,
+        outcome: HistoryOutcome,
+        reason: String,
+    ) {
+        self.push_history(hash, outcome, reason);
+        if let Some(entry) = self.status.history.last_mut() {
+            entry.finished_at = Some(self.obs.now.to_string());
+        }
+    }
+
+    /// Closes the open history entry of `hash` (the newest `InProgress` one), or records a new
+    /// finished entry when there is none.
+    pub(super) fn finish_history(&mut self, hash: &str, outcome: HistoryOutcome, reason: String) {
+        let now = self.now();
+        if let Some(entry) = self
+            .status
+            .history
+            .iter_mut()
+            .rev()
+            .find(|e| e.hash == hash && e.outcome == HistoryOutcome::InProgress)
+        {
+            entry.outcome = outcome.to_string();
+            entry.reason = reason;
+            entry.finished_at = Some(now);
+            return;
+        }
+        self.push_history(hash, outcome, reason);
+        if let Some(entry) = self.status.history.last_mut() {
+            entry.finished_at = Some(now);
+        }
+    }
+
+    /// The old revisions' ReplicaSets to delete: at zero replicas, not in use, and older than
+    /// the newest `revisionHistoryLimit + 1` recorded revisions.
+    pub(super) fn garbage(&self) -> Vec<String> {
+        let keep_numbers: Vec<i64> = {
+            let mut numbers: Vec<i64> = self.status.revisions.iter().map(|r| r.number).collect();
+            numbers.sort_unstable();
+            let limit = self.history_limit().saturating_add(1);
+            numbers.into_iter().rev().take(limit).collect()
+        };
+        let protected: Vec<&str> = [
+            self.status.stable_revision.as_deref(),
+            self.status.canary_revision.as_deref(),
+            Some(self.obs.desired.hash.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.obs
+            .replica_sets
+            .iter()
+            .filter(|rs| {
+                rs.replicas == 0 && rs.ready == 0 && !protected.contains(&rs.revision.as_str())
+            })
+            .filter(|rs| {
+                let number = self.revision_number(&rs.revision);
+                // Unknown revisions (number 0) are kept: they are never deleted blindly.
+                number != 0 && !keep_numbers.contains(&number)
+            })
+            .map(|rs| rs.name.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,254 @@
+//! Manual requests (the annotations `safedeploy promote|abort|pause|resume|retry|rollback`
+//! write): each token is carried out once and remembered in `status.handledRequests`, so a stale
+//! request never acts on a later rollout.
+
+use super::Planner;
+use crate::api::conditions::{EventReason, HistoryOutcome};
+
+/// A request, by its key in `status.handledRequests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestAction {
+    Promote,
+    PromoteFull,
+    Abort,
+    Retry,
+    Rollback,
+}
+
+impl RequestAction {
+    /// The key in `status.handledRequests` (API: it is in status).
+    fn key(self) -> &'static str {
+        match self {
+            RequestAction::Promote => "promote",
+            RequestAction::PromoteFull => "promoteFull",
+            RequestAction::Abort => "abort",
+            RequestAction::Retry => "retry",
+            RequestAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// The key in `status.handledRequests` that remembers a pause (a state, not a token).
+const PAUSED_KEY: &str = "paused";
+
+impl Planner<'_> {
+    /// Consumes the abort and promote requests, and records a promote in the history while a
+    /// canary runs. Requests are consumed whatever the phase, so a stale one never acts on a
+    /// later rollout.
+    pub(super) fn take_requests(&mut self) {
+        self.abort = self.take_request(RequestAction::Abort);
+        self.promote = self.take_request(RequestAction::Promote);
+        self.promote_full = self.take_request(RequestAction::PromoteFull);
+        if self.status.canary_revision.is_some() {
+            if self.promote_full {
+                self.record_manual(
+                    HistoryOutcome::PromoteFullRequested,
+                    "promote past every remaining step",
+                );
+            } else if self.promote {
+                self.record_manual(
+                    HistoryOutcome::PromoteRequested,
+                    "promote past the current step",
+                );
+            }
+        }
+    }
+
+    /// Consumes a request token: true if it is new (and marks it handled).
+    fn take_request(&mut self, action: RequestAction) -> bool {
+        let token = match action {
+            RequestAction::Abort => self.obs.requests.abort.clone(),
+            RequestAction::Promote => self.obs.requests.promote.clone(),
+            RequestAction::PromoteFull => self.obs.requests.promote_full.clone(),
+            RequestAction::Retry | RequestAction::Rollback => None,
+        };
+        match token {
+            Some(token) if self.request_is_new(action, &token) => {
+                self.mark_handled(action, &token);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn request_is_new(&self, action: RequestAction, token: &str) -> bool {
+        self.status
+            .handled_requests
+            .get(action.key())
+            .map(String::as_str)
+            != Some(token_key(token).as_str())
+    }
+
+    fn mark_handled(&mut self, action: RequestAction, token: &str) {
+        self.status
+            .handled_requests
+            .insert(action.key().to_string(), token_key(token));
+    }
+
+    /// Records a manual action in the history (a finished entry for the revision it acts on).
+    fn record_manual(&mut self, outcome: HistoryOutcome, what: &str) {
+        let hash = self
+            .status
+            .canary_revision
+            .clone()
+            .unwrap_or_else(|| self.obs.desired.hash.clone());
+        self.push_finished_history(&hash, outcome, format!("{what}: requested by a user"));
+    }
+
+    /// Pause and resume are states (the annotation or `spec.paused`), not tokens: a change of
+    /// state is recorded once, and remembered in `handledRequests.paused`.
+    pub(super) fn handle_pause_transition(&mut self) {
+        let paused = self.obs.spec.paused || self.obs.requests.paused;
+        let was_paused = self
+            .status
+            .handled_requests
+            .get(PAUSED_KEY)
+            .map(String::as_str)
+            == Some("true");
+        if paused == was_paused {
+            return;
+        }
+        if paused {
+            self.status
+                .handled_requests
+                .insert(PAUSED_KEY.to_string(), "true".to_string());
+            self.record_manual(HistoryOutcome::Paused, "pause the rollout");
+            self.event(
+                false,
+                EventReason::Paused,
+                "rollout paused by a user".into(),
+            );
+        } else {
+            self.status.handled_requests.remove(PAUSED_KEY);
+            self.record_manual(HistoryOutcome::Resumed, "resume the rollout");
+            self.event(
+                false,
+                EventReason::Resumed,
+                "rollout resumed by a user".into(),
+            );
+            // The time spent paused does not count against the step.
+            if self.status.canary_revision.is_some() {
+                self.status.step_started_at = Some(self.obs.now.to_string());
+            }
+        }
+    }
+
+    /// A retry takes the desired revision off the rejected list, so it may roll out again.
+    pub(super) fn handle_retry(&mut self) {
+        let Some(token) = self.obs.requests.retry.clone() else {
+            return;
+        };
+        if !self.request_is_new(RequestAction::Retry, &token) {
+            return;
+        }
+        self.mark_handled(RequestAction::Retry, &token);
+        let desired = self.obs.desired.hash.clone();
+        let before = self.status.rejected_revisions.len();
+        self.status.rejected_revisions.retain(|h| h != &desired);
+        if self.status.rejected_revisions.len() != before {
+            let note = format!(
+                "retry requested: revision {} may roll out again",
+                self.revision_number(&desired)
+            );
+            self.push_finished_history(
+                &desired,
+                HistoryOutcome::RetryRequested,
+                "requested by a user".into(),
+            );
+            self.event(false, EventReason::RetryRequested, note);
+        }
+    }
+
+    /// Returns true when a rollback was carried out and the stable revision changed.
+    pub(super) fn handle_rollback(&mut self) -> bool {
+        let Some((token, number)) = self.obs.requests.rollback.clone() else {
+            return false;
+        };
+        if !self.request_is_new(RequestAction::Rollback, &token) {
+            return false;
+        }
+        self.mark_handled(RequestAction::Rollback, &token);
+        let Some(target) = self
+            .status
+            .revisions
+            .iter()
+            .find(|r| r.number == number)
+            .map(|r| r.hash.clone())
+        else {
+            self.event(
+                true,
+                EventReason::RollbackFailed,
+                format!("rollback to revision {number}: no such revision is recorded"),
+            );
+            return false;
+        };
+        // A rollback goes back to a revision that ran; it is never a way around the gates: the
+        // revision the spec describes rolls out through its canary (or promote-full), and a
+        // revision that was reverted stays rejected until a person retries it.
+        let refusal = if target == self.obs.desired.hash {
+            Some("it is the revision the spec describes; it rolls out through its canary steps")
+        } else if self.status.rejected_revisions.contains(&target) {
+            Some("it was rejected; run `safedeploy retry` on a spec that describes it instead")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            self.event(
+                true,
+                EventReason::RollbackFailed,
+                format!("rollback to revision {number} refused: {why}"),
+            );
+            return false;
+        }
+        let components = &self.obs.desired.components;
+        let all_present = components.iter().all(|c| {
+            self.obs
+                .replica_sets
+                .iter()
+                .any(|rs| rs.revision == target && rs.component == c.name)
+        });
+        if !all_present {
+            self.event(
+                true,
+                EventReason::RollbackFailed,
+                format!("rollback to revision {number}: its ReplicaSets were garbage-collected"),
+            );
+            return false;
+        }
+        if let Some(canary) = self.status.canary_revision.clone() {
+            self.finish_history(
+                &canary,
+                HistoryOutcome::Aborted,
+                format!("rollback to revision {number}"),
+            );
+        }
+        let desired = self.obs.desired.hash.clone();
+        if target != desired && !self.status.rejected_revisions.contains(&desired) {
+            self.status.rejected_revisions.push(desired);
+        }
+        self.status.stable_revision = Some(target.clone());
+        self.clear_canary();
+        self.push_finished_history(
+            &target,
+            HistoryOutcome::RolledBack,
+            format!("rollback to revision {number} requested by a user"),
+        );
+        self.event(
+            false,
+            EventReason::RolledBack,
+            format!("rolled back to revision {number} ({target})"),
+        );
+        true
+    }
+}
+
+/// How a request token is remembered in `status.handledRequests`: as it is when short, else
+/// by its SHA-256 (annotations can hold 256 KiB; status must not grow with them).
+pub(super) fn token_key(token: &str) -> String {
+    const MAX_TOKEN: usize = 128;
+    if token.len() <= MAX_TOKEN {
+        return token.to_string();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    format!("sha256:{}", hex::encode(digest.as_ref()))
+}
