@@ -1,33 +1,6 @@
-//! The rollout's basic paths: steps, pauses, reverts, analysis gates, manual requests, history.
+//! The rollout's basic paths: steps, pauses, reverts, attestation and analysis gates, history.
 
 use super::*;
-
-#[test]
-fn canary_replicas_follow_the_weight() {
-    for (n, weight, expected) in [
-        (4, 25, 1),
-        (4, 50, 2),
-        (4, 0, 0),
-        (4, 100, 4),
-        (3, 10, 1),
-        (10, 33, 4),
-        (0, 50, 0),
-    ] {
-        assert_eq!(
-            canary_replicas(n, weight),
-            expected,
-            "n={n} weight={weight}"
-        );
-    }
-}
-
-#[test]
-fn weight_at_keeps_the_last_set_weight() {
-    let steps = vec![weight(20), pause(Some("1m")), weight(60)];
-    assert_eq!(weight_at(&steps, 0), 20);
-    assert_eq!(weight_at(&steps, 1), 20);
-    assert_eq!(weight_at(&steps, 2), 60);
-}
 
 #[test]
 fn the_first_revision_scales_straight_to_full_and_becomes_stable() {
@@ -103,26 +76,6 @@ fn a_crashing_canary_is_reverted_and_not_retried() {
 }
 
 #[test]
-fn retry_lets_a_rejected_revision_roll_out_again() {
-    let mut sim = established("app:v1", 2, steps_weights(&[50]));
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
-    sim.faults.insert(new.clone(), Fault::Crash);
-    sim.settle(10);
-    assert!(sim.status.rejected_revisions.contains(&new));
-    sim.faults.remove(&new);
-    sim.requests.retry = Some("t1".into());
-    sim.settle(20);
-    assert_eq!(sim.status.stable_revision, Some(new));
-    assert!(
-        sim.status
-            .history
-            .iter()
-            .any(|e| e.outcome == "RetryRequested")
-    );
-}
-
-#[test]
 fn an_unattested_revision_creates_no_pod() {
     let mut sim = established("app:v1", 3, steps_weights(&[50]));
     let old = sim.revision().hash;
@@ -171,32 +124,6 @@ fn a_first_revision_without_attestation_never_starts() {
     assert!(decision.scale.is_empty());
     assert_eq!(sim.status.phase, Phase::Blocked);
     assert!(sim.status.stable_revision.is_none());
-}
-
-#[test]
-fn a_pause_without_duration_waits_for_promote_once_per_token() {
-    let steps = vec![weight(50), pause(None), pause(None)];
-    let mut sim = established("app:v1", 2, steps);
-    sim.deploy("app:v2");
-    sim.settle(10);
-    assert_eq!(sim.status.phase, Phase::Paused);
-    assert_eq!(sim.status.current_step_index, Some(1));
-    // An hour later it still waits: a manual pause does not count against the deadline.
-    sim.now = sim
-        .now
-        .checked_add(jiff::SignedDuration::from_hours(1))
-        .unwrap();
-    sim.tick();
-    assert_eq!(sim.status.current_step_index, Some(1));
-    sim.requests.promote = Some("p1".into());
-    sim.tick();
-    assert_eq!(sim.status.current_step_index, Some(2));
-    // The same token does not promote twice.
-    sim.settle(5);
-    assert_eq!(sim.status.current_step_index, Some(2));
-    sim.requests.promote = Some("p2".into());
-    sim.settle(10);
-    assert_eq!(sim.status.phase, Phase::Healthy);
 }
 
 #[test]
@@ -319,50 +246,6 @@ fn passed_analysis_lets_the_rollout_go_on() {
 }
 
 #[test]
-fn abort_reverts_and_a_user_pause_holds_the_step() {
-    let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 75]));
-    sim.deploy("app:v2");
-    sim.requests.paused = true;
-    sim.settle(10);
-    assert_eq!(sim.status.phase, Phase::Paused);
-    assert_eq!(sim.status.current_step_index, Some(0));
-    sim.requests.abort = Some("a1".into());
-    sim.tick();
-    assert_eq!(sim.status.phase, Phase::Degraded);
-    assert_eq!(sim.status.history.last().unwrap().outcome, "Reverted");
-    assert!(
-        sim.status
-            .history
-            .last()
-            .unwrap()
-            .reason
-            .starts_with("Aborted")
-    );
-}
-
-#[test]
-fn rollback_scales_a_recorded_revision_back_up() {
-    let mut sim = established("app:v1", 2, steps_weights(&[50]));
-    let first = sim.revision().hash;
-    sim.deploy("app:v2");
-    sim.settle(20);
-    assert_eq!(sim.status.phase, Phase::Healthy);
-    let second = sim.revision().hash;
-    sim.requests.rollback = Some(("r1".into(), 1));
-    sim.settle(10);
-    assert_eq!(sim.status.stable_revision, Some(first.clone()));
-    assert_eq!(sim.replicas_of(&first), 2);
-    assert_eq!(sim.replicas_of(&second), 0);
-    assert!(sim.status.rejected_revisions.contains(&second));
-    assert!(
-        sim.status
-            .history
-            .iter()
-            .any(|e| e.outcome == "RolledBack" && e.revision == 1)
-    );
-}
-
-#[test]
 fn reconcile_is_idempotent_at_rest() {
     let mut sim = established("app:v1", 3, steps_weights(&[50]));
     let first = sim.decide();
@@ -377,46 +260,4 @@ fn reconcile_is_idempotent_at_rest() {
         sim.status,
         "time alone changes nothing at rest"
     );
-}
-
-#[test]
-fn changing_only_replicas_scales_without_a_rollout() {
-    let mut sim = established("app:v1", 3, steps_weights(&[50]));
-    let hash = sim.revision().hash;
-    sim.spec.replicas = Some(5);
-    sim.settle(5);
-    assert_eq!(sim.replicas_of(&hash), 5);
-    assert!(
-        sim.events
-            .iter()
-            .all(|e| e.reason != "RolloutStarted" || e.note.contains("initial"))
-    );
-}
-
-#[test]
-fn stable_capacity_is_kept_while_the_canary_starts() {
-    let mut sim = established("app:v1", 4, steps_weights(&[50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    // First reconcile: the canary is created, the stable is not touched yet (no canary is Ready).
-    let decision = sim.decide();
-    assert!(
-        decision.scale.iter().all(|a| a.revision != old),
-        "{:?}",
-        decision.scale
-    );
-}
-
-#[test]
-fn old_revisions_beyond_the_history_limit_are_deleted_but_recent_ones_kept() {
-    let mut sim = established("app:v1", 1, steps_weights(&[100]));
-    sim.spec.revision_history_limit = Some(2);
-    for version in 2..=6 {
-        sim.deploy(&format!("app:v{version}"));
-        sim.settle(20);
-        assert_eq!(sim.status.phase, Phase::Healthy);
-    }
-    // Stable plus two old ones, and possibly the one being deleted this tick.
-    assert!(sim.replica_sets.len() <= 4, "{:?}", sim.replica_sets);
-    assert!(sim.replica_sets.len() >= 3);
 }

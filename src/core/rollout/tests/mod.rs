@@ -569,3 +569,5 @@ mod baseline;
 mod basics;
 mod components;
 mod hostile;
+mod requests;
+mod scaling;
