@@ -270,7 +270,10 @@ impl Planner<'_> {
             "the canary has no pod at this step, so neither has the baseline".to_string()
         } else if restarts > 0 || failing > 0 {
             format!(
-                "baseline unhealthy ({ready} of {replicas} pods available, {restarts} restarts,                  {failing} failing containers): it is not health-gated and not blamed on the                  canary; comparisons against {{{{baseline}}}} ({selector}) may have no data, and                  each metric's onNoData applies"
+                "baseline unhealthy ({ready} of {replicas} pods available, {restarts} restarts, \
+                 {failing} failing containers): it is not health-gated and not blamed on the \
+                 canary; comparisons against {{{{baseline}}}} ({selector}) may have no data, and \
+                 each metric's onNoData applies"
             )
         } else if ready < replicas {
             format!("baseline starting: {ready} of {replicas} pods available")

@@ -370,6 +370,20 @@ impl Sim {
     }
 
     fn check_invariants(&self) {
+        // A lost `\` line continuation in a format string shows up as a run of spaces.
+        let texts = self
+            .status
+            .message
+            .iter()
+            .chain(self.status.conditions.iter().map(|c| &c.message))
+            .chain(self.status.baseline.iter().map(|b| &b.message))
+            .chain(self.status.history.iter().map(|h| &h.reason));
+        for text in texts {
+            assert!(
+                !text.contains("  "),
+                "a run of spaces in status text: {text:?}"
+            );
+        }
         let Some(stable) = self.status.stable_revision.clone() else {
             assert!(self.baseline_replica_sets.is_empty());
             return;
