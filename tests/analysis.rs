@@ -527,7 +527,7 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
     use k8s_openapi::api::core::v1::Pod;
     use kube::ResourceExt;
     use kube::api::ListParams;
-    use safedeploy::core::revision::{LABEL_REVISION, LABEL_ROLE};
+    use safedeploy::api::labels::{LABEL_REVISION, LABEL_ROLE};
 
     let (ns, operator) = setup("fresh").await;
     let started = Instant::now();

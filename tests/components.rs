@@ -36,8 +36,8 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use operator::{annotate, apply, condition, events_of, setup, wait_status};
+use safedeploy::api::labels::{LABEL_CONFIG_COPY, LABEL_ORIGINAL};
 use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentStatus};
-use safedeploy::core::config::{LABEL_CONFIG_COPY, LABEL_ORIGINAL};
 use serde_json::{Value, json};
 
 const NAME: &str = "shop";
@@ -974,7 +974,7 @@ async fn worker_secret(ns: &TestNamespace, revision: &str) -> (String, BTreeMap<
 async fn recorded_versions(ns: &TestNamespace, name: &str) -> BTreeMap<String, String> {
     let rs = ns.api::<ReplicaSet>().get(name).await.expect("ReplicaSet");
     rs.annotations()
-        .get(safedeploy::core::config::ANNOTATION_CONFIG_VERSIONS)
+        .get(safedeploy::api::labels::ANNOTATION_CONFIG_VERSIONS)
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or_default()
 }

@@ -48,10 +48,9 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use operator::{Operator, apply, install_crds, namespace_policy, safe_deployment};
+use safedeploy::api::labels::{LABEL_CONFIG_COPY, LABEL_REVISION, LABEL_ROLE};
 use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentStatus};
 use safedeploy::controller::fault::{KILL_AFTER_WRITES_ENV, KILL_LINE_PREFIX};
-use safedeploy::core::config::LABEL_CONFIG_COPY;
-use safedeploy::core::revision::{LABEL_REVISION, LABEL_ROLE};
 use serde_json::{Value, json};
 
 const NAME: &str = "web";

@@ -37,15 +37,15 @@ use tracing::info;
 
 use super::reconcile::ReconcileError;
 use super::{Context, FIELD_MANAGER};
+use crate::api::labels::{ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, LABEL_REVISION};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::attest::policy::resolve_policy;
 use crate::core::config::{
-    ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, ConfigKind, ConfigObjectRef,
-    config_map_copy, config_map_digest, config_map_keys, copy_name, referenced_objects,
-    secret_copy, secret_digest, secret_keys,
+    ConfigKind, ConfigObjectRef, config_map_copy, config_map_digest, config_map_keys, copy_name,
+    referenced_objects, secret_copy, secret_digest, secret_keys,
 };
 use crate::core::preflight::{self, World};
-use crate::core::revision::{LABEL_REVISION, Revision};
+use crate::core::revision::Revision;
 
 /// A configuration copy that cannot be made or trusted.
 #[derive(Debug, thiserror::Error)]

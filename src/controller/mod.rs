@@ -26,9 +26,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
+use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
 use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
-use crate::core::revision::LABEL_NAME;
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "safedeploy";

@@ -5,24 +5,13 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::core::health::{FAILING_REASONS, PodView};
-use crate::core::revision::{
-    LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE,
+use crate::api::labels::{
+    ANNOTATION_PAUSED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION, LABEL_ROLE,
+    REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY, REQUEST_ROLLBACK,
+    ROLE_BASELINE,
 };
+use crate::core::health::{FAILING_REASONS, PodView};
 use crate::core::rollout::{ReplicaSetView, Requests};
-
-/// Annotation asking to promote past the current step; its value is a unique token.
-pub const REQUEST_PROMOTE: &str = "safedeploy.dev/promote";
-/// Annotation asking to promote past every remaining step.
-pub const REQUEST_PROMOTE_FULL: &str = "safedeploy.dev/promote-full";
-/// Annotation asking to abort (revert) the canary.
-pub const REQUEST_ABORT: &str = "safedeploy.dev/abort";
-/// Annotation asking to retry a rejected revision.
-pub const REQUEST_RETRY: &str = "safedeploy.dev/retry";
-/// Annotation asking to roll back: `<revision number>/<token>`.
-pub const REQUEST_ROLLBACK: &str = "safedeploy.dev/rollback";
-/// Annotation that pauses the rollout while `"true"`.
-pub const ANNOTATION_PAUSED: &str = "safedeploy.dev/paused";
 
 /// Reads the manual requests from a SafeDeployment's annotations.
 pub fn requests(annotations: &std::collections::BTreeMap<String, String>) -> Requests {

@@ -22,12 +22,12 @@ use tracing::{error, info, warn};
 
 use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
 use crate::api::conditions::EventReason;
-use crate::api::{SafeDeployment, SafeDeploymentStatus};
-use crate::core::config::ANNOTATION_CONFIG_VERSIONS;
-use crate::core::failure::{self, FailureKind};
-use crate::core::revision::{
-    EmptySpec, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION, Revision,
+use crate::api::labels::{
+    ANNOTATION_CONFIG_VERSIONS, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION,
 };
+use crate::api::{SafeDeployment, SafeDeploymentStatus};
+use crate::core::failure::{self, FailureKind};
+use crate::core::revision::{EmptySpec, Revision};
 use crate::core::rollout::{
     AttestationGate, Decision, MAX_REQUEUE, Observation, ScaleAction, decide,
 };

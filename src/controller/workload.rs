@@ -10,11 +10,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
 use crate::api::SafeDeployment;
-use crate::core::config::ANNOTATION_CONFIG_OBJECTS;
-use crate::core::revision::{
-    ANNOTATION_REVISION_NUMBER, ComponentTemplate, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME,
-    LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE, Revision, baseline_selector,
+use crate::api::labels::{
+    ANNOTATION_CONFIG_OBJECTS, ANNOTATION_REVISION_NUMBER, LABEL_BASELINE_OF, LABEL_COMPONENT,
+    LABEL_NAME, LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE,
 };
+use crate::core::revision::{ComponentTemplate, Revision, baseline_selector};
 
 /// The labels that identify the pods of one component of one revision.
 pub fn revision_labels(

@@ -27,22 +27,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec,
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
-use super::revision::LABEL_NAME;
+use crate::api::labels::{LABEL_CONFIG_COPY, LABEL_NAME, LABEL_ORIGINAL};
 use crate::attest::json::canonical;
 
-/// Label `"true"` on every configuration copy the operator makes.
-pub const LABEL_CONFIG_COPY: &str = "safedeploy.dev/config-copy";
-/// Label (when the name fits a label value) and annotation with the original object's name.
-pub const LABEL_ORIGINAL: &str = "safedeploy.dev/original";
-/// ReplicaSet annotation: the configuration digests of its revision, as canonical JSON
-/// `{"configmap/NAME":"sha256:…",…}`. With the spec it reproduces the revision hash, so an
-/// unchanged SafeDeployment at rest needs no read of its ConfigMaps and Secrets.
-pub const ANNOTATION_CONFIG_OBJECTS: &str = "safedeploy.dev/config-objects";
-/// ReplicaSet annotation: the `resourceVersion` of every referenced object that existed when
-/// its digests were last read, as canonical JSON `{"configmap/NAME":"12345",…}`. While the
-/// metadata caches show the same versions, the digests still hold and nothing is read; any
-/// edit (or a deletion, or a referenced object appearing) makes the operator read again.
-pub const ANNOTATION_CONFIG_VERSIONS: &str = "safedeploy.dev/config-versions";
 /// Hex digits of the content digest in a copy's name.
 pub const COPY_HASH_LEN: usize = 10;
 /// Longest object name Kubernetes accepts for ConfigMaps and Secrets.

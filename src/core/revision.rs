@@ -10,22 +10,8 @@ use ring::digest::{SHA256, digest};
 
 use super::config::{ConfigObjectRef, copy_names, rewrite_template};
 use crate::api::SafeDeploymentSpec;
+use crate::api::labels::ROLE_BASELINE;
 
-/// Label on every object the operator owns: the SafeDeployment's name.
-pub const LABEL_NAME: &str = "safedeploy.dev/name";
-/// Label with the revision hash, on ReplicaSets and their pods.
-pub const LABEL_REVISION: &str = "safedeploy.dev/revision";
-/// Label with the component name, on ReplicaSets and their pods.
-pub const LABEL_COMPONENT: &str = "safedeploy.dev/component";
-/// Label marking the fresh baseline's ReplicaSets and pods: its value is [`ROLE_BASELINE`].
-/// Revision ReplicaSets do not carry it.
-pub const LABEL_ROLE: &str = "safedeploy.dev/role";
-/// Value of [`LABEL_ROLE`] on the fresh baseline.
-pub const ROLE_BASELINE: &str = "baseline";
-/// Label with the hash of the stable revision a baseline ReplicaSet runs the template of.
-pub const LABEL_BASELINE_OF: &str = "safedeploy.dev/baseline-of";
-/// Annotation with the revision number, on ReplicaSets.
-pub const ANNOTATION_REVISION_NUMBER: &str = "safedeploy.dev/revision-number";
 /// The component name used for the single-template shorthand.
 pub const MAIN_COMPONENT: &str = "main";
 

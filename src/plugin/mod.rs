@@ -13,7 +13,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::api::SafeDeployment;
-use crate::controller::observe::{
+use crate::api::labels::{
     ANNOTATION_PAUSED, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
     REQUEST_ROLLBACK,
 };
