@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod api;
 pub mod attest;
+pub mod canonical_json;
 pub mod cli;
 pub mod controller;
 pub mod core;

@@ -12,7 +12,50 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rules::{duration_rules, label_rules};
-pub use crate::attest::keys::KeyAlgorithm;
+
+/// A signature algorithm, fixed per trusted key.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum KeyAlgorithm {
+    /// ECDSA over NIST P-256 with SHA-256. Signatures are ASN.1 DER (as cosign writes them);
+    /// the fixed 64-byte `r || s` form is accepted as well.
+    #[serde(rename = "ecdsa-p256-sha256")]
+    EcdsaP256Sha256,
+    /// Ed25519 (RFC 8032), 64-byte signatures.
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    /// The policy spelling (`ecdsa-p256-sha256` or `ed25519`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            KeyAlgorithm::Ed25519 => "ed25519",
+        }
+    }
+
+    /// Reads `ecdsa-p256`, `ecdsa-p256-sha256`, `p256` or `ed25519`.
+    pub fn parse(text: &str) -> Result<Self, UnknownAlgorithm> {
+        match text.to_ascii_lowercase().as_str() {
+            "ecdsa-p256" | "ecdsa-p256-sha256" | "p256" | "p-256" | "ecdsa" => {
+                Ok(KeyAlgorithm::EcdsaP256Sha256)
+            }
+            "ed25519" => Ok(KeyAlgorithm::Ed25519),
+            other => Err(UnknownAlgorithm(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An algorithm name that is not one of ours (the text as given, lowercased).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown algorithm {0:?} (use ecdsa-p256 or ed25519)")]
+pub struct UnknownAlgorithm(pub String);
 
 /// The default required predicate type (ours).
 pub const DEFAULT_PREDICATE_TYPE: &str = "https://safedeploy.dev/attestation/local-validation/v1";

@@ -12,8 +12,8 @@ use std::time::Instant;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::config::{self, ImageRef};
-use super::keys::{KeyAlgorithm, SigningKey, pem_encode};
+use super::config;
+use super::keys::{SigningKey, pem_encode};
 use super::policy::{parse_duration, resolve_policy};
 use super::sign;
 use super::statement::{
@@ -21,6 +21,8 @@ use super::statement::{
 };
 use super::verify::{Expected, Verdict, evaluate};
 use crate::api::SafeDeploymentSpec;
+use crate::api::image::ImageRef;
+use crate::api::policy::KeyAlgorithm;
 use crate::api::policy::{SafeDeploymentPolicy, SafeDeploymentPolicySpec};
 
 /// Default `--verifier-id` of `attest`.
@@ -796,7 +798,7 @@ fn run_config_digest(args: &ConfigDigestArgs) -> Result<String, CliError> {
     let config_objects = read_config_objects(&spec, &args.config_objects)?;
     let mut out = if args.document {
         let document = config::config_document(&spec, &config_objects).map_err(other)?;
-        format!("{}\n", super::json::canonical(&document))
+        format!("{}\n", crate::canonical_json::canonical(&document))
     } else {
         format!(
             "{}\n",

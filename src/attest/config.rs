@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use serde_json::{Map, Value, json};
 
-use super::json::canonical;
 use crate::api::SafeDeploymentSpec;
+use crate::api::image::{ImageRef, parse_pinned};
+use crate::canonical_json::canonical;
 
 /// Version tag inside the hashed document; bumped if the definition ever changes.
 pub const CONFIG_DIGEST_VERSION: &str = "safedeploy.dev/config-digest/v1";
@@ -56,22 +57,6 @@ pub struct UnpinnedImage {
     pub container: String,
     /// The image reference as written (empty if missing).
     pub image: String,
-}
-
-/// A container image pinned by digest.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ImageRef {
-    /// Component name (`main` for a single template).
-    pub component: String,
-    /// Container name (init containers included).
-    pub container: String,
-    /// The full reference as written, such as `registry.example.com/app:1.2@sha256:…`.
-    pub image: String,
-    /// The repository without tag or digest, such as `registry.example.com/app`; the subject
-    /// `name` written by `safedeploy attest`.
-    pub repository: String,
-    /// The sha256 digest, 64 lowercase hex characters (no `sha256:` prefix).
-    pub digest: String,
 }
 
 /// The components in their normalised form: a single `template` is one component named `main`;
@@ -123,7 +108,7 @@ pub fn normalized_components(
 ///    plus `"configObjects":{KEY: DIGEST,…}` only when config objects are given
 ///    ([`config_digest_with`]; issue 6 folds in referenced ConfigMap/Secret contents there).
 /// 4. **Canonical JSON.** Object keys sorted by UTF-8 bytes at every level, no whitespace,
-///    strings and numbers as `serde_json` writes them (see `attest::json::canonical`, which
+///    strings and numbers as `serde_json` writes them (see `canonical_json::canonical`, which
 ///    sorts explicitly and so does not depend on `serde_json`'s `preserve_order` feature).
 /// 5. **Hash.** SHA-256 of those UTF-8 bytes, written `sha256:` + lowercase hex.
 pub fn config_digest(spec: &SafeDeploymentSpec) -> Result<String, ConfigDigestError> {
@@ -265,32 +250,6 @@ fn pod_images(pod: &PodSpec) -> Vec<(&str, &str)> {
         out.push((c.name.as_str(), c.image.as_deref().unwrap_or("")));
     }
     out
-}
-
-/// Splits `repo[:tag]@sha256:<hex>` into (repository without tag, hex digest).
-pub fn parse_pinned(image: &str) -> Option<(String, String)> {
-    let (name, digest) = image.split_once('@')?;
-    let hex = digest.strip_prefix("sha256:")?;
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    // A tag is a ':' in the last path segment (a ':' before a '/' is a registry port).
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let repository = match name[last_slash..].find(':') {
-        Some(i) => &name[..last_slash + i],
-        None => name,
-    };
-    if repository.is_empty()
-        || repository.ends_with('/')
-        || repository.contains(char::is_whitespace)
-    {
-        return None;
-    }
-    Some((repository.to_owned(), hex.to_owned()))
 }
 
 #[cfg(test)]
@@ -509,31 +468,5 @@ spec:
             .image = Some("registry.example.com/team/app:1.2".into());
         let err = image_digests(&spec).expect_err("unpinned");
         assert_eq!(err.container, "web");
-    }
-
-    #[test]
-    fn pinned_reference_parsing() {
-        let d = DIGEST_A;
-        assert_eq!(
-            parse_pinned(&format!("app@sha256:{d}")),
-            Some(("app".into(), d.into()))
-        );
-        assert_eq!(
-            parse_pinned(&format!("localhost:5000/team/app:v1@sha256:{d}")),
-            Some(("localhost:5000/team/app".into(), d.into()))
-        );
-        assert_eq!(
-            parse_pinned(&format!("localhost:5000/app@sha256:{d}")).map(|p| p.0),
-            Some("localhost:5000/app".into())
-        );
-        assert_eq!(parse_pinned("app:latest"), None);
-        assert_eq!(
-            parse_pinned(&format!("app@sha256:{}", d.to_uppercase())),
-            None
-        );
-        assert_eq!(parse_pinned(&format!("app@sha512:{d}")), None);
-        assert_eq!(parse_pinned(&format!("app@sha256:{d}0")), None);
-        assert_eq!(parse_pinned(&format!("@sha256:{d}")), None);
-        assert_eq!(parse_pinned(""), None);
     }
 }

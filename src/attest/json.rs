@@ -1,4 +1,4 @@
-//! Strict JSON reading and canonical JSON writing.
+//! Strict JSON reading.
 //!
 //! `serde_json` silently keeps the last value when an object repeats a key, which is a
 //! parser-differential risk (another verifier may keep the first). [`parse_strict`] reads JSON
@@ -11,10 +11,8 @@
 //! reader only gives a struct or a map a JSON object and a sequence a JSON array, and its errors
 //! say where in the document the problem is (`at subject[0].digest`).
 //!
-//! [`canonical`] writes a value with object keys in byte order and no insignificant whitespace,
-//! independent of `serde_json`'s `preserve_order` feature.
+//! Writing is the other half: [`crate::canonical_json`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::value::BorrowedStrDeserializer;
@@ -407,59 +405,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
-/// Writes `value` as canonical JSON: object keys sorted by their UTF-8 bytes (which is Unicode
-/// code point order), no whitespace, strings and numbers exactly as `serde_json` writes them
-/// (minimal escaping, non-ASCII left as UTF-8; integers without a fraction, other numbers in
-/// shortest round-trip form).
-pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(object) => {
-            let sorted: BTreeMap<&str, &Value> =
-                object.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            out.push('{');
-            for (i, (key, item)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_string(s: &str, out: &mut String) {
-    // Serialising a &str cannot fail; the fallback keeps this total without unwrap.
-    match serde_json::to_string(s) {
-        Ok(quoted) => out.push_str(&quoted),
-        Err(_) => out.push_str("\"\""),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -583,17 +532,5 @@ mod tests {
         let strict = read(text).expect("strict");
         let plain: Outer = serde_json::from_str(text).expect("plain");
         assert_eq!(strict, plain);
-    }
-
-    #[test]
-    fn canonical_sorts_keys_and_drops_whitespace() {
-        let v = parse_strict(
-            br#"{ "b" : 1, "a" : { "d" : "x", "c" : [ 2 , 1 ] }, "\u00e9": "", "Z": null }"#,
-        )
-        .unwrap_or_default();
-        assert_eq!(
-            canonical(&v),
-            r#"{"Z":null,"a":{"c":[2,1],"d":"x"},"b":1,"é":""}"#
-        );
     }
 }

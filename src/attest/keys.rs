@@ -9,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+
+use crate::api::policy::KeyAlgorithm;
 
 /// DER prefix of a P-256 `SubjectPublicKeyInfo`; followed by the 65-byte uncompressed point.
 pub const P256_SPKI_PREFIX: [u8; 26] = [
@@ -34,51 +34,9 @@ const RING_ED25519_V2_PREFIX: [u8; 16] = [
     0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
-/// A signature algorithm, fixed per trusted key.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-pub enum KeyAlgorithm {
-    /// ECDSA over NIST P-256 with SHA-256. Signatures are ASN.1 DER (as cosign writes them);
-    /// the fixed 64-byte `r || s` form is accepted as well.
-    #[serde(rename = "ecdsa-p256-sha256")]
-    EcdsaP256Sha256,
-    /// Ed25519 (RFC 8032), 64-byte signatures.
-    #[serde(rename = "ed25519")]
-    Ed25519,
-}
-
-impl KeyAlgorithm {
-    /// The policy spelling (`ecdsa-p256-sha256` or `ed25519`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
-            KeyAlgorithm::Ed25519 => "ed25519",
-        }
-    }
-
-    /// Reads `ecdsa-p256`, `ecdsa-p256-sha256`, `p256` or `ed25519`.
-    pub fn parse(text: &str) -> Result<Self, KeyError> {
-        match text.to_ascii_lowercase().as_str() {
-            "ecdsa-p256" | "ecdsa-p256-sha256" | "p256" | "p-256" | "ecdsa" => {
-                Ok(KeyAlgorithm::EcdsaP256Sha256)
-            }
-            "ed25519" => Ok(KeyAlgorithm::Ed25519),
-            other => Err(KeyError::UnknownAlgorithm(other.to_owned())),
-        }
-    }
-}
-
-impl std::fmt::Display for KeyAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Why a key could not be read, made or used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    /// The algorithm name is not one of ours.
-    #[error("unknown algorithm {0:?} (use ecdsa-p256 or ed25519)")]
-    UnknownAlgorithm(String),
     /// The text is not a single PEM block with the expected label.
     #[error("not a PEM block labelled {0:?}")]
     NotPem(&'static str),

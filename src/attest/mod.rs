@@ -21,6 +21,6 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ImageRef, UnpinnedImage, config_digest, config_digest_with, image_digests};
+pub use config::{UnpinnedImage, config_digest, config_digest_with, image_digests};
 pub use policy::resolve_policy;
 pub use verify::{Expected, RejectReason, Rejection, Verdict, Verified, evaluate, verify};

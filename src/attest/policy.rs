@@ -353,7 +353,7 @@ mod tests {
         let spec = SafeDeploymentPolicySpec {
             trusted_keys: vec![crate::api::policy::TrustedKey {
                 name: "k".into(),
-                algorithm: crate::attest::keys::KeyAlgorithm::Ed25519,
+                algorithm: crate::api::policy::KeyAlgorithm::Ed25519,
                 public_key_pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into(),
             }],
             ..Default::default()

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::config::ImageRef;
 use super::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use super::keys::{KeyError, SigningKey};
 use super::statement::{
     LOCAL_VALIDATION_PREDICATE_TYPE, LocalValidation, STATEMENT_TYPE_V1, Statement, Subject,
 };
+use crate::api::image::ImageRef;
 
 /// Why a statement could not be built or signed.
 #[derive(Debug, thiserror::Error)]

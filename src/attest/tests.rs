@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 
 use super::config::tests::{DIGEST_A, single_spec};
 use super::dsse::{Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, pae};
-use super::keys::{KeyAlgorithm, PublicKey, SigningKey};
+use super::keys::{PublicKey, SigningKey};
 use super::statement::{Check, DigestSha256, LocalValidation, Metric, Threshold, VerifierInfo};
 use super::verify::{Expected, RejectReason, Verdict, evaluate, verify};
 use super::{sign, statement::Statement};
+use crate::api::policy::KeyAlgorithm;
 use crate::api::policy::{
     AttestationLimits, MetricBound, RequiredCheck, SafeDeploymentPolicySpec, TrustedKey,
 };
@@ -600,7 +601,7 @@ fn digest_mismatch() {
         RejectReason::DigestMismatch,
     );
     // Several components: every image left out is named, and only those.
-    let image = |component: &str, digest: &str| crate::attest::config::ImageRef {
+    let image = |component: &str, digest: &str| crate::api::image::ImageRef {
         component: component.into(),
         container: "app".into(),
         image: format!("registry.example.com/{component}@sha256:{digest}"),

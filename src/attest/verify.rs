@@ -46,13 +46,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use super::config::{self, ConfigDigestError, ImageRef, UnpinnedImage};
+use super::config::{self, ConfigDigestError, UnpinnedImage};
 use super::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use super::json;
 use super::policy::{CompiledPolicy, NamedKey};
 use super::statement::{Check, FAILED, LocalValidation, PASSED, STATEMENT_TYPE_V1, Statement};
 use super::time;
 use crate::api::SafeDeploymentSpec;
+use crate::api::image::ImageRef;
 use crate::api::policy::SafeDeploymentPolicySpec;
 
 /// Why an attestation was rejected; `as_str` gives the CamelCase name used in status conditions

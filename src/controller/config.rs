@@ -260,7 +260,7 @@ pub fn versions_annotation(versions: &BTreeMap<String, String>) -> String {
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
-    crate::attest::json::canonical(&serde_json::Value::Object(map))
+    crate::canonical_json::canonical(&serde_json::Value::Object(map))
 }
 
 /// The versions a ReplicaSet records (none recorded: an empty map, which matches a revision

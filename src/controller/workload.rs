@@ -143,7 +143,7 @@ fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, St
             .collect();
         annotations.insert(
             ANNOTATION_CONFIG_OBJECTS.to_string(),
-            crate::attest::json::canonical(&serde_json::Value::Object(digests)),
+            crate::canonical_json::canonical(&serde_json::Value::Object(digests)),
         );
     }
     annotations

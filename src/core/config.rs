@@ -10,7 +10,7 @@
 //!
 //! # Content digest (`sha256:<64 hex>`)
 //!
-//! SHA-256 of the canonical JSON (`attest::json::canonical`: keys sorted, no whitespace) of
+//! SHA-256 of the canonical JSON (`canonical_json::canonical`: keys sorted, no whitespace) of
 //! * a ConfigMap: `{"binaryData":{KEY:BASE64},"data":{KEY:VALUE},"kind":"ConfigMap"}`;
 //! * a Secret: `{"data":{KEY:BASE64},"kind":"Secret","type":TYPE}`, where the bytes of `data`
 //!   are overlaid by `stringData` (as the API server merges them, so a manifest with
@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
 use crate::api::labels::{LABEL_CONFIG_COPY, LABEL_NAME, LABEL_ORIGINAL};
-use crate::attest::json::canonical;
+use crate::canonical_json::canonical;
 
 /// Hex digits of the content digest in a copy's name.
 pub const COPY_HASH_LEN: usize = 10;

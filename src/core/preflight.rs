@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::config::{ConfigKind, containers, references};
 use super::revision::ComponentTemplate;
-use crate::attest::config::parse_pinned;
+use crate::api::image::parse_pinned;
 
 /// What exists in the namespace, as far as the templates refer to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
