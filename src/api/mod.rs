@@ -7,6 +7,7 @@ pub mod labels;
 pub mod policy;
 pub mod rules;
 pub mod safedeployment;
+pub mod workload;
 
 use kube::CustomResourceExt;
 

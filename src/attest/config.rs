@@ -13,13 +13,11 @@ use serde_json::{Map, Value, json};
 
 use crate::api::SafeDeploymentSpec;
 use crate::api::image::{ImageRef, parse_pinned};
+use crate::api::workload::{InvalidWorkload, MAIN_COMPONENT};
 use crate::canonical_json::canonical;
 
 /// Version tag inside the hashed document; bumped if the definition ever changes.
 pub const CONFIG_DIGEST_VERSION: &str = "safedeploy.dev/config-digest/v1";
-
-/// The component name used for a single `spec.template`.
-pub const SINGLE_COMPONENT_NAME: &str = "main";
 
 /// Annotation key prefix that is dropped from the digest (the operator's own bookkeeping).
 pub const DROPPED_ANNOTATION_PREFIX: &str = "safedeploy.dev/";
@@ -34,12 +32,9 @@ pub const DROPPED_ANNOTATIONS: [&str; 2] = [
 /// Why the configuration digest could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigDigestError {
-    /// The spec sets neither or both of `template` and `components`.
-    #[error("the SafeDeployment must set exactly one of spec.template or spec.components")]
-    NoSingleWorkloadForm,
-    /// Two components share a name.
-    #[error("component name {0:?} is used twice")]
-    DuplicateComponent(String),
+    /// The spec does not describe one workload (neither or both forms, or a name twice).
+    #[error(transparent)]
+    Workload(#[from] InvalidWorkload),
     /// A template could not be turned into JSON.
     #[error("cannot serialise the pod template: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -59,23 +54,18 @@ pub struct UnpinnedImage {
     pub image: String,
 }
 
-/// The components in their normalised form: a single `template` is one component named `main`;
-/// `components` are sorted by name (their order in the list does not change what runs).
+/// The components of [`SafeDeploymentSpec::workload`] sorted by name: their order in the list
+/// does not change what runs, so it does not change the digest either.
 pub fn normalized_components(
     spec: &SafeDeploymentSpec,
 ) -> Result<Vec<(&str, &PodTemplateSpec)>, ConfigDigestError> {
-    let mut components: Vec<(&str, &PodTemplateSpec)> = match (&spec.template, &spec.components) {
-        (Some(template), None) => vec![(SINGLE_COMPONENT_NAME, template)],
-        (None, Some(list)) if !list.is_empty() => list
-            .iter()
-            .map(|c| (c.name.as_str(), &c.template))
-            .collect(),
-        _ => return Err(ConfigDigestError::NoSingleWorkloadForm),
-    };
+    let mut components: Vec<(&str, &PodTemplateSpec)> = spec
+        .workload()?
+        .components
+        .into_iter()
+        .map(|c| (c.name, c.template))
+        .collect();
     components.sort_by(|a, b| a.0.cmp(b.0));
-    if let Some(pair) = components.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(ConfigDigestError::DuplicateComponent(pair[0].0.to_owned()));
-    }
     Ok(components)
 }
 
@@ -206,7 +196,7 @@ pub fn image_digests(spec: &SafeDeploymentSpec) -> Result<Vec<ImageRef>, Unpinne
     let mut components: Vec<(&str, &PodTemplateSpec)> = spec
         .template
         .iter()
-        .map(|t| (SINGLE_COMPONENT_NAME, t))
+        .map(|t| (MAIN_COMPONENT, t))
         .chain(
             spec.components
                 .iter()
@@ -439,11 +429,15 @@ spec:
         );
         assert!(matches!(
             config_digest(&two(["a", "a"])),
-            Err(ConfigDigestError::DuplicateComponent(_))
+            Err(ConfigDigestError::Workload(
+                InvalidWorkload::DuplicateComponent(_)
+            ))
         ));
         assert!(matches!(
             config_digest(&SafeDeploymentSpec::default()),
-            Err(ConfigDigestError::NoSingleWorkloadForm)
+            Err(ConfigDigestError::Workload(
+                InvalidWorkload::NoSingleWorkloadForm
+            ))
         ));
     }
 

@@ -11,9 +11,7 @@ use ring::digest::{SHA256, digest};
 use super::config::{ConfigObjectRef, copy_names, rewrite_template};
 use crate::api::SafeDeploymentSpec;
 use crate::api::labels::ROLE_BASELINE;
-
-/// The component name used for the single-template shorthand.
-pub const MAIN_COMPONENT: &str = "main";
+use crate::api::workload::InvalidWorkload;
 
 /// One component of a revision, normalised from either spec form.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,10 +38,11 @@ pub struct Revision {
     pub config_objects: BTreeMap<String, String>,
 }
 
-/// The spec holds neither a template nor components (the CRD schema prevents this).
+/// The spec describes no workload: neither or both of a template and components, or a component
+/// name twice (the CRD schema prevents all three; see [`SafeDeploymentSpec::workload`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the spec has neither a template nor components")]
-pub struct EmptySpec;
+#[error("{0}")]
+pub struct EmptySpec(#[from] pub InvalidWorkload);
 
 impl Revision {
     /// Normalises the spec's components and computes the revision hash, for a revision that
@@ -59,28 +58,17 @@ impl Revision {
         spec: &SafeDeploymentSpec,
         config_objects: &BTreeMap<String, String>,
     ) -> Result<Self, EmptySpec> {
-        let (components, single) = match (&spec.template, &spec.components) {
-            (Some(template), _) => (
-                vec![ComponentTemplate {
-                    name: MAIN_COMPONENT.to_string(),
-                    replicas: spec.replicas.unwrap_or(1),
-                    template: template.clone(),
-                }],
-                true,
-            ),
-            (None, Some(components)) if !components.is_empty() => (
-                components
-                    .iter()
-                    .map(|component| ComponentTemplate {
-                        name: component.name.clone(),
-                        replicas: component.replicas,
-                        template: component.template.clone(),
-                    })
-                    .collect(),
-                false,
-            ),
-            _ => return Err(EmptySpec),
-        };
+        let workload = spec.workload()?;
+        let components: Vec<ComponentTemplate> = workload
+            .components
+            .iter()
+            .map(|component| ComponentTemplate {
+                name: component.name.to_owned(),
+                replicas: component.replicas,
+                template: component.template.clone(),
+            })
+            .collect();
+        let single = workload.single;
         let hash = revision_hash(&components, config_objects);
         Ok(Revision {
             hash,
@@ -318,7 +306,7 @@ mod tests {
     fn empty_spec_is_an_error() {
         assert_eq!(
             Revision::from_spec(&SafeDeploymentSpec::default()),
-            Err(EmptySpec)
+            Err(EmptySpec(InvalidWorkload::NoSingleWorkloadForm))
         );
     }
 }
