@@ -7,7 +7,6 @@
 //!   — what the revision needs proven;
 //! * [`verify::evaluate`] / [`verify::verify`] — the verdict, with a [`verify::RejectReason`].
 
-pub mod cli;
 pub mod config;
 pub mod dsse;
 pub mod json;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod attest;
+
 /// `safedeploy`: attested, health-gated canary rollouts for Kubernetes.
 #[derive(Debug, Parser)]
 #[command(name = "safedeploy", version, about, long_about = None)]
@@ -22,13 +24,13 @@ pub enum Command {
     /// Print the CustomResourceDefinitions generated from the Rust types, as YAML.
     Crds,
     /// Make a signing key pair (P-256 or Ed25519) in PEM.
-    Keygen(crate::attest::cli::KeygenArgs),
+    Keygen(attest::keygen::KeygenArgs),
     /// Run local validation checks and, only if all pass, sign a local-validation attestation.
-    Attest(crate::attest::cli::AttestArgs),
+    Attest(attest::sign::AttestArgs),
     /// Verify an attestation offline against a policy file, on the controller's code path.
-    Verify(crate::attest::cli::VerifyArgs),
+    Verify(attest::verify::VerifyArgs),
     /// Print the configuration digest of a SafeDeployment manifest, as the attestation binds it.
-    ConfigDigest(crate::attest::cli::ConfigDigestArgs),
+    ConfigDigest(attest::config_digest::ConfigDigestArgs),
     /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume).
     #[command(flatten)]
     Plugin(crate::plugin::PluginCommand),
@@ -43,10 +45,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Controller(args) => report(crate::controller::run(args).await),
         Command::Crds => report(crate::api::print_crds()),
-        Command::Keygen(args) => crate::attest::cli::keygen(args),
-        Command::Attest(args) => crate::attest::cli::attest(args).await,
-        Command::Verify(args) => crate::attest::cli::verify(args),
-        Command::ConfigDigest(args) => crate::attest::cli::config_digest(args),
+        Command::Keygen(args) => attest::keygen::run(args),
+        Command::Attest(args) => attest::sign::run(args).await,
+        Command::Verify(args) => attest::verify::run(args),
+        Command::ConfigDigest(args) => attest::config_digest::run(args),
         Command::Plugin(command) => crate::plugin::run(command).await,
         Command::Emitter(args) => report(crate::emitter::run(args).await),
     }
