@@ -127,4 +127,14 @@ mod tests {
             r#""5 \"min\"\n" is not a duration such as 500ms, 30s, 1m30s or 2h"#
         );
     }
+
+    #[test]
+    fn the_longest_duration_the_schema_admits_parses() {
+        // Five parts of 99999h is the largest value the pattern and maxLength 32 allow; it is
+        // far below CEL's limit (about 2562047h) and parses here (the one parser behind
+        // `analysis::duration` too).
+        let longest = "99999h99999h99999h99999h99999h";
+        assert!(crate::api::rules::DURATION_PATTERN.contains("{1,5}"));
+        assert!(parse_duration(longest).is_ok());
+    }
 }
