@@ -8,7 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use safedeploy::attest::json::{canonical, parse_strict};
+use safedeploy::attest::json::parse_strict;
+use safedeploy::canonical_json::canonical;
 use serde_json::Value;
 
 fn same(a: &Value, b: &Value) -> bool {

@@ -5,9 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use safedeploy::api::policy::{SafeDeploymentPolicySpec, TrustedKey};
-use safedeploy::attest::ImageRef;
-use safedeploy::attest::keys::KeyAlgorithm;
+use safedeploy::api::image::ImageRef;
+use safedeploy::api::policy::{KeyAlgorithm, SafeDeploymentPolicySpec, TrustedKey};
 use safedeploy::attest::verify::{Expected, verify};
 
 const P256: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==\n-----END PUBLIC KEY-----\n";

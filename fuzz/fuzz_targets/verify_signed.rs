@@ -5,10 +5,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use safedeploy::api::policy::{MetricBound, RequiredCheck, SafeDeploymentPolicySpec, TrustedKey};
-use safedeploy::attest::ImageRef;
+use safedeploy::api::image::ImageRef;
+use safedeploy::api::policy::{
+    KeyAlgorithm, MetricBound, RequiredCheck, SafeDeploymentPolicySpec, TrustedKey,
+};
 use safedeploy::attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use safedeploy::attest::keys::{KeyAlgorithm, SigningKey};
+use safedeploy::attest::keys::SigningKey;
 use safedeploy::attest::verify::{Expected, verify};
 
 const ED25519: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=\n-----END PUBLIC KEY-----\n";
