@@ -319,3 +319,22 @@ pub struct AttestationLimits {
     #[schemars(range(min = 1, max = 4096))]
     pub max_checks: Option<i32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_names() {
+        assert_eq!(
+            KeyAlgorithm::parse("ecdsa-p256"),
+            Ok(KeyAlgorithm::EcdsaP256Sha256)
+        );
+        assert_eq!(KeyAlgorithm::parse("ED25519"), Ok(KeyAlgorithm::Ed25519));
+        assert!(KeyAlgorithm::parse("rsa").is_err());
+        assert_eq!(
+            serde_json::to_string(&KeyAlgorithm::EcdsaP256Sha256).unwrap_or_default(),
+            "\"ecdsa-p256-sha256\""
+        );
+    }
+}
