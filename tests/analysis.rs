@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Fault;
 use kube::api::Api;
-use operator::{apply, apply_stable, safe_deployment, setup, wait_status};
+use operator::{apply, apply_promoted, apply_stable, safe_deployment, setup, wait_status};
 use safedeploy::api::analysis::MetricVerdict;
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::{Value, json};
@@ -475,18 +475,10 @@ async fn the_web_provider_gates_the_rollout() {
     )
     .await
     .stable_revision;
-    apply(
+    let promoted = apply_promoted(
         &ns,
         &manifest_with_analysis("v2", steps.clone(), analysis.clone(), false),
-    )
-    .await
-    .expect("v2");
-    let promoted = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(60),
-        "v2 promoted by a passing web metric",
-        |s| s.phase == Phase::Healthy && s.stable_revision != v1,
+        v1.as_deref(),
     )
     .await;
     // Now the endpoint reports a collapse: v3 is reverted by the same gate.

@@ -74,6 +74,27 @@ spec:
     path
 }
 
+/// A temporary working directory with a fresh key pair of the default algorithm (`key.pem`,
+/// `key.pub.pem`) and the manifest `sd.yaml` (container args `--x`): the start of every
+/// signing test.
+fn signing_workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let out = run(
+        &[
+            "keygen",
+            "--out-private",
+            "key.pem",
+            "--out-public",
+            "key.pub.pem",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_manifest(d, "--x");
+    dir
+}
+
 #[test]
 fn keygen_attest_verify_round_trip_for_both_algorithms() {
     for (flag, policy_alg) in [("ecdsa-p256", "ecdsa-p256-sha256"), ("ed25519", "ed25519")] {
@@ -213,23 +234,8 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
 
 #[test]
 fn a_failing_check_means_no_signature_and_exit_1() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = signing_workdir();
     let d = dir.path();
-    assert!(
-        run(
-            &[
-                "keygen",
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem"
-            ],
-            d
-        )
-        .status
-        .success()
-    );
-    write_manifest(d, "--x");
     let out = run(
         &[
             "attest",
@@ -285,23 +291,9 @@ fn a_failing_check_means_no_signature_and_exit_1() {
 
 #[test]
 fn attest_refuses_unpinned_images_before_running_checks() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = signing_workdir();
     let d = dir.path();
-    assert!(
-        run(
-            &[
-                "keygen",
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem"
-            ],
-            d
-        )
-        .status
-        .success()
-    );
-    let manifest = write_manifest(d, "--x");
+    let manifest = d.join("sd.yaml");
     let yaml = std::fs::read_to_string(&manifest)
         .expect("read")
         .replace(&format!(":1.0@sha256:{APP}"), ":1.0");
@@ -329,23 +321,8 @@ fn attest_refuses_unpinned_images_before_running_checks() {
 
 #[test]
 fn configmap_output_and_tampering() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = signing_workdir();
     let d = dir.path();
-    assert!(
-        run(
-            &[
-                "keygen",
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem"
-            ],
-            d
-        )
-        .status
-        .success()
-    );
-    write_manifest(d, "--x");
     write_policy(d, "ecdsa-p256-sha256", &d.join("key.pub.pem"));
     std::fs::write(d.join("m.json"), r#"{"stress":{"errorRate":0.001}}"#).expect("m");
     let out = run(

@@ -14,7 +14,8 @@ use common::{Fault, TestNamespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::ListParams;
 use operator::{
-    Operator, apply, condition, install_crds, namespace_policy, safe_deployment, wait_status,
+    Operator, apply, apply_stable, condition, install_crds, namespace_policy, safe_deployment,
+    wait_status,
 };
 use pipeline::Pipeline;
 use safedeploy::api::{Phase, SafeDeploymentStatus};
@@ -55,17 +56,10 @@ async fn setup(prefix: &str) -> (TestNamespace, Operator, Pipeline) {
 async fn stable_v1(ns: &TestNamespace, pipeline: &Pipeline) -> String {
     let v1 = manifest("v1", "a");
     pipeline.sign(ns, "att-v1", &v1, &[]).await;
-    apply(ns, &v1).await.expect("apply v1");
-    wait_status(
-        ns,
-        "web",
-        Duration::from_secs(60),
-        "signed v1 stable",
-        |s| s.phase == Phase::Healthy,
-    )
-    .await
-    .stable_revision
-    .unwrap_or_default()
+    apply_stable(ns, &v1)
+        .await
+        .stable_revision
+        .unwrap_or_default()
 }
 
 async fn blocked_with(ns: &TestNamespace, reason: &str) -> SafeDeploymentStatus {

@@ -53,15 +53,7 @@ async fn the_attestation_binds_the_configuration_contents() {
     pipeline
         .sign_with_config(&ns, "att-v1", &v1, &[config("hello-v1"), secret.clone()])
         .await;
-    apply(&ns, &v1).await.expect("apply v1");
-    let status = wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(60),
-        "signed v1 stable",
-        |s| s.phase == Phase::Healthy,
-    )
-    .await;
+    let status = operator::apply_stable(&ns, &v1).await;
     assert_eq!(
         condition(&status, "Attested"),
         Some(("True".into(), "Verified".into()))

@@ -160,18 +160,9 @@ async fn unpinned_images_block_unless_the_policy_allows_tags() {
     );
 
     // Pinned, the same revision rolls out.
-    apply(
+    let status = operator::apply_stable(
         &ns,
         &pinned(manifest(&Version::new("v1"), steps.clone(), None), "v1"),
-    )
-    .await
-    .expect("apply pinned v1");
-    let status = wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(60),
-        "the pinned revision to be stable",
-        |s| s.phase == Phase::Healthy,
     )
     .await;
     let stable = status.stable_revision.expect("stable");
@@ -211,12 +202,7 @@ async fn unpinned_images_block_unless_the_policy_allows_tags() {
         "{rejected}"
     );
     // …but can opt out where they are not: tags then roll out.
-    operator::namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
+    operator::opt_out(&ns).await;
     deploy(&ns, &Version::new("v2"), steps, None).await;
     wait_status(
         &ns,

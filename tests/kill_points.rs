@@ -47,7 +47,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
-use operator::{Operator, apply, install_crds, namespace_policy, safe_deployment};
+use operator::{Operator, apply, opted_out_namespace, safe_deployment};
 use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentStatus};
 use safedeploy::controller::fault::{KILL_AFTER_WRITES_ENV, KILL_LINE_PREFIX};
 use safedeploy::core::config::LABEL_CONFIG_COPY;
@@ -89,19 +89,6 @@ impl Drop for PinnedBinary {
 
 /// The log line a process with the fault hook armed writes at start.
 const ARMED: &str = "fault injection armed";
-
-/// A namespace opted out of attestation, with the CRDs, and no operator yet.
-async fn namespace(prefix: &str) -> TestNamespace {
-    let ns = TestNamespace::new(prefix).await;
-    install_crds(&ns.client).await;
-    namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
-    ns
-}
 
 /// The ConfigMap a version reads (a volume and an environment variable), so every revision has
 /// configuration copies. Each version has its own, so the spec change is the only change.
@@ -710,8 +697,8 @@ async fn run(
 async fn kill_points(prefix: &str, scenario: Scenario, every: u64, serving: i64, kept: i64) {
     common::init();
     let started = Instant::now();
-    let killed = namespace(&format!("{prefix}-kill")).await;
-    let reference = namespace(&format!("{prefix}-ref")).await;
+    let killed = opted_out_namespace(&format!("{prefix}-kill")).await;
+    let reference = opted_out_namespace(&format!("{prefix}-ref")).await;
     let binary = PinnedBinary::new(&killed.name);
     let (with_kills, without) = tokio::join!(
         run(&killed, &binary, &scenario, Some(every)),
