@@ -559,6 +559,19 @@ impl Drop for ScrapeTarget {
     }
 }
 
+/// Serves `app` on 127.0.0.1 (random port) in the background, for as long as the test runs;
+/// returns its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
 /// An emitter served by the test process itself on 127.0.0.1 (random port); stopped when dropped.
 pub struct LocalEmitter {
     /// Its state, to configure versions directly.
