@@ -332,8 +332,7 @@ async fn start_web_endpoint(value: Arc<AtomicU64>) -> SocketAddr {
             }
         }),
     );
-    let addr = common::serve(app).await;
-    addr
+    common::serve(app).await
 }
 
 #[tokio::test]
