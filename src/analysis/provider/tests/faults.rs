@@ -302,16 +302,7 @@ async fn run_to_the_end(
         let at = now()
             .checked_add(jiff::SignedDuration::from_secs(10 * i))
             .unwrap();
-        let obs = providers
-            .measure_template(
-                template,
-                &vars(),
-                &SecretHeaders::new(),
-                &Egress::Any,
-                &SidePods::default(),
-                at,
-            )
-            .await;
+        let obs = measure_template_at(providers, template, at).await;
         let outcome = run::advance(template, &mut status, &obs, at);
         let done = !matches!(outcome, RunOutcome::Continue { .. });
         outcomes.push(outcome);

@@ -151,6 +151,24 @@ fn now() -> Timestamp {
     "2026-03-01T12:00:00Z".parse().unwrap()
 }
 
+/// Measures every metric of `template` at `at`, with no Secrets, no pods and no egress limit.
+async fn measure_template_at(
+    providers: &Providers,
+    template: &AnalysisTemplate,
+    at: Timestamp,
+) -> Vec<MetricObservation> {
+    providers
+        .measure_template(
+            template,
+            &vars(),
+            &SecretHeaders::new(),
+            &Egress::Any,
+            &SidePods::default(),
+            at,
+        )
+        .await
+}
+
 /// Measures `metric` now, with no Secrets and no pods.
 async fn measure_now(providers: &Providers, metric: &MetricSpec) -> MetricObservation {
     measure_with(

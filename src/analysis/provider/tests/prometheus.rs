@@ -263,16 +263,7 @@ async fn an_unreachable_prometheus_never_leads_to_a_promotion() {
         let at = now()
             .checked_add(jiff::SignedDuration::from_secs(10 * i))
             .unwrap();
-        let obs = providers
-            .measure_template(
-                &template,
-                &vars(),
-                &SecretHeaders::new(),
-                &Egress::Any,
-                &SidePods::default(),
-                at,
-            )
-            .await;
+        let obs = measure_template_at(&providers, &template, at).await;
         assert!(
             matches!(obs[0].canary, Some(Err(ProviderError::Unreachable(_)))),
             "{obs:?}"
@@ -297,30 +288,12 @@ async fn a_run_against_a_healthy_prometheus_passes() {
         ..AnalysisTemplate::default()
     };
     let mut status = run::start(&template, Some("canary-hash"), None, now());
-    let obs = providers
-        .measure_template(
-            &template,
-            &vars(),
-            &SecretHeaders::new(),
-            &Egress::Any,
-            &SidePods::default(),
-            now(),
-        )
-        .await;
+    let obs = measure_template_at(&providers, &template, now()).await;
     let first = run::advance(&template, &mut status, &obs, now());
     let RunOutcome::Continue { next_at } = first else {
         panic!("{first:?}");
     };
-    let obs = providers
-        .measure_template(
-            &template,
-            &vars(),
-            &SecretHeaders::new(),
-            &Egress::Any,
-            &SidePods::default(),
-            next_at,
-        )
-        .await;
+    let obs = measure_template_at(&providers, &template, next_at).await;
     assert_eq!(
         run::advance(&template, &mut status, &obs, next_at),
         RunOutcome::Passed
