@@ -74,6 +74,22 @@ spec:
     path
 }
 
+/// Runs `safedeploy verify` in `d` of `envelope` against `policy.yaml` and `sd.yaml`, with
+/// `extra` arguments.
+fn verify(d: &Path, envelope: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "verify",
+        "--envelope",
+        envelope,
+        "--policy",
+        "policy.yaml",
+        "--manifest",
+        "sd.yaml",
+    ];
+    args.extend_from_slice(extra);
+    run(&args, d)
+}
+
 /// A temporary working directory with a fresh key pair of the default algorithm (`key.pem`,
 /// `key.pub.pem`) and the manifest `sd.yaml` (container args `--x`): the start of every
 /// signing test.
@@ -163,18 +179,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
             "check output must not reach stdout"
         );
 
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                "envelope.json",
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-            ],
-            d,
-        );
+        let out = verify(d, "envelope.json", &[]);
         assert!(
             out.status.success(),
             "{}{}",
@@ -188,20 +193,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
         );
 
         // Too late: expired.
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                "envelope.json",
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-                "--now",
-                "2099-01-01T00:00:00Z",
-            ],
-            d,
-        );
+        let out = verify(d, "envelope.json", &["--now", "2099-01-01T00:00:00Z"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             text(&out.stdout).contains("Expired"),
@@ -211,18 +203,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
 
         // The configuration changed after attesting: drift.
         write_manifest(d, "--port=9090");
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                "envelope.json",
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-            ],
-            d,
-        );
+        let out = verify(d, "envelope.json", &[]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             text(&out.stdout).contains("ConfigDrift"),
@@ -354,18 +335,7 @@ fn configmap_output_and_tampering() {
         "{cm}"
     );
     std::fs::write(d.join("cm.yaml"), &cm).expect("cm");
-    let out = run(
-        &[
-            "verify",
-            "--envelope",
-            "cm.yaml",
-            "--policy",
-            "policy.yaml",
-            "--manifest",
-            "sd.yaml",
-        ],
-        d,
-    );
+    let out = verify(d, "cm.yaml", &[]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -382,18 +352,7 @@ fn configmap_output_and_tampering() {
     let mut json: serde_json::Value = serde_json::from_str(&envelope).expect("json");
     json["payloadType"] = serde_json::Value::String("application/vnd.in-toto+jsoN".into());
     std::fs::write(d.join("tampered.json"), json.to_string()).expect("write");
-    let out = run(
-        &[
-            "verify",
-            "--envelope",
-            "tampered.json",
-            "--policy",
-            "policy.yaml",
-            "--manifest",
-            "sd.yaml",
-        ],
-        d,
-    );
+    let out = verify(d, "tampered.json", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains("BadSignature"),
