@@ -11,8 +11,6 @@ mod pipeline;
 use std::time::Duration;
 
 use common::{Fault, TestNamespace};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::ListParams;
 use operator::{
     Operator, apply, apply_stable, condition, install_crds, namespace_policy, safe_deployment,
     wait_status,
@@ -80,12 +78,8 @@ async fn blocked_with(ns: &TestNamespace, reason: &str) -> SafeDeploymentStatus 
 async fn only_stable_runs(ns: &TestNamespace, stable: &str) {
     // Give the operator time to (wrongly) act.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let replica_sets = ns
-        .api::<ReplicaSet>()
-        .list(&ListParams::default())
-        .await
-        .expect("list");
-    for rs in replica_sets.items {
+    let replica_sets = ns.replica_sets().await;
+    for rs in replica_sets {
         let name = rs.metadata.name.clone().unwrap_or_default();
         let replicas = rs.spec.and_then(|s| s.replicas).unwrap_or(0);
         if name.ends_with(stable) {

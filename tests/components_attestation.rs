@@ -12,10 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::TestNamespace;
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
-use kube::api::ListParams;
 use operator::{apply, condition, wait_status};
 use pipeline::Pipeline;
 use safedeploy::api::Phase;
@@ -95,12 +93,8 @@ async fn the_attestation_binds_the_configuration_contents() {
         Some(("True".into(), "Passed".into()))
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let replica_sets = ns
-        .api::<ReplicaSet>()
-        .list(&ListParams::default())
-        .await
-        .expect("list");
-    for rs in replica_sets.items {
+    let replica_sets = ns.replica_sets().await;
+    for rs in replica_sets {
         let revision = rs.labels().get(REVISION_LABEL).cloned().unwrap_or_default();
         assert_eq!(revision, stable, "no ReplicaSet of the drifted revision");
     }

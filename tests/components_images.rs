@@ -66,14 +66,9 @@ async fn a_missing_image_pull_secret_blocks_until_it_exists() {
         })
     })
     .await;
-    let replica_sets = ns
-        .api::<ReplicaSet>()
-        .list(&ListParams::default())
-        .await
-        .expect("list");
+    let replica_sets = ns.replica_sets().await;
     assert!(
         replica_sets
-            .items
             .iter()
             .all(|rs| rs.labels().get(REVISION_LABEL) == Some(&v1)),
         "no ReplicaSet of the blocked revision"

@@ -202,6 +202,15 @@ impl TestNamespace {
             .unwrap_or_else(|error| panic!("cannot create the ReplicaSet: {error}"))
     }
 
+    /// Every ReplicaSet of the namespace.
+    pub async fn replica_sets(&self) -> Vec<ReplicaSet> {
+        self.api::<ReplicaSet>()
+            .list(&ListParams::default())
+            .await
+            .expect("list the ReplicaSets")
+            .items
+    }
+
     /// The pods labelled `app=<app>`.
     pub async fn pods(&self, app: &str) -> Result<Vec<Pod>> {
         let list = self
