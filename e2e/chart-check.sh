@@ -59,7 +59,7 @@ log "helm $("$HELM" version --short), API server $KUBE_VERSION"
 
 # --- 1. CRD copy --------------------------------------------------------------------------------
 cmp -s crds/safedeploy.yaml "$CHART/files/crds/safedeploy.yaml" ||
-  die "charts/safedeploy/files/crds/safedeploy.yaml differs from crds/safedeploy.yaml: run \`UPDATE_CRDS=1 cargo test --test crds_fresh --test rbac\`"
+  die "charts/safedeploy/files/crds/safedeploy.yaml differs from crds/safedeploy.yaml: run \`UPDATE_CRDS=1 cargo test --test crds_fresh\`"
 BIN="${SAFEDEPLOY_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/safedeploy}"
 if [ -x "$BIN" ]; then
   "$BIN" crds | cmp -s - "$CHART/files/crds/safedeploy.yaml" ||

@@ -8,6 +8,8 @@
 
 mod common;
 mod operator;
+#[path = "analysis/own_prometheus.rs"]
+mod own_prometheus;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::Fault;
 use kube::api::Api;
-use operator::{apply, apply_stable, safe_deployment, setup, wait_status};
+use operator::{apply, apply_promoted, apply_stable, safe_deployment, setup, wait_status};
+use own_prometheus::{OwnPrometheus, StoppedPrometheus};
 use safedeploy::api::analysis::MetricVerdict;
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::{Value, json};
@@ -212,119 +215,6 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
     );
 }
 
-/// A Prometheus of this test's own (the shared one serves other tests), scraping the emitter.
-struct OwnPrometheus {
-    child: Option<tokio::process::Child>,
-}
-
-impl OwnPrometheus {
-    async fn start(dir: std::path::PathBuf, port: u16) -> Self {
-        let emitter = common::emitter_url();
-        let target = emitter.trim_start_matches("http://").to_string();
-        std::fs::create_dir_all(dir.join("data")).expect("prometheus dir");
-        let config = format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: emitter\n  static_configs: [{{targets: ['{target}']}}]\n"
-        );
-        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-        let child = tokio::process::Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start prometheus");
-        let url = format!("http://127.0.0.1:{port}/-/ready");
-        common::wait_until(Duration::from_secs(30), "prometheus to be ready", || {
-            let url = url.clone();
-            async move {
-                Ok(common::http()
-                    .get(&url)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ()))
-            }
-        })
-        .await;
-        OwnPrometheus { child: Some(child) }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
-    }
-}
-
-/// A rollout whose analysis step measures a Prometheus of its own, stopped while that step
-/// runs (`on_error` is the metric's `onError`, with `consecutiveErrorLimit: 1`).
-struct StoppedPrometheus {
-    ns: common::TestNamespace,
-    _operator: operator::Operator,
-    prometheus: OwnPrometheus,
-    dir: std::path::PathBuf,
-    port: u16,
-    v1: Option<String>,
-    canary: String,
-}
-
-impl StoppedPrometheus {
-    async fn start(prefix: &str, on_error: &str) -> Self {
-        let (ns, operator) = setup(prefix).await;
-        let port = 19500 + (std::process::id() % 200) as u16 * 2 + u16::from(on_error == "Fail");
-        let dir = std::env::temp_dir().join(format!("safedeploy-prom-{}", ns.name));
-        let mut prometheus = OwnPrometheus::start(dir.clone(), port).await;
-        let address = format!("http://127.0.0.1:{port}");
-        let run = common::random_suffix(6);
-        let steps =
-            json!([{"setWeight": 50}, {"analysis": {"template": "errors"}}, {"setWeight": 100}]);
-        let mut metric = error_ratio_metric(&address, "10s");
-        metric["onError"] = json!(on_error);
-        let analysis = json!({
-            "name": "errors", "interval": "2s", "count": 3, "initialDelay": "4s",
-            // A wider window than the other test: a restarted Prometheus under load may miss a
-            // scrape, and the last measurement of a run must have data.
-            "metrics": [metric]
-        });
-        let v1 = apply_stable(
-            &ns,
-            &manifest_with_analysis(&format!("v1-{run}"), steps.clone(), analysis.clone(), false),
-        )
-        .await
-        .stable_revision;
-        let v2 = manifest_with_analysis(&format!("v2-{run}"), steps, analysis, false);
-        let canary = start_canary(&ns, &v2, 0.0, None, 100.0).await;
-        // Prometheus goes away while the analysis step runs.
-        wait_status(
-            &ns,
-            "web",
-            Duration::from_secs(30),
-            "the analysis step",
-            |s| s.current_step_index == Some(1),
-        )
-        .await;
-        prometheus.stop().await;
-        Self {
-            ns,
-            _operator: operator,
-            prometheus,
-            dir,
-            port,
-            v1,
-            canary,
-        }
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane and the emitter (e2e/cluster.sh up --with-prometheus)"]
 async fn a_stopped_prometheus_holds_the_rollout_until_it_returns() {
@@ -442,14 +332,7 @@ async fn start_web_endpoint(value: Arc<AtomicU64>) -> SocketAddr {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    common::serve(app).await
 }
 
 #[tokio::test]
@@ -475,18 +358,10 @@ async fn the_web_provider_gates_the_rollout() {
     )
     .await
     .stable_revision;
-    apply(
+    let promoted = apply_promoted(
         &ns,
         &manifest_with_analysis("v2", steps.clone(), analysis.clone(), false),
-    )
-    .await
-    .expect("v2");
-    let promoted = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(60),
-        "v2 promoted by a passing web metric",
-        |s| s.phase == Phase::Healthy && s.stable_revision != v1,
+        v1.as_deref(),
     )
     .await;
     // Now the endpoint reports a collapse: v3 is reverted by the same gate.

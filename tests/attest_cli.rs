@@ -74,6 +74,43 @@ spec:
     path
 }
 
+/// Runs `safedeploy verify` in `d` of `envelope` against `policy.yaml` and `sd.yaml`, with
+/// `extra` arguments.
+fn verify(d: &Path, envelope: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "verify",
+        "--envelope",
+        envelope,
+        "--policy",
+        "policy.yaml",
+        "--manifest",
+        "sd.yaml",
+    ];
+    args.extend_from_slice(extra);
+    run(&args, d)
+}
+
+/// A temporary working directory with a fresh key pair of the default algorithm (`key.pem`,
+/// `key.pub.pem`) and the manifest `sd.yaml` (container args `--x`): the start of every
+/// signing test.
+fn signing_workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let out = run(
+        &[
+            "keygen",
+            "--out-private",
+            "key.pem",
+            "--out-public",
+            "key.pub.pem",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_manifest(d, "--x");
+    dir
+}
+
 #[test]
 fn keygen_attest_verify_round_trip_for_both_algorithms() {
     for (flag, policy_alg) in [("ecdsa-p256", "ecdsa-p256-sha256"), ("ed25519", "ed25519")] {
@@ -142,18 +179,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
             "check output must not reach stdout"
         );
 
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                "envelope.json",
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-            ],
-            d,
-        );
+        let out = verify(d, "envelope.json", &[]);
         assert!(
             out.status.success(),
             "{}{}",
@@ -167,20 +193,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
         );
 
         // Too late: expired.
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                "envelope.json",
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-                "--now",
-                "2099-01-01T00:00:00Z",
-            ],
-            d,
-        );
+        let out = verify(d, "envelope.json", &["--now", "2099-01-01T00:00:00Z"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             text(&out.stdout).contains("Expired"),
@@ -190,18 +203,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
 
         // The configuration changed after attesting: drift.
         write_manifest(d, "--port=9090");
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                "envelope.json",
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-            ],
-            d,
-        );
+        let out = verify(d, "envelope.json", &[]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             text(&out.stdout).contains("ConfigDrift"),
@@ -213,23 +215,8 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
 
 #[test]
 fn a_failing_check_means_no_signature_and_exit_1() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = signing_workdir();
     let d = dir.path();
-    assert!(
-        run(
-            &[
-                "keygen",
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem"
-            ],
-            d
-        )
-        .status
-        .success()
-    );
-    write_manifest(d, "--x");
     let out = run(
         &[
             "attest",
@@ -285,23 +272,9 @@ fn a_failing_check_means_no_signature_and_exit_1() {
 
 #[test]
 fn attest_refuses_unpinned_images_before_running_checks() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = signing_workdir();
     let d = dir.path();
-    assert!(
-        run(
-            &[
-                "keygen",
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem"
-            ],
-            d
-        )
-        .status
-        .success()
-    );
-    let manifest = write_manifest(d, "--x");
+    let manifest = d.join("sd.yaml");
     let yaml = std::fs::read_to_string(&manifest)
         .expect("read")
         .replace(&format!(":1.0@sha256:{APP}"), ":1.0");
@@ -329,23 +302,8 @@ fn attest_refuses_unpinned_images_before_running_checks() {
 
 #[test]
 fn configmap_output_and_tampering() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = signing_workdir();
     let d = dir.path();
-    assert!(
-        run(
-            &[
-                "keygen",
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem"
-            ],
-            d
-        )
-        .status
-        .success()
-    );
-    write_manifest(d, "--x");
     write_policy(d, "ecdsa-p256-sha256", &d.join("key.pub.pem"));
     std::fs::write(d.join("m.json"), r#"{"stress":{"errorRate":0.001}}"#).expect("m");
     let out = run(
@@ -377,18 +335,7 @@ fn configmap_output_and_tampering() {
         "{cm}"
     );
     std::fs::write(d.join("cm.yaml"), &cm).expect("cm");
-    let out = run(
-        &[
-            "verify",
-            "--envelope",
-            "cm.yaml",
-            "--policy",
-            "policy.yaml",
-            "--manifest",
-            "sd.yaml",
-        ],
-        d,
-    );
+    let out = verify(d, "cm.yaml", &[]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -405,18 +352,7 @@ fn configmap_output_and_tampering() {
     let mut json: serde_json::Value = serde_json::from_str(&envelope).expect("json");
     json["payloadType"] = serde_json::Value::String("application/vnd.in-toto+jsoN".into());
     std::fs::write(d.join("tampered.json"), json.to_string()).expect("write");
-    let out = run(
-        &[
-            "verify",
-            "--envelope",
-            "tampered.json",
-            "--policy",
-            "policy.yaml",
-            "--manifest",
-            "sd.yaml",
-        ],
-        d,
-    );
+    let out = verify(d, "tampered.json", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains("BadSignature"),

@@ -6,21 +6,18 @@
 
 mod common;
 mod operator;
+mod pipeline;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Fault, TestNamespace};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ListParams, Patch, PatchParams};
 use operator::{
-    Operator, apply, condition, install_crds, namespace_policy, safe_deployment, wait_status,
+    Operator, apply, apply_stable, condition, install_crds, namespace_policy, safe_deployment,
+    wait_status,
 };
+use pipeline::Pipeline;
 use safedeploy::api::{Phase, SafeDeploymentStatus};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_safedeploy");
 
 fn digest_of(text: &str) -> String {
     let sum = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
@@ -44,97 +41,11 @@ fn manifest(version: &str, env_value: &str) -> Value {
     manifest
 }
 
-struct Pipeline {
-    dir: PathBuf,
-}
-
-impl Pipeline {
-    fn new(ns: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("safedeploy-attest-{ns}"));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let status = std::process::Command::new(BIN)
-            .args([
-                "keygen",
-                "--algorithm",
-                "ed25519",
-                "--force",
-                "--out-private",
-            ])
-            .arg(dir.join("ci.key"))
-            .arg("--out-public")
-            .arg(dir.join("ci.pub"))
-            .status()
-            .expect("keygen");
-        assert!(status.success());
-        Pipeline { dir }
-    }
-
-    fn public_key(&self) -> String {
-        std::fs::read_to_string(self.dir.join("ci.pub")).expect("public key")
-    }
-
-    /// Runs `safedeploy attest` for the manifest and applies the ConfigMap it writes.
-    async fn sign(&self, ns: &TestNamespace, name: &str, manifest: &Value, extra: &[&str]) {
-        let manifest_path = self.dir.join(format!("{name}.json"));
-        std::fs::write(&manifest_path, serde_json::to_vec(manifest).expect("json"))
-            .expect("write manifest");
-        let out = self.dir.join(format!("{name}-cm.yaml"));
-        let output = std::process::Command::new(BIN)
-            .args(["attest", "--key"])
-            .arg(self.dir.join("ci.key"))
-            .arg("--manifest")
-            .arg(&manifest_path)
-            .args([
-                "--check",
-                "unit=true",
-                "--configmap",
-                name,
-                "--namespace",
-                &ns.name,
-                "--out",
-            ])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .expect("attest");
-        assert!(
-            output.status.success(),
-            "attest failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        apply_config_map(ns, &out).await;
-    }
-}
-
-async fn apply_config_map(ns: &TestNamespace, path: &Path) {
-    let text = std::fs::read_to_string(path).expect("configmap manifest");
-    let config_map: ConfigMap = serde_yaml::from_str(&text).expect("configmap yaml");
-    let name = config_map.metadata.name.clone().unwrap_or_default();
-    ns.api::<ConfigMap>()
-        .patch(
-            &name,
-            &PatchParams::apply("pipeline").force(),
-            &Patch::Apply(&config_map),
-        )
-        .await
-        .expect("apply configmap");
-}
-
 async fn setup(prefix: &str) -> (TestNamespace, Operator, Pipeline) {
     let ns = TestNamespace::new(prefix).await;
     install_crds(&ns.client).await;
     let pipeline = Pipeline::new(&ns.name);
-    namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({
-            "requireAttestation": true,
-            "maxAge": "1h",
-            "requiredChecks": [{"kind": "unit"}],
-            "trustedKeys": [{"name": "ci", "algorithm": "ed25519", "publicKeyPem": pipeline.public_key()}],
-        }),
-    )
-    .await;
+    namespace_policy(&ns.client, &ns.name, pipeline.trust_policy()).await;
     let operator = Operator::start(&ns.name).await;
     (ns, operator, pipeline)
 }
@@ -143,17 +54,10 @@ async fn setup(prefix: &str) -> (TestNamespace, Operator, Pipeline) {
 async fn stable_v1(ns: &TestNamespace, pipeline: &Pipeline) -> String {
     let v1 = manifest("v1", "a");
     pipeline.sign(ns, "att-v1", &v1, &[]).await;
-    apply(ns, &v1).await.expect("apply v1");
-    wait_status(
-        ns,
-        "web",
-        Duration::from_secs(60),
-        "signed v1 stable",
-        |s| s.phase == Phase::Healthy,
-    )
-    .await
-    .stable_revision
-    .unwrap_or_default()
+    apply_stable(ns, &v1)
+        .await
+        .stable_revision
+        .unwrap_or_default()
 }
 
 async fn blocked_with(ns: &TestNamespace, reason: &str) -> SafeDeploymentStatus {
@@ -174,12 +78,8 @@ async fn blocked_with(ns: &TestNamespace, reason: &str) -> SafeDeploymentStatus 
 async fn only_stable_runs(ns: &TestNamespace, stable: &str) {
     // Give the operator time to (wrongly) act.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let replica_sets = ns
-        .api::<ReplicaSet>()
-        .list(&ListParams::default())
-        .await
-        .expect("list");
-    for rs in replica_sets.items {
+    let replica_sets = ns.replica_sets().await;
+    for rs in replica_sets {
         let name = rs.metadata.name.clone().unwrap_or_default();
         let replicas = rs.spec.and_then(|s| s.replicas).unwrap_or(0);
         if name.ends_with(stable) {

@@ -15,7 +15,7 @@ use common::Fault;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use operator::{apply, apply_stable, install_crds, namespace_policy, safe_deployment, wait_status};
+use operator::{apply, apply_stable, opted_out_namespace, safe_deployment, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -80,14 +80,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
-    let ns = common::TestNamespace::new("ha").await;
-    install_crds(&ns.client).await;
-    namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
+    let ns = opted_out_namespace("ha").await;
     let mut first = replica(&ns.name, "replica-a");
     // The first replica takes the lease before the second starts.
     let leases: Api<Lease> = ns.api();
@@ -234,14 +227,7 @@ async fn exit_code(child: &mut Child, within: Duration) -> Option<i32> {
 async fn a_terminated_leader_releases_the_lease_and_the_standby_acts_at_once() {
     // The production default: without a release the standby would wait about 15 s.
     const LEASE: u64 = 15;
-    let ns = common::TestNamespace::new("ha-term").await;
-    install_crds(&ns.client).await;
-    namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
+    let ns = opted_out_namespace("ha-term").await;
     let leases: Api<Lease> = ns.api();
     let mut first = replica_with_lease(&ns.name, "replica-a", LEASE);
     let leader = common::wait_until(Duration::from_secs(30), "a leader", || {
@@ -370,13 +356,7 @@ impl HeldEndpoint {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = common::serve(app).await;
         HeldEndpoint {
             addr,
             open,
@@ -462,14 +442,7 @@ async fn leader_blocked_in_a_provider_call(
     prefix: &str,
     lease_seconds: u64,
 ) -> (common::TestNamespace, Child, HeldEndpoint) {
-    let ns = common::TestNamespace::new(prefix).await;
-    install_crds(&ns.client).await;
-    namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
+    let ns = opted_out_namespace(prefix).await;
     let leases: Api<Lease> = ns.api();
     let operator = replica_with_lease(&ns.name, "replica-a", lease_seconds);
     common::wait_until(Duration::from_secs(30), "a leader", || {

@@ -272,14 +272,7 @@ async fn a_write_the_api_server_refuses_stalls_visibly_and_goes_through_once_all
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn a_panic_on_one_safe_deployment_stalls_it_alone_and_the_operator_goes_on() {
-    let ns = common::TestNamespace::new("panic").await;
-    operator::install_crds(&ns.client).await;
-    operator::namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
+    let ns = operator::opted_out_namespace("panic").await;
     let mut operator = Operator::start_with_env(
         &ns.name,
         &[("SAFEDEPLOY_FAULT_PANIC_ON", "bomb".to_string())],

@@ -4,9 +4,6 @@
 //! and a rollout goes from nothing to Healthy and through a promotion. With one verb taken away (`patch` on
 //! replicasets) the operator fails with a clear "forbidden" error naming the verb and resource.
 //!
-//! Also (no cluster needed): the chart's CRD copy `charts/safedeploy/files/crds/safedeploy.yaml`
-//! equals what `safedeploy crds` generates; `UPDATE_CRDS=1 cargo test --test rbac` rewrites it.
-//!
 //! The cluster tests need `kubectl` (on PATH after `eval "$(e2e/cluster.sh env)"`) and `helm`
 //! (`$HELM`, PATH or `$(go env GOPATH)/bin`; installed from the Go module proxy if missing).
 
@@ -19,28 +16,12 @@ use std::time::Duration;
 
 use common::{Fault, TestNamespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use operator::{apply, install_crds, namespace_policy, safe_deployment, wait_status};
+use operator::{apply, apply_promoted, apply_stable, opted_out_namespace, safe_deployment};
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 const HELM_VERSION: &str = "v3.22.0";
-
-#[test]
-fn the_chart_carries_the_generated_crds() {
-    let generated = safedeploy::api::crds_yaml().expect("CRDs render");
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/safedeploy/files/crds/safedeploy.yaml");
-    if std::env::var_os("UPDATE_CRDS").is_some() {
-        std::fs::write(&path, &generated).expect("write the chart's CRDs");
-    }
-    let in_chart = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        in_chart == generated,
-        "charts/safedeploy/files/crds/safedeploy.yaml is stale: run \
-         `UPDATE_CRDS=1 cargo test --test crds_fresh --test rbac` and commit it"
-    );
-}
 
 /// A helm binary: `$HELM`, `helm` on PATH, or `$(go env GOPATH)/bin/helm` (installed once from
 /// the Go module proxy if missing).
@@ -196,7 +177,7 @@ impl Drop for ChartRbac {
             .args(["delete", "--ignore-not-found", "--wait=false"])
             .arg(format!("clusterrole/{}-safedeploy", self.release))
             .arg(format!("clusterrolebinding/{}-safedeploy", self.release))
-            // The namespace's attestation opt-out policy (cluster-scoped) of `prepare`.
+            // The namespace's attestation opt-out policy (cluster-scoped) of `opted_out_namespace`.
             .arg(format!("safedeploymentpolicy/{}-policy", self.release))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -284,22 +265,10 @@ impl ScopedOperator {
     }
 }
 
-/// Opts the namespace out of attestation (as the admin), installs the CRDs.
-async fn prepare(ns: &TestNamespace) {
-    install_crds(&ns.client).await;
-    namespace_policy(
-        &ns.client,
-        &ns.name,
-        json!({"requireAttestation": false, "requirePinnedImages": false}),
-    )
-    .await;
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn a_rollout_completes_under_the_charts_service_account() {
-    let ns = TestNamespace::new("rbac-ok").await;
-    prepare(&ns).await;
+    let ns = opted_out_namespace("rbac-ok").await;
     let rbac = ChartRbac::apply(&ns, |_| {}).await;
     // The token really is the ServiceAccount's, and it really is least privilege.
     let whoami = kubectl(
@@ -348,7 +317,7 @@ async fn a_rollout_completes_under_the_charts_service_account() {
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ok");
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    apply(
+    let first = apply_stable(
         &ns,
         &safe_deployment(
             "web",
@@ -358,29 +327,12 @@ async fn a_rollout_completes_under_the_charts_service_account() {
             steps.clone(),
         ),
     )
-    .await
-    .expect("apply v1");
-    let first = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(60),
-        "v1 to become Healthy under the chart's RBAC",
-        |s| s.phase == Phase::Healthy,
-    )
     .await;
     let v1 = first.stable_revision.clone().expect("stable revision");
-    apply(
+    let promoted = apply_promoted(
         &ns,
         &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
-    )
-    .await
-    .expect("apply v2");
-    let promoted = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(90),
-        "v2 to be promoted under the chart's RBAC",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
+        Some(&v1),
     )
     .await;
     assert_eq!(
@@ -407,8 +359,7 @@ async fn a_rollout_completes_under_the_charts_service_account() {
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn without_patch_on_replicasets_the_operator_fails_with_a_clear_error() {
-    let ns = TestNamespace::new("rbac-nopatch").await;
-    prepare(&ns).await;
+    let ns = opted_out_namespace("rbac-nopatch").await;
     let rbac = ChartRbac::apply(&ns, |documents| {
         let role = documents
             .iter_mut()
@@ -489,8 +440,7 @@ async fn without_patch_on_replicasets_the_operator_fails_with_a_clear_error() {
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
     use k8s_openapi::api::coordination::v1::Lease;
-    let ns = TestNamespace::new("rbac-ha").await;
-    prepare(&ns).await;
+    let ns = opted_out_namespace("rbac-ha").await;
     let rbac = ChartRbac::apply(&ns, |_| {}).await;
     // The chart's arguments with replicaCount 2: the Lease in the release namespace, named after
     // the release (the Role allows get/update on that name only).
@@ -519,7 +469,7 @@ async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
         ("replica-b", start("replica-b")),
     ];
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    apply(
+    let first = apply_stable(
         &ns,
         &safe_deployment(
             "web",
@@ -528,15 +478,6 @@ async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
             Fault::None,
             steps.clone(),
         ),
-    )
-    .await
-    .expect("apply v1");
-    let first = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(60),
-        "v1 to become Healthy with two replicas",
-        |s| s.phase == Phase::Healthy,
     )
     .await;
     let leases: kube::Api<Lease> = ns.api();
@@ -562,18 +503,10 @@ async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
     drop(leader);
     let killed = std::time::Instant::now();
     let v1 = first.stable_revision.clone().expect("stable revision");
-    apply(
+    apply_promoted(
         &ns,
         &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
-    )
-    .await
-    .expect("apply v2");
-    wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(90),
-        "v2 to be promoted by the new leader",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
+        Some(&v1),
     )
     .await;
     println!(

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use operator::{
-    Operator, apply, apply_stable, condition, events_of, safe_deployment, setup, wait_status,
+    Operator, apply, apply_promoted, apply_stable, condition, events_of, safe_deployment, setup,
+    wait_status,
 };
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::json;
@@ -42,18 +43,10 @@ async fn a_good_revision_passes_every_step_and_becomes_stable() {
     let (ns, _operator) = setup("good").await;
     let steps = json!([{"setWeight": 25}, {"pause": {"duration": "1s"}}, {"setWeight": 50}, {"setWeight": 100}]);
     let v1 = establish(&ns, "web", 4, steps.clone()).await;
-    apply(
+    let status = apply_promoted(
         &ns,
         &safe_deployment("web", 4, "registry.local/app:v2", Fault::None, steps),
-    )
-    .await
-    .expect("apply v2");
-    let status = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(90),
-        "v2 to be promoted",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
+        Some(&v1),
     )
     .await;
     assert_eq!(

@@ -202,6 +202,15 @@ impl TestNamespace {
             .unwrap_or_else(|error| panic!("cannot create the ReplicaSet: {error}"))
     }
 
+    /// Every ReplicaSet of the namespace.
+    pub async fn replica_sets(&self) -> Vec<ReplicaSet> {
+        self.api::<ReplicaSet>()
+            .list(&ListParams::default())
+            .await
+            .expect("list the ReplicaSets")
+            .items
+    }
+
     /// The pods labelled `app=<app>`.
     pub async fn pods(&self, app: &str) -> Result<Vec<Pod>> {
         let list = self
@@ -557,6 +566,19 @@ impl Drop for ScrapeTarget {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Serves `app` on 127.0.0.1 (random port) in the background, for as long as the test runs;
+/// returns its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
 }
 
 /// An emitter served by the test process itself on 127.0.0.1 (random port); stopped when dropped.

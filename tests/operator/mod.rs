@@ -148,16 +148,28 @@ pub async fn namespace_policy(client: &Client, namespace: &str, spec: Value) {
 
 /// A namespace with the CRDs installed, an attestation opt-out policy and a running operator.
 pub async fn setup(prefix: &str) -> (TestNamespace, Operator) {
+    let ns = opted_out_namespace(prefix).await;
+    let operator = Operator::start(&ns.name).await;
+    (ns, operator)
+}
+
+/// A fresh namespace with the CRDs installed and opted out of attestation and pinned images (as
+/// the admin would), and no operator yet.
+pub async fn opted_out_namespace(prefix: &str) -> TestNamespace {
     let ns = TestNamespace::new(prefix).await;
     install_crds(&ns.client).await;
+    opt_out(&ns).await;
+    ns
+}
+
+/// Opts the namespace out of attestation and pinned images (the namespace's policy).
+pub async fn opt_out(ns: &TestNamespace) {
     namespace_policy(
         &ns.client,
         &ns.name,
         json!({"requireAttestation": false, "requirePinnedImages": false}),
     )
     .await;
-    let operator = Operator::start(&ns.name).await;
-    (ns, operator)
 }
 
 /// A SafeDeployment manifest named `name` with `replicas` pods of `image`, the pod template
@@ -217,6 +229,25 @@ pub async fn apply_stable(ns: &TestNamespace, manifest: &Value) -> SafeDeploymen
         Duration::from_secs(60),
         "the first revision to be stable",
         |s| s.phase == Phase::Healthy,
+    )
+    .await
+}
+
+/// Applies a next revision and waits until it is promoted: `Healthy`, with a stable revision
+/// other than `previous` (the one stable before).
+pub async fn apply_promoted(
+    ns: &TestNamespace,
+    manifest: &Value,
+    previous: Option<&str>,
+) -> SafeDeploymentStatus {
+    apply(ns, manifest).await.expect("apply the next revision");
+    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+    wait_status(
+        ns,
+        name,
+        Duration::from_secs(90),
+        "the next revision to be promoted",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != previous,
     )
     .await
 }
