@@ -60,7 +60,7 @@ fn helm() -> PathBuf {
 }
 
 /// The chart's ServiceAccount and RBAC for release `release` in `namespace`, as YAML.
-fn rendered_rbac(release: &str, namespace: &str) -> String {
+fn rendered_rbac(release: &str, namespace: &str, values: &[&str]) -> String {
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/safedeploy");
     let output = std::process::Command::new(helm())
         .arg("template")
@@ -69,6 +69,7 @@ fn rendered_rbac(release: &str, namespace: &str) -> String {
         .args(["--namespace", namespace, "--kube-version", "1.36.0"])
         .args(["--show-only", "templates/serviceaccount.yaml"])
         .args(["--show-only", "templates/rbac.yaml"])
+        .args(values.iter().flat_map(|v| ["--set", v]))
         .output()
         .expect("run helm template");
     assert!(
@@ -115,28 +116,42 @@ impl ChartRbac {
     /// Applies the rendered RBAC (after `edit`), and writes a kubeconfig that authenticates as
     /// the ServiceAccount with a token from `kubectl create token`.
     async fn apply(ns: &TestNamespace, edit: impl Fn(&mut Vec<Value>)) -> Self {
+        Self::apply_with(ns, &[], edit).await
+    }
+
+    /// [`ChartRbac::apply`] with chart values (`key=value`, as `helm --set` takes them).
+    async fn apply_with(
+        ns: &TestNamespace,
+        values: &[&str],
+        edit: impl Fn(&mut Vec<Value>),
+    ) -> Self {
         // Cluster-scoped names must not collide between tests: the release is named after the
         // namespace.
         let release = ns.name.clone();
-        let mut documents: Vec<Value> = rendered_rbac(&release, &ns.name)
+        let mut documents: Vec<Value> = rendered_rbac(&release, &ns.name, values)
             .split("\n---")
             .filter_map(|d| serde_yaml::from_str::<Value>(d).ok())
             .filter(|d| d.is_object())
             .collect();
-        let kinds: Vec<&str> = documents
+        let mut kinds: Vec<&str> = documents
             .iter()
             .filter_map(|d| d["kind"].as_str())
             .collect();
-        assert_eq!(
-            kinds,
-            [
-                "ServiceAccount",
-                "ClusterRole",
-                "ClusterRoleBinding",
-                "Role",
-                "RoleBinding"
-            ]
-        );
+        let namespaced_role = values.iter().any(|v| v.starts_with("watchNamespace="));
+        let mut expected_kinds = vec![
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+        ];
+        if namespaced_role {
+            // The namespaced rules' Role and RoleBinding, besides the Lease's.
+            expected_kinds.extend(["Role", "RoleBinding"]);
+        }
+        kinds.sort_unstable();
+        expected_kinds.sort_unstable();
+        assert_eq!(kinds, expected_kinds);
         edit(&mut documents);
         let account = documents[0]["metadata"]["name"]
             .as_str()
@@ -526,5 +541,84 @@ async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
     assert!(
         !log.to_lowercase().contains("forbidden"),
         "a permission error under leader election:\n{log}"
+    );
+}
+
+/// Audit finding 16: installed with `watchNamespace`, the operator holds its namespaced rights
+/// (Secrets, ReplicaSet writes, pods) in that namespace only, and a rollout still goes from
+/// nothing to Healthy and through a promotion under exactly those rights.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_namespaced_install_holds_no_rights_in_other_namespaces_and_still_rolls_out() {
+    let ns = opted_out_namespace("rbac-ns").await;
+    let watch = format!("watchNamespace={}", ns.name);
+    let rbac = ChartRbac::apply_with(&ns, &[&watch], |_| {}).await;
+    let can = |verb: &'static str, resource: &'static str, scope: Vec<String>| {
+        let kubeconfig = rbac.kubeconfig.clone();
+        async move {
+            std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["auth", "can-i", verb, resource])
+                .args(scope)
+                .output()
+                .expect("kubectl auth can-i")
+                .status
+                .success()
+        }
+    };
+    let here = || vec!["-n".to_string(), ns.name.clone()];
+    let elsewhere = || vec!["-n".to_string(), "default".to_string()];
+    let everywhere = || vec!["--all-namespaces".to_string()];
+    assert!(can("patch", "replicasets.apps", here()).await);
+    assert!(can("get", "secrets", here()).await);
+    assert!(!can("get", "secrets", elsewhere()).await);
+    assert!(!can("list", "secrets", everywhere()).await);
+    assert!(!can("patch", "replicasets.apps", elsewhere()).await);
+    assert!(!can("list", "pods", everywhere()).await);
+    assert!(!can("get", "namespaces/default", vec![]).await);
+    let own_namespace = format!("namespaces/{}", ns.name);
+    let can_get_own = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&rbac.kubeconfig)
+        .args(["auth", "can-i", "get", &own_namespace])
+        .output()
+        .expect("kubectl auth can-i")
+        .status
+        .success();
+    assert!(
+        can_get_own,
+        "the watched namespace's labels select its policy"
+    );
+    assert!(can("list", "safedeploymentpolicies.safedeploy.dev", vec![]).await);
+
+    let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ns");
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let first = apply_stable(
+        &ns,
+        &safe_deployment(
+            "web",
+            2,
+            "registry.local/app:v1",
+            Fault::None,
+            steps.clone(),
+        ),
+    )
+    .await;
+    let v1 = first.stable_revision.clone().expect("stable revision");
+    let promoted = apply_promoted(
+        &ns,
+        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
+        Some(&v1),
+    )
+    .await;
+    assert_eq!(
+        promoted.history.last().map(|h| h.outcome.as_str()),
+        Some("Promoted")
+    );
+    let log = operator.log();
+    assert!(
+        !log.contains("forbidden"),
+        "the operator hit a permission error:\n{log}"
     );
 }
