@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 
 use super::Context;
-use super::reconcile::ReconcileError;
+use super::error::ReconcileError;
 use crate::analysis::provider::{
     Egress, SecretHeaders, headers_from_secret, not_opted_in, opted_in, referenced_secrets,
 };

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 
 use super::Context;
-use super::reconcile::ReconcileError;
+use super::error::ReconcileError;
 use crate::api::{KeyReference, SafeDeployment};
 use crate::attest::policy::resolve_policy;
 use crate::attest::verify::{Expected, Verdict, evaluate};

@@ -35,7 +35,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::reconcile::ReconcileError;
+use super::error::{ConfigError, ReconcileError};
 use super::{Context, FIELD_MANAGER};
 use crate::api::labels::{ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, LABEL_REVISION};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
@@ -46,39 +46,6 @@ use crate::core::config::{
 };
 use crate::core::preflight::{self, World};
 use crate::core::revision::Revision;
-
-/// A configuration copy that cannot be made or trusted.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// An object with the copy's name exists with other content.
-    #[error(
-        "{kind} {copy:?} exists but its content digest is {found}, not the {expected} its name stands for; delete it"
-    )]
-    CopyConflict {
-        /// Kind of the copy.
-        kind: &'static str,
-        /// The copy's name.
-        copy: String,
-        /// The digest the revision needs.
-        expected: String,
-        /// The digest found.
-        found: String,
-    },
-    /// A copy is gone and the original no longer has the revision's content.
-    #[error(
-        "the copy {copy:?} of {object} is gone and the original no longer holds that content (needed {expected}); revision {revision} cannot be scaled up"
-    )]
-    ContentGone {
-        /// The original object.
-        object: String,
-        /// The copy's name.
-        copy: String,
-        /// The digest the revision needs.
-        expected: String,
-        /// The revision hash.
-        revision: String,
-    },
-}
 
 /// The referenced objects as read for this reconcile, to copy from.
 #[derive(Debug, Clone, Default)]

@@ -5,6 +5,7 @@ mod analysis;
 mod attestation;
 mod backoff;
 mod config;
+mod error;
 pub mod fault;
 pub mod leader;
 pub mod observe;

@@ -20,100 +20,18 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{error, info, warn};
 
+use super::error::{ReconcileError, describe_kube_error, writing};
 use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
 use crate::api::conditions::EventReason;
 use crate::api::labels::{
     ANNOTATION_CONFIG_VERSIONS, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION,
 };
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
-use crate::core::failure::{self, FailureKind};
-use crate::core::revision::{EmptySpec, Revision};
+use crate::core::failure;
+use crate::core::revision::Revision;
 use crate::core::rollout::{
     AttestationGate, Decision, MAX_REQUEUE, Observation, ScaleAction, decide,
 };
-
-/// Why a reconcile failed; each is retried with a back-off.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// An API call failed.
-    #[error("kubernetes: {0}")]
-    Kube(#[from] kube::Error),
-    /// The spec has no template (the schema prevents this).
-    #[error("{0}")]
-    EmptySpec(#[from] EmptySpec),
-    /// The object has no namespace.
-    #[error("SafeDeployment without a namespace")]
-    NoNamespace,
-    /// A ReplicaSet of an old revision is gone and cannot be rebuilt.
-    #[error("the ReplicaSet for {0} is gone and its template is unknown")]
-    LostReplicaSet(String),
-    /// A configuration copy cannot be made or trusted.
-    #[error("configuration: {0}")]
-    Config(#[from] config::ConfigError),
-    /// A write the decision asked for was refused or failed.
-    #[error("{what}: {}", describe_kube_error(source))]
-    Write {
-        /// What was being written, e.g. `create ReplicaSet web-5d8f`.
-        what: String,
-        /// The API error.
-        source: kube::Error,
-    },
-    /// The reconcile panicked (a bug); contained to this object.
-    #[error("the reconcile panicked (a bug in safedeploy, please report it): {0}")]
-    Panicked(String),
-    /// This replica stopped being the leader (or is shutting down) before a write: the reconcile
-    /// stops without it (not an error; see [`reconcile`]).
-    #[error("{0}")]
-    NotLeader(#[from] super::leader::NotLeader),
-}
-
-/// The API server's own words for an API error; the error's text otherwise.
-pub fn describe_kube_error(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => {
-            format!("{} ({} {})", status.message, status.code, status.reason)
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Adds what was being written to an API error.
-fn writing(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileError {
-    let what = what.into();
-    move |source| ReconcileError::Write { what, source }
-}
-
-impl ReconcileError {
-    fn category(&self) -> &'static str {
-        match self {
-            _ if self.is_conflict() => "conflict",
-            ReconcileError::Kube(_) | ReconcileError::Write { .. } => "kubernetes",
-            ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
-            ReconcileError::LostReplicaSet(_) => "lost_replica_set",
-            ReconcileError::Config(_) => "config",
-            ReconcileError::Panicked(_) => "panic",
-            ReconcileError::NotLeader(_) => "not_leader",
-        }
-    }
-
-    /// A write conflict: the decision was taken on a stale object. Not a failure: the watch is
-    /// about to deliver the newer one.
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            ReconcileError::Kube(kube::Error::Api(status))
-                | ReconcileError::Write { source: kube::Error::Api(status), .. }
-                if status.code == 409
-        )
-    }
-
-    fn failure_kind(&self) -> FailureKind {
-        match self {
-            ReconcileError::Panicked(_) => FailureKind::Panic,
-            _ => FailureKind::ApiError,
-        }
-    }
-}
 
 /// The text of a panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
