@@ -29,14 +29,13 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, ServiceAccount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::info;
 
+use super::Context;
 use super::error::{ConfigError, ReconcileError};
-use super::{Context, FIELD_MANAGER};
 use crate::api::labels::{ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, LABEL_REVISION};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::attest::policy::resolve_policy;
@@ -206,14 +205,20 @@ async fn refresh_recorded_versions(
         .filter(|rs| rs.labels().get(LABEL_REVISION).map(String::as_str) == Some(hash))
         .filter(|rs| recorded_versions(rs).as_ref() != Some(versions));
     for rs in stale {
-        let patch = json!({"metadata": {"annotations": {
-            ANNOTATION_CONFIG_VERSIONS: versions_annotation(versions)
-        }}});
-        ctx.ensure_leader()?;
-        api.patch(
-            &rs.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
+        let name = rs.name_any();
+        let annotation = versions_annotation(versions);
+        super::apply::change(
+            ctx,
+            &api,
+            &name,
+            format!("record the configuration versions on ReplicaSet {name}"),
+            |rs: &mut ReplicaSet| {
+                rs.status = None;
+                rs.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(ANNOTATION_CONFIG_VERSIONS.to_string(), annotation.clone());
+            },
         )
         .await?;
         info!(replica_set = %rs.name_any(), "recorded the configuration versions read");
@@ -291,48 +296,6 @@ async fn pinned_images_required(ctx: &Context, namespace: &str) -> Result<bool, 
     let policies = ctx.policies.state();
     let policy = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()));
     Ok(policy.is_some_and(|p| p.spec.require_attestation || p.spec.require_pinned_images))
-}
-
-/// Creates a ReplicaSet that runs copied configuration: at zero replicas, then its copies (owned
-/// by it), then scaled to `replicas`. An existing one (a stale cache) is taken as it is.
-pub async fn create_replica_set_with_copies(
-    sd: &SafeDeployment,
-    ctx: &Context,
-    revision: &Revision,
-    mut rs: ReplicaSet,
-    replicas: i32,
-    originals: &Originals,
-) -> Result<(), ReconcileError> {
-    let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let name = rs.name_any();
-    if let Some(spec) = rs.spec.as_mut() {
-        spec.replicas = Some(0);
-    }
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..Default::default()
-    };
-    ctx.ensure_leader()?;
-    let created = match api.create(&params, &rs).await {
-        Ok(created) => created,
-        Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await?,
-        Err(error) => return Err(error.into()),
-    };
-    ensure_copies(
-        sd,
-        ctx,
-        &revision.hash,
-        &revision.config_objects,
-        &created,
-        originals,
-    )
-    .await?;
-    let patch = json!({"spec": {"replicas": replicas}});
-    ctx.ensure_leader()?;
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
 }
 
 /// Makes sure every copy of `config_objects` exists with its content and is owned by `owner`:
@@ -438,11 +401,20 @@ where
             .iter()
             .any(|o| o.uid == owner.uid)
         {
-            // Strategic merge adds to ownerReferences (merge key uid) and keeps the others.
-            let patch = json!({"metadata": {"ownerReferences": [owner]}});
-            ctx.ensure_leader()?;
-            api.patch(copy, &PatchParams::default(), &Patch::Strategic(&patch))
-                .await?;
+            // The copy is applied back whole with the new owner added to its owners.
+            super::apply::change(
+                ctx,
+                &api,
+                copy,
+                format!("share the configuration copy {copy} with {}", owner.name),
+                |object: &mut K| {
+                    let owners = object.meta_mut().owner_references.get_or_insert_default();
+                    if !owners.iter().any(|o| o.uid == owner.uid) {
+                        owners.push(owner.clone());
+                    }
+                },
+            )
+            .await?;
             info!(copy, owner = %owner.name, "configuration copy shared with another ReplicaSet");
         }
         return Ok(());
@@ -462,11 +434,11 @@ where
     };
     let mut fresh = make_copy(&original);
     fresh.meta_mut().owner_references = Some(vec![owner.clone()]);
-    ctx.ensure_leader()?;
-    api.patch(
-        copy,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&fresh),
+    super::apply::apply_object(
+        ctx,
+        &api,
+        &fresh,
+        format!("create the configuration copy {copy}"),
     )
     .await?;
     info!(copy, owner = %owner.name, "configuration copy created");
@@ -477,7 +449,7 @@ where
 mod tests {
     use super::*;
     use crate::api::{AttestationVerdict, SafeDeploymentSpec};
-    use crate::controller::workload;
+    use crate::core::workload;
     use std::sync::Arc;
 
     fn rollout() -> SafeDeployment {

@@ -2,6 +2,7 @@
 //! carries out the core's decisions, status through server-side apply, and events.
 
 mod analysis;
+mod apply;
 mod attestation;
 mod backoff;
 mod config;
@@ -10,7 +11,6 @@ pub mod fault;
 pub mod leader;
 pub mod observe;
 mod reconcile;
-pub mod workload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,36 +1,31 @@
-//! One reconcile: gather the observation from the caches, ask the core for a decision, then
-//! carry it out in a crash-safe order (status first, with a resourceVersion precondition, then
-//! scaling, then events). A reconcile that fails (an API error) or panics (a bug) is contained
+//! One reconcile, as a named pipeline: [`dereference`] gathers the observation (caches, the
+//! configuration and attestation reads, the due analysis measurements), the pure core's
+//! `decide` turns it into a decision, and [`apply::apply`] carries that out in a crash-safe
+//! order (status first, with a resourceVersion precondition, then scaling, deletes, events). A reconcile that fails (an API error) or panics (a bug) is contained
 //! to its object: it shows as `Stalled` in that object's status and as a Warning event, and is
 //! retried with exponential back-off and jitter, while every other object goes on.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
-
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use super::error::{ReconcileError, describe_kube_error, writing};
-use super::{Context, FIELD_MANAGER, analysis, attestation, config, observe, workload};
-use crate::api::conditions::EventReason;
-use crate::api::labels::{
-    ANNOTATION_CONFIG_VERSIONS, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION,
-};
+use super::error::ReconcileError;
+use super::{Context, analysis, apply, attestation, config, observe};
+use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
-use crate::core::failure;
+use crate::core::health::PodView;
 use crate::core::revision::Revision;
 use crate::core::rollout::{
-    AttestationGate, Decision, MAX_REQUEUE, Observation, ScaleAction, decide,
+    AnalysisGate, AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, decide,
 };
 
 /// The text of a panic's payload.
@@ -71,7 +66,7 @@ pub async fn reconcile(
         Err(error) => {
             crate::telemetry::Metrics::count(&ctx.metrics.reconcile_errors, error.category());
             if !error.is_conflict() {
-                report_failure(&sd, &ctx, error).await;
+                apply::report_failure(&sd, &ctx, error).await;
             }
         }
     }
@@ -89,99 +84,105 @@ pub fn error_policy(sd: Arc<SafeDeployment>, error: &ReconcileError, ctx: Arc<Co
     Action::requeue(wait)
 }
 
-/// Shows a failed reconcile where its owner looks: `Stalled` in the object's status (with the
-/// API server's own message) and a Warning event. Reads the object fresh, so a status this
-/// reconcile already wrote is kept, and writes only when the failure is new.
-async fn report_failure(sd: &SafeDeployment, ctx: &Context, error: &ReconcileError) {
-    let (Some(namespace), name) = (sd.namespace(), sd.name_any()) else {
-        return;
-    };
-    let message = error.to_string();
-    match error {
-        ReconcileError::Panicked(_) => {
-            error!(rollout = %name, %namespace, %message, "reconcile panicked; the object is Stalled, the others go on")
-        }
-        _ => warn!(rollout = %name, %namespace, %message, "reconcile failed"),
-    }
-    // Only the leader writes, the report included.
-    if ctx.ensure_leader().is_err() {
-        return;
-    }
-    let kind = error.failure_kind();
-    let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let recorded = async {
-        let current = sds.get_status(&name).await?;
-        let mut status = current.status.clone().unwrap_or_default();
-        let generation = current.metadata.generation;
-        if !failure::record_failure(&mut status, kind, &message, generation, Timestamp::now()) {
-            return Ok::<bool, kube::Error>(false);
-        }
-        write_status(&sds, &name, current.resource_version(), &status).await?;
-        Ok(true)
-    }
-    .await;
-    match recorded {
-        Ok(false) => return,
-        Ok(true) => {}
-        Err(error) => {
-            warn!(rollout = %name, %namespace, error = %describe_kube_error(&error), "could not record the failure in status");
-        }
-    }
-    let event = Event {
-        type_: EventType::Warning,
-        reason: kind.reason().to_string(),
-        note: Some(truncate(&message, 1000)),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &sd.object_ref(&())).await {
-        warn!(rollout = %name, %error, "could not record event");
-    }
-}
-
-/// Writes the whole status by server-side apply (the operator's one field manager), with a
-/// `resourceVersion` precondition when one is given.
-async fn write_status(
-    sds: &Api<SafeDeployment>,
-    name: &str,
-    resource_version: Option<String>,
-    status: &SafeDeploymentStatus,
-) -> Result<(), kube::Error> {
-    let mut metadata = json!({ "name": name });
-    if let Some(version) = resource_version {
-        metadata["resourceVersion"] = json!(version);
-    }
-    let patch = json!({
-        "apiVersion": "safedeploy.dev/v1alpha1",
-        "kind": "SafeDeployment",
-        "metadata": metadata,
-        "status": status,
-    });
-    sds.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
+/// The pipeline: **dereference** (everything the decision needs, from the caches and the few
+/// reads and provider calls it takes) → **decide** (the pure core) → **apply** (the writes, in
+/// the crash-safe order of [`apply`]).
 async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, ReconcileError> {
+    if let Some(action) = not_now(sd, ctx) {
+        return Ok(action);
+    }
+    super::fault::panic_if_asked(&sd.name_any());
+    let rollout = dereference(sd, ctx).await?;
+    let decision = decide(&rollout.observation(sd));
+    apply::apply(ctx, &rollout.applied(sd), &decision).await?;
+    // Analysis measurements are timed: look again when the next one is due.
+    let wake = match (decision.requeue_after, rollout.analysis_wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+    .map(|wake| wake.min(MAX_REQUEUE));
+    Ok(wake
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
+}
+
+/// Why this reconcile does nothing now, if it does not: the object is being deleted (owner
+/// references let the garbage collector remove its ReplicaSets), the caches are not synced yet,
+/// or this replica is a follower (it keeps its caches warm and is told to look at everything
+/// when it becomes the leader).
+fn not_now(sd: &SafeDeployment, ctx: &Context) -> Option<Action> {
     if sd.metadata.deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove the ReplicaSets.
-        return Ok(Action::await_change());
+        return Some(Action::await_change());
     }
     if !ctx.readiness.is_ready() {
-        return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+        return Some(Action::requeue(std::time::Duration::from_millis(200)));
     }
     if ctx.leader.as_ref().is_some_and(|l| !l.is_leader()) {
-        // A follower keeps its caches warm and writes nothing; it is told to look at
-        // everything when it becomes the leader.
-        return Ok(Action::await_change());
+        return Some(Action::await_change());
     }
+    None
+}
+
+/// One rollout as the decision sees it: its pods and ReplicaSets from the caches, its analysis
+/// runs brought up to date, the desired revision with its preflight, and the attestation gate.
+struct Dereferenced {
+    namespace: String,
+    name: String,
+    now: Timestamp,
+    /// The status as read (the apply step writes only a changed status).
+    original_status: SafeDeploymentStatus,
+    /// The status with the analysis runs brought up to date.
+    status: SafeDeploymentStatus,
+    pods: Vec<PodView>,
+    baseline_pods: Vec<PodView>,
+    analyses: BTreeMap<String, AnalysisGate>,
+    analysis_wake: Option<std::time::Duration>,
+    owned: Vec<Arc<ReplicaSet>>,
+    replica_sets: Vec<ReplicaSetView>,
+    baseline_replica_sets: Vec<ReplicaSetView>,
+    prepared: config::Prepared,
+    attestation: AttestationGate,
+}
+
+impl Dereferenced {
+    fn observation<'a>(&'a self, sd: &'a SafeDeployment) -> Observation<'a> {
+        Observation {
+            name: &self.name,
+            generation: sd.metadata.generation,
+            spec: &sd.spec,
+            desired: &self.prepared.revision,
+            status: &self.status,
+            replica_sets: &self.replica_sets,
+            pods: &self.pods,
+            baseline_replica_sets: &self.baseline_replica_sets,
+            baseline_pods: &self.baseline_pods,
+            attestation: self.attestation.clone(),
+            preflight: self.prepared.preflight.clone(),
+            analyses: self.analyses.clone(),
+            requests: observe::requests(sd.annotations()),
+            now: self.now,
+        }
+    }
+
+    fn applied<'a>(&'a self, sd: &'a SafeDeployment) -> apply::Applied<'a> {
+        apply::Applied {
+            sd,
+            namespace: &self.namespace,
+            status: &self.original_status,
+            prepared: &self.prepared,
+            owned: &self.owned,
+            replica_sets: &self.replica_sets,
+            baseline_replica_sets: &self.baseline_replica_sets,
+        }
+    }
+}
+
+/// Gathers what the decision needs. Reads the caches; calls the API server only for the
+/// configuration of a revision being rolled out, the preflight's dry run and the attestation,
+/// and the metric providers only for the analysis measurements that are due.
+async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = sd.name_any();
-    super::fault::panic_if_asked(&name);
     let uid = sd.uid().unwrap_or_default();
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();
@@ -223,99 +224,33 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     // The revision includes the referenced configuration's contents (read only while rolling
     // out), with its preflight.
     let mut prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
-    let revision = prepared.revision.clone();
-    let refused = dry_run_new_replica_sets(sd, ctx, &namespace, &revision, &replica_sets).await?;
+    let revision = &prepared.revision;
+    let refused =
+        apply::dry_run_new_replica_sets(sd, ctx, &namespace, revision, &replica_sets).await?;
     if !refused.is_empty() {
         let mut problems = prepared.preflight.clone().err().unwrap_or_default();
         problems.extend(refused);
         prepared.preflight = Err(problems);
     }
-
+    let revision = &prepared.revision;
     let running = replica_sets.iter().any(|rs| rs.revision == revision.hash);
-    let attestation = attestation_for(sd, ctx, &revision, &status, running).await?;
-    let observation = Observation {
-        name: &name,
-        generation: sd.metadata.generation,
-        spec: &sd.spec,
-        desired: &revision,
-        status: &status,
-        replica_sets: &replica_sets,
-        pods: &pods,
-        baseline_replica_sets: &baseline_replica_sets,
-        baseline_pods: &baseline_pods,
-        attestation,
-        preflight: prepared.preflight.clone(),
-        analyses,
-        requests: observe::requests(sd.annotations()),
+    let attestation = attestation_for(sd, ctx, revision, &status, running).await?;
+    Ok(Dereferenced {
+        namespace,
+        name,
         now,
-    };
-    let decision = decide(&observation);
-    carry_out(
-        sd,
-        ctx,
-        &namespace,
-        &prepared,
-        &owned,
-        &original_status,
-        &decision,
-    )
-    .await?;
-    // Analysis measurements are timed: look again when the next one is due.
-    let wake = match (decision.requeue_after, analysis_wake) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-    .map(|wake| wake.min(MAX_REQUEUE));
-    Ok(wake
-        .map(Action::requeue)
-        .unwrap_or_else(Action::await_change))
-}
-
-/// Asks the API server, by a server-side dry run, whether it would accept the ReplicaSets of the
-/// desired revision that do not exist yet. A template it refuses (an unknown enum value, an
-/// invalid field that the SafeDeployment schema keeps as unknown) then blocks the revision at
-/// preflight with the API server's own message, before anything is scaled, instead of failing
-/// at the first scale. Returns one problem per refused component; a failure to ask is an error.
-async fn dry_run_new_replica_sets(
-    sd: &SafeDeployment,
-    ctx: &Context,
-    namespace: &str,
-    revision: &Revision,
-    existing: &[crate::core::rollout::ReplicaSetView],
-) -> Result<Vec<String>, ReconcileError> {
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
-    let params = PostParams {
-        dry_run: true,
-        field_manager: Some(FIELD_MANAGER.to_string()),
-    };
-    let mut refused = Vec::new();
-    for component in &revision.components {
-        let exists = existing
-            .iter()
-            .any(|rs| rs.revision == revision.hash && rs.component == component.name);
-        if exists {
-            continue;
-        }
-        let rs = workload::replica_set(sd, revision, component, 0, 0);
-        match replica_sets.create(&params, &rs).await {
-            Ok(_) => {}
-            // Exists already (not yet in the cache, or not ours): nothing to learn here.
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
-                refused.push(format!(
-                    "the API server refuses the ReplicaSet of component {}: {}",
-                    component.name, status.message
-                ));
-            }
-            Err(error) => {
-                return Err(writing(format!(
-                    "dry-run create of the ReplicaSet of component {}",
-                    component.name
-                ))(error));
-            }
-        }
-    }
-    Ok(refused)
+        original_status,
+        status,
+        pods,
+        baseline_pods,
+        analyses,
+        analysis_wake,
+        owned,
+        replica_sets,
+        baseline_replica_sets,
+        prepared,
+        attestation,
+    })
 }
 
 /// At rest the verdict recorded for the stable revision stands; otherwise the attestation is
@@ -343,234 +278,4 @@ async fn attestation_for(
     let reason = gate.reason();
     crate::telemetry::Metrics::count(&ctx.metrics.attestation_verdicts, reason);
     Ok(gate)
-}
-
-async fn carry_out(
-    sd: &SafeDeployment,
-    ctx: &Context,
-    namespace: &str,
-    prepared: &config::Prepared,
-    owned: &[Arc<ReplicaSet>],
-    status: &SafeDeploymentStatus,
-    decision: &Decision,
-) -> Result<(), ReconcileError> {
-    let revision = &prepared.revision;
-    let name = sd.name_any();
-    let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
-    if &decision.status != status {
-        // The resourceVersion precondition makes a decision taken on a stale cache fail instead
-        // of repeating a step.
-        ctx.ensure_leader()?;
-        write_status(&sds, &name, sd.resource_version(), &decision.status)
-            .await
-            .map_err(writing("write status"))?;
-    }
-
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
-    // The fresh baseline first, so it is never younger than the canary it is compared with.
-    for action in &decision.baseline_scale {
-        scale_baseline(sd, ctx, &replica_sets, owned, action).await?;
-    }
-    for action in &decision.scale {
-        let rs_name =
-            Revision::replica_set_name(&name, revision.single, &action.component, &action.revision);
-        // The owned ReplicaSets were gathered once for the observation; no second store scan.
-        let existing = owned.iter().find(|rs| rs.name_any() == rs_name).cloned();
-        if let Some(existing) = existing {
-            // Scaled up from zero: its configuration copies must exist before its pods start.
-            let from_zero = existing.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0;
-            if action.replicas > 0 && from_zero {
-                let digests = config::recorded_config(&existing).unwrap_or_default();
-                config::ensure_copies(
-                    sd,
-                    ctx,
-                    &action.revision,
-                    &digests,
-                    &existing,
-                    &prepared.originals,
-                )
-                .await?;
-            }
-            let patch = json!({"spec": {"replicas": action.replicas}});
-            ctx.ensure_leader()?;
-            replica_sets
-                .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(writing(format!(
-                    "scale ReplicaSet {rs_name} to {}",
-                    action.replicas
-                )))?;
-        } else if action.revision == revision.hash {
-            let Some(component) = revision
-                .components
-                .iter()
-                .find(|c| c.name == action.component)
-            else {
-                continue;
-            };
-            let number = decision
-                .status
-                .revisions
-                .iter()
-                .find(|r| r.hash == revision.hash)
-                .map(|r| r.number)
-                .unwrap_or(0);
-            let mut rs = workload::replica_set(sd, revision, component, number, action.replicas);
-            if !prepared.versions.is_empty() {
-                rs.metadata.annotations.get_or_insert_default().insert(
-                    ANNOTATION_CONFIG_VERSIONS.to_string(),
-                    config::versions_annotation(&prepared.versions),
-                );
-            }
-            if revision.config_objects.is_empty() {
-                ctx.ensure_leader()?;
-                replica_sets
-                    .patch(
-                        &rs_name,
-                        &PatchParams::apply(FIELD_MANAGER).force(),
-                        &Patch::Apply(&rs),
-                    )
-                    .await
-                    .map_err(writing(format!("create ReplicaSet {rs_name}")))?;
-            } else {
-                config::create_replica_set_with_copies(
-                    sd,
-                    ctx,
-                    revision,
-                    rs,
-                    action.replicas,
-                    &prepared.originals,
-                )
-                .await?;
-            }
-        } else {
-            return Err(ReconcileError::LostReplicaSet(rs_name));
-        }
-        info!(rollout = %name, namespace, replica_set = %rs_name, replicas = action.replicas, "scaled");
-    }
-    for rs_name in &decision.baseline_delete {
-        ctx.ensure_leader()?;
-        match replica_sets
-            .delete(rs_name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            // Already gone (a decision taken before the watch saw the deletion).
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(writing(format!("delete ReplicaSet {rs_name}"))(error)),
-        }
-        info!(rollout = %name, namespace, replica_set = %rs_name, "deleted the fresh baseline");
-    }
-    for rs_name in &decision.delete {
-        ctx.ensure_leader()?;
-        match replica_sets
-            .delete(rs_name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            // Already gone: the deletion this decision wants has happened.
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(writing(format!("delete ReplicaSet {rs_name}"))(error)),
-        }
-        info!(rollout = %name, namespace, replica_set = %rs_name, "deleted old revision beyond the history limit");
-    }
-
-    let reference = sd.object_ref(&());
-    for note in &decision.events {
-        match note.reason {
-            EventReason::RolloutReverted => ctx.metrics.reverts.inc(),
-            EventReason::RolloutCompleted => ctx.metrics.promotions.inc(),
-            _ => 0,
-        };
-        info!(rollout = %name, namespace, reason = %note.reason, note = %note.note, "event");
-        let event = Event {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.to_string(),
-            note: Some(truncate(&note.note, 1000)),
-            action: note.action.clone(),
-            secondary: None,
-        };
-        ctx.ensure_leader()?;
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            warn!(rollout = %name, %error, "could not record event");
-        }
-    }
-    // Every write went through: a failure recorded earlier is over.
-    let mut cleared = decision.status.clone();
-    if failure::clear_failure(&mut cleared, Timestamp::now()) {
-        ctx.ensure_leader()?;
-        write_status(&sds, &name, None, &cleared)
-            .await
-            .map_err(writing("clear the Stalled condition"))?;
-    }
-    Ok(())
-}
-
-/// Creates or scales the fresh baseline ReplicaSet of one component. A new one copies the
-/// stable ReplicaSet's template (read from the API: the cache keeps no templates), so it runs
-/// exactly what the stable runs, configuration copies included.
-async fn scale_baseline(
-    sd: &SafeDeployment,
-    ctx: &Context,
-    replica_sets: &Api<ReplicaSet>,
-    owned: &[Arc<ReplicaSet>],
-    action: &ScaleAction,
-) -> Result<(), ReconcileError> {
-    let is = |rs: &ReplicaSet, baseline: bool| {
-        let labels = rs.labels();
-        observe::is_baseline(labels) == baseline
-            && labels.get(LABEL_COMPONENT) == Some(&action.component)
-            && labels.get(if baseline {
-                LABEL_BASELINE_OF
-            } else {
-                LABEL_REVISION
-            }) == Some(&action.revision)
-    };
-    if let Some(existing) = owned.iter().find(|rs| is(rs, true)) {
-        let patch = json!({"spec": {"replicas": action.replicas}});
-        ctx.ensure_leader()?;
-        replica_sets
-            .patch(
-                &existing.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-        info!(rollout = %sd.name_any(), replica_set = %existing.name_any(), replicas = action.replicas, "scaled the fresh baseline");
-        return Ok(());
-    }
-    let stable_name = owned
-        .iter()
-        .find(|rs| is(rs, false))
-        .map(|rs| rs.name_any())
-        .ok_or_else(|| ReconcileError::LostReplicaSet(action.revision.clone()))?;
-    let stable = replica_sets.get(&stable_name).await?;
-    let rs = workload::baseline_replica_set(sd, &stable, action.replicas)
-        .ok_or_else(|| ReconcileError::LostReplicaSet(stable_name.clone()))?;
-    let rs_name = rs.name_any();
-    ctx.ensure_leader()?;
-    replica_sets
-        .patch(
-            &rs_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&rs),
-        )
-        .await?;
-    info!(rollout = %sd.name_any(), replica_set = %rs_name, replicas = action.replicas, "created the fresh baseline");
-    Ok(())
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

@@ -23,3 +23,4 @@ pub mod preflight;
 pub mod revision;
 pub mod rollout;
 pub mod status_budget;
+pub mod workload;

@@ -2,6 +2,12 @@
 //! owner reference, from the SafeDeployment and the normalised revision; its pods mount the
 //! revision's configuration copies, and it records the revision's configuration digests. Also
 //! the fresh baseline ReplicaSet: a copy of a stable ReplicaSet under the baseline's labels.
+//!
+//! And the choice of write each of the decision's scale actions needs ([`scale_write`],
+//! [`baseline_write`]): scale an existing ReplicaSet, create the desired revision's (in one
+//! apply, or at zero replicas first when configuration copies must exist before its pods), or
+//! report a ReplicaSet that is gone and cannot be rebuilt. Pure: the controller's apply step
+//! only carries the answer out.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +15,13 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
-use crate::api::SafeDeployment;
 use crate::api::labels::{
-    ANNOTATION_CONFIG_OBJECTS, ANNOTATION_REVISION_NUMBER, LABEL_BASELINE_OF, LABEL_COMPONENT,
-    LABEL_NAME, LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE,
+    ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, ANNOTATION_REVISION_NUMBER,
+    LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION, LABEL_ROLE, ROLE_BASELINE,
 };
+use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::revision::{ComponentTemplate, Revision, baseline_selector};
+use crate::core::rollout::{ReplicaSetView, ScaleAction};
 
 /// The labels that identify the pods of one component of one revision.
 pub fn revision_labels(
@@ -128,6 +135,143 @@ pub fn baseline_replica_set(
         }),
         status: None,
     })
+}
+
+/// A ReplicaSet of an old revision (or the stable ReplicaSet a fresh baseline copies) is gone:
+/// its template is unknown, so it cannot be rebuilt. Names the missing ReplicaSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostReplicaSet(pub String);
+
+/// The write one scale action of the desired revisions needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplicaSetWrite {
+    /// Set `spec.replicas` of an existing ReplicaSet.
+    Scale {
+        /// The ReplicaSet's name.
+        name: String,
+        /// The new size.
+        replicas: i32,
+        /// Scaled up from zero: its configuration copies must be checked (and re-created) before
+        /// its pods start.
+        starts: bool,
+    },
+    /// Create the desired revision's ReplicaSet (the whole object, at its target size).
+    Create(Box<ReplicaSet>),
+    /// Create the desired revision's ReplicaSet at zero replicas, then its configuration
+    /// copies, then scale it to `replicas`, so that no pod starts before its configuration.
+    CreateWithCopies {
+        /// The ReplicaSet, at zero replicas.
+        replica_set: Box<ReplicaSet>,
+        /// The size once the copies exist.
+        replicas: i32,
+    },
+    /// Nothing to do: a component the revision no longer has.
+    Skip,
+}
+
+/// What `action` needs written, given the owned ReplicaSets as they are (`existing`: name →
+/// `spec.replicas`), the decided status (for the revision number) and the configuration versions
+/// read for the desired revision (the value of [`ANNOTATION_CONFIG_VERSIONS`], when any were
+/// read). A ReplicaSet that exists is scaled; a missing one is created only for the desired
+/// revision; a missing one of another revision is lost.
+pub fn scale_write(
+    sd: &SafeDeployment,
+    desired: &Revision,
+    existing: &BTreeMap<String, i32>,
+    status: &SafeDeploymentStatus,
+    config_versions: Option<&str>,
+    action: &ScaleAction,
+) -> Result<ReplicaSetWrite, LostReplicaSet> {
+    let name = Revision::replica_set_name(
+        &sd.name_any(),
+        desired.single,
+        &action.component,
+        &action.revision,
+    );
+    if let Some(&current) = existing.get(&name) {
+        return Ok(ReplicaSetWrite::Scale {
+            name,
+            replicas: action.replicas,
+            starts: action.replicas > 0 && current == 0,
+        });
+    }
+    if action.revision != desired.hash {
+        return Err(LostReplicaSet(name));
+    }
+    let Some(component) = desired
+        .components
+        .iter()
+        .find(|c| c.name == action.component)
+    else {
+        return Ok(ReplicaSetWrite::Skip);
+    };
+    let number = status
+        .revisions
+        .iter()
+        .find(|r| r.hash == desired.hash)
+        .map_or(0, |r| r.number);
+    let mut rs = replica_set(sd, desired, component, number, action.replicas);
+    if let Some(versions) = config_versions {
+        rs.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(ANNOTATION_CONFIG_VERSIONS.to_string(), versions.to_string());
+    }
+    if desired.config_objects.is_empty() {
+        return Ok(ReplicaSetWrite::Create(Box::new(rs)));
+    }
+    if let Some(spec) = rs.spec.as_mut() {
+        spec.replicas = Some(0);
+    }
+    Ok(ReplicaSetWrite::CreateWithCopies {
+        replica_set: Box::new(rs),
+        replicas: action.replicas,
+    })
+}
+
+/// The write one fresh-baseline scale action needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaselineWrite {
+    /// Set `spec.replicas` of the existing baseline ReplicaSet `name`.
+    Scale {
+        /// The baseline ReplicaSet's name.
+        name: String,
+        /// The new size.
+        replicas: i32,
+    },
+    /// Create the baseline from the stable ReplicaSet `stable` (read for its template, which
+    /// the caches do not keep), at `replicas`.
+    CopyStable {
+        /// The stable ReplicaSet's name.
+        stable: String,
+        /// The size.
+        replicas: i32,
+    },
+}
+
+/// What the baseline `action` needs written: scale its baseline ReplicaSet if one exists, else
+/// copy the stable ReplicaSet it compares with (lost when that is gone too).
+pub fn baseline_write(
+    baselines: &[ReplicaSetView],
+    replica_sets: &[ReplicaSetView],
+    action: &ScaleAction,
+) -> Result<BaselineWrite, LostReplicaSet> {
+    let of =
+        |rs: &&ReplicaSetView| rs.component == action.component && rs.revision == action.revision;
+    if let Some(baseline) = baselines.iter().find(of) {
+        return Ok(BaselineWrite::Scale {
+            name: baseline.name.clone(),
+            replicas: action.replicas,
+        });
+    }
+    replica_sets
+        .iter()
+        .find(of)
+        .map(|stable| BaselineWrite::CopyStable {
+            stable: stable.name.clone(),
+            replicas: action.replicas,
+        })
+        .ok_or_else(|| LostReplicaSet(action.revision.clone()))
 }
 
 fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, String> {
@@ -340,6 +484,169 @@ spec:
         assert_eq!(
             volumes[0].secret.as_ref().unwrap().secret_name.as_deref(),
             Some("db-bbbbbbbbbb")
+        );
+    }
+
+    fn web(yaml_template: &str) -> SafeDeployment {
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(2),
+                template: Some(serde_yaml::from_str(yaml_template).unwrap()),
+                ..Default::default()
+            },
+        );
+        sd.metadata.namespace = Some("ns".into());
+        sd
+    }
+
+    fn action(revision: &str, replicas: i32) -> ScaleAction {
+        ScaleAction {
+            revision: revision.into(),
+            component: "main".into(),
+            replicas,
+        }
+    }
+
+    #[test]
+    fn an_existing_replica_set_is_scaled_and_one_scaled_up_from_zero_starts() {
+        let sd = web("spec: {containers: [{name: app, image: 'app:v1'}]}");
+        let revision = Revision::from_spec(&sd.spec).unwrap();
+        let name = Revision::replica_set_name("web", revision.single, "main", &revision.hash);
+        let status = SafeDeploymentStatus::default();
+        let existing = BTreeMap::from([(name.clone(), 0)]);
+        let write = scale_write(
+            &sd,
+            &revision,
+            &existing,
+            &status,
+            None,
+            &action(&revision.hash, 3),
+        );
+        assert_eq!(
+            write,
+            Ok(ReplicaSetWrite::Scale {
+                name: name.clone(),
+                replicas: 3,
+                starts: true
+            })
+        );
+        let existing = BTreeMap::from([(name.clone(), 2)]);
+        let write = scale_write(
+            &sd,
+            &revision,
+            &existing,
+            &status,
+            None,
+            &action(&revision.hash, 0),
+        );
+        assert_eq!(
+            write,
+            Ok(ReplicaSetWrite::Scale {
+                name,
+                replicas: 0,
+                starts: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_missing_replica_set_is_created_for_the_desired_revision_only() {
+        let sd = web("spec: {containers: [{name: app, image: 'app:v1'}]}");
+        let revision = Revision::from_spec(&sd.spec).unwrap();
+        let status = SafeDeploymentStatus {
+            revisions: vec![crate::api::RevisionRecord {
+                number: 4,
+                hash: revision.hash.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let none = BTreeMap::new();
+        let Ok(ReplicaSetWrite::Create(rs)) = scale_write(
+            &sd,
+            &revision,
+            &none,
+            &status,
+            Some("{}"),
+            &action(&revision.hash, 2),
+        ) else {
+            panic!("a create");
+        };
+        let annotations = rs.metadata.annotations.clone().unwrap();
+        assert_eq!(annotations[ANNOTATION_REVISION_NUMBER], "4");
+        assert_eq!(annotations[ANNOTATION_CONFIG_VERSIONS], "{}");
+        assert_eq!(rs.spec.unwrap().replicas, Some(2));
+        // An old revision's ReplicaSet cannot be rebuilt: its template is unknown.
+        let lost = scale_write(&sd, &revision, &none, &status, None, &action("0ld", 2));
+        let expected = Revision::replica_set_name("web", revision.single, "main", "0ld");
+        assert_eq!(lost, Err(LostReplicaSet(expected)));
+        // A component the revision does not have: nothing to write.
+        let mut other = action(&revision.hash, 2);
+        other.component = "gone".into();
+        assert_eq!(
+            scale_write(&sd, &revision, &none, &status, None, &other),
+            Ok(ReplicaSetWrite::Skip)
+        );
+    }
+
+    #[test]
+    fn a_revision_with_configuration_copies_is_created_at_zero_first() {
+        let sd = web(
+            "spec: {containers: [{name: app, image: 'app:v1', envFrom: [{configMapRef: {name: cfg}}]}]}",
+        );
+        let digests = BTreeMap::from([(
+            "configmap/cfg".to_string(),
+            "sha256:0123456789abcdef".to_string(),
+        )]);
+        let revision = Revision::from_spec_with_config(&sd.spec, &digests).unwrap();
+        let write = scale_write(
+            &sd,
+            &revision,
+            &BTreeMap::new(),
+            &SafeDeploymentStatus::default(),
+            None,
+            &action(&revision.hash, 3),
+        );
+        let Ok(ReplicaSetWrite::CreateWithCopies {
+            replica_set,
+            replicas,
+        }) = write
+        else {
+            panic!("a create at zero: {write:?}");
+        };
+        assert_eq!(replicas, 3);
+        assert_eq!(replica_set.spec.unwrap().replicas, Some(0));
+    }
+
+    #[test]
+    fn a_baseline_is_scaled_if_it_exists_else_copied_from_its_stable() {
+        let view = |name: &str, revision: &str| ReplicaSetView {
+            name: name.into(),
+            revision: revision.into(),
+            component: "main".into(),
+            replicas: 1,
+            ready: 1,
+        };
+        let stable = [view("web-aaa", "aaa")];
+        let baselines = [view("web-aaa-baseline", "aaa")];
+        assert_eq!(
+            baseline_write(&baselines, &stable, &action("aaa", 2)),
+            Ok(BaselineWrite::Scale {
+                name: "web-aaa-baseline".into(),
+                replicas: 2
+            })
+        );
+        assert_eq!(
+            baseline_write(&[], &stable, &action("aaa", 2)),
+            Ok(BaselineWrite::CopyStable {
+                stable: "web-aaa".into(),
+                replicas: 2
+            })
+        );
+        assert_eq!(
+            baseline_write(&[], &[], &action("aaa", 2)),
+            Err(LostReplicaSet("aaa".into()))
         );
     }
 }
