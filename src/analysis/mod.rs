@@ -6,6 +6,7 @@
 //! - [`stats`]: Mann–Whitney U, Hodges–Lehmann, normal distribution (no I/O);
 //! - [`outliers`]: interquartile-range outlier removal of sample sets (no I/O);
 //! - [`run`]: the state step function of an analysis run (no I/O);
+//! - [`plan`]: which analyses gate the canary, which runs are due, and their gates (no I/O);
 //! - [`vars`]: `{{canary}}`-style substitution in queries, URLs and bodies (no I/O);
 //! - [`signals`]: the `kubernetes` provider's signals of the canary's and baseline's pods (no
 //!   I/O: the controller hands in the pods from its cache);
@@ -35,6 +36,7 @@
 pub mod duration;
 pub mod judge;
 pub mod outliers;
+pub mod plan;
 pub mod provider;
 pub mod run;
 pub mod signals;
