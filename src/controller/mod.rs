@@ -1,5 +1,14 @@
 //! The I/O layer of the operator: watches (only what it owns, by label), the reconcile loop that
 //! carries out the core's decisions, status through server-side apply, and events.
+//!
+//! Layout, in the order of a reconcile:
+//! - `watch`: the caches and streams, and the controller built on them;
+//! - `reconcile`: the pipeline **dereference → decide → apply** of one SafeDeployment, with its
+//!   failure containment and back-off (`backoff`);
+//! - `analysis`, `attestation`, `config`: the reads and provider calls of the dereference step;
+//! - `apply`: every write, with one field manager, in the crash-safe order;
+//! - `error`: the errors of a reconcile; [`observe`]: views of cached objects for the core;
+//! - [`leader`]: the leader election; [`fault`]: the kill-point test hook.
 
 mod analysis;
 mod apply;
@@ -11,6 +20,7 @@ pub mod fault;
 pub mod leader;
 pub mod observe;
 mod reconcile;
+mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,18 +28,14 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::runtime::reflector::Store;
 use tracing::{info, warn};
 
-use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
-use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "safedeploy";
@@ -178,210 +184,54 @@ impl Signals {
     }
 }
 
-/// Runs the controller until it is stopped.
+/// Runs the controller until it is stopped: checks the CRD, starts the watches and the HTTP
+/// server, joins the leader election (with `--leader-elect`), and reconciles until a signal (or
+/// the loss of the Lease) ends it.
 pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let started = Instant::now();
     crate::telemetry::init_logging();
     // `Client::try_default()`, plus the kill-point test hook when its env var is set.
     let client = fault::client().await?;
     let client_ready = started.elapsed();
-    let scoped = |client: Client| match &args.namespace {
-        Some(namespace) => (
-            Api::<SafeDeployment>::namespaced(client.clone(), namespace),
-            Api::<ReplicaSet>::namespaced(client.clone(), namespace),
-            Api::<Pod>::namespaced(client, namespace),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
-    let (sds, replica_sets, pods) = scoped(client.clone());
+    let sds: Api<SafeDeployment> = watch::scoped_api(&client, &args.namespace);
     sds.list(&kube::api::ListParams::default().limit(1))
         .await
         .map_err(ControllerError::MissingCrd)?;
     let crd_checked = started.elapsed();
-
-    let owned = watcher::Config::default().labels(LABEL_NAME).any_semantic();
-    let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(replica_sets, owned.clone())
-        .default_backoff()
-        .modify(observe::trim_replica_set)
-        .reflect(rs_writer)
-        .touched_objects();
-    let (pod_store, pod_writer) = reflector::store();
-    let pod_stream = watcher(pods, owned)
-        .default_backoff()
-        .modify(observe::trim_pod)
-        .reflect(pod_writer)
-        .touched_objects();
-    let (policy_store, policy_writer) = reflector::store();
-    let policy_stream = watcher(
-        Api::<SafeDeploymentPolicy>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|p| p.metadata.managed_fields = None)
-    .reflect(policy_writer)
-    .touched_objects();
-
-    // Metadata-only caches of ConfigMaps and Secrets (name and resourceVersion; never data): an
-    // edit of an object a revision references is a new revision, and an attestation envelope
-    // written by the pipeline re-checks the rollouts that name it. Events of the initial list
-    // are not mapped (every SafeDeployment is reconciled at start anyway).
-    let (config_map_store, config_map_changes) =
-        version_cache::<ConfigMap>(scoped_api(&client, &args.namespace));
-    let (secret_store, secret_changes) =
-        version_cache::<Secret>(scoped_api(&client, &args.namespace));
-
-    let metrics = crate::telemetry::Metrics::default();
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "safedeploy".into(),
-            instance: Some(args.instance.clone()),
-        },
-    );
+    let watches = watch::Watches::start(&client, &args.namespace);
     let signals = Signals::install().map_err(ControllerError::Signal)?;
-    let leadership = if args.leader_elect {
-        let identity = leader::unique_identity(&args.instance);
-        let leadership = leader::elect(
-            client.clone(),
-            &args.lease_namespace,
-            &args.lease_name,
-            &identity,
-            Duration::from_secs(args.lease_duration_seconds),
-        )
-        .await?;
-        info!(identity, lease = %args.lease_name, "joined the leader election; acting only as leader");
-        Some(leadership)
-    } else {
-        None
-    };
-    let readiness = crate::telemetry::Readiness::default();
+    let leadership = join_election(&client, &args).await?;
     let context = Arc::new(Context {
         leader: leadership.as_ref().map(|l| l.check()),
         client: client.clone(),
-        replica_sets: rs_store.clone(),
-        pods: pod_store.clone(),
-        policies: policy_store.clone(),
-        config_map_versions: config_map_store.clone(),
-        secret_versions: secret_store.clone(),
-        recorder,
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
+        replica_sets: watches.caches.replica_sets.clone(),
+        pods: watches.caches.pods.clone(),
+        policies: watches.caches.policies.clone(),
+        config_map_versions: watches.caches.config_map_versions.clone(),
+        secret_versions: watches.caches.secret_versions.clone(),
+        recorder: Recorder::new(client.clone(), reporter(&args)),
+        metrics: crate::telemetry::Metrics::default(),
+        readiness: crate::telemetry::Readiness::default(),
         failures: backoff::Failures::default(),
         providers: crate::analysis::provider::Providers::new()
             .map_err(|e| ControllerError::Providers(e.to_string()))?,
     });
-
     let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
     let http_addr = listener.local_addr()?;
     let server = tokio::spawn(crate::telemetry::serve(
         listener,
-        metrics.clone(),
-        readiness.clone(),
+        context.metrics.clone(),
+        context.readiness.clone(),
     ));
-
-    // The policy reflector runs on its own task so its cache fills whatever the controller does.
-    let (policy_tx, policy_rx) = futures::channel::mpsc::channel::<()>(1);
-    tokio::spawn(async move {
-        let mut policy_tx = policy_tx;
-        let mut stream = policy_stream.boxed();
-        while let Some(event) = stream.next().await {
-            if event.is_ok() {
-                // A full channel already holds a pending "look again": dropping this one is fine.
-                let _ = policy_tx.try_send(());
-            }
-        }
-    });
-    let policy_changes = policy_rx;
-    let controller = Controller::new(sds, watcher::Config::default().any_semantic()).with_config(
-        kube::runtime::controller::Config::default().concurrency(args.max_concurrent_reconciles),
+    let (controller, caches) = watches.controller(sds, &args, leadership.as_ref(), &signals);
+    watch::spawn_phase_gauge(controller.store(), context.metrics.clone());
+    let startup = (client_ready, crd_checked, started);
+    watch::spawn_readiness(
+        caches,
+        context.readiness.clone(),
+        context.metrics.clone(),
+        startup,
     );
-    let sd_store = controller.store();
-    let referrers = sd_store.clone();
-    let controller = controller
-        .owns_stream(rs_stream)
-        .watches_stream(config_map_changes, {
-            let referrers = referrers.clone();
-            move |cm: PartialObjectMeta<ConfigMap>| {
-                referring(&referrers, ConfigKind::ConfigMap, &cm.metadata)
-            }
-        })
-        .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
-            referring(&referrers, ConfigKind::Secret, &secret.metadata)
-        })
-        .watches_stream(pod_stream, |pod: Pod| {
-            let name = pod.labels().get(LABEL_NAME)?.clone();
-            Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
-        })
-        // A policy change can unblock or block any rollout it selects: look at all of them again.
-        .reconcile_all_on(futures::stream::select(
-            policy_changes,
-            // A new leader looks at everything: the previous one may have stopped mid-step.
-            match &leadership {
-                Some(l) => l.became_leader().boxed(),
-                None => futures::stream::pending().boxed(),
-            },
-        ))
-        // Our own signal handling (not `shutdown_on_signal`): at the first signal this replica
-        // stands down before the controller stops taking work (see the end of this function).
-        .graceful_shutdown_on(signals.reached(1));
-
-    // Rollouts by phase are counted from the local cache (no API calls), so the gauge is right
-    // after a restart too.
-    let phase_store = sd_store.clone();
-    let phase_metrics = metrics.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            let mut counts = std::collections::BTreeMap::<String, i64>::new();
-            for phase in crate::api::Phase::ALL {
-                counts.insert(phase.as_str().to_string(), 0);
-            }
-            for sd in phase_store.state() {
-                let phase = sd.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                *counts.entry(phase.as_str().to_string()).or_default() += 1;
-            }
-            for (kind, count) in counts {
-                phase_metrics
-                    .rollouts_by_phase
-                    .get_or_create(&crate::telemetry::KindLabel { kind })
-                    .set(count);
-            }
-        }
-    });
-
-    let sync_readiness = readiness.clone();
-    let sync_metrics = metrics.clone();
-    tokio::spawn(async move {
-        // The controller holds every reconcile until its own SafeDeployment cache is ready
-        // (waiting on a clone of that store here proved unreliable), so these complete the
-        // picture.
-        let synced = futures::join!(
-            rs_store.wait_until_ready(),
-            pod_store.wait_until_ready(),
-            policy_store.wait_until_ready(),
-            config_map_store.wait_until_ready(),
-            secret_store.wait_until_ready()
-        );
-        if synced.0.is_ok()
-            && synced.1.is_ok()
-            && synced.2.is_ok()
-            && synced.3.is_ok()
-            && synced.4.is_ok()
-        {
-            let cache_synced = started.elapsed();
-            sync_readiness.set_ready();
-            sync_metrics.record_startup(client_ready, crd_checked, cache_synced);
-        } else {
-            warn!("a cache was dropped before it synced; the controller stays unready");
-        }
-    });
-
     info!(addr = %http_addr, namespace = ?args.namespace, "safedeploy controller starting");
     let running = controller
         .run(reconcile::reconcile, reconcile::error_policy, context)
@@ -392,17 +242,53 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         });
     let outcome = match leadership {
         Some(leadership) => run_as_candidate(running, leadership, &signals).await,
-        None => {
-            tokio::select! {
-                () = running => {}
-                // A second signal forces the shutdown (the reconciles are dropped with the runtime).
-                () = signals.reached(2) => warn!("second signal: not waiting for running reconciles"),
-            }
-            Ok(())
-        }
+        None => run_alone(running, &signals).await,
     };
     server.abort();
     outcome
+}
+
+/// The source of the operator's events.
+fn reporter(args: &ControllerArgs) -> Reporter {
+    Reporter {
+        controller: "safedeploy".into(),
+        instance: Some(args.instance.clone()),
+    }
+}
+
+/// Joins the leader election with `--leader-elect` (fails fast when RBAC forbids the Lease).
+async fn join_election(
+    client: &Client,
+    args: &ControllerArgs,
+) -> Result<Option<leader::Leadership>, ControllerError> {
+    if !args.leader_elect {
+        return Ok(None);
+    }
+    let identity = leader::unique_identity(&args.instance);
+    let leadership = leader::elect(
+        client.clone(),
+        &args.lease_namespace,
+        &args.lease_name,
+        &identity,
+        Duration::from_secs(args.lease_duration_seconds),
+    )
+    .await?;
+    info!(identity, lease = %args.lease_name, "joined the leader election; acting only as leader");
+    Ok(Some(leadership))
+}
+
+/// Drives the controller of the only replica until it ends (its graceful shutdown starts at the
+/// first signal); a second signal forces the shutdown (the reconciles are dropped with the
+/// runtime).
+async fn run_alone(
+    running: impl Future<Output = ()>,
+    signals: &Signals,
+) -> Result<(), ControllerError> {
+    tokio::select! {
+        () = running => {}
+        () = signals.reached(2) => warn!("second signal: not waiting for running reconciles"),
+    }
+    Ok(())
 }
 
 /// Drives the controller of a replica in a leader election until it ends:
@@ -466,243 +352,5 @@ async fn release(leadership: leader::Leadership) -> Result<(), ControllerError> 
             warn!(timeout = ?RELEASE_TIMEOUT, "releasing the Lease timed out; it will expire");
             Ok(())
         }
-    }
-}
-
-/// An API of `K` in the operator's scope (one namespace, or all).
-fn scoped_api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// Keeps only what the version caches need: name, namespace and `resourceVersion`. (Labels and
-/// annotations go too: `kubectl.kubernetes.io/last-applied-configuration` can hold a whole
-/// Secret.)
-fn trim_to_version<K>(object: &mut PartialObjectMeta<K>) {
-    let metadata = &mut object.metadata;
-    metadata.managed_fields = None;
-    metadata.annotations = None;
-    metadata.labels = None;
-    metadata.owner_references = None;
-    metadata.finalizers = None;
-}
-
-/// A metadata-only cache of `K` (an `Api<PartialObjectMeta<K>>` asks the API server for
-/// `PartialObjectMetadata`, so ConfigMap and Secret data never crosses the wire), trimmed to
-/// versions, and the stream of its changes.
-fn version_cache<K>(
-    api: Api<PartialObjectMeta<K>>,
-) -> (
-    Store<PartialObjectMeta<K>>,
-    impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send,
-)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = changes(
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(trim_to_version)
-            .reflect(writer),
-    );
-    (store, stream)
-}
-
-/// The objects a watch saw change after its initial list (applied or deleted). The initial list
-/// itself is left out (every SafeDeployment is reconciled at start anyway), but a later relist
-/// (after a watch error or an expired resourceVersion) is not: it reports what changed during
-/// the gap only as listed objects, and without them a ConfigMap edit or a new attestation made
-/// while the watch was down would wait for some unrelated event.
-fn changes<K, S>(events: S) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
-where
-    K: Send + 'static,
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
-{
-    events
-        .scan(false, |listed_once, event| {
-            let item = match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
-                    Some(Ok(object))
-                }
-                Ok(watcher::Event::InitApply(object)) if *listed_once => Some(Ok(object)),
-                Ok(watcher::Event::InitDone) => {
-                    *listed_once = true;
-                    None
-                }
-                Ok(_) => None,
-                Err(error) => Some(Err(error)),
-            };
-            futures::future::ready(Some(item))
-        })
-        .filter_map(futures::future::ready)
-}
-
-/// The SafeDeployments in the object's namespace that refer to this ConfigMap or Secret (see
-/// [`refers_to`]).
-fn referring(
-    store: &Store<SafeDeployment>,
-    kind: ConfigKind,
-    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Vec<ObjectRef<SafeDeployment>> {
-    let (Some(name), Some(namespace)) = (metadata.name.as_deref(), metadata.namespace.as_deref())
-    else {
-        return Vec::new();
-    };
-    let object = ConfigObjectRef {
-        kind,
-        name: name.to_string(),
-    };
-    store
-        .state()
-        .iter()
-        .filter(|sd| sd.namespace().as_deref() == Some(namespace))
-        .filter(|sd| refers_to(&sd.spec, &object))
-        .map(|sd| ObjectRef::from_obj(sd.as_ref()))
-        .collect()
-}
-
-/// Whether `spec` names `object` as its attestation source, as configuration of a pod template
-/// or as an image pull Secret.
-fn refers_to(spec: &crate::api::SafeDeploymentSpec, object: &ConfigObjectRef) -> bool {
-    let source = spec.attestation.as_ref();
-    let by_attestation = match object.kind {
-        ConfigKind::ConfigMap => source.and_then(|a| a.config_map_ref.as_ref()),
-        ConfigKind::Secret => source.and_then(|a| a.secret_ref.as_ref()),
-    }
-    .is_some_and(|r| r.name == object.name);
-    by_attestation
-        || templates(spec).any(|template| {
-            let pulls = template.spec.iter().flat_map(|pod| {
-                pod.image_pull_secrets
-                    .iter()
-                    .flatten()
-                    .map(|reference| &reference.name)
-            });
-            referenced_objects(template).contains(object)
-                || (object.kind == ConfigKind::Secret
-                    && pulls.into_iter().any(|n| *n == object.name))
-        })
-}
-
-/// The pod templates of `spec` (the single template or every component's), without computing a
-/// revision: this runs for every ConfigMap and Secret change in the namespace.
-fn templates(
-    spec: &crate::api::SafeDeploymentSpec,
-) -> impl Iterator<Item = &k8s_openapi::api::core::v1::PodTemplateSpec> {
-    spec.template.iter().chain(
-        spec.components
-            .iter()
-            .flatten()
-            .filter(|_| spec.template.is_none())
-            .map(|component| &component.template),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::SafeDeploymentSpec;
-
-    fn spec(yaml: &str) -> SafeDeploymentSpec {
-        serde_yaml::from_str(yaml).unwrap()
-    }
-
-    #[test]
-    fn a_spec_refers_to_its_attestation_source_configuration_and_pull_secrets() {
-        let sd = spec(
-            r#"
-replicas: 1
-selector: {matchLabels: {app: web}}
-template:
-  metadata: {labels: {app: web}}
-  spec:
-    imagePullSecrets: [{name: regcred}]
-    containers: [{name: app, image: i, envFrom: [{configMapRef: {name: app-config}}, {secretRef: {name: db}}]}]
-strategy: {canary: {steps: [{setWeight: 100}]}}
-attestation: {configMapRef: {name: att, key: attestation.json}}
-"#,
-        );
-        let cm = ConfigObjectRef::config_map;
-        let secret = ConfigObjectRef::secret;
-        assert!(refers_to(&sd, &cm("att")));
-        assert!(refers_to(&sd, &cm("app-config")));
-        assert!(refers_to(&sd, &secret("db")));
-        assert!(refers_to(&sd, &secret("regcred")));
-        // Kind matters, and unrelated objects (the operator's own copies, say) map to nothing.
-        assert!(!refers_to(&sd, &secret("app-config")));
-        assert!(!refers_to(&sd, &cm("regcred")));
-        assert!(!refers_to(&sd, &cm("app-config-0123456789")));
-        assert!(!refers_to(&sd, &cm("kube-root-ca.crt")));
-
-        let components = spec(
-            r#"
-selector: {matchLabels: {app: shop}}
-components:
-- {name: api, replicas: 1, template: {metadata: {labels: {app: shop}}, spec: {containers: [{name: a, image: i}]}}}
-- name: worker
-  replicas: 1
-  template:
-    metadata: {labels: {app: shop}}
-    spec:
-      imagePullSecrets: [{name: regcred}]
-      containers: [{name: w, image: i, env: [{name: P, valueFrom: {secretKeyRef: {name: db, key: p}}}]}]
-strategy: {canary: {steps: [{setWeight: 100}]}}
-"#,
-        );
-        assert!(refers_to(&components, &secret("db")));
-        assert!(refers_to(&components, &secret("regcred")));
-        assert!(!refers_to(&components, &cm("db")));
-    }
-
-    #[tokio::test]
-    async fn changes_after_the_initial_list_and_in_every_relist_are_mapped() {
-        let events = futures::stream::iter(vec![
-            Ok(watcher::Event::Init),
-            Ok(watcher::Event::InitApply(1)),
-            Ok(watcher::Event::InitDone),
-            Ok(watcher::Event::Apply(2)),
-            Ok(watcher::Event::Delete(3)),
-            // The watch broke and relisted: what changed meanwhile comes as listed objects.
-            Ok(watcher::Event::Init),
-            Ok(watcher::Event::InitApply(4)),
-            Ok(watcher::Event::InitDone),
-            Ok(watcher::Event::Apply(5)),
-        ]);
-        let seen: Vec<i32> = changes(events)
-            .filter_map(|e| async move { e.ok() })
-            .collect()
-            .await;
-        assert_eq!(seen, vec![2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn version_caches_keep_no_labels_annotations_or_data() {
-        let mut cm: PartialObjectMeta<ConfigMap> = serde_json::from_value(serde_json::json!({
-            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-            "metadata": {"name": "a", "namespace": "n", "resourceVersion": "7",
-                "labels": {"x": "y"},
-                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{}}"},
-                "managedFields": [{"manager": "kubectl"}]}
-        }))
-        .unwrap();
-        trim_to_version(&mut cm);
-        assert_eq!(cm.metadata.resource_version.as_deref(), Some("7"));
-        assert_eq!(cm.metadata.name.as_deref(), Some("a"));
-        assert!(cm.metadata.annotations.is_none());
-        assert!(cm.metadata.labels.is_none());
-        assert!(cm.metadata.managed_fields.is_none());
     }
 }
