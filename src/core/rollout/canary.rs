@@ -69,8 +69,6 @@ impl Planner<'_> {
         self.scale_canary(&desired, &stable, weight);
         self.status.canary_weight = weight;
         self.status.step_display = Some(self.step_position(index));
-        self.add_background_analysis(&desired);
-
         if self.obs.spec.paused || self.obs.requests.paused {
             self.status.phase = Phase::Paused;
             self.status.message = Some(format!(
@@ -158,7 +156,7 @@ impl Planner<'_> {
         } else if let Some(pause) = &step.pause {
             self.pause_step(pause, healthy_enough)
         } else if let Some(analysis) = &step.analysis {
-            self.analysis_step(analysis, desired, index, scaled, healthy_enough)
+            self.analysis_step(analysis, scaled, healthy_enough)
         } else {
             StepProgress::progressing(true)
         };
@@ -209,14 +207,10 @@ impl Planner<'_> {
     fn analysis_step(
         &mut self,
         analysis: &AnalysisStep,
-        desired: &str,
-        index: usize,
         scaled: bool,
         healthy_enough: bool,
     ) -> StepProgress {
         let promote = self.promote;
-        let key = self.analysis_key(desired, index);
-        self.active_analyses.push((analysis.template.clone(), key));
         match self.obs.analyses.get(&analysis.template) {
             Some(AnalysisGate::Passed) => StepProgress::progressing(scaled && healthy_enough),
             Some(AnalysisGate::Inconclusive(why)) => {
@@ -304,7 +298,6 @@ impl Planner<'_> {
         let steps = self.obs.spec.strategy.canary.steps.len();
         self.status.step_display = Some(format!("promoting ({steps}/{steps})"));
         self.status.canary_weight = 100;
-        self.add_background_analysis(desired);
         let components = self.obs.desired.components.clone();
         let max_unavailable = self.max_unavailable();
         for component in &components {

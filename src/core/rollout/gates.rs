@@ -107,19 +107,6 @@ impl Planner<'_> {
         }
     }
 
-    pub(super) fn add_background_analysis(&mut self, desired: &str) {
-        if let Some(name) = self.obs.spec.strategy.canary.background_analysis.clone() {
-            let key = format!("{desired}/background");
-            if !self.active_analyses.iter().any(|(n, _)| n == &name) {
-                self.active_analyses.push((name, key));
-            }
-        }
-    }
-
-    pub(super) fn analysis_key(&self, desired: &str, index: usize) -> String {
-        format!("{desired}/step-{index}")
-    }
-
     fn progress_deadline(&self) -> Duration {
         self.obs
             .spec

@@ -247,9 +247,8 @@ pub struct Decision {
     /// The new status.
     pub status: SafeDeploymentStatus,
     /// When to look again even if nothing changes (timed pauses, deadlines, start-up latency).
+    /// (Which analyses measure now is `crate::analysis::plan::active`.)
     pub requeue_after: Option<Duration>,
-    /// Analysis templates that should be measuring now, with the run key they belong to.
-    pub active_analyses: Vec<(String, String)>,
 }
 
 /// One decision in the making: the observation, the status being rewritten, and what the
@@ -262,7 +261,6 @@ struct Planner<'a> {
     baseline_targets: BTreeMap<(String, String), i32>,
     events: Vec<EventNote>,
     requeue: Option<Duration>,
-    active_analyses: Vec<(String, String)>,
     abort: bool,
     promote: bool,
     promote_full: bool,
@@ -277,7 +275,6 @@ pub fn decide(obs: &Observation<'_>) -> Decision {
         baseline_targets: BTreeMap::new(),
         events: Vec::new(),
         requeue: None,
-        active_analyses: Vec::new(),
         abort: false,
         promote: false,
         promote_full: false,
@@ -559,7 +556,6 @@ impl<'a> Planner<'a> {
             events: self.events,
             status: self.status,
             requeue_after: self.requeue,
-            active_analyses: self.active_analyses,
         }
     }
 }
