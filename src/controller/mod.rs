@@ -136,6 +136,33 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The context of the reconciles: the caches of `caches`, the leader check of `leadership`
+    /// (None without an election), and fresh metrics, readiness and failure counts.
+    fn new(
+        client: Client,
+        caches: &watch::Caches,
+        leadership: &Option<leader::Leadership>,
+        args: &ControllerArgs,
+    ) -> Result<Context, ControllerError> {
+        Ok(Context {
+            leader: leadership.as_ref().map(|l| l.check()),
+            recorder: Recorder::new(client.clone(), reporter(args)),
+            client,
+            replica_sets: caches.replica_sets.clone(),
+            pods: caches.pods.clone(),
+            policies: caches.policies.clone(),
+            config_map_versions: caches.config_map_versions.clone(),
+            secret_versions: caches.secret_versions.clone(),
+            metrics: crate::telemetry::Metrics::default(),
+            readiness: crate::telemetry::Readiness::default(),
+            failures: backoff::Failures::default(),
+            providers: crate::analysis::provider::Providers::new()
+                .map_err(|e| ControllerError::Providers(e.to_string()))?,
+        })
+    }
+}
+
 /// How long a graceful shutdown waits for the running reconciles to end (each stops at its next
 /// write once this replica stands down) before it gives up on releasing the Lease and lets it
 /// expire instead (a reconcile still running might have a write in flight).
@@ -201,21 +228,12 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let watches = watch::Watches::start(&client, &args.namespace);
     let signals = Signals::install().map_err(ControllerError::Signal)?;
     let leadership = join_election(&client, &args).await?;
-    let context = Arc::new(Context {
-        leader: leadership.as_ref().map(|l| l.check()),
-        client: client.clone(),
-        replica_sets: watches.caches.replica_sets.clone(),
-        pods: watches.caches.pods.clone(),
-        policies: watches.caches.policies.clone(),
-        config_map_versions: watches.caches.config_map_versions.clone(),
-        secret_versions: watches.caches.secret_versions.clone(),
-        recorder: Recorder::new(client.clone(), reporter(&args)),
-        metrics: crate::telemetry::Metrics::default(),
-        readiness: crate::telemetry::Readiness::default(),
-        failures: backoff::Failures::default(),
-        providers: crate::analysis::provider::Providers::new()
-            .map_err(|e| ControllerError::Providers(e.to_string()))?,
-    });
+    let context = Arc::new(Context::new(
+        client.clone(),
+        &watches.caches,
+        &leadership,
+        &args,
+    )?);
     let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
     let http_addr = listener.local_addr()?;
     let server = tokio::spawn(crate::telemetry::serve(
@@ -225,13 +243,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     ));
     let (controller, caches) = watches.controller(sds, &args, leadership.as_ref(), &signals);
     watch::spawn_phase_gauge(controller.store(), context.metrics.clone());
-    let startup = (client_ready, crd_checked, started);
-    watch::spawn_readiness(
-        caches,
-        context.readiness.clone(),
-        context.metrics.clone(),
-        startup,
-    );
+    watch::spawn_readiness(caches, &context, (client_ready, crd_checked, started));
     info!(addr = %http_addr, namespace = ?args.namespace, "safedeploy controller starting");
     let running = controller
         .run(reconcile::reconcile, reconcile::error_policy, context)

@@ -191,10 +191,10 @@ pub fn spawn_phase_gauge(store: Store<SafeDeployment>, metrics: crate::telemetry
 /// (`client_ready` and `crd_checked` since `started`).
 pub fn spawn_readiness(
     caches: Caches,
-    readiness: crate::telemetry::Readiness,
-    metrics: crate::telemetry::Metrics,
+    context: &super::Context,
     (client_ready, crd_checked, started): (Duration, Duration, Instant),
 ) {
+    let (readiness, metrics) = (context.readiness.clone(), context.metrics.clone());
     tokio::spawn(async move {
         // The controller holds every reconcile until its own SafeDeployment cache is ready
         // (waiting on a clone of that store here proved unreliable), so these complete the

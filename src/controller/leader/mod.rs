@@ -19,7 +19,9 @@
 //! demotion margin for a write in flight); the Lease must exist beforehand (`init` fails on 404);
 //! and it offers no "lost" signal to fail-stop on. What it does well (a `resourceVersion`
 //! precondition on every claim, renewal and `vacate`) this module does too. Verdict: keep this
-//! module.
+//! module. (Linkerd's policy controller wraps `kubert::lease` in about 130 lines. What matters
+//! for safety here is the fence in `check` and the rules in `judge`, both unit tested: a
+//! library adopted later could replace `elector` only, and would have to keep both.)
 //!
 //! # Protocol
 //! * Every write of the Lease is a `PUT` carrying the `resourceVersion` last read, so of two
