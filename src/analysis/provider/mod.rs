@@ -339,7 +339,7 @@ impl Providers {
         };
         let instant_needed = want_value || (want_samples && range.is_none());
         let instant = if instant_needed {
-            Some(prometheus::query(&self.http, &p.address, &query, timeout).await)
+            Some(prometheus::query(&self.http, &p.address, &query, now, timeout).await)
         } else {
             None
         };

@@ -241,16 +241,20 @@ fn unix_seconds(at: Timestamp) -> String {
     format!("{seconds:.3}")
 }
 
-/// An instant query evaluated at the server's current time.
+/// An instant query evaluated at `at`: the time the reconcile took its decision on, so that a
+/// measurement, the verdict and a revert it causes all carry one time, and a replay of the same
+/// instant (or a reader of the recorded measurement) sees the same value. Without `time`,
+/// Prometheus would evaluate at the moment the request arrives, after `at`.
 pub async fn query(
     http: &reqwest::Client,
     address: &str,
     query: &str,
+    at: Timestamp,
     timeout: Duration,
 ) -> Result<QueryResult, ProviderError> {
     let request = http
         .get(endpoint(address, QUERY_PATH))
-        .query(&[("query", query)])
+        .query(&[("query", query), ("time", unix_seconds(at).as_str())])
         .timeout(timeout);
     let response = send(request).await?;
     let status = response.status().as_u16();

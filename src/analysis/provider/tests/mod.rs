@@ -74,6 +74,11 @@ fn fake_prometheus() -> Router {
         if q.contains("slow") {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
+        if q.contains("evaluation_time") {
+            // The value is the evaluation time the request asked for (NaN when it asked none).
+            let at = params.get("time").cloned().unwrap_or_else(|| "NaN".into());
+            return (StatusCode::OK, vector(&at));
+        }
         if q.contains("missing") {
             return (
                 StatusCode::OK,

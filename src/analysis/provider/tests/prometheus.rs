@@ -159,6 +159,17 @@ async fn prometheus_instant_values_for_canary_and_baseline() {
 }
 
 #[tokio::test]
+async fn an_instant_query_is_evaluated_at_the_time_of_the_decision() {
+    // Without `time`, Prometheus evaluates when the request arrives, after the reconcile's
+    // `now`: a breach seen then was recorded (and reverted) at an earlier time than it existed.
+    let addr = serve(fake_prometheus()).await;
+    let providers = Providers::new().unwrap();
+    let obs = measure_now(&providers, &prometheus_metric(addr, "evaluation_time")).await;
+    let expected = now().as_millisecond() as f64 / 1000.0;
+    assert_eq!(obs.canary, Some(Ok(expected)));
+}
+
+#[tokio::test]
 async fn prometheus_baseline_query_overrides_the_revision_binding() {
     let addr = serve(fake_prometheus()).await;
     let providers = Providers::new().unwrap();
