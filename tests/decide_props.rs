@@ -287,6 +287,7 @@ proptest! {
                     component: "main".into(),
                     replicas: *replicas,
                     ready: *ready,
+                    rejected: false,
                 }
             })
             .collect();
@@ -318,6 +319,7 @@ proptest! {
                 component: "main".into(),
                 replicas: *replicas,
                 ready: *ready,
+                rejected: false,
             })
             .collect();
         let mut analyses = BTreeMap::new();

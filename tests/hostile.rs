@@ -437,3 +437,109 @@ async fn the_worst_status_fits_the_budget_and_the_api_server_takes_it() {
     assert_eq!(stored.status.map(|s| s.revisions.len()), Some(100));
     println!("status: {raw_size} bytes unbounded (refused), {size} fitted, object {object_size}");
 }
+
+/// Audit finding 17 on the real API server: after a revert, the SafeDeployment's status is
+/// wiped. The rejected revision is not rolled out again as a fresh "initial" one (it would take
+/// every pod from the stable): its ReplicaSet's rejection mark keeps it out, the stable revision
+/// is read back from the ReplicaSet that serves, and capacity never drops.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_wiped_status_does_not_roll_a_rejected_revision_out_again() {
+    use safedeploy::api::SafeDeployment;
+    use safedeploy::api::labels::{ANNOTATION_REJECTED, LABEL_REVISION};
+
+    let (ns, _operator) = setup("wiped").await;
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let first = apply_stable(
+        &ns,
+        &safe_deployment(
+            "web",
+            4,
+            "registry.local/app:v1",
+            Fault::None,
+            steps.clone(),
+        ),
+    )
+    .await;
+    let v1 = first.stable_revision.clone().expect("stable revision");
+    let bad = safe_deployment("web", 4, "registry.local/app:v2-bad", Fault::Crash, steps);
+    apply(&ns, &bad).await.expect("apply the bad revision");
+    let reverted = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "the bad canary to be reverted",
+        |s| s.phase == Phase::Degraded && !s.rejected_revisions.is_empty(),
+    )
+    .await;
+    let v2 = reverted.rejected_revisions[0].clone();
+    let replica_sets: Api<ReplicaSet> = ns.api();
+    let of = |revision: &str| {
+        let replica_sets = replica_sets.clone();
+        let selector = format!("{LABEL_REVISION}={revision}");
+        async move {
+            replica_sets
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .expect("list ReplicaSets")
+                .items
+        }
+    };
+    let marked = common::wait_until(
+        Duration::from_secs(10),
+        "the rejection mark on the bad revision's ReplicaSet",
+        || {
+            let of = of(&v2);
+            async move {
+                let items = of.await;
+                let all_marked = items.iter().all(|rs| {
+                    rs.metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key(ANNOTATION_REJECTED))
+                });
+                Ok(all_marked.then_some(items.len()))
+            }
+        },
+    )
+    .await;
+    assert_eq!(marked, 1);
+
+    let sds: Api<SafeDeployment> = ns.api();
+    sds.patch_status(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": null})),
+    )
+    .await
+    .expect("wipe the status");
+    let started = Instant::now();
+    let mut worst_stable = i32::MAX;
+    let mut most_bad = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        for rs in of(&v1).await {
+            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            worst_stable = worst_stable.min(spec);
+        }
+        for rs in of(&v2).await {
+            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            most_bad = most_bad.max(spec);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(most_bad, 0, "the rejected revision was scaled up again");
+    assert_eq!(worst_stable, 4, "the stable revision was scaled down");
+    let recovered = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(10),
+        "status read back from the cluster",
+        |s| s.stable_revision.as_deref() == Some(v1.as_str()) && s.phase == Phase::Degraded,
+    )
+    .await;
+    assert!(recovered.rejected_revisions.contains(&v2));
+    assert!(
+        !warning_events(&ns, "StatusRecovered").await.is_empty(),
+        "the recovery is recorded as a Warning event"
+    );
+}

@@ -228,6 +228,9 @@ vocabulary! {
         RollbackFailed,
         /// The stable revision's ReplicaSets were deleted mid-rollout.
         StableReplicaSetLost,
+        /// Status had lost the stable revision or the rejected ones; they were read back from
+        /// the cluster (the ReplicaSets serving, the rejection marks on ReplicaSets).
+        StatusRecovered,
         /// A reconcile failed on an API request.
         ReconcileFailed,
         /// A reconcile panicked.
@@ -346,6 +349,7 @@ mod tests {
                 "RolledBack",
                 "RollbackFailed",
                 "StableReplicaSetLost",
+                "StatusRecovered",
                 "ReconcileFailed",
                 "ReconcilePanicked"
             ]

@@ -16,6 +16,10 @@ pub const LABEL_ROLE: &str = "safedeploy.dev/role";
 pub const ROLE_BASELINE: &str = "baseline";
 /// Label with the hash of the stable revision a baseline ReplicaSet runs the template of.
 pub const LABEL_BASELINE_OF: &str = "safedeploy.dev/baseline-of";
+/// On a ReplicaSet whose revision was rejected (reverted): the rejection lives in the cluster, not
+/// only in status, so a lost or recreated status never rolls that revision out again. The value
+/// is informational ("true").
+pub const ANNOTATION_REJECTED: &str = "safedeploy.dev/rejected";
 /// Annotation with the revision number, on ReplicaSets.
 pub const ANNOTATION_REVISION_NUMBER: &str = "safedeploy.dev/revision-number";
 

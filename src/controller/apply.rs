@@ -49,6 +49,7 @@ use tracing::{info, warn};
 use super::error::{ReconcileError, describe_kube_error, writing};
 use super::{Context, FIELD_MANAGER, config};
 use crate::api::conditions::EventReason;
+use crate::api::labels::ANNOTATION_REJECTED;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::failure;
 use crate::core::revision::Revision;
@@ -88,6 +89,7 @@ pub async fn apply(
             .map_err(writing("write status"))?;
     }
     apply_scale(ctx, rollout, decision).await?;
+    apply_rejection_marks(ctx, rollout, decision).await?;
     apply_deletes(ctx, rollout, decision).await?;
     publish_events(ctx, rollout.sd, decision).await?;
     // Every write went through: a failure recorded earlier is over.
@@ -285,6 +287,36 @@ async fn scale(
         }
     })
     .await?;
+    Ok(())
+}
+
+/// Sets or removes the rejection mark ([`ANNOTATION_REJECTED`]) on the ReplicaSets the decision
+/// names, so the rejection outlives a lost status (`core::rollout::recovery`). After the scaling:
+/// a crash in between is repaired by the next decision, which asks for the same marks again.
+pub async fn apply_rejection_marks(
+    ctx: &Context,
+    rollout: &Applied<'_>,
+    decision: &Decision,
+) -> Result<(), ReconcileError> {
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), rollout.namespace);
+    for (name, rejected) in &decision.mark_rejected {
+        let what = if *rejected {
+            format!("mark ReplicaSet {name} rejected")
+        } else {
+            format!("clear the rejection mark of ReplicaSet {name}")
+        };
+        let rejected = *rejected;
+        change(ctx, &api, name, what, |rs: &mut ReplicaSet| {
+            rs.status = None;
+            let annotations = rs.metadata.annotations.get_or_insert_default();
+            if rejected {
+                annotations.insert(ANNOTATION_REJECTED.to_string(), "true".to_string());
+            } else {
+                annotations.remove(ANNOTATION_REJECTED);
+            }
+        })
+        .await?;
+    }
     Ok(())
 }
 

@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::api::labels::{
-    ANNOTATION_PAUSED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION, LABEL_ROLE,
-    REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY, REQUEST_ROLLBACK,
-    ROLE_BASELINE,
+    ANNOTATION_PAUSED, ANNOTATION_REJECTED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION,
+    LABEL_ROLE, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
+    REQUEST_ROLLBACK, ROLE_BASELINE,
 };
 use crate::core::health::{FAILING_REASONS, PodView};
 use crate::core::rollout::{ReplicaSetView, Requests};
@@ -68,6 +68,7 @@ fn view(rs: &ReplicaSet, revision_label: &str) -> Option<ReplicaSetView> {
             .as_ref()
             .and_then(|s| s.available_replicas)
             .unwrap_or(0),
+        rejected: rs.annotations().contains_key(ANNOTATION_REJECTED),
     })
 }
 

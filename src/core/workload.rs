@@ -627,6 +627,7 @@ spec:
             component: "main".into(),
             replicas: 1,
             ready: 1,
+            rejected: false,
         };
         let stable = [view("web-aaa", "aaa")];
         let baselines = [view("web-aaa-baseline", "aaa")];

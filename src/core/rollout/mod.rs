@@ -27,6 +27,7 @@ mod canary;
 mod conditions;
 mod gates;
 mod history;
+mod recovery;
 mod requests;
 mod scaling;
 
@@ -61,6 +62,9 @@ pub struct ReplicaSetView {
     pub replicas: i32,
     /// `status.availableReplicas`: pods Ready for at least `minReadySeconds`.
     pub ready: i32,
+    /// Carries the rejection mark ([`crate::api::labels::ANNOTATION_REJECTED`]): its revision
+    /// was reverted, whatever status says now.
+    pub rejected: bool,
 }
 
 /// The outcome of the attestation check of the desired revision.
@@ -246,6 +250,9 @@ pub struct Decision {
     pub events: Vec<EventNote>,
     /// The new status.
     pub status: SafeDeploymentStatus,
+    /// Rejection marks to set (`true`) or remove (`false`) on existing ReplicaSets, by name: a
+    /// ReplicaSet carries the mark exactly while its revision is in `status.rejectedRevisions`.
+    pub mark_rejected: Vec<(String, bool)>,
     /// When to look again even if nothing changes (timed pauses, deadlines, start-up latency).
     /// (Which analyses measure now is `crate::analysis::plan::active`.)
     pub requeue_after: Option<Duration>,
@@ -291,6 +298,7 @@ impl<'a> Planner<'a> {
         self.status.attestation = Some(self.obs.attestation.verdict(&desired));
         self.take_requests();
         self.handle_pause_transition();
+        self.recover_from_the_cluster();
         self.handle_retry();
         if self.handle_rollback() {
             self.steady_state();
@@ -450,6 +458,18 @@ impl<'a> Planner<'a> {
 
     fn initial_rollout(&mut self) {
         let desired = self.obs.desired.hash.clone();
+        if self.status.rejected_revisions.contains(&desired) {
+            // No stable revision to fall back on (none serves), and this one was reverted:
+            // it does not start again on its own, whatever status lost.
+            self.abandon_canary("the revision was rejected");
+            self.status.phase = Phase::Degraded;
+            self.status.message = Some(format!(
+                "revision {} ({desired}) was rejected and no other revision serves; change the template or run `safedeploy retry`",
+                self.revision_number(&desired)
+            ));
+            self.set_conditions();
+            return;
+        }
         if !self.gates_allow() {
             self.record_blocked();
             self.set_conditions();
@@ -548,11 +568,24 @@ impl<'a> Planner<'a> {
         .collect();
         let protected: Vec<&str> = protected.iter().map(String::as_str).collect();
         status_budget::fit(&mut self.status, &protected, status_budget::STATUS_BUDGET);
+        // After the budget: a revision it trimmed from the list loses its mark too, so the two
+        // never disagree (and the mark never brings a trimmed entry back).
+        let mark_rejected = self
+            .obs
+            .replica_sets
+            .iter()
+            .filter(|rs| !delete.contains(&rs.name))
+            .filter_map(|rs| {
+                let wanted = self.status.rejected_revisions.contains(&rs.revision);
+                (wanted != rs.rejected).then(|| (rs.name.clone(), wanted))
+            })
+            .collect();
         Decision {
             scale,
             delete,
             baseline_scale,
             baseline_delete,
+            mark_rejected,
             events: self.events,
             status: self.status,
             requeue_after: self.requeue,

@@ -96,6 +96,7 @@ fn the_baseline_is_created_with_the_canary_and_says_what_it_is() {
         component: "main".into(),
         replicas: 1,
         ready: 1,
+        rejected: false,
     });
     let decision = sim.decide();
     assert_eq!(decision.baseline_delete, vec!["web-0123456789-baseline"]);

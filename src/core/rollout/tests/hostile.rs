@@ -426,3 +426,97 @@ fn a_recorded_failure_stays_over_a_stalled_of_the_decision_so_status_does_not_fl
         "nothing new to write while it fails"
     );
 }
+
+/// Audit finding 17: a status lost after a revert (restored without status, overwritten by
+/// hand) must not roll the rejected revision out again as a fresh "initial" one at 100%.
+#[test]
+fn a_lost_status_never_rolls_a_rejected_revision_out_again() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    let old = sim.revision().hash;
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::Crash);
+    sim.settle(10);
+    assert!(sim.status.rejected_revisions.contains(&new));
+    let marked: Vec<bool> = sim
+        .replica_sets
+        .iter()
+        .map(|rs| rs.rejected == (rs.revision == new))
+        .collect();
+    assert!(marked.iter().all(|ok| *ok), "{:?}", sim.replica_sets);
+
+    // The status is gone; the crash is gone too, so only the record can keep it out.
+    sim.faults.remove(&new);
+    sim.status = SafeDeploymentStatus::default();
+    sim.settle(20);
+    assert_eq!(sim.replicas_of(&new), 0, "{:?}", sim.replica_sets);
+    assert_eq!(sim.status.stable_revision, Some(old.clone()));
+    assert_eq!(sim.ready_of(&old), 2);
+    assert!(sim.status.rejected_revisions.contains(&new));
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.reason == EventReason::StatusRecovered),
+        "the recovery is recorded"
+    );
+
+    // A retry is still the way back, and it clears the mark with the list entry.
+    sim.requests.retry = Some("after-the-loss".into());
+    sim.settle(20);
+    assert_eq!(sim.status.stable_revision, Some(new.clone()));
+    assert!(sim.replica_sets.iter().all(|rs| !rs.rejected));
+}
+
+/// With no stable revision in status but an old revision serving, the desired revision goes
+/// through the canary steps from that revision instead of replacing it at once.
+#[test]
+fn a_lost_status_mid_canary_recovers_the_stable_and_the_canary_starts_over() {
+    let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 100]));
+    let old = sim.revision().hash;
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.tick();
+    sim.tick();
+    assert_eq!(sim.status.canary_revision, Some(new.clone()));
+    sim.status = SafeDeploymentStatus::default();
+    let decision = sim.tick();
+    assert_eq!(sim.status.stable_revision, Some(old.clone()));
+    assert!(
+        decision
+            .scale
+            .iter()
+            .all(|a| a.revision != old || a.replicas > 0),
+        "the recovered stable is never scaled to zero at once: {:?}",
+        decision.scale
+    );
+    assert!(sim.ready_of(&old) >= 3, "{:?}", sim.replica_sets);
+    sim.settle(30);
+    assert_eq!(sim.status.stable_revision, Some(new));
+    assert_eq!(sim.status.phase, Phase::Healthy);
+}
+
+/// No serving revision and the desired one rejected: nothing starts, and status says why.
+#[test]
+fn a_rejected_revision_with_nothing_else_serving_stays_down_and_says_so() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::Crash);
+    sim.settle(10);
+    sim.faults.remove(&new);
+    // The status and the stable revision's ReplicaSet are both gone.
+    sim.replica_sets.retain(|rs| rs.revision == new);
+    sim.status = SafeDeploymentStatus::default();
+    sim.settle(10);
+    assert_eq!(sim.replicas_of(&new), 0);
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert!(
+        sim.status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("was rejected")),
+        "{:?}",
+        sim.status.message
+    );
+}

@@ -257,6 +257,7 @@ impl Sim {
                         component: action.component.clone(),
                         replicas: action.replicas,
                         ready: 0,
+                        rejected: false,
                     });
                 }
             }
@@ -266,6 +267,11 @@ impl Sim {
         }
         self.replica_sets
             .retain(|rs| !decision.delete.contains(&rs.name));
+        for (name, rejected) in &decision.mark_rejected {
+            let rs = self.replica_sets.iter_mut().find(|rs| &rs.name == name);
+            rs.expect("a mark is set on an existing ReplicaSet")
+                .rejected = *rejected;
+        }
         for action in &decision.baseline_scale {
             match self
                 .baseline_replica_sets
@@ -292,6 +298,7 @@ impl Sim {
                         component: action.component.clone(),
                         replicas: action.replicas,
                         ready: 0,
+                        rejected: false,
                     });
                 }
             }
