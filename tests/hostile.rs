@@ -543,3 +543,86 @@ async fn a_wiped_status_does_not_roll_a_rejected_revision_out_again() {
         "the recovery is recorded as a Warning event"
     );
 }
+
+/// Audit finding 21: pods count toward a revision's health by owner, not by label. A crashing
+/// pod that anyone labels with the rollout's name and the canary's revision does not revert a
+/// healthy canary (and a healthy one could not vouch for a bad canary).
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_stray_pod_with_the_canarys_labels_does_not_count() {
+    use k8s_openapi::api::core::v1::Pod;
+    use safedeploy::api::labels::{LABEL_COMPONENT, LABEL_NAME, LABEL_REVISION};
+
+    let (ns, _operator) = setup("stray").await;
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "8s"}}, {"setWeight": 100}]);
+    let first = apply_stable(
+        &ns,
+        &safe_deployment(
+            "web",
+            2,
+            "registry.local/app:v1",
+            Fault::None,
+            steps.clone(),
+        ),
+    )
+    .await;
+    let v1 = first.stable_revision.clone().expect("stable revision");
+    apply(
+        &ns,
+        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
+    )
+    .await
+    .expect("apply v2");
+    let paused = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "the canary at its pause",
+        |s| s.canary_revision.is_some() && s.current_step_index == Some(1),
+    )
+    .await;
+    let canary = paused.canary_revision.clone().expect("canary");
+    let stray = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "stray",
+            "labels": {LABEL_NAME: "web", LABEL_REVISION: canary, LABEL_COMPONENT: "main"},
+            "annotations": Fault::Crash.annotations(),
+        },
+        "spec": {"containers": [{"name": "app", "image": "registry.local/stray:v1"}]},
+    });
+    let pods: Api<Pod> = ns.api();
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(stray).expect("pod"),
+    )
+    .await
+    .expect("create the stray pod");
+    common::wait_until(Duration::from_secs(20), "the stray pod to crash", || {
+        let pods = pods.clone();
+        async move {
+            let pod = pods.get("stray").await?;
+            let restarts = pod
+                .status
+                .and_then(|s| s.container_statuses)
+                .and_then(|c| c.first().map(|c| c.restart_count))
+                .unwrap_or(0);
+            Ok((restarts > 0).then_some(()))
+        }
+    })
+    .await;
+    let done = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "the canary to finish",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
+    )
+    .await;
+    assert_eq!(done.stable_revision.as_deref(), Some(canary.as_str()));
+    assert_eq!(
+        done.history.last().map(|h| h.outcome.as_str()),
+        Some("Promoted")
+    );
+}

@@ -129,17 +129,38 @@ pub fn pod_view(pod: &Pod) -> Option<PodView> {
     })
 }
 
-/// Keeps only what [`pod_view`] reads, so the pod cache stays small.
+/// Keeps only what [`pod_view`] and [`controller_uid`] read, so the pod cache stays small.
 pub fn trim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
     pod.metadata.annotations = None;
-    pod.metadata.owner_references = None;
+    // Of the owners, only the controller's UID: which ReplicaSet a pod belongs to.
+    pod.metadata.owner_references = pod.metadata.owner_references.take().map(|owners| {
+        owners
+            .into_iter()
+            .filter(|o| o.controller == Some(true))
+            .map(
+                |o| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    uid: o.uid,
+                    controller: Some(true),
+                    ..Default::default()
+                },
+            )
+            .collect()
+    });
     pod.spec = None;
     if let Some(status) = pod.status.as_mut() {
         status.pod_ips = None;
         status.host_ips = None;
         status.message = None;
     }
+}
+
+/// The UID of the object that controls `pod` (its ReplicaSet), if any.
+pub fn controller_uid(pod: &Pod) -> Option<&str> {
+    pod.owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
 }
 
 /// Keeps only what [`replica_set_view`] and ownership need, so the ReplicaSet cache stays small.

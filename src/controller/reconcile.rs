@@ -187,19 +187,6 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let mut status = original_status.clone();
-    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
-        .pods
-        .state()
-        .iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
-        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
-        .partition(|(baseline, _)| *baseline);
-    let pods: Vec<_> = pods.into_iter().map(|(_, pod)| pod).collect();
-    let baseline_pods: Vec<_> = baseline_pods.into_iter().map(|(_, pod)| pod).collect();
-    let (analyses, analysis_wake) =
-        analysis::refresh(sd, ctx, &mut status, &pods, &baseline_pods, now).await?;
-
     let owned: Vec<_> = ctx
         .replica_sets
         .state()
@@ -211,6 +198,26 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
         .collect();
+    let owned_uids: Vec<String> = owned.iter().filter_map(|rs| rs.uid()).collect();
+    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
+        // Counted by owner, not by label alone (audit finding 21): a pod anyone labels with
+        // this rollout's name and revision must not pass or fail its health gates.
+        .filter(|pod| {
+            observe::controller_uid(pod)
+                .is_some_and(|uid| owned_uids.iter().any(|owned| owned == uid))
+        })
+        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
+        .partition(|(baseline, _)| *baseline);
+    let pods: Vec<_> = pods.into_iter().map(|(_, pod)| pod).collect();
+    let baseline_pods: Vec<_> = baseline_pods.into_iter().map(|(_, pod)| pod).collect();
+    let (analyses, analysis_wake) =
+        analysis::refresh(sd, ctx, &mut status, &pods, &baseline_pods, now).await?;
+
     let replica_sets: Vec<_> = owned
         .iter()
         .filter_map(|rs| observe::replica_set_view(rs))
