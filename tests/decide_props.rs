@@ -78,7 +78,9 @@ fn any_step() -> impl Strategy<Value = CanaryStep> {
             ..Default::default()
         }),
         any_duration().prop_map(|duration| CanaryStep {
-            pause: Some(PauseStep { duration }),
+            pause: Some(PauseStep {
+                duration: duration.map(Into::into),
+            }),
             ..Default::default()
         }),
         Just(CanaryStep {
@@ -134,7 +136,7 @@ fn any_spec() -> impl Strategy<Value = SafeDeploymentSpec> {
                         startup_latency_seconds: health.2,
                         ..Default::default()
                     }),
-                    progress_deadline: deadline,
+                    progress_deadline: deadline.map(Into::into),
                     revision_history_limit: history,
                     ..Default::default()
                 }

@@ -10,7 +10,6 @@
 //! - [`vars`]: `{{canary}}`-style substitution in queries, URLs and bodies (no I/O);
 //! - [`signals`]: the `kubernetes` provider's signals of the canary's and baseline's pods (no
 //!   I/O: the controller hands in the pods from its cache);
-//! - [`duration`]: the duration strings of templates (a re-export of [`crate::core::duration`]);
 //! - [`provider`]: the thin I/O layer (Prometheus HTTP API, web JSON endpoints).
 //!
 //! The controller, each time [`run::due`] says a measurement is due, calls
@@ -33,7 +32,6 @@
     )
 )]
 
-pub mod duration;
 pub mod judge;
 pub mod outliers;
 pub mod plan;

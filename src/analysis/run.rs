@@ -31,7 +31,7 @@ use crate::api::analysis::{
 
 use super::MetricObservation;
 use super::judge::{self, ScoreClass};
-use crate::core::duration::parse_duration;
+use crate::api::duration::SpecDuration;
 
 /// What the controller does after a measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +91,15 @@ pub fn schedule(template: &AnalysisTemplate) -> Result<Schedule, TemplateError> 
         template: template.name.clone(),
         reason,
     };
-    let interval = parse_duration(template.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))
+    let interval = SpecDuration::parse_or(template.interval.as_ref(), DEFAULT_INTERVAL)
         .map_err(|e| error(format!("interval: {e}")))?;
     if interval.is_zero() {
         return Err(error("interval must be longer than zero".into()));
     }
     let initial_delay = match &template.initial_delay {
-        Some(text) => parse_duration(text).map_err(|e| error(format!("initialDelay: {e}")))?,
+        Some(delay) => delay
+            .parse()
+            .map_err(|e| error(format!("initialDelay: {e}")))?,
         None => Duration::ZERO,
     };
     let end = match (template.count, &template.duration) {
@@ -108,9 +110,11 @@ pub fn schedule(template: &AnalysisTemplate) -> Result<Schedule, TemplateError> 
                 .filter(|&c| c > 0)
                 .ok_or_else(|| error(format!("count must be at least 1, not {count}")))?,
         ),
-        (None, Some(text)) => {
-            RunEnd::Duration(parse_duration(text).map_err(|e| error(format!("duration: {e}")))?)
-        }
+        (None, Some(duration)) => RunEnd::Duration(
+            duration
+                .parse()
+                .map_err(|e| error(format!("duration: {e}")))?,
+        ),
         (None, None) => RunEnd::Count(DEFAULT_COUNT.unsigned_abs()),
     };
     if template.metrics.is_empty() {

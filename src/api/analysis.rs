@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rules::{bad_duration, duration_rules};
+use super::duration::{SpecDuration, bad_duration, duration_rules};
 
 /// Default time between two measurements of a run.
 pub const DEFAULT_INTERVAL: &str = "1m";
@@ -57,16 +57,14 @@ pub struct AnalysisTemplate {
 
     /// Time between two measurements, such as `30s` or `1m`, from 1s to 1h. Default `1m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("interval", "30s, 1m or 1m30s", "1s", "1h")))]
-    pub interval: Option<String>,
+    pub interval: Option<SpecDuration>,
 
     /// Wait this long after the run starts before the first measurement (warm-up), such as
     /// `2m`, at most 1h. Default: measure at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("initialDelay", "30s or 2m", "0s", "1h")))]
-    pub initial_delay: Option<String>,
+    pub initial_delay: Option<SpecDuration>,
 
     /// Number of measurements; the run ends after the last one. Default 5 when `duration` is
     /// not set either.
@@ -77,9 +75,8 @@ pub struct AnalysisTemplate {
     /// Measure for this long instead of a fixed count, such as `10m`; the run ends with the
     /// first measurement at or after `initialDelay + duration` from its start. From 1s to 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("duration", "10m or 1h", "1s", "24h")))]
-    pub duration: Option<String>,
+    pub duration: Option<SpecDuration>,
 
     /// The metrics measured and judged each interval.
     #[schemars(length(min = 1, max = 16))]
@@ -295,9 +292,8 @@ pub struct PrometheusProvider {
     pub range: Option<RangeSpec>,
     /// Timeout of one request, from 1s to 60s. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("timeout", "5s or 10s", "1s", "60s")))]
-    pub timeout: Option<String>,
+    pub timeout: Option<SpecDuration>,
 }
 
 /// The window and resolution of a range query: `step` at most `window`, and at most 11000
@@ -307,13 +303,11 @@ pub struct PrometheusProvider {
 #[schemars(extend("x-kubernetes-validations" = range_rules()))]
 pub struct RangeSpec {
     /// How far back from the measurement time, such as `10m`, from 1s to 24h.
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("range.window", "5m or 1h", "1s", "24h")))]
-    pub window: String,
+    pub window: SpecDuration,
     /// Resolution (the distance between two samples), such as `15s`, from 1s to 1h.
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("range.step", "15s or 1m", "1s", "1h")))]
-    pub step: String,
+    pub step: SpecDuration,
 }
 
 /// Samples per series Prometheus answers at most in a range query.
@@ -371,9 +365,8 @@ pub struct WebProvider {
     pub headers_from: Option<HeadersFrom>,
     /// Timeout of one request, from 1s to 60s. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("timeout", "5s or 10s", "1s", "60s")))]
-    pub timeout: Option<String>,
+    pub timeout: Option<SpecDuration>,
 }
 
 /// HTTP method of a web metric: `GET` (the default) or `POST`.
@@ -724,7 +717,10 @@ metrics:
     fn the_documented_example_reads_and_round_trips() {
         let template: AnalysisTemplate = serde_yaml::from_str(EXAMPLE).unwrap();
         assert_eq!(template.metrics.len(), 3);
-        assert_eq!(template.initial_delay.as_deref(), Some("1m"));
+        assert_eq!(
+            template.initial_delay.as_ref().map(SpecDuration::as_str),
+            Some("1m")
+        );
         let web = template.metrics[2].provider.web.as_ref().unwrap();
         assert_eq!(web.method, Some(HttpMethod::Post));
         assert_eq!(

@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod duration;
 pub mod image;
 pub mod labels;
 pub mod policy;

@@ -11,7 +11,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rules::{duration_rules, label_rules};
+use super::duration::{SpecDuration, duration_rules};
+use super::rules::label_rules;
 
 /// A signature algorithm, fixed per trusted key.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
@@ -130,16 +131,14 @@ pub struct SafeDeploymentPolicySpec {
     /// Maximum age of an attestation, counted from its signed `timeVerified`. A duration such
     /// as `168h` or `30m`, from 1m to 8760h (a year). Default `168h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("maxAge", "24h, 90m or 1h30m", "1m", "8760h")))]
-    pub max_age: Option<String>,
+    pub max_age: Option<SpecDuration>,
 
     /// How far `timeVerified` may lie in the future of the operator's clock, at most 1h.
     /// Default `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("allowedClockSkew", "30s or 5m", "0s", "1h")))]
-    pub allowed_clock_skew: Option<String>,
+    pub allowed_clock_skew: Option<SpecDuration>,
 
     /// Checks that must be present with result `PASSED`, by name or by kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,15 +1,9 @@
 //! Building blocks of the admission rules (CEL `x-kubernetes-validations`) shared by several
-//! fields: the duration grammar with its ranges, label keys and values, and the bounds of the
-//! health thresholds. Each rule carries a `message` that says in words what is wrong, because
+//! fields: label keys and values, and the bounds of the health thresholds (the rules of duration
+//! fields live with their type, in [`super::duration`]). Each rule carries a `message` that says in words what is wrong, because
 //! that message is all a user sees when the API server rejects an object.
 
 use serde_json::{Value, json};
-
-/// The grammar of every duration field: one to six `<number><unit>` parts, units `ms`, `s`, `m`
-/// and `h` (`500ms`, `90s`, `10m`, `1h30m`), each number of at most five digits. The digit limit
-/// keeps every string that matches within what CEL's `duration()` (and a u64 of milliseconds)
-/// can hold, so the range rules below never fail to evaluate.
-pub const DURATION_PATTERN: &str = "^([0-9]{1,5}(ms|s|m|h)){1,6}$";
 
 /// The longest name a SafeDeployment may have: it is the value of the `safedeploy.dev/name` label
 /// on every ReplicaSet and pod, and label values hold at most 63 characters. The derived object
@@ -27,29 +21,6 @@ pub const LABEL_VALUE_PATTERN: &str = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9
 
 /// A DNS label (RFC 1123), as namespace names are; the length is bounded by the schema.
 pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
-
-/// The two rules of a duration field: its grammar (`<field> must be a duration such as
-/// <examples>`) and its range (`<field> must be at least <min> and at most <max>`).
-pub fn duration_rules(field: &str, examples: &str, min: &str, max: &str) -> Value {
-    json!([
-        {"rule": format!("self.matches('{DURATION_PATTERN}')"),
-         "message": format!("{field} must be a duration such as {examples} (numbers of at most 5 digits, units ms, s, m, h)")},
-        {"rule": format!("!self.matches('{DURATION_PATTERN}') || (duration(self) >= duration('{min}') && duration(self) <= duration('{max}'))"),
-         "message": format!("{field} must be at least {min} and at most {max}")},
-    ])
-}
-
-/// A CEL expression for the duration in the optional string field `field` of `object`, or
-/// `default` when it is absent (`default` must be a valid duration).
-pub fn duration_or(object: &str, field: &str, default: &str) -> String {
-    format!("duration(has({object}.{field}) ? {object}.{field} : '{default}')")
-}
-
-/// A CEL expression that is true when the optional string field `field` of `object` is set and
-/// not a duration (its own rule reports that), so rules comparing durations can stand aside.
-pub fn bad_duration(object: &str, field: &str) -> String {
-    format!("(has({object}.{field}) && !{object}.{field}.matches('{DURATION_PATTERN}'))")
-}
 
 /// The rules of a label map (`selector.matchLabels`, template labels): keys and values must be
 /// what the API server accepts on a ReplicaSet, which is where they end up.
@@ -88,13 +59,6 @@ pub fn health_rules() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pattern_bounds_every_number_to_five_digits() {
-        // That bound keeps the longest value within CEL's limit and the operator's parser
-        // (`core::duration`, whose tests parse the longest value the schema admits).
-        assert!(DURATION_PATTERN.contains("{1,5}"));
-    }
 
     #[test]
     fn health_rules_name_every_gate_and_level() {

@@ -10,9 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{AnalysisRunStatus, AnalysisTemplate};
-use super::rules::{
-    DNS_LABEL_PATTERN, bad_duration, duration_or, duration_rules, health_rules, label_rules,
-};
+use super::duration::{SpecDuration, bad_duration, duration_or, duration_rules};
+use super::rules::{DNS_LABEL_PATTERN, health_rules, label_rules};
 
 /// The API group of every safedeploy resource.
 pub const GROUP: &str = "safedeploy.dev";
@@ -89,9 +88,8 @@ pub struct SafeDeploymentSpec {
     /// A step (or a whole rollout phase) that makes no progress for this long fails the rollout
     /// and reverts it. A duration such as `10m`, from 10s to 24h. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("progressDeadline", "90s, 10m or 1h30m", "10s", "24h")))]
-    pub progress_deadline: Option<String>,
+    pub progress_deadline: Option<SpecDuration>,
 
     /// How many old revisions (ReplicaSets scaled to zero) are kept for rollback, 1 to 50.
     /// Default 10.
@@ -240,9 +238,8 @@ pub struct PauseStep {
     /// How long to wait, such as `30s` or `5m`, from 1s to 24h. Without it the rollout waits
     /// for `promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = duration_rules("pause.duration", "30s, 5m or 1h", "1s", "24h")))]
-    pub duration: Option<String>,
+    pub duration: Option<SpecDuration>,
 }
 
 /// An analysis gate step.

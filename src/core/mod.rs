@@ -16,7 +16,6 @@
 )]
 
 pub mod config;
-pub mod duration;
 pub mod failure;
 pub mod health;
 pub mod preflight;

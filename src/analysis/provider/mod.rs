@@ -32,8 +32,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use crate::api::analysis::{
     AnalysisTemplate, DEFAULT_PROVIDER_TIMEOUT, MetricSpec, PrometheusProvider, WebProvider,
 };
+use crate::api::duration::SpecDuration;
 
-use super::duration::parse_duration;
 use super::signals::{self, SidePods};
 use super::vars::{QueryVars, Side, render};
 use super::{MetricObservation, ProviderError, SamplesReading, ValueReading};
@@ -313,12 +313,12 @@ impl Providers {
             };
             let query =
                 render(text, vars, side).map_err(|e| ProviderError::Config(e.to_string()))?;
-            let timeout = timeout(p.timeout.as_deref())?;
+            let timeout = timeout(p.timeout.as_ref())?;
             let range = match &p.range {
                 Some(range) => Some((
-                    parse_duration(&range.window)
+                    (range.window.parse())
                         .map_err(|e| ProviderError::Config(format!("range.window: {e}")))?,
-                    parse_duration(&range.step)
+                    (range.step.parse())
                         .map_err(|e| ProviderError::Config(format!("range.step: {e}")))?,
                 )),
                 None => None,
@@ -415,7 +415,7 @@ impl Providers {
                 method: w.method.unwrap_or_default(),
                 body,
                 headers,
-                timeout: timeout(w.timeout.as_deref())?,
+                timeout: timeout(w.timeout.as_ref())?,
             };
             Ok::<_, ProviderError>((request, path))
         })();
@@ -472,10 +472,9 @@ impl SideReadings {
 
 /// The request timeout of a provider (default 10s, at most [`MAX_TIMEOUT`]). It bounds the
 /// whole exchange: connecting, the answer's headers and reading its body.
-fn timeout(text: Option<&str>) -> Result<Duration, ProviderError> {
-    let text = text.unwrap_or(DEFAULT_PROVIDER_TIMEOUT);
-    let timeout =
-        parse_duration(text).map_err(|e| ProviderError::Config(format!("timeout: {e}")))?;
+fn timeout(field: Option<&SpecDuration>) -> Result<Duration, ProviderError> {
+    let timeout = SpecDuration::parse_or(field, DEFAULT_PROVIDER_TIMEOUT)
+        .map_err(|e| ProviderError::Config(format!("timeout: {e}")))?;
     if timeout.is_zero() {
         return Err(ProviderError::Config(
             "timeout must be longer than zero".into(),

@@ -14,12 +14,12 @@ use super::{
     ATTESTATION_KEY, CliError, fail, key_value, other, read, read_config_objects, read_manifest,
     write,
 };
+use crate::api::duration::SpecDuration;
 use crate::api::image::ImageRef;
 use crate::api::policy::KeyAlgorithm;
 use crate::attest::config;
 use crate::attest::json::{from_value_strict, parse_strict};
 use crate::attest::keys::SigningKey;
-use crate::attest::policy::parse_duration;
 use crate::attest::sign;
 use crate::attest::statement::{
     Check, DigestSha256, FAILED, LocalValidation, Metric, PASSED, Threshold, VerifierInfo,
@@ -237,8 +237,9 @@ async fn run_attest(args: &AttestArgs) -> Result<AttestOutcome, CliError> {
         .expires_in
         .as_deref()
         .map(|d| {
-            parse_duration(d)
-                .ok_or_else(|| other(format!("--expires-in {d:?} is not a duration such as 24h")))
+            SpecDuration::from(d)
+                .parse_signed()
+                .map_err(|_| other(format!("--expires-in {d:?} is not a duration such as 24h")))
         })
         .transpose()?;
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{AnalysisGate, Planner, canary_replicas, seconds_to_duration, weight_at};
 use crate::api::conditions::{EventReason, HistoryOutcome, RevertReason};
+use crate::api::duration::SpecDuration;
 use crate::api::{AnalysisStep, CanaryStep, PauseStep, Phase};
-use crate::core::duration::parse_duration;
 use crate::core::health::{HealthReport, Verdict};
 
 /// Where the current step stands, from its own kind's point of view.
@@ -180,7 +180,7 @@ impl Planner<'_> {
     /// untimed one only when a person promotes.
     fn pause_step(&mut self, pause: &PauseStep, healthy_enough: bool) -> StepProgress {
         let promote = self.promote;
-        match pause.duration.as_deref().map(parse_duration) {
+        match pause.duration.as_ref().map(SpecDuration::parse) {
             Some(Ok(duration)) => {
                 let elapsed = self.step_elapsed();
                 if elapsed < duration {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{AnalysisGate, DEFAULT_PROGRESS_DEADLINE, Planner};
-use crate::core::duration::parse_duration;
 use crate::core::health::{EffectiveGates, HealthReport, PodView, assess};
 use crate::core::revision::baseline_selector;
 
@@ -111,8 +110,8 @@ impl Planner<'_> {
         self.obs
             .spec
             .progress_deadline
-            .as_deref()
-            .and_then(|d| parse_duration(d).ok())
+            .as_ref()
+            .and_then(|d| d.parse().ok())
             .unwrap_or(DEFAULT_PROGRESS_DEADLINE)
     }
 

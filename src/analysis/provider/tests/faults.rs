@@ -170,10 +170,13 @@ async fn a_hanging_provider_ends_at_the_timeout_as_unreachable() {
 #[test]
 fn the_timeout_is_clamped_to_a_minute() {
     assert_eq!(timeout(None), Ok(Duration::from_secs(10)));
-    assert_eq!(timeout(Some("45s")), Ok(Duration::from_secs(45)));
-    assert_eq!(timeout(Some("10m")), Ok(MAX_TIMEOUT));
-    assert_eq!(timeout(Some("9999h")), Ok(Duration::from_secs(60)));
-    assert!(matches!(timeout(Some("0s")), Err(ProviderError::Config(_))));
+    assert_eq!(timeout(Some(&"45s".into())), Ok(Duration::from_secs(45)));
+    assert_eq!(timeout(Some(&"10m".into())), Ok(MAX_TIMEOUT));
+    assert_eq!(timeout(Some(&"9999h".into())), Ok(Duration::from_secs(60)));
+    assert!(matches!(
+        timeout(Some(&"0s".into())),
+        Err(ProviderError::Config(_))
+    ));
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ fn weight(weight: i32) -> CanaryStep {
 fn pause(duration: Option<&str>) -> CanaryStep {
     CanaryStep {
         pause: Some(PauseStep {
-            duration: duration.map(str::to_string),
+            duration: duration.map(Into::into),
         }),
         ..Default::default()
     }
