@@ -9,12 +9,12 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
+use safedeploy::api::health::PodView;
 use safedeploy::api::{
     AnalysisStep, BaselineMode, CanaryStep, CanaryStrategy, HealthGates, LabelSelectorSpec,
     PauseStep, RevisionRecord, SafeDeploymentSpec, SafeDeploymentStatus,
     Strategy as RolloutStrategy, Thresholds,
 };
-use safedeploy::core::health::PodView;
 use safedeploy::core::revision::Revision;
 use safedeploy::core::rollout::{
     AnalysisGate, AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, Requests, decide,

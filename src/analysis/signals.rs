@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::{ProviderError, SamplesReading, ValueReading};
 use crate::api::analysis::{KubernetesProvider, KubernetesSignal};
-use crate::core::health::{
+use crate::api::health::{
     EffectiveGates, PodView, baseline_startup_latency, median, startup_allowance,
 };
 
@@ -20,7 +20,7 @@ pub struct SidePods {
     /// The baseline's pods.
     pub baseline: Vec<PodView>,
     /// How old a pod that is not Ready must be to count as not Ready, as for the built-in
-    /// signal ([`crate::core::health::startup_allowance`]): a pod still starting is judged
+    /// signal ([`crate::api::health::startup_allowance`]): a pod still starting is judged
     /// by its start-up latency, not as unready.
     pub startup_allowance_seconds: f64,
 }

@@ -23,9 +23,9 @@ use crate::analysis::run::{self, RunOutcome};
 use crate::analysis::signals::SidePods;
 use crate::analysis::vars::QueryVars;
 use crate::api::analysis::AnalysisTemplate;
+use crate::api::health::{EffectiveGates, PodView};
 use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
 use crate::attest::policy::resolve_policy;
-use crate::core::health::{EffectiveGates, PodView};
 use crate::core::revision::baseline_selector;
 use crate::core::rollout::AnalysisGate;
 

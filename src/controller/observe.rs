@@ -5,12 +5,12 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
+use crate::api::health::{FAILING_REASONS, PodView};
 use crate::api::labels::{
     ANNOTATION_PAUSED, ANNOTATION_REJECTED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION,
     LABEL_ROLE, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
     REQUEST_ROLLBACK, ROLE_BASELINE,
 };
-use crate::core::health::{FAILING_REASONS, PodView};
 use crate::core::rollout::{ReplicaSetView, Requests};
 
 /// Reads the manual requests from a SafeDeployment's annotations.

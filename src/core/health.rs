@@ -1,60 +1,13 @@
 //! Health gates on Kubernetes signals: measures restarts, failing containers, unready pods and
 //! start-up latency of the canary pods against the baseline, and judges each value against its
-//! target / acceptable / critical thresholds.
+//! target / acceptable / critical thresholds. What a pod and the gates are, and when a starting
+//! pod counts as not Ready, is [`crate::api::health`], shared with the `kubernetes` metric
+//! provider.
 
 use jiff::Timestamp;
 
-use crate::api::{HealthGates, SignalMeasurement, Thresholds};
-
-/// Container states that mean a canary is broken.
-pub const FAILING_REASONS: [&str; 6] = [
-    "CrashLoopBackOff",
-    "OOMKilled",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "CreateContainerConfigError",
-    "InvalidImageName",
-];
-
-/// What the core needs to know of one pod.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodView {
-    /// Pod name.
-    pub name: String,
-    /// Revision hash label.
-    pub revision: String,
-    /// Component label.
-    pub component: String,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Whether the Ready condition is True.
-    pub ready: bool,
-    /// When the Ready condition last turned True, if it is True.
-    pub ready_at: Option<Timestamp>,
-    /// Container restarts summed over the pod's containers.
-    pub restarts: i32,
-    /// Containers in one of [`FAILING_REASONS`] (waiting, or last terminated as OOMKilled).
-    pub failing_containers: i32,
-    /// The pod is being deleted.
-    pub terminating: bool,
-}
-
-impl PodView {
-    /// Creation-to-Ready latency in seconds; a pod not Ready yet counts with its age.
-    pub fn startup_latency_seconds(&self, now: Timestamp) -> f64 {
-        let until = if self.ready {
-            self.ready_at.unwrap_or(now)
-        } else {
-            now
-        };
-        seconds_between(self.created_at, until)
-    }
-}
-
-fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
-    let millis = to.as_millisecond().saturating_sub(from.as_millisecond());
-    (millis.max(0) as f64) / 1000.0
-}
+use crate::api::health::{EffectiveGates, PodView, baseline_startup_latency, startup_allowance};
+use crate::api::{SignalMeasurement, Thresholds};
 
 /// The judgement of one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,46 +57,6 @@ pub fn judge(value: f64, thresholds: &Thresholds) -> Verdict {
         Verdict::Acceptable
     } else {
         Verdict::Target
-    }
-}
-
-/// Thresholds with their defaults filled in.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EffectiveGates {
-    /// Restarts.
-    pub restarts: Thresholds,
-    /// Failing containers.
-    pub failing_containers: Thresholds,
-    /// Unready pods.
-    pub not_ready_pods: Thresholds,
-    /// Extra start-up latency over the baseline, seconds.
-    pub startup_latency_seconds: Thresholds,
-}
-
-const ZERO_TOLERANCE: Thresholds = Thresholds {
-    target: 0.0,
-    acceptable: 0.0,
-    critical: 1.0,
-};
-
-impl EffectiveGates {
-    /// The spec's gates, with defaults for what it leaves out.
-    pub fn from_spec(gates: Option<&HealthGates>) -> Self {
-        let pick = |value: Option<Thresholds>, default: Thresholds| value.unwrap_or(default);
-        let gates = gates.cloned().unwrap_or_default();
-        EffectiveGates {
-            restarts: pick(gates.restarts, ZERO_TOLERANCE),
-            failing_containers: pick(gates.failing_containers, ZERO_TOLERANCE),
-            not_ready_pods: pick(gates.not_ready_pods, ZERO_TOLERANCE),
-            startup_latency_seconds: pick(
-                gates.startup_latency_seconds,
-                Thresholds {
-                    target: 10.0,
-                    acceptable: 30.0,
-                    critical: 60.0,
-                },
-            ),
-        }
     }
 }
 
@@ -268,43 +181,10 @@ pub fn assess(
     }
 }
 
-/// The median start-up latency of the baseline's Ready pods, if any is Ready.
-pub fn baseline_startup_latency(baseline: &[&PodView], now: Timestamp) -> Option<f64> {
-    median(
-        baseline
-            .iter()
-            .filter(|p| p.ready && !p.terminating)
-            .map(|p| p.startup_latency_seconds(now))
-            .collect(),
-    )
-}
-
-/// How old a pod may be before "not Ready" counts against it: the baseline's start-up latency
-/// plus the critical start-up latency, so a slow start is judged by the start-up latency signal
-/// with its own thresholds, not as an unready pod.
-pub fn startup_allowance(baseline_latency: Option<f64>, gates: &EffectiveGates) -> f64 {
-    baseline_latency.unwrap_or(0.0) + gates.startup_latency_seconds.critical
-}
-
-/// The median of `values`, None when there are none.
-pub fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    let upper = *values.get(middle)?;
-    Some(if values.len().is_multiple_of(2) {
-        let lower = *values.get(middle.checked_sub(1)?)?;
-        (lower + upper) / 2.0
-    } else {
-        upper
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::HealthGates;
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + seconds).unwrap()

@@ -37,7 +37,7 @@ use crate::api::duration::SpecDuration;
 use super::signals::{self, SidePods};
 use super::vars::{QueryVars, Side, render};
 use super::{MetricObservation, ProviderError, SamplesReading, ValueReading};
-use crate::core::health::PodView;
+use crate::api::health::PodView;
 
 /// Largest answer body read from a provider. A Prometheus answer reduced to one value (or a
 /// range of a few hundred points) and a JSON metric endpoint fit many times over; a larger body

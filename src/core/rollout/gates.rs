@@ -7,7 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{AnalysisGate, DEFAULT_PROGRESS_DEADLINE, Planner};
-use crate::core::health::{EffectiveGates, HealthReport, PodView, assess};
+use crate::api::health::{EffectiveGates, PodView};
+use crate::core::health::{HealthReport, assess};
 use crate::core::revision::baseline_selector;
 
 impl Planner<'_> {

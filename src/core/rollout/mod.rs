@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::health::PodView;
 use super::revision::Revision;
 use super::status_budget;
 use crate::api::conditions::{ConditionReason, EventReason, HistoryOutcome};
+use crate::api::health::PodView;
 use crate::api::{AttestationVerdict, Phase, SafeDeploymentSpec, SafeDeploymentStatus};
 
 mod canary;
