@@ -58,8 +58,9 @@ pub struct InvalidDuration(pub String);
 /// A duration field of a spec, as written: `<digits><unit>` parts, units `ms`, `s`, `m`, `h`.
 ///
 /// It serializes as its text and deserializes from any string (see the module comment);
-/// [`FromStr`] is the checked way to make one, [`From<&str>`] takes a text as an object read
+/// [`FromStr`] is the checked way to make one, `From<&str>` takes a text as an object read
 /// from the API server would hold it, valid or not. [`SpecDuration::parse`] gives the value.
+/// The default is the empty text, which is not a duration (as the empty `String` was not).
 #[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SpecDuration(String);
@@ -323,6 +324,25 @@ mod tests {
             error.to_string(),
             r#""5 \"min\"\n" is not a duration such as 500ms, 30s, 1m30s or 2h"#
         );
+    }
+
+    #[test]
+    fn an_absent_field_reads_as_its_default() {
+        assert_eq!(
+            SpecDuration::parse_or(None, "1m"),
+            Ok(Duration::from_secs(60))
+        );
+        let set = SpecDuration::from("5s");
+        assert_eq!(
+            SpecDuration::parse_or(Some(&set), "1m"),
+            Ok(Duration::from_secs(5))
+        );
+        let bad = SpecDuration::from("5 s");
+        assert_eq!(
+            SpecDuration::parse_or(Some(&bad), "1m"),
+            Err(InvalidDuration("5 s".into()))
+        );
+        assert!(SpecDuration::default().parse().is_err());
     }
 
     #[test]

@@ -308,6 +308,15 @@ mod tests {
             validate_policy(&spec),
             Err(PolicyError::Duration { .. })
         ));
+        // Beyond i64 milliseconds a duration is refused, not clamped: the policy fails closed.
+        let spec = SafeDeploymentPolicySpec {
+            allowed_clock_skew: Some("9223372036854775808ms".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_policy(&spec).unwrap_err().to_string(),
+            "allowedClockSkew \"9223372036854775808ms\" is not a duration such as 24h, 90m or 1h30m"
+        );
         let defaults = SafeDeploymentPolicySpec::default();
         let compiled = CompiledPolicy::compile(&defaults).expect("defaults");
         assert_eq!(compiled.max_age, SignedDuration::from_hours(168));

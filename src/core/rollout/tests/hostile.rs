@@ -520,3 +520,46 @@ fn a_rejected_revision_with_nothing_else_serving_stays_down_and_says_so() {
         sim.status.message
     );
 }
+
+#[test]
+fn durations_stored_before_the_schema_bound_them_still_read_and_fall_back_as_before() {
+    // An object written before the schema bounded its durations reads (the text is kept, one
+    // bad object never stops a list); an unparsable pause then waits for a person, an
+    // unparsable progress deadline is the default 10m.
+    let mut sim = established("app:v1", 2, vec![weight(50), pause(Some("20s"))]);
+    let mut spec = serde_json::to_value(&sim.spec).unwrap();
+    spec["progressDeadline"] = "ten minutes".into();
+    spec["strategy"]["canary"]["steps"][1]["pause"]["duration"] = "1d".into();
+    sim.spec = serde_json::from_value(spec).unwrap();
+    assert_eq!(
+        sim.spec.progress_deadline.as_ref().map(|d| d.as_str()),
+        Some("ten minutes")
+    );
+    sim.deploy("app:v2");
+    tick_for(&mut sim, 120);
+    assert_eq!(sim.status.phase, Phase::Paused, "{:?}", sim.status.message);
+    assert_eq!(sim.status.current_step_index, Some(1));
+
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.spec.progress_deadline = Some("ten minutes".into());
+    // Gates that never judge the canary, so only the deadline can revert it.
+    sim.spec.health = Some(crate::api::HealthGates {
+        startup_latency_seconds: Some(thresholds(1.0, 2.0, 1e20)),
+        not_ready_pods: Some(thresholds(0.0, 10.0, 100.0)),
+        ..Default::default()
+    });
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::NeverReady);
+    tick_for(&mut sim, 120);
+    assert_ne!(sim.status.phase, Phase::Degraded, "not a 0s deadline");
+    tick_for(&mut sim, 600);
+    assert_eq!(
+        sim.status.phase,
+        Phase::Degraded,
+        "{:?}",
+        sim.status.message
+    );
+    let reason = &sim.status.history.last().unwrap().reason;
+    assert!(reason.contains("ProgressDeadlineExceeded"), "{reason}");
+}
