@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
+use safedeploy::api::gates::AnalysisGate;
 use safedeploy::api::health::PodView;
 use safedeploy::api::{
     AnalysisStep, BaselineMode, CanaryStep, CanaryStrategy, HealthGates, LabelSelectorSpec,
@@ -17,7 +18,7 @@ use safedeploy::api::{
 };
 use safedeploy::core::revision::Revision;
 use safedeploy::core::rollout::{
-    AnalysisGate, AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, Requests, decide,
+    AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, Requests, decide,
 };
 use safedeploy::core::status_budget::{STATUS_BUDGET, size_of};
 

@@ -21,8 +21,8 @@ use jiff::Timestamp;
 
 use super::run::{self, RunOutcome};
 use crate::api::analysis::{AnalysisRunStatus, AnalysisTemplate, MetricVerdict};
+use crate::api::gates::AnalysisGate;
 use crate::api::{SafeDeploymentSpec, SafeDeploymentStatus};
-use crate::core::rollout::AnalysisGate;
 
 /// An analysis that gates the canary now.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+pub mod gates;
 pub mod health;
 pub mod image;
 pub mod labels;

@@ -23,11 +23,11 @@ use crate::analysis::run::{self, RunOutcome};
 use crate::analysis::signals::SidePods;
 use crate::analysis::vars::QueryVars;
 use crate::api::analysis::AnalysisTemplate;
+use crate::api::gates::AnalysisGate;
 use crate::api::health::{EffectiveGates, PodView};
 use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
 use crate::attest::policy::resolve_policy;
 use crate::core::revision::baseline_selector;
-use crate::core::rollout::AnalysisGate;
 
 /// Brings the analysis runs in `status` up to date (measuring what [`plan`] finds due) and
 /// returns the gates for the decision, and when the next measurement (or retry) is due.

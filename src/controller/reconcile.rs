@@ -20,13 +20,12 @@ use tracing::{info, warn};
 
 use super::error::ReconcileError;
 use super::{Context, analysis, apply, attestation, config, observe};
+use crate::api::gates::AnalysisGate;
+use crate::api::health::PodView;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
-use crate::core::health::PodView;
 use crate::core::revision::Revision;
-use crate::core::rollout::{
-    AnalysisGate, AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, decide,
-};
+use crate::core::rollout::{AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, decide};
 
 /// The text of a panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use super::{AnalysisGate, Planner, canary_replicas, seconds_to_duration, weight_at};
+use super::{Planner, canary_replicas, seconds_to_duration, weight_at};
 use crate::api::conditions::{EventReason, HistoryOutcome, RevertReason};
 use crate::api::duration::SpecDuration;
+use crate::api::gates::AnalysisGate;
 use crate::api::{AnalysisStep, CanaryStep, PauseStep, Phase};
 use crate::core::health::{HealthReport, Verdict};
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{AnalysisGate, DEFAULT_PROGRESS_DEADLINE, Planner};
+use super::{DEFAULT_PROGRESS_DEADLINE, Planner};
+use crate::api::gates::AnalysisGate;
 use crate::api::health::{EffectiveGates, PodView};
 use crate::core::health::{HealthReport, assess};
 use crate::core::revision::baseline_selector;

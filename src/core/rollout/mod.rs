@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use super::revision::Revision;
 use super::status_budget;
 use crate::api::conditions::{ConditionReason, EventReason, HistoryOutcome};
+use crate::api::gates::AnalysisGate;
 use crate::api::health::PodView;
 use crate::api::{AttestationVerdict, Phase, SafeDeploymentSpec, SafeDeploymentStatus};
 
@@ -134,22 +135,6 @@ impl AttestationGate {
             AttestationGate::Verified(message)
         }
     }
-}
-
-/// The state of an analysis the rollout depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnalysisGate {
-    /// Still measuring, and its latest measurement passed.
-    Running,
-    /// Still measuring, without passing evidence yet: no measurement, a provider error, a
-    /// metric without a value, or a score below the pass threshold. Holds like `Inconclusive`.
-    Pending(String),
-    /// Passed.
-    Passed,
-    /// Failed: revert.
-    Failed(String),
-    /// Could not decide (no data, provider unreachable): wait, and say so.
-    Inconclusive(String),
 }
 
 /// Manual requests read from annotations: `(action, token)`; a token already in
