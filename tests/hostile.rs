@@ -2,7 +2,8 @@
 //! refuses is blocked at preflight with the API server's own words; a write the API server
 //! refuses shows as `Stalled` and a Warning event and is retried until it goes through; a
 //! reconcile that panics on one SafeDeployment leaves the operator running and every other
-//! SafeDeployment reconciled.
+//! SafeDeployment reconciled; a crashing canary is reverted at once while its analysis provider
+//! hangs.
 
 mod common;
 mod operator;
@@ -624,5 +625,106 @@ async fn a_stray_pod_with_the_canarys_labels_does_not_count() {
     assert_eq!(
         done.history.last().map(|h| h.outcome.as_str()),
         Some("Promoted")
+    );
+}
+
+/// An HTTP endpoint that accepts connections and never answers (the connections are held open
+/// for as long as the test runs).
+async fn hanging_endpoint() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// Finding 9 of the reliability audit: a revert must not wait for a metric provider. The
+/// canary's background analysis measures a web endpoint that never answers (20 s timeout, due
+/// every second), and the canary's pods crash. The revert comes within a few seconds of the
+/// first crash, not after the provider's timeout.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_crashing_canary_is_reverted_while_its_provider_hangs() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (ns, _operator) = setup("hang").await;
+    let addr = hanging_endpoint().await;
+    let with_hanging_analysis = |image: &str, fault: Fault| {
+        let mut manifest = safe_deployment(
+            "web",
+            2,
+            image,
+            fault,
+            json!([{"setWeight": 50}, {"pause": {}}]),
+        );
+        manifest["spec"]["analyses"] = json!([{
+            "name": "hangs", "interval": "1s", "count": 1000,
+            "metrics": [{
+                "name": "success-rate",
+                "provider": {"web": {
+                    "url": format!("http://{addr}/slo?rev={{{{canary}}}}"),
+                    "jsonPath": "$.ok",
+                    "timeout": "20s"
+                }},
+                "direction": "higherIsBetter",
+                "thresholds": {"target": 99.9, "acceptable": 99.5, "critical": 98.0}
+            }]
+        }]);
+        manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("hangs");
+        manifest
+    };
+    let v1 = apply_stable(
+        &ns,
+        &with_hanging_analysis("registry.local/app:v1", Fault::None),
+    )
+    .await
+    .stable_revision;
+    apply(
+        &ns,
+        &with_hanging_analysis("registry.local/app:v2-bad", Fault::Crash),
+    )
+    .await
+    .expect("apply the crashing v2");
+
+    let api: Api<safedeploy::api::SafeDeployment> = ns.api();
+    let started = Instant::now();
+    let mut first_crash = None;
+    let reverted = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no revert within 120 s"
+        );
+        if first_crash.is_none() {
+            let pods: Vec<Pod> = ns.pods("web").await.unwrap_or_default();
+            if pods.iter().any(|pod| common::restart_count(pod) > 0) {
+                first_crash = Some(Instant::now());
+            }
+        }
+        let status = api
+            .get("web")
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default();
+        if status.phase == Phase::Degraded {
+            break (Instant::now(), status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (reverted_at, status) = reverted;
+    let first_crash = first_crash.unwrap_or(reverted_at);
+    let waited = reverted_at.saturating_duration_since(first_crash);
+    eprintln!("revert {waited:?} after the first crash was seen");
+    assert_eq!(status.stable_revision, v1);
+    let reason = &status.history.last().expect("history").reason;
+    assert!(reason.contains("HealthGateBreached"), "{reason}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the revert waited {waited:?} after the first crash (the provider hangs for 20 s)"
     );
 }

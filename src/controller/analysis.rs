@@ -25,26 +25,86 @@ use crate::analysis::vars::QueryVars;
 use crate::api::analysis::AnalysisTemplate;
 use crate::api::gates::AnalysisGate;
 use crate::api::health::{EffectiveGates, PodView};
-use crate::api::{BaselineMode, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
+use crate::api::{
+    BaselineMode, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentSpec, SafeDeploymentStatus,
+};
 use crate::attest::policy::resolve_policy;
 use crate::core::revision::baseline_selector;
 
-/// Brings the analysis runs in `status` up to date (measuring what [`plan`] finds due) and
-/// returns the gates for the decision, and when the next measurement (or retry) is due.
+/// The analyses as recorded in status, with no provider call: the runs brought in line with
+/// what is active now ([`plan`]: earlier canaries' runs dropped, missing runs started, runs
+/// held by provider errors restarted when their retry time came), the measurements that are
+/// due, and the gates for the decision. The reconcile decides on this first, so a revert never
+/// waits for a provider; [`measure`] then takes the due measurements if the canary goes on.
+pub fn recorded(
+    spec: &SafeDeploymentSpec,
+    status: &mut SafeDeploymentStatus,
+    now: Timestamp,
+) -> Recorded {
+    let due = plan(spec, status, now);
+    let (gates, next_measurement) = gates(spec, status, now);
+    Recorded {
+        due: due.due,
+        retry_wake: due.wake,
+        gates,
+        wake: earliest(due.wake, next_measurement),
+    }
+}
+
+/// What [`recorded`] found: the due measurements and the gates as status records them.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// The runs due for a measurement now, as positions in `status.analysis_runs`, with their
+    /// template's name.
+    pub due: Vec<(usize, String)>,
+    /// When a run held by provider errors starts again (the earliest), if one waits for that.
+    pub retry_wake: Option<Duration>,
+    /// The gates of the active analyses, by template name.
+    pub gates: BTreeMap<String, AnalysisGate>,
+    /// When to look again for the analyses (the next measurement or retry).
+    pub wake: Option<Duration>,
+}
+
+impl Recorded {
+    /// The gates and wake-up again from `status` after [`measure`] advanced its runs.
+    pub fn regate(
+        &mut self,
+        spec: &SafeDeploymentSpec,
+        status: &SafeDeploymentStatus,
+        now: Timestamp,
+    ) {
+        let (gates, next_measurement) = gates(spec, status, now);
+        self.gates = gates;
+        self.wake = earliest(self.retry_wake, next_measurement);
+        self.due.clear();
+    }
+}
+
+/// The earlier of two optional waits.
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Takes the `due` measurements through the providers and advances those runs in `status`
+/// with the pure `analysis::run` state machine.
 ///
 /// `pods` and `baseline_pods` are the SafeDeployment's revision pods and fresh-baseline pods
-/// from the cache, which `kubernetes` metrics are measured on.
-pub async fn refresh(
+/// from the cache, which `kubernetes` metrics are measured on. Dropping this future before it
+/// ends leaves `status` as it was for every run not yet advanced (nothing is half-written).
+pub async fn measure(
     sd: &SafeDeployment,
     ctx: &Context,
     status: &mut SafeDeploymentStatus,
+    due: &[(usize, String)],
     pods: &[PodView],
     baseline_pods: &[PodView],
     now: Timestamp,
-) -> Result<(BTreeMap<String, AnalysisGate>, Option<Duration>), ReconcileError> {
-    let due = plan(&sd.spec, status, now);
-    for (position, name) in due.due {
-        let Some(template) = sd.spec.analyses.iter().find(|t| t.name == name) else {
+) -> Result<(), ReconcileError> {
+    for (position, name) in due {
+        let Some(template) = sd.spec.analyses.iter().find(|t| &t.name == name) else {
             continue;
         };
         let vars = query_vars(sd, status);
@@ -57,7 +117,7 @@ pub async fn refresh(
             .providers
             .measure_template(template, &vars, &secrets, &egress, &side_pods, now)
             .await;
-        let Some(run_status) = status.analysis_runs.get_mut(position) else {
+        let Some(run_status) = status.analysis_runs.get_mut(*position) else {
             continue;
         };
         let outcome = run::advance(template, run_status, &observations, now);
@@ -71,12 +131,7 @@ pub async fn refresh(
             crate::telemetry::Metrics::count(&ctx.metrics.analysis_results, kind);
         }
     }
-    let (gates, wake) = gates(&sd.spec, status, now);
-    let wake = match (due.wake, wake) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    Ok((gates, wake))
+    Ok(())
 }
 
 /// The values of `{{canary}}`, `{{stable}}`, `{{baseline}}` and the object's own in queries.

@@ -1,11 +1,12 @@
 //! One reconcile, as a named pipeline: [`dereference`] gathers the observation (caches, the
-//! configuration and attestation reads, the due analysis measurements), the pure core's
-//! `decide` turns it into a decision, and [`apply::apply`] carries that out in a crash-safe
-//! order (status first, with a resourceVersion precondition, then scaling, deletes, events). A reconcile that fails (an API error) or panics (a bug) is contained
+//! configuration and attestation reads, the analyses as status records them), the pure core's
+//! `decide` turns it into a decision (twice when measurements are due: first without them, so
+//! a revert never waits for a metric provider), and [`apply::apply`] carries that out in a
+//! crash-safe order (status first, with a resourceVersion precondition, then scaling, deletes,
+//! events). A reconcile that fails (an API error) or panics (a bug) is contained
 //! to its object: it shows as `Stalled` in that object's status and as a Warning event, and is
 //! retried with exponential back-off and jitter, while every other object goes on.
 
-use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,12 +21,13 @@ use tracing::{info, warn};
 
 use super::error::ReconcileError;
 use super::{Context, analysis, apply, attestation, config, observe};
-use crate::api::gates::AnalysisGate;
 use crate::api::health::PodView;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::revision::Revision;
-use crate::core::rollout::{AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, decide};
+use crate::core::rollout::{
+    AttestationGate, Decision, MAX_REQUEUE, Observation, ReplicaSetView, decide,
+};
 
 /// The text of a panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -84,18 +86,34 @@ pub fn error_policy(sd: Arc<SafeDeployment>, error: &ReconcileError, ctx: Arc<Co
 }
 
 /// The pipeline: **dereference** (everything the decision needs, from the caches and the few
-/// reads and provider calls it takes) → **decide** (the pure core) → **apply** (the writes, in
-/// the crash-safe order of [`apply`]).
+/// reads it takes, with the analyses as status records them) → **decide** (the pure core) →
+/// **apply** (the writes, in the crash-safe order of [`apply`]).
+///
+/// A revert never waits for a metric provider: the first decision uses only what is already
+/// known. If it stops the canary (a health gate, a recorded analysis failure, an abort) it is
+/// applied at once; otherwise the due measurements are taken and the decision is made again.
+/// While they are taken, the pod cache is watched: a canary that breaches a health gate
+/// meanwhile is reverted without waiting for the providers.
 async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, ReconcileError> {
     if let Some(action) = not_now(sd, ctx) {
         return Ok(action);
     }
     super::fault::panic_if_asked(&sd.name_any());
-    let rollout = dereference(sd, ctx).await?;
-    let decision = decide(&rollout.observation(sd));
+    let mut rollout = dereference(sd, ctx).await?;
+    let first = decide(&rollout.observation(sd));
+    let decision = if rollout.analyses.due.is_empty()
+        || stops_canary_unpromoted(&rollout.status, &first.status)
+    {
+        first
+    } else {
+        match measure_unless_stopped(sd, ctx, &mut rollout).await? {
+            Some(stopped) => stopped,
+            None => decide(&rollout.observation(sd)),
+        }
+    };
     apply::apply(ctx, &rollout.applied(sd), &decision).await?;
     // Analysis measurements are timed: look again when the next one is due.
-    let wake = match (decision.requeue_after, rollout.analysis_wake) {
+    let wake = match (decision.requeue_after, rollout.analyses.wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
@@ -103,6 +121,98 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
+}
+
+/// How often the pod cache is looked at while measurements are taken.
+const HEALTH_WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Whether a decision stops the canary of `before` without promoting it: a revert, an abort
+/// or an abandoned canary. No measurement can change such a decision's effect, so it is
+/// applied without waiting for one.
+fn stops_canary_unpromoted(before: &SafeDeploymentStatus, after: &SafeDeploymentStatus) -> bool {
+    before.canary_revision.is_some()
+        && after.canary_revision.is_none()
+        && after.stable_revision == before.stable_revision
+}
+
+/// Takes the due measurements into `rollout` (its status and gates), unless the canary's
+/// pods breach a health gate meanwhile: then the measurements are dropped (nothing of them is
+/// recorded; they are due again next time) and the decision that stops the canary is returned.
+async fn measure_unless_stopped(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    rollout: &mut Dereferenced,
+) -> Result<Option<Decision>, ReconcileError> {
+    let mut measured = rollout.status.clone();
+    let outcome = {
+        let measuring = analysis::measure(
+            sd,
+            ctx,
+            &mut measured,
+            &rollout.analyses.due,
+            &rollout.pods,
+            &rollout.baseline_pods,
+            rollout.now,
+        );
+        let watching = stopped_by_health(sd, ctx, rollout);
+        tokio::select! {
+            result = measuring => result.map(|()| None),
+            stopped = watching => Ok(Some(stopped)),
+        }
+    };
+    if let Ok(None) = outcome {
+        rollout.status = measured;
+        rollout
+            .analyses
+            .regate(&sd.spec, &rollout.status, rollout.now);
+    }
+    outcome
+}
+
+/// Decides again on fresh pods from the cache every [`HEALTH_WATCH_PERIOD`], and returns the
+/// first decision that stops the canary (it never returns while the canary goes on).
+async fn stopped_by_health(sd: &SafeDeployment, ctx: &Context, rollout: &Dereferenced) -> Decision {
+    loop {
+        tokio::time::sleep(HEALTH_WATCH_PERIOD).await;
+        let (pods, baseline_pods) = pods_of(ctx, &rollout.namespace, &rollout.name, &rollout.owned);
+        let mut observation = rollout.observation(sd);
+        observation.pods = &pods;
+        observation.baseline_pods = &baseline_pods;
+        observation.now = Timestamp::now();
+        let decision = decide(&observation);
+        if stops_canary_unpromoted(&rollout.status, &decision.status) {
+            return decision;
+        }
+    }
+}
+
+/// The SafeDeployment's revision pods and fresh-baseline pods, from the pod cache: those of
+/// its `owned` ReplicaSets.
+fn pods_of(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    owned: &[Arc<ReplicaSet>],
+) -> (Vec<PodView>, Vec<PodView>) {
+    let owned_uids: Vec<String> = owned.iter().filter_map(|rs| rs.uid()).collect();
+    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace))
+        .filter(|pod| pod.labels().get(LABEL_NAME).map(String::as_str) == Some(name))
+        // Counted by owner, not by label alone (audit finding 21): a pod anyone labels with
+        // this rollout's name and revision must not pass or fail its health gates.
+        .filter(|pod| {
+            observe::controller_uid(pod)
+                .is_some_and(|uid| owned_uids.iter().any(|owned| owned == uid))
+        })
+        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
+        .partition(|(baseline, _)| *baseline);
+    (
+        pods.into_iter().map(|(_, pod)| pod).collect(),
+        baseline_pods.into_iter().map(|(_, pod)| pod).collect(),
+    )
 }
 
 /// Why this reconcile does nothing now, if it does not: the object is being deleted (owner
@@ -130,12 +240,13 @@ struct Dereferenced {
     now: Timestamp,
     /// The status as read (the apply step writes only a changed status).
     original_status: SafeDeploymentStatus,
-    /// The status with the analysis runs brought up to date.
+    /// The status with the analysis runs in line with what is active now (and, once measured,
+    /// advanced by the measurements).
     status: SafeDeploymentStatus,
     pods: Vec<PodView>,
     baseline_pods: Vec<PodView>,
-    analyses: BTreeMap<String, AnalysisGate>,
-    analysis_wake: Option<std::time::Duration>,
+    /// The analyses: due measurements, gates and wake-up.
+    analyses: analysis::Recorded,
     owned: Vec<Arc<ReplicaSet>>,
     replica_sets: Vec<ReplicaSetView>,
     baseline_replica_sets: Vec<ReplicaSetView>,
@@ -157,7 +268,7 @@ impl Dereferenced {
             baseline_pods: &self.baseline_pods,
             attestation: self.attestation.clone(),
             preflight: self.prepared.preflight.clone(),
-            analyses: self.analyses.clone(),
+            analyses: self.analyses.gates.clone(),
             requests: observe::requests(sd.annotations()),
             now: self.now,
         }
@@ -177,8 +288,9 @@ impl Dereferenced {
 }
 
 /// Gathers what the decision needs. Reads the caches; calls the API server only for the
-/// configuration of a revision being rolled out, the preflight's dry run and the attestation,
-/// and the metric providers only for the analysis measurements that are due.
+/// configuration of a revision being rolled out, the preflight's dry run and the attestation.
+/// Calls no metric provider: the analyses are taken as status records them (see
+/// [`measure_unless_stopped`]).
 async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = sd.name_any();
@@ -197,25 +309,8 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
         .collect();
-    let owned_uids: Vec<String> = owned.iter().filter_map(|rs| rs.uid()).collect();
-    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
-        .pods
-        .state()
-        .iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|pod| pod.labels().get(LABEL_NAME) == Some(&name))
-        // Counted by owner, not by label alone (audit finding 21): a pod anyone labels with
-        // this rollout's name and revision must not pass or fail its health gates.
-        .filter(|pod| {
-            observe::controller_uid(pod)
-                .is_some_and(|uid| owned_uids.iter().any(|owned| owned == uid))
-        })
-        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
-        .partition(|(baseline, _)| *baseline);
-    let pods: Vec<_> = pods.into_iter().map(|(_, pod)| pod).collect();
-    let baseline_pods: Vec<_> = baseline_pods.into_iter().map(|(_, pod)| pod).collect();
-    let (analyses, analysis_wake) =
-        analysis::refresh(sd, ctx, &mut status, &pods, &baseline_pods, now).await?;
+    let (pods, baseline_pods) = pods_of(ctx, &namespace, &name, &owned);
+    let analyses = analysis::recorded(&sd.spec, &mut status, now);
 
     let replica_sets: Vec<_> = owned
         .iter()
@@ -250,7 +345,6 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
         pods,
         baseline_pods,
         analyses,
-        analysis_wake,
         owned,
         replica_sets,
         baseline_replica_sets,
@@ -284,4 +378,52 @@ async fn attestation_for(
     let reason = gate.reason();
     crate::telemetry::Metrics::count(&ctx.metrics.attestation_verdicts, reason);
     Ok(gate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(stable: Option<&str>, canary: Option<&str>) -> SafeDeploymentStatus {
+        SafeDeploymentStatus {
+            stable_revision: stable.map(str::to_string),
+            canary_revision: canary.map(str::to_string),
+            ..SafeDeploymentStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_revert_or_abort_stops_the_canary_unpromoted() {
+        assert!(stops_canary_unpromoted(
+            &status(Some("a"), Some("b")),
+            &status(Some("a"), None)
+        ));
+    }
+
+    #[test]
+    fn a_promotion_a_canary_going_on_or_no_canary_is_not_a_stop() {
+        // Promoted: the canary became the stable revision.
+        assert!(!stops_canary_unpromoted(
+            &status(Some("a"), Some("b")),
+            &status(Some("b"), None)
+        ));
+        // Goes on, or superseded by a newer revision: the measurements still matter.
+        assert!(!stops_canary_unpromoted(
+            &status(Some("a"), Some("b")),
+            &status(Some("a"), Some("b"))
+        ));
+        assert!(!stops_canary_unpromoted(
+            &status(Some("a"), Some("b")),
+            &status(Some("a"), Some("c"))
+        ));
+        // At rest, or an initial rollout: there is no canary to stop.
+        assert!(!stops_canary_unpromoted(
+            &status(Some("a"), None),
+            &status(Some("a"), None)
+        ));
+        assert!(!stops_canary_unpromoted(
+            &status(None, None),
+            &status(Some("a"), None)
+        ));
+    }
 }
