@@ -1,7 +1,10 @@
 //! What the controller watches, and how a change maps to the SafeDeployments to look at again:
-//! the caches the reconciles read (owned ReplicaSets and their pods, trimmed; policies; the
-//! metadata-only versions of ConfigMaps and Secrets), the controller built on their streams,
-//! and the background tasks around it (the phase gauge, readiness once every cache synced).
+//! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, trimmed;
+//! policies; the metadata-only versions of ConfigMaps and Secrets), the controller built on
+//! their streams, and the background tasks around it (the phase gauge, readiness once every
+//! cache synced). Every cache is trimmed to what the operator reads before it is stored, and
+//! every list that can be large is paged, so memory follows the number of objects, not the
+//! size of what users put in them.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +40,25 @@ pub struct Caches {
     pub secret_versions: Store<PartialObjectMeta<Secret>>,
 }
 
+/// Objects per page of a watch's (re)list. A list with `resourceVersion=0` (any semantic) is
+/// served whole from the API server's watch cache, whatever the limit: one response holding
+/// every pod in scope. The default (most recent) semantic honours the limit, so a relist of
+/// 10,000 pods arrives in pages of this size instead.
+const LIST_PAGE: u32 = 500;
+
+/// The annotation `kubectl apply` keeps a whole copy of the last applied object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Keeps what the reconciles read of a SafeDeployment: the spec, the status, and the metadata
+/// but `managedFields` and the `kubectl apply` copy of the object (each about as large as the
+/// spec; nothing reads them, and the writes that need the live object read it first).
+fn trim_safe_deployment(sd: &mut SafeDeployment) {
+    sd.metadata.managed_fields = None;
+    if let Some(annotations) = sd.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
 
 /// The caches, and the streams of their changes the controller maps to SafeDeployments.
@@ -55,7 +77,9 @@ impl Watches {
     /// Starts the watches in the operator's scope (`namespace`, or all). Only what the operator
     /// owns is watched (by label), trimmed to what the decision reads.
     pub fn start(client: &Client, namespace: &Option<String>) -> Watches {
-        let owned = watcher::Config::default().labels(LABEL_NAME).any_semantic();
+        let owned = watcher::Config::default()
+            .labels(LABEL_NAME)
+            .page_size(LIST_PAGE);
         let (rs_store, rs_writer) = reflector::store();
         let replica_sets = watcher(scoped_api::<ReplicaSet>(client, namespace), owned.clone())
             .default_backoff()
@@ -127,11 +151,18 @@ impl Watches {
         leadership: Option<&leader::Leadership>,
         signals: &Signals,
     ) -> (Controller<SafeDeployment>, Caches) {
-        let controller = Controller::new(sds, watcher::Config::default().any_semantic())
-            .with_config(
-                kube::runtime::controller::Config::default()
-                    .concurrency(args.max_concurrent_reconciles),
-            );
+        // The controller's own SafeDeployment cache, trimmed before it is stored (what
+        // `Controller::new` would build, untrimmed).
+        let (sd_store, sd_writer) = reflector::store();
+        let sd_changes = watcher(sds, watcher::Config::default().page_size(LIST_PAGE))
+            .default_backoff()
+            .modify(trim_safe_deployment)
+            .reflect(sd_writer)
+            .applied_objects();
+        let controller = Controller::for_stream(sd_changes, sd_store).with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(args.max_concurrent_reconciles),
+        );
         let referrers = controller.store();
         let config_referrers = referrers.clone();
         let controller = controller
@@ -438,6 +469,38 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
             .collect()
             .await;
         assert_eq!(seen, vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_safe_deployment_cache_keeps_no_managed_fields_or_last_applied_copy() {
+        let mut sd: SafeDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "safedeploy.dev/v1alpha1", "kind": "SafeDeployment",
+            "metadata": {"name": "web", "namespace": "n", "resourceVersion": "7",
+                "annotations": {
+                    LAST_APPLIED: "{\"spec\":{}}",
+                    "safedeploy.dev/paused": "true"
+                },
+                "managedFields": [{"manager": "kubectl"}]},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "a", "image": "i"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 100}]}}
+            }
+        }))
+        .unwrap();
+        let spec = sd.spec.clone();
+        trim_safe_deployment(&mut sd);
+        assert!(sd.metadata.managed_fields.is_none());
+        // Requests and pauses are annotations the reconcile reads: they stay.
+        let annotations = sd.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["safedeploy.dev/paused"]
+        );
+        assert_eq!(sd.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(sd.spec, spec);
     }
 
     #[test]
