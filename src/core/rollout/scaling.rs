@@ -186,7 +186,11 @@ impl Planner<'_> {
                     .replica_sets
                     .iter()
                     .find(|rs| &rs.revision == revision && &rs.component == component)
-                    .map_or(**replicas > 0, |rs| rs.replicas != **replicas)
+                    // A missing ReplicaSet is created when it gets pods, and the desired
+                    // revision's also at zero (`replicas: 0`), so that it exists and is ready.
+                    .map_or(**replicas > 0 || revision == &self.obs.desired.hash, |rs| {
+                        rs.replicas != **replicas
+                    })
             })
             .map(|((revision, component), replicas)| ScaleAction {
                 revision: revision.clone(),

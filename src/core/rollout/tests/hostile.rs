@@ -563,3 +563,16 @@ fn durations_stored_before_the_schema_bound_them_still_read_and_fall_back_as_bef
     let reason = &sim.status.history.last().unwrap().reason;
     assert!(reason.contains("ProgressDeadlineExceeded"), "{reason}");
 }
+
+/// A SafeDeployment created with `replicas: 0` (scaled down before its first pod): its revision
+/// is stable at once, with a ReplicaSet at zero, instead of "starting" for ever.
+#[test]
+fn a_first_revision_at_zero_replicas_is_stable_at_once() {
+    let mut sim = Sim::new(spec("app:v1", 0, steps_weights(&[50])));
+    sim.settle(5);
+    assert_eq!(sim.status.phase, Phase::Healthy, "{:?}", sim.status.message);
+    let hash = sim.revision().hash;
+    assert_eq!(sim.status.stable_revision, Some(hash.clone()));
+    assert_eq!(sim.replicas_of(&hash), 0);
+    assert!(sim.replica_sets.iter().any(|rs| rs.revision == hash));
+}
