@@ -505,6 +505,25 @@ async fn a_wiped_status_does_not_roll_a_rejected_revision_out_again() {
     )
     .await;
     assert_eq!(marked, 1);
+    // The revert is over once the bad revision holds no pod for capacity any more (it keeps
+    // its Ready ones until the stable's are back).
+    common::wait_until(
+        Duration::from_secs(30),
+        "the bad revision at zero and the stable at full size",
+        || {
+            let (bad, good) = (of(&v2), of(&v1));
+            async move {
+                let size = |items: Vec<ReplicaSet>| {
+                    items
+                        .iter()
+                        .map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+                        .sum::<i32>()
+                };
+                Ok((size(bad.await) == 0 && size(good.await) == 4).then_some(()))
+            }
+        },
+    )
+    .await;
 
     let sds: Api<SafeDeployment> = ns.api();
     sds.patch_status(
