@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
@@ -47,23 +48,61 @@ pub fn replica_set(
     replicas: i32,
 ) -> ReplicaSet {
     let labels = revision_labels(sd, &component.name, &revision.hash);
-    let mut template = revision.pod_template(component);
-    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
-    metadata
+    owned_replica_set(
+        sd,
+        OwnedReplicaSet {
+            name: Revision::replica_set_name(
+                &sd.name_any(),
+                revision.single,
+                &component.name,
+                &revision.hash,
+            ),
+            labels,
+            annotations: Some(annotations(revision, revision_number)),
+            replicas,
+            template: revision.pod_template(component),
+            min_ready_seconds: Some(
+                sd.spec
+                    .min_ready_seconds
+                    .unwrap_or(crate::core::rollout::DEFAULT_MIN_READY_SECONDS),
+            ),
+        },
+    )
+}
+
+/// What differs between the ReplicaSets the operator writes: a revision's and a baseline's.
+struct OwnedReplicaSet {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: Option<BTreeMap<String, String>>,
+    replicas: i32,
+    template: PodTemplateSpec,
+    min_ready_seconds: Option<i32>,
+}
+
+/// A ReplicaSet owned by `sd`, whose selector, own labels and pod labels are all `labels` (the
+/// pod template keeps its other labels), so the ReplicaSet always selects its own pods.
+fn owned_replica_set(sd: &SafeDeployment, owned: OwnedReplicaSet) -> ReplicaSet {
+    let OwnedReplicaSet {
+        name,
+        labels,
+        annotations,
+        replicas,
+        mut template,
+        min_ready_seconds,
+    } = owned;
+    template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default)
         .labels
         .get_or_insert_with(BTreeMap::new)
         .extend(labels.clone());
     ReplicaSet {
         metadata: ObjectMeta {
-            name: Some(Revision::replica_set_name(
-                &sd.name_any(),
-                revision.single,
-                &component.name,
-                &revision.hash,
-            )),
+            name: Some(name),
             namespace: sd.namespace(),
             labels: Some(labels.clone()),
-            annotations: Some(annotations(revision, revision_number)),
+            annotations,
             owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
             ..Default::default()
         },
@@ -74,11 +113,7 @@ pub fn replica_set(
                 match_expressions: None,
             },
             template: Some(template),
-            min_ready_seconds: Some(
-                sd.spec
-                    .min_ready_seconds
-                    .unwrap_or(crate::core::rollout::DEFAULT_MIN_READY_SECONDS),
-            ),
+            min_ready_seconds,
         }),
         status: None,
     }
@@ -103,38 +138,24 @@ pub fn baseline_replica_set(
     labels.insert(LABEL_REVISION.to_string(), baseline_selector(&hash));
     labels.insert(LABEL_ROLE.to_string(), ROLE_BASELINE.to_string());
     labels.insert(LABEL_BASELINE_OF.to_string(), hash);
-    let mut template = stable_spec.template.clone()?;
-    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
-    metadata
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .extend(labels.clone());
+    let template = stable_spec.template.clone()?;
     let annotations: BTreeMap<String, String> = stable
         .annotations()
         .iter()
         .filter(|(k, _)| k.as_str() == ANNOTATION_CONFIG_OBJECTS)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Some(ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some(format!("{}-{ROLE_BASELINE}", stable.name_any())),
-            namespace: sd.namespace(),
-            labels: Some(labels.clone()),
+    Some(owned_replica_set(
+        sd,
+        OwnedReplicaSet {
+            name: format!("{}-{ROLE_BASELINE}", stable.name_any()),
+            labels,
             annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
-            ..Default::default()
-        },
-        spec: Some(ReplicaSetSpec {
-            replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(labels),
-                match_expressions: None,
-            },
-            template: Some(template),
+            replicas,
+            template,
             min_ready_seconds: stable_spec.min_ready_seconds,
-        }),
-        status: None,
-    })
+        },
+    ))
 }
 
 /// A ReplicaSet of an old revision (or the stable ReplicaSet a fresh baseline copies) is gone:
