@@ -173,7 +173,17 @@ fn fixture() -> Fixture {
 }
 
 fn assert_reason(f: &Fixture, envelope: &[u8], reason: RejectReason) {
-    let got = verify(envelope, &f.expected, &f.policy, now());
+    assert_reason_under(f, envelope, &f.policy, reason);
+}
+
+/// Like `assert_reason`, under another policy than the fixture's.
+fn assert_reason_under(
+    f: &Fixture,
+    envelope: &[u8],
+    policy: &SafeDeploymentPolicySpec,
+    reason: RejectReason,
+) {
+    let got = verify(envelope, &f.expected, policy, now());
     assert_eq!(
         got.as_ref().err().map(|r| r.reason),
         Some(reason),

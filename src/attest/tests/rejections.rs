@@ -251,14 +251,12 @@ fn untrusted_key() {
         trusted_keys: vec![],
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("no keys");
-    assert_eq!(r.reason, RejectReason::UntrustedKey);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::UntrustedKey);
     // The algorithm comes from the policy: the same key material listed as the other algorithm
     // does not load, which makes the policy unusable.
     let mut policy = f.policy.clone();
     policy.trusted_keys[0].algorithm = KeyAlgorithm::Ed25519;
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("wrong alg");
-    assert_eq!(r.reason, RejectReason::PolicyViolation);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::PolicyViolation);
 }
 
 #[test]
@@ -287,8 +285,12 @@ fn payload_type_mismatch() {
         predicate_type: Some("https://example.dev/other".into()),
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("type");
-    assert_eq!(r.reason, RejectReason::PayloadTypeMismatch);
+    assert_reason_under(
+        &f,
+        &f.envelope(),
+        &policy,
+        RejectReason::PayloadTypeMismatch,
+    );
 }
 
 #[test]
@@ -412,8 +414,7 @@ fn expired() {
         ..f.policy.clone()
     };
     let env = f.with_predicate(|p| p.expires_at = Some("2030-01-01T00:00:00Z".into()));
-    let r = verify(&env, &f.expected, &policy, now()).expect_err("cap");
-    assert_eq!(r.reason, RejectReason::Expired);
+    assert_reason_under(&f, &env, &policy, RejectReason::Expired);
 }
 
 #[test]
@@ -514,8 +515,7 @@ fn policy_violations() {
         }],
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("min");
-    assert_eq!(r.reason, RejectReason::PolicyViolation);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::PolicyViolation);
     // Verifier not allowed.
     assert_reason(
         &f,
@@ -540,8 +540,7 @@ fn policy_violations() {
         max_age: Some("a week".into()),
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("policy");
-    assert_eq!(r.reason, RejectReason::PolicyViolation);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::PolicyViolation);
 }
 
 #[test]
