@@ -55,6 +55,16 @@ fn unreachable(name: &str) -> MetricObservation {
     )
 }
 
+/// Starts a run of `template` (no revision, no step) and takes its first measurement at t0.
+fn first_measurement(
+    template: &AnalysisTemplate,
+    observations: &[MetricObservation],
+) -> (AnalysisRunStatus, RunOutcome) {
+    let mut status = start(template, None, None, t0());
+    let outcome = advance(template, &mut status, observations, t0());
+    (status, outcome)
+}
+
 /// Runs one measurement per entry, ten seconds apart, and returns the outcomes.
 fn drive(
     template: &AnalysisTemplate,
@@ -151,40 +161,25 @@ fn a_dry_run_metric_is_recorded_but_never_decides() {
     }
     // Only dry runs: nothing gates, the run passes.
     let only = template(1, vec![errors]);
-    let mut status = start(&only, None, None, t0());
-    let outcome = advance(
-        &only,
-        &mut status,
-        &[MetricObservation::value("errors", 0.9)],
-        t0(),
-    );
+    let (_, outcome) = first_measurement(&only, &[MetricObservation::value("errors", 0.9)]);
     assert_eq!(outcome, RunOutcome::Passed);
     // Without dryRun the same value fails at once.
     let mut gating = metric("errors");
     gating.critical = true;
     let real = template(2, vec![gating]);
-    let mut status = start(&real, None, None, t0());
-    let outcome = advance(
-        &real,
-        &mut status,
-        &[MetricObservation::value("errors", 0.9)],
-        t0(),
-    );
+    let (_, outcome) = first_measurement(&real, &[MetricObservation::value("errors", 0.9)]);
     assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
 }
 
 #[test]
 fn fails_fast_on_a_critical_level() {
     let template = template(10, vec![metric("latency"), metric("errors")]);
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(
+    let (status, outcome) = first_measurement(
         &template,
-        &mut status,
         &[
             MetricObservation::value("latency", 0.05),
             MetricObservation::value("errors", 0.7),
         ],
-        t0(),
     );
     let RunOutcome::Failed { reason } = outcome else {
         panic!("expected a failure, got {outcome:?}");
@@ -209,15 +204,12 @@ fn a_failing_critical_metric_fails_the_run_whatever_the_score() {
     let mut latency = metric("latency");
     latency.weight = Some(99);
     let template = template(5, vec![latency, errors]);
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(
+    let (status, outcome) = first_measurement(
         &template,
-        &mut status,
         &[
             MetricObservation::value("latency", 0.05),
             MetricObservation::compared("errors", 0.02, 0.01),
         ],
-        t0(),
     );
     assert!(
         matches!(&outcome, RunOutcome::Failed { reason } if reason.contains("critical metric errors failed")),
@@ -228,15 +220,12 @@ fn a_failing_critical_metric_fails_the_run_whatever_the_score() {
     // The same regression on a non-critical metric only costs its weight.
     let mut template = template;
     template.metrics[1].critical = false;
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(
+    let (_, outcome) = first_measurement(
         &template,
-        &mut status,
         &[
             MetricObservation::value("latency", 0.05),
             MetricObservation::compared("errors", 0.02, 0.01),
         ],
-        t0(),
     );
     assert_eq!(outcome, RunOutcome::Continue { next_at: at(10) });
 }
@@ -256,8 +245,7 @@ fn weighted_scores_against_pass_and_marginal_thresholds() {
         MetricObservation::compared("a", 2.0, 1.0),
         MetricObservation::value("b", 0.05),
     ];
-    let mut status = start(&equal, None, None, t0());
-    let outcome = advance(&equal, &mut status, &failing_a, t0());
+    let (status, outcome) = first_measurement(&equal, &failing_a);
     assert!(
         matches!(&outcome, RunOutcome::Failed { reason } if reason.contains("below the marginal threshold")),
         "{outcome:?}"
@@ -343,8 +331,7 @@ fn provider_down_with_fail_policy_ends_in_error() {
     m.consecutive_error_limit = Some(0);
     m.on_error = Some(FailurePolicy::Fail);
     let template = template(10, vec![m]);
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(&template, &mut status, &[unreachable("latency")], t0());
+    let (status, outcome) = first_measurement(&template, &[unreachable("latency")]);
     assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
     assert_eq!(status.phase, AnalysisPhase::Error);
 }
@@ -462,15 +449,12 @@ fn no_data_policies() {
     let mut quiet = metric("quiet");
     quiet.on_no_data = Some(FailurePolicy::Ignore);
     let t = template(1, vec![quiet]);
-    let mut status = start(&t, None, None, t0());
-    let outcome = advance(
+    let (_, outcome) = first_measurement(
         &t,
-        &mut status,
         &[MetricObservation::failed(
             "quiet",
             ProviderError::NoData("none".into()),
         )],
-        t0(),
     );
     assert!(
         matches!(&outcome, RunOutcome::Inconclusive { reason } if reason.contains("no metric could be scored")),
@@ -485,8 +469,7 @@ fn nan_policies() {
     m.on_nan = Some(FailurePolicy::Fail);
     m.critical = true;
     let t = template(3, vec![m]);
-    let mut status = start(&t, None, None, t0());
-    let outcome = advance(&t, &mut status, &nan(), t0());
+    let (status, outcome) = first_measurement(&t, &nan());
     assert!(
         matches!(&outcome, RunOutcome::Failed { reason } if reason.contains("critical metric latency failed")),
         "{outcome:?}"
