@@ -2,11 +2,8 @@
 
 use super::*;
 use crate::analysis::ProviderError;
-use crate::analysis::testgen::Rng;
-use crate::api::analysis::{
-    MannWhitneySpec, MetricThresholds, PrometheusProvider, Provider, RelativeCheck,
-    StatisticalCheck,
-};
+use crate::analysis::testgen::{Rng, prometheus_metric};
+use crate::api::analysis::{MannWhitneySpec, MetricThresholds, RelativeCheck, StatisticalCheck};
 
 fn t0() -> Timestamp {
     "2026-03-01T12:00:00Z".parse().unwrap()
@@ -19,22 +16,12 @@ fn at(seconds: i64) -> Timestamp {
 
 fn metric(name: &str) -> MetricSpec {
     MetricSpec {
-        name: name.into(),
-        provider: Provider {
-            prometheus: Some(PrometheusProvider {
-                address: "http://prometheus:9090".into(),
-                query: format!("{name}{{rev=\"{{{{revision}}}}\"}}"),
-                ..PrometheusProvider::default()
-            }),
-            web: None,
-            kubernetes: None,
-        },
         thresholds: Some(MetricThresholds {
             target: 0.1,
             acceptable: 0.2,
             critical: 0.5,
         }),
-        ..MetricSpec::default()
+        ..prometheus_metric(name, format!("{name}{{rev=\"{{{{revision}}}}\"}}"))
     }
 }
 
