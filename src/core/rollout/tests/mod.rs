@@ -246,19 +246,15 @@ impl Sim {
                         action.revision, revision.hash,
                         "only the desired revision is created"
                     );
-                    self.replica_sets.push(ReplicaSetView {
-                        name: Revision::replica_set_name(
+                    self.replica_sets.push(created_view(
+                        Revision::replica_set_name(
                             "web",
                             revision.single,
                             &action.component,
                             &action.revision,
                         ),
-                        revision: action.revision.clone(),
-                        component: action.component.clone(),
-                        replicas: action.replicas,
-                        ready: 0,
-                        rejected: false,
-                    });
+                        action,
+                    ));
                 }
             }
             if self.check_lockstep {
@@ -287,19 +283,15 @@ impl Sim {
                                 && rs.component == action.component),
                         "a baseline copies an existing stable ReplicaSet"
                     );
-                    self.baseline_replica_sets.push(ReplicaSetView {
-                        name: Revision::baseline_replica_set_name(
+                    self.baseline_replica_sets.push(created_view(
+                        Revision::baseline_replica_set_name(
                             "web",
                             revision.single,
                             &action.component,
                             &action.revision,
                         ),
-                        revision: action.revision.clone(),
-                        component: action.component.clone(),
-                        replicas: action.replicas,
-                        ready: 0,
-                        rejected: false,
-                    });
+                        action,
+                    ));
                 }
             }
         }
@@ -545,6 +537,18 @@ impl Sim {
     }
 }
 
+/// The view of a ReplicaSet `name` the operator has just created for `action`: none ready yet.
+fn created_view(name: String, action: &ScaleAction) -> ReplicaSetView {
+    ReplicaSetView {
+        name,
+        revision: action.revision.clone(),
+        component: action.component.clone(),
+        replicas: action.replicas,
+        ready: 0,
+        rejected: false,
+    }
+}
+
 fn established(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> Sim {
     let mut sim = Sim::new(spec(image, replicas, steps));
     sim.settle(10);
@@ -589,6 +593,7 @@ fn set_version(sim: &mut Sim, version: &str) {
 mod baseline;
 mod basics;
 mod components;
+mod helpers;
 mod hostile;
 mod requests;
 mod scaling;
