@@ -13,9 +13,7 @@ fn the_first_revision_scales_straight_to_full_and_becomes_stable() {
 #[test]
 fn a_good_revision_passes_every_step_and_becomes_stable() {
     let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 75]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     let mut weights_seen = Vec::new();
     for _ in 0..30 {
         sim.tick();
@@ -44,9 +42,7 @@ fn a_good_revision_passes_every_step_and_becomes_stable() {
 #[test]
 fn a_crashing_canary_is_reverted_and_not_retried() {
     let mut sim = established("app:v1", 4, steps_weights(&[25, 50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2-bad");
-    let bad = sim.revision().hash;
+    let (old, bad) = sim.deploy_next("app:v2-bad");
     sim.faults.insert(bad.clone(), Fault::Crash);
     sim.settle(10);
     assert_eq!(sim.status.phase, Phase::Degraded);
@@ -78,9 +74,7 @@ fn a_crashing_canary_is_reverted_and_not_retried() {
 #[test]
 fn an_unattested_revision_creates_no_pod() {
     let mut sim = established("app:v1", 3, steps_weights(&[50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.reject_attestation("Missing", "no attestation found");
     let decision = sim.tick();
     assert!(

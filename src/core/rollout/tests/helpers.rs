@@ -1,9 +1,16 @@
-//! Small steps the simulated rollout tests repeat: rejecting the attestation and reading the
+//! Small steps the simulated rollout tests repeat: deploying the next revision, rejecting the attestation and reading the
 //! reason of the last history entry, written once so the tests read as what they check.
 
 use super::*;
 
 impl Sim {
+    /// Deploys `image` over the current revision; returns the hashes of the old and new one.
+    pub(super) fn deploy_next(&mut self, image: &str) -> (String, String) {
+        let old = self.revision().hash;
+        self.deploy(image);
+        (old, self.revision().hash)
+    }
+
     /// From now on the attestation gate rejects the desired revision with `reason`.
     pub(super) fn reject_attestation(&mut self, reason: &str, message: &str) {
         self.attestation = AttestationGate::Rejected {

@@ -416,9 +416,7 @@ fn a_recorded_failure_stays_over_a_stalled_of_the_decision_so_status_does_not_fl
 #[test]
 fn a_lost_status_never_rolls_a_rejected_revision_out_again() {
     let mut sim = established("app:v1", 2, steps_weights(&[50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.faults.insert(new.clone(), Fault::Crash);
     sim.settle(10);
     assert!(sim.status.rejected_revisions.contains(&new));
@@ -457,9 +455,7 @@ fn a_lost_status_never_rolls_a_rejected_revision_out_again() {
 #[test]
 fn a_lost_status_mid_canary_recovers_the_stable_and_the_canary_starts_over() {
     let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 100]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.tick();
     sim.tick();
     assert_eq!(sim.status.canary_revision, Some(new.clone()));
