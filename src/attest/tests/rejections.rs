@@ -346,14 +346,7 @@ fn digest_mismatch() {
     );
     // Replay for another digest: same attestation, revision with a new image.
     let mut spec = single_spec();
-    spec.template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
-        .image = Some(format!(
+    first_container(&mut spec).image = Some(format!(
         "registry.example.com/team/app@sha256:{}",
         "4".repeat(64)
     ));
@@ -364,14 +357,7 @@ fn digest_mismatch() {
     let r = verify(&f.envelope(), &expected, &f.policy, now()).expect_err("replay");
     assert_eq!(r.reason, RejectReason::DigestMismatch);
     // An unpinned image cannot be attested.
-    spec.template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
-        .image = Some("app:latest".into());
+    first_container(&mut spec).image = Some("app:latest".into());
     assert_eq!(
         Expected::for_spec(&spec).expect_err("unpinned").reason,
         RejectReason::DigestMismatch
@@ -382,14 +368,7 @@ fn digest_mismatch() {
 fn config_drift() {
     let f = fixture();
     let mut spec = single_spec();
-    spec.template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
-        .args = Some(vec!["--unsafe".into()]);
+    first_container(&mut spec).args = Some(vec!["--unsafe".into()]);
     let expected = Expected::for_spec(&spec).expect("expected");
     assert_eq!(expected.image_digests, f.expected.image_digests);
     let r = verify(&f.envelope(), &expected, &f.policy, now()).expect_err("drift");
@@ -400,10 +379,7 @@ fn config_drift() {
 fn expired() {
     let f = fixture();
     // Older than maxAge (default 168h), no expiresAt.
-    let env = f.with_predicate(|p| {
-        p.time_verified = "2025-01-08T09:59:59Z".into();
-        p.expires_at = None;
-    });
+    let env = f.verified_at("2025-01-08T09:59:59Z");
     assert_reason(&f, &env, RejectReason::Expired);
     // Past its own expiresAt, though younger than maxAge.
     let env = f.with_predicate(|p| p.expires_at = Some("2025-01-16T10:00:00Z".into()));
@@ -420,10 +396,7 @@ fn expired() {
 #[test]
 fn not_yet_valid() {
     let f = fixture();
-    let env = f.with_predicate(|p| {
-        p.time_verified = "2025-01-16T10:05:01Z".into();
-        p.expires_at = None;
-    });
+    let env = f.verified_at("2025-01-16T10:05:01Z");
     assert_reason(&f, &env, RejectReason::NotYetValid);
     let env = f.with_predicate(|p| p.time_verified = "2026-01-01T00:00:00+02:00".into());
     assert_reason(&f, &env, RejectReason::NotYetValid);
