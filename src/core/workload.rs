@@ -315,10 +315,33 @@ fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, St
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::SafeDeploymentSpec;
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+    /// The pod template of the configuration tests: one container reading the ConfigMap
+    /// `app-config`.
+    pub(crate) const APP_CONFIG_TEMPLATE: &str = r#"
+metadata: {labels: {app: web}}
+spec:
+  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
+"#;
+
+    /// The SafeDeployment `web` in namespace `ns` at `replicas`, running `template_yaml`.
+    pub(crate) fn web(replicas: i32, template_yaml: &str) -> SafeDeployment {
+        let template: PodTemplateSpec = serde_yaml::from_str(template_yaml).unwrap();
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(replicas),
+                template: Some(template),
+                ..Default::default()
+            },
+        );
+        sd.metadata.namespace = Some("ns".into());
+        sd
+    }
 
     #[test]
     fn replica_set_selects_only_its_revision_and_is_owned() {
@@ -370,24 +393,8 @@ mod tests {
 
     #[test]
     fn the_baseline_copies_the_stable_template_under_labels_that_never_overlap() {
-        let template: PodTemplateSpec = serde_yaml::from_str(
-            r#"
-metadata: {labels: {app: web}}
-spec:
-  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
-"#,
-        )
-        .unwrap();
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(4),
-                template: Some(template),
-                ..Default::default()
-            },
-        );
+        let mut sd = web(4, APP_CONFIG_TEMPLATE);
         sd.spec.selector.match_labels = BTreeMap::from([("app".into(), "web".into())]);
-        sd.metadata.namespace = Some("ns".into());
         sd.metadata.uid = Some("uid-1".into());
         let digests = BTreeMap::from([(
             "configmap/app-config".to_string(),
@@ -461,24 +468,10 @@ spec:
 
     #[test]
     fn replica_set_mounts_the_copies_and_records_the_digests() {
-        let template: PodTemplateSpec = serde_yaml::from_str(
-            r#"
-metadata: {labels: {app: web}}
-spec:
-  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
-  volumes: [{name: s, secret: {secretName: db}}]
-"#,
-        )
-        .unwrap();
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(1),
-                template: Some(template),
-                ..Default::default()
-            },
+        let sd = web(
+            1,
+            &format!("{APP_CONFIG_TEMPLATE}  volumes: [{{name: s, secret: {{secretName: db}}}}]\n"),
         );
-        sd.metadata.namespace = Some("ns".into());
         let digests = BTreeMap::from([
             (
                 "configmap/app-config".to_string(),
@@ -508,19 +501,6 @@ spec:
         );
     }
 
-    fn web(yaml_template: &str) -> SafeDeployment {
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(2),
-                template: Some(serde_yaml::from_str(yaml_template).unwrap()),
-                ..Default::default()
-            },
-        );
-        sd.metadata.namespace = Some("ns".into());
-        sd
-    }
-
     fn action(revision: &str, replicas: i32) -> ScaleAction {
         ScaleAction {
             revision: revision.into(),
@@ -531,7 +511,7 @@ spec:
 
     #[test]
     fn an_existing_replica_set_is_scaled_and_one_scaled_up_from_zero_starts() {
-        let sd = web("spec: {containers: [{name: app, image: 'app:v1'}]}");
+        let sd = web(2, "spec: {containers: [{name: app, image: 'app:v1'}]}");
         let revision = Revision::from_spec(&sd.spec).unwrap();
         let name = Revision::replica_set_name("web", revision.single, "main", &revision.hash);
         let status = SafeDeploymentStatus::default();
@@ -573,7 +553,7 @@ spec:
 
     #[test]
     fn a_missing_replica_set_is_created_for_the_desired_revision_only() {
-        let sd = web("spec: {containers: [{name: app, image: 'app:v1'}]}");
+        let sd = web(2, "spec: {containers: [{name: app, image: 'app:v1'}]}");
         let revision = Revision::from_spec(&sd.spec).unwrap();
         let status = SafeDeploymentStatus {
             revisions: vec![crate::api::RevisionRecord {
@@ -614,6 +594,7 @@ spec:
     #[test]
     fn a_revision_with_configuration_copies_is_created_at_zero_first() {
         let sd = web(
+            2,
             "spec: {containers: [{name: app, image: 'app:v1', envFrom: [{configMapRef: {name: cfg}}]}]}",
         );
         let digests = BTreeMap::from([(
