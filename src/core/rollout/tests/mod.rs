@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
 use super::*;
@@ -56,14 +56,7 @@ fn template(image: &str) -> PodTemplateSpec {
             labels: Some(BTreeMap::from([("app".to_string(), "web".to_string())])),
             ..Default::default()
         }),
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some(image.into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
+        ..crate::core::revision::tests::template(image)
     }
 }
 
