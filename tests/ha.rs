@@ -15,7 +15,9 @@ use common::Fault;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use operator::{apply, apply_stable, opted_out_namespace, safe_deployment, wait_status};
+use operator::{
+    apply, apply_stable, apply_stable_web, opted_out_namespace, safe_deployment, wait_status,
+};
 use safedeploy::api::Phase;
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -92,17 +94,7 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
     let mut second = replica(&ns.name, "replica-b");
 
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]);
-    apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    apply_stable_web(&ns, 2, &steps).await;
     apply(
         &ns,
         &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
@@ -238,17 +230,7 @@ async fn a_terminated_leader_releases_the_lease_and_the_standby_acts_at_once() {
     assert!(leader.starts_with("replica-a-"), "{leader}");
     let mut second = replica_with_lease(&ns.name, "replica-b", LEASE);
     let steps = json!([{"setWeight": 100}]);
-    apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            1,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    apply_stable_web(&ns, 1, &steps).await;
     // The standby has joined the election (it logs that once its Lease read succeeded).
     common::wait_until(Duration::from_secs(30), "the standby to join", || {
         let log = log_of(&ns.name, "replica-b");

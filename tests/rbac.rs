@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Fault, TestNamespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use operator::{apply, apply_promoted, apply_stable, opted_out_namespace, safe_deployment};
+use operator::{apply, apply_promoted, apply_stable_web, opted_out_namespace, safe_deployment};
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -332,17 +332,7 @@ async fn a_rollout_completes_under_the_charts_service_account() {
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ok");
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let v1 = first.stable_revision.clone().expect("stable revision");
     let promoted = apply_promoted(
         &ns,
@@ -484,17 +474,7 @@ async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
         ("replica-b", start("replica-b")),
     ];
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let leases: kube::Api<Lease> = ns.api();
     let holder = leases
         .get(&lease_name)
@@ -594,17 +574,7 @@ async fn a_namespaced_install_holds_no_rights_in_other_namespaces_and_still_roll
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ns");
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let v1 = first.stable_revision.clone().expect("stable revision");
     let promoted = apply_promoted(
         &ns,

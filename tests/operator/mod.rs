@@ -219,6 +219,23 @@ pub async fn apply(ns: &TestNamespace, manifest: &Value) -> Result<SafeDeploymen
         .await?)
 }
 
+/// Applies `web` at `replicas` running the healthy image `registry.local/app:v1` through
+/// `steps` as the first revision, and waits until it is stable: the start of most rollouts.
+pub async fn apply_stable_web(
+    ns: &TestNamespace,
+    replicas: i32,
+    steps: &Value,
+) -> SafeDeploymentStatus {
+    let manifest = safe_deployment(
+        "web",
+        replicas,
+        "registry.local/app:v1",
+        Fault::None,
+        steps.clone(),
+    );
+    apply_stable(ns, &manifest).await
+}
+
 /// Applies a SafeDeployment's first revision and waits until it is stable (`Healthy`).
 pub async fn apply_stable(ns: &TestNamespace, manifest: &Value) -> SafeDeploymentStatus {
     apply(ns, manifest).await.expect("apply the first revision");
