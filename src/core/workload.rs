@@ -515,40 +515,28 @@ spec:
         let revision = Revision::from_spec(&sd.spec).unwrap();
         let name = Revision::replica_set_name("web", revision.single, "main", &revision.hash);
         let status = SafeDeploymentStatus::default();
-        let existing = BTreeMap::from([(name.clone(), 0)]);
-        let write = scale_write(
-            &sd,
-            &revision,
-            &existing,
-            &status,
-            None,
-            &action(&revision.hash, 3),
-        );
-        assert_eq!(
-            write,
-            Ok(ReplicaSetWrite::Scale {
-                name: name.clone(),
-                replicas: 3,
-                starts: true
-            })
-        );
-        let existing = BTreeMap::from([(name.clone(), 2)]);
-        let write = scale_write(
-            &sd,
-            &revision,
-            &existing,
-            &status,
-            None,
-            &action(&revision.hash, 0),
-        );
-        assert_eq!(
-            write,
-            Ok(ReplicaSetWrite::Scale {
-                name,
-                replicas: 0,
-                starts: false
-            })
-        );
+        // The write for scaling the ReplicaSet from `current` to `replicas` pods.
+        let scale_from = |current: i32, replicas: i32| {
+            let existing = BTreeMap::from([(name.clone(), current)]);
+            scale_write(
+                &sd,
+                &revision,
+                &existing,
+                &status,
+                None,
+                &action(&revision.hash, replicas),
+            )
+        };
+        for (current, replicas, starts) in [(0, 3, true), (2, 0, false)] {
+            assert_eq!(
+                scale_from(current, replicas),
+                Ok(ReplicaSetWrite::Scale {
+                    name: name.clone(),
+                    replicas,
+                    starts
+                })
+            );
+        }
     }
 
     #[test]
