@@ -8,7 +8,6 @@
 mod common;
 mod operator;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Fault;
@@ -16,11 +15,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use operator::{
-    apply, apply_stable, apply_stable_web, opted_out_namespace, safe_deployment, wait_status,
+    apply, apply_stable, apply_stable_web, controller_command, opted_out_namespace,
+    safe_deployment, wait_status,
 };
 use safedeploy::api::Phase;
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const LEASE_SECONDS: u64 = 4;
 
@@ -44,15 +44,8 @@ fn log_of(namespace: &str, instance: &str) -> String {
 
 fn replica_with_lease(namespace: &str, instance: &str, lease_seconds: u64) -> Child {
     let log = std::fs::File::create(log_path(namespace, instance)).expect("log");
-    Command::new(binary())
-        .args([
-            "controller",
-            "--namespace",
-            namespace,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--leader-elect",
-        ])
+    controller_command(std::path::Path::new(&binary()), namespace, log)
+        .arg("--leader-elect")
         .args([
             "--lease-namespace",
             namespace,
@@ -60,10 +53,6 @@ fn replica_with_lease(namespace: &str, instance: &str, lease_seconds: u64) -> Ch
             &lease_seconds.to_string(),
         ])
         .args(["--instance", instance])
-        .env("RUST_LOG", "info,kube=warn")
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
         .spawn()
         .expect("start a replica")
 }

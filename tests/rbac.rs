@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use common::{Fault, TestNamespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use operator::{apply, apply_promoted, apply_stable_web, opted_out_namespace, safe_deployment};
+use operator::{
+    apply, apply_promoted, apply_stable_web, controller_command, opted_out_namespace,
+    safe_deployment,
+};
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -253,20 +256,9 @@ impl ScopedOperator {
     fn start_with(namespace: &str, kubeconfig: &Path, tag: &str, extra: &[&str]) -> Self {
         let log_path = std::env::temp_dir().join(format!("safedeploy-rbac-{namespace}-{tag}.log"));
         let log = std::fs::File::create(&log_path).expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_safedeploy"))
-            .args([
-                "controller",
-                "--namespace",
-                namespace,
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
+        let child = controller_command(Path::new(env!("CARGO_BIN_EXE_safedeploy")), namespace, log)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
             .spawn()
             .expect("start the operator");
         ScopedOperator {
