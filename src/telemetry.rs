@@ -165,28 +165,26 @@ impl Metrics {
         let total = cache_sync.as_millis();
         let verdict = startup_verdict(total);
         let fields = (client.as_millis(), crd_check.as_millis(), total);
+        // The level of a tracing event is fixed where it is written, so the one field list is
+        // written once and stamped out at both levels.
+        macro_rules! startup_timing {
+            ($level:ident) => {
+                $level!(
+                    client_ms = fields.0,
+                    crd_check_ms = fields.1,
+                    cache_sync_ms = fields.2,
+                    target_ms = STARTUP_TARGET_MS,
+                    acceptable_ms = STARTUP_ACCEPTABLE_MS,
+                    critical_ms = STARTUP_CRITICAL_MS,
+                    verdict,
+                    "start-up timing"
+                )
+            };
+        }
         if verdict == "Critical" || verdict == "Marginal" {
-            warn!(
-                client_ms = fields.0,
-                crd_check_ms = fields.1,
-                cache_sync_ms = fields.2,
-                target_ms = STARTUP_TARGET_MS,
-                acceptable_ms = STARTUP_ACCEPTABLE_MS,
-                critical_ms = STARTUP_CRITICAL_MS,
-                verdict,
-                "start-up timing"
-            );
+            startup_timing!(warn);
         } else {
-            info!(
-                client_ms = fields.0,
-                crd_check_ms = fields.1,
-                cache_sync_ms = fields.2,
-                target_ms = STARTUP_TARGET_MS,
-                acceptable_ms = STARTUP_ACCEPTABLE_MS,
-                critical_ms = STARTUP_CRITICAL_MS,
-                verdict,
-                "start-up timing"
-            );
+            startup_timing!(info);
         }
     }
 }

@@ -90,22 +90,44 @@ fn verify(d: &Path, envelope: &str, extra: &[&str]) -> Output {
     run(&args, d)
 }
 
+/// Runs `safedeploy keygen` in `d` with `extra` arguments, writing `key.pem` and `key.pub.pem`.
+fn keygen(d: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["keygen"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out-private", "key.pem", "--out-public", "key.pub.pem"]);
+    run(&args, d)
+}
+
+/// Runs `safedeploy attest` in `d` with `key.pem` on `sd.yaml`, with `extra` arguments.
+fn attest(d: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["attest", "--key", "key.pem", "--manifest", "sd.yaml"];
+    args.extend_from_slice(extra);
+    run(&args, d)
+}
+
+/// Asserts `out` succeeded, showing both its streams when it did not.
+fn assert_succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Asserts `out` exited with `code` and `stream` (its stdout or stderr) names `needle`.
+fn assert_exit_naming(out: &Output, code: i32, stream: &[u8], needle: &str) {
+    assert_eq!(out.status.code(), Some(code));
+    assert!(text(stream).contains(needle), "{}", text(stream));
+}
+
 /// A temporary working directory with a fresh key pair of the default algorithm (`key.pem`,
 /// `key.pub.pem`) and the manifest `sd.yaml` (container args `--x`): the start of every
 /// signing test.
 fn signing_workdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let out = run(
-        &[
-            "keygen",
-            "--out-private",
-            "key.pem",
-            "--out-public",
-            "key.pub.pem",
-        ],
-        d,
-    );
+    let out = keygen(d, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     write_manifest(d, "--x");
     dir
@@ -116,32 +138,10 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
     for (flag, policy_alg) in [("ecdsa-p256", "ecdsa-p256-sha256"), ("ed25519", "ed25519")] {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let out = run(
-            &[
-                "keygen",
-                "--algorithm",
-                flag,
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem",
-            ],
-            d,
-        );
+        let out = keygen(d, &["--algorithm", flag]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         // Refuses to overwrite.
-        let again = run(
-            &[
-                "keygen",
-                "--algorithm",
-                flag,
-                "--out-private",
-                "key.pem",
-                "--out-public",
-                "key.pub.pem",
-            ],
-            d,
-        );
+        let again = keygen(d, &["--algorithm", flag]);
         assert_eq!(again.status.code(), Some(2));
 
         write_manifest(d, "--port=8080");
@@ -151,13 +151,9 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
             r#"{"stress":{"errorRate":{"value":0.001,"threshold":{"op":"<=","value":0.05}}}}"#,
         )
         .expect("metrics");
-        let out = run(
+        let out = attest(
+            d,
             &[
-                "attest",
-                "--key",
-                "key.pem",
-                "--manifest",
-                "sd.yaml",
                 "--check",
                 "unit=echo unit tests pass",
                 "--check",
@@ -171,7 +167,6 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
                 "--out",
                 "envelope.json",
             ],
-            d,
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(
@@ -180,12 +175,7 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
         );
 
         let out = verify(d, "envelope.json", &[]);
-        assert!(
-            out.status.success(),
-            "{}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+        assert_succeeded(&out);
         assert!(
             text(&out.stdout).starts_with("Verified:"),
             "{}",
@@ -194,22 +184,12 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
 
         // Too late: expired.
         let out = verify(d, "envelope.json", &["--now", "2099-01-01T00:00:00Z"]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(
-            text(&out.stdout).contains("Expired"),
-            "{}",
-            text(&out.stdout)
-        );
+        assert_exit_naming(&out, 1, &out.stdout, "Expired");
 
         // The configuration changed after attesting: drift.
         write_manifest(d, "--port=9090");
         let out = verify(d, "envelope.json", &[]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(
-            text(&out.stdout).contains("ConfigDrift"),
-            "{}",
-            text(&out.stdout)
-        );
+        assert_exit_naming(&out, 1, &out.stdout, "ConfigDrift");
     }
 }
 
@@ -217,13 +197,9 @@ fn keygen_attest_verify_round_trip_for_both_algorithms() {
 fn a_failing_check_means_no_signature_and_exit_1() {
     let dir = signing_workdir();
     let d = dir.path();
-    let out = run(
+    let out = attest(
+        d,
         &[
-            "attest",
-            "--key",
-            "key.pem",
-            "--manifest",
-            "sd.yaml",
             "--check",
             "unit=true",
             "--check",
@@ -233,7 +209,6 @@ fn a_failing_check_means_no_signature_and_exit_1() {
             "--out",
             "envelope.json",
         ],
-        d,
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -250,13 +225,9 @@ fn a_failing_check_means_no_signature_and_exit_1() {
         r#"{"unit":{"errorRate":{"value":0.5,"threshold":{"op":"<","value":0.1}}}}"#,
     )
     .expect("m");
-    let out = run(
+    let out = attest(
+        d,
         &[
-            "attest",
-            "--key",
-            "key.pem",
-            "--manifest",
-            "sd.yaml",
             "--check",
             "unit=true",
             "--metrics",
@@ -264,7 +235,6 @@ fn a_failing_check_means_no_signature_and_exit_1() {
             "--out",
             "e.json",
         ],
-        d,
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(!d.join("e.json").exists());
@@ -279,24 +249,8 @@ fn attest_refuses_unpinned_images_before_running_checks() {
         .expect("read")
         .replace(&format!(":1.0@sha256:{APP}"), ":1.0");
     std::fs::write(&manifest, yaml).expect("write");
-    let out = run(
-        &[
-            "attest",
-            "--key",
-            "key.pem",
-            "--manifest",
-            "sd.yaml",
-            "--check",
-            "unit=touch ran",
-        ],
-        d,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("not pinned"),
-        "{}",
-        text(&out.stderr)
-    );
+    let out = attest(d, &["--check", "unit=touch ran"]);
+    assert_exit_naming(&out, 2, &out.stderr, "not pinned");
     assert!(!d.join("ran").exists());
 }
 
@@ -306,13 +260,9 @@ fn configmap_output_and_tampering() {
     let d = dir.path();
     write_policy(d, "ecdsa-p256-sha256", &d.join("key.pub.pem"));
     std::fs::write(d.join("m.json"), r#"{"stress":{"errorRate":0.001}}"#).expect("m");
-    let out = run(
+    let out = attest(
+        d,
         &[
-            "attest",
-            "--key",
-            "key.pem",
-            "--manifest",
-            "sd.yaml",
             "--check",
             "unit=true",
             "--check",
@@ -326,7 +276,6 @@ fn configmap_output_and_tampering() {
             "--namespace",
             "prod",
         ],
-        d,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let cm = text(&out.stdout);
@@ -336,12 +285,7 @@ fn configmap_output_and_tampering() {
     );
     std::fs::write(d.join("cm.yaml"), &cm).expect("cm");
     let out = verify(d, "cm.yaml", &[]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     // Tamper: replace the payload with another statement signed by nobody.
     let value: serde_yaml::Value = serde_yaml::from_str(&cm).expect("yaml");
@@ -353,24 +297,14 @@ fn configmap_output_and_tampering() {
     json["payloadType"] = serde_json::Value::String("application/vnd.in-toto+jsoN".into());
     std::fs::write(d.join("tampered.json"), json.to_string()).expect("write");
     let out = verify(d, "tampered.json", &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stdout).contains("BadSignature"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_exit_naming(&out, 1, &out.stdout, "BadSignature");
 
     // No envelope at all (and none inline in the manifest).
     let out = run(
         &["verify", "--policy", "policy.yaml", "--manifest", "sd.yaml"],
         d,
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stdout).contains("Missing"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_exit_naming(&out, 1, &out.stdout, "Missing");
 }
 
 #[test]
@@ -390,20 +324,7 @@ fn interop_fixtures_verify_through_the_cli() {
         "securesystemslib-ed25519-envelope.json",
         "securesystemslib-ecdsa-envelope.json",
     ] {
-        let out = run(
-            &[
-                "verify",
-                "--envelope",
-                envelope,
-                "--policy",
-                "policy.yaml",
-                "--manifest",
-                "sd.yaml",
-                "--now",
-                "2026-01-16T10:00:00Z",
-            ],
-            &f,
-        );
+        let out = verify(&f, envelope, &["--now", "2026-01-16T10:00:00Z"]);
         assert!(
             out.status.success(),
             "{envelope}: {}{}",

@@ -8,17 +8,19 @@
 mod common;
 mod operator;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Fault;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use operator::{apply, apply_stable, opted_out_namespace, safe_deployment, wait_status};
+use operator::{
+    apply, apply_stable, apply_stable_web, controller_command, opted_out_namespace,
+    safe_deployment, wait_status,
+};
 use safedeploy::api::Phase;
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const LEASE_SECONDS: u64 = 4;
 
@@ -42,15 +44,8 @@ fn log_of(namespace: &str, instance: &str) -> String {
 
 fn replica_with_lease(namespace: &str, instance: &str, lease_seconds: u64) -> Child {
     let log = std::fs::File::create(log_path(namespace, instance)).expect("log");
-    Command::new(binary())
-        .args([
-            "controller",
-            "--namespace",
-            namespace,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--leader-elect",
-        ])
+    controller_command(std::path::Path::new(&binary()), namespace, log)
+        .arg("--leader-elect")
         .args([
             "--lease-namespace",
             namespace,
@@ -58,10 +53,6 @@ fn replica_with_lease(namespace: &str, instance: &str, lease_seconds: u64) -> Ch
             &lease_seconds.to_string(),
         ])
         .args(["--instance", instance])
-        .env("RUST_LOG", "info,kube=warn")
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
         .spawn()
         .expect("start a replica")
 }
@@ -92,17 +83,7 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
     let mut second = replica(&ns.name, "replica-b");
 
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]);
-    apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    apply_stable_web(&ns, 2, &steps).await;
     apply(
         &ns,
         &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
@@ -238,17 +219,7 @@ async fn a_terminated_leader_releases_the_lease_and_the_standby_acts_at_once() {
     assert!(leader.starts_with("replica-a-"), "{leader}");
     let mut second = replica_with_lease(&ns.name, "replica-b", LEASE);
     let steps = json!([{"setWeight": 100}]);
-    apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            1,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    apply_stable_web(&ns, 1, &steps).await;
     // The standby has joined the election (it logs that once its Lease read succeeded).
     common::wait_until(Duration::from_secs(30), "the standby to join", || {
         let log = log_of(&ns.name, "replica-b");

@@ -17,7 +17,9 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use operator::{Operator, apply, apply_stable, safe_deployment, setup, wait_status};
+use operator::{
+    Operator, apply, apply_stable, apply_stable_web, safe_deployment, setup, wait_status,
+};
 use safedeploy::api::{Phase, SafeDeploymentStatus};
 use serde_json::json;
 
@@ -451,17 +453,7 @@ async fn a_wiped_status_does_not_roll_a_rejected_revision_out_again() {
 
     let (ns, _operator) = setup("wiped").await;
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            4,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 4, &steps).await;
     let v1 = first.stable_revision.clone().expect("stable revision");
     let bad = safe_deployment("web", 4, "registry.local/app:v2-bad", Fault::Crash, steps);
     apply(&ns, &bad).await.expect("apply the bad revision");
@@ -575,17 +567,7 @@ async fn a_stray_pod_with_the_canarys_labels_does_not_count() {
 
     let (ns, _operator) = setup("stray").await;
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "8s"}}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let v1 = first.stable_revision.clone().expect("stable revision");
     apply(
         &ns,

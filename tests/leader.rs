@@ -63,6 +63,17 @@ async fn wait_leader(leadership: &Leadership, within: Duration) -> Duration {
     start.elapsed()
 }
 
+/// Joins the election for the test's Lease in `ns` as `identity`; the election must start.
+async fn elect_in(
+    ns: &common::TestNamespace,
+    identity: &str,
+    lease_duration: Duration,
+) -> Leadership {
+    elect(ns.client.clone(), &ns.name, LEASE, identity, lease_duration)
+        .await
+        .unwrap_or_else(|e| panic!("elect {identity}: {e:?}"))
+}
+
 async fn holder(client: &Client, namespace: &str) -> (Option<String>, i32) {
     let lease = Api::<Lease>::namespaced(client.clone(), namespace)
         .get(LEASE)
@@ -77,14 +88,10 @@ async fn holder(client: &Client, namespace: &str) -> (Option<String>, i32) {
 async fn the_second_replica_waits_and_takes_over_a_killed_leader_within_the_lease_duration() {
     let ns = common::TestNamespace::new("leader-kill").await;
     let duration = Duration::from_secs(3);
-    let a = elect(ns.client.clone(), &ns.name, LEASE, "replica-a", duration)
-        .await
-        .expect("elect a");
+    let a = elect_in(&ns, "replica-a", duration).await;
     wait_leader(&a, Duration::from_secs(5)).await;
     assert!(a.is_leader());
-    let b = elect(ns.client.clone(), &ns.name, LEASE, "replica-b", duration)
-        .await
-        .expect("elect b");
+    let b = elect_in(&ns, "replica-b", duration).await;
     let overlap = Overlap::watch(a.check(), b.check());
 
     // Two whole lease durations: a keeps renewing, b keeps waiting.
@@ -134,13 +141,9 @@ async fn the_second_replica_waits_and_takes_over_a_killed_leader_within_the_leas
 async fn a_released_lease_is_taken_over_within_one_poll() {
     let ns = common::TestNamespace::new("leader-release").await;
     let duration = Duration::from_secs(4);
-    let a = elect(ns.client.clone(), &ns.name, LEASE, "replica-a", duration)
-        .await
-        .expect("elect a");
+    let a = elect_in(&ns, "replica-a", duration).await;
     wait_leader(&a, Duration::from_secs(5)).await;
-    let b = elect(ns.client.clone(), &ns.name, LEASE, "replica-b", duration)
-        .await
-        .expect("elect b");
+    let b = elect_in(&ns, "replica-b", duration).await;
     let overlap = Overlap::watch(a.check(), b.check());
     let mut became = Box::pin(b.became_leader());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -187,15 +190,7 @@ async fn a_release_never_clears_another_holder() {
     let ns = common::TestNamespace::new("leader-intruder").await;
     // A long lease: a renews every second, so the release below almost always starts from the
     // Lease a wrote last (and, if a renewal comes first, a notices the intruder and stops).
-    let a = elect(
-        ns.client.clone(),
-        &ns.name,
-        LEASE,
-        "replica-a",
-        Duration::from_secs(8),
-    )
-    .await
-    .expect("elect a");
+    let a = elect_in(&ns, "replica-a", Duration::from_secs(8)).await;
     wait_leader(&a, Duration::from_secs(5)).await;
     // Someone else writes the Lease behind a's back (an operator's hand, a split-brain bug).
     let leases: Api<Lease> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -277,9 +272,7 @@ async fn a_leader_cut_off_from_the_api_server_demotes_itself_before_anyone_takes
         .await
         .expect("elect a");
     wait_leader(&a, Duration::from_secs(5)).await;
-    let b = elect(ns.client.clone(), &ns.name, LEASE, "replica-b", duration)
-        .await
-        .expect("elect b");
+    let b = elect_in(&ns, "replica-b", duration).await;
     let overlap = Overlap::watch(a.check(), b.check());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(a.is_leader() && !b.is_leader());

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::Fault;
-use operator::{apply, apply_stable, safe_deployment, setup, wait_status};
+use operator::{apply, apply_stable_web, safe_deployment, setup, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -53,17 +53,7 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
     );
 
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}, {"setWeight": 100}]);
-    apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    apply_stable_web(&ns, 2, &steps).await;
     let before = http
         .get(format!("http://{addr}/metrics"))
         .send()

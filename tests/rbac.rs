@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use common::{Fault, TestNamespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use operator::{apply, apply_promoted, apply_stable, opted_out_namespace, safe_deployment};
+use operator::{
+    apply, apply_promoted, apply_stable_web, controller_command, opted_out_namespace,
+    safe_deployment,
+};
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -253,20 +256,9 @@ impl ScopedOperator {
     fn start_with(namespace: &str, kubeconfig: &Path, tag: &str, extra: &[&str]) -> Self {
         let log_path = std::env::temp_dir().join(format!("safedeploy-rbac-{namespace}-{tag}.log"));
         let log = std::fs::File::create(&log_path).expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_safedeploy"))
-            .args([
-                "controller",
-                "--namespace",
-                namespace,
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
+        let child = controller_command(Path::new(env!("CARGO_BIN_EXE_safedeploy")), namespace, log)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
             .spawn()
             .expect("start the operator");
         ScopedOperator {
@@ -332,17 +324,7 @@ async fn a_rollout_completes_under_the_charts_service_account() {
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ok");
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let v1 = first.stable_revision.clone().expect("stable revision");
     let promoted = apply_promoted(
         &ns,
@@ -484,17 +466,7 @@ async fn two_replicas_elect_a_leader_and_hand_over_under_the_charts_rbac() {
         ("replica-b", start("replica-b")),
     ];
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let leases: kube::Api<Lease> = ns.api();
     let holder = leases
         .get(&lease_name)
@@ -594,17 +566,7 @@ async fn a_namespaced_install_holds_no_rights_in_other_namespaces_and_still_roll
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ns");
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable(
-        &ns,
-        &safe_deployment(
-            "web",
-            2,
-            "registry.local/app:v1",
-            Fault::None,
-            steps.clone(),
-        ),
-    )
-    .await;
+    let first = apply_stable_web(&ns, 2, &steps).await;
     let v1 = first.stable_revision.clone().expect("stable revision");
     let promoted = apply_promoted(
         &ns,

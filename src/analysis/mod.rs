@@ -184,4 +184,23 @@ pub(crate) mod testgen {
                 .collect()
         }
     }
+
+    /// A metric `name` read by `query` from the in-cluster Prometheus, with no checks: the
+    /// fixture the judge and run tests add their checks to.
+    pub fn prometheus_metric(name: &str, query: String) -> crate::api::analysis::MetricSpec {
+        use crate::api::analysis::{MetricSpec, PrometheusProvider, Provider};
+        MetricSpec {
+            name: name.into(),
+            provider: Provider {
+                prometheus: Some(PrometheusProvider {
+                    address: "http://prometheus:9090".into(),
+                    query,
+                    ..PrometheusProvider::default()
+                }),
+                web: None,
+                kubernetes: None,
+            },
+            ..MetricSpec::default()
+        }
+    }
 }

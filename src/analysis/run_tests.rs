@@ -2,11 +2,8 @@
 
 use super::*;
 use crate::analysis::ProviderError;
-use crate::analysis::testgen::Rng;
-use crate::api::analysis::{
-    MannWhitneySpec, MetricThresholds, PrometheusProvider, Provider, RelativeCheck,
-    StatisticalCheck,
-};
+use crate::analysis::testgen::{Rng, prometheus_metric};
+use crate::api::analysis::{MannWhitneySpec, MetricThresholds, RelativeCheck, StatisticalCheck};
 
 fn t0() -> Timestamp {
     "2026-03-01T12:00:00Z".parse().unwrap()
@@ -19,22 +16,12 @@ fn at(seconds: i64) -> Timestamp {
 
 fn metric(name: &str) -> MetricSpec {
     MetricSpec {
-        name: name.into(),
-        provider: Provider {
-            prometheus: Some(PrometheusProvider {
-                address: "http://prometheus:9090".into(),
-                query: format!("{name}{{rev=\"{{{{revision}}}}\"}}"),
-                ..PrometheusProvider::default()
-            }),
-            web: None,
-            kubernetes: None,
-        },
         thresholds: Some(MetricThresholds {
             target: 0.1,
             acceptable: 0.2,
             critical: 0.5,
         }),
-        ..MetricSpec::default()
+        ..prometheus_metric(name, format!("{name}{{rev=\"{{{{revision}}}}\"}}"))
     }
 }
 
@@ -53,6 +40,16 @@ fn unreachable(name: &str) -> MetricObservation {
         name,
         ProviderError::Unreachable("connection refused".into()),
     )
+}
+
+/// Starts a run of `template` (no revision, no step) and takes its first measurement at t0.
+fn first_measurement(
+    template: &AnalysisTemplate,
+    observations: &[MetricObservation],
+) -> (AnalysisRunStatus, RunOutcome) {
+    let mut status = start(template, None, None, t0());
+    let outcome = advance(template, &mut status, observations, t0());
+    (status, outcome)
 }
 
 /// Runs one measurement per entry, ten seconds apart, and returns the outcomes.
@@ -151,40 +148,25 @@ fn a_dry_run_metric_is_recorded_but_never_decides() {
     }
     // Only dry runs: nothing gates, the run passes.
     let only = template(1, vec![errors]);
-    let mut status = start(&only, None, None, t0());
-    let outcome = advance(
-        &only,
-        &mut status,
-        &[MetricObservation::value("errors", 0.9)],
-        t0(),
-    );
+    let (_, outcome) = first_measurement(&only, &[MetricObservation::value("errors", 0.9)]);
     assert_eq!(outcome, RunOutcome::Passed);
     // Without dryRun the same value fails at once.
     let mut gating = metric("errors");
     gating.critical = true;
     let real = template(2, vec![gating]);
-    let mut status = start(&real, None, None, t0());
-    let outcome = advance(
-        &real,
-        &mut status,
-        &[MetricObservation::value("errors", 0.9)],
-        t0(),
-    );
+    let (_, outcome) = first_measurement(&real, &[MetricObservation::value("errors", 0.9)]);
     assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
 }
 
 #[test]
 fn fails_fast_on_a_critical_level() {
     let template = template(10, vec![metric("latency"), metric("errors")]);
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(
+    let (status, outcome) = first_measurement(
         &template,
-        &mut status,
         &[
             MetricObservation::value("latency", 0.05),
             MetricObservation::value("errors", 0.7),
         ],
-        t0(),
     );
     let RunOutcome::Failed { reason } = outcome else {
         panic!("expected a failure, got {outcome:?}");
@@ -209,15 +191,12 @@ fn a_failing_critical_metric_fails_the_run_whatever_the_score() {
     let mut latency = metric("latency");
     latency.weight = Some(99);
     let template = template(5, vec![latency, errors]);
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(
+    let (status, outcome) = first_measurement(
         &template,
-        &mut status,
         &[
             MetricObservation::value("latency", 0.05),
             MetricObservation::compared("errors", 0.02, 0.01),
         ],
-        t0(),
     );
     assert!(
         matches!(&outcome, RunOutcome::Failed { reason } if reason.contains("critical metric errors failed")),
@@ -228,15 +207,12 @@ fn a_failing_critical_metric_fails_the_run_whatever_the_score() {
     // The same regression on a non-critical metric only costs its weight.
     let mut template = template;
     template.metrics[1].critical = false;
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(
+    let (_, outcome) = first_measurement(
         &template,
-        &mut status,
         &[
             MetricObservation::value("latency", 0.05),
             MetricObservation::compared("errors", 0.02, 0.01),
         ],
-        t0(),
     );
     assert_eq!(outcome, RunOutcome::Continue { next_at: at(10) });
 }
@@ -256,8 +232,7 @@ fn weighted_scores_against_pass_and_marginal_thresholds() {
         MetricObservation::compared("a", 2.0, 1.0),
         MetricObservation::value("b", 0.05),
     ];
-    let mut status = start(&equal, None, None, t0());
-    let outcome = advance(&equal, &mut status, &failing_a, t0());
+    let (status, outcome) = first_measurement(&equal, &failing_a);
     assert!(
         matches!(&outcome, RunOutcome::Failed { reason } if reason.contains("below the marginal threshold")),
         "{outcome:?}"
@@ -343,8 +318,7 @@ fn provider_down_with_fail_policy_ends_in_error() {
     m.consecutive_error_limit = Some(0);
     m.on_error = Some(FailurePolicy::Fail);
     let template = template(10, vec![m]);
-    let mut status = start(&template, None, None, t0());
-    let outcome = advance(&template, &mut status, &[unreachable("latency")], t0());
+    let (status, outcome) = first_measurement(&template, &[unreachable("latency")]);
     assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
     assert_eq!(status.phase, AnalysisPhase::Error);
 }
@@ -462,15 +436,12 @@ fn no_data_policies() {
     let mut quiet = metric("quiet");
     quiet.on_no_data = Some(FailurePolicy::Ignore);
     let t = template(1, vec![quiet]);
-    let mut status = start(&t, None, None, t0());
-    let outcome = advance(
+    let (_, outcome) = first_measurement(
         &t,
-        &mut status,
         &[MetricObservation::failed(
             "quiet",
             ProviderError::NoData("none".into()),
         )],
-        t0(),
     );
     assert!(
         matches!(&outcome, RunOutcome::Inconclusive { reason } if reason.contains("no metric could be scored")),
@@ -485,8 +456,7 @@ fn nan_policies() {
     m.on_nan = Some(FailurePolicy::Fail);
     m.critical = true;
     let t = template(3, vec![m]);
-    let mut status = start(&t, None, None, t0());
-    let outcome = advance(&t, &mut status, &nan(), t0());
+    let (status, outcome) = first_measurement(&t, &nan());
     assert!(
         matches!(&outcome, RunOutcome::Failed { reason } if reason.contains("critical metric latency failed")),
         "{outcome:?}"

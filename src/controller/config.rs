@@ -448,28 +448,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{AttestationVerdict, SafeDeploymentSpec};
+    use crate::api::AttestationVerdict;
     use crate::core::workload;
     use std::sync::Arc;
 
     fn rollout() -> SafeDeployment {
-        let template = serde_yaml::from_str(
-            r#"
-metadata: {labels: {app: web}}
-spec:
-  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
-"#,
-        )
-        .unwrap();
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(2),
-                template: Some(template),
-                ..Default::default()
-            },
-        );
-        sd.metadata.namespace = Some("ns".into());
+        let mut sd = workload::tests::web(2, workload::tests::APP_CONFIG_TEMPLATE);
         sd.metadata.generation = Some(3);
         sd
     }

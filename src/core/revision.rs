@@ -170,12 +170,13 @@ fn revision_hash(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::Component;
     use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-    fn template(image: &str) -> PodTemplateSpec {
+    /// A pod template of one container `app` running `image`, without labels.
+    pub(crate) fn template(image: &str) -> PodTemplateSpec {
         PodTemplateSpec {
             metadata: None,
             spec: Some(PodSpec {

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
@@ -47,23 +48,61 @@ pub fn replica_set(
     replicas: i32,
 ) -> ReplicaSet {
     let labels = revision_labels(sd, &component.name, &revision.hash);
-    let mut template = revision.pod_template(component);
-    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
-    metadata
+    owned_replica_set(
+        sd,
+        OwnedReplicaSet {
+            name: Revision::replica_set_name(
+                &sd.name_any(),
+                revision.single,
+                &component.name,
+                &revision.hash,
+            ),
+            labels,
+            annotations: Some(annotations(revision, revision_number)),
+            replicas,
+            template: revision.pod_template(component),
+            min_ready_seconds: Some(
+                sd.spec
+                    .min_ready_seconds
+                    .unwrap_or(crate::core::rollout::DEFAULT_MIN_READY_SECONDS),
+            ),
+        },
+    )
+}
+
+/// What differs between the ReplicaSets the operator writes: a revision's and a baseline's.
+struct OwnedReplicaSet {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: Option<BTreeMap<String, String>>,
+    replicas: i32,
+    template: PodTemplateSpec,
+    min_ready_seconds: Option<i32>,
+}
+
+/// A ReplicaSet owned by `sd`, whose selector, own labels and pod labels are all `labels` (the
+/// pod template keeps its other labels), so the ReplicaSet always selects its own pods.
+fn owned_replica_set(sd: &SafeDeployment, owned: OwnedReplicaSet) -> ReplicaSet {
+    let OwnedReplicaSet {
+        name,
+        labels,
+        annotations,
+        replicas,
+        mut template,
+        min_ready_seconds,
+    } = owned;
+    template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default)
         .labels
         .get_or_insert_with(BTreeMap::new)
         .extend(labels.clone());
     ReplicaSet {
         metadata: ObjectMeta {
-            name: Some(Revision::replica_set_name(
-                &sd.name_any(),
-                revision.single,
-                &component.name,
-                &revision.hash,
-            )),
+            name: Some(name),
             namespace: sd.namespace(),
             labels: Some(labels.clone()),
-            annotations: Some(annotations(revision, revision_number)),
+            annotations,
             owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
             ..Default::default()
         },
@@ -74,11 +113,7 @@ pub fn replica_set(
                 match_expressions: None,
             },
             template: Some(template),
-            min_ready_seconds: Some(
-                sd.spec
-                    .min_ready_seconds
-                    .unwrap_or(crate::core::rollout::DEFAULT_MIN_READY_SECONDS),
-            ),
+            min_ready_seconds,
         }),
         status: None,
     }
@@ -103,38 +138,24 @@ pub fn baseline_replica_set(
     labels.insert(LABEL_REVISION.to_string(), baseline_selector(&hash));
     labels.insert(LABEL_ROLE.to_string(), ROLE_BASELINE.to_string());
     labels.insert(LABEL_BASELINE_OF.to_string(), hash);
-    let mut template = stable_spec.template.clone()?;
-    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
-    metadata
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .extend(labels.clone());
+    let template = stable_spec.template.clone()?;
     let annotations: BTreeMap<String, String> = stable
         .annotations()
         .iter()
         .filter(|(k, _)| k.as_str() == ANNOTATION_CONFIG_OBJECTS)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Some(ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some(format!("{}-{ROLE_BASELINE}", stable.name_any())),
-            namespace: sd.namespace(),
-            labels: Some(labels.clone()),
+    Some(owned_replica_set(
+        sd,
+        OwnedReplicaSet {
+            name: format!("{}-{ROLE_BASELINE}", stable.name_any()),
+            labels,
             annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
-            ..Default::default()
-        },
-        spec: Some(ReplicaSetSpec {
-            replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(labels),
-                match_expressions: None,
-            },
-            template: Some(template),
+            replicas,
+            template,
             min_ready_seconds: stable_spec.min_ready_seconds,
-        }),
-        status: None,
-    })
+        },
+    ))
 }
 
 /// A ReplicaSet of an old revision (or the stable ReplicaSet a fresh baseline copies) is gone:
@@ -294,10 +315,33 @@ fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, St
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::SafeDeploymentSpec;
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+    /// The pod template of the configuration tests: one container reading the ConfigMap
+    /// `app-config`.
+    pub(crate) const APP_CONFIG_TEMPLATE: &str = r#"
+metadata: {labels: {app: web}}
+spec:
+  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
+"#;
+
+    /// The SafeDeployment `web` in namespace `ns` at `replicas`, running `template_yaml`.
+    pub(crate) fn web(replicas: i32, template_yaml: &str) -> SafeDeployment {
+        let template: PodTemplateSpec = serde_yaml::from_str(template_yaml).unwrap();
+        let mut sd = SafeDeployment::new(
+            "web",
+            SafeDeploymentSpec {
+                replicas: Some(replicas),
+                template: Some(template),
+                ..Default::default()
+            },
+        );
+        sd.metadata.namespace = Some("ns".into());
+        sd
+    }
 
     #[test]
     fn replica_set_selects_only_its_revision_and_is_owned() {
@@ -349,24 +393,8 @@ mod tests {
 
     #[test]
     fn the_baseline_copies_the_stable_template_under_labels_that_never_overlap() {
-        let template: PodTemplateSpec = serde_yaml::from_str(
-            r#"
-metadata: {labels: {app: web}}
-spec:
-  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
-"#,
-        )
-        .unwrap();
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(4),
-                template: Some(template),
-                ..Default::default()
-            },
-        );
+        let mut sd = web(4, APP_CONFIG_TEMPLATE);
         sd.spec.selector.match_labels = BTreeMap::from([("app".into(), "web".into())]);
-        sd.metadata.namespace = Some("ns".into());
         sd.metadata.uid = Some("uid-1".into());
         let digests = BTreeMap::from([(
             "configmap/app-config".to_string(),
@@ -440,24 +468,10 @@ spec:
 
     #[test]
     fn replica_set_mounts_the_copies_and_records_the_digests() {
-        let template: PodTemplateSpec = serde_yaml::from_str(
-            r#"
-metadata: {labels: {app: web}}
-spec:
-  containers: [{name: app, image: "app:v1", envFrom: [{configMapRef: {name: app-config}}]}]
-  volumes: [{name: s, secret: {secretName: db}}]
-"#,
-        )
-        .unwrap();
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(1),
-                template: Some(template),
-                ..Default::default()
-            },
+        let sd = web(
+            1,
+            &format!("{APP_CONFIG_TEMPLATE}  volumes: [{{name: s, secret: {{secretName: db}}}}]\n"),
         );
-        sd.metadata.namespace = Some("ns".into());
         let digests = BTreeMap::from([
             (
                 "configmap/app-config".to_string(),
@@ -487,19 +501,6 @@ spec:
         );
     }
 
-    fn web(yaml_template: &str) -> SafeDeployment {
-        let mut sd = SafeDeployment::new(
-            "web",
-            SafeDeploymentSpec {
-                replicas: Some(2),
-                template: Some(serde_yaml::from_str(yaml_template).unwrap()),
-                ..Default::default()
-            },
-        );
-        sd.metadata.namespace = Some("ns".into());
-        sd
-    }
-
     fn action(revision: &str, replicas: i32) -> ScaleAction {
         ScaleAction {
             revision: revision.into(),
@@ -510,49 +511,37 @@ spec:
 
     #[test]
     fn an_existing_replica_set_is_scaled_and_one_scaled_up_from_zero_starts() {
-        let sd = web("spec: {containers: [{name: app, image: 'app:v1'}]}");
+        let sd = web(2, "spec: {containers: [{name: app, image: 'app:v1'}]}");
         let revision = Revision::from_spec(&sd.spec).unwrap();
         let name = Revision::replica_set_name("web", revision.single, "main", &revision.hash);
         let status = SafeDeploymentStatus::default();
-        let existing = BTreeMap::from([(name.clone(), 0)]);
-        let write = scale_write(
-            &sd,
-            &revision,
-            &existing,
-            &status,
-            None,
-            &action(&revision.hash, 3),
-        );
-        assert_eq!(
-            write,
-            Ok(ReplicaSetWrite::Scale {
-                name: name.clone(),
-                replicas: 3,
-                starts: true
-            })
-        );
-        let existing = BTreeMap::from([(name.clone(), 2)]);
-        let write = scale_write(
-            &sd,
-            &revision,
-            &existing,
-            &status,
-            None,
-            &action(&revision.hash, 0),
-        );
-        assert_eq!(
-            write,
-            Ok(ReplicaSetWrite::Scale {
-                name,
-                replicas: 0,
-                starts: false
-            })
-        );
+        // The write for scaling the ReplicaSet from `current` to `replicas` pods.
+        let scale_from = |current: i32, replicas: i32| {
+            let existing = BTreeMap::from([(name.clone(), current)]);
+            scale_write(
+                &sd,
+                &revision,
+                &existing,
+                &status,
+                None,
+                &action(&revision.hash, replicas),
+            )
+        };
+        for (current, replicas, starts) in [(0, 3, true), (2, 0, false)] {
+            assert_eq!(
+                scale_from(current, replicas),
+                Ok(ReplicaSetWrite::Scale {
+                    name: name.clone(),
+                    replicas,
+                    starts
+                })
+            );
+        }
     }
 
     #[test]
     fn a_missing_replica_set_is_created_for_the_desired_revision_only() {
-        let sd = web("spec: {containers: [{name: app, image: 'app:v1'}]}");
+        let sd = web(2, "spec: {containers: [{name: app, image: 'app:v1'}]}");
         let revision = Revision::from_spec(&sd.spec).unwrap();
         let status = SafeDeploymentStatus {
             revisions: vec![crate::api::RevisionRecord {
@@ -593,6 +582,7 @@ spec:
     #[test]
     fn a_revision_with_configuration_copies_is_created_at_zero_first() {
         let sd = web(
+            2,
             "spec: {containers: [{name: app, image: 'app:v1', envFrom: [{configMapRef: {name: cfg}}]}]}",
         );
         let digests = BTreeMap::from([(

@@ -87,19 +87,8 @@ impl Operator {
             .append(true)
             .open(&log_path)
             .expect("operator log file");
-        let child = Command::new(binary)
-            .args([
-                "controller",
-                "--namespace",
-                namespace,
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
-            .env("RUST_LOG", "info,kube=warn")
+        let child = controller_command(binary, namespace, log)
             .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
             .spawn()
             .expect("start the operator");
         Operator {
@@ -217,6 +206,47 @@ pub async fn apply(ns: &TestNamespace, manifest: &Value) -> Result<SafeDeploymen
             &Patch::Apply(manifest),
         )
         .await?)
+}
+
+/// `binary controller --namespace <namespace> --http-addr 127.0.0.1:0`, logging at info to
+/// `log` and killed when dropped: the operator process every test starts (callers add
+/// arguments and environment).
+pub fn controller_command(
+    binary: &std::path::Path,
+    namespace: &str,
+    log: std::fs::File,
+) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "controller",
+            "--namespace",
+            namespace,
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info,kube=warn")
+        .stdout(Stdio::from(log.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    command
+}
+
+/// Applies `web` at `replicas` running the healthy image `registry.local/app:v1` through
+/// `steps` as the first revision, and waits until it is stable: the start of most rollouts.
+pub async fn apply_stable_web(
+    ns: &TestNamespace,
+    replicas: i32,
+    steps: &Value,
+) -> SafeDeploymentStatus {
+    let manifest = safe_deployment(
+        "web",
+        replicas,
+        "registry.local/app:v1",
+        Fault::None,
+        steps.clone(),
+    );
+    apply_stable(ns, &manifest).await
 }
 
 /// Applies a SafeDeployment's first revision and waits until it is stable (`Healthy`).

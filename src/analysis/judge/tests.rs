@@ -2,8 +2,8 @@
 //! outlier removal, the combined metric judgement and the score.
 
 use super::*;
-use crate::analysis::testgen::Rng;
-use crate::api::analysis::{OutlierSpec, PrometheusProvider, Provider, StatisticalCheck};
+use crate::analysis::testgen::{Rng, prometheus_metric};
+use crate::api::analysis::{OutlierSpec, StatisticalCheck};
 
 const LOWER: Direction = Direction::LowerIsBetter;
 const HIGHER: Direction = Direction::HigherIsBetter;
@@ -65,28 +65,37 @@ fn relative(max: f64, critical: Option<f64>, min_abs: Option<f64>) -> RelativeCh
     }
 }
 
+/// Asserts the relative verdict of each `(canary, baseline, expected)` case under `check`.
+fn assert_relative_verdicts(
+    check: &RelativeCheck,
+    direction: Direction,
+    cases: &[(f64, f64, MetricVerdict)],
+) {
+    for &(canary, baseline, expected) in cases {
+        assert_eq!(
+            judge_relative(canary, baseline, check, direction).verdict,
+            expected,
+            "canary {canary} against baseline {baseline}"
+        );
+    }
+}
+
 #[test]
 fn relative_check_both_directions() {
     let check = relative(10.0, Some(50.0), None);
     let r = judge_relative(105.0, 100.0, &check, LOWER);
     assert!((r.regression_percent - 5.0).abs() < 1e-12);
     assert_eq!(r.verdict, MetricVerdict::Pass);
-    assert_eq!(
-        judge_relative(110.0, 100.0, &check, LOWER).verdict,
-        MetricVerdict::Pass
-    );
-    assert_eq!(
-        judge_relative(115.0, 100.0, &check, LOWER).verdict,
-        MetricVerdict::Fail
-    );
-    assert_eq!(
-        judge_relative(150.0, 100.0, &check, LOWER).verdict,
-        MetricVerdict::Critical
-    );
-    // Better than baseline is never a regression.
-    assert_eq!(
-        judge_relative(50.0, 100.0, &check, LOWER).verdict,
-        MetricVerdict::Pass
+    assert_relative_verdicts(
+        &check,
+        LOWER,
+        &[
+            (110.0, 100.0, MetricVerdict::Pass),
+            (115.0, 100.0, MetricVerdict::Fail),
+            (150.0, 100.0, MetricVerdict::Critical),
+            // Better than baseline is never a regression.
+            (50.0, 100.0, MetricVerdict::Pass),
+        ],
     );
 
     // Higher is better: a success rate falling from 99 to 95 is a 4.04% regression.
@@ -94,35 +103,32 @@ fn relative_check_both_directions() {
     let r = judge_relative(95.0, 99.0, &check, HIGHER);
     assert!((r.regression_percent - 4.0404040404).abs() < 1e-6);
     assert_eq!(r.verdict, MetricVerdict::Fail);
-    assert_eq!(
-        judge_relative(99.5, 99.0, &check, HIGHER).verdict,
-        MetricVerdict::Pass
-    );
-    assert_eq!(
-        judge_relative(98.5, 99.0, &check, HIGHER).verdict,
-        MetricVerdict::Pass
+    assert_relative_verdicts(
+        &check,
+        HIGHER,
+        &[
+            (99.5, 99.0, MetricVerdict::Pass),
+            (98.5, 99.0, MetricVerdict::Pass),
+        ],
     );
 }
 
 #[test]
 fn relative_check_with_a_zero_baseline() {
     let check = relative(10.0, None, None);
-    assert_eq!(
-        judge_relative(0.0, 0.0, &check, LOWER).verdict,
-        MetricVerdict::Pass
-    );
+    assert_relative_verdicts(&check, LOWER, &[(0.0, 0.0, MetricVerdict::Pass)]);
     let r = judge_relative(0.001, 0.0, &check, LOWER);
     assert!(r.regression_percent.is_infinite());
     assert_eq!(r.verdict, MetricVerdict::Fail);
     // An absolute tolerance absorbs tiny error rates next to a zero baseline.
     let tolerant = relative(10.0, None, Some(0.01));
-    assert_eq!(
-        judge_relative(0.001, 0.0, &tolerant, LOWER).verdict,
-        MetricVerdict::Pass
-    );
-    assert_eq!(
-        judge_relative(0.02, 0.0, &tolerant, LOWER).verdict,
-        MetricVerdict::Fail
+    assert_relative_verdicts(
+        &tolerant,
+        LOWER,
+        &[
+            (0.001, 0.0, MetricVerdict::Pass),
+            (0.02, 0.0, MetricVerdict::Fail),
+        ],
     );
 }
 
@@ -320,19 +326,7 @@ fn outliers_are_removed_from_each_side_separately() {
 }
 
 fn metric(name: &str) -> MetricSpec {
-    MetricSpec {
-        name: name.into(),
-        provider: Provider {
-            prometheus: Some(PrometheusProvider {
-                address: "http://prometheus:9090".into(),
-                query: "q{rev=\"{{revision}}\"}".into(),
-                ..PrometheusProvider::default()
-            }),
-            web: None,
-            kubernetes: None,
-        },
-        ..MetricSpec::default()
-    }
+    prometheus_metric(name, "q{rev=\"{{revision}}\"}".into())
 }
 
 #[test]

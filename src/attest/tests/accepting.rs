@@ -96,10 +96,7 @@ fn der_to_fixed(der: &[u8]) -> Vec<u8> {
 #[test]
 fn a_timestamp_within_the_clock_skew_is_accepted() {
     let f = fixture();
-    let env = f.with_predicate(|p| {
-        p.time_verified = "2025-01-16T10:04:00Z".into();
-        p.expires_at = None;
-    });
+    let env = f.verified_at("2025-01-16T10:04:00Z");
     assert!(verify(&env, &f.expected, &f.policy, now()).is_ok());
 }
 

@@ -20,10 +20,12 @@ use super::keys::{PublicKey, SigningKey};
 use super::statement::{Check, DigestSha256, LocalValidation, Metric, Threshold, VerifierInfo};
 use super::verify::{Expected, RejectReason, Verdict, evaluate, verify};
 use super::{sign, statement::Statement};
+use crate::api::SafeDeploymentSpec;
 use crate::api::policy::KeyAlgorithm;
 use crate::api::policy::{
     AttestationLimits, MetricBound, RequiredCheck, SafeDeploymentPolicySpec, TrustedKey,
 };
+use k8s_openapi::api::core::v1::Container;
 
 const NOW: &str = "2025-01-16T10:00:00Z";
 
@@ -155,6 +157,27 @@ impl Fixture {
             sign::statement(&self.expected.image_digests, &predicate).expect("statement");
         self.envelope_for(&statement)
     }
+
+    /// An envelope whose predicate was verified at `time_verified` and carries no expiresAt,
+    /// so only the policy's maxAge bounds it.
+    fn verified_at(&self, time_verified: &str) -> Vec<u8> {
+        self.with_predicate(|p| {
+            p.time_verified = time_verified.into();
+            p.expires_at = None;
+        })
+    }
+}
+
+/// The first container of the fixture's pod template, for a test to edit.
+fn first_container(spec: &mut SafeDeploymentSpec) -> &mut Container {
+    &mut spec
+        .template
+        .as_mut()
+        .expect("t")
+        .spec
+        .as_mut()
+        .expect("pod")
+        .containers[0]
 }
 
 fn check(name: &str, kind: &str, result: &str, metrics: Vec<Metric>) -> Check {
@@ -173,7 +196,17 @@ fn fixture() -> Fixture {
 }
 
 fn assert_reason(f: &Fixture, envelope: &[u8], reason: RejectReason) {
-    let got = verify(envelope, &f.expected, &f.policy, now());
+    assert_reason_under(f, envelope, &f.policy, reason);
+}
+
+/// Like `assert_reason`, under another policy than the fixture's.
+fn assert_reason_under(
+    f: &Fixture,
+    envelope: &[u8],
+    policy: &SafeDeploymentPolicySpec,
+    reason: RejectReason,
+) {
+    let got = verify(envelope, &f.expected, policy, now());
     assert_eq!(
         got.as_ref().err().map(|r| r.reason),
         Some(reason),

@@ -251,14 +251,12 @@ fn untrusted_key() {
         trusted_keys: vec![],
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("no keys");
-    assert_eq!(r.reason, RejectReason::UntrustedKey);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::UntrustedKey);
     // The algorithm comes from the policy: the same key material listed as the other algorithm
     // does not load, which makes the policy unusable.
     let mut policy = f.policy.clone();
     policy.trusted_keys[0].algorithm = KeyAlgorithm::Ed25519;
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("wrong alg");
-    assert_eq!(r.reason, RejectReason::PolicyViolation);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::PolicyViolation);
 }
 
 #[test]
@@ -287,8 +285,12 @@ fn payload_type_mismatch() {
         predicate_type: Some("https://example.dev/other".into()),
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("type");
-    assert_eq!(r.reason, RejectReason::PayloadTypeMismatch);
+    assert_reason_under(
+        &f,
+        &f.envelope(),
+        &policy,
+        RejectReason::PayloadTypeMismatch,
+    );
 }
 
 #[test]
@@ -344,14 +346,7 @@ fn digest_mismatch() {
     );
     // Replay for another digest: same attestation, revision with a new image.
     let mut spec = single_spec();
-    spec.template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
-        .image = Some(format!(
+    first_container(&mut spec).image = Some(format!(
         "registry.example.com/team/app@sha256:{}",
         "4".repeat(64)
     ));
@@ -362,14 +357,7 @@ fn digest_mismatch() {
     let r = verify(&f.envelope(), &expected, &f.policy, now()).expect_err("replay");
     assert_eq!(r.reason, RejectReason::DigestMismatch);
     // An unpinned image cannot be attested.
-    spec.template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
-        .image = Some("app:latest".into());
+    first_container(&mut spec).image = Some("app:latest".into());
     assert_eq!(
         Expected::for_spec(&spec).expect_err("unpinned").reason,
         RejectReason::DigestMismatch
@@ -380,14 +368,7 @@ fn digest_mismatch() {
 fn config_drift() {
     let f = fixture();
     let mut spec = single_spec();
-    spec.template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
-        .args = Some(vec!["--unsafe".into()]);
+    first_container(&mut spec).args = Some(vec!["--unsafe".into()]);
     let expected = Expected::for_spec(&spec).expect("expected");
     assert_eq!(expected.image_digests, f.expected.image_digests);
     let r = verify(&f.envelope(), &expected, &f.policy, now()).expect_err("drift");
@@ -398,10 +379,7 @@ fn config_drift() {
 fn expired() {
     let f = fixture();
     // Older than maxAge (default 168h), no expiresAt.
-    let env = f.with_predicate(|p| {
-        p.time_verified = "2025-01-08T09:59:59Z".into();
-        p.expires_at = None;
-    });
+    let env = f.verified_at("2025-01-08T09:59:59Z");
     assert_reason(&f, &env, RejectReason::Expired);
     // Past its own expiresAt, though younger than maxAge.
     let env = f.with_predicate(|p| p.expires_at = Some("2025-01-16T10:00:00Z".into()));
@@ -412,17 +390,13 @@ fn expired() {
         ..f.policy.clone()
     };
     let env = f.with_predicate(|p| p.expires_at = Some("2030-01-01T00:00:00Z".into()));
-    let r = verify(&env, &f.expected, &policy, now()).expect_err("cap");
-    assert_eq!(r.reason, RejectReason::Expired);
+    assert_reason_under(&f, &env, &policy, RejectReason::Expired);
 }
 
 #[test]
 fn not_yet_valid() {
     let f = fixture();
-    let env = f.with_predicate(|p| {
-        p.time_verified = "2025-01-16T10:05:01Z".into();
-        p.expires_at = None;
-    });
+    let env = f.verified_at("2025-01-16T10:05:01Z");
     assert_reason(&f, &env, RejectReason::NotYetValid);
     let env = f.with_predicate(|p| p.time_verified = "2026-01-01T00:00:00+02:00".into());
     assert_reason(&f, &env, RejectReason::NotYetValid);
@@ -514,8 +488,7 @@ fn policy_violations() {
         }],
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("min");
-    assert_eq!(r.reason, RejectReason::PolicyViolation);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::PolicyViolation);
     // Verifier not allowed.
     assert_reason(
         &f,
@@ -540,8 +513,7 @@ fn policy_violations() {
         max_age: Some("a week".into()),
         ..f.policy.clone()
     };
-    let r = verify(&f.envelope(), &f.expected, &policy, now()).expect_err("policy");
-    assert_eq!(r.reason, RejectReason::PolicyViolation);
+    assert_reason_under(&f, &f.envelope(), &policy, RejectReason::PolicyViolation);
 }
 
 #[test]

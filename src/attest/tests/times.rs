@@ -91,10 +91,7 @@ fn huge_policy_durations_do_not_overflow() {
         ..f.policy.clone()
     };
     // Year 0: timeVerified + maxAge lies far beyond any timestamp; it used to be Malformed.
-    let env = f.with_predicate(|p| {
-        p.time_verified = "0000-01-01T00:00:00Z".into();
-        p.expires_at = None;
-    });
+    let env = f.verified_at("0000-01-01T00:00:00Z");
     let verified = verify(&env, &f.expected, &policy, now()).expect("ancient but allowed");
     assert_eq!(verified.valid_until, Timestamp::MAX);
     // Year 9999 within an (absurd) allowed skew.
@@ -131,10 +128,7 @@ fn timestamps_follow_the_rfc_3339_grammar() {
         "2025-01-15T10:00:00-00:00",
         "2024-02-29T10:00:00Z",
     ] {
-        let env = f.with_predicate(|p| {
-            p.time_verified = good.into();
-            p.expires_at = None;
-        });
+        let env = f.verified_at(good);
         let policy = SafeDeploymentPolicySpec {
             max_age: Some("10000h".into()),
             ..f.policy.clone()

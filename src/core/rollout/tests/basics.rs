@@ -13,9 +13,7 @@ fn the_first_revision_scales_straight_to_full_and_becomes_stable() {
 #[test]
 fn a_good_revision_passes_every_step_and_becomes_stable() {
     let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 75]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     let mut weights_seen = Vec::new();
     for _ in 0..30 {
         sim.tick();
@@ -44,9 +42,7 @@ fn a_good_revision_passes_every_step_and_becomes_stable() {
 #[test]
 fn a_crashing_canary_is_reverted_and_not_retried() {
     let mut sim = established("app:v1", 4, steps_weights(&[25, 50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2-bad");
-    let bad = sim.revision().hash;
+    let (old, bad) = sim.deploy_next("app:v2-bad");
     sim.faults.insert(bad.clone(), Fault::Crash);
     sim.settle(10);
     assert_eq!(sim.status.phase, Phase::Degraded);
@@ -78,13 +74,8 @@ fn a_crashing_canary_is_reverted_and_not_retried() {
 #[test]
 fn an_unattested_revision_creates_no_pod() {
     let mut sim = established("app:v1", 3, steps_weights(&[50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
-    sim.attestation = AttestationGate::Rejected {
-        reason: "Missing".into(),
-        message: "no attestation found".into(),
-    };
+    let (old, new) = sim.deploy_next("app:v2");
+    sim.reject_attestation("Missing", "no attestation found");
     let decision = sim.tick();
     assert!(
         decision.scale.iter().all(|a| a.revision != new),
@@ -116,10 +107,7 @@ fn an_unattested_revision_creates_no_pod() {
 #[test]
 fn a_first_revision_without_attestation_never_starts() {
     let mut sim = Sim::new(spec("app:v1", 3, steps_weights(&[50])));
-    sim.attestation = AttestationGate::Rejected {
-        reason: "BadSignature".into(),
-        message: "signature does not verify".into(),
-    };
+    sim.reject_attestation("BadSignature", "signature does not verify");
     let decision = sim.tick();
     assert!(decision.scale.is_empty());
     assert_eq!(sim.status.phase, Phase::Blocked);
@@ -169,11 +157,7 @@ fn a_canary_that_never_gets_ready_fails_at_the_progress_deadline() {
     }
     assert_eq!(sim.status.phase, Phase::Degraded);
     assert!(
-        sim.status
-            .history
-            .last()
-            .unwrap()
-            .reason
+        sim.last_history_reason()
             .contains("ProgressDeadlineExceeded")
     );
     assert_eq!(sim.replicas_of(&new), 0);
@@ -218,14 +202,7 @@ fn failed_analysis_reverts_and_inconclusive_never_promotes() {
     sim.status.analysis_runs = vec![run.clone()];
     sim.tick();
     assert_eq!(sim.status.phase, Phase::Degraded);
-    assert!(
-        sim.status
-            .history
-            .last()
-            .unwrap()
-            .reason
-            .contains("error ratio")
-    );
+    assert!(sim.last_history_reason().contains("error ratio"));
     assert_eq!(sim.status.canary_revision, None);
     assert_eq!(sim.status.analysis_runs, vec![run], "kept after the revert");
     // The next canary starts with no runs of the reverted one.

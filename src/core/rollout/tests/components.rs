@@ -227,9 +227,7 @@ const MISSING_KEY: &str = r#"ConfigMap "app-config" has no key "LOG_LEVEL" (comp
 #[test]
 fn a_revision_failing_preflight_creates_no_pod_and_names_what_is_missing() {
     let mut sim = established("app:v1", 3, steps_weights(&[50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.preflight = Err(vec![
         MISSING_KEY.to_string(),
         r#"Secret "db" not found (component api, container "app", envFrom)"#.to_string(),
@@ -297,10 +295,7 @@ fn preflight_and_attestation_failures_are_both_reported() {
     let mut sim = established("app:v1", 2, steps_weights(&[50]));
     sim.deploy("app:v2");
     sim.preflight = Err(vec![MISSING_KEY.to_string()]);
-    sim.attestation = AttestationGate::Rejected {
-        reason: "Missing".into(),
-        message: "no attestation found".into(),
-    };
+    sim.reject_attestation("Missing", "no attestation found");
     let decision = sim.tick();
     let message = sim.status.message.clone().unwrap();
     assert!(message.contains("not attested (Missing)"), "{message}");
@@ -315,9 +310,7 @@ fn preflight_and_attestation_failures_are_both_reported() {
 #[test]
 fn a_canary_whose_references_disappear_is_stopped() {
     let mut sim = established("app:v1", 4, steps_weights(&[50, 100]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.tick();
     sim.tick();
     assert!(sim.replicas_of(&new) > 0);

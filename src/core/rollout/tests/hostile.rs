@@ -46,11 +46,7 @@ fn an_absurd_threshold_and_a_slow_canary_never_panic_and_the_deadline_still_reve
         sim.status.message
     );
     assert!(
-        sim.status
-            .history
-            .last()
-            .unwrap()
-            .reason
+        sim.last_history_reason()
             .contains("ProgressDeadlineExceeded")
     );
     assert_eq!(sim.replicas_of(&new), 0);
@@ -292,10 +288,7 @@ fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
 fn a_rollback_never_goes_around_the_gates() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
     sim.deploy("app:v2");
-    sim.attestation = AttestationGate::Rejected {
-        reason: "Missing".into(),
-        message: "no attestation".into(),
-    };
+    sim.reject_attestation("Missing", "no attestation");
     tick_for(&mut sim, 3);
     assert_eq!(sim.status.phase, Phase::Blocked);
     let desired = sim.revision().hash;
@@ -322,10 +315,7 @@ fn a_rollback_never_goes_around_the_gates() {
 fn a_forged_stable_revision_that_never_ran_must_pass_the_gates() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
     sim.deploy("app:v2");
-    sim.attestation = AttestationGate::Rejected {
-        reason: "Missing".into(),
-        message: "no attestation".into(),
-    };
+    sim.reject_attestation("Missing", "no attestation");
     tick_for(&mut sim, 2);
     assert_eq!(sim.status.phase, Phase::Blocked);
     // Someone with status write access names the unattested revision stable.
@@ -352,10 +342,7 @@ fn a_canary_stopped_by_its_gates_leaves_no_rollout_in_progress_in_the_history() 
     tick_for(&mut sim, 3);
     let desired = sim.revision().hash;
     assert_eq!(sim.status.canary_revision, Some(desired.clone()));
-    sim.attestation = AttestationGate::Rejected {
-        reason: "Expired".into(),
-        message: "older than maxAge".into(),
-    };
+    sim.reject_attestation("Expired", "older than maxAge");
     tick_for(&mut sim, 3);
     assert_eq!(sim.status.phase, Phase::Blocked);
     assert!(
@@ -375,10 +362,7 @@ fn a_deleted_stable_replica_set_is_reported_not_papered_over() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
     let stable = sim.revision().hash;
     sim.deploy("app:v2");
-    sim.attestation = AttestationGate::Rejected {
-        reason: "Missing".into(),
-        message: "no attestation".into(),
-    };
+    sim.reject_attestation("Missing", "no attestation");
     tick_for(&mut sim, 2);
     assert_eq!(sim.status.phase, Phase::Blocked);
     // Someone deletes the stable ReplicaSet: 0 pods, and nothing can recreate its template.
@@ -432,9 +416,7 @@ fn a_recorded_failure_stays_over_a_stalled_of_the_decision_so_status_does_not_fl
 #[test]
 fn a_lost_status_never_rolls_a_rejected_revision_out_again() {
     let mut sim = established("app:v1", 2, steps_weights(&[50]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.faults.insert(new.clone(), Fault::Crash);
     sim.settle(10);
     assert!(sim.status.rejected_revisions.contains(&new));
@@ -473,9 +455,7 @@ fn a_lost_status_never_rolls_a_rejected_revision_out_again() {
 #[test]
 fn a_lost_status_mid_canary_recovers_the_stable_and_the_canary_starts_over() {
     let mut sim = established("app:v1", 4, steps_weights(&[25, 50, 100]));
-    let old = sim.revision().hash;
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
+    let (old, new) = sim.deploy_next("app:v2");
     sim.tick();
     sim.tick();
     assert_eq!(sim.status.canary_revision, Some(new.clone()));

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
 use super::*;
@@ -56,14 +56,7 @@ fn template(image: &str) -> PodTemplateSpec {
             labels: Some(BTreeMap::from([("app".to_string(), "web".to_string())])),
             ..Default::default()
         }),
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some(image.into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
+        ..crate::core::revision::tests::template(image)
     }
 }
 
@@ -246,19 +239,15 @@ impl Sim {
                         action.revision, revision.hash,
                         "only the desired revision is created"
                     );
-                    self.replica_sets.push(ReplicaSetView {
-                        name: Revision::replica_set_name(
+                    self.replica_sets.push(created_view(
+                        Revision::replica_set_name(
                             "web",
                             revision.single,
                             &action.component,
                             &action.revision,
                         ),
-                        revision: action.revision.clone(),
-                        component: action.component.clone(),
-                        replicas: action.replicas,
-                        ready: 0,
-                        rejected: false,
-                    });
+                        action,
+                    ));
                 }
             }
             if self.check_lockstep {
@@ -287,19 +276,15 @@ impl Sim {
                                 && rs.component == action.component),
                         "a baseline copies an existing stable ReplicaSet"
                     );
-                    self.baseline_replica_sets.push(ReplicaSetView {
-                        name: Revision::baseline_replica_set_name(
+                    self.baseline_replica_sets.push(created_view(
+                        Revision::baseline_replica_set_name(
                             "web",
                             revision.single,
                             &action.component,
                             &action.revision,
                         ),
-                        revision: action.revision.clone(),
-                        component: action.component.clone(),
-                        replicas: action.replicas,
-                        ready: 0,
-                        rejected: false,
-                    });
+                        action,
+                    ));
                 }
             }
         }
@@ -546,6 +531,18 @@ impl Sim {
     }
 }
 
+/// The view of a ReplicaSet `name` the operator has just created for `action`: none ready yet.
+fn created_view(name: String, action: &ScaleAction) -> ReplicaSetView {
+    ReplicaSetView {
+        name,
+        revision: action.revision.clone(),
+        component: action.component.clone(),
+        replicas: action.replicas,
+        ready: 0,
+        rejected: false,
+    }
+}
+
 fn established(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> Sim {
     let mut sim = Sim::new(spec(image, replicas, steps));
     sim.settle(10);
@@ -590,6 +587,7 @@ fn set_version(sim: &mut Sim, version: &str) {
 mod baseline;
 mod basics;
 mod components;
+mod helpers;
 mod hostile;
 mod requests;
 mod scaling;

@@ -60,14 +60,7 @@ fn abort_reverts_and_a_user_pause_holds_the_step() {
     sim.tick();
     assert_eq!(sim.status.phase, Phase::Degraded);
     assert_eq!(sim.status.history.last().unwrap().outcome, "Reverted");
-    assert!(
-        sim.status
-            .history
-            .last()
-            .unwrap()
-            .reason
-            .starts_with("Aborted")
-    );
+    assert!(sim.last_history_reason().starts_with("Aborted"));
 }
 
 #[test]
