@@ -272,6 +272,23 @@ impl ScopedOperator {
     }
 }
 
+/// A first revision to Healthy, then a second through its canary steps to Promoted.
+async fn roll_out_and_promote(ns: &TestNamespace) {
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let first = apply_stable_web(ns, 2, &steps).await;
+    let v1 = first.stable_revision.clone().expect("stable revision");
+    let promoted = apply_promoted(
+        ns,
+        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
+        Some(&v1),
+    )
+    .await;
+    assert_eq!(
+        promoted.history.last().map(|h| h.outcome.as_str()),
+        Some("Promoted")
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn a_rollout_completes_under_the_charts_service_account() {
@@ -323,19 +340,7 @@ async fn a_rollout_completes_under_the_charts_service_account() {
     assert!(!can("update", "deployments.apps").await);
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ok");
-    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable_web(&ns, 2, &steps).await;
-    let v1 = first.stable_revision.clone().expect("stable revision");
-    let promoted = apply_promoted(
-        &ns,
-        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
-        Some(&v1),
-    )
-    .await;
-    assert_eq!(
-        promoted.history.last().map(|h| h.outcome.as_str()),
-        Some("Promoted")
-    );
+    roll_out_and_promote(&ns).await;
     let replica_sets: kube::Api<ReplicaSet> = ns.api();
     let names: Vec<String> = replica_sets
         .list(&Default::default())
@@ -565,19 +570,7 @@ async fn a_namespaced_install_holds_no_rights_in_other_namespaces_and_still_roll
     assert!(can("list", "safedeploymentpolicies.safedeploy.dev", vec![]).await);
 
     let operator = ScopedOperator::start(&ns.name, &rbac.kubeconfig, "ns");
-    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let first = apply_stable_web(&ns, 2, &steps).await;
-    let v1 = first.stable_revision.clone().expect("stable revision");
-    let promoted = apply_promoted(
-        &ns,
-        &safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps),
-        Some(&v1),
-    )
-    .await;
-    assert_eq!(
-        promoted.history.last().map(|h| h.outcome.as_str()),
-        Some("Promoted")
-    );
+    roll_out_and_promote(&ns).await;
     let log = operator.log();
     assert!(
         !log.contains("forbidden"),

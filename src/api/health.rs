@@ -149,14 +149,16 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn at(seconds: i64) -> Timestamp {
+    /// A time `seconds` after a fixed instant.
+    pub(crate) fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + seconds).unwrap()
     }
 
-    fn pod(created: i64, ready_at: Option<i64>) -> PodView {
+    /// A pod of revision `r` created at `at(created)`, Ready from `at(ready_at)` if given.
+    pub(crate) fn pod(created: i64, ready_at: Option<i64>) -> PodView {
         PodView {
             name: format!("pod-{created}"),
             revision: "r".into(),

@@ -185,24 +185,7 @@ pub fn assess(
 mod tests {
     use super::*;
     use crate::api::HealthGates;
-
-    fn at(seconds: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
-    }
-
-    fn pod(created: i64, ready_at: Option<i64>) -> PodView {
-        PodView {
-            name: format!("pod-{created}"),
-            revision: "r".into(),
-            component: "main".into(),
-            created_at: at(created),
-            ready: ready_at.is_some(),
-            ready_at: ready_at.map(at),
-            restarts: 0,
-            failing_containers: 0,
-            terminating: false,
-        }
-    }
+    use crate::api::health::tests::{at, pod};
 
     fn value_of(report: &HealthReport, signal: &str) -> (f64, String) {
         let m = report
