@@ -12,6 +12,31 @@ fn thresholds(target: f64, acceptable: f64, critical: f64) -> crate::api::Thresh
     }
 }
 
+/// A canary whose pods never become Ready, over a stable v1 of 2 replicas, with the progress
+/// deadline `deadline` and health gates that never judge it; returns the canary's hash.
+fn never_ready_canary(deadline: &str) -> (Sim, String) {
+    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
+    sim.spec.progress_deadline = Some(deadline.into());
+    sim.spec.health = Some(crate::api::HealthGates {
+        startup_latency_seconds: Some(thresholds(1.0, 2.0, 1e20)),
+        not_ready_pods: Some(thresholds(0.0, 10.0, 100.0)),
+        ..Default::default()
+    });
+    let (_, new) = sim.deploy_next("app:v2");
+    sim.faults.insert(new.clone(), Fault::NeverReady);
+    (sim, new)
+}
+
+/// A crashing v2 canary over a stable v1 of 2 replicas, settled: reverted and rejected.
+/// Returns the hashes of v1 and v2.
+fn reverted_canary() -> (Sim, String, String) {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    let (old, new) = sim.deploy_next("app:v2");
+    sim.faults.insert(new.clone(), Fault::Crash);
+    sim.settle(10);
+    (sim, old, new)
+}
+
 fn tick_for(sim: &mut Sim, seconds: i64) {
     for _ in 0..seconds {
         sim.tick();
@@ -20,16 +45,7 @@ fn tick_for(sim: &mut Sim, seconds: i64) {
 
 #[test]
 fn an_absurd_threshold_and_a_slow_canary_never_panic_and_the_deadline_still_reverts() {
-    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
-    sim.spec.progress_deadline = Some("20s".into());
-    sim.spec.health = Some(crate::api::HealthGates {
-        startup_latency_seconds: Some(thresholds(1.0, 2.0, 1e20)),
-        not_ready_pods: Some(thresholds(0.0, 10.0, 100.0)),
-        ..Default::default()
-    });
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
-    sim.faults.insert(new.clone(), Fault::NeverReady);
+    let (mut sim, new) = never_ready_canary("20s");
     for _ in 0..40 {
         let decision = sim.tick();
         if let Some(requeue) = decision.requeue_after {
@@ -415,10 +431,7 @@ fn a_recorded_failure_stays_over_a_stalled_of_the_decision_so_status_does_not_fl
 /// hand) must not roll the rejected revision out again as a fresh "initial" one at 100%.
 #[test]
 fn a_lost_status_never_rolls_a_rejected_revision_out_again() {
-    let mut sim = established("app:v1", 2, steps_weights(&[50]));
-    let (old, new) = sim.deploy_next("app:v2");
-    sim.faults.insert(new.clone(), Fault::Crash);
-    sim.settle(10);
+    let (mut sim, old, new) = reverted_canary();
     assert!(sim.status.rejected_revisions.contains(&new));
     let marked: Vec<bool> = sim
         .replica_sets
@@ -479,11 +492,7 @@ fn a_lost_status_mid_canary_recovers_the_stable_and_the_canary_starts_over() {
 /// No serving revision and the desired one rejected: nothing starts, and status says why.
 #[test]
 fn a_rejected_revision_with_nothing_else_serving_stays_down_and_says_so() {
-    let mut sim = established("app:v1", 2, steps_weights(&[50]));
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
-    sim.faults.insert(new.clone(), Fault::Crash);
-    sim.settle(10);
+    let (mut sim, _, new) = reverted_canary();
     sim.faults.remove(&new);
     // The status and the stable revision's ReplicaSet are both gone.
     sim.replica_sets.retain(|rs| rs.revision == new);
@@ -520,17 +529,8 @@ fn durations_stored_before_the_schema_bound_them_still_read_and_fall_back_as_bef
     assert_eq!(sim.status.phase, Phase::Paused, "{:?}", sim.status.message);
     assert_eq!(sim.status.current_step_index, Some(1));
 
-    let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
-    sim.spec.progress_deadline = Some("ten minutes".into());
     // Gates that never judge the canary, so only the deadline can revert it.
-    sim.spec.health = Some(crate::api::HealthGates {
-        startup_latency_seconds: Some(thresholds(1.0, 2.0, 1e20)),
-        not_ready_pods: Some(thresholds(0.0, 10.0, 100.0)),
-        ..Default::default()
-    });
-    sim.deploy("app:v2");
-    let new = sim.revision().hash;
-    sim.faults.insert(new.clone(), Fault::NeverReady);
+    let (mut sim, _) = never_ready_canary("ten minutes");
     tick_for(&mut sim, 120);
     assert_ne!(sim.status.phase, Phase::Degraded, "not a 0s deadline");
     tick_for(&mut sim, 600);
