@@ -137,13 +137,7 @@ fn every_component_keeps_a_stable_pod_until_all_switch_together() {
     assert_eq!(sim.status.stable_revision.as_ref(), Some(&new));
     assert_eq!(sizes(&sim, &old), vec![0, 0, 0]);
     // The switch was one decision: the event of promotion comes with every stable at zero.
-    assert_eq!(
-        sim.events
-            .iter()
-            .filter(|e| e.reason == "RolloutCompleted")
-            .count(),
-        2
-    );
+    assert_eq!(sim.events_with("RolloutCompleted"), 2);
 }
 
 #[test]

@@ -19,6 +19,11 @@ impl Sim {
         };
     }
 
+    /// How many events with `reason` the rollout recorded so far.
+    pub(super) fn events_with(&self, reason: impl PartialEq<EventReason>) -> usize {
+        self.events.iter().filter(|e| reason == e.reason).count()
+    }
+
     /// The reason of the newest history entry; the tests that call it expect one.
     pub(super) fn last_history_reason(&self) -> &str {
         &self.status.history.last().expect("a history entry").reason

@@ -290,14 +290,7 @@ fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
         "waits at the new pause"
     );
     assert_eq!(sim.status.phase, Phase::Paused);
-    assert_eq!(
-        sim.events
-            .iter()
-            .filter(|e| e.reason == "StepsChanged")
-            .count(),
-        1,
-        "restarted once"
-    );
+    assert_eq!(sim.events_with("StepsChanged"), 1, "restarted once");
 }
 
 #[test]
@@ -391,14 +384,7 @@ fn a_deleted_stable_replica_set_is_reported_not_papered_over() {
         (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "StableReplicaSetLost")
     );
-    assert_eq!(
-        sim.events
-            .iter()
-            .filter(|e| e.reason == "StableReplicaSetLost")
-            .count(),
-        1,
-        "announced once"
-    );
+    assert_eq!(sim.events_with("StableReplicaSetLost"), 1, "announced once");
 }
 
 #[test]
