@@ -174,10 +174,16 @@ async fn measure_unless_stopped(
 async fn stopped_by_health(sd: &SafeDeployment, ctx: &Context, rollout: &Dereferenced) -> Decision {
     loop {
         tokio::time::sleep(HEALTH_WATCH_PERIOD).await;
-        let (pods, baseline_pods) = pods_of(ctx, &rollout.namespace, &rollout.name, &rollout.owned);
+        // The ReplicaSets are read again too: a canary ReplicaSet created just before this
+        // reconcile may have reached the cache only now, and its pods count from then on.
+        let owned = owned_replica_sets(ctx, &rollout.namespace, sd);
+        let (pods, baseline_pods) = pods_of(ctx, &rollout.namespace, &rollout.name, &owned);
+        let (replica_sets, baseline_replica_sets) = replica_set_views(&owned);
         let mut observation = rollout.observation(sd);
         observation.pods = &pods;
         observation.baseline_pods = &baseline_pods;
+        observation.replica_sets = &replica_sets;
+        observation.baseline_replica_sets = &baseline_replica_sets;
         observation.now = Timestamp::now();
         let decision = decide(&observation);
         if stops_canary_unpromoted(&rollout.status, &decision.status) {
@@ -294,34 +300,13 @@ impl Dereferenced {
 async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = sd.name_any();
-    let uid = sd.uid().unwrap_or_default();
     let original_status = sd.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let mut status = original_status.clone();
-    let owned: Vec<_> = ctx
-        .replica_sets
-        .state()
-        .into_iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
-        .collect();
+    let owned = owned_replica_sets(ctx, &namespace, sd);
     let (pods, baseline_pods) = pods_of(ctx, &namespace, &name, &owned);
     let analyses = analysis::recorded(&sd.spec, &mut status, now);
-
-    let replica_sets: Vec<_> = owned
-        .iter()
-        .filter_map(|rs| observe::replica_set_view(rs))
-        .collect();
-    // The fresh baseline (found again by its role label after a restart) is kept apart: it is
-    // not a revision and never counts as capacity.
-    let baseline_replica_sets: Vec<_> = owned
-        .iter()
-        .filter_map(|rs| observe::baseline_replica_set_view(rs))
-        .collect();
+    let (replica_sets, baseline_replica_sets) = replica_set_views(&owned);
     // The revision includes the referenced configuration's contents (read only while rolling
     // out), with its preflight.
     let mut prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
@@ -351,6 +336,37 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
         prepared,
         attestation,
     })
+}
+
+/// The ReplicaSets `sd` controls, from the cache.
+fn owned_replica_sets(ctx: &Context, namespace: &str, sd: &SafeDeployment) -> Vec<Arc<ReplicaSet>> {
+    let uid = sd.uid().unwrap_or_default();
+    ctx.replica_sets
+        .state()
+        .into_iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(namespace))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .collect()
+}
+
+/// The revision ReplicaSets and, kept apart, the fresh-baseline ReplicaSets (found again by
+/// their role label after a restart): a baseline is not a revision and never counts as
+/// capacity.
+fn replica_set_views(owned: &[Arc<ReplicaSet>]) -> (Vec<ReplicaSetView>, Vec<ReplicaSetView>) {
+    (
+        owned
+            .iter()
+            .filter_map(|rs| observe::replica_set_view(rs))
+            .collect(),
+        owned
+            .iter()
+            .filter_map(|rs| observe::baseline_replica_set_view(rs))
+            .collect(),
+    )
 }
 
 /// At rest the verdict recorded for the stable revision stands; otherwise the attestation is
