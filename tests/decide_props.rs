@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
 use safedeploy::api::gates::AnalysisGate;
 use safedeploy::api::health::PodView;
+use safedeploy::api::rejection::RejectReason;
 use safedeploy::api::{
     AnalysisStep, BaselineMode, CanaryStep, CanaryStrategy, HealthGates, LabelSelectorSpec,
     PauseStep, RevisionRecord, SafeDeploymentSpec, SafeDeploymentStatus,
@@ -333,7 +334,7 @@ proptest! {
         let attestation = match world.attestation % 3 {
             0 => AttestationGate::NotRequired("policy".into()),
             1 => AttestationGate::Verified("ok".into()),
-            _ => AttestationGate::Rejected { reason: "Missing".into(), message: "none".into() },
+            _ => AttestationGate::Rejected { reason: RejectReason::Missing, message: "none".into() },
         };
         let token = |t: Option<u8>| t.map(|t| format!("token-{t}"));
         let requests = Requests {

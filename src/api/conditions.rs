@@ -9,10 +9,6 @@
 //! its variant's name, serialised as such (`as_str`, `Display`, serde), and compares equal to
 //! that string in either direction (`condition.reason == ConditionReason::Healthy`).
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 use super::Phase;
 
 impl Phase {
@@ -48,7 +44,18 @@ macro_rules! vocabulary {
         $name:ident { $($(#[$variant_meta:meta])* $variant:ident,)+ }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+        )]
         pub enum $name {
             $($(#[$variant_meta])* $variant,)+
         }
@@ -70,8 +77,8 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -113,6 +120,9 @@ macro_rules! vocabulary {
         }
     };
 }
+
+// The attestation's rejection reasons (`rejection.rs`) are declared with the same macro.
+pub(crate) use vocabulary;
 
 vocabulary! {
     /// The `type` of each condition of a SafeDeployment's status.
@@ -156,7 +166,8 @@ impl From<bool> for ConditionStatus {
 
 vocabulary! {
     /// The `reason` of a condition. A rejected attestation's `Attested` reason is the verifier's
-    /// own (`Missing`, `BadSignature`, …: `attest::verify::RejectReason`), not one of these.
+    /// own (`Missing`, `BadSignature`, …: [`RejectReason`](super::rejection::RejectReason)), not
+    /// one of these.
     ConditionReason {
         /// `Ready`, `Progressing`, `Reconciling`: the desired revision is stable and Ready.
         RolloutComplete,

@@ -8,6 +8,7 @@ pub mod health;
 pub mod image;
 pub mod labels;
 pub mod policy;
+pub mod rejection;
 pub mod rules;
 pub mod safedeployment;
 pub mod workload;

@@ -61,74 +61,8 @@ use super::time;
 use crate::api::SafeDeploymentSpec;
 use crate::api::image::ImageRef;
 use crate::api::policy::SafeDeploymentPolicySpec;
-
-/// Why an attestation was rejected; `as_str` gives the CamelCase name used in status conditions
-/// and events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    /// No attestation was given (or it is empty).
-    Missing,
-    /// Too large, not a strict DSSE envelope / in-toto Statement, or structurally invalid.
-    Malformed,
-    /// A trusted key was named or assumed and the signature does not verify under it.
-    BadSignature,
-    /// No trusted key (policy has none, or only unknown keys signed).
-    UntrustedKey,
-    /// Wrong `payloadType`, `_type` or `predicateType`.
-    PayloadTypeMismatch,
-    /// An image of the revision is unpinned or not a subject.
-    DigestMismatch,
-    /// The attested configuration digest differs from the revision's.
-    ConfigDrift,
-    /// Older than `maxAge`, or past `expiresAt`.
-    Expired,
-    /// `timeVerified` lies in the future beyond the allowed clock skew.
-    NotYetValid,
-    /// The attestation itself reports something that did not pass.
-    ChecksFailed,
-    /// Genuine and passing, but the policy asks for more (or there is no usable policy).
-    PolicyViolation,
-}
-
-impl RejectReason {
-    /// Every reason, in verification order.
-    pub const ALL: [RejectReason; 11] = [
-        RejectReason::Missing,
-        RejectReason::Malformed,
-        RejectReason::BadSignature,
-        RejectReason::UntrustedKey,
-        RejectReason::PayloadTypeMismatch,
-        RejectReason::DigestMismatch,
-        RejectReason::ConfigDrift,
-        RejectReason::Expired,
-        RejectReason::NotYetValid,
-        RejectReason::ChecksFailed,
-        RejectReason::PolicyViolation,
-    ];
-
-    /// The CamelCase name, such as `BadSignature`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::Missing => "Missing",
-            RejectReason::Malformed => "Malformed",
-            RejectReason::BadSignature => "BadSignature",
-            RejectReason::UntrustedKey => "UntrustedKey",
-            RejectReason::PayloadTypeMismatch => "PayloadTypeMismatch",
-            RejectReason::DigestMismatch => "DigestMismatch",
-            RejectReason::ConfigDrift => "ConfigDrift",
-            RejectReason::Expired => "Expired",
-            RejectReason::NotYetValid => "NotYetValid",
-            RejectReason::ChecksFailed => "ChecksFailed",
-            RejectReason::PolicyViolation => "PolicyViolation",
-        }
-    }
-}
-
-impl std::fmt::Display for RejectReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// Re-exported: the verifier's callers name the reason it returns from here.
+pub use crate::api::rejection::RejectReason;
 
 /// A rejection: the reason and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

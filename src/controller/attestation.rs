@@ -38,7 +38,7 @@ pub async fn gate(
         Ok(expected) => expected,
         Err(rejection) if policy_spec.as_ref().is_some_and(|p| p.require_attestation) => {
             return Ok(AttestationGate::Rejected {
-                reason: rejection.reason.as_str().to_string(),
+                reason: rejection.reason,
                 message: rejection.message,
             });
         }
@@ -73,7 +73,7 @@ pub async fn gate(
             }
         }
         Verdict::Rejected(rejection) => AttestationGate::Rejected {
-            reason: rejection.reason.as_str().to_string(),
+            reason: rejection.reason,
             message: format!("{}{policy_note}", rejection.message),
         },
     })

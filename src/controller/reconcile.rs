@@ -387,8 +387,9 @@ async fn attestation_for(
             .attestation
             .as_ref()
             .filter(|v| v.revision == revision.hash)
+            .and_then(AttestationGate::from_verdict)
     {
-        return Ok(AttestationGate::from_verdict(previous));
+        return Ok(previous);
     }
     let gate = attestation::gate(sd, ctx, revision).await?;
     let reason = gate.reason();

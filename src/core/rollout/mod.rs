@@ -22,6 +22,7 @@ use super::status_budget;
 use crate::api::conditions::{ConditionReason, EventReason, HistoryOutcome};
 use crate::api::gates::AnalysisGate;
 use crate::api::health::PodView;
+use crate::api::rejection::RejectReason;
 use crate::api::{AttestationVerdict, Phase, SafeDeploymentSpec, SafeDeploymentStatus};
 
 mod canary;
@@ -75,10 +76,10 @@ pub enum AttestationGate {
     Verified(String),
     /// The policy for this namespace does not require attestations.
     NotRequired(String),
-    /// Rejected, with one of the documented reasons (Missing, BadSignature, …).
+    /// Rejected, with the verifier's reason.
     Rejected {
-        /// The reason, as shown in the `Attested` condition.
-        reason: String,
+        /// The reason; its string is the `Attested` condition's reason.
+        reason: RejectReason,
         /// Details.
         message: String,
     },
@@ -100,7 +101,7 @@ impl AttestationGate {
             AttestationGate::NotRequired(message) => {
                 (true, ConditionReason::NotRequired.as_str(), message)
             }
-            AttestationGate::Rejected { reason, message } => (false, reason, message),
+            AttestationGate::Rejected { reason, message } => (false, reason.as_str(), message),
         }
     }
 
@@ -121,18 +122,20 @@ impl AttestationGate {
     }
 
     /// The gate a recorded verdict stands for (the inverse of what status records), so a
-    /// verdict kept at rest is read back as the gate it was.
-    pub fn from_verdict(verdict: &AttestationVerdict) -> Self {
+    /// verdict kept at rest is read back as the gate it was; `None` when the verdict is not one
+    /// this operator writes (an unknown reason, or a reason that contradicts `verified`): such a
+    /// verdict is not trusted, and the attestation is verified again.
+    pub fn from_verdict(verdict: &AttestationVerdict) -> Option<Self> {
         let message = verdict.message.clone();
-        if !verdict.verified {
-            AttestationGate::Rejected {
-                reason: verdict.reason.clone(),
-                message,
+        let reason = verdict.reason.as_str();
+        match verdict.verified {
+            true if reason == ConditionReason::Verified => Some(AttestationGate::Verified(message)),
+            true if reason == ConditionReason::NotRequired => {
+                Some(AttestationGate::NotRequired(message))
             }
-        } else if verdict.reason == ConditionReason::NotRequired {
-            AttestationGate::NotRequired(message)
-        } else {
-            AttestationGate::Verified(message)
+            true => None,
+            false => RejectReason::parse(reason)
+                .map(|reason| AttestationGate::Rejected { reason, message }),
         }
     }
 }

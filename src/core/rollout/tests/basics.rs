@@ -75,7 +75,7 @@ fn a_crashing_canary_is_reverted_and_not_retried() {
 fn an_unattested_revision_creates_no_pod() {
     let mut sim = established("app:v1", 3, steps_weights(&[50]));
     let (old, new) = sim.deploy_next("app:v2");
-    sim.reject_attestation("Missing", "no attestation found");
+    sim.reject_attestation(RejectReason::Missing, "no attestation found");
     let decision = sim.tick();
     assert!(
         decision.scale.iter().all(|a| a.revision != new),
@@ -107,7 +107,7 @@ fn an_unattested_revision_creates_no_pod() {
 #[test]
 fn a_first_revision_without_attestation_never_starts() {
     let mut sim = Sim::new(spec("app:v1", 3, steps_weights(&[50])));
-    sim.reject_attestation("BadSignature", "signature does not verify");
+    sim.reject_attestation(RejectReason::BadSignature, "signature does not verify");
     let decision = sim.tick();
     assert!(decision.scale.is_empty());
     assert_eq!(sim.status.phase, Phase::Blocked);

@@ -289,7 +289,7 @@ fn preflight_and_attestation_failures_are_both_reported() {
     let mut sim = established("app:v1", 2, steps_weights(&[50]));
     sim.deploy("app:v2");
     sim.preflight = Err(vec![MISSING_KEY.to_string()]);
-    sim.reject_attestation("Missing", "no attestation found");
+    sim.reject_attestation(RejectReason::Missing, "no attestation found");
     let decision = sim.tick();
     let message = sim.status.message.clone().unwrap();
     assert!(message.contains("not attested (Missing)"), "{message}");

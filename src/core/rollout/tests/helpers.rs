@@ -12,9 +12,9 @@ impl Sim {
     }
 
     /// From now on the attestation gate rejects the desired revision with `reason`.
-    pub(super) fn reject_attestation(&mut self, reason: &str, message: &str) {
+    pub(super) fn reject_attestation(&mut self, reason: RejectReason, message: &str) {
         self.attestation = AttestationGate::Rejected {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         };
     }

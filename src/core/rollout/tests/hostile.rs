@@ -297,7 +297,7 @@ fn steps_edited_mid_rollout_restart_the_canary_instead_of_skipping_gates() {
 fn a_rollback_never_goes_around_the_gates() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
     sim.deploy("app:v2");
-    sim.reject_attestation("Missing", "no attestation");
+    sim.reject_attestation(RejectReason::Missing, "no attestation");
     tick_for(&mut sim, 3);
     assert_eq!(sim.status.phase, Phase::Blocked);
     let desired = sim.revision().hash;
@@ -324,7 +324,7 @@ fn a_rollback_never_goes_around_the_gates() {
 fn a_forged_stable_revision_that_never_ran_must_pass_the_gates() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
     sim.deploy("app:v2");
-    sim.reject_attestation("Missing", "no attestation");
+    sim.reject_attestation(RejectReason::Missing, "no attestation");
     tick_for(&mut sim, 2);
     assert_eq!(sim.status.phase, Phase::Blocked);
     // Someone with status write access names the unattested revision stable.
@@ -351,7 +351,7 @@ fn a_canary_stopped_by_its_gates_leaves_no_rollout_in_progress_in_the_history() 
     tick_for(&mut sim, 3);
     let desired = sim.revision().hash;
     assert_eq!(sim.status.canary_revision, Some(desired.clone()));
-    sim.reject_attestation("Expired", "older than maxAge");
+    sim.reject_attestation(RejectReason::Expired, "older than maxAge");
     tick_for(&mut sim, 3);
     assert_eq!(sim.status.phase, Phase::Blocked);
     assert!(
@@ -371,7 +371,7 @@ fn a_deleted_stable_replica_set_is_reported_not_papered_over() {
     let mut sim = established("app:v1", 2, steps_weights(&[50, 100]));
     let stable = sim.revision().hash;
     sim.deploy("app:v2");
-    sim.reject_attestation("Missing", "no attestation");
+    sim.reject_attestation(RejectReason::Missing, "no attestation");
     tick_for(&mut sim, 2);
     assert_eq!(sim.status.phase, Phase::Blocked);
     // Someone deletes the stable ReplicaSet: 0 pods, and nothing can recreate its template.
@@ -541,4 +541,52 @@ fn a_first_revision_at_zero_replicas_is_stable_at_once() {
     assert_eq!(sim.status.stable_revision, Some(hash.clone()));
     assert_eq!(sim.replicas_of(&hash), 0);
     assert!(sim.replica_sets.iter().any(|rs| rs.revision == hash));
+}
+
+/// A verdict kept at rest is read back as the gate that wrote it, for every gate.
+#[test]
+fn every_gate_survives_its_recorded_verdict() {
+    let mut gates = vec![
+        AttestationGate::Verified("signed by ci".into()),
+        AttestationGate::NotRequired("no policy".into()),
+    ];
+    gates.extend(
+        RejectReason::ALL
+            .iter()
+            .map(|reason| AttestationGate::Rejected {
+                reason: *reason,
+                message: format!("because {reason}"),
+            }),
+    );
+    for gate in gates {
+        let verdict = gate.verdict("abc");
+        assert_eq!(AttestationGate::from_verdict(&verdict), Some(gate));
+    }
+}
+
+/// A status someone else wrote (an unknown reason, or `verified` with a rejection's reason) is
+/// not read back as any gate: the controller verifies the attestation again instead.
+#[test]
+fn a_verdict_this_operator_never_writes_is_not_trusted() {
+    let forged = |verified: bool, reason: &str| AttestationVerdict {
+        revision: "abc".into(),
+        verified,
+        reason: reason.into(),
+        message: String::new(),
+    };
+    for (verified, reason) in [
+        (true, "Missing"),
+        (true, "LooksFine"),
+        (true, ""),
+        (false, "Verified"),
+        (false, "NotRequired"),
+        (false, "missing"),
+        (false, ""),
+    ] {
+        assert_eq!(
+            AttestationGate::from_verdict(&forged(verified, reason)),
+            None,
+            "{verified} {reason}"
+        );
+    }
 }
