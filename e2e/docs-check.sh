@@ -7,7 +7,10 @@
 #      page of docs/ must be in docs/SUMMARY.md,
 #   3. fails on a command the CLI no longer has: for every `safedeploy …` / `kubectl safedeploy …`
 #      in a shell code block or an inline code span, the subcommand must exist and each --flag
-#      (and -x) must appear in that subcommand's --help.
+#      (and -x) must appear in that subcommand's --help,
+#   4. fails on a rustdoc warning (a broken intra-doc link, or a public item's docs linking to a
+#      private one): `cargo doc --no-deps` with RUSTDOCFLAGS="-D warnings". It documents only this
+#      crate and reuses the dependencies' metadata that cargo clippy/check left in the target dir.
 # Env: SAFEDEPLOY_BIN (default: the cargo target dir's debug/safedeploy), SAFEDEPLOY_CACHE (default
 # ~/.cache/safedeploy; mdbook is installed under its tools/), DOCS_CHECK_VERBOSE=1 (list every
 # command checked).
@@ -331,3 +334,8 @@ if errors:
     sys.exit(1)
 print(f"docs-check: book built; links fine; {checked} safedeploy commands match the CLI")
 PY
+
+# --- 4. the API docs: rustdoc's warnings are errors ------------------------------------------------
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --no-deps --quiet ||
+  die "cargo doc warned (a broken intra-doc link, or public docs linking to a private item: above)"
+echo "docs-check: cargo doc --no-deps: no rustdoc warning"

@@ -5,7 +5,8 @@
 #   3. the local control plane + Prometheus + emitter (e2e/cluster.sh up --with-prometheus),
 #      unless already running; whatever this script started is stopped again on exit,
 #   4. the integration tests: the #[ignore]d tests of tests/*.rs, `cargo test -- --ignored`,
-#   5. the chart, GitOps health and docs checks (e2e/docs-check.sh: mdbook build, links, commands).
+#   5. the chart, GitOps health and docs checks (e2e/docs-check.sh: mdbook build, links, commands,
+#      cargo doc -D warnings).
 # The control-plane binaries are built in the background while Rust compiles (first run only).
 # Env: SAFEDEPLOY_TEST_THREADS (integration test threads, default 4), SAFEDEPLOY_KEEP_CLUSTER=1
 # (leave a cluster this script started running), SAFEDEPLOY_SKIP_LINT=1 (local use only: skip
@@ -130,7 +131,7 @@ e2e/chart-check.sh
 e2e/kstatus-check/check.sh
 took "chart + health checks" $((SECONDS - t))
 
-step "docs: mdbook build, internal links, commands against the CLI"
+step "docs: mdbook build, internal links, commands against the CLI, cargo doc"
 t=$SECONDS
 e2e/docs-check.sh
 took "docs check" $((SECONDS - t))

@@ -16,8 +16,8 @@
 //!
 //! Randomness is a seeded xorshift generator per version, so a run is reproducible up to timing.
 //!
-//! Layout: [`model`] (the settings and the seeded simulation), [`state`] (the versions and their
-//! metrics), [`http`] (the routes); this file has the command's arguments, errors and [`run`].
+//! Layout: `model` (the settings and the seeded simulation), `state` (the versions and their
+//! metrics), `http` (the routes); this file has the command's arguments, errors and [`run`].
 
 mod http;
 mod model;

@@ -34,7 +34,7 @@ pub struct Leadership {
 }
 
 /// Joins the election for Lease `namespace/lease_name` as `identity` (unique per process: see
-/// [`unique_identity`]), with client-go-style timing derived from `lease_duration` (whole seconds,
+/// [`unique_identity`](super::judge::unique_identity)), with client-go-style timing derived from `lease_duration` (whole seconds,
 /// at least 1 s). The Lease is read once before this returns, so a missing permission or an
 /// unreachable API server fails here; the election itself runs on a background task. The
 /// Lease is created if it does not exist.

@@ -3,7 +3,7 @@
 //! the new status. Every rollout rule lives here; the controller only carries it out.
 //!
 //! This room holds what goes in and out ([`Observation`], [`Decision`]), [`decide`], and the
-//! top of the [`Planner`]: which path a reconcile takes (first revision, at rest, blocked,
+//! top of the `Planner`: which path a reconcile takes (first revision, at rest, blocked,
 //! canary) and how it ends. The other rooms each add one concern to the same `Planner`:
 //! - `canary`: the canary steps (setWeight, pause, analysis), promotion and revert;
 //! - `gates`: the canary's health report, analyses and progress deadline;
