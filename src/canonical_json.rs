@@ -4,7 +4,8 @@
 //! two wings agree without importing each other.
 //!
 //! [`canonical`] writes a value with object keys in byte order and no insignificant whitespace,
-//! independent of `serde_json`'s `preserve_order` feature.
+//! independent of `serde_json`'s `preserve_order` feature. [`kind_of`] names a value's JSON type
+//! for messages that must not quote the value (the strict attestation reader, the web provider).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,19 @@ pub fn canonical(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out
+}
+
+/// The JSON type of `value` with its article ("a string", "an array", "null"), for messages
+/// that must not quote a value (it may be large, or secret).
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn write_canonical(value: &Value, out: &mut String) {

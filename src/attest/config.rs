@@ -245,6 +245,8 @@ fn pod_images(pod: &PodSpec) -> Vec<(&str, &str)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
     use crate::api::{Component, SafeDeploymentSpec};
 
     pub(crate) const DIGEST_A: &str =
@@ -279,6 +281,20 @@ spec:
             ))),
             ..Default::default()
         }
+    }
+
+    /// The first container of a template's pod, for a test to edit.
+    pub(crate) fn container_of(
+        t: &mut PodTemplateSpec,
+    ) -> &mut k8s_openapi::api::core::v1::Container {
+        &mut t.spec.as_mut().expect("pod").containers[0]
+    }
+
+    /// The first container of the spec's pod template, for a test to edit.
+    pub(crate) fn first_container(
+        spec: &mut SafeDeploymentSpec,
+    ) -> &mut k8s_openapi::api::core::v1::Container {
+        container_of(spec.template.as_mut().expect("template"))
     }
 
     #[test]
@@ -337,41 +353,31 @@ spec:
             f(spec.template.as_mut().expect("template"));
             config_digest(&spec).expect("digest")
         };
-        fn container(t: &mut PodTemplateSpec) -> &mut k8s_openapi::api::core::v1::Container {
-            &mut t.spec.as_mut().expect("pod").containers[0]
+        fn meta(t: &mut PodTemplateSpec) -> &mut ObjectMeta {
+            t.metadata.as_mut().expect("meta")
         }
-        assert_ne!(change(&|t| container(t).env = None), base);
+        assert_ne!(change(&|t| container_of(t).env = None), base);
         assert_ne!(
-            change(&|t| container(t).image =
+            change(&|t| container_of(t).image =
                 Some(format!("registry.example.com/team/app@sha256:{DIGEST_B}"))),
             base
         );
-        assert_ne!(change(&|t| container(t).resources = None), base);
+        assert_ne!(change(&|t| container_of(t).resources = None), base);
         assert_ne!(
-            change(&|t| container(t).args = Some(vec!["--debug".into()])),
+            change(&|t| container_of(t).args = Some(vec!["--debug".into()])),
             base
         );
         assert_ne!(
             change(&|t| {
-                t.metadata
-                    .as_mut()
-                    .expect("meta")
-                    .labels
-                    .as_mut()
-                    .expect("labels")
-                    .insert("tier".into(), "x".into());
+                let labels = meta(t).labels.as_mut().expect("labels");
+                labels.insert("tier".into(), "x".into());
             }),
             base
         );
         assert_ne!(
             change(&|t| {
-                t.metadata
-                    .as_mut()
-                    .expect("meta")
-                    .annotations
-                    .as_mut()
-                    .expect("ann")
-                    .insert("team".into(), "other".into());
+                let annotations = meta(t).annotations.as_mut().expect("annotations");
+                annotations.insert("team".into(), "other".into());
             }),
             base
         );
@@ -452,14 +458,7 @@ spec:
         assert_eq!(images[1].digest, DIGEST_A);
 
         let mut spec = single_spec();
-        spec.template
-            .as_mut()
-            .expect("t")
-            .spec
-            .as_mut()
-            .expect("pod")
-            .containers[0]
-            .image = Some("registry.example.com/team/app:1.2".into());
+        first_container(&mut spec).image = Some("registry.example.com/team/app:1.2".into());
         let err = image_digests(&spec).expect_err("unpinned");
         assert_eq!(err.container, "web");
     }

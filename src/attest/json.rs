@@ -22,6 +22,8 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
+use crate::canonical_json::kind_of;
+
 /// Reads one JSON document, rejecting duplicate object keys at every depth, trailing data and
 /// nesting deeper than `serde_json`'s recursion limit (128).
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
@@ -115,20 +117,8 @@ impl de::Error for StrictError {
     }
 }
 
-/// "an array", "a string", … for messages.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn wrong_shape(expected: &str, found: &Value) -> StrictError {
-    de::Error::custom(format!("expected {expected}, found {}", kind(found)))
+    de::Error::custom(format!("expected {expected}, found {}", kind_of(found)))
 }
 
 fn visit_array<'de, V: Visitor<'de>>(

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 
 use super::Context;
+use super::attestation::namespace_policy;
 use super::error::ReconcileError;
 use crate::analysis::plan::{gates, plan};
 use crate::analysis::provider::{
@@ -28,7 +29,6 @@ use crate::api::health::{EffectiveGates, PodView};
 use crate::api::{
     BaselineMode, SafeDeployment, SafeDeploymentPolicy, SafeDeploymentSpec, SafeDeploymentStatus,
 };
-use crate::attest::policy::resolve_policy;
 use crate::core::revision::baseline_selector;
 
 /// The analyses as recorded in status, with no provider call: the runs brought in line with
@@ -227,15 +227,8 @@ async fn egress(
     if !sends {
         return Ok(Egress::Any);
     }
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let labels = namespaces
-        .get_metadata_opt(namespace)
-        .await?
-        .map(|ns| ns.labels().clone())
-        .unwrap_or_default();
-    let policies = ctx.policies.state();
-    let policy = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()));
-    Ok(policy.map_or(Egress::Any, egress_of))
+    let policy = namespace_policy(ctx, namespace).await?;
+    Ok(policy.as_ref().map_or(Egress::Any, egress_of))
 }
 
 /// The egress rule of a policy: its allow-list if it sets one.

@@ -1,5 +1,6 @@
-//! Fetches what the attestation check needs (the namespace's labels, the envelope from the spec,
-//! a ConfigMap or a Secret) and hands it to the pure verifier in `attest::verify`.
+//! Fetches what the attestation check needs (the namespace's policy, the envelope from the spec,
+//! a ConfigMap or a Secret) and hands it to the pure verifier in `attest::verify`; and
+//! [`namespace_policy`], the one lookup of the policy that applies to a namespace.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::ResourceExt;
@@ -7,7 +8,7 @@ use kube::api::Api;
 
 use super::Context;
 use super::error::ReconcileError;
-use crate::api::{KeyReference, SafeDeployment};
+use crate::api::{KeyReference, SafeDeployment, SafeDeploymentPolicy};
 use crate::attest::policy::resolve_policy;
 use crate::attest::verify::{Expected, Verdict, evaluate};
 use crate::core::revision::Revision;
@@ -23,16 +24,9 @@ pub async fn gate(
     revision: &Revision,
 ) -> Result<AttestationGate, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let labels = namespaces
-        .get_metadata_opt(&namespace)
-        .await?
-        .map(|ns| ns.labels().clone())
-        .unwrap_or_default();
-    let policies = ctx.policies.state();
-    let policy = resolve_policy(&namespace, &labels, policies.iter().map(|p| p.as_ref()));
-    let policy_name = policy.map(|p| p.name_any());
-    let policy_spec = policy.map(|p| p.spec.clone());
+    let policy = namespace_policy(ctx, &namespace).await?;
+    let policy_name = policy.as_ref().map(|p| p.name_any());
+    let policy_spec = policy.map(|p| p.spec);
     // The configuration digest binds the referenced ConfigMaps' and Secrets' contents too.
     let expected = match Expected::for_spec_with(&sd.spec, &revision.config_objects) {
         Ok(expected) => expected,
@@ -77,6 +71,23 @@ pub async fn gate(
             message: format!("{}{policy_note}", rejection.message),
         },
     })
+}
+
+/// The SafeDeploymentPolicy that applies to `namespace` (by its name and its labels, which are
+/// read here: the operator caches no Namespaces), if any. Attestations, image pinning and the
+/// analyses' egress all follow this one policy.
+pub(super) async fn namespace_policy(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<SafeDeploymentPolicy>, ReconcileError> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let labels = namespaces
+        .get_metadata_opt(namespace)
+        .await?
+        .map(|ns| ns.labels().clone())
+        .unwrap_or_default();
+    let policies = ctx.policies.state();
+    Ok(resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref())).cloned())
 }
 
 /// The envelope bytes from the source, or None when the referenced object or key is missing

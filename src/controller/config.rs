@@ -25,9 +25,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, Secret, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
@@ -35,10 +33,10 @@ use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use super::Context;
+use super::attestation::namespace_policy;
 use super::error::{ConfigError, ReconcileError};
 use crate::api::labels::{ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, LABEL_REVISION};
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
-use crate::attest::policy::resolve_policy;
 use crate::core::config::{
     ConfigKind, ConfigObjectRef, config_map_copy, config_map_digest, config_map_keys, copy_name,
     referenced_objects, secret_copy, secret_digest, secret_keys,
@@ -287,14 +285,7 @@ pub fn recorded_config(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
 /// opts out, and always when it requires attestations (which bind image digests). Without a
 /// policy nothing rolls out anyway (the attestation gate reports `PolicyViolation`).
 async fn pinned_images_required(ctx: &Context, namespace: &str) -> Result<bool, ReconcileError> {
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let labels = namespaces
-        .get_metadata_opt(namespace)
-        .await?
-        .map(|ns| ns.labels().clone())
-        .unwrap_or_default();
-    let policies = ctx.policies.state();
-    let policy = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()));
+    let policy = namespace_policy(ctx, namespace).await?;
     Ok(policy.is_some_and(|p| p.spec.require_attestation || p.spec.require_pinned_images))
 }
 

@@ -13,6 +13,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::api::analysis::HttpMethod;
+use crate::canonical_json::kind_of;
 
 use super::{ProviderError, content_type, describe_answer, not_json, read_body, send};
 
@@ -36,18 +37,6 @@ pub fn parse_json_path(path: &str) -> Result<JsonPath, ProviderError> {
     JsonPath::parse(path).map_err(|e| ProviderError::Config(format!("jsonPath {path:?}: {e}")))
 }
 
-/// The JSON type of a value, for messages that must not quote it.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn number(value: &Value, path: &str) -> Result<Option<f64>, ProviderError> {
     let not_a_number =
         |what: &str| ProviderError::Parse(format!("the value at {path} is {what}, not a number"));
@@ -67,7 +56,7 @@ fn number(value: &Value, path: &str) -> Result<Option<f64>, ProviderError> {
                 .map_err(|_| not_a_number("a string")),
         },
         Value::Null => Ok(None),
-        other => Err(not_a_number(kind(other))),
+        other => Err(not_a_number(kind_of(other))),
     }
 }
 

@@ -14,18 +14,16 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::config::tests::{DIGEST_A, single_spec};
+use super::config::tests::{DIGEST_A, first_container, single_spec};
 use super::dsse::{Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, pae};
 use super::keys::{PublicKey, SigningKey};
 use super::statement::{Check, DigestSha256, LocalValidation, Metric, Threshold, VerifierInfo};
 use super::verify::{Expected, RejectReason, Verdict, evaluate, verify};
 use super::{sign, statement::Statement};
-use crate::api::SafeDeploymentSpec;
 use crate::api::policy::KeyAlgorithm;
 use crate::api::policy::{
     AttestationLimits, MetricBound, RequiredCheck, SafeDeploymentPolicySpec, TrustedKey,
 };
-use k8s_openapi::api::core::v1::Container;
 
 const NOW: &str = "2025-01-16T10:00:00Z";
 
@@ -166,18 +164,6 @@ impl Fixture {
             p.expires_at = None;
         })
     }
-}
-
-/// The first container of the fixture's pod template, for a test to edit.
-fn first_container(spec: &mut SafeDeploymentSpec) -> &mut Container {
-    &mut spec
-        .template
-        .as_mut()
-        .expect("t")
-        .spec
-        .as_mut()
-        .expect("pod")
-        .containers[0]
 }
 
 fn check(name: &str, kind: &str, result: &str, metrics: Vec<Metric>) -> Check {

@@ -45,23 +45,13 @@ fn a_crashing_canary_is_reverted_and_not_retried() {
     let (old, bad) = sim.deploy_next("app:v2-bad");
     sim.faults.insert(bad.clone(), Fault::Crash);
     sim.settle(10);
-    assert_eq!(sim.status.phase, Phase::Degraded);
+    // The reason names the value and the threshold.
+    sim.assert_reverted_because("restarts = 1");
+    sim.assert_reverted_because("critical 1");
     assert_eq!(sim.status.stable_revision, Some(old.clone()));
     assert_eq!(sim.replicas_of(&old), 4);
     assert_eq!(sim.replicas_of(&bad), 0);
     assert!(sim.status.rejected_revisions.contains(&bad));
-    let entry = sim.status.history.last().unwrap();
-    assert_eq!(entry.outcome, "Reverted");
-    assert!(
-        entry.reason.contains("restarts = 1"),
-        "reason names the value: {}",
-        entry.reason
-    );
-    assert!(
-        entry.reason.contains("critical 1"),
-        "reason names the threshold: {}",
-        entry.reason
-    );
     assert_eq!(condition(&sim.status, "Degraded").status, "True");
     assert_eq!(condition(&sim.status, "Ready").status, "False");
     // Nothing more happens while the spec still holds the rejected template.
@@ -77,11 +67,7 @@ fn an_unattested_revision_creates_no_pod() {
     let (old, new) = sim.deploy_next("app:v2");
     sim.reject_attestation(RejectReason::Missing, "no attestation found");
     let decision = sim.tick();
-    assert!(
-        decision.scale.iter().all(|a| a.revision != new),
-        "{:?}",
-        decision.scale
-    );
+    decision.assert_leaves_alone(&new);
     assert_eq!(sim.status.phase, Phase::Blocked);
     assert_eq!(sim.replicas_of(&old), 3);
     let attested = condition(&sim.status, "Attested");
@@ -96,12 +82,7 @@ fn an_unattested_revision_creates_no_pod() {
     // Once attested, the canary starts.
     sim.attestation = AttestationGate::Verified("signed by ci".into());
     let decision = sim.tick();
-    assert!(
-        decision
-            .scale
-            .iter()
-            .any(|a| a.revision == new && a.replicas == 2)
-    );
+    assert!(decision.scales(&new, 2));
 }
 
 #[test]
@@ -155,11 +136,7 @@ fn a_canary_that_never_gets_ready_fails_at_the_progress_deadline() {
     for _ in 0..30 {
         sim.tick();
     }
-    assert_eq!(sim.status.phase, Phase::Degraded);
-    assert!(
-        sim.last_history_reason()
-            .contains("ProgressDeadlineExceeded")
-    );
+    sim.assert_reverted_because("ProgressDeadlineExceeded");
     assert_eq!(sim.replicas_of(&new), 0);
 }
 
@@ -201,8 +178,7 @@ fn failed_analysis_reverts_and_inconclusive_never_promotes() {
     };
     sim.status.analysis_runs = vec![run.clone()];
     sim.tick();
-    assert_eq!(sim.status.phase, Phase::Degraded);
-    assert!(sim.last_history_reason().contains("error ratio"));
+    sim.assert_reverted_because("error ratio");
     assert_eq!(sim.status.canary_revision, None);
     assert_eq!(sim.status.analysis_runs, vec![run], "kept after the revert");
     // The next canary starts with no runs of the reverted one.

@@ -227,11 +227,7 @@ fn a_revision_failing_preflight_creates_no_pod_and_names_what_is_missing() {
         r#"Secret "db" not found (component api, container "app", envFrom)"#.to_string(),
     ]);
     let decision = sim.tick();
-    assert!(
-        decision.scale.iter().all(|a| a.revision != new),
-        "{:?}",
-        decision.scale
-    );
+    decision.assert_leaves_alone(&new);
     assert_eq!(decision.requeue_after, Some(PREFLIGHT_RECHECK));
     assert_eq!(sim.replicas_of(&old), 3);
     assert_eq!(sim.status.phase, Phase::Blocked);
@@ -250,13 +246,9 @@ fn a_revision_failing_preflight_creates_no_pod_and_names_what_is_missing() {
     assert_eq!(decision.events.len(), 1);
     assert_eq!(decision.events[0].reason, "RolloutBlocked");
     assert!(decision.events[0].note.contains(MISSING_KEY));
-    let last = sim.status.history.last().unwrap();
+    let last = sim.last_history();
     assert_eq!(last.outcome, "Blocked");
-    assert!(
-        last.reason.starts_with("MissingReferences: "),
-        "{}",
-        last.reason
-    );
+    assert!(last.reason.starts_with("MissingReferences: "), "{last:?}");
     // Checked again: nothing new is recorded, and still no pod.
     let again = sim.tick();
     assert!(again.events.is_empty());
@@ -264,12 +256,7 @@ fn a_revision_failing_preflight_creates_no_pod_and_names_what_is_missing() {
     // Once the references resolve, the canary starts.
     sim.preflight = Ok(());
     let decision = sim.tick();
-    assert!(
-        decision
-            .scale
-            .iter()
-            .any(|a| a.revision == new && a.replicas == 2)
-    );
+    assert!(decision.scales(&new, 2));
     assert_eq!(condition(&sim.status, "Preflight").status, "True");
 }
 

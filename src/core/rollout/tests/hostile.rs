@@ -55,16 +55,7 @@ fn an_absurd_threshold_and_a_slow_canary_never_panic_and_the_deadline_still_reve
             break;
         }
     }
-    assert_eq!(
-        sim.status.phase,
-        Phase::Degraded,
-        "{:?}",
-        sim.status.message
-    );
-    assert!(
-        sim.last_history_reason()
-            .contains("ProgressDeadlineExceeded")
-    );
+    sim.assert_reverted_because("ProgressDeadlineExceeded");
     assert_eq!(sim.replicas_of(&new), 0);
 }
 
@@ -106,14 +97,7 @@ fn a_timed_pause_held_by_marginal_health_reverts_one_deadline_after_the_pause_en
     );
     assert_eq!(sim.status.current_step_index, Some(1));
     tick_for(&mut sim, 10);
-    assert_eq!(
-        sim.status.phase,
-        Phase::Degraded,
-        "{:?}",
-        sim.status.message
-    );
-    let reason = &sim.status.history.last().unwrap().reason;
-    assert!(reason.contains("after the pause ended"), "{reason}");
+    sim.assert_reverted_because("after the pause ended");
     assert_eq!(sim.replicas_of(&new), 0);
 }
 
@@ -520,14 +504,7 @@ fn durations_stored_before_the_schema_bound_them_still_read_and_fall_back_as_bef
     tick_for(&mut sim, 120);
     assert_ne!(sim.status.phase, Phase::Degraded, "not a 0s deadline");
     tick_for(&mut sim, 600);
-    assert_eq!(
-        sim.status.phase,
-        Phase::Degraded,
-        "{:?}",
-        sim.status.message
-    );
-    let reason = &sim.status.history.last().unwrap().reason;
-    assert!(reason.contains("ProgressDeadlineExceeded"), "{reason}");
+    sim.assert_reverted_because("ProgressDeadlineExceeded");
 }
 
 /// A SafeDeployment created with `replicas: 0` (scaled down before its first pod): its revision

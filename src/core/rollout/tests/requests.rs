@@ -58,8 +58,7 @@ fn abort_reverts_and_a_user_pause_holds_the_step() {
     assert_eq!(sim.status.current_step_index, Some(0));
     sim.requests.abort = Some("a1".into());
     sim.tick();
-    assert_eq!(sim.status.phase, Phase::Degraded);
-    assert_eq!(sim.status.history.last().unwrap().outcome, "Reverted");
+    sim.assert_reverted_because("Aborted");
     assert!(sim.last_history_reason().starts_with("Aborted"));
 }
 
