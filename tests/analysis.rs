@@ -20,8 +20,8 @@ use common::Fault;
 use kube::api::Api;
 use operator::{apply, apply_promoted, apply_stable, safe_deployment, setup, wait_status};
 use own_prometheus::{OwnPrometheus, StoppedPrometheus};
+use safedeploy::api::Phase;
 use safedeploy::api::analysis::MetricVerdict;
-use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::{Value, json};
 
 const INTERVAL_SECONDS: u64 = 2;
@@ -132,14 +132,8 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
         .await
         .expect("error ratio jump");
     let start = Instant::now();
-    let api: Api<SafeDeployment> = ns.api();
     let status = loop {
-        let status = api
-            .get("web")
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let status = operator::status_now(&ns, "web").await;
         if status.phase == Phase::Degraded {
             break status;
         }
@@ -241,13 +235,7 @@ async fn a_stopped_prometheus_holds_the_rollout_until_it_returns() {
     );
     // Still held a while later: never promoted, never reverted.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let still = ns
-        .api::<SafeDeployment>()
-        .get("web")
-        .await
-        .expect("get")
-        .status
-        .unwrap_or_default();
+    let still = operator::status_now(&ns, "web").await;
     assert_eq!(still.stable_revision, v1);
     assert!(
         matches!(still.phase, Phase::Inconclusive | Phase::Progressing),
@@ -467,7 +455,6 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
         .expect("emitter: baseline");
     let canary = start_canary(&ns, &manifest(&format!("v2-{run}")), 0.0, Some(100.0), 40.0).await;
 
-    let sds: Api<SafeDeployment> = ns.api();
     let rss: Api<ReplicaSet> = ns.api();
     let pods: Api<Pod> = ns.api();
     let is_baseline =
@@ -485,12 +472,7 @@ async fn a_fresh_baseline_runs_beside_the_canary_and_is_what_the_analysis_compar
             started.elapsed() < Duration::from_secs(150),
             "no promotion in time"
         );
-        let status = sds
-            .get("web")
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let status = operator::status_now(&ns, "web").await;
         let list = rss.list(&ListParams::default()).await.expect("list");
         states += 1;
         // Capacity counts the stable and the canary only.
@@ -707,16 +689,10 @@ async fn the_kubernetes_provider_compares_the_canary_pods_with_the_baseline_pods
         async move {
             apply(ns, &manifest(version, fault)).await.expect("apply");
             let canary = canary_hash(ns).await;
-            let api: Api<SafeDeployment> = ns.api();
             let start = Instant::now();
             let mut last = std::collections::BTreeMap::new();
             loop {
-                let status = api
-                    .get("web")
-                    .await
-                    .expect("get")
-                    .status
-                    .unwrap_or_default();
+                let status = operator::status_now(ns, "web").await;
                 for m in status.analysis_runs.iter().flat_map(|r| &r.measurements) {
                     last.insert(m.metric.clone(), m.clone());
                 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::TestNamespace;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
-use operator::{apply, condition, wait_status};
+use operator::{apply, condition, wait_promoted, wait_status};
 use pipeline::Pipeline;
 use safedeploy::api::Phase;
 use serde_json::json;
@@ -103,14 +103,7 @@ async fn the_attestation_binds_the_configuration_contents() {
     pipeline
         .sign_with_config(&ns, "att-v2", &v2, &[config("hello-v2"), secret])
         .await;
-    let status = wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(90),
-        "signed v2 promoted",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(stable.as_str()),
-    )
-    .await;
+    let status = wait_promoted(&ns, NAME, Some(&stable), "signed v2 promoted").await;
     let (_, data) = mounted_config(&ns, &status.stable_revision.expect("stable")).await;
     assert_eq!(data.get("GREETING").map(String::as_str), Some("hello-v2"));
 }

@@ -26,7 +26,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use operator::{annotate, condition, events_of, setup, wait_status};
+use operator::{annotate, condition, events_of, setup, status_now, wait_promoted, wait_status};
 use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentStatus};
 use serde_json::json;
 use shop::*;
@@ -131,14 +131,7 @@ async fn a_good_revision_promotes_all_three_components_with_their_configuration(
     let watch = watch_lockstep(&ns, &v1, true).await;
     put_config(&ns, &[("GREETING", "hello-v2")]).await;
     deploy(&ns, &Version::new("v2"), steps.clone(), Some(1)).await;
-    let status = wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(90),
-        "v2 to be promoted",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
-    )
-    .await;
+    let status = wait_promoted(&ns, NAME, Some(&v1), "v2 to be promoted").await;
     let observed = watch.finish().await;
     let v2 = status.stable_revision.clone().expect("stable");
     assert!(
@@ -257,12 +250,7 @@ async fn a_regression_in_one_component_reverts_all_three_and_their_configuration
         .last()
         .map(|e| e.hash.clone())
         .expect("entry");
-    wait_until(Duration::from_secs(30), "every canary at zero", || {
-        let ns = &ns;
-        let v2 = v2.clone();
-        async move { Ok((sizes(ns, &v2).await == vec![0, 0, 0]).then_some(())) }
-    })
-    .await;
+    wait_sizes(&ns, &v2, vec![0, 0, 0], "every canary at zero").await;
     let observed = watch.finish().await;
 
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
@@ -294,13 +282,9 @@ async fn a_regression_in_one_component_reverts_all_three_and_their_configuration
         data_v2.get("GREETING").map(String::as_str),
         Some("hello-v2")
     );
-    let original = ns.api::<ConfigMap>().get("app-config").await.expect("cm");
+    let original = original_config(&ns).await;
     assert_eq!(
-        original
-            .data
-            .unwrap_or_default()
-            .get("GREETING")
-            .map(String::as_str),
+        original.get("GREETING").map(String::as_str),
         Some("hello-v2")
     );
     assert_eq!(events_of(&ns, "RolloutReverted").await.len(), 1);
@@ -378,8 +362,7 @@ async fn a_revision_missing_a_config_map_key_never_creates_a_pod() {
         BTreeSet::from([v1.clone()]),
         "only the stable revision has ReplicaSets or pods"
     );
-    let api: Api<SafeDeployment> = ns.api();
-    let now: SafeDeploymentStatus = api.get(NAME).await.expect("sd").status.expect("status");
+    let now = status_now(&ns, NAME).await;
     assert_eq!(now.phase, Phase::Blocked);
     assert_eq!(now.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(
@@ -391,14 +374,7 @@ async fn a_revision_missing_a_config_map_key_never_creates_a_pod() {
     // Once the key exists, the next check lets the rollout go (the revision now includes the
     // new content, so it is another revision than the blocked one).
     put_config(&ns, &[("GREETING", "hello-v1"), ("LOG_LEVEL", "debug")]).await;
-    let status = wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(90),
-        "the fixed revision to be promoted",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
-    )
-    .await;
+    let status = wait_promoted(&ns, NAME, Some(&v1), "the fixed revision to be promoted").await;
     let v2 = status.stable_revision.expect("stable");
     assert_ne!(v2, blocked_revision);
     let (_, data) = mounted_config(&ns, &v2).await;
@@ -414,14 +390,7 @@ async fn rolling_back_restores_the_configuration_of_that_revision() {
     let (copy_v1, _) = mounted_config(&ns, &v1).await;
     put_config(&ns, &[("GREETING", "hello-v2")]).await;
     deploy(&ns, &Version::new("v2"), steps, None).await;
-    let status = wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(90),
-        "v2 to be promoted",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(v1.as_str()),
-    )
-    .await;
+    let status = wait_promoted(&ns, NAME, Some(&v1), "v2 to be promoted").await;
     let v2 = status.stable_revision.clone().expect("stable");
     let (copy_v2, data_v2) = mounted_config(&ns, &v2).await;
     assert_eq!(
@@ -460,12 +429,7 @@ async fn rolling_back_restores_the_configuration_of_that_revision() {
         |s| s.stable_revision.as_deref() == Some(v1.as_str()),
     )
     .await;
-    wait_until(Duration::from_secs(30), "revision 2 at zero", || {
-        let ns = &ns;
-        let v2 = v2.clone();
-        async move { Ok((sizes(ns, &v2).await == vec![0, 0, 0]).then_some(())) }
-    })
-    .await;
+    wait_sizes(&ns, &v2, vec![0, 0, 0], "revision 2 at zero").await;
     watch.finish().await;
     assert!(
         status
@@ -480,13 +444,9 @@ async fn rolling_back_restores_the_configuration_of_that_revision() {
     assert_eq!(copy, copy_v1);
     assert_eq!(data.get("GREETING").map(String::as_str), Some("hello-v1"));
     pods_mount(&ns, &v1, &copy_v1).await;
-    let original = ns.api::<ConfigMap>().get("app-config").await.expect("cm");
+    let original = original_config(&ns).await;
     assert_eq!(
-        original
-            .data
-            .unwrap_or_default()
-            .get("GREETING")
-            .map(String::as_str),
+        original.get("GREETING").map(String::as_str),
         Some("hello-v2")
     );
 }
@@ -539,16 +499,7 @@ async fn editing_referenced_configuration_alone_rolls_out_a_new_revision() {
     let (ns, _operator) = setup("comp-config-edit").await;
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
     let v1 = establish(&ns, steps, None).await;
-    let revisions_before = {
-        let api: Api<SafeDeployment> = ns.api();
-        api.get(NAME)
-            .await
-            .expect("sd")
-            .status
-            .expect("status")
-            .revisions
-            .len()
-    };
+    let revisions_before = status_now(&ns, NAME).await.revisions.len();
     let (copy_v1, _) = mounted_config(&ns, &v1).await;
 
     // An edit that leaves the content as it was (a label): the operator reads the ConfigMap
@@ -580,13 +531,7 @@ async fn editing_referenced_configuration_alone_rolls_out_a_new_revision() {
         },
     )
     .await;
-    let status: SafeDeploymentStatus = ns
-        .api::<SafeDeployment>()
-        .get(NAME)
-        .await
-        .expect("sd")
-        .status
-        .expect("status");
+    let status = status_now(&ns, NAME).await;
     assert_eq!(status.phase, Phase::Healthy);
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(status.canary_revision, None);

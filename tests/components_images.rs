@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use operator::{apply, condition, setup, wait_status};
+use operator::{apply, condition, setup, wait_promoted, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
 use shop::*;
@@ -199,12 +199,6 @@ async fn unpinned_images_block_unless_the_policy_allows_tags() {
     // …but can opt out where they are not: tags then roll out.
     operator::opt_out(&ns).await;
     deploy(&ns, &Version::new("v2"), steps, None).await;
-    wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(60),
-        "the tagged v2 promoted after the opt-out",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(stable.as_str()),
-    )
-    .await;
+    let promoted = "the tagged v2 promoted after the opt-out";
+    wait_promoted(&ns, NAME, Some(&stable), promoted).await;
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use common::Fault;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use operator::{
-    apply, apply_stable, apply_stable_web, controller_command, opted_out_namespace,
+    apply, apply_stable, apply_stable_web, controller_command, events, opted_out_namespace,
     safe_deployment, wait_status,
 };
 use safedeploy::api::Phase;
@@ -97,21 +97,13 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
 
     // Events are recorded after the status write, so wait for step 1's before the kill (a
     // process killed between the two loses that event; the status and history never are).
-    let events: Api<Event> = ns.api();
-    common::wait_until(Duration::from_secs(10), "the step 1 event", || {
-        let events = events.clone();
-        async move {
-            let list = events.list(&ListParams::default()).await?;
-            Ok(list
-                .items
-                .iter()
-                .any(|e| {
-                    e.message
-                        .as_deref()
-                        .is_some_and(|m| m.starts_with("step 1/3"))
-                })
-                .then_some(()))
-        }
+    common::wait_until(Duration::from_secs(10), "the step 1 event", || async {
+        let step_1 = |e: &Event| {
+            e.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("step 1/3"))
+        };
+        Ok(events(&ns).await?.iter().any(step_1).then_some(()))
     })
     .await;
     let leader = holder(&leases).await.expect("holder");
@@ -156,23 +148,7 @@ async fn the_follower_takes_over_a_killed_leader_without_repeating_a_step() {
             .count(),
         2
     );
-    let notes: Vec<String> = ns
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("StepCompleted"))
-        .filter_map(|e| e.message)
-        .collect();
-    for step in ["step 1/3", "step 2/3", "step 3/3"] {
-        assert_eq!(
-            notes.iter().filter(|n| n.starts_with(step)).count(),
-            1,
-            "{step} in {notes:?}"
-        );
-    }
+    operator::assert_each_step_completed_once(&ns, 3).await;
     drop(first);
     drop(second);
 }
@@ -372,18 +348,14 @@ impl HeldEndpoint {
 /// What the operator writes in a namespace, to compare before and after: the SafeDeployment's
 /// status, each ReplicaSet's spec (`generation`) and annotations, and the operator's events.
 async fn writes_snapshot(ns: &common::TestNamespace) -> serde_json::Value {
-    use k8s_openapi::api::apps::v1::ReplicaSet;
     let sd = ns
         .api::<safedeploy::api::SafeDeployment>()
         .get("web")
         .await
         .expect("get web");
     let replica_sets: Vec<_> = ns
-        .api::<ReplicaSet>()
-        .list(&ListParams::default())
+        .replica_sets()
         .await
-        .expect("list ReplicaSets")
-        .items
         .into_iter()
         .map(|rs| {
             json!([
@@ -394,17 +366,14 @@ async fn writes_snapshot(ns: &common::TestNamespace) -> serde_json::Value {
             ])
         })
         .collect();
-    let events: Vec<_> = ns
-        .api::<Event>()
-        .list(&ListParams::default())
+    let recorded: Vec<_> = events(ns)
         .await
         .expect("events")
-        .items
         .into_iter()
         .filter(|e| e.reporting_component.as_deref() == Some("safedeploy"))
         .map(|e| json!([e.metadata.name, e.count, e.message]))
         .collect();
-    json!({"status": sd.status, "replicaSets": replica_sets, "events": events})
+    json!({"status": sd.status, "replicaSets": replica_sets, "events": recorded})
 }
 
 /// Starts a replica, makes v1 stable, applies v2 and waits until the leader's reconcile is

@@ -205,14 +205,7 @@ async fn wait_until_frozen(ns: &common::TestNamespace) {
 async fn a_write_the_api_server_refuses_stalls_visibly_and_goes_through_once_allowed() {
     let (ns, _operator) = setup("stall").await;
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    let v1 = safe_deployment(
-        "web",
-        2,
-        "registry.local/app:v1",
-        Fault::None,
-        steps.clone(),
-    );
-    apply_stable(&ns, &v1).await;
+    apply_stable_web(&ns, 2, &steps).await;
     let freeze = freeze_replica_counts(&ns.client, &ns.name).await;
     wait_until_frozen(&ns).await;
 
@@ -692,7 +685,6 @@ async fn a_crashing_canary_is_reverted_while_its_provider_hangs() {
     .await
     .expect("apply the crashing v2");
 
-    let api: Api<safedeploy::api::SafeDeployment> = ns.api();
     let started = Instant::now();
     let mut first_crash = None;
     let reverted = loop {
@@ -706,12 +698,7 @@ async fn a_crashing_canary_is_reverted_while_its_provider_hangs() {
                 first_crash = Some(Instant::now());
             }
         }
-        let status = api
-            .get("web")
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let status = operator::status_now(&ns, "web").await;
         if status.phase == Phase::Degraded {
             break (Instant::now(), status);
         }

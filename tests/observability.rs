@@ -54,14 +54,7 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
 
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}, {"setWeight": 100}]);
     apply_stable_web(&ns, 2, &steps).await;
-    let before = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let before = metrics_text(&http, &addr).await;
 
     // Watch the rollout live while it happens.
     let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_safedeploy"))
@@ -105,14 +98,7 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
         "the weights are shown"
     );
 
-    let after = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let after = metrics_text(&http, &addr).await;
     for name in [
         "safedeploy_reconciles_total",
         "safedeploy_promotions_total",
@@ -123,4 +109,10 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
         assert!(a > b, "{name} did not move: {b} -> {a}");
     }
     assert!(after.contains("safedeploy_attestation_verdicts_total{kind=\"NotRequired\"}"));
+}
+
+/// The operator's `/metrics` page.
+async fn metrics_text(http: &reqwest::Client, addr: &str) -> String {
+    let response = http.get(format!("http://{addr}/metrics")).send().await;
+    response.expect("metrics").text().await.expect("text")
 }

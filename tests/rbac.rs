@@ -428,13 +428,7 @@ async fn without_patch_on_replicasets_the_operator_fails_with_a_clear_error() {
             .items
             .is_empty()
     );
-    let sds: kube::Api<safedeploy::api::SafeDeployment> = ns.api();
-    let status = sds
-        .get("web")
-        .await
-        .expect("get")
-        .status
-        .unwrap_or_default();
+    let status = operator::status_now(&ns, "web").await;
     assert_ne!(status.phase, Phase::Healthy);
 }
 

@@ -311,18 +311,7 @@ async fn a_killed_operator_resumes_at_the_same_step() {
     .await;
     assert_eq!(done.stable_revision, paused.canary_revision);
     // Each step completed exactly once across both processes.
-    let steps_done: Vec<String> = events_of(&ns, "StepCompleted")
-        .await
-        .into_iter()
-        .filter_map(|e| e.message)
-        .collect();
-    for step in ["step 1/3", "step 2/3", "step 3/3"] {
-        assert_eq!(
-            steps_done.iter().filter(|n| n.starts_with(step)).count(),
-            1,
-            "{step} in {steps_done:?}"
-        );
-    }
+    operator::assert_each_step_completed_once(&ns, 3).await;
     drop(operator);
 }
 

@@ -272,14 +272,28 @@ pub async fn apply_promoted(
 ) -> SafeDeploymentStatus {
     apply(ns, manifest).await.expect("apply the next revision");
     let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-    wait_status(
-        ns,
-        name,
-        Duration::from_secs(90),
-        "the next revision to be promoted",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() != previous,
-    )
+    wait_promoted(ns, name, previous, "the next revision to be promoted").await
+}
+
+/// Waits until a revision other than `previous` is promoted (`Healthy`, with another stable
+/// revision), for at most 90 s: the canary steps of a test's rollout with time to spare.
+pub async fn wait_promoted(
+    ns: &TestNamespace,
+    name: &str,
+    previous: Option<&str>,
+    what: &str,
+) -> SafeDeploymentStatus {
+    wait_status(ns, name, Duration::from_secs(90), what, |s| {
+        s.phase == Phase::Healthy && s.stable_revision.as_deref() != previous
+    })
     .await
+}
+
+/// The SafeDeployment's status as it is now (empty before the operator wrote one).
+pub async fn status_now(ns: &TestNamespace, name: &str) -> SafeDeploymentStatus {
+    let api: Api<SafeDeployment> = ns.api();
+    let sd = api.get(name).await.expect("get the SafeDeployment");
+    sd.status.unwrap_or_default()
 }
 
 /// Waits until the SafeDeployment's status satisfies `check`, and returns it.
@@ -328,14 +342,36 @@ pub async fn annotate(ns: &TestNamespace, name: &str, key: &str, value: &str) ->
     Ok(())
 }
 
-/// The events of `reason` recorded in the namespace.
-pub async fn events_of(ns: &TestNamespace, reason: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+/// Every event recorded in the namespace.
+pub async fn events(ns: &TestNamespace) -> kube::Result<Vec<k8s_openapi::api::core::v1::Event>> {
     let api: Api<k8s_openapi::api::core::v1::Event> = ns.api();
-    api.list(&kube::api::ListParams::default())
+    Ok(api.list(&kube::api::ListParams::default()).await?.items)
+}
+
+/// The events of `reason` recorded in the namespace (none when they cannot be listed).
+pub async fn events_of(ns: &TestNamespace, reason: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+    events(ns)
         .await
-        .map(|l| l.items)
         .unwrap_or_default()
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some(reason))
         .collect()
+}
+
+/// Asserts that each of the `steps` canary steps completed exactly once (one `StepCompleted`
+/// event "step i/steps" each): what a restart or a take-over must not repeat.
+pub async fn assert_each_step_completed_once(ns: &TestNamespace, steps: usize) {
+    let notes: Vec<String> = events_of(ns, "StepCompleted")
+        .await
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect();
+    for step in 1..=steps {
+        let step = format!("step {step}/{steps}");
+        assert_eq!(
+            notes.iter().filter(|n| n.starts_with(&step)).count(),
+            1,
+            "{step} in {notes:?}"
+        );
+    }
 }

@@ -119,6 +119,12 @@ pub async fn put_config(ns: &TestNamespace, data: &[(&str, &str)]) {
         .expect("apply app-config");
 }
 
+/// What `app-config` itself holds now (not a copy).
+pub async fn original_config(ns: &TestNamespace) -> BTreeMap<String, String> {
+    let original = ns.api::<ConfigMap>().get("app-config").await;
+    original.expect("get app-config").data.unwrap_or_default()
+}
+
 pub async fn put_secret(ns: &TestNamespace, password: &str) {
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "db"}, "stringData": {"PASSWORD": password}});
@@ -154,6 +160,15 @@ pub async fn sizes(ns: &TestNamespace, revision: &str) -> Vec<i32> {
         out.push(rs.and_then(|rs| rs.spec?.replicas).unwrap_or(0));
     }
     out
+}
+
+/// Waits until every component's ReplicaSet of `revision` has `spec.replicas` = `expected`.
+pub async fn wait_sizes(ns: &TestNamespace, revision: &str, expected: Vec<i32>, what: &str) {
+    wait_until(Duration::from_secs(30), what, || {
+        let expected = expected.clone();
+        async move { Ok((sizes(ns, revision).await == expected).then_some(())) }
+    })
+    .await
 }
 
 pub fn full() -> Vec<i32> {
@@ -482,10 +497,7 @@ pub async fn promoted_from(
     let status = if canary_seen.phase == Phase::Healthy {
         canary_seen
     } else {
-        wait_status(ns, NAME, Duration::from_secs(90), what, |s| {
-            s.phase == Phase::Healthy && s.stable_revision.as_deref() != Some(from)
-        })
-        .await
+        operator::wait_promoted(ns, NAME, Some(from), what).await
     };
     (status.stable_revision.expect("stable"), started)
 }
