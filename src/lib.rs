@@ -16,13 +16,39 @@
 //! | 1 | [`api`]: the custom resources, labels, and the shared readings of a spec |
 //! | 0 | [`canonical_json`], [`telemetry`] |
 
-pub mod analysis;
+/// Declares modules that run on tenants' data inside every reconcile, where a panic would be
+/// one tenant's object stopping the operator: outside tests, clippy denies the operations that
+/// can panic (indexing, `unwrap`/`expect`, `panic!`, overflowing arithmetic, truncating casts).
+/// The one list of those lints, for every module that needs it.
+#[macro_export]
+macro_rules! panic_free {
+    ($($module:item)*) => {
+        $(
+            #[cfg_attr(
+                not(test),
+                deny(
+                    clippy::indexing_slicing,
+                    clippy::unwrap_used,
+                    clippy::expect_used,
+                    clippy::panic,
+                    clippy::arithmetic_side_effects,
+                    clippy::cast_possible_truncation
+                )
+            )]
+            $module
+        )*
+    };
+}
+
+panic_free! {
+    pub mod analysis;
+    pub mod core;
+}
 pub mod api;
 pub mod attest;
 pub mod canonical_json;
 pub mod cli;
 pub mod controller;
-pub mod core;
 pub mod emitter;
 pub mod plugin;
 pub mod telemetry;

@@ -18,19 +18,8 @@
 //! [`AnalysisRunStatus`](crate::api::analysis::AnalysisRunStatus).
 //!
 //! Everything here runs inside every reconcile on tenants' templates and providers' answers, so
-//! a panic here would be one template (or one odd answer) stopping the operator: the lints below
-//! keep panicking operations out (tests aside), as in [`crate::core`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
-    )
-)]
+//! a panic here would be one template (or one odd answer) stopping the operator: it is
+//! declared [`panic_free`], as [`crate::core`] is.
 
 pub mod judge;
 pub mod outliers;

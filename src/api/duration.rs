@@ -14,19 +14,8 @@
 //! makes sense (an analysis interval or a provider timeout refuses it, an initial delay or a
 //! pause of zero simply does not wait).
 //!
-//! Tenant text goes through the parser inside every reconcile, so the lints below keep
-//! panicking operations out, as in [`crate::core`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
-    )
-)]
+//! Tenant text goes through the parser inside every reconcile, so it is declared
+//! [`panic_free`], as [`crate::core`] is.
 
 use std::borrow::Cow;
 use std::fmt;

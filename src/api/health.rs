@@ -6,19 +6,8 @@
 //! alike, so they live on the floor both import.
 //!
 //! The controller builds the pods from its cache; tenants' pods and thresholds flow through here
-//! inside every reconcile, so the lints below keep panicking operations out, as in
-//! [`crate::core`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
-    )
-)]
+//! inside every reconcile, so it is declared [`panic_free`],
+//! as [`crate::core`] is.
 
 use jiff::Timestamp;
 

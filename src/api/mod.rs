@@ -2,9 +2,11 @@
 
 pub mod analysis;
 pub mod conditions;
-pub mod duration;
 pub mod gates;
-pub mod health;
+panic_free! {
+    pub mod duration;
+    pub mod health;
+}
 pub mod image;
 pub mod labels;
 pub mod policy;

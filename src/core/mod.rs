@@ -2,18 +2,8 @@
 //! actions and a new status. No I/O here.
 //!
 //! Everything here runs on tenants' data inside every reconcile, so a panic here would be one
-//! tenant stopping the operator: the lints below keep panicking operations out (tests aside).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
-    )
-)]
+//! tenant stopping the operator: `lib.rs` declares it
+//! [`panic_free`]: its lints keep panicking operations out (tests aside).
 
 pub mod config;
 pub mod failure;
