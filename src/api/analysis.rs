@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::{SpecDuration, bad_duration, duration_rules};
+pub use super::traffic::MinimumTraffic;
 
 /// Default time between two measurements of a run.
 pub const DEFAULT_INTERVAL: &str = "1m";
@@ -137,6 +138,8 @@ fn default_marginal_threshold() -> f64 {
      "message": "thresholds must satisfy target <= acceptable < critical (lowerIsBetter) or target >= acceptable > critical (higherIsBetter)"},
     {"rule": "!(has(self.relative) || has(self.statistical)) || has(self.provider.kubernetes) || (has(self.provider.prometheus) && (has(self.provider.prometheus.baselineQuery) || self.provider.prometheus.query.contains('{{revision}}'))) || (has(self.provider.web) && (self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && self.provider.web.body.contains('{{revision}}'))))",
      "message": "relative and statistical checks compare the canary with the baseline: put {{revision}} in the query (or the web url or body), or set prometheus.baselineQuery"},
+    {"rule": "!has(self.minimumTraffic) || has(self.provider.prometheus)",
+     "message": "minimumTraffic needs a prometheus provider: its query is PromQL sent to the metric's Prometheus"},
 ]))]
 pub struct MetricSpec {
     /// Name of the metric, unique in the template; measurements in status carry it.
@@ -167,6 +170,10 @@ pub struct MetricSpec {
     /// before they are compared. Default: keep every sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers: Option<OutlierSpec>,
+
+    /// The least traffic the canary must have had for a measurement to pass (Prometheus only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_traffic: Option<MinimumTraffic>,
 
     /// A failing verdict of this metric fails the whole run at once, whatever the score.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -623,6 +630,9 @@ pub struct Measurement {
     /// Details: statistics, the error, or the policy applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The canary's traffic, with `minimumTraffic` (when finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
     /// Samples removed as outliers before the comparison (with `outliers.strategy: Remove`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers_removed: Option<OutliersRemoved>,
@@ -660,6 +670,8 @@ pub enum MetricVerdict {
     NaN,
     /// The provider could not be asked or answered badly.
     Error,
+    /// The canary had less traffic than `minimumTraffic` (or no believable amount): not judged.
+    InsufficientTraffic,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod policy;
 pub mod rejection;
 pub mod rules;
 pub mod safedeployment;
+pub mod traffic;
 pub mod workload;
 
 use kube::CustomResourceExt;

@@ -238,9 +238,15 @@ impl Providers {
             secrets,
             egress,
         };
+        let mut traffic = metric.minimum_traffic.as_ref().map(|_| {
+            Err(ProviderError::Config(
+                "minimumTraffic needs a prometheus provider".into(),
+            ))
+        });
         let (canary, baseline) = match (&provider.prometheus, &provider.web, &provider.kubernetes) {
             (Some(p), None, None) => {
-                futures::join!(
+                let guard = metric.minimum_traffic.as_ref();
+                let (canary, baseline, canary_traffic) = futures::join!(
                     self.prometheus_side(p, &scope, Side::Canary, needs.value, needs.samples, now),
                     self.prometheus_side(
                         p,
@@ -250,7 +256,10 @@ impl Providers {
                         needs.samples,
                         now
                     ),
-                )
+                    self.prometheus_traffic(p, guard.map(|g| g.query.as_str()), &scope, now),
+                );
+                traffic = canary_traffic;
+                (canary, baseline)
             }
             (None, Some(w), None) => {
                 futures::join!(
@@ -290,7 +299,35 @@ impl Providers {
             baseline: baseline.value,
             canary_samples: canary.samples,
             baseline_samples: baseline.samples,
+            traffic,
         }
+    }
+
+    /// The canary's traffic by the metric's `minimumTraffic.query` (`None` without one): an
+    /// instant query to the metric's Prometheus, under the same placeholders, timeout and
+    /// egress rules as its own query.
+    async fn prometheus_traffic(
+        &self,
+        p: &PrometheusProvider,
+        query: Option<&str>,
+        scope: &Scope<'_>,
+        now: Timestamp,
+    ) -> Option<ValueReading> {
+        let text = query?;
+        let prepared = (|| {
+            let query = render(text, scope.vars, Side::Canary)
+                .map_err(|e| ProviderError::Config(format!("minimumTraffic.query: {e}")))?;
+            scope
+                .egress
+                .check(&prometheus::endpoint(&p.address, prometheus::QUERY_PATH))?;
+            Ok::<_, ProviderError>((query, timeout(p.timeout.as_ref())?))
+        })();
+        let (query, timeout) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return Some(Err(error)),
+        };
+        let result = prometheus::query(&self.http, &p.address, &query, now, timeout).await;
+        Some(result.and_then(|r| r.single_value(&query)))
     }
 
     async fn prometheus_side(
