@@ -93,6 +93,14 @@ pub(crate) fn web_metric_with(m: &mut Value, change: impl Fn(&mut Value)) {
     });
 }
 
+/// The first metric guarded by `minimumTraffic: {query, minimum}`.
+pub(crate) fn traffic_guard_with(m: &mut Value, query: &str, minimum: Value) {
+    let query = query.to_string();
+    metric_with(m, move |metric| {
+        metric["minimumTraffic"] = json!({"query": query.clone(), "minimum": minimum.clone()});
+    });
+}
+
 /// A Prometheus range query, changed by `change`.
 pub(crate) fn range_with(m: &mut Value, window: &str, step: &str) {
     let (window, step) = (window.to_string(), step.to_string());
@@ -248,6 +256,45 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
             "consecutiveErrorLimit 101",
             "should be less than or equal to 100",
             |m| metric_with(m, |metric| metric["consecutiveErrorLimit"] = json!(101)),
+        ),
+        // The minimum-traffic guard.
+        case(
+            "minimumTraffic.minimum 0",
+            "minimumTraffic.minimum must be above 0 and at most 10^12",
+            |m| traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(0)),
+        ),
+        case(
+            "minimumTraffic.minimum 1e13",
+            "minimumTraffic.minimum must be above 0 and at most 10^12",
+            |m| traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(1e13)),
+        ),
+        case(
+            "minimumTraffic.minimum negative",
+            "minimumTraffic.minimum must be above 0 and at most 10^12",
+            |m| traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(-5)),
+        ),
+        case(
+            "minimumTraffic.query of the whole service",
+            "minimumTraffic.query must select the canary with {{canary}}",
+            |m| traffic_guard_with(m, "sum(requests)", json!(100)),
+        ),
+        case(
+            "minimumTraffic.query of 8193 characters",
+            "minimumTraffic.query: Too long",
+            |m| {
+                let query = format!("{{{{canary}}}}{}", repeat('x', 8183));
+                traffic_guard_with(m, &query, json!(100))
+            },
+        ),
+        case(
+            "minimumTraffic on a web metric",
+            "minimumTraffic needs a prometheus provider",
+            |m| {
+                web_metric_with(m, |_| {});
+                let analysis = &mut m["spec"]["analyses"][0]["metrics"][0];
+                analysis["minimumTraffic"] =
+                    json!({"query": "sum(requests{v=\"{{canary}}\"})", "minimum": 100});
+            },
         ),
         case("33 containers", "must have at most 32 items", |m| {
             let containers: Vec<Value> = (0..33)
