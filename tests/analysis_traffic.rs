@@ -1,7 +1,8 @@
 //! The minimum-traffic guard on the local control plane, with the real Prometheus scraping the
 //! project's metrics emitter: a canary serving 0 errors of a handful of requests (an error ratio
 //! that passes by itself) holds as Inconclusive with the traffic and the minimum in status, and
-//! is promoted once its traffic reaches the minimum; traffic queries that PromQL answers with a
+//! is promoted once its traffic reaches the minimum; a background analysis finding too little
+//! traffic holds every weight increase; traffic queries that PromQL answers with a
 //! negative, huge, infinite, NaN or empty result never count as enough.
 
 mod common;
@@ -171,6 +172,73 @@ async fn a_canary_without_enough_traffic_holds_until_its_traffic_reaches_the_min
         "promoted {:.1} s after the canary's traffic rose",
         more_traffic_at.elapsed().as_secs_f64()
     );
+    common::emitter_remove(&common::emitter_url(), &canary).await;
+}
+
+/// Background analysis (issue 12's "background analysis with no data promotes", with traffic
+/// instead of data): a running analysis whose measurements find too little traffic is no
+/// evidence, so no weight increase and no promotion, until the traffic comes.
+#[tokio::test]
+#[ignore = "needs the local control plane and Prometheus (e2e/cluster.sh up --with-prometheus)"]
+async fn background_analysis_with_too_little_traffic_holds_every_weight_increase() {
+    let (ns, _operator) = setup("traffic-bg").await;
+    let run = common::random_suffix(6);
+    let background = |version: &str| {
+        let mut m = manifest(
+            version,
+            json!([guarded_error_ratio("error-ratio", CANARY_REQUESTS, 100.0)]),
+        );
+        m["spec"]["analyses"][0]["count"] = json!(1000);
+        m["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 25}, {"setWeight": 50}]);
+        m["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("errors");
+        m
+    };
+    let v1 = apply_stable(&ns, &background(&format!("v1-{run}")))
+        .await
+        .stable_revision;
+    let canary = start_canary(&ns, &background(&format!("v2-{run}")), 2.0).await;
+    let held = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "a hold that names the canary's thin traffic",
+        |s| {
+            s.message
+                .as_deref()
+                .is_some_and(|m| m.contains("too little canary traffic"))
+                && measurements(s).any(|m| m.traffic.is_some_and(|t| t > 0.0 && t < 100.0))
+        },
+    )
+    .await;
+    let message = held.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("background analysis errors has no passing measurement"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let still = current(&ns).await;
+    assert_eq!(still.stable_revision, v1, "not promoted");
+    assert_eq!(
+        still.current_step_index,
+        Some(0),
+        "no weight increase past the first step"
+    );
+    assert!(
+        measurements(&still).all(|m| m.verdict != MetricVerdict::Pass),
+        "{:#?}",
+        still.analysis_runs
+    );
+    common::emitter_configure(&common::emitter_url(), &canary, None, None, Some(200.0))
+        .await
+        .expect("more traffic");
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(90),
+        "the promotion once the canary has traffic",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() == Some(canary.as_str()),
+    )
+    .await;
     common::emitter_remove(&common::emitter_url(), &canary).await;
 }
 
