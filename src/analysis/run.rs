@@ -165,18 +165,42 @@ fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
     }
     let compact = |text: &str| -> String { text.chars().filter(|c| !c.is_whitespace()).collect() };
     if let Some(guard) = &metric.minimum_traffic {
-        if provider.prometheus.is_none() {
-            return Err("minimumTraffic needs a prometheus provider".into());
+        let selects_canary = |text: &str| {
+            let text = compact(text);
+            text.contains("{{canary}}") || text.contains("{{revision}}")
+        };
+        match (
+            &guard.query,
+            &guard.json_path,
+            &provider.prometheus,
+            &provider.web,
+        ) {
+            (Some(query), None, Some(_), _) if !selects_canary(query) => {
+                return Err(
+                    "minimumTraffic.query must select the canary with {{canary}} \
+                            (or {{revision}})"
+                        .into(),
+                );
+            }
+            (Some(_), None, Some(_), _) => {}
+            (None, Some(_), _, Some(w))
+                if !selects_canary(&w.url) && !w.body.as_deref().is_some_and(selects_canary) =>
+            {
+                return Err(
+                    "minimumTraffic.jsonPath needs a web url or body that selects \
+                            the canary ({{canary}} or {{revision}})"
+                        .into(),
+                );
+            }
+            (None, Some(_), _, Some(_)) => {}
+            _ => {
+                return Err("minimumTraffic.query needs a prometheus provider, \
+                            minimumTraffic.jsonPath a web provider"
+                    .into());
+            }
         }
         if !(guard.minimum > 0.0 && guard.minimum <= MAX_MINIMUM_TRAFFIC) {
             return Err("minimumTraffic.minimum must be above 0 and at most 10^12".into());
-        }
-        let query = compact(&guard.query);
-        if !query.contains("{{canary}}") && !query.contains("{{revision}}") {
-            return Err(
-                "minimumTraffic.query must select the canary with {{canary}} (or {{revision}})"
-                    .into(),
-            );
         }
     }
     if metric.relative.is_some() || metric.statistical.is_some() {

@@ -93,7 +93,8 @@ mod tests {
 
     fn guard(minimum: f64) -> MinimumTraffic {
         MinimumTraffic {
-            query: "sum(increase(requests_total{version=\"{{canary}}\"}[1m]))".into(),
+            query: Some("sum(increase(requests_total{version=\"{{canary}}\"}[1m]))".into()),
+            json_path: None,
             minimum,
         }
     }

@@ -27,7 +27,8 @@ fn error_ratio(minimum: f64) -> MetricSpec {
             critical: 0.02,
         }),
         minimum_traffic: Some(MinimumTraffic {
-            query: "sum(increase(requests_total{version=\"{{canary}}\"}[1m]))".into(),
+            query: Some("sum(increase(requests_total{version=\"{{canary}}\"}[1m]))".into()),
+            json_path: None,
             minimum,
         }),
         ..prometheus_metric(
@@ -291,45 +292,83 @@ fn a_dry_run_metric_records_thin_traffic_without_deciding() {
     );
 }
 
-/// A template that bypassed admission never runs with a guard that cannot work.
-#[test]
-fn a_guard_admission_refuses_makes_the_template_invalid() {
-    let web = MetricSpec {
+/// A web metric whose answer at `url` carries the traffic at `$.requests`, guarded by 100.
+fn web_error_ratio(url: &str) -> MetricSpec {
+    MetricSpec {
         provider: Provider {
             prometheus: None,
             web: Some(WebProvider {
-                url: "http://slo.example/{{canary}}".into(),
-                json_path: "$.value".into(),
+                url: url.into(),
+                json_path: "$.ratio".into(),
                 ..WebProvider::default()
             }),
             kubernetes: None,
         },
-        ..error_ratio(100.0)
-    };
-    let whole_service = MetricSpec {
         minimum_traffic: Some(MinimumTraffic {
-            query: "sum(increase(requests_total[1m]))".into(),
+            query: None,
+            json_path: Some("$.requests".into()),
             minimum: 100.0,
         }),
         ..error_ratio(100.0)
+    }
+}
+
+/// A template that bypassed admission never runs with a guard that cannot work.
+#[test]
+fn a_guard_admission_refuses_makes_the_template_invalid() {
+    let guard = |query: Option<&str>, json_path: Option<&str>| {
+        Some(MinimumTraffic {
+            query: query.map(str::to_string),
+            json_path: json_path.map(str::to_string),
+            minimum: 100.0,
+        })
     };
+    let web_with = |minimum_traffic| MetricSpec {
+        minimum_traffic,
+        ..web_error_ratio("http://slo.example/{{canary}}")
+    };
+    let prometheus_with = |minimum_traffic| MetricSpec {
+        minimum_traffic,
+        ..error_ratio(100.0)
+    };
+    let kubernetes = MetricSpec {
+        provider: Provider {
+            prometheus: None,
+            web: None,
+            kubernetes: Some(crate::api::analysis::KubernetesProvider::default()),
+        },
+        ..error_ratio(100.0)
+    };
+    let needs = "minimumTraffic.query needs a prometheus provider";
     for (metric, expected) in [
-        (web, "minimumTraffic needs a prometheus provider"),
+        (web_with(guard(Some("x{v=\"{{canary}}\"}"), None)), needs),
+        (prometheus_with(guard(None, Some("$.requests"))), needs),
+        (prometheus_with(guard(None, None)), needs),
+        (
+            prometheus_with(guard(Some("a{v=\"{{canary}}\"}"), Some("$.b"))),
+            needs,
+        ),
+        (kubernetes, needs),
+        (
+            web_error_ratio("http://slo.example/all"),
+            "needs a web url or body that selects the canary",
+        ),
         (error_ratio(0.0), "minimum must be above 0"),
         (error_ratio(f64::NAN), "minimum must be above 0"),
         (error_ratio(1e13), "at most 10^12"),
-        (whole_service, "must select the canary"),
+        (
+            prometheus_with(guard(Some("sum(increase(requests_total[1m]))"), None)),
+            "must select the canary",
+        ),
     ] {
         let error = run::schedule(&template(1, vec![metric])).unwrap_err();
         assert!(error.reason.contains(expected), "{}", error.reason);
     }
     // `{{ canary }}` with spaces selects the canary as well (the renderer allows them).
-    let spaced = MetricSpec {
-        minimum_traffic: Some(MinimumTraffic {
-            query: "sum(increase(requests_total{version=\"{{ canary }}\"}[1m]))".into(),
-            minimum: 1.0,
-        }),
-        ..error_ratio(100.0)
-    };
+    let spaced = prometheus_with(guard(
+        Some("sum(increase(requests_total{version=\"{{ canary }}\"}[1m]))"),
+        None,
+    ));
     assert!(run::schedule(&template(1, vec![spaced])).is_ok());
+    assert!(run::schedule(&template(1, vec![web_error_ratio("http://s/{{revision}}")])).is_ok());
 }

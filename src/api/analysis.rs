@@ -138,8 +138,8 @@ fn default_marginal_threshold() -> f64 {
      "message": "thresholds must satisfy target <= acceptable < critical (lowerIsBetter) or target >= acceptable > critical (higherIsBetter)"},
     {"rule": "!(has(self.relative) || has(self.statistical)) || has(self.provider.kubernetes) || (has(self.provider.prometheus) && (has(self.provider.prometheus.baselineQuery) || self.provider.prometheus.query.contains('{{revision}}'))) || (has(self.provider.web) && (self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && self.provider.web.body.contains('{{revision}}'))))",
      "message": "relative and statistical checks compare the canary with the baseline: put {{revision}} in the query (or the web url or body), or set prometheus.baselineQuery"},
-    {"rule": "!has(self.minimumTraffic) || has(self.provider.prometheus)",
-     "message": "minimumTraffic needs a prometheus provider: its query is PromQL sent to the metric's Prometheus"},
+    {"rule": "!has(self.minimumTraffic) || (has(self.minimumTraffic.query) ? has(self.provider.prometheus) : (has(self.provider.web) && (self.provider.web.url.contains('{{canary}}') || self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && (self.provider.web.body.contains('{{canary}}') || self.provider.web.body.contains('{{revision}}'))))))",
+     "message": "minimumTraffic.query needs a prometheus provider, minimumTraffic.jsonPath a web provider whose url or body selects the canary ({{canary}} or {{revision}})"},
 ]))]
 pub struct MetricSpec {
     /// Name of the metric, unique in the template; measurements in status carry it.
@@ -171,7 +171,8 @@ pub struct MetricSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers: Option<OutlierSpec>,
 
-    /// The least traffic the canary must have had for a measurement to pass (Prometheus only).
+    /// The least traffic the canary must have had for a measurement to pass (not for
+    /// `kubernetes` metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_traffic: Option<MinimumTraffic>,
 

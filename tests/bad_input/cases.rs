@@ -101,6 +101,11 @@ pub(crate) fn traffic_guard_with(m: &mut Value, query: &str, minimum: Value) {
     });
 }
 
+/// Sets `minimumTraffic` of the first metric (after [`web_metric_with`]).
+pub(crate) fn traffic_guard_of_web(m: &mut Value, guard: Value) {
+    m["spec"]["analyses"][0]["metrics"][0]["minimumTraffic"] = guard;
+}
+
 /// A Prometheus range query, changed by `change`.
 pub(crate) fn range_with(m: &mut Value, window: &str, step: &str) {
     let (window, step) = (window.to_string(), step.to_string());
@@ -287,13 +292,49 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
             },
         ),
         case(
-            "minimumTraffic on a web metric",
-            "minimumTraffic needs a prometheus provider",
+            "minimumTraffic.jsonPath on a prometheus metric",
+            "minimumTraffic.query needs a prometheus provider, minimumTraffic.jsonPath a web provider",
+            |m| {
+                metric_with(m, |metric| {
+                    metric["minimumTraffic"] = json!({"jsonPath": "$.requests", "minimum": 100})
+                })
+            },
+        ),
+        case(
+            "minimumTraffic.query on a web metric",
+            "minimumTraffic.query needs a prometheus provider",
             |m| {
                 web_metric_with(m, |_| {});
-                let analysis = &mut m["spec"]["analyses"][0]["metrics"][0];
-                analysis["minimumTraffic"] =
-                    json!({"query": "sum(requests{v=\"{{canary}}\"})", "minimum": 100});
+                traffic_guard_of_web(
+                    m,
+                    json!({"query": "sum(requests{v=\"{{canary}}\"})", "minimum": 100}),
+                );
+            },
+        ),
+        case(
+            "minimumTraffic.jsonPath on a web metric of the whole service",
+            "a web provider whose url or body selects the canary",
+            |m| {
+                web_metric_with(m, |web| web["url"] = json!("http://slo.example/api"));
+                traffic_guard_of_web(m, json!({"jsonPath": "$.requests", "minimum": 100}));
+            },
+        ),
+        case(
+            "minimumTraffic with both query and jsonPath",
+            "set exactly one of minimumTraffic.query (for a prometheus metric) or minimumTraffic.jsonPath",
+            |m| {
+                metric_with(
+                    m,
+                    |metric| metric["minimumTraffic"] = json!({"query": "sum(r{v=\"{{canary}}\"})", "jsonPath": "$.r", "minimum": 100}),
+                )
+            },
+        ),
+        case(
+            "minimumTraffic.jsonPath not starting with $",
+            "minimumTraffic.jsonPath must start with $",
+            |m| {
+                web_metric_with(m, |_| {});
+                traffic_guard_of_web(m, json!({"jsonPath": "data.requests", "minimum": 100}));
             },
         ),
         case("33 containers", "must have at most 32 items", |m| {
