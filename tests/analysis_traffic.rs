@@ -2,7 +2,8 @@
 //! project's metrics emitter: a canary serving 0 errors of a handful of requests (an error ratio
 //! that passes by itself) holds as Inconclusive with the traffic and the minimum in status, and
 //! is promoted once its traffic reaches the minimum; a background analysis finding too little
-//! traffic holds every weight increase; traffic queries that PromQL answers with a
+//! traffic holds every weight increase; a web metric's guard reads the request count from the
+//! canary's answer; traffic queries that PromQL answers with a
 //! negative, huge, infinite, NaN or empty result never count as enough.
 
 mod common;
@@ -240,6 +241,67 @@ async fn background_analysis_with_too_little_traffic_holds_every_weight_increase
     )
     .await;
     common::emitter_remove(&common::emitter_url(), &canary).await;
+}
+
+/// A web metric's guard reads the traffic from the canary's own answer (`jsonPath`): an SLO
+/// endpoint (served by the test) reporting a perfect success rate over 3 requests holds the
+/// canary; over 1000 it is promoted.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_web_metric_guarded_by_its_answers_request_count_holds_then_promotes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (ns, _operator) = setup("traffic-web").await;
+    let requests = Arc::new(AtomicU64::new(3));
+    let served = requests.clone();
+    let app = axum::Router::new().route(
+        "/slo",
+        axum::routing::get(move || {
+            let requests = served.load(Ordering::SeqCst);
+            async move { axum::Json(json!({"successRate": 100.0, "requests": requests})) }
+        }),
+    );
+    let addr = common::serve(app).await;
+    let metrics = json!([{
+        "name": "success-rate",
+        "provider": {"web": {"url": format!("http://{addr}/slo?rev={{{{canary}}}}"), "jsonPath": "$.successRate"}},
+        "direction": "higherIsBetter",
+        "thresholds": {"target": 99.9, "acceptable": 99.5, "critical": 98.0},
+        "minimumTraffic": {"jsonPath": "$.requests", "minimum": 100},
+    }]);
+    let run = common::random_suffix(6);
+    let v1 = apply_stable(&ns, &manifest(&format!("v1-{run}"), metrics.clone()))
+        .await
+        .stable_revision;
+    apply(&ns, &manifest(&format!("v2-{run}"), metrics))
+        .await
+        .expect("v2");
+    let held = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "an Inconclusive hold with the answer's request count",
+        |s| {
+            s.phase == Phase::Inconclusive
+                && measurements(s).any(|m| {
+                    m.verdict == MetricVerdict::InsufficientTraffic
+                        && m.value == Some(100.0)
+                        && m.traffic == Some(3.0)
+                })
+        },
+    )
+    .await;
+    assert_eq!(held.stable_revision, v1, "not promoted");
+    assert_eq!(held.current_step_index, Some(1));
+    requests.store(1000, Ordering::SeqCst);
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "the promotion once the answer reports enough requests",
+        |s| s.phase == Phase::Healthy && s.stable_revision != v1,
+    )
+    .await;
 }
 
 #[tokio::test]
