@@ -372,3 +372,29 @@ fn a_guard_admission_refuses_makes_the_template_invalid() {
     assert!(run::schedule(&template(1, vec![spaced])).is_ok());
     assert!(run::schedule(&template(1, vec![web_error_ratio("http://s/{{revision}}")])).is_ok());
 }
+
+/// How the guard combines with a missing value of the metric's own query: too little traffic
+/// explains no data and NaN, but a provider error stays an error (so it is counted for
+/// `onError`).
+#[test]
+fn thin_traffic_explains_missing_values_but_not_provider_errors() {
+    let metric = error_ratio(100.0);
+    let no_data = MetricObservation {
+        canary: Some(Err(ProviderError::NoData("empty vector".into()))),
+        ..observed(0.0, Ok(0.0))
+    };
+    let nan = observed(f64::NAN, Ok(0.0));
+    for observation in [no_data, nan] {
+        assert_eq!(
+            judge_metric(&metric, Some(&observation)).verdict,
+            MetricVerdict::InsufficientTraffic
+        );
+    }
+    let errored = MetricObservation {
+        canary: Some(Err(ProviderError::Unreachable("refused".into()))),
+        ..observed(0.0, Ok(0.0))
+    };
+    let judgement = judge_metric(&metric, Some(&errored));
+    assert_eq!(judgement.verdict, MetricVerdict::Error);
+    assert_eq!(judgement.traffic, Some(0.0));
+}

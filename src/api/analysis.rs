@@ -786,6 +786,7 @@ metrics:
             "thresholds must satisfy target <= acceptable < critical",
             "put {{revision}} in the query",
             "web.body needs method POST",
+            "minimumTraffic.query needs a prometheus provider",
         ] {
             assert!(schema.contains(rule), "missing rule: {rule}");
         }
