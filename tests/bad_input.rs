@@ -220,6 +220,28 @@ async fn specs_at_the_boundaries_are_accepted() {
             }),
         ),
         (
+            "minimumTraffic at its bounds, {{ revision }} with spaces",
+            Box::new(|m| {
+                cases::traffic_guard_with(m, "sum(requests{v=\"{{ revision }}\"})", json!(1e12))
+            }),
+        ),
+        (
+            "minimumTraffic.jsonPath of a web metric",
+            Box::new(|m| {
+                cases::web_metric_with(m, |_| {});
+                cases::traffic_guard_of_web(
+                    m,
+                    json!({"jsonPath": "$.data.requests", "minimum": 100}),
+                );
+            }),
+        ),
+        (
+            "smallest minimumTraffic",
+            Box::new(|m| {
+                cases::traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(1e-9))
+            }),
+        ),
+        (
             "scaled to zero",
             Box::new(|m| m["spec"]["replicas"] = json!(0)),
         ),

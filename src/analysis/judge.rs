@@ -11,6 +11,7 @@ use crate::api::analysis::{
 
 use super::outliers;
 use super::stats::{self, PValueMethod};
+use super::traffic::{TrafficJudgement, judge_traffic};
 use super::{MetricObservation, ProviderError};
 
 /// Level of a value against absolute thresholds, as for the Kubernetes health signals.
@@ -214,7 +215,8 @@ pub fn judge_mann_whitney(
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricJudgement {
     /// The combined verdict: the worst of the checks, in the order Critical, Fail, Error,
-    /// NoData, NaN, Marginal, Pass (a definite regression wins over a missing reading).
+    /// InsufficientTraffic, NoData, NaN, Marginal, Pass (a definite regression wins over a
+    /// missing reading).
     pub verdict: MetricVerdict,
     /// The canary's value (the median of its samples for a statistical-only metric).
     pub value: Option<f64>,
@@ -228,6 +230,8 @@ pub struct MetricJudgement {
     pub error: Option<ProviderError>,
     /// Samples removed as outliers, when the metric removes them and samples were compared.
     pub outliers_removed: Option<OutliersRemoved>,
+    /// The canary's traffic, with `minimumTraffic`, when it was a finite number.
+    pub traffic: Option<f64>,
 }
 
 /// The canary's and the baseline's samples after the metric's outlier treatment, and what was
@@ -263,9 +267,13 @@ fn severity(verdict: MetricVerdict) -> u8 {
         MetricVerdict::Marginal => 1,
         MetricVerdict::NaN => 2,
         MetricVerdict::NoData => 3,
-        MetricVerdict::Error => 4,
-        MetricVerdict::Fail => 5,
-        MetricVerdict::Critical => 6,
+        // Above NaN and no data (too little traffic explains them), below a provider error (so
+        // errors stay counted for `onError`) and below Fail and Critical (the guard withholds
+        // only good news).
+        MetricVerdict::InsufficientTraffic => 4,
+        MetricVerdict::Error => 5,
+        MetricVerdict::Fail => 6,
+        MetricVerdict::Critical => 7,
     }
 }
 
@@ -363,6 +371,9 @@ pub fn describe_checks(spec: &MetricSpec) -> String {
             o.factor.unwrap_or(DEFAULT_OUTLIER_FACTOR)
         ));
     }
+    if let Some(guard) = &spec.minimum_traffic {
+        parts.push(format!("canary traffic at least {}", guard.minimum));
+    }
     parts.join("; ")
 }
 
@@ -380,6 +391,7 @@ pub fn judge_metric(spec: &MetricSpec, observation: Option<&MetricObservation>) 
     let mut value = None;
     let mut baseline = None;
     let mut outliers_removed = None;
+    let mut traffic = None;
 
     if observation.is_none() {
         checks.add_missing(
@@ -496,6 +508,19 @@ pub fn judge_metric(spec: &MetricSpec, observation: Option<&MetricObservation>) 
                 "the metric has no check (thresholds, relative or statistical)".into(),
             ));
         }
+        if let Some(guard) = &spec.minimum_traffic {
+            let judgement = judge_traffic(guard, obs.traffic.as_ref());
+            traffic = judgement.observed();
+            match judgement {
+                TrafficJudgement::Enough { observed } => checks
+                    .notes
+                    .push(format!("traffic {observed} (minimum {})", guard.minimum)),
+                TrafficJudgement::TooLittle { reason, .. } => {
+                    checks.add(MetricVerdict::InsufficientTraffic, reason)
+                }
+                TrafficJudgement::Error(error) => checks.add_missing("traffic", &error),
+            }
+        }
     }
 
     MetricJudgement {
@@ -510,17 +535,21 @@ pub fn judge_metric(spec: &MetricSpec, observation: Option<&MetricObservation>) 
             None
         },
         outliers_removed,
+        traffic,
     }
 }
 
 /// Credit a scored verdict earns: Pass 1, Marginal ½, Fail and Critical 0; `None` for verdicts
-/// that are not scored (no data, NaN, errors).
+/// that are not scored (no data, NaN, errors, too little traffic).
 pub fn credit(verdict: MetricVerdict) -> Option<f64> {
     match verdict {
         MetricVerdict::Pass => Some(1.0),
         MetricVerdict::Marginal => Some(0.5),
         MetricVerdict::Fail | MetricVerdict::Critical => Some(0.0),
-        MetricVerdict::NoData | MetricVerdict::NaN | MetricVerdict::Error => None,
+        MetricVerdict::NoData
+        | MetricVerdict::NaN
+        | MetricVerdict::Error
+        | MetricVerdict::InsufficientTraffic => None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`outliers`]: interquartile-range outlier removal of sample sets (no I/O);
 //! - [`run`]: the state step function of an analysis run (no I/O);
 //! - [`plan`]: which analyses gate the canary, which runs are due, and their gates (no I/O);
+//! - [`traffic`]: the minimum-traffic guard, judged from the traffic reading (no I/O);
 //! - [`vars`]: `{{canary}}`-style substitution in queries, URLs and bodies (no I/O);
 //! - [`signals`]: the `kubernetes` provider's signals of the canary's and baseline's pods (no
 //!   I/O: the controller hands in the pods from its cache);
@@ -28,10 +29,13 @@ pub mod provider;
 pub mod run;
 pub mod signals;
 pub mod stats;
+pub mod traffic;
 pub mod vars;
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod traffic_tests;
 
 /// Why a provider gave no value. Plain data (no I/O types), so the judge can take it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +91,8 @@ pub struct MetricObservation {
     pub canary_samples: Option<SamplesReading>,
     /// The baseline's samples.
     pub baseline_samples: Option<SamplesReading>,
+    /// The canary's traffic, read by the metric's `minimumTraffic.query`.
+    pub traffic: Option<ValueReading>,
 }
 
 impl MetricObservation {
@@ -119,6 +125,14 @@ impl MetricObservation {
         }
     }
 
+    /// The same observation with the canary's traffic reading.
+    pub fn with_traffic(self, traffic: ValueReading) -> Self {
+        Self {
+            traffic: Some(traffic),
+            ..self
+        }
+    }
+
     /// An observation where every reading failed with `error`.
     pub fn failed(metric: &str, error: ProviderError) -> Self {
         Self {
@@ -126,7 +140,8 @@ impl MetricObservation {
             canary: Some(Err(error.clone())),
             baseline: Some(Err(error.clone())),
             canary_samples: Some(Err(error.clone())),
-            baseline_samples: Some(Err(error)),
+            baseline_samples: Some(Err(error.clone())),
+            traffic: Some(Err(error)),
         }
     }
 }

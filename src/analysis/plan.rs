@@ -177,8 +177,8 @@ fn earliest(wake: Option<Duration>, after: Duration) -> Option<Duration> {
     Some(wake.map_or(after, |w| w.min(after)))
 }
 
-/// When an inconclusive run caused by a missing value (provider error, no data, NaN) may be
-/// started again: one interval after it ended. None for any other run (a marginal score waits
+/// When an inconclusive run caused by a missing value (provider error, no data, NaN) or by too
+/// little canary traffic (`minimumTraffic`) may be started again: one interval after it ended. None for any other run (a marginal score waits
 /// for a person).
 pub fn retry_after_provider_errors(
     template: &AnalysisTemplate,
@@ -189,7 +189,8 @@ pub fn retry_after_provider_errors(
         Some(RunOutcome::Inconclusive { .. })
     );
     // Transient: the last measurement of some metric had no usable value (provider error, no
-    // data, NaN), as when a provider restarts.
+    // data, NaN), as when a provider restarts, or too little traffic, as for a canary at a small
+    // weight in a quiet hour (the progress deadline bounds the retries).
     // Dry-run metrics decide nothing, so their missing values do not make a run transient.
     let gating = |metric: &str| {
         template
@@ -203,7 +204,10 @@ pub fn retry_after_provider_errors(
             && gating(&m.metric)
             && matches!(
                 m.verdict,
-                MetricVerdict::Error | MetricVerdict::NoData | MetricVerdict::NaN
+                MetricVerdict::Error
+                    | MetricVerdict::NoData
+                    | MetricVerdict::NaN
+                    | MetricVerdict::InsufficientTraffic
             )
     });
     let provider_errors = run_status.consecutive_errors.keys().any(|m| gating(m));

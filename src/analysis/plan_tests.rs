@@ -65,6 +65,18 @@ fn a_run_held_by_a_provider_error_is_retried_one_interval_later() {
 }
 
 #[test]
+fn a_run_held_by_too_little_traffic_is_retried_one_interval_later() {
+    let run = AnalysisRunStatus {
+        consecutive_errors: BTreeMap::new(),
+        ..inconclusive_run(MetricVerdict::InsufficientTraffic)
+    };
+    let retry = retry_after_provider_errors(&template(false), &run);
+    assert_eq!(retry, Some("2026-01-01T00:00:30Z".parse().unwrap()));
+    // Not when the thin metric is a dry run: the marginal score waits for a person.
+    assert_eq!(retry_after_provider_errors(&template(true), &run), None);
+}
+
+#[test]
 fn a_dry_run_metrics_errors_do_not_make_a_marginal_run_transient() {
     // Inconclusive by its marginal score; only the dry-run metric erred: a person decides.
     let run = inconclusive_run(MetricVerdict::Error);

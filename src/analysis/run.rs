@@ -11,6 +11,8 @@
 //!   - no data / NaN: `onNoData` / `onNaN` — `Fail` counts as a failing metric,
 //!     `Inconclusive` leaves it unjudged (the run ends inconclusive if it is still so at the last
 //!     measurement), `Ignore` leaves it out of the score;
+//!   - too little canary traffic (`minimumTraffic`): always unjudged, whatever the policies (a
+//!     run cannot pass on a measurement the guard withheld);
 //! - the run fails at once on a `Critical` verdict (a critical threshold or critical
 //!   regression), on a failing metric marked `critical`, or on a score below
 //!   `scoring.marginalThreshold`;
@@ -32,6 +34,7 @@ use crate::api::analysis::{
 use super::MetricObservation;
 use super::judge::{self, ScoreClass};
 use crate::api::duration::SpecDuration;
+use crate::api::traffic::MAX_MINIMUM_TRAFFIC;
 
 /// What the controller does after a measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,11 +163,48 @@ fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
             );
         }
     }
-    if metric.relative.is_some() || metric.statistical.is_some() {
-        let has_revision = |text: &str| {
-            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-            compact.contains("{{revision}}")
+    let compact = |text: &str| -> String { text.chars().filter(|c| !c.is_whitespace()).collect() };
+    if let Some(guard) = &metric.minimum_traffic {
+        let selects_canary = |text: &str| {
+            let text = compact(text);
+            text.contains("{{canary}}") || text.contains("{{revision}}")
         };
+        match (
+            &guard.query,
+            &guard.json_path,
+            &provider.prometheus,
+            &provider.web,
+        ) {
+            (Some(query), None, Some(_), _) if !selects_canary(query) => {
+                return Err(
+                    "minimumTraffic.query must select the canary with {{canary}} \
+                            (or {{revision}})"
+                        .into(),
+                );
+            }
+            (Some(_), None, Some(_), _) => {}
+            (None, Some(_), _, Some(w))
+                if !selects_canary(&w.url) && !w.body.as_deref().is_some_and(selects_canary) =>
+            {
+                return Err(
+                    "minimumTraffic.jsonPath needs a web url or body that selects \
+                            the canary ({{canary}} or {{revision}})"
+                        .into(),
+                );
+            }
+            (None, Some(_), _, Some(_)) => {}
+            _ => {
+                return Err("minimumTraffic.query needs a prometheus provider, \
+                            minimumTraffic.jsonPath a web provider"
+                    .into());
+            }
+        }
+        if !(guard.minimum > 0.0 && guard.minimum <= MAX_MINIMUM_TRAFFIC) {
+            return Err("minimumTraffic.minimum must be above 0 and at most 10^12".into());
+        }
+    }
+    if metric.relative.is_some() || metric.statistical.is_some() {
+        let has_revision = |text: &str| compact(text).contains("{{revision}}");
         // The kubernetes provider reads the baseline's own pods: its sides always differ.
         let distinct = match (&provider.prometheus, &provider.web) {
             (Some(p), _) => p.baseline_query.is_some() || has_revision(&p.query),
@@ -304,6 +344,14 @@ pub fn evidence(template: &AnalysisTemplate, status: &AnalysisRunStatus) -> Resu
             MetricVerdict::NaN if withheld(spec.on_nan) => {
                 missing.push(format!("{}: NaN", spec.name))
             }
+            MetricVerdict::InsufficientTraffic => missing.push(format!(
+                "{}: too little canary traffic ({} of at least {})",
+                spec.name,
+                measurement
+                    .traffic
+                    .map_or_else(|| "no number".to_string(), |t| t.to_string()),
+                spec.minimum_traffic.as_ref().map_or(0.0, |g| g.minimum)
+            )),
             _ => {}
         }
     }
@@ -384,6 +432,7 @@ pub fn advance(
     let mut error_inconclusive: Vec<String> = Vec::new();
     let mut errored: Vec<String> = Vec::new();
     let mut unjudged: Vec<String> = Vec::new();
+    let mut thin_traffic: Vec<String> = Vec::new();
 
     for spec in &template.metrics {
         let observation = observations.iter().find(|o| o.metric == spec.name);
@@ -421,6 +470,9 @@ pub fn advance(
             MetricVerdict::NoData | MetricVerdict::NaN if effect == Effect::Unjudged => {
                 unjudged.push(format!("{name}: {}", judgement.message));
             }
+            MetricVerdict::InsufficientTraffic => {
+                thin_traffic.push(format!("{name}: {}", judgement.message));
+            }
             _ => {}
         }
         if let Effect::Scored(verdict) = effect {
@@ -452,6 +504,7 @@ pub fn advance(
             at: at.clone(),
             message: message.map(bounded),
             outliers_removed: judgement.outliers_removed,
+            traffic: judgement.traffic,
         });
     }
     trim_measurements(status);
@@ -525,6 +578,12 @@ pub fn advance(
         if !unjudged.is_empty() {
             message.push_str(&format!("; not judged: {}", unjudged.join("; ")));
         }
+        if !thin_traffic.is_empty() {
+            message.push_str(&format!(
+                "; too little traffic: {}",
+                thin_traffic.join("; ")
+            ));
+        }
         status.message = Some(bounded(message));
         return RunOutcome::Continue { next_at };
     }
@@ -535,6 +594,14 @@ pub fn advance(
             format!(
                 "{progress} (last): cannot pass while a provider errors: {}",
                 errored.join("; ")
+            ),
+        )
+    } else if !thin_traffic.is_empty() {
+        (
+            AnalysisPhase::Inconclusive,
+            format!(
+                "{progress} (last): too little canary traffic to judge: {}",
+                thin_traffic.join("; ")
             ),
         )
     } else if !unjudged.is_empty() {
@@ -644,6 +711,10 @@ fn apply_policies(
         | MetricVerdict::Critical => (Effect::Scored(verdict), None),
         MetricVerdict::NoData => by_policy(spec.on_no_data.unwrap_or_default(), "onNoData"),
         MetricVerdict::NaN => by_policy(spec.on_nan.unwrap_or_default(), "onNaN"),
+        MetricVerdict::InsufficientTraffic => (
+            Effect::Unjudged,
+            Some("not judged: too little canary traffic (minimumTraffic)".into()),
+        ),
         MetricVerdict::Error => {
             let errors = status
                 .consecutive_errors

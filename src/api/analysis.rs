@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::{SpecDuration, bad_duration, duration_rules};
+pub use super::traffic::MinimumTraffic;
 
 /// Default time between two measurements of a run.
 pub const DEFAULT_INTERVAL: &str = "1m";
@@ -137,6 +138,8 @@ fn default_marginal_threshold() -> f64 {
      "message": "thresholds must satisfy target <= acceptable < critical (lowerIsBetter) or target >= acceptable > critical (higherIsBetter)"},
     {"rule": "!(has(self.relative) || has(self.statistical)) || has(self.provider.kubernetes) || (has(self.provider.prometheus) && (has(self.provider.prometheus.baselineQuery) || self.provider.prometheus.query.contains('{{revision}}'))) || (has(self.provider.web) && (self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && self.provider.web.body.contains('{{revision}}'))))",
      "message": "relative and statistical checks compare the canary with the baseline: put {{revision}} in the query (or the web url or body), or set prometheus.baselineQuery"},
+    {"rule": "!has(self.minimumTraffic) || (has(self.minimumTraffic.query) ? has(self.provider.prometheus) : (has(self.provider.web) && (self.provider.web.url.contains('{{canary}}') || self.provider.web.url.contains('{{revision}}') || (has(self.provider.web.body) && (self.provider.web.body.contains('{{canary}}') || self.provider.web.body.contains('{{revision}}'))))))",
+     "message": "minimumTraffic.query needs a prometheus provider, minimumTraffic.jsonPath a web provider whose url or body selects the canary ({{canary}} or {{revision}})"},
 ]))]
 pub struct MetricSpec {
     /// Name of the metric, unique in the template; measurements in status carry it.
@@ -167,6 +170,11 @@ pub struct MetricSpec {
     /// before they are compared. Default: keep every sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers: Option<OutlierSpec>,
+
+    /// The least traffic the canary must have had for a measurement to pass (not for
+    /// `kubernetes` metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_traffic: Option<MinimumTraffic>,
 
     /// A failing verdict of this metric fails the whole run at once, whatever the score.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -623,6 +631,9 @@ pub struct Measurement {
     /// Details: statistics, the error, or the policy applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The canary's traffic, with `minimumTraffic` (when finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
     /// Samples removed as outliers before the comparison (with `outliers.strategy: Remove`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers_removed: Option<OutliersRemoved>,
@@ -660,6 +671,8 @@ pub enum MetricVerdict {
     NaN,
     /// The provider could not be asked or answered badly.
     Error,
+    /// The canary had less traffic than `minimumTraffic` (or no believable amount): not judged.
+    InsufficientTraffic,
 }
 
 #[cfg(test)]
@@ -773,6 +786,7 @@ metrics:
             "thresholds must satisfy target <= acceptable < critical",
             "put {{revision}} in the query",
             "web.body needs method POST",
+            "minimumTraffic.query needs a prometheus provider",
         ] {
             assert!(schema.contains(rule), "missing rule: {rule}");
         }

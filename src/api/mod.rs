@@ -13,6 +13,7 @@ pub mod policy;
 pub mod rejection;
 pub mod rules;
 pub mod safedeployment;
+pub mod traffic;
 pub mod workload;
 
 use kube::CustomResourceExt;

@@ -305,6 +305,7 @@ mod tests {
                 at: at.into(),
                 message: None,
                 outliers_removed: None,
+                traffic: None,
             };
             status.analysis_runs = vec![AnalysisRunStatus {
                 template: "errors".into(),

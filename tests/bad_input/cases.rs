@@ -93,6 +93,19 @@ pub(crate) fn web_metric_with(m: &mut Value, change: impl Fn(&mut Value)) {
     });
 }
 
+/// The first metric guarded by `minimumTraffic: {query, minimum}`.
+pub(crate) fn traffic_guard_with(m: &mut Value, query: &str, minimum: Value) {
+    let query = query.to_string();
+    metric_with(m, move |metric| {
+        metric["minimumTraffic"] = json!({"query": query.clone(), "minimum": minimum.clone()});
+    });
+}
+
+/// Sets `minimumTraffic` of the first metric (after [`web_metric_with`]).
+pub(crate) fn traffic_guard_of_web(m: &mut Value, guard: Value) {
+    m["spec"]["analyses"][0]["metrics"][0]["minimumTraffic"] = guard;
+}
+
 /// A Prometheus range query, changed by `change`.
 pub(crate) fn range_with(m: &mut Value, window: &str, step: &str) {
     let (window, step) = (window.to_string(), step.to_string());
@@ -248,6 +261,81 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
             "consecutiveErrorLimit 101",
             "should be less than or equal to 100",
             |m| metric_with(m, |metric| metric["consecutiveErrorLimit"] = json!(101)),
+        ),
+        // The minimum-traffic guard.
+        case(
+            "minimumTraffic.minimum 0",
+            "minimumTraffic.minimum must be above 0 and at most 10^12",
+            |m| traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(0)),
+        ),
+        case(
+            "minimumTraffic.minimum 1e13",
+            "minimumTraffic.minimum must be above 0 and at most 10^12",
+            |m| traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(1e13)),
+        ),
+        case(
+            "minimumTraffic.minimum negative",
+            "minimumTraffic.minimum must be above 0 and at most 10^12",
+            |m| traffic_guard_with(m, "sum(requests{v=\"{{canary}}\"})", json!(-5)),
+        ),
+        case(
+            "minimumTraffic.query of the whole service",
+            "minimumTraffic.query must select the canary with {{canary}}",
+            |m| traffic_guard_with(m, "sum(requests)", json!(100)),
+        ),
+        case(
+            "minimumTraffic.query of 8193 characters",
+            "minimumTraffic.query: Too long",
+            |m| {
+                let query = format!("{{{{canary}}}}{}", repeat('x', 8183));
+                traffic_guard_with(m, &query, json!(100))
+            },
+        ),
+        case(
+            "minimumTraffic.jsonPath on a prometheus metric",
+            "minimumTraffic.query needs a prometheus provider, minimumTraffic.jsonPath a web provider",
+            |m| {
+                metric_with(m, |metric| {
+                    metric["minimumTraffic"] = json!({"jsonPath": "$.requests", "minimum": 100})
+                })
+            },
+        ),
+        case(
+            "minimumTraffic.query on a web metric",
+            "minimumTraffic.query needs a prometheus provider",
+            |m| {
+                web_metric_with(m, |_| {});
+                traffic_guard_of_web(
+                    m,
+                    json!({"query": "sum(requests{v=\"{{canary}}\"})", "minimum": 100}),
+                );
+            },
+        ),
+        case(
+            "minimumTraffic.jsonPath on a web metric of the whole service",
+            "a web provider whose url or body selects the canary",
+            |m| {
+                web_metric_with(m, |web| web["url"] = json!("http://slo.example/api"));
+                traffic_guard_of_web(m, json!({"jsonPath": "$.requests", "minimum": 100}));
+            },
+        ),
+        case(
+            "minimumTraffic with both query and jsonPath",
+            "set exactly one of minimumTraffic.query (for a prometheus metric) or minimumTraffic.jsonPath",
+            |m| {
+                metric_with(
+                    m,
+                    |metric| metric["minimumTraffic"] = json!({"query": "sum(r{v=\"{{canary}}\"})", "jsonPath": "$.r", "minimum": 100}),
+                )
+            },
+        ),
+        case(
+            "minimumTraffic.jsonPath not starting with $",
+            "minimumTraffic.jsonPath must start with $",
+            |m| {
+                web_metric_with(m, |_| {});
+                traffic_guard_of_web(m, json!({"jsonPath": "data.requests", "minimum": 100}));
+            },
         ),
         case("33 containers", "must have at most 32 items", |m| {
             let containers: Vec<Value> = (0..33)

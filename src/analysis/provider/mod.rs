@@ -238,9 +238,20 @@ impl Providers {
             secrets,
             egress,
         };
+        // A guard without the field its provider reads (admission refuses it) is an error.
+        let guard = metric.minimum_traffic.as_ref();
+        let unusable_guard = |field: &str| {
+            guard.map(|_| {
+                Err(ProviderError::Config(format!(
+                    "minimumTraffic needs {field} for this provider"
+                )))
+            })
+        };
+        let mut traffic = unusable_guard("a prometheus or web metric");
         let (canary, baseline) = match (&provider.prometheus, &provider.web, &provider.kubernetes) {
             (Some(p), None, None) => {
-                futures::join!(
+                let query = guard.and_then(|g| g.query.as_deref());
+                let (canary, baseline, canary_traffic) = futures::join!(
                     self.prometheus_side(p, &scope, Side::Canary, needs.value, needs.samples, now),
                     self.prometheus_side(
                         p,
@@ -250,19 +261,26 @@ impl Providers {
                         needs.samples,
                         now
                     ),
-                )
+                    self.prometheus_traffic(p, query, &scope, now),
+                );
+                traffic = canary_traffic.or_else(|| unusable_guard("query"));
+                (canary, baseline)
             }
             (None, Some(w), None) => {
-                futures::join!(
-                    self.web_side(w, &scope, Side::Canary, needs.value, needs.samples),
+                let path = guard.and_then(|g| g.json_path.as_deref());
+                let want = (needs.value, needs.samples);
+                let (mut canary, baseline) = futures::join!(
+                    self.web_side(w, &scope, Side::Canary, want, path),
                     self.web_side(
                         w,
                         &scope,
                         Side::Baseline,
-                        needs.baseline_value,
-                        needs.samples
+                        (needs.baseline_value, needs.samples),
+                        None
                     ),
-                )
+                );
+                traffic = canary.traffic.take().or_else(|| unusable_guard("jsonPath"));
+                (canary, baseline)
             }
             (None, None, Some(k)) => {
                 let side = |side_pods: &[PodView], name: &str, want_value: bool| {
@@ -270,7 +288,11 @@ impl Providers {
                     let want = (want_value, needs.samples);
                     let (value, samples) =
                         signals::readings(k, side_pods, name, allowance, want, now);
-                    SideReadings { value, samples }
+                    SideReadings {
+                        value,
+                        samples,
+                        traffic: None,
+                    }
                 };
                 (
                     side(&pods.canary, "canary", needs.value),
@@ -290,7 +312,35 @@ impl Providers {
             baseline: baseline.value,
             canary_samples: canary.samples,
             baseline_samples: baseline.samples,
+            traffic,
         }
+    }
+
+    /// The canary's traffic by the metric's `minimumTraffic.query` (`None` without one): an
+    /// instant query to the metric's Prometheus, under the same placeholders, timeout and
+    /// egress rules as its own query.
+    async fn prometheus_traffic(
+        &self,
+        p: &PrometheusProvider,
+        query: Option<&str>,
+        scope: &Scope<'_>,
+        now: Timestamp,
+    ) -> Option<ValueReading> {
+        let text = query?;
+        let prepared = (|| {
+            let query = render(text, scope.vars, Side::Canary)
+                .map_err(|e| ProviderError::Config(format!("minimumTraffic.query: {e}")))?;
+            scope
+                .egress
+                .check(&prometheus::endpoint(&p.address, prometheus::QUERY_PATH))?;
+            Ok::<_, ProviderError>((query, timeout(p.timeout.as_ref())?))
+        })();
+        let (query, timeout) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return Some(Err(error)),
+        };
+        let result = prometheus::query(&self.http, &p.address, &query, now, timeout).await;
+        Some(result.and_then(|r| r.single_value(&query)))
     }
 
     async fn prometheus_side(
@@ -363,18 +413,24 @@ impl Providers {
         } else {
             instant.map(|result| result.and_then(|r| r.samples(&query)))
         };
-        SideReadings { value, samples }
+        SideReadings {
+            value,
+            samples,
+            traffic: None,
+        }
     }
 
+    /// One side's readings of a web metric; with `traffic_path` (the canary's side of a metric
+    /// with `minimumTraffic.jsonPath`) also the traffic, from the same answer.
     async fn web_side(
         &self,
         w: &WebProvider,
         scope: &Scope<'_>,
         side: Side,
-        want_value: bool,
-        want_samples: bool,
+        (want_value, want_samples): (bool, bool),
+        traffic_path: Option<&str>,
     ) -> SideReadings {
-        if !want_value && !want_samples {
+        if !want_value && !want_samples && traffic_path.is_none() {
             return SideReadings::default();
         }
         let Scope {
@@ -421,12 +477,26 @@ impl Providers {
         })();
         let (request, path) = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => return SideReadings::failed(error, want_value, want_samples),
+            Err(error) => {
+                return SideReadings {
+                    traffic: traffic_path.map(|_| Err(error.clone())),
+                    ..SideReadings::failed(error, want_value, want_samples)
+                };
+            }
         };
-        let numbers = web::fetch_json(&self.http, &request)
-            .await
-            .and_then(|json| web::extract_numbers(&json, &path, &w.json_path));
+        let json = web::fetch_json(&self.http, &request).await;
+        let numbers = json
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|json| web::extract_numbers(json, &path, &w.json_path));
+        let traffic = traffic_path.map(|text| {
+            let json = json.as_ref().map_err(Clone::clone)?;
+            let path = web::parse_json_path(text)
+                .map_err(|e| ProviderError::Config(format!("minimumTraffic.jsonPath: {e}")))?;
+            web::single_number(&web::extract_numbers(json, &path, text)?, text)
+        });
         SideReadings {
+            traffic,
             value: want_value.then(|| {
                 numbers
                     .as_ref()
@@ -459,6 +529,8 @@ struct Needs {
 struct SideReadings {
     value: Option<ValueReading>,
     samples: Option<SamplesReading>,
+    /// The canary's traffic, read from the same answer (web metrics with `minimumTraffic`).
+    traffic: Option<ValueReading>,
 }
 
 impl SideReadings {
@@ -466,6 +538,7 @@ impl SideReadings {
         Self {
             value: want_value.then(|| Err(error.clone())),
             samples: want_samples.then_some(Err(error)),
+            traffic: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod egress;
 mod faults;
 mod kubernetes;
 mod prometheus;
+mod traffic;
 mod web;
 
 use std::collections::{BTreeMap, HashMap};
