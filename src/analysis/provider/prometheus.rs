@@ -169,64 +169,64 @@ pub fn parse_response(
         .ok_or_else(|| ProviderError::Parse("the answer has no data.result".into()))?;
     match result_type {
         "scalar" | "string" => Ok(QueryResult::Scalar(pair_value(result)?)),
-        "vector" => {
-            let series = result.as_array().ok_or_else(|| {
-                ProviderError::Parse("data.result of a vector is not a list".into())
-            })?;
-            let mut values = Vec::with_capacity(series.len());
-            let mut histograms = 0;
-            for item in series {
-                match item.get("value") {
-                    Some(pair) => values.push(pair_value(pair)?),
-                    None if item.get("histogram").is_some() => {
-                        histograms = usize::saturating_add(histograms, 1)
-                    }
-                    None => {
-                        return Err(ProviderError::Parse("a vector element has no value".into()));
-                    }
-                }
-            }
-            refuse_only_histograms(values.is_empty(), histograms)?;
-            Ok(QueryResult::Vector(values))
-        }
-        "matrix" => {
-            let series = result.as_array().ok_or_else(|| {
-                ProviderError::Parse("data.result of a matrix is not a list".into())
-            })?;
-            let mut matrix = Vec::with_capacity(series.len());
-            let mut histograms = 0;
-            for item in series {
-                let values = match item.get("values").and_then(Value::as_array) {
-                    Some(values) => values
-                        .iter()
-                        .map(pair_value)
-                        .collect::<Result<Vec<_>, _>>()?,
-                    None if item.get("histograms").is_some() => {
-                        histograms = usize::saturating_add(histograms, 1);
-                        continue;
-                    }
-                    None => {
-                        return Err(ProviderError::Parse("a matrix series has no values".into()));
-                    }
-                };
-                matrix.push(values);
-            }
-            refuse_only_histograms(matrix.is_empty(), histograms)?;
-            Ok(QueryResult::Matrix(matrix))
-        }
+        "vector" => Ok(QueryResult::Vector(each_series(
+            result,
+            "vector",
+            ("value", "histogram"),
+            pair_value,
+        )?)),
+        "matrix" => Ok(QueryResult::Matrix(each_series(
+            result,
+            "matrix",
+            ("values", "histograms"),
+            |values| {
+                values
+                    .as_array()
+                    .ok_or_else(|| ProviderError::Parse("a matrix series' values are not a list".into()))?
+                    .iter()
+                    .map(pair_value)
+                    .collect()
+            },
+        )?)),
         _ => Err(ProviderError::Parse(
             "data.resultType is none of scalar, string, vector or matrix".into(),
         )),
     }
 }
 
-fn refuse_only_histograms(empty: bool, histograms: usize) -> Result<(), ProviderError> {
-    if empty && histograms > 0 {
+/// Reads each series of a vector or matrix result (`samples`: the key of its sample(s), and of
+/// the native histogram(s) a series may hold instead). Histogram series are skipped, since they
+/// are not numbers, but a result of nothing else is refused with what to do about it.
+fn each_series<T>(
+    result: &Value,
+    kind: &str,
+    (sample_key, histogram_key): (&str, &str),
+    read: impl Fn(&Value) -> Result<T, ProviderError>,
+) -> Result<Vec<T>, ProviderError> {
+    let series = result
+        .as_array()
+        .ok_or_else(|| ProviderError::Parse(format!("data.result of a {kind} is not a list")))?;
+    let mut read_series = Vec::with_capacity(series.len());
+    let mut histograms = 0;
+    for item in series {
+        match item.get(sample_key) {
+            Some(sample) => read_series.push(read(sample)?),
+            None if item.get(histogram_key).is_some() => {
+                histograms = usize::saturating_add(histograms, 1)
+            }
+            None => {
+                return Err(ProviderError::Parse(format!(
+                    "a {kind} series has no {sample_key}"
+                )));
+            }
+        }
+    }
+    if read_series.is_empty() && histograms > 0 {
         return Err(ProviderError::Parse(format!(
             "the query returned {histograms} native histogram series; reduce them to numbers (for example with histogram_quantile)"
         )));
     }
-    Ok(())
+    Ok(read_series)
 }
 
 /// `address` + `path`, tolerating a trailing slash on the address (which may carry a prefix

@@ -4,7 +4,7 @@
 //! same for a web metric, whose traffic is read from the canary's answer by a second JSONPath.
 
 use super::*;
-use crate::api::analysis::{MetricVerdict, MinimumTraffic};
+use crate::api::analysis::{Measurement, MetricVerdict, MinimumTraffic};
 
 /// A fake Prometheus whose error ratio is always 0 (a pass) and whose traffic answer is chosen
 /// by the word after `traffic_` in the query; the traffic is 0 unless the query selects the
@@ -66,6 +66,35 @@ fn template_of(metric: MetricSpec) -> AnalysisTemplate {
     }
 }
 
+/// Measures `template` once in a one-measurement run, checks the verdict and traffic reading of
+/// `case`, and that only "plenty" passes the run (every other case leaves it Inconclusive).
+async fn assert_one_run(
+    providers: &Providers,
+    template: AnalysisTemplate,
+    case: &str,
+    verdict: MetricVerdict,
+    traffic: Option<f64>,
+) -> Measurement {
+    let observations = measure_template_at(providers, &template, now()).await;
+    let mut status = run::start(&template, Some("canary-hash"), Some(1), now());
+    let outcome = run::advance(&template, &mut status, &observations, now());
+    let measurement = status.measurements.last().unwrap().clone();
+    assert_eq!(
+        (measurement.verdict, measurement.traffic),
+        (verdict, traffic),
+        "{case}: {measurement:?}"
+    );
+    if case == "plenty" {
+        assert_eq!(outcome, RunOutcome::Passed, "{case}");
+    } else {
+        assert!(
+            matches!(outcome, RunOutcome::Inconclusive { .. }),
+            "{case}: {outcome:?}"
+        );
+    }
+    measurement
+}
+
 #[tokio::test]
 async fn only_enough_canary_traffic_lets_a_run_pass() {
     let addr = serve(traffic_prometheus()).await;
@@ -83,29 +112,14 @@ async fn only_enough_canary_traffic_lets_a_run_pass() {
         ("hang", MetricVerdict::Error, None),
     ];
     for (case, verdict, traffic) in cases {
-        let template = template_of(guarded(addr, case));
-        let observations = measure_template_at(&providers, &template, now()).await;
-        let mut status = run::start(&template, Some("canary-hash"), Some(1), now());
-        let outcome = run::advance(&template, &mut status, &observations, now());
-        let measurement = status.measurements.last().unwrap();
-        assert_eq!(
-            (measurement.verdict, measurement.traffic),
-            (verdict, traffic),
-            "{case}: {measurement:?}"
-        );
+        let measurement =
+            assert_one_run(&providers, template_of(guarded(addr, case)), case, verdict, traffic)
+                .await;
         assert_eq!(
             measurement.value,
             Some(0.0),
             "{case}: the ratio itself was read"
         );
-        if case == "plenty" {
-            assert_eq!(outcome, RunOutcome::Passed, "{case}");
-        } else {
-            assert!(
-                matches!(outcome, RunOutcome::Inconclusive { .. }),
-                "{case}: {outcome:?}"
-            );
-        }
     }
 }
 
@@ -190,23 +204,6 @@ async fn a_web_metric_reads_the_traffic_from_the_canarys_answer() {
             },
             ..metric
         };
-        let template = template_of(metric);
-        let observations = measure_template_at(&providers, &template, now()).await;
-        let mut status = run::start(&template, Some("canary-hash"), Some(1), now());
-        let outcome = run::advance(&template, &mut status, &observations, now());
-        let measurement = status.measurements.last().unwrap();
-        assert_eq!(
-            (measurement.verdict, measurement.traffic),
-            (verdict, traffic),
-            "{case}: {measurement:?}"
-        );
-        if case == "plenty" {
-            assert_eq!(outcome, RunOutcome::Passed, "{case}");
-        } else {
-            assert!(
-                matches!(outcome, RunOutcome::Inconclusive { .. }),
-                "{case}: {outcome:?}"
-            );
-        }
+        assert_one_run(&providers, template_of(metric), case, verdict, traffic).await;
     }
 }
