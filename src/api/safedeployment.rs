@@ -504,6 +504,12 @@ pub struct HistoryEntry {
     /// When it ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Who asked for it, for a manual action (promote, abort, retry, rollback, pause, resume):
+    /// the username the request annotation names, which the chart's governance policies check
+    /// against the writer's own (see docs/governance.md). Absent for what the operator decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub actor: Option<String>,
 }
 
 /// A compact schema for pod templates: the structure the operator relies on (labels, containers
