@@ -6,7 +6,9 @@
 #      values.schema.json rejects a misspelt key;
 #   3. `helm template` output: least-privilege RBAC (no wildcard, no CRD write, Leases only in a
 #      namespaced Role), the pod security settings, CRDs equal to the generated ones plus the
-#      `helm.sh/resource-policy: keep` annotation;
+#      `helm.sh/resource-policy: keep` annotation; with governance.enabled, the four admission
+#      policies and bindings (scoped by the namespace selector, naming the operator's
+#      ServiceAccount) and the example ClusterRoles (tests/governance.rs proves what they deny);
 #   4. a server-side dry run (`kubectl apply --server-side --dry-run=server`) of every variant;
 #   5. `helm install` into a fresh namespace (kwok runs the pod), `helm upgrade` to 2 replicas,
 #      `helm uninstall`; the CRDs stay (keep). The namespace is deleted afterwards.
@@ -68,13 +70,15 @@ fi
 pass "the chart's CRDs are the generated ones"
 
 # --- 2. lint and schema -------------------------------------------------------------------------
-VARIANTS=(default ha watch)
+VARIANTS=(default ha watch governance)
 variant_args() {
   case "$1" in
     default) echo "" ;;
     ha) echo "--set replicaCount=2" ;;
     watch) echo "--set watchNamespace=$NS --set crds.install=false --set leaderElection.enabled=true" ;;
     monitor) echo "--set serviceMonitor.enabled=true" ;;
+    # Bound to a label no namespace carries: the server-side dry run must not govern anything.
+    governance) echo "--set governance.enabled=true --set crds.install=false --set governance.namespaceSelector.matchLabels.safedeploy\.dev/chart-check=none" ;;
   esac
 }
 for variant in "${VARIANTS[@]}" monitor; do
@@ -82,7 +86,7 @@ for variant in "${VARIANTS[@]}" monitor; do
   "$HELM" lint "$CHART" --strict --kube-version "$KUBE_VERSION" $(variant_args "$variant") >"$WORK/lint.log" 2>&1 ||
     { cat "$WORK/lint.log" >&2; die "helm lint ($variant)"; }
 done
-pass "helm lint --strict (default, ha, watch, monitor)"
+pass "helm lint --strict (default, ha, watch, governance, monitor)"
 if "$HELM" template x "$CHART" --set replicaCont=2 >/dev/null 2>"$WORK/schema.log"; then
   die "values.schema.json accepted a misspelt key"
 fi
@@ -226,7 +230,39 @@ monitor = docs(f"{work}/monitor.yaml")
 sm = [d for d in monitor if d["kind"] == "ServiceMonitor"]
 if len(sm) != 1 or sm[0]["spec"]["endpoints"][0]["port"] != "http-metrics":
     fail("serviceMonitor.enabled renders no (correct) ServiceMonitor")
-print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor", file=sys.stderr)
+# Governance (off by default: the default render above has none of it).
+gov = docs(f"{work}/governance.yaml")
+policies = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ValidatingAdmissionPolicy"}
+bindings = [d for d in gov if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+short = sorted(n.removeprefix("sd-chart-check-safedeploy-") for n in policies)
+if short != ["operator-writes", "owned-pods", "owned-workloads", "requests"]:
+    fail(f"governance renders the policies {short}")
+if sorted(b["spec"]["policyName"] for b in bindings) != sorted(policies):
+    fail("governance: not one binding per policy")
+for b in bindings:
+    if b["spec"]["matchResources"]["namespaceSelector"] != {"matchLabels": {"safedeploy.dev/governed": "true", "safedeploy.dev/chart-check": "none"}}:
+        fail(f"governance: binding {b['metadata']['name']} ignores governance.namespaceSelector")
+    if b["spec"]["validationActions"] != ["Deny"]:
+        fail(f"governance: binding {b['metadata']['name']} does not deny by default")
+for name, policy in policies.items():
+    if policy["spec"].get("failurePolicy") != "Fail":
+        fail(f"governance: {name} fails open")
+    for v in policy["spec"]["validations"]:
+        if not v["message"].startswith(name + ":"):
+            fail(f"governance: a message of {name} does not name it: {v['message']}")
+sa = f"system:serviceaccount:{watched}:sd-chart-check-safedeploy"
+writes = json.dumps(policies["sd-chart-check-safedeploy-operator-writes"]["spec"]["variables"])
+if sa not in writes:
+    fail(f"governance: operator-writes does not name the ServiceAccount {sa}")
+roles = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ClusterRole" and d["metadata"]["name"] != "sd-chart-check-safedeploy"}
+if sorted(roles) != ["sd-chart-check-safedeploy-admin", "sd-chart-check-safedeploy-promoter"]:
+    fail(f"governance: example ClusterRoles {sorted(roles)}")
+for role in roles.values():
+    rules_of(role, role["metadata"]["name"])
+promoter = rules_of(roles["sd-chart-check-safedeploy-promoter"], "promoter")
+if any(k in promoter for k in ("safedeploy.dev/safedeployments/promote-full", "safedeploy.dev/safedeployments/rollback", "safedeploy.dev/safedeployments/retry", "safedeploy.dev/safedeployments/status")):
+    fail(f"governance: the promoter role grants more than promote/abort/pause/resume: {promoter}")
+print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor, governance", file=sys.stderr)
 PY
 
 # --- 4. server-side dry run ---------------------------------------------------------------------
