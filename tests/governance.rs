@@ -466,6 +466,17 @@ async fn requests_need_their_verb_and_history_events_and_the_plugin_name_the_req
         assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
     }
     println!("MEASURED the plugin's denial: {}", stderr.trim());
+    // The promoter holds the verb, yet may not press the button in someone else's name.
+    let forged = format!("safedeploy.dev/promote=1@{ADMIN}");
+    let refused = gov
+        .kubectl_as(
+            PROMOTER,
+            &["annotate", "safedeployment", "web", "--overwrite", &forged],
+            None,
+        )
+        .await
+        .expect_err("bob promoted in dave's name");
+    assert!(refused.contains(&format!("{requests}: the safedeploy.dev/promote annotation must name its requester: its value must end in @{PROMOTER}")), "{refused}");
     // The promoter may pause, resume and promote one step, not skip every step.
     let (ok, _, stderr) = gov.plugin_as(PROMOTER, &["promote", "web", "--full"]).await;
     assert!(!ok && stderr.contains("may not promote-full"), "{stderr}");

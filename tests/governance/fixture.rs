@@ -23,8 +23,9 @@ pub const EDITOR: &str = "alice";
 pub const PROMOTER: &str = "bob";
 /// May read and patch SafeDeployments, and nothing else.
 pub const READER: &str = "carol";
-/// Granted the chart's example `<release>-admin` ClusterRole in the namespace.
-pub const ADMIN: &str = "dave";
+/// Granted the chart's example `<release>-admin` ClusterRole in the namespace. An e-mail
+/// address, as OIDC usernames often are: the requester is everything after the first `@`.
+pub const ADMIN: &str = "dave@example.com";
 /// A workload the chart's values exempt (`governance.exemptWorkloads`).
 pub const EXEMPT: &str = "legacy";
 
@@ -152,7 +153,7 @@ impl Governed {
         let binding = |user: &str, kind: &str, role: String| {
             json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": format!("{user}"), "namespace": ns},
+                "metadata": {"name": user.replace('@', "-at-"), "namespace": ns},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
             })
