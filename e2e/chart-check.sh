@@ -6,7 +6,7 @@
 #      values.schema.json rejects a misspelt key;
 #   3. `helm template` output: least-privilege RBAC (no wildcard, no CRD write, Leases only in a
 #      namespaced Role), the pod security settings, CRDs equal to the generated ones plus the
-#      `helm.sh/resource-policy: keep` annotation; with governance.enabled, the four admission
+#      `helm.sh/resource-policy: keep` annotation; with governance.enabled, the five admission
 #      policies and bindings (scoped by the namespace selector, naming the operator's
 #      ServiceAccount) and the example ClusterRoles (tests/governance.rs proves what they deny);
 #   4. a server-side dry run (`kubectl apply --server-side --dry-run=server`) of every variant;
@@ -235,7 +235,7 @@ gov = docs(f"{work}/governance.yaml")
 policies = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ValidatingAdmissionPolicy"}
 bindings = [d for d in gov if d["kind"] == "ValidatingAdmissionPolicyBinding"]
 short = sorted(n.removeprefix("sd-chart-check-safedeploy-") for n in policies)
-if short != ["operator-writes", "owned-pods", "owned-workloads", "requests"]:
+if short != ["config-copies", "operator-writes", "owned-pods", "owned-workloads", "requests"]:
     fail(f"governance renders the policies {short}")
 if sorted(b["spec"]["policyName"] for b in bindings) != sorted(policies):
     fail("governance: not one binding per policy")

@@ -2,8 +2,9 @@
 //! `helm template charts/safedeploy --set governance.enabled=true`) in a governed namespace.
 //!
 //! - Every bypass path a namespace editor has (a Deployment, a bare ReplicaSet or Pod, forged
-//!   owner references, editing, scaling, orphaning or deleting the operator's ReplicaSets,
-//!   swapping a running pod's image, writing status, forging or self-granting a request) is
+//!   owner references, editing, scaling, orphaning or deleting the operator's ReplicaSets or its
+//!   configuration copies, swapping a running pod's image, writing status, forging or
+//!   self-granting a request) is
 //!   tried by an impersonated user with the RBAC to do it, and each must be denied by the policy
 //!   that names itself and says what to do instead; the operator's own rollout, a Job's pod and
 //!   an exempt workload still run.
@@ -24,9 +25,9 @@ use std::time::Duration;
 use common::Fault;
 use fixture::{ADMIN, EDITOR, EXEMPT, Governed, PROMOTER, READER, bare_pod};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
-use operator::{apply, apply_stable_web, events_of, safe_deployment, wait_status};
+use operator::{apply, apply_stable, apply_stable_web, events_of, safe_deployment, wait_status};
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::json;
 
@@ -77,7 +78,39 @@ async fn every_bypass_path_is_denied_with_a_message_naming_the_policy_and_the_wa
     let _operator = gov.start_operator();
     // The operator's own path goes through: its ReplicaSet, the controllers' pods, its status.
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
-    apply_stable_web(&gov.ns, 2, &steps).await;
+    // web mounts a ConfigMap, so the operator makes an immutable copy of it.
+    fixture::kubectl_ok(
+        &[
+            "create",
+            "configmap",
+            "web-config",
+            "--from-literal=GREETING=hello",
+            "-n",
+            &gov.ns.name,
+        ],
+        None,
+    )
+    .await;
+    let mut manifest = safe_deployment(
+        "web",
+        2,
+        "registry.local/app:v1",
+        Fault::None,
+        steps.clone(),
+    );
+    manifest["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "config", "configMap": {"name": "web-config"}}]);
+    apply_stable(&gov.ns, &manifest).await;
+    let config_maps: kube::Api<ConfigMap> = gov.ns.api();
+    let copy = config_maps
+        .list(&kube::api::ListParams::default().labels("safedeploy.dev/config-copy=true"))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .next()
+        .expect("the configuration copy")
+        .name_any();
     let sds: kube::Api<SafeDeployment> = gov.ns.api();
     let web = sds.get("web").await.expect("web");
     let replica_sets: kube::Api<ReplicaSet> = gov.ns.api();
@@ -120,6 +153,12 @@ async fn every_bypass_path_is_denied_with_a_message_naming_the_policy_and_the_wa
     );
     sd_with_request["metadata"]["annotations"] =
         json!({"safedeploy.dev/promote-full": format!("1@{EDITOR}")});
+    let forged_copy = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-config-forged", "labels": {"safedeploy.dev/config-copy": "true", "safedeploy.dev/name": "web"}},
+        "data": {"GREETING": "forged"},
+    });
+    let copy_ref = format!("configmap/{copy}");
     let rs = format!("replicaset/{rs_name}");
     let pod = format!("pod/{pod_name}");
     let image = r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.local/app:unattested"}]"#;
@@ -233,6 +272,24 @@ async fn every_bypass_path_is_denied_with_a_message_naming_the_policy_and_the_wa
             ],
             "operator-writes",
             "kubectl safedeploy promote|abort|retry|rollback|pause|resume instead",
+        ),
+        bypass(
+            "delete the configuration copy a revision's pods mount",
+            &["delete", &copy_ref, "--wait=false"],
+            "config-copies",
+            "Change the original ConfigMap or Secret instead",
+        ),
+        bypass(
+            "take the copy label off a configuration copy",
+            &["label", &copy_ref, "safedeploy.dev/config-copy-"],
+            "config-copies",
+            "Change the original ConfigMap or Secret instead",
+        ),
+        bypass_with(
+            "create a ConfigMap posing as a configuration copy",
+            forged_copy,
+            "config-copies",
+            "Change the original ConfigMap or Secret instead",
         ),
         bypass_with(
             "create a SafeDeployment carrying a promote --full request",
@@ -356,6 +413,11 @@ async fn every_bypass_path_is_denied_with_a_message_naming_the_policy_and_the_wa
             .len(),
         1
     );
+    let kept = config_maps
+        .get(&copy)
+        .await
+        .expect("the copy is still there");
+    assert!(kept.labels().contains_key("safedeploy.dev/config-copy"));
 
     // What stays allowed: a Job's pod (governance.podOwnerKinds), an exempt workload and its
     // pods (governance.exemptWorkloads), made by the cluster's controllers.

@@ -16,8 +16,8 @@ use crate::chart;
 use crate::common::{self, TestNamespace};
 use crate::operator::{controller_command, opted_out_namespace};
 
-/// A namespace editor: every verb on pods, ReplicaSets (and their scale), Deployments, Jobs and
-/// SafeDeployments (and their status), but none of the request verbs.
+/// A namespace editor: every verb on pods, ConfigMaps, Secrets, ReplicaSets (and their scale),
+/// Deployments, Jobs and SafeDeployments (and their status), but none of the request verbs.
 pub const EDITOR: &str = "alice";
 /// Granted the chart's example `<release>-promoter` ClusterRole in the namespace.
 pub const PROMOTER: &str = "bob";
@@ -90,8 +90,8 @@ impl Governed {
         ] {
             assert_eq!(
                 kinds.iter().filter(|k| **k == kind).count(),
-                4,
-                "four {kind}s: {kinds:?}"
+                5,
+                "five {kind}s: {kinds:?}"
             );
         }
         let account = documents
@@ -139,7 +139,7 @@ impl Governed {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "editor", "namespace": ns},
             "rules": [
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]},
+                {"apiGroups": [""], "resources": ["pods", "configmaps", "secrets"], "verbs": ["*"]},
                 {"apiGroups": ["apps"], "resources": ["replicasets", "replicasets/scale", "deployments"], "verbs": ["*"]},
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["*"]},
                 {"apiGroups": ["safedeploy.dev"], "resources": ["safedeployments", "safedeployments/status"], "verbs": ["*"]},
