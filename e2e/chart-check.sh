@@ -121,7 +121,7 @@ def fail(msg):
 
 default = docs(f"{work}/default.yaml")
 kinds = sorted(d["kind"] for d in default)
-want = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition",
+want = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
         "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
 if kinds != want:
     fail(f"default render has {kinds}, want {want}")
@@ -159,6 +159,7 @@ namespaced = {
     "safedeploy.dev/safedeployments": {"get", "list", "watch"},
     "safedeploy.dev/safedeployments/status": {"patch"},
     "safedeploy.dev/safedeployments/finalizers": {"update"},
+    "safedeploy.dev/safedeploymentrecords": {"create"},
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
     "/pods": {"list", "watch"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
@@ -293,7 +294,7 @@ fi
 # CRDs that exist already (the integration tests apply them) are adopted by this release when
 # nobody else's Helm release owns them; they are identical (checked above).
 CRD_ARGS=()
-for crd in safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev; do
+for crd in safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev safedeploymentrecords.safedeploy.dev; do
   owner="$(kubectl get crd "$crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}' 2>/dev/null || true)"
   if kubectl get crd "$crd" >/dev/null 2>&1; then
     if [ -z "$owner" ] || [ "$owner" = "$RELEASE" ]; then
@@ -332,7 +333,7 @@ pass "helm upgrade to 2 replicas (leader election, PodDisruptionBudget)"
 "$HELM" uninstall "$RELEASE" -n "$NS" --wait >"$WORK/uninstall.log" 2>&1 || { cat "$WORK/uninstall.log" >&2; die "helm uninstall"; }
 INSTALLED=
 if [ ${#CRD_ARGS[@]} -eq 0 ]; then
-  kubectl get crd safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev >/dev/null ||
+  kubectl get crd safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev safedeploymentrecords.safedeploy.dev >/dev/null ||
     die "helm uninstall deleted the CRDs (resource-policy keep)"
 fi
 kubectl get clusterrole "$RELEASE-safedeploy" >/dev/null 2>&1 && die "the ClusterRole survived the uninstall"

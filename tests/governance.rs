@@ -28,7 +28,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
 use operator::{apply, apply_stable, apply_stable_web, events_of, safe_deployment, wait_status};
-use safedeploy::api::{Phase, SafeDeployment};
+use safedeploy::api::{Phase, SafeDeployment, SafeDeploymentRecord};
 use serde_json::json;
 
 /// One way around safedeploy: who tries it, the kubectl arguments (and stdin), the policy that
@@ -290,6 +290,17 @@ async fn every_bypass_path_is_denied_with_a_message_naming_the_policy_and_the_wa
             forged_copy,
             "config-copies",
             "Change the original ConfigMap or Secret instead",
+        ),
+        bypass_with(
+            "create a SafeDeploymentRecord (forge the audit trail)",
+            json!({
+                "apiVersion": "safedeploy.dev/v1alpha1", "kind": "SafeDeploymentRecord",
+                "metadata": {"name": "web-r9-forged"},
+                "spec": {"safeDeployment": "web", "revision": 9, "hash": "forged", "outcome": "Promoted",
+                         "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:00Z"},
+            }),
+            "operator-writes",
+            "kubectl safedeploy history instead",
         ),
         bypass_with(
             "create a SafeDeployment carrying a promote --full request",
@@ -653,5 +664,102 @@ async fn requests_need_their_verb_and_history_events_and_the_plugin_name_the_req
     assert!(
         ok && status.contains(&format!("Last action: RetryRequested by {ADMIN}")),
         "{status}"
+    );
+
+    // The durable records: one per finished entry, write-once, outliving the SafeDeployment.
+    let records: kube::Api<SafeDeploymentRecord> = gov.ns.api();
+    let recorded = common::wait_until(
+        Duration::from_secs(30),
+        "the records of the actions",
+        || {
+            let records = records.clone();
+            async move {
+                let items = records.list(&Default::default()).await?.items;
+                let has = |outcome: &str, actor: &str| {
+                    items.iter().any(|r| {
+                        r.spec.outcome == outcome && r.spec.actor.as_deref() == Some(actor)
+                    })
+                };
+                let all = has("Paused", PROMOTER)
+                    && has("PromoteRequested", PROMOTER)
+                    && has("Reverted", ADMIN)
+                    && has("RetryRequested", ADMIN);
+                Ok(all.then_some(items))
+            }
+        },
+    )
+    .await;
+    let promoted = recorded
+        .iter()
+        .find(|r| r.spec.outcome == "Promoted" && r.spec.revision == 2)
+        .expect("the promotion of revision 2 is recorded");
+    assert_eq!(promoted.spec.actor, None);
+    assert!(
+        promoted
+            .spec
+            .measurements
+            .iter()
+            .any(|m| m.starts_with("health ")),
+        "the values that decided: {:?}",
+        promoted.spec.measurements
+    );
+    // Write-once, even for the cluster admin (the CRD's rule, not only the policy).
+    let name = promoted.name_any();
+    let edit = fixture::kubectl(
+        &[
+            "patch",
+            "safedeploymentrecord",
+            &name,
+            "-n",
+            &gov.ns.name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"outcome":"Reverted"}}"#,
+        ],
+        None,
+    )
+    .await
+    .expect_err("a record was edited");
+    assert!(
+        edit.contains("a SafeDeploymentRecord is write-once"),
+        "{edit}"
+    );
+    // Each entry is recorded once.
+    let mut names: Vec<String> = recorded.iter().map(ResourceExt::name_any).collect();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count);
+    let paused_records = recorded
+        .iter()
+        .filter(|r| r.spec.outcome == "Paused")
+        .count();
+    assert_eq!(paused_records, 1, "one pause, one record");
+    // The SafeDeployment goes; its records and `safedeploy history` stay.
+    fixture::kubectl_ok(
+        &[
+            "delete",
+            "safedeployment",
+            "web",
+            "-n",
+            &gov.ns.name,
+            "--wait=true",
+        ],
+        None,
+    )
+    .await;
+    let (ok, history, stderr) = gov.plugin_as(READER, &["history", "web"]).await;
+    assert!(ok, "{stderr}");
+    assert!(history.contains("Durable records"), "{history}");
+    let line = |outcome: &str| {
+        history
+            .lines()
+            .find(|l| l.contains(outcome))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("PromoteRequested").contains(PROMOTER), "{history}");
+    assert!(
+        records.get(&name).await.is_ok(),
+        "the record went with the SafeDeployment"
     );
 }

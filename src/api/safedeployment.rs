@@ -415,6 +415,11 @@ pub struct SafeDeploymentStatus {
     /// `currentStepIndex` point into a different list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_digest: Option<String>,
+    /// The finish time (RFC 3339) of the latest history entry recorded as a
+    /// `SafeDeploymentRecord`: entries that finished later are recorded next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub recorded_through: Option<String>,
 }
 
 /// The fresh baseline of a canary: what it runs, how big it is, and whether it can be compared

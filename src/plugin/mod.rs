@@ -15,11 +15,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::api::SafeDeployment;
 use crate::api::labels::{
     ANNOTATION_PAUSED, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
     REQUEST_ROLLBACK, with_requester,
 };
+use crate::api::{SafeDeployment, SafeDeploymentRecord};
 
 /// The field manager of the plugin's writes.
 pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-safedeploy";
@@ -151,10 +151,34 @@ pub async fn run(command: PluginCommand) -> ExitCode {
 
 async fn api(target: &Target) -> Result<Api<SafeDeployment>, PluginError> {
     let client = Client::try_default().await?;
-    Ok(match &target.namespace {
+    Ok(namespaced(client, target))
+}
+
+fn namespaced<K>(client: Client, target: &Target) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match &target.namespace {
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::default_namespaced(client),
-    })
+    }
+}
+
+/// The durable records of SafeDeployment `name`, oldest first; None when the user may not list
+/// them (or the CRD is not installed).
+async fn records(client: Client, target: &Target, name: &str) -> Option<Vec<SafeDeploymentRecord>> {
+    let api: Api<SafeDeploymentRecord> = namespaced(client, target);
+    let mut records: Vec<SafeDeploymentRecord> = api
+        .list(&ListParams::default())
+        .await
+        .ok()?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.safe_deployment == name)
+        .collect();
+    records.sort_by(|a, b| a.spec.finished_at.cmp(&b.spec.finished_at));
+    Some(records)
 }
 
 /// A unique token, so the controller carries out each request once.
@@ -237,7 +261,22 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
         }
         PluginCommand::History { name, target } => {
             let api = api(&target).await?;
-            print!("{}", render::history(&api.get(&name).await?));
+            // The records outlive the SafeDeployment: show them even when it is gone.
+            let sd = api.get_opt(&name).await?;
+            let records = records(api.clone().into_client(), &target, &name).await;
+            if sd.is_none() && records.as_ref().is_none_or(Vec::is_empty) {
+                // Neither: the API server's "not found".
+                api.get(&name).await?;
+            }
+            if let Some(sd) = &sd {
+                print!("{}", render::history(sd));
+            }
+            match &records {
+                Some(records) => print!("{}", render::records(records)),
+                None => println!(
+                    "\n(durable records: not shown; listing safedeploymentrecords is not allowed here)"
+                ),
+            }
         }
         PluginCommand::Promote { name, full, target } => {
             let key = if full {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use kube::ResourceExt;
 
-use crate::api::{CanaryStep, SafeDeployment};
+use crate::api::{CanaryStep, SafeDeployment, SafeDeploymentRecord};
 use crate::core::health::trim_number;
 
 /// `NAME PHASE STABLE CANARY WEIGHT STEP`.
@@ -214,6 +214,38 @@ pub fn history(sd: &SafeDeployment) -> String {
             entry.actor.as_deref().unwrap_or("-"),
             entry.reason
         );
+    }
+    out
+}
+
+/// The durable records (`SafeDeploymentRecord`), oldest first, with the measured values that
+/// decided each.
+pub fn records(records: &[SafeDeploymentRecord]) -> String {
+    let mut out = format!(
+        "\nDurable records (SafeDeploymentRecord, {}):\n{:<9} {:<12} {:<20} {:<26} {:<16} {}\n",
+        records.len(),
+        "REVISION",
+        "HASH",
+        "OUTCOME",
+        "FINISHED",
+        "BY",
+        "REASON"
+    );
+    for record in records {
+        let spec = &record.spec;
+        let _ = writeln!(
+            out,
+            "{:<9} {:<12} {:<20} {:<26} {:<16} {}",
+            spec.revision,
+            spec.hash,
+            spec.outcome,
+            to_second(&spec.finished_at),
+            spec.actor.as_deref().unwrap_or("-"),
+            spec.reason
+        );
+        for measurement in &spec.measurements {
+            let _ = writeln!(out, "          {measurement}");
+        }
     }
     out
 }

@@ -17,11 +17,12 @@ use crate::common::{self, TestNamespace};
 use crate::operator::{controller_command, opted_out_namespace};
 
 /// A namespace editor: every verb on pods, ConfigMaps, Secrets, ReplicaSets (and their scale),
-/// Deployments, Jobs and SafeDeployments (and their status), but none of the request verbs.
+/// Deployments, Jobs, SafeDeployments (and their status) and SafeDeploymentRecords, but none of
+/// the request verbs.
 pub const EDITOR: &str = "alice";
 /// Granted the chart's example `<release>-promoter` ClusterRole in the namespace.
 pub const PROMOTER: &str = "bob";
-/// May read and patch SafeDeployments, and nothing else.
+/// May read and patch SafeDeployments and read their records, and nothing else.
 pub const READER: &str = "carol";
 /// Granted the chart's example `<release>-admin` ClusterRole in the namespace. An e-mail
 /// address, as OIDC usernames often are: the requester is everything after the first `@`.
@@ -142,13 +143,16 @@ impl Governed {
                 {"apiGroups": [""], "resources": ["pods", "configmaps", "secrets"], "verbs": ["*"]},
                 {"apiGroups": ["apps"], "resources": ["replicasets", "replicasets/scale", "deployments"], "verbs": ["*"]},
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["*"]},
-                {"apiGroups": ["safedeploy.dev"], "resources": ["safedeployments", "safedeployments/status"], "verbs": ["*"]},
+                {"apiGroups": ["safedeploy.dev"], "resources": ["safedeployments", "safedeployments/status", "safedeploymentrecords"], "verbs": ["*"]},
             ],
         });
         let reader = json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "reader", "namespace": ns},
-            "rules": [{"apiGroups": ["safedeploy.dev"], "resources": ["safedeployments"], "verbs": ["get", "list", "watch", "patch"]}],
+            "rules": [
+                {"apiGroups": ["safedeploy.dev"], "resources": ["safedeployments"], "verbs": ["get", "list", "watch", "patch"]},
+                {"apiGroups": ["safedeploy.dev"], "resources": ["safedeploymentrecords"], "verbs": ["get", "list"]},
+            ],
         });
         let binding = |user: &str, kind: &str, role: String| {
             json!({
