@@ -6,7 +6,9 @@
 #      values.schema.json rejects a misspelt key;
 #   3. `helm template` output: least-privilege RBAC (no wildcard, no CRD write, Leases only in a
 #      namespaced Role), the pod security settings, CRDs equal to the generated ones plus the
-#      `helm.sh/resource-policy: keep` annotation;
+#      `helm.sh/resource-policy: keep` annotation; with governance.enabled, the five admission
+#      policies and bindings (scoped by the namespace selector, naming the operator's
+#      ServiceAccount) and the example ClusterRoles (tests/governance.rs proves what they deny);
 #   4. a server-side dry run (`kubectl apply --server-side --dry-run=server`) of every variant;
 #   5. `helm install` into a fresh namespace (kwok runs the pod), `helm upgrade` to 2 replicas,
 #      `helm uninstall`; the CRDs stay (keep). The namespace is deleted afterwards.
@@ -68,13 +70,15 @@ fi
 pass "the chart's CRDs are the generated ones"
 
 # --- 2. lint and schema -------------------------------------------------------------------------
-VARIANTS=(default ha watch)
+VARIANTS=(default ha watch governance)
 variant_args() {
   case "$1" in
     default) echo "" ;;
     ha) echo "--set replicaCount=2" ;;
     watch) echo "--set watchNamespace=$NS --set crds.install=false --set leaderElection.enabled=true" ;;
     monitor) echo "--set serviceMonitor.enabled=true" ;;
+    # Bound to a label no namespace carries: the server-side dry run must not govern anything.
+    governance) echo "--set governance.enabled=true --set crds.install=false --set governance.namespaceSelector.matchLabels.safedeploy\.dev/chart-check=none" ;;
   esac
 }
 for variant in "${VARIANTS[@]}" monitor; do
@@ -82,7 +86,7 @@ for variant in "${VARIANTS[@]}" monitor; do
   "$HELM" lint "$CHART" --strict --kube-version "$KUBE_VERSION" $(variant_args "$variant") >"$WORK/lint.log" 2>&1 ||
     { cat "$WORK/lint.log" >&2; die "helm lint ($variant)"; }
 done
-pass "helm lint --strict (default, ha, watch, monitor)"
+pass "helm lint --strict (default, ha, watch, governance, monitor)"
 if "$HELM" template x "$CHART" --set replicaCont=2 >/dev/null 2>"$WORK/schema.log"; then
   die "values.schema.json accepted a misspelt key"
 fi
@@ -117,7 +121,7 @@ def fail(msg):
 
 default = docs(f"{work}/default.yaml")
 kinds = sorted(d["kind"] for d in default)
-want = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition",
+want = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
         "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
 if kinds != want:
     fail(f"default render has {kinds}, want {want}")
@@ -155,6 +159,7 @@ namespaced = {
     "safedeploy.dev/safedeployments": {"get", "list", "watch"},
     "safedeploy.dev/safedeployments/status": {"patch"},
     "safedeploy.dev/safedeployments/finalizers": {"update"},
+    "safedeploy.dev/safedeploymentrecords": {"create"},
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
     "/pods": {"list", "watch"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
@@ -226,7 +231,39 @@ monitor = docs(f"{work}/monitor.yaml")
 sm = [d for d in monitor if d["kind"] == "ServiceMonitor"]
 if len(sm) != 1 or sm[0]["spec"]["endpoints"][0]["port"] != "http-metrics":
     fail("serviceMonitor.enabled renders no (correct) ServiceMonitor")
-print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor", file=sys.stderr)
+# Governance (off by default: the default render above has none of it).
+gov = docs(f"{work}/governance.yaml")
+policies = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ValidatingAdmissionPolicy"}
+bindings = [d for d in gov if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+short = sorted(n.removeprefix("sd-chart-check-safedeploy-") for n in policies)
+if short != ["config-copies", "operator-writes", "owned-pods", "owned-workloads", "requests"]:
+    fail(f"governance renders the policies {short}")
+if sorted(b["spec"]["policyName"] for b in bindings) != sorted(policies):
+    fail("governance: not one binding per policy")
+for b in bindings:
+    if b["spec"]["matchResources"]["namespaceSelector"] != {"matchLabels": {"safedeploy.dev/governed": "true", "safedeploy.dev/chart-check": "none"}}:
+        fail(f"governance: binding {b['metadata']['name']} ignores governance.namespaceSelector")
+    if b["spec"]["validationActions"] != ["Deny"]:
+        fail(f"governance: binding {b['metadata']['name']} does not deny by default")
+for name, policy in policies.items():
+    if policy["spec"].get("failurePolicy") != "Fail":
+        fail(f"governance: {name} fails open")
+    for v in policy["spec"]["validations"]:
+        if not v["message"].startswith(name + ":"):
+            fail(f"governance: a message of {name} does not name it: {v['message']}")
+sa = f"system:serviceaccount:{watched}:sd-chart-check-safedeploy"
+writes = json.dumps(policies["sd-chart-check-safedeploy-operator-writes"]["spec"]["variables"])
+if sa not in writes:
+    fail(f"governance: operator-writes does not name the ServiceAccount {sa}")
+roles = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ClusterRole" and d["metadata"]["name"] != "sd-chart-check-safedeploy"}
+if sorted(roles) != ["sd-chart-check-safedeploy-admin", "sd-chart-check-safedeploy-promoter"]:
+    fail(f"governance: example ClusterRoles {sorted(roles)}")
+for role in roles.values():
+    rules_of(role, role["metadata"]["name"])
+promoter = rules_of(roles["sd-chart-check-safedeploy-promoter"], "promoter")
+if any(k in promoter for k in ("safedeploy.dev/safedeployments/promote-full", "safedeploy.dev/safedeployments/rollback", "safedeploy.dev/safedeployments/retry", "safedeploy.dev/safedeployments/status")):
+    fail(f"governance: the promoter role grants more than promote/abort/pause/resume: {promoter}")
+print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor, governance", file=sys.stderr)
 PY
 
 # --- 4. server-side dry run ---------------------------------------------------------------------
@@ -257,7 +294,7 @@ fi
 # CRDs that exist already (the integration tests apply them) are adopted by this release when
 # nobody else's Helm release owns them; they are identical (checked above).
 CRD_ARGS=()
-for crd in safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev; do
+for crd in safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev safedeploymentrecords.safedeploy.dev; do
   owner="$(kubectl get crd "$crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}' 2>/dev/null || true)"
   if kubectl get crd "$crd" >/dev/null 2>&1; then
     if [ -z "$owner" ] || [ "$owner" = "$RELEASE" ]; then
@@ -296,7 +333,7 @@ pass "helm upgrade to 2 replicas (leader election, PodDisruptionBudget)"
 "$HELM" uninstall "$RELEASE" -n "$NS" --wait >"$WORK/uninstall.log" 2>&1 || { cat "$WORK/uninstall.log" >&2; die "helm uninstall"; }
 INSTALLED=
 if [ ${#CRD_ARGS[@]} -eq 0 ]; then
-  kubectl get crd safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev >/dev/null ||
+  kubectl get crd safedeployments.safedeploy.dev safedeploymentpolicies.safedeploy.dev safedeploymentrecords.safedeploy.dev >/dev/null ||
     die "helm uninstall deleted the CRDs (resource-policy keep)"
 fi
 kubectl get clusterrole "$RELEASE-safedeploy" >/dev/null 2>&1 && die "the ClusterRole survived the uninstall"

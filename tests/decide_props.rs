@@ -344,6 +344,7 @@ proptest! {
             retry: token(world.requests.3),
             rollback: world.requests.4.map(|n| ("rb".to_string(), n)),
             paused: world.requests.5,
+            pause_requester: None,
         };
         let preflight = if world.preflight_fails {
             Err(vec!["configmap/app is missing".to_string()])

@@ -172,9 +172,12 @@ async fn settled(ns: &TestNamespace, end: End) -> kube::Result<bool> {
             .find(|r| r.number == number)
             .map(|r| r.hash.clone())
     };
+    // At rest includes the audit trail: every finished entry recorded (its records, then the
+    // status mark, are the writes that follow a rollout's last status change).
     let at_rest = status.observed_generation == sd.metadata.generation
         && status.canary_revision.is_none()
-        && status.baseline.is_none();
+        && status.baseline.is_none()
+        && safedeploy::core::record::due(&status).is_empty();
     let serving = match end {
         End::Promoted(number) => {
             if status.phase != Phase::Healthy {
@@ -502,6 +505,49 @@ async fn kill_points(prefix: &str, scenario: Scenario, every: u64, serving: i64,
             entry.revision,
             entry.outcome,
             status.history
+        );
+    }
+    // Each finished entry has its durable record, exactly one, kills or not (the records are
+    // made before the status that marks them recorded, under a name the entry determines).
+    let records: kube::Api<safedeploy::api::SafeDeploymentRecord> =
+        kube::Api::namespaced(killed.client.clone(), &killed.name);
+    let mut recorded = BTreeSet::new();
+    let settled = common::wait_until(
+        Duration::from_secs(30),
+        "every finished entry recorded",
+        || {
+            let records = records.clone();
+            async move {
+                let items = records.list(&Default::default()).await?.items;
+                let finished = status
+                    .history
+                    .iter()
+                    .filter(|e| e.finished_at.is_some())
+                    .count();
+                Ok((items.len() >= finished).then_some(items))
+            }
+        },
+    )
+    .await;
+    for record in &settled {
+        assert!(
+            recorded.insert((
+                record.spec.revision,
+                record.spec.outcome.clone(),
+                record.spec.finished_at.clone()
+            )),
+            "recorded twice: {:?}",
+            record.spec
+        );
+    }
+    for entry in status.history.iter().filter(|e| e.finished_at.is_some()) {
+        assert!(
+            recorded.contains(&(
+                entry.revision,
+                entry.outcome.clone(),
+                entry.finished_at.clone().unwrap_or_default()
+            )),
+            "not recorded: {entry:?} in {recorded:?}"
         );
     }
     let rejected: BTreeSet<&String> = status.rejected_revisions.iter().collect();

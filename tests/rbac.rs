@@ -7,6 +7,7 @@
 //! The cluster tests need `kubectl` (on PATH after `eval "$(e2e/cluster.sh env)"`) and `helm`
 //! (`$HELM`, PATH or `$(go env GOPATH)/bin`; installed from the Go module proxy if missing).
 
+mod chart;
 mod common;
 mod operator;
 
@@ -24,63 +25,14 @@ use safedeploy::api::Phase;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const HELM_VERSION: &str = "v3.22.0";
-
-/// A helm binary: `$HELM`, `helm` on PATH, or `$(go env GOPATH)/bin/helm` (installed once from
-/// the Go module proxy if missing).
-fn helm() -> PathBuf {
-    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    HELM.get_or_init(|| {
-        if let Some(path) = std::env::var_os("HELM") {
-            return PathBuf::from(path);
-        }
-        let on_path = std::process::Command::new("helm")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if on_path {
-            return PathBuf::from("helm");
-        }
-        let gopath = std::process::Command::new("go")
-            .args(["env", "GOPATH"])
-            .output()
-            .expect("go (to find or install helm)");
-        let bin = PathBuf::from(String::from_utf8_lossy(&gopath.stdout).trim()).join("bin/helm");
-        if !bin.exists() {
-            let status = std::process::Command::new("go")
-                .args([
-                    "install",
-                    &format!("helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"),
-                ])
-                .env("GOTOOLCHAIN", "local")
-                .status()
-                .expect("go install helm");
-            assert!(status.success(), "go install helm failed");
-        }
-        bin
-    })
-    .clone()
-}
-
 /// The chart's ServiceAccount and RBAC for release `release` in `namespace`, as YAML.
 fn rendered_rbac(release: &str, namespace: &str, values: &[&str]) -> String {
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/safedeploy");
-    let output = std::process::Command::new(helm())
-        .arg("template")
-        .arg(release)
-        .arg(&chart)
-        .args(["--namespace", namespace, "--kube-version", "1.36.0"])
-        .args(["--show-only", "templates/serviceaccount.yaml"])
-        .args(["--show-only", "templates/rbac.yaml"])
-        .args(values.iter().flat_map(|v| ["--set", v]))
-        .output()
-        .expect("run helm template");
-    assert!(
-        output.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8")
+    chart::render(
+        release,
+        namespace,
+        &["serviceaccount.yaml", "rbac.yaml"],
+        values,
+    )
 }
 
 /// Runs kubectl (admin kubeconfig) with `stdin`, returning stdout; panics on failure.
@@ -131,11 +83,8 @@ impl ChartRbac {
         // Cluster-scoped names must not collide between tests: the release is named after the
         // namespace.
         let release = ns.name.clone();
-        let mut documents: Vec<Value> = rendered_rbac(&release, &ns.name, values)
-            .split("\n---")
-            .filter_map(|d| serde_yaml::from_str::<Value>(d).ok())
-            .filter(|d| d.is_object())
-            .collect();
+        let mut documents: Vec<Value> =
+            chart::documents(&rendered_rbac(&release, &ns.name, values));
         let mut kinds: Vec<&str> = documents
             .iter()
             .filter_map(|d| d["kind"].as_str())

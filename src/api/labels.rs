@@ -49,3 +49,67 @@ pub const REQUEST_RETRY: &str = "safedeploy.dev/retry";
 pub const REQUEST_ROLLBACK: &str = "safedeploy.dev/rollback";
 /// Annotation that pauses the rollout while `"true"`.
 pub const ANNOTATION_PAUSED: &str = "safedeploy.dev/paused";
+
+/// Separates a request annotation's value from its requester: `<token>@<username>` (rollback:
+/// `<number>/<token>@<username>`, pause: `true@<username>` or `false@<username>`). The requester
+/// is everything after the first `@`, so usernames that hold an `@` (e-mail addresses) keep it.
+/// With the chart's governance policies installed, the API server admits the value only when that
+/// username is the writer's own, so it cannot be forged; without them it is what the writer
+/// claims.
+pub const REQUESTER_SEPARATOR: char = '@';
+
+/// The longest requester the operator records; a longer one is cut (on a character boundary).
+pub const MAX_REQUESTER_LENGTH: usize = 256;
+
+/// A request annotation's value for `payload` asked for by `username`.
+pub fn with_requester(payload: &str, username: &str) -> String {
+    format!("{payload}{REQUESTER_SEPARATOR}{username}")
+}
+
+/// The request itself: the value without its requester.
+pub fn request_payload(value: &str) -> &str {
+    value
+        .split_once(REQUESTER_SEPARATOR)
+        .map_or(value, |(payload, _)| payload)
+}
+
+/// The requester a request annotation's value names, if any, at most
+/// [`MAX_REQUESTER_LENGTH`] bytes long.
+pub fn requester(value: &str) -> Option<String> {
+    let (_, name) = value.split_once(REQUESTER_SEPARATOR)?;
+    if name.is_empty() {
+        return None;
+    }
+    let mut end = name.len().min(MAX_REQUESTER_LENGTH);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.get(..end).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_is_everything_after_the_first_separator() {
+        assert_eq!(requester("123@alice").as_deref(), Some("alice"));
+        assert_eq!(
+            requester("3/123@alice@example.com").as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(request_payload("3/123@alice@example.com"), "3/123");
+        assert_eq!(request_payload("true"), "true");
+        assert_eq!(requester("123"), None);
+        assert_eq!(requester("123@"), None);
+        assert_eq!(with_requester("true", "bob"), "true@bob");
+    }
+
+    #[test]
+    fn a_huge_requester_is_cut_on_a_character_boundary() {
+        let long = format!("t@{}", "é".repeat(MAX_REQUESTER_LENGTH));
+        let cut = requester(&long).unwrap_or_default();
+        assert!(cut.len() <= MAX_REQUESTER_LENGTH);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}

@@ -10,6 +10,7 @@ panic_free! {
 pub mod image;
 pub mod labels;
 pub mod policy;
+pub mod record;
 pub mod rejection;
 pub mod rules;
 pub mod safedeployment;
@@ -19,6 +20,7 @@ pub mod workload;
 use kube::CustomResourceExt;
 
 pub use policy::{SafeDeploymentPolicy, SafeDeploymentPolicySpec};
+pub use record::{SafeDeploymentRecord, SafeDeploymentRecordSpec};
 pub use safedeployment::*;
 
 /// Errors while rendering the CRDs.
@@ -32,7 +34,11 @@ pub enum CrdError {
 /// The CRDs as one multi-document YAML text, in a fixed order; `crds/` holds exactly this.
 pub fn crds_yaml() -> Result<String, CrdError> {
     let mut out = String::new();
-    for crd in [SafeDeployment::crd(), SafeDeploymentPolicy::crd()] {
+    for crd in [
+        SafeDeployment::crd(),
+        SafeDeploymentPolicy::crd(),
+        SafeDeploymentRecord::crd(),
+    ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }
@@ -51,7 +57,11 @@ pub fn api_reference_markdown() -> String {
     let mut out = String::from(
         "# API reference\n\nGenerated from the CRD schemas (`safedeploy crds`); do not edit.\n",
     );
-    for crd in [SafeDeployment::crd(), SafeDeploymentPolicy::crd()] {
+    for crd in [
+        SafeDeployment::crd(),
+        SafeDeploymentPolicy::crd(),
+        SafeDeploymentRecord::crd(),
+    ] {
         let kind = &crd.spec.names.kind;
         for version in &crd.spec.versions {
             out.push_str(&format!(

@@ -415,6 +415,11 @@ pub struct SafeDeploymentStatus {
     /// `currentStepIndex` point into a different list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_digest: Option<String>,
+    /// The finish time (RFC 3339) of the latest history entry recorded as a
+    /// `SafeDeploymentRecord`: entries that finished later are recorded next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub recorded_through: Option<String>,
 }
 
 /// The fresh baseline of a canary: what it runs, how big it is, and whether it can be compared
@@ -504,6 +509,12 @@ pub struct HistoryEntry {
     /// When it ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Who asked for it, for a manual action (promote, abort, retry, rollback, pause, resume):
+    /// the username the request annotation names, which the chart's governance policies check
+    /// against the writer's own (see docs/governance.md). Absent for what the operator decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub actor: Option<String>,
 }
 
 /// A compact schema for pod templates: the structure the operator relies on (labels, containers

@@ -2,6 +2,8 @@
 //! to the objects of a rollout. Every write names the one field manager [`FIELD_MANAGER`].
 //!
 //! # Order (crash safety)
+//! 0. the durable records (`SafeDeploymentRecord`) of history entries the persisted status
+//!    finished and has not recorded (`crate::core::record`);
 //! 1. [`apply_status`]: the decided status first, with the `resourceVersion` the decision was
 //!    taken on as a precondition, so a decision taken on a stale cache fails (409) instead of
 //!    repeating a step, and a crash after it leaves a status that already says what comes next;
@@ -49,12 +51,12 @@ use tracing::{info, warn};
 use super::error::{ReconcileError, describe_kube_error, writing};
 use super::{Context, FIELD_MANAGER, config};
 use crate::api::conditions::EventReason;
-use crate::api::labels::ANNOTATION_REJECTED;
-use crate::api::{SafeDeployment, SafeDeploymentStatus};
-use crate::core::failure;
+use crate::api::labels::{ANNOTATION_REJECTED, LABEL_NAME};
+use crate::api::{SafeDeployment, SafeDeploymentRecord, SafeDeploymentStatus};
 use crate::core::revision::Revision;
 use crate::core::rollout::{Decision, ReplicaSetView, ScaleAction};
 use crate::core::workload::{self, BaselineWrite, ReplicaSetWrite};
+use crate::core::{failure, record};
 
 /// What the apply step needs besides the decision: the rollout as the decision saw it.
 pub struct Applied<'a> {
@@ -82,9 +84,15 @@ pub async fn apply(
 ) -> Result<(), ReconcileError> {
     let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), rollout.namespace);
     let name = rollout.sd.name_any();
-    if &decision.status != rollout.status {
+    // The durable records of what the persisted status finished, before the status that
+    // advances their mark (crash safety: `crate::core::record`).
+    let mut status = decision.status.clone();
+    if let Some(mark) = apply_records(ctx, rollout).await? {
+        status.recorded_through = Some(mark);
+    }
+    if &status != rollout.status {
         ctx.ensure_leader()?;
-        apply_status(&sds, &name, rollout.sd.resource_version(), &decision.status)
+        apply_status(&sds, &name, rollout.sd.resource_version(), &status)
             .await
             .map_err(writing("write status"))?;
     }
@@ -93,7 +101,7 @@ pub async fn apply(
     apply_deletes(ctx, rollout, decision).await?;
     publish_events(ctx, rollout.sd, decision).await?;
     // Every write went through: a failure recorded earlier is over.
-    let mut cleared = decision.status.clone();
+    let mut cleared = status;
     if failure::clear_failure(&mut cleared, Timestamp::now()) {
         ctx.ensure_leader()?;
         apply_status(&sds, &name, None, &cleared)
@@ -101,6 +109,45 @@ pub async fn apply(
             .map_err(writing("clear the Stalled condition"))?;
     }
     Ok(())
+}
+
+/// Creates the `SafeDeploymentRecord` of every history entry the persisted status finished and
+/// has not recorded yet, and returns the mark the next status write carries (None: nothing was
+/// due). A record that exists already (an earlier attempt) counts as created.
+async fn apply_records(
+    ctx: &Context,
+    rollout: &Applied<'_>,
+) -> Result<Option<String>, ReconcileError> {
+    let due = record::due(rollout.status);
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let records: Api<SafeDeploymentRecord> = Api::namespaced(ctx.client.clone(), rollout.namespace);
+    let rollout_name = rollout.sd.name_any();
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for entry in &due {
+        let record_name = record::name(&rollout_name, entry);
+        let mut object = SafeDeploymentRecord::new(
+            &record_name,
+            record::spec(&rollout_name, entry, rollout.status),
+        );
+        if rollout_name.len() <= 63 {
+            object.metadata.labels = Some(BTreeMap::from([(
+                LABEL_NAME.to_string(),
+                rollout_name.clone(),
+            )]));
+        }
+        ctx.ensure_leader()?;
+        match records.create(&params, &object).await {
+            Ok(_) => info!(record = %record_name, outcome = %entry.outcome, "history recorded"),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(writing(format!("record {record_name}"))(error)),
+        }
+    }
+    Ok(record::recorded_through(rollout.status, &due))
 }
 
 /// Writes the whole status by server-side apply, with a `resourceVersion` precondition when one

@@ -9,7 +9,7 @@ use crate::api::health::{FAILING_REASONS, PodView};
 use crate::api::labels::{
     ANNOTATION_PAUSED, ANNOTATION_REJECTED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION,
     LABEL_ROLE, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
-    REQUEST_ROLLBACK, ROLE_BASELINE,
+    REQUEST_ROLLBACK, ROLE_BASELINE, request_payload, requester,
 };
 use crate::core::rollout::{ReplicaSetView, Requests};
 
@@ -28,7 +28,10 @@ pub fn requests(annotations: &std::collections::BTreeMap<String, String>) -> Req
         rollback,
         paused: annotations
             .get(ANNOTATION_PAUSED)
-            .is_some_and(|v| v == "true"),
+            .is_some_and(|v| request_payload(v) == "true"),
+        pause_requester: annotations
+            .get(ANNOTATION_PAUSED)
+            .and_then(|v| requester(v)),
     }
 }
 
@@ -189,6 +192,25 @@ mod tests {
         assert_eq!(requests.rollback, Some(("3/t2".to_string(), 3)));
         assert!(requests.paused);
         assert_eq!(requests.abort, None);
+    }
+
+    #[test]
+    fn requests_name_their_requester() {
+        let annotations = BTreeMap::from([
+            (REQUEST_ROLLBACK.to_string(), "3/t2@alice".to_string()),
+            (
+                ANNOTATION_PAUSED.to_string(),
+                "true@bob@example.com".to_string(),
+            ),
+        ]);
+        let read = requests(&annotations);
+        assert_eq!(read.rollback, Some(("3/t2@alice".to_string(), 3)));
+        assert!(read.paused);
+        assert_eq!(read.pause_requester.as_deref(), Some("bob@example.com"));
+        let resumed = BTreeMap::from([(ANNOTATION_PAUSED.to_string(), "false@carol".to_string())]);
+        let read = requests(&resumed);
+        assert!(!read.paused);
+        assert_eq!(read.pause_requester.as_deref(), Some("carol"));
     }
 
     #[test]

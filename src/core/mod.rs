@@ -9,6 +9,7 @@ pub mod config;
 pub mod failure;
 pub mod health;
 pub mod preflight;
+pub mod record;
 pub mod revision;
 pub mod rollout;
 pub mod status_budget;

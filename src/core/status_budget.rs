@@ -216,6 +216,7 @@ mod tests {
                 reason: "r".repeat(10_000),
                 started_at: "2026-01-01T00:00:00Z".into(),
                 finished_at: None,
+                actor: Some("a".repeat(256)),
             });
         }
         for run in 0..33 {

@@ -1,22 +1,25 @@
 //! The kubectl plugin verbs (`kubectl safedeploy get|status|promote|abort|retry|rollback|history|
 //! pause|resume`): thin clients that read status and write request annotations, which the
-//! controller carries out exactly once and records in the history.
+//! controller carries out exactly once and records in the history. Each request names its
+//! requester (`<token>@<username>`, the username the API server reports for these credentials),
+//! which the chart's governance policy checks; a denial shows the API server's own message.
 
 mod render;
 
 use std::process::ExitCode;
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::api::SafeDeployment;
 use crate::api::labels::{
     ANNOTATION_PAUSED, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
-    REQUEST_ROLLBACK,
+    REQUEST_ROLLBACK, with_requester,
 };
+use crate::api::{SafeDeployment, SafeDeploymentRecord};
 
 /// The field manager of the plugin's writes.
 pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-safedeploy";
@@ -118,6 +121,15 @@ pub enum PluginCommand {
 /// Errors of the plugin verbs.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// The API server refused the request (RBAC, an admission policy, a missing object): its
+    /// own message says why and, for the governance policies, what to do instead.
+    #[error("the API server refused {action}: {message}")]
+    Refused {
+        /// What was asked, e.g. "promote of SafeDeployment shop/web".
+        action: String,
+        /// The API server's message.
+        message: String,
+    },
     /// An API call failed.
     #[error("{0}")]
     Kube(#[from] kube::Error),
@@ -139,10 +151,34 @@ pub async fn run(command: PluginCommand) -> ExitCode {
 
 async fn api(target: &Target) -> Result<Api<SafeDeployment>, PluginError> {
     let client = Client::try_default().await?;
-    Ok(match &target.namespace {
+    Ok(namespaced(client, target))
+}
+
+fn namespaced<K>(client: Client, target: &Target) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match &target.namespace {
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::default_namespaced(client),
-    })
+    }
+}
+
+/// The durable records of SafeDeployment `name`, oldest first; None when the user may not list
+/// them (or the CRD is not installed).
+async fn records(client: Client, target: &Target, name: &str) -> Option<Vec<SafeDeploymentRecord>> {
+    let api: Api<SafeDeploymentRecord> = namespaced(client, target);
+    let mut records: Vec<SafeDeploymentRecord> = api
+        .list(&ListParams::default())
+        .await
+        .ok()?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.safe_deployment == name)
+        .collect();
+    records.sort_by(|a, b| a.spec.finished_at.cmp(&b.spec.finished_at));
+    Some(records)
 }
 
 /// A unique token, so the controller carries out each request once.
@@ -150,20 +186,47 @@ fn token() -> String {
     jiff::Timestamp::now().as_nanosecond().to_string()
 }
 
+/// The username the API server knows these credentials by (`kubectl auth whoami`); None when
+/// the server cannot say (a SelfSubjectReview needs Kubernetes 1.28).
+async fn whoami(client: Client) -> Option<String> {
+    let reviews: Api<SelfSubjectReview> = Api::all(client);
+    let review = SelfSubjectReview::default();
+    let created = reviews.create(&PostParams::default(), &review).await.ok()?;
+    created.status?.user_info?.username
+}
+
+/// Writes request annotation `key` with `payload` naming its requester, or removes it (`None`).
 async fn annotate(
     target: &Target,
     name: &str,
+    verb: &str,
     key: &str,
-    value: Option<String>,
+    payload: Option<&str>,
 ) -> Result<(), PluginError> {
     let api = api(target).await?;
+    let value = match payload {
+        Some(payload) => match whoami(api.clone().into_client()).await {
+            Some(user) => Some(with_requester(payload, &user)),
+            None => Some(payload.to_string()),
+        },
+        None => None,
+    };
     let patch = json!({"metadata": {"annotations": {key: value}}});
     let params = PatchParams {
         field_manager: Some(PLUGIN_FIELD_MANAGER.into()),
         ..Default::default()
     };
-    api.patch(name, &params, &Patch::Merge(&patch)).await?;
-    Ok(())
+    match api.patch(name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err(PluginError::Refused {
+            action: format!(
+                "{verb} of SafeDeployment {}/{name}",
+                target.namespace.as_deref().unwrap_or("(default)")
+            ),
+            message: status.message.clone(),
+        }),
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn execute(command: PluginCommand) -> Result<(), PluginError> {
@@ -198,7 +261,22 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
         }
         PluginCommand::History { name, target } => {
             let api = api(&target).await?;
-            print!("{}", render::history(&api.get(&name).await?));
+            // The records outlive the SafeDeployment: show them even when it is gone.
+            let sd = api.get_opt(&name).await?;
+            let records = records(api.clone().into_client(), &target, &name).await;
+            if sd.is_none() && records.as_ref().is_none_or(Vec::is_empty) {
+                // Neither: the API server's "not found".
+                api.get(&name).await?;
+            }
+            if let Some(sd) = &sd {
+                print!("{}", render::history(sd));
+            }
+            match &records {
+                Some(records) => print!("{}", render::records(records)),
+                None => println!(
+                    "\n(durable records: not shown; listing safedeploymentrecords is not allowed here)"
+                ),
+            }
         }
         PluginCommand::Promote { name, full, target } => {
             let key = if full {
@@ -206,15 +284,16 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
             } else {
                 REQUEST_PROMOTE
             };
-            annotate(&target, &name, key, Some(token())).await?;
+            let verb = if full { "promote --full" } else { "promote" };
+            annotate(&target, &name, verb, key, Some(&token())).await?;
             println!("safedeployment {name}: promotion requested");
         }
         PluginCommand::Abort { name, target } => {
-            annotate(&target, &name, REQUEST_ABORT, Some(token())).await?;
+            annotate(&target, &name, "abort", REQUEST_ABORT, Some(&token())).await?;
             println!("safedeployment {name}: abort requested");
         }
         PluginCommand::Retry { name, target } => {
-            annotate(&target, &name, REQUEST_RETRY, Some(token())).await?;
+            annotate(&target, &name, "retry", REQUEST_RETRY, Some(&token())).await?;
             println!("safedeployment {name}: retry requested");
         }
         PluginCommand::Rollback {
@@ -223,15 +302,16 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
             target,
         } => {
             let value = format!("{to_revision}/{}", token());
-            annotate(&target, &name, REQUEST_ROLLBACK, Some(value)).await?;
+            annotate(&target, &name, "rollback", REQUEST_ROLLBACK, Some(&value)).await?;
             println!("safedeployment {name}: rollback to revision {to_revision} requested");
         }
         PluginCommand::Pause { name, target } => {
-            annotate(&target, &name, ANNOTATION_PAUSED, Some("true".into())).await?;
+            annotate(&target, &name, "pause", ANNOTATION_PAUSED, Some("true")).await?;
             println!("safedeployment {name}: paused");
         }
         PluginCommand::Resume { name, target } => {
-            annotate(&target, &name, ANNOTATION_PAUSED, None).await?;
+            // "false@<requester>", not a removal: the resume names who asked for it.
+            annotate(&target, &name, "resume", ANNOTATION_PAUSED, Some("false")).await?;
             println!("safedeployment {name}: resumed");
         }
     }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use kube::ResourceExt;
 
-use crate::api::{CanaryStep, SafeDeployment};
+use crate::api::{CanaryStep, SafeDeployment, SafeDeploymentRecord};
 use crate::core::health::trim_number;
 
 /// `NAME PHASE STABLE CANARY WEIGHT STEP`.
@@ -90,6 +90,15 @@ pub fn status(sd: &SafeDeployment) -> String {
             out,
             "  Attested: {mark} {} — {}",
             attestation.reason, attestation.message
+        );
+    }
+    if let Some(action) = status.history.iter().rev().find(|e| e.actor.is_some()) {
+        let _ = writeln!(
+            out,
+            "  Last action: {} by {} at {}",
+            action.outcome,
+            action.actor.as_deref().unwrap_or_default(),
+            to_second(action.finished_at.as_deref().unwrap_or(&action.started_at))
         );
     }
     let _ = writeln!(out, "\n  Steps:");
@@ -187,13 +196,13 @@ pub fn status(sd: &SafeDeployment) -> String {
 pub fn history(sd: &SafeDeployment) -> String {
     let status = sd.status.clone().unwrap_or_default();
     let mut out = format!(
-        "{:<9} {:<12} {:<15} {:<26} {:<26} {}\n",
-        "REVISION", "HASH", "OUTCOME", "STARTED", "FINISHED", "REASON"
+        "{:<9} {:<12} {:<15} {:<26} {:<26} {:<16} {}\n",
+        "REVISION", "HASH", "OUTCOME", "STARTED", "FINISHED", "BY", "REASON"
     );
     for entry in &status.history {
         let _ = writeln!(
             out,
-            "{:<9} {:<12} {:<15} {:<26} {:<26} {}",
+            "{:<9} {:<12} {:<15} {:<26} {:<26} {:<16} {}",
             entry.revision,
             entry.hash,
             entry.outcome,
@@ -202,8 +211,41 @@ pub fn history(sd: &SafeDeployment) -> String {
                 .finished_at
                 .as_deref()
                 .map_or_else(|| "-".into(), to_second),
+            entry.actor.as_deref().unwrap_or("-"),
             entry.reason
         );
+    }
+    out
+}
+
+/// The durable records (`SafeDeploymentRecord`), oldest first, with the measured values that
+/// decided each.
+pub fn records(records: &[SafeDeploymentRecord]) -> String {
+    let mut out = format!(
+        "\nDurable records (SafeDeploymentRecord, {}):\n{:<9} {:<12} {:<20} {:<26} {:<16} {}\n",
+        records.len(),
+        "REVISION",
+        "HASH",
+        "OUTCOME",
+        "FINISHED",
+        "BY",
+        "REASON"
+    );
+    for record in records {
+        let spec = &record.spec;
+        let _ = writeln!(
+            out,
+            "{:<9} {:<12} {:<20} {:<26} {:<16} {}",
+            spec.revision,
+            spec.hash,
+            spec.outcome,
+            to_second(&spec.finished_at),
+            spec.actor.as_deref().unwrap_or("-"),
+            spec.reason
+        );
+        for measurement in &spec.measurements {
+            let _ = writeln!(out, "          {measurement}");
+        }
     }
     out
 }
@@ -270,13 +312,24 @@ mod tests {
                 verdict: "Target".into(),
                 measured_at: "now".into(),
             }],
-            history: vec![HistoryEntry {
-                revision: 2,
-                hash: "bbb".into(),
-                outcome: "InProgress".into(),
-                started_at: "t0".into(),
-                ..Default::default()
-            }],
+            history: vec![
+                HistoryEntry {
+                    revision: 2,
+                    hash: "bbb".into(),
+                    outcome: "InProgress".into(),
+                    started_at: "t0".into(),
+                    ..Default::default()
+                },
+                HistoryEntry {
+                    revision: 2,
+                    hash: "bbb".into(),
+                    outcome: "Paused".into(),
+                    started_at: "t1".into(),
+                    finished_at: Some("t1".into()),
+                    actor: Some("alice@example.com".into()),
+                    ..Default::default()
+                },
+            ],
             ..Default::default()
         });
         sd
@@ -366,6 +419,30 @@ mod tests {
         let table = table(&[sample()]);
         assert!(table.lines().nth(1).unwrap().starts_with("web"));
         assert!(history(&sample()).contains("InProgress"));
+    }
+
+    #[test]
+    fn history_and_status_name_who_asked_for_a_manual_action() {
+        let history = history(&sample());
+        let paused = history
+            .lines()
+            .find(|l| l.contains("Paused"))
+            .unwrap_or_default();
+        assert!(paused.contains("alice@example.com"), "{history}");
+        let in_progress = history
+            .lines()
+            .find(|l| l.contains("InProgress"))
+            .unwrap_or_default();
+        assert!(!in_progress.contains("alice"), "{history}");
+        let text = status(&sample());
+        assert!(
+            text.contains("Last action: Paused by alice@example.com at t1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn times_are_cut_to_the_second() {
         assert_eq!(
             to_second("2026-12-01T19:20:00.99974282Z"),
             "2026-12-01T19:20:00Z"

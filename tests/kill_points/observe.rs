@@ -134,6 +134,7 @@ pub(crate) fn comparable(status: &SafeDeploymentStatus, namespace: &str) -> Valu
                     "stepStartedAt",
                     "startedAt",
                     "finishedAt",
+                    "recordedThrough",
                     "measuredAt",
                     "value",
                     "baseline",

@@ -79,6 +79,11 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
   - apiGroups: [safedeploy.dev]
     resources: [safedeployments/finalizers]
     verbs: [update]
+  # The durable audit trail: one write-once SafeDeploymentRecord per finished history entry
+  # (created only; never read back, changed or deleted by the operator).
+  - apiGroups: [safedeploy.dev]
+    resources: [safedeploymentrecords]
+    verbs: [create]
   # The ReplicaSets of each revision (label safedeploy.dev/name): created by server-side apply,
   # scaled by patch, old revisions deleted beyond the history limit.
   - apiGroups: [apps]

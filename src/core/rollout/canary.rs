@@ -130,7 +130,8 @@ impl Planner<'_> {
             return None;
         }
         if self.abort {
-            self.revert("aborted by a user", RevertReason::Aborted);
+            let reason = self.aborted_by();
+            self.revert(&reason, RevertReason::Aborted);
             return None;
         }
         Some(health)

@@ -1,5 +1,6 @@
-//! The rollout's memory: revision numbers, the bounded history of rollouts in status, and
-//! garbage collection of old revisions' ReplicaSets beyond `revisionHistoryLimit`.
+//! The rollout's memory: revision numbers, the bounded history of rollouts in status (each
+//! manual action's entry names its requester, `Planner::actor`), and garbage collection of old
+//! revisions' ReplicaSets beyond `revisionHistoryLimit`.
 
 use super::{DEFAULT_REVISION_HISTORY_LIMIT, HISTORY_CAPACITY, Planner};
 use crate::api::conditions::HistoryOutcome;
@@ -79,6 +80,7 @@ impl Planner<'_> {
             reason,
             started_at: self.now(),
             finished_at: None,
+            actor: self.actor.take(),
         });
         let excess = self.status.history.len().saturating_sub(HISTORY_CAPACITY);
         self.status.history.drain(..excess);
@@ -111,6 +113,9 @@ impl Planner<'_> {
             entry.outcome = outcome.to_string();
             entry.reason = reason;
             entry.finished_at = Some(now);
+            if let Some(actor) = self.actor.take() {
+                entry.actor = Some(actor);
+            }
             return;
         }
         self.push_history(hash, outcome, reason);

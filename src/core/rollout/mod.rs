@@ -156,6 +156,8 @@ pub struct Requests {
     pub rollback: Option<(String, i64)>,
     /// A user paused the rollout (annotation), in addition to `spec.paused`.
     pub paused: bool,
+    /// Who the pause annotation names (the requester of the last pause or resume).
+    pub pause_requester: Option<String>,
 }
 
 /// Everything the decision looks at.
@@ -259,6 +261,9 @@ struct Planner<'a> {
     abort: bool,
     promote: bool,
     promote_full: bool,
+    /// The requester of the manual action being carried out: the next history entry written
+    /// takes it (see `requests.rs`).
+    actor: Option<String>,
 }
 
 /// Decides the next actions and status for one SafeDeployment.
@@ -273,6 +278,7 @@ pub fn decide(obs: &Observation<'_>) -> Decision {
         abort: false,
         promote: false,
         promote_full: false,
+        actor: None,
     };
     planner.run();
     planner.finish()

@@ -1,9 +1,16 @@
 //! Manual requests (the annotations `safedeploy promote|abort|pause|resume|retry|rollback`
 //! write): each token is carried out once and remembered in `status.handledRequests`, so a stale
-//! request never acts on a later rollout.
+//! request never acts on a later rollout. Each names its requester (`<token>@<username>`, checked
+//! by the chart's admission policy); the history entry and the Event of the action record them.
 
 use super::Planner;
 use crate::api::conditions::{EventReason, HistoryOutcome};
+use crate::api::labels::requester;
+
+/// The requester as reasons and Events name them.
+fn who(actor: Option<&str>) -> &str {
+    actor.unwrap_or("a user")
+}
 
 /// A request, by its key in `status.handledRequests`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +48,32 @@ impl Planner<'_> {
         self.promote_full = self.take_request(RequestAction::PromoteFull);
         if self.status.canary_revision.is_some() {
             if self.promote_full {
+                let actor = self
+                    .obs
+                    .requests
+                    .promote_full
+                    .as_deref()
+                    .and_then(requester);
                 self.record_manual(
                     HistoryOutcome::PromoteFullRequested,
                     "promote past every remaining step",
+                    actor,
                 );
             } else if self.promote {
+                let actor = self.obs.requests.promote.as_deref().and_then(requester);
                 self.record_manual(
                     HistoryOutcome::PromoteRequested,
                     "promote past the current step",
+                    actor,
                 );
             }
         }
+    }
+
+    /// The reason of an abort, naming its requester, who the history entry of the revert records.
+    pub(super) fn aborted_by(&mut self) -> String {
+        self.actor = self.obs.requests.abort.as_deref().and_then(requester);
+        format!("aborted by {}", who(self.actor.as_deref()))
     }
 
     /// Consumes a request token: true if it is new (and marks it handled).
@@ -85,14 +107,17 @@ impl Planner<'_> {
             .insert(action.key().to_string(), token_key(token));
     }
 
-    /// Records a manual action in the history (a finished entry for the revision it acts on).
-    fn record_manual(&mut self, outcome: HistoryOutcome, what: &str) {
+    /// Records a manual action in the history (a finished entry for the revision it acts on),
+    /// with its requester.
+    fn record_manual(&mut self, outcome: HistoryOutcome, what: &str, actor: Option<String>) {
         let hash = self
             .status
             .canary_revision
             .clone()
             .unwrap_or_else(|| self.obs.desired.hash.clone());
-        self.push_finished_history(&hash, outcome, format!("{what}: requested by a user"));
+        let reason = format!("{what}: requested by {}", who(actor.as_deref()));
+        self.actor = actor;
+        self.push_finished_history(&hash, outcome, reason);
     }
 
     /// Pause and resume are states (the annotation or `spec.paused`), not tokens: a change of
@@ -108,23 +133,30 @@ impl Planner<'_> {
         if paused == was_paused {
             return;
         }
+        // `spec.paused` is an edit of the spec, by whoever may edit it: no requester.
+        let actor = if self.obs.requests.paused == paused {
+            self.obs.requests.pause_requester.clone()
+        } else {
+            None
+        };
+        let by = who(actor.as_deref()).to_string();
         if paused {
             self.status
                 .handled_requests
                 .insert(PAUSED_KEY.to_string(), "true".to_string());
-            self.record_manual(HistoryOutcome::Paused, "pause the rollout");
+            self.record_manual(HistoryOutcome::Paused, "pause the rollout", actor);
             self.event(
                 false,
                 EventReason::Paused,
-                "rollout paused by a user".into(),
+                format!("rollout paused by {by}"),
             );
         } else {
             self.status.handled_requests.remove(PAUSED_KEY);
-            self.record_manual(HistoryOutcome::Resumed, "resume the rollout");
+            self.record_manual(HistoryOutcome::Resumed, "resume the rollout", actor);
             self.event(
                 false,
                 EventReason::Resumed,
-                "rollout resumed by a user".into(),
+                format!("rollout resumed by {by}"),
             );
             // The time spent paused does not count against the step.
             if self.status.canary_revision.is_some() {
@@ -146,14 +178,16 @@ impl Planner<'_> {
         let before = self.status.rejected_revisions.len();
         self.status.rejected_revisions.retain(|h| h != &desired);
         if self.status.rejected_revisions.len() != before {
+            self.actor = requester(&token);
+            let by = who(self.actor.as_deref()).to_string();
             let note = format!(
-                "retry requested: revision {} may roll out again",
+                "retry requested by {by}: revision {} may roll out again",
                 self.revision_number(&desired)
             );
             self.push_finished_history(
                 &desired,
                 HistoryOutcome::RetryRequested,
-                "requested by a user".into(),
+                format!("requested by {by}"),
             );
             self.event(false, EventReason::RetryRequested, note);
         }
@@ -215,11 +249,14 @@ impl Planner<'_> {
             );
             return false;
         }
+        let actor = requester(&token);
+        let by = who(actor.as_deref()).to_string();
         if let Some(canary) = self.status.canary_revision.clone() {
+            self.actor.clone_from(&actor);
             self.finish_history(
                 &canary,
                 HistoryOutcome::Aborted,
-                format!("rollback to revision {number}"),
+                format!("rollback to revision {number} requested by {by}"),
             );
         }
         let desired = self.obs.desired.hash.clone();
@@ -228,15 +265,16 @@ impl Planner<'_> {
         }
         self.status.stable_revision = Some(target.clone());
         self.clear_canary();
+        self.actor = actor;
         self.push_finished_history(
             &target,
             HistoryOutcome::RolledBack,
-            format!("rollback to revision {number} requested by a user"),
+            format!("rollback to revision {number} requested by {by}"),
         );
         self.event(
             false,
             EventReason::RolledBack,
-            format!("rolled back to revision {number} ({target})"),
+            format!("rolled back to revision {number} ({target}) by {by}"),
         );
         true
     }

@@ -83,3 +83,113 @@ fn rollback_scales_a_recorded_revision_back_up() {
             .any(|e| e.outcome == "RolledBack" && e.revision == 1)
     );
 }
+
+/// The history entries with an actor, as `(outcome, actor)`.
+fn actions(sim: &Sim) -> Vec<(String, String)> {
+    sim.status
+        .history
+        .iter()
+        .filter_map(|e| Some((e.outcome.clone(), e.actor.clone()?)))
+        .collect()
+}
+
+#[test]
+fn every_manual_action_records_its_requester_and_nothing_else_does() {
+    let steps = vec![weight(25), pause(None), weight(50), pause(None)];
+    let mut sim = established("app:v1", 4, steps);
+    sim.deploy("app:v2");
+    sim.requests.paused = true;
+    sim.requests.pause_requester = Some("bob".into());
+    sim.settle(5);
+    sim.requests.paused = false;
+    sim.requests.pause_requester = Some("carol@example.com".into());
+    sim.settle(5);
+    sim.requests.promote = Some("p1@dave".into());
+    sim.settle(5);
+    sim.requests.abort = Some("a1@erin".into());
+    sim.settle(5);
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    let expected = [
+        ("Paused", "bob"),
+        ("Resumed", "carol@example.com"),
+        ("PromoteRequested", "dave"),
+        ("Reverted", "erin"),
+    ]
+    .map(|(o, a)| (o.to_string(), a.to_string()));
+    // The revert closes the canary's entry, which opened before the other actions.
+    let mut recorded = actions(&sim);
+    recorded.sort_unstable_by_key(|(outcome, _)| expected.iter().position(|(o, _)| o == outcome));
+    assert_eq!(recorded, expected);
+    // The revert of an abort names the requester in its reason and its Event.
+    let reverted = sim
+        .status
+        .history
+        .iter()
+        .find(|e| e.outcome == "Reverted")
+        .unwrap();
+    assert!(
+        reverted.reason.contains("aborted by erin"),
+        "{}",
+        reverted.reason
+    );
+    let notes: Vec<&str> = sim.events.iter().map(|e| e.note.as_str()).collect();
+    for needle in [
+        "rollout paused by bob",
+        "rollout resumed by carol@example.com",
+        "aborted by erin",
+    ] {
+        assert!(
+            notes.iter().any(|n| n.contains(needle)),
+            "{needle}: {notes:?}"
+        );
+    }
+    // What the operator decided by itself (the first rollout's promotion) names no one.
+    assert!(
+        sim.status
+            .history
+            .iter()
+            .filter(|e| e.outcome == "Promoted")
+            .all(|e| e.actor.is_none())
+    );
+}
+
+#[test]
+fn retry_and_rollback_record_their_requester_and_an_unnamed_request_records_none() {
+    let mut sim = established("app:v1", 2, steps_weights(&[50]));
+    sim.deploy("app:v2");
+    let new = sim.revision().hash;
+    sim.faults.insert(new.clone(), Fault::Crash);
+    sim.settle(10);
+    sim.faults.remove(&new);
+    sim.requests.retry = Some("t1@frank".into());
+    sim.settle(20);
+    assert_eq!(sim.status.stable_revision, Some(new));
+    sim.requests.rollback = Some(("1/r1@grace".into(), 1));
+    sim.settle(10);
+    let recorded = actions(&sim);
+    assert!(
+        recorded.contains(&("RetryRequested".into(), "frank".into())),
+        "{recorded:?}"
+    );
+    assert!(
+        recorded.contains(&("RolledBack".into(), "grace".into())),
+        "{recorded:?}"
+    );
+    // A token without a requester (written before governance, or by hand) is still carried out,
+    // and names no one.
+    sim.requests.retry = Some("t2".into());
+    sim.settle(1);
+    let last = sim
+        .status
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.outcome == "RetryRequested")
+        .unwrap();
+    assert_eq!(last.actor, None);
+    assert!(
+        last.reason.contains("requested by a user"),
+        "{}",
+        last.reason
+    );
+}
