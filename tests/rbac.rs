@@ -377,8 +377,29 @@ async fn without_patch_on_replicasets_the_operator_fails_with_a_clear_error() {
             .items
             .is_empty()
     );
-    let status = operator::status_now(&ns, "web").await;
+    // The failure reaches status under the chart's RBAC too (it grants only what the operator
+    // uses: the report reads the object through `get` on safedeployments, writes through
+    // `patch` on safedeployments/status).
+    let status = operator::wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "a Stalled condition naming the missing permission",
+        |status| {
+            status.conditions.iter().any(|c| {
+                c.type_ == "Stalled"
+                    && c.status == "True"
+                    && (c.message.contains(expected) || c.message.contains(expected_plain))
+            })
+        },
+    )
+    .await;
     assert_ne!(status.phase, Phase::Healthy);
+    assert!(
+        !operator.log().contains("could not record the failure"),
+        "the report of the failure was itself refused:\n{}",
+        operator.log()
+    );
 }
 
 #[tokio::test]

@@ -562,7 +562,9 @@ pub async fn report_failure(sd: &SafeDeployment, ctx: &Context, error: &Reconcil
     let kind = error.failure_kind();
     let sds: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let recorded = async {
-        let current = sds.get_status(&name).await?;
+        // Read through `get` on the object (which the operator holds to watch), not the status
+        // subresource's own `get` (which the chart does not grant).
+        let current = sds.get(&name).await?;
         let mut status = current.status.clone().unwrap_or_default();
         let generation = current.metadata.generation;
         if !failure::record_failure(&mut status, kind, &message, generation, Timestamp::now()) {
