@@ -49,3 +49,11 @@ pub const REQUEST_RETRY: &str = "safedeploy.dev/retry";
 pub const REQUEST_ROLLBACK: &str = "safedeploy.dev/rollback";
 /// Annotation that pauses the rollout while `"true"`.
 pub const ANNOTATION_PAUSED: &str = "safedeploy.dev/paused";
+
+/// Annotation asking to let the rollout move during a freeze: JSON
+/// `{"user": "...", "reason": "...", "expires": "<RFC 3339>"}` ([`super::freeze::BreakGlass`]).
+/// Admission checks that `user` is the requester and holds the break-glass verb.
+pub const REQUEST_BREAK_GLASS: &str = "safedeploy.dev/break-glass";
+/// Label on a SafeDeploymentPolicy: `Deny` makes the chart's admission policy deny a
+/// SafeDeployment that violates the policy's `requirements`; otherwise it warns.
+pub const LABEL_REQUIREMENTS_ADMISSION: &str = "safedeploy.dev/requirements-admission";

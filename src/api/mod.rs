@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod freeze;
 pub mod gates;
 panic_free! {
     pub mod duration;
@@ -11,6 +12,7 @@ pub mod image;
 pub mod labels;
 pub mod policy;
 pub mod rejection;
+pub mod requirements;
 pub mod rules;
 pub mod safedeployment;
 pub mod traffic;

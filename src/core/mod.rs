@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod failure;
+pub mod freeze;
 pub mod health;
 pub mod preflight;
 pub mod revision;
