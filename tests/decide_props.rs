@@ -364,6 +364,8 @@ proptest! {
             preflight: preflight.clone(),
             analyses,
             requests,
+            freeze: Default::default(),
+            requirements: Vec::new(),
             now,
         };
         let decision = decide(&observation);

@@ -324,10 +324,21 @@ pub fn check_window(window: &FreezeWindow, now: Timestamp) -> Result<(), WindowE
     place(window, now).map(|_| ())
 }
 
+/// What the rollout decision needs to know of freezes: the windows' verdict at `now`, and a
+/// break-glass request as read at `now`. The default is open, with no request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FreezeGate {
+    /// The windows' verdict.
+    pub state: FreezeState,
+    /// The break-glass request.
+    pub break_glass: BreakGlassState,
+}
+
 /// A break-glass request as the operator honours it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BreakGlassState {
     /// No request (or an empty one).
+    #[default]
     None,
     /// In force until `expires`.
     Active {

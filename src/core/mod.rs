@@ -10,6 +10,7 @@ pub mod failure;
 pub mod freeze;
 pub mod health;
 pub mod preflight;
+pub mod requirements;
 pub mod revision;
 pub mod rollout;
 pub mod status_budget;

@@ -1,0 +1,86 @@
+//! What the namespace's SafeDeploymentPolicy asks of a rollout besides trust: its freeze windows
+//! (with the SafeDeployment's break-glass request) and its rollout requirements, evaluated by the
+//! pure `core::freeze` and `core::requirements` at the reconcile's `now`.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use super::Context;
+use super::error::ReconcileError;
+use crate::api::SafeDeployment;
+use crate::api::duration::SpecDuration;
+use crate::api::freeze::DEFAULT_MAX_BREAK_GLASS;
+use crate::api::labels::REQUEST_BREAK_GLASS;
+use crate::attest::policy::resolve_policy;
+use crate::core::freeze::{FreezeGate, break_glass, evaluate};
+use crate::core::requirements::{Violation, check};
+
+/// The freeze gate and the unmet requirements of one rollout.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyGates {
+    /// Freeze windows at `now` and the break-glass request.
+    pub freeze: FreezeGate,
+    /// Requirements the spec falls short of.
+    pub requirements: Vec<Violation>,
+}
+
+/// Evaluates the freeze windows and requirements of the policy that applies to `sd`'s
+/// namespace. Reads the namespace's labels only when some policy has windows or requirements.
+pub async fn policy_gates(
+    sd: &SafeDeployment,
+    ctx: &Context,
+    namespace: &str,
+    now: jiff::Timestamp,
+) -> Result<PolicyGates, ReconcileError> {
+    let policies = ctx.policies.state();
+    if !policies
+        .iter()
+        .any(|p| p.spec.freeze.is_some() || p.spec.requirements.is_some())
+    {
+        return Ok(PolicyGates::default());
+    }
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let labels = namespaces
+        .get_metadata_opt(namespace)
+        .await?
+        .map(|ns| ns.labels().clone())
+        .unwrap_or_default();
+    let Some(policy) = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()))
+    else {
+        return Ok(PolicyGates::default());
+    };
+    let freeze = policy
+        .spec
+        .freeze
+        .as_ref()
+        .map(|freeze| {
+            let max = freeze
+                .max_break_glass
+                .clone()
+                .unwrap_or_else(|| SpecDuration::from(DEFAULT_MAX_BREAK_GLASS))
+                .parse()
+                .unwrap_or(std::time::Duration::from_secs(4 * 3600));
+            FreezeGate {
+                state: evaluate(freeze, now),
+                break_glass: break_glass(
+                    sd.annotations()
+                        .get(REQUEST_BREAK_GLASS)
+                        .map(String::as_str),
+                    max,
+                    now,
+                ),
+            }
+        })
+        .unwrap_or_default();
+    let requirements = policy
+        .spec
+        .requirements
+        .as_ref()
+        .map(|r| check(r, &sd.spec, namespace))
+        .unwrap_or_default();
+    Ok(PolicyGates {
+        freeze,
+        requirements,
+    })
+}
