@@ -134,17 +134,12 @@ impl Planner<'_> {
         format!("frozen by window {} {until}{reason}", span.window)
     }
 
-    /// Announces the freeze once per freeze (not on every reconcile while it lasts), and
+    /// Sets the status of a rollout the freeze holds (phase Paused, `message`), announcing it
+    /// once (when the message is new, not on every reconcile while the freeze lasts), and
     /// refuses a promote that arrived during it.
-    fn announce_freeze(&mut self, span: &Span, what: &str) {
-        let already = self
-            .obs
-            .status
-            .freeze
-            .as_ref()
-            .is_some_and(|f| f.active && f.window == span.window);
+    fn announce_freeze(&mut self, span: &Span, what: &str, message: String) {
         let description = Self::describe_freeze(span);
-        if !already {
+        if self.obs.status.message.as_deref() != Some(message.as_str()) {
             self.event(
                 false,
                 EventReason::Frozen,
@@ -158,21 +153,20 @@ impl Planner<'_> {
                 format!("promote refused: {description}; a break-glass override can lift it"),
             );
         }
+        self.status.phase = Phase::Paused;
+        self.status.message = Some(message);
     }
 
     /// A new revision (or a first one) waits for the freeze to end; whatever else the decision
     /// does (the stable revision keeps running) goes on.
     pub(super) fn wait_frozen_before_start(&mut self, span: &Span) {
         let desired = self.obs.desired.hash.clone();
-        self.announce_freeze(
-            span,
-            &format!("revision {}", self.revision_number(&desired)),
-        );
-        self.status.phase = Phase::Paused;
-        self.status.message = Some(format!(
+        let message = format!(
             "revision {desired} waits to start: {}",
             Self::describe_freeze(span)
-        ));
+        );
+        let what = format!("revision {}", self.revision_number(&desired));
+        self.announce_freeze(span, &what, message);
     }
 
     /// The canary holds at the weight of its current step (at the last step's weight while
@@ -184,13 +178,13 @@ impl Planner<'_> {
         self.scale_canary(desired, stable, weight);
         self.status.canary_weight = weight;
         self.status.step_display = Some(self.step_position(at));
-        self.announce_freeze(span, &format!("step {}", self.step_position(at)));
-        self.status.phase = Phase::Paused;
-        self.status.message = Some(format!(
+        let message = format!(
             "step {} holds at weight {weight}: {}; reverts and aborts go on",
             self.step_position(at),
             Self::describe_freeze(span)
-        ));
+        );
+        let what = format!("step {}", self.step_position(at));
+        self.announce_freeze(span, &what, message);
         self.set_conditions();
     }
 }
