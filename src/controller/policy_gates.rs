@@ -2,17 +2,15 @@
 //! (with the SafeDeployment's break-glass request) and its rollout requirements, evaluated by the
 //! pure `core::freeze` and `core::requirements` at the reconcile's `now`.
 
-use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::api::Api;
 
 use super::Context;
+use super::attestation::namespace_policy;
 use super::error::ReconcileError;
 use crate::api::SafeDeployment;
 use crate::api::duration::SpecDuration;
 use crate::api::freeze::DEFAULT_MAX_BREAK_GLASS;
 use crate::api::labels::REQUEST_BREAK_GLASS;
-use crate::attest::policy::resolve_policy;
 use crate::core::freeze::{FreezeGate, break_glass, evaluate};
 use crate::core::requirements::{Violation, check};
 
@@ -33,21 +31,15 @@ pub async fn policy_gates(
     namespace: &str,
     now: jiff::Timestamp,
 ) -> Result<PolicyGates, ReconcileError> {
-    let policies = ctx.policies.state();
-    if !policies
+    let any_policy_asks = ctx
+        .policies
+        .state()
         .iter()
-        .any(|p| p.spec.freeze.is_some() || p.spec.requirements.is_some())
-    {
+        .any(|p| p.spec.freeze.is_some() || p.spec.requirements.is_some());
+    if !any_policy_asks {
         return Ok(PolicyGates::default());
     }
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let labels = namespaces
-        .get_metadata_opt(namespace)
-        .await?
-        .map(|ns| ns.labels().clone())
-        .unwrap_or_default();
-    let Some(policy) = resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()))
-    else {
+    let Some(policy) = namespace_policy(ctx, namespace).await? else {
         return Ok(PolicyGates::default());
     };
     let freeze = policy
