@@ -262,6 +262,27 @@ async fn specs_at_the_boundaries_are_accepted() {
     policy["spec"]["namespaces"] = json!(["team-a", repeat('n', 63)]);
     policy["spec"]["namespaceSelector"] =
         json!({"matchLabels": {"kubernetes.io/metadata.name": "team-b"}});
+    // Freeze windows and requirements at their bounds: 32 windows, a 256-character rule, a
+    // three-part zone name, 744h, 72h of break-glass, every requirement at its limit.
+    let mut windows: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            json!({"name": format!("w{i}"), "effect": "Allow",
+            "once": {"start": "2026-12-24T00:00:00.5+14:00", "end": "2026-12-24T00:00:01-12:00"}})
+        })
+        .collect();
+    let long_rule = format!("FREQ=DAILY{};BYMINUTE=0,1,2", ";INTERVAL=1".repeat(21));
+    assert_eq!(long_rule.len(), 256);
+    windows.push(json!({"name": repeat('x', 63), "reason": repeat('r', 256),
+        "recurring": {"rrule": long_rule, "timeZone": "America/Argentina/Buenos_Aires",
+                      "start": "2026-12-24T00:00:00", "duration": "744h"}}));
+    windows.push(
+        json!({"name": "weekend", "recurring": {"rrule": "FREQ=WEEKLY;BYDAY=FR",
+        "timeZone": "Europe/Berlin", "start": "2026-01-02T18:00", "duration": "1m"}}),
+    );
+    policy["spec"]["freeze"] = json!({"windows": windows, "maxBreakGlass": "72h"});
+    policy["spec"]["requirements"] = json!({"minSteps": 100, "maxWeightStep": 1,
+        "requireBackgroundAnalysis": true, "requiredMetrics": (0..16).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "minBakeTime": "168h", "requireFreshBaselineIn": ["team-a"]});
     match dry_run_create(&policies, &policy).await {
         Ok(()) => println!("accepted (policy at the boundaries)"),
         Err(message) => failures.push(format!("policy at the boundaries: rejected: {message}")),

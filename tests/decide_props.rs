@@ -17,6 +17,7 @@ use safedeploy::api::{
     PauseStep, RevisionRecord, SafeDeploymentSpec, SafeDeploymentStatus,
     Strategy as RolloutStrategy, Thresholds,
 };
+use safedeploy::core::freeze::{FreezeGate, FreezeState, Span};
 use safedeploy::core::revision::Revision;
 use safedeploy::core::rollout::{
     AttestationGate, MAX_REQUEUE, Observation, ReplicaSetView, Requests, decide,
@@ -187,6 +188,8 @@ struct World {
     preflight_fails: bool,
     requests: RequestTokens,
     now_offset: i64,
+    /// A freeze window holds the rollout (no break-glass).
+    frozen: bool,
 }
 
 fn any_world() -> impl Strategy<Value = World> {
@@ -217,6 +220,7 @@ fn any_world() -> impl Strategy<Value = World> {
                 any::<bool>(),
             ),
             prop_oneof![0i64..100_000, Just(-1_000_000)],
+            any::<bool>(),
         ),
     )
         .prop_map(|(a, b, c)| World {
@@ -234,6 +238,7 @@ fn any_world() -> impl Strategy<Value = World> {
             preflight_fails: b.5,
             requests: c.0,
             now_offset: c.1,
+            frozen: c.2,
         })
 }
 
@@ -365,6 +370,20 @@ proptest! {
             preflight: preflight.clone(),
             analyses,
             requests,
+            freeze: if world.frozen {
+                FreezeGate {
+                    state: FreezeState::Frozen(Span {
+                        window: "w".into(),
+                        reason: None,
+                        start: None,
+                        end: now.checked_add(jiff::SignedDuration::from_mins(5)).ok(),
+                    }),
+                    break_glass: Default::default(),
+                }
+            } else {
+                FreezeGate::default()
+            },
+            requirements: Vec::new(),
             now,
         };
         let decision = decide(&observation);
@@ -397,6 +416,32 @@ proptest! {
                 if action.revision == hashes.desired {
                     prop_assert!(action.replicas <= observed(&hashes.desired).max(0), "blocked revision scaled up: {action:?}");
                 }
+            }
+        }
+        // A freeze lets no new canary start, no step complete and nothing be promoted (a
+        // rollback, which is never frozen, aside); whatever it holds, it may still revert.
+        if world.frozen && status.stable_revision.is_some() {
+            let desired = hashes.desired.as_str();
+            let rollback = decision.status.history.iter().any(|e| e.outcome == "RolledBack");
+            let was_canary = status.canary_revision.as_deref() == Some(desired);
+            prop_assert!(
+                was_canary || decision.status.canary_revision.as_deref() != Some(desired),
+                "a canary started while frozen"
+            );
+            prop_assert!(
+                rollback
+                    || status.stable_revision.as_deref() == Some(desired)
+                    || decision.status.stable_revision.as_deref() != Some(desired),
+                "promoted while frozen"
+            );
+            if was_canary && decision.status.canary_revision.as_deref() == Some(desired) {
+                prop_assert!(
+                    decision.status.current_step_index.unwrap_or(0).max(0)
+                        <= status.current_step_index.unwrap_or(0).max(0),
+                    "a step completed while frozen: {:?} -> {:?}",
+                    status.current_step_index,
+                    decision.status.current_step_index
+                );
             }
         }
         // A promotion only happens with the background analysis passing, or a person's promote-full.

@@ -205,6 +205,11 @@ vocabulary! {
         ReconcileFailed,
         /// `Stalled=True`, set by the controller: the reconcile panicked.
         ReconcilePanicked,
+        /// `Progressing`, `Reconciling`: a freeze window of the namespace's policy holds the
+        /// rollout (no new canary, step or promotion; reverts go on).
+        Frozen,
+        /// `Ready`, `Stalled`: the revision falls short of the policy's rollout requirements.
+        RequirementNotMet,
     }
 }
 
@@ -246,6 +251,12 @@ vocabulary! {
         ReconcileFailed,
         /// A reconcile panicked.
         ReconcilePanicked,
+        /// A freeze window holds the rollout (a new canary, a step or a promotion waits).
+        Frozen,
+        /// A break-glass override let the rollout move during a freeze.
+        FreezeOverridden,
+        /// The revision falls short of the policy's rollout requirements.
+        RequirementNotMet,
     }
 }
 
@@ -278,6 +289,8 @@ vocabulary! {
         Paused,
         /// A user resumed the rollout.
         Resumed,
+        /// A break-glass override let the rollout move during a freeze (who, why, until when).
+        FreezeOverridden,
     }
 }
 
@@ -340,7 +353,9 @@ mod tests {
                 "NotStalled",
                 "StableReplicaSetLost",
                 "ReconcileFailed",
-                "ReconcilePanicked"
+                "ReconcilePanicked",
+                "Frozen",
+                "RequirementNotMet"
             ]
         );
         assert_eq!(
@@ -362,7 +377,10 @@ mod tests {
                 "StableReplicaSetLost",
                 "StatusRecovered",
                 "ReconcileFailed",
-                "ReconcilePanicked"
+                "ReconcilePanicked",
+                "Frozen",
+                "FreezeOverridden",
+                "RequirementNotMet"
             ]
         );
         assert_eq!(
@@ -380,7 +398,8 @@ mod tests {
                 "PromoteRequested",
                 "PromoteFullRequested",
                 "Paused",
-                "Resumed"
+                "Resumed",
+                "FreezeOverridden"
             ]
         );
         assert_eq!(

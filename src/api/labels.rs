@@ -87,6 +87,14 @@ pub fn requester(value: &str) -> Option<String> {
     name.get(..end).map(str::to_string)
 }
 
+/// Annotation asking to let the rollout move during a freeze: JSON
+/// `{"user": "...", "reason": "...", "expires": "<RFC 3339>"}` ([`super::freeze::BreakGlass`]).
+/// Admission checks that `user` is the requester and holds the break-glass verb.
+pub const REQUEST_BREAK_GLASS: &str = "safedeploy.dev/break-glass";
+/// Label on a SafeDeploymentPolicy: `Deny` makes the chart's admission policy deny a
+/// SafeDeployment that violates the policy's `requirements`; otherwise it warns.
+pub const LABEL_REQUIREMENTS_ADMISSION: &str = "safedeploy.dev/requirements-admission";
+
 #[cfg(test)]
 mod tests {
     use super::*;

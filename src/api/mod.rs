@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod freeze;
 pub mod gates;
 panic_free! {
     pub mod duration;
@@ -12,6 +13,7 @@ pub mod labels;
 pub mod policy;
 pub mod record;
 pub mod rejection;
+pub mod requirements;
 pub mod rules;
 pub mod safedeployment;
 pub mod traffic;

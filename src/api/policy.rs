@@ -12,6 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::{SpecDuration, duration_rules};
+use super::freeze::FreezePolicy;
+use super::requirements::RolloutRequirements;
 use super::rules::label_rules;
 
 /// A signature algorithm, fixed per trusted key.
@@ -173,6 +175,17 @@ pub struct SafeDeploymentPolicySpec {
     /// requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisPolicy>,
+
+    /// Freeze windows: when rollouts in the selected namespaces may not move forward (see
+    /// `docs/freeze-windows.md`). Reverts and aborts are never frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<FreezePolicy>,
+
+    /// What every SafeDeployment in the selected namespaces must ask of its canary (steps, weight
+    /// jumps, analyses, bake time, a fresh baseline). A revision that falls short does not roll
+    /// out; the chart's admission policy warns (or denies) at `kubectl apply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<RolloutRequirements>,
 }
 
 fn default_true() -> bool {
@@ -196,6 +209,8 @@ impl Default for SafeDeploymentPolicySpec {
             required_environment: BTreeMap::new(),
             limits: None,
             analysis: None,
+            freeze: None,
+            requirements: None,
         }
     }
 }

@@ -420,6 +420,9 @@ pub struct SafeDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub recorded_through: Option<String>,
+    /// The freeze of the namespace's policy that holds the rollout now, or else the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<super::freeze::FreezeStatus>,
 }
 
 /// The fresh baseline of a canary: what it runs, how big it is, and whether it can be compared

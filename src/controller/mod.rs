@@ -19,6 +19,7 @@ mod error;
 pub mod fault;
 pub mod leader;
 pub mod observe;
+mod policy_gates;
 mod reconcile;
 mod watch;
 

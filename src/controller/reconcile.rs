@@ -20,7 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
 use super::error::ReconcileError;
-use super::{Context, analysis, apply, attestation, config, observe};
+use super::{Context, analysis, apply, attestation, config, observe, policy_gates};
 use crate::api::health::PodView;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
@@ -258,6 +258,8 @@ struct Dereferenced {
     baseline_replica_sets: Vec<ReplicaSetView>,
     prepared: config::Prepared,
     attestation: AttestationGate,
+    /// The policy's freeze windows and rollout requirements.
+    policy_gates: policy_gates::PolicyGates,
 }
 
 impl Dereferenced {
@@ -276,6 +278,8 @@ impl Dereferenced {
             preflight: self.prepared.preflight.clone(),
             analyses: self.analyses.gates.clone(),
             requests: observe::requests(sd.annotations()),
+            freeze: self.policy_gates.freeze.clone(),
+            requirements: self.policy_gates.requirements.clone(),
             now: self.now,
         }
     }
@@ -321,6 +325,7 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
     let revision = &prepared.revision;
     let running = replica_sets.iter().any(|rs| rs.revision == revision.hash);
     let attestation = attestation_for(sd, ctx, revision, &status, running).await?;
+    let policy_gates = policy_gates::policy_gates(sd, ctx, &namespace, now).await?;
     Ok(Dereferenced {
         namespace,
         name,
@@ -335,6 +340,7 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
         baseline_replica_sets,
         prepared,
         attestation,
+        policy_gates,
     })
 }
 

@@ -7,9 +7,11 @@
 
 pub mod config;
 pub mod failure;
+pub mod freeze;
 pub mod health;
 pub mod preflight;
 pub mod record;
+pub mod requirements;
 pub mod revision;
 pub mod rollout;
 pub mod status_budget;

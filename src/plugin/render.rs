@@ -84,6 +84,9 @@ pub fn status(sd: &SafeDeployment) -> String {
             baseline.selector, baseline.ready, baseline.replicas, baseline.message
         );
     }
+    if let Some(freeze) = &status.freeze {
+        let _ = writeln!(out, "  Freeze:   {}", describe_freeze(freeze));
+    }
     if let Some(attestation) = &status.attestation {
         let mark = if attestation.verified { "✔" } else { "✖" };
         let _ = writeln!(
@@ -250,6 +253,34 @@ pub fn records(records: &[SafeDeploymentRecord]) -> String {
     out
 }
 
+/// The active freeze (or the next one, or a break-glass override), in one line.
+fn describe_freeze(freeze: &crate::api::freeze::FreezeStatus) -> String {
+    let when = |t: &Option<String>| t.as_deref().map_or("-".to_string(), to_second);
+    let reason = freeze
+        .reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    match (&freeze.break_glass, freeze.active) {
+        (Some(by), _) => format!(
+            "{}{reason} until {}, lifted by break-glass: {by}",
+            freeze.window,
+            when(&freeze.end)
+        ),
+        (None, true) => format!(
+            "FROZEN by {}{reason} until {}: no new canary, step or promotion; reverts go on",
+            freeze.window,
+            when(&freeze.end)
+        ),
+        (None, false) => format!(
+            "next {}{reason} from {} to {}",
+            freeze.window,
+            when(&freeze.start),
+            when(&freeze.end)
+        ),
+    }
+}
+
 /// An RFC 3339 time to the second (status keeps nanoseconds), for aligned columns.
 fn to_second(time: &str) -> String {
     match time.parse::<jiff::Timestamp>() {
@@ -411,6 +442,41 @@ mod tests {
         assert!(
             text.contains("Baseline: fresh, aaa-baseline (1/2 available) — baseline starting"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn status_shows_the_active_or_next_freeze() {
+        let mut sd = sample();
+        assert!(!status(&sd).contains("Freeze:"));
+        let freeze = |active: bool, break_glass: Option<&str>| crate::api::freeze::FreezeStatus {
+            active,
+            window: "year-end".into(),
+            reason: Some("change freeze".into()),
+            start: Some("2026-12-24T00:00:00.123Z".into()),
+            end: Some("2027-01-02T00:00:00Z".into()),
+            break_glass: break_glass.map(Into::into),
+        };
+        let mut shown = |f| {
+            if let Some(s) = sd.status.as_mut() {
+                s.freeze = Some(f);
+            }
+            status(&sd)
+        };
+        assert!(
+            shown(freeze(true, None)).contains(
+                "Freeze:   FROZEN by year-end (change freeze) until 2027-01-02T00:00:00Z"
+            )
+        );
+        assert!(shown(freeze(false, None)).contains(
+            "Freeze:   next year-end (change freeze) from 2026-12-24T00:00:00Z to 2027-01-02T00:00:00Z"
+        ));
+        assert!(
+            shown(freeze(
+                false,
+                Some("alice: hotfix (until 2026-12-24T02:00:00Z)")
+            ))
+            .contains("lifted by break-glass: alice: hotfix")
         );
     }
 

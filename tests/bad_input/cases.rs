@@ -4,6 +4,9 @@
 
 use serde_json::{Value, json};
 
+#[path = "freeze_cases.rs"]
+mod freeze_cases;
+
 /// Changes a valid manifest into an invalid (or boundary) one.
 pub(crate) type Mutation = Box<dyn Fn(&mut Value)>;
 
@@ -632,7 +635,7 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
 
 /// The invalid SafeDeploymentPolicies.
 pub(crate) fn policy_cases() -> Vec<Case> {
-    vec![
+    let mut cases = vec![
         case(
             "maxAge 0s",
             "maxAge must be at least 1m and at most 8760h",
@@ -687,5 +690,7 @@ pub(crate) fn policy_cases() -> Vec<Case> {
             "spec.requiredChecks[0].name: Too long",
             |p| p["spec"]["requiredChecks"] = json!([{"name": repeat('c', 257)}]),
         ),
-    ]
+    ];
+    cases.extend(freeze_cases::freeze_policy_cases());
+    cases
 }

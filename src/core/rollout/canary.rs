@@ -50,6 +50,11 @@ impl Planner<'_> {
         let Some(health) = self.check_gates(&desired, &stable, index) else {
             return;
         };
+        // After the gates that revert: a freeze holds steps and promotions, never a revert.
+        if let Some(span) = self.freeze_in_force().cloned() {
+            self.hold_frozen(&span, index, &desired, &stable);
+            return;
+        }
 
         let mut index = index;
         if self.promote_full && index < steps.len() {
@@ -288,7 +293,7 @@ impl Planner<'_> {
     }
 
     /// `3/5`: step `index` (from 0) of the canary's steps, as status and events count them.
-    fn step_position(&self, index: usize) -> String {
+    pub(super) fn step_position(&self, index: usize) -> String {
         format!(
             "{}/{}",
             index.saturating_add(1),

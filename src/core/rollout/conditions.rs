@@ -23,6 +23,10 @@ pub(super) struct Outcome<'a> {
     pub attestation: &'a AttestationGate,
     /// Preflight of the desired revision.
     pub preflight: &'a Result<(), Vec<String>>,
+    /// The spec meets the policy's rollout requirements.
+    pub requirements_met: bool,
+    /// A freeze window holds the rollout.
+    pub frozen: bool,
 }
 
 /// One condition before its transition time is known.
@@ -68,12 +72,15 @@ pub(super) fn compute_conditions(
         ConditionReason::RevisionRejected
     } else if blocked && !outcome.attestation.allows() {
         ConditionReason::AttestationFailed
+    } else if blocked && !outcome.requirements_met {
+        ConditionReason::RequirementNotMet
     } else if blocked {
         ConditionReason::PreflightFailed
     } else {
         ConditionReason::RolloutInProgress
     };
     let progressing_reason = match phase {
+        Phase::Paused if outcome.frozen => ConditionReason::Frozen,
         Phase::Paused => ConditionReason::Paused,
         Phase::Inconclusive => ConditionReason::AnalysisInconclusive,
         Phase::Degraded => ConditionReason::RolloutReverted,
@@ -216,6 +223,8 @@ impl Planner<'_> {
             ready: at_rest && self.all_ready(desired),
             attestation: &self.obs.attestation,
             preflight: &self.obs.preflight,
+            requirements_met: self.obs.requirements.is_empty(),
+            frozen: self.freeze_in_force().is_some(),
         };
         self.status.conditions = compute_conditions(
             &outcome,

@@ -24,9 +24,12 @@ use crate::api::gates::AnalysisGate;
 use crate::api::health::PodView;
 use crate::api::rejection::RejectReason;
 use crate::api::{AttestationVerdict, Phase, SafeDeploymentSpec, SafeDeploymentStatus};
+use crate::core::freeze::FreezeGate;
+use crate::core::requirements::Violation;
 
 mod canary;
 mod conditions;
+mod freeze;
 mod gates;
 mod history;
 mod recovery;
@@ -193,6 +196,12 @@ pub struct Observation<'a> {
     pub analyses: BTreeMap<String, AnalysisGate>,
     /// Manual requests.
     pub requests: Requests,
+    /// The freeze windows of the namespace's policy at `now`, and a break-glass request
+    /// (`core::freeze`). A freeze holds new canaries, steps and promotions, never a revert.
+    pub freeze: FreezeGate,
+    /// The policy's rollout requirements the spec falls short of (`core::requirements`): any
+    /// blocks the desired revision like a failed preflight.
+    pub requirements: Vec<Violation>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -292,6 +301,7 @@ impl<'a> Planner<'a> {
         self.status.attestation = Some(self.obs.attestation.verdict(&desired));
         self.take_requests();
         self.handle_pause_transition();
+        self.observe_freeze();
         self.recover_from_the_cluster();
         self.handle_retry();
         if self.handle_rollback() {
@@ -299,7 +309,19 @@ impl<'a> Planner<'a> {
             return;
         }
         let stable = self.status.stable_revision.clone();
+        let frozen = self.freeze_in_force().cloned();
+        let canary_is_desired = self.status.canary_revision.as_deref() == Some(desired.as_str());
         match stable {
+            // A first revision that has not started waits for a freeze to end, like a canary.
+            None if frozen.is_some()
+                && !self.any_replica_set_of(&desired)
+                && self.gates_allow() =>
+            {
+                if let Some(span) = &frozen {
+                    self.wait_frozen_before_start(span);
+                }
+                self.set_conditions();
+            }
             None => self.initial_rollout(),
             // Status says the desired revision is stable, but none of its ReplicaSets exists:
             // it never ran here (a forged or restored status) or they were deleted. Recreating
@@ -323,8 +345,18 @@ impl<'a> Planner<'a> {
                 self.steady_state();
             }
             Some(_) if !self.gates_allow() => {
-                self.abandon_canary("the new revision is blocked (attestation or preflight)");
+                self.abandon_canary(
+                    "the new revision is blocked (attestation, preflight or policy requirements)",
+                );
                 self.record_blocked();
+                self.steady_state();
+            }
+            // No new canary starts during a freeze (a canary of an older revision stops).
+            Some(_) if !canary_is_desired && frozen.is_some() => {
+                self.abandon_canary("a newer revision replaced it");
+                if let Some(span) = &frozen {
+                    self.wait_frozen_before_start(span);
+                }
                 self.steady_state();
             }
             Some(_) => self.canary_rollout(),
@@ -395,7 +427,9 @@ impl<'a> Planner<'a> {
 
     /// Whether the gates let the desired revision start: attestation and preflight.
     fn gates_allow(&self) -> bool {
-        self.obs.attestation.allows() && self.obs.preflight.is_ok()
+        self.obs.attestation.allows()
+            && self.obs.preflight.is_ok()
+            && self.obs.requirements.is_empty()
     }
 
     /// Records that the desired revision may not start (attestation rejected, preflight failed,
@@ -425,6 +459,30 @@ impl<'a> Planner<'a> {
             ));
             // Nothing announces that a missing object was created: look again.
             self.requeue_in(PREFLIGHT_RECHECK);
+        }
+        if !self.obs.requirements.is_empty() {
+            let list = self
+                .obs
+                .requirements
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            failures.push((
+                format!("{}: {list}", ConditionReason::RequirementNotMet),
+                format!("the policy's rollout requirements are not met: {list}"),
+                format!("falls short of the policy's rollout requirements: {list}"),
+            ));
+            if !already {
+                self.event(
+                    true,
+                    EventReason::RequirementNotMet,
+                    format!(
+                        "revision {} does not roll out: {list}",
+                        self.revision_number(&desired)
+                    ),
+                );
+            }
         }
         if failures.is_empty() {
             return;

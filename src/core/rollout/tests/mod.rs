@@ -46,6 +46,8 @@ struct Sim {
     preflight: Result<(), Vec<String>>,
     analyses: BTreeMap<String, AnalysisGate>,
     requests: Requests,
+    freeze: crate::core::freeze::FreezeGate,
+    requirements: Vec<crate::core::requirements::Violation>,
     events: Vec<EventNote>,
     pod_birth: BTreeMap<String, Timestamp>,
 }
@@ -128,6 +130,8 @@ impl Sim {
             preflight: Ok(()),
             analyses: BTreeMap::new(),
             requests: Requests::default(),
+            freeze: Default::default(),
+            requirements: Vec::new(),
             events: Vec::new(),
             pod_birth: BTreeMap::new(),
         }
@@ -213,6 +217,8 @@ impl Sim {
             preflight: self.preflight.clone(),
             analyses: self.analyses.clone(),
             requests: self.requests.clone(),
+            freeze: self.freeze.clone(),
+            requirements: self.requirements.clone(),
             now: self.now,
         })
     }
@@ -587,6 +593,7 @@ fn set_version(sim: &mut Sim, version: &str) {
 mod baseline;
 mod basics;
 mod components;
+mod freeze;
 mod helpers;
 mod hostile;
 mod requests;
