@@ -295,7 +295,7 @@ remove_kube_chains() {
 }
 
 cmd_down() {
-  local pid sandbox ns mnt veth
+  local pid sandbox ns mnt veth cg
   if pid="$(alive "$NODE_DIR/kube-proxy.pid")"; then
     log "stopping kube-proxy"
     stop_pid "$pid" kube-proxy
@@ -328,6 +328,9 @@ cmd_down() {
   for veth in $(our_veths); do log "deleting veth $veth"; ip link delete "$veth" 2>/dev/null || true; done
   if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
   remove_kube_chains
+  # containerd's cgroup parent for the k8s.io namespace (runc removes the containers' own
+  # cgroups); rmdir removes it only when empty.
+  for cg in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io; do [ ! -d "$cg" ] || rmdir "$cg" 2>/dev/null || true; done
   if [ -f "$KUBECONFIG_PATH" ]; then kubectl_ delete node "$NODE_NAME" --ignore-not-found >/dev/null 2>&1 || true; fi
   rm -f "$NODE_DIR"/*.pid
   verify_clean
@@ -346,6 +349,7 @@ verify_clean() {
   # Only kube-proxy writes KUBE-* chains on this machine (the kwok tier has no kube-proxy).
   if iptables-save 2>/dev/null | grep -q 'KUBE-'; then left+=("iptables KUBE-* chains"); fi
   if ip6tables-save 2>/dev/null | grep -q 'KUBE-'; then left+=("ip6tables KUBE-* chains"); fi
+  if compgen -G "/sys/fs/cgroup/*/k8s.io/*/" >/dev/null; then left+=("cgroups under /sys/fs/cgroup/*/k8s.io"); fi
   [ "${#left[@]}" -eq 0 ] || die "left behind: ${left[*]}"
   log "down: no process, mount, netns, veth or bridge of the node is left"
 }
