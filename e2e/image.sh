@@ -106,4 +106,15 @@ if $import; then
   oci_import "$socket" "$OPERATOR_IMAGE" "$OUT_DIR/safedeploy.tar"
   oci_import "$socket" "$DEMO_IMAGE" "$OUT_DIR/safedeploy-demo.tar"
   log "imported into $socket"
+  # The kubelet lists a node's images in its status only on its next refresh (up to a minute):
+  # wait for it, so that a test that checks the node's images right after this finds them.
+  if command -v kubectl >/dev/null && [ -n "${KUBECONFIG:-}" ]; then
+    start=$SECONDS
+    until kubectl get nodes -l safedeploy.dev/tier=real -o jsonpath='{.items[*].status.images[*].names}' 2>/dev/null |
+      grep -qF "\"$DEMO_IMAGE\""; do
+      ((SECONDS - start < 120)) || die "the real node does not report $DEMO_IMAGE after 120 s"
+      sleep 1
+    done
+    log "the real node reports the images after $((SECONDS - start)) s"
+  fi
 fi
