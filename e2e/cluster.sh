@@ -346,6 +346,11 @@ cmd_env() {
   fi
   if [ -f "$REAL_NODES_MARK" ]; then
     echo "export SAFEDEPLOY_CONTAINERD_SOCKET=$RUN_DIR/node/containerd.sock"
+    # Where pods reach the API server (KUBERNETES_SERVICE_HOST/PORT for in-cluster clients).
+    if [ -f "$RUN_DIR/node/api-endpoint" ]; then
+      read -r address port <"$RUN_DIR/node/api-endpoint"
+      echo "export SAFEDEPLOY_POD_API_SERVER=$address:$port"
+    fi
   fi
 }
 

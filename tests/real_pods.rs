@@ -430,3 +430,156 @@ async fn both_tiers_revert_a_crashing_revision_for_the_same_reason() {
         );
     }
 }
+
+/// The operator's image, built and imported by `e2e/image.sh --import`.
+const OPERATOR_IMAGE: &str = "registry.local/safedeploy:dev";
+
+/// Runs `helm` with `args`; its combined output, or an error naming it.
+async fn helm(args: &[&str]) -> common::Result<String> {
+    let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".to_owned());
+    let output = tokio::process::Command::new(&helm)
+        .args(args)
+        .output()
+        .await
+        .map_err(|error| format!("cannot run {helm}: {error}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("helm {}: {text}", args.join(" ")).into())
+    }
+}
+
+/// The holder of the namespace's leader-election Lease (the pod name and a suffix).
+async fn lease_holder(ns: &TestNamespace) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = ns.api();
+    let list = leases.list(&ListParams::default()).await.ok()?;
+    list.items
+        .into_iter()
+        .find_map(|lease| lease.spec.and_then(|s| s.holder_identity))
+}
+
+/// The operator installed by its Helm chart as real pods: 2 replicas on the real node (the
+/// chart's probes, RBAC, readOnlyRootFilesystem), one Lease holder, a revision promoted by the
+/// in-cluster leader, and after the leader's pod is deleted, another replica takes the Lease
+/// (the standby, or the replacement pod) and promotes the next revision.
+#[tokio::test]
+#[ignore = "needs the local control plane with a real node (e2e/cluster.sh up --real-nodes)"]
+async fn real_the_operator_from_its_chart_elects_one_leader_and_promotes() {
+    let client = common::client().await;
+    if !real_tier_available(&client).await {
+        return;
+    }
+    let Ok(api_server) = std::env::var("SAFEDEPLOY_POD_API_SERVER") else {
+        eprintln!("SKIPPED: SAFEDEPLOY_POD_API_SERVER is unset (eval \"$(e2e/cluster.sh env)\")");
+        return;
+    };
+    if helm(&["version", "--short"]).await.is_err() {
+        eprintln!("SKIPPED: no helm binary (set HELM, or see e2e/chart-check.sh)");
+        return;
+    }
+    let (api_host, api_port) = api_server.split_once(':').expect("host:port");
+    let ns = operator::opted_out_namespace("real-helm").await;
+    let values = json!({
+        "replicaCount": 2,
+        "image": {
+            "repository": OPERATOR_IMAGE.split_once(':').map(|(r, _)| r),
+            "tag": OPERATOR_IMAGE.split_once(':').map(|(_, t)| t),
+            "pullPolicy": "Never"
+        },
+        "crds": {"install": false},
+        "watchNamespace": ns.name,
+        "nodeSelector": {TIER_LABEL: "real"},
+        "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+        "extraEnv": [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": api_host},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": api_port}
+        ]
+    });
+    let values_path = std::env::temp_dir().join(format!("{}-values.json", ns.name));
+    std::fs::write(&values_path, values.to_string()).expect("write the values");
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/safedeploy");
+    let started = Instant::now();
+    let installed = helm(&[
+        "install",
+        &ns.name,
+        chart,
+        "--namespace",
+        &ns.name,
+        "--values",
+        &values_path.to_string_lossy(),
+        "--wait",
+        "--timeout",
+        "120s",
+    ])
+    .await;
+    let _ = std::fs::remove_file(&values_path);
+    installed.expect("helm install");
+    println!(
+        "MEASURED helm install --wait of 2 operator replicas on the real node: {:?}",
+        started.elapsed()
+    );
+    let operator_pods = |ns: &TestNamespace| {
+        let pods: Api<Pod> = ns.api();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app.kubernetes.io/name=safedeploy"))
+                .await?;
+            Ok::<_, common::Error>(list.items)
+        }
+    };
+    let pods = operator_pods(&ns).await.expect("list the operator's pods");
+    assert_eq!(pods.len(), 2, "two replicas");
+    assert!(pods.iter().all(common::is_ready), "both replicas Ready");
+    let holder = common::wait_until(Duration::from_secs(60), "a Lease holder", || {
+        let ns = &ns;
+        async move { Ok(lease_holder(ns).await) }
+    })
+    .await;
+    let leader = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .find(|name| holder.starts_with(name.as_str()))
+        .expect("the Lease holder is one of the two pods");
+
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "1s"}}, {"setWeight": 100}]);
+    let stable = apply_stable(&ns, &web(Tier::Real, 2, "v1", false, &steps)).await;
+    let v1 = stable.stable_revision.expect("stable revision");
+    let promoted = apply_promoted(&ns, &web(Tier::Real, 2, "v2", false, &steps), Some(&v1)).await;
+    assert_eq!(
+        promoted.history.last().map(|e| e.outcome.as_str()),
+        Some("Promoted")
+    );
+
+    // The leader's pod goes away: the standby takes the Lease and carries on.
+    let pods_api: Api<Pod> = ns.api();
+    pods_api
+        .delete(&leader, &kube::api::DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete the leader's pod");
+    let failover = Instant::now();
+    let new_holder = common::wait_until(Duration::from_secs(90), "another Lease holder", || {
+        let (ns, leader) = (&ns, &leader);
+        async move {
+            Ok(lease_holder(ns)
+                .await
+                .filter(|h| !h.starts_with(leader.as_str())))
+        }
+    })
+    .await;
+    println!(
+        "MEASURED leader failover after deleting the leader's pod: {:?} (new holder {new_holder})",
+        failover.elapsed()
+    );
+    let v2 = promoted.stable_revision.expect("stable revision");
+    let next = apply_promoted(&ns, &web(Tier::Real, 2, "v3", false, &steps), Some(&v2)).await;
+    assert_eq!(
+        next.history.last().map(|e| e.outcome.as_str()),
+        Some("Promoted")
+    );
+    let _ = helm(&["uninstall", &ns.name, "--namespace", &ns.name]).await;
+}

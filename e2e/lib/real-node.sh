@@ -212,6 +212,38 @@ pause_image() {
   fi
 }
 
+# The API server listens on 127.0.0.1 only, and advertises an address (kwokctl's 192.0.2.2,
+# which its serving certificate names) that nothing answers on. Pods reach it there: a DNAT rule
+# for packets from the bridge to that address and port, towards 127.0.0.1, which the kernel
+# routes only with route_localnet on the bridge (set on the bridge alone). In-cluster clients
+# (the operator's pods) then use KUBERNETES_SERVICE_HOST/PORT = that address and port.
+API_RULE_COMMENT="safedeploy-real-node-$CLUSTER_NAME api-server"
+api_endpoint() { # prints "address port" of the kubernetes Service's endpoint
+  kubectl_ get endpointslice -n default kubernetes \
+    -o jsonpath='{.endpoints[0].addresses[0]} {.ports[0].port}' 2>/dev/null
+}
+api_rule() { # api_rule -A|-D|-C <address> <port>
+  iptables -t nat "$1" PREROUTING -i "$BRIDGE" -d "$2" -p tcp --dport "$3" \
+    -m comment --comment "$API_RULE_COMMENT" -j DNAT --to-destination "127.0.0.1:$3"
+}
+api_access_up() {
+  local endpoint address port
+  endpoint="$(api_endpoint)"
+  read -r address port <<<"$endpoint"
+  [ -n "$address" ] && [ -n "$port" ] || die "cannot read the kubernetes Service's endpoint"
+  sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
+  api_rule -C "$address" "$port" 2>/dev/null || api_rule -A "$address" "$port"
+  echo "$address $port" >"$NODE_DIR/api-endpoint"
+}
+api_access_down() {
+  local rule
+  { iptables -t nat -S PREROUTING 2>/dev/null | grep -F -- "$API_RULE_COMMENT" || true; } |
+    while read -r rule; do
+      eval "iptables -t nat -D ${rule#-A }" 2>/dev/null || true
+    done
+  rm -f "$NODE_DIR/api-endpoint"
+}
+
 cmd_up() {
   check || die "install the missing pieces first"
   bridge_up
@@ -223,6 +255,7 @@ cmd_up() {
     wait_until 30 "containerd" containerd_ready
   fi
   pause_image
+  api_access_up
   if alive "$NODE_DIR/kubelet.pid" >/dev/null; then
     log "kubelet already running"
   else
@@ -328,6 +361,7 @@ cmd_down() {
   for veth in $(our_veths); do log "deleting veth $veth"; ip link delete "$veth" 2>/dev/null || true; done
   if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
   remove_kube_chains
+  api_access_down
   # containerd's cgroup parent for the k8s.io namespace (runc removes the containers' own
   # cgroups); rmdir removes it only when empty.
   for cg in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io; do [ ! -d "$cg" ] || rmdir "$cg" 2>/dev/null || true; done
@@ -349,6 +383,7 @@ verify_clean() {
   # Only kube-proxy writes KUBE-* chains on this machine (the kwok tier has no kube-proxy).
   if iptables-save 2>/dev/null | grep -q 'KUBE-'; then left+=("iptables KUBE-* chains"); fi
   if ip6tables-save 2>/dev/null | grep -q 'KUBE-'; then left+=("ip6tables KUBE-* chains"); fi
+  if iptables-save 2>/dev/null | grep -qF -- "$API_RULE_COMMENT"; then left+=("the API server DNAT rule"); fi
   if compgen -G "/sys/fs/cgroup/*/k8s.io/*/" >/dev/null; then left+=("cgroups under /sys/fs/cgroup/*/k8s.io"); fi
   [ "${#left[@]}" -eq 0 ] || die "left behind: ${left[*]}"
   log "down: no process, mount, netns, veth or bridge of the node is left"
@@ -360,6 +395,7 @@ cmd_status() {
     if pid="$(alive "$NODE_DIR/$name.pid")"; then echo "$name: running (pid $pid)"; else echo "$name: not running"; fi
   done
   if node_ready; then echo "node:       $NODE_NAME Ready at $NODE_IP"; else echo "node:       $NODE_NAME not Ready"; fi
+  if [ -f "$NODE_DIR/api-endpoint" ]; then echo "API server for pods: $(tr ' ' ':' <"$NODE_DIR/api-endpoint")"; fi
 }
 
 case "${1:-}" in
