@@ -78,14 +78,27 @@ async fn real_tier_available(client: &kube::Client) -> bool {
     true
 }
 
-/// The pod template of the demo application on the real node, as revision `version`; with
-/// `crash_after` its process exits 1 that many seconds after each start.
-fn real_template(app: &str, version: &str, crash_after: Option<u32>) -> Value {
+/// What a revision of the demo application does wrong, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RealFault {
+    /// Serves and is Ready at once.
+    None,
+    /// The process exits 1 this many seconds after each start.
+    CrashAfter(u32),
+    /// `/readyz` fails for this many seconds after the start.
+    StartDelay(u32),
+}
+
+/// The pod template of the demo application on the real node, as revision `version`.
+fn real_template(app: &str, version: &str, fault: RealFault) -> Value {
     let mut env = vec![json!({"name": "SAFEDEPLOY_EMITTER_VERSIONS", "value": version})];
-    if let Some(seconds) = crash_after {
-        env.push(
-            json!({"name": "SAFEDEPLOY_EMITTER_CRASH_AFTER_SECONDS", "value": seconds.to_string()}),
-        );
+    let (name, seconds) = match fault {
+        RealFault::None => ("", 0),
+        RealFault::CrashAfter(seconds) => ("SAFEDEPLOY_EMITTER_CRASH_AFTER_SECONDS", seconds),
+        RealFault::StartDelay(seconds) => ("SAFEDEPLOY_EMITTER_START_DELAY_SECONDS", seconds),
+    };
+    if !name.is_empty() {
+        env.push(json!({"name": name, "value": seconds.to_string()}));
     }
     json!({
         "metadata": {"labels": {"app": app}},
@@ -132,7 +145,15 @@ fn web(tier: Tier, replicas: i32, version: &str, crashing: bool, steps: &Value) 
         Tier::Real => {
             let mut manifest =
                 safe_deployment("web", replicas, DEMO_IMAGE, Fault::None, steps.clone());
-            manifest["spec"]["template"] = real_template("web", version, crashing.then_some(3));
+            manifest["spec"]["template"] = real_template(
+                "web",
+                version,
+                if crashing {
+                    RealFault::CrashAfter(3)
+                } else {
+                    RealFault::None
+                },
+            );
             manifest
         }
     }
@@ -429,6 +450,54 @@ async fn both_tiers_revert_a_crashing_revision_for_the_same_reason() {
             "the real kubelet led to a breach the simulation does not produce: {breach} (kwok: {kwok_breaches:?})"
         );
     }
+}
+
+/// A revision whose pods take 30 s to pass the kubelet's readiness probe is reverted on its
+/// measured start-up latency (critical at 8 s), like kwok's `ready-after-seconds` pods in
+/// tests/rollout.rs.
+#[tokio::test]
+#[ignore = "needs the local control plane with a real node (e2e/cluster.sh up --real-nodes)"]
+async fn real_a_slow_starting_revision_is_reverted_on_its_measured_startup_latency() {
+    let client = common::client().await;
+    if !real_tier_available(&client).await {
+        return;
+    }
+    let (ns, _operator) = setup("real-slow").await;
+    let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let health = json!({"startupLatencySeconds": {"target": 2, "acceptable": 4, "critical": 8}});
+    let mut manifest = web(Tier::Real, 2, "v1", false, &steps);
+    manifest["spec"]["health"] = health.clone();
+    let v1 = apply_stable(&ns, &manifest)
+        .await
+        .stable_revision
+        .expect("stable revision");
+    let mut slow = manifest.clone();
+    slow["spec"]["template"] = real_template("web", "v2", RealFault::StartDelay(30));
+    let applied = Instant::now();
+    apply(&ns, &slow).await.expect("apply the slow v2");
+    let status = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "the slow revision to be reverted",
+        |s| s.phase == Phase::Degraded,
+    )
+    .await;
+    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
+    let latency = status
+        .health
+        .iter()
+        .find(|m| m.signal == "startupLatencySeconds")
+        .expect("a start-up latency measurement in the status");
+    println!(
+        "MEASURED real tier slow start: reverted {:.1} s after the apply, start-up latency {} s (baseline {:?} s)",
+        applied.elapsed().as_secs_f64(),
+        latency.value,
+        latency.baseline
+    );
+    assert!(latency.value >= 8.0, "{latency:?}");
+    assert_eq!(latency.verdict, "Critical");
+    assert_real_pods(&ns).await;
 }
 
 /// The operator's image, built and imported by `e2e/image.sh --import`.
