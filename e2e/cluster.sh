@@ -12,7 +12,9 @@
 #   up      idempotent: starts what is not running and waits until it is ready;
 #           `up --prometheus-only` starts only Prometheus and the emitter (e.g. next to kind);
 #           `up --real-nodes` adds one real node (root only) next to the kwok nodes, and kwok
-#           then manages only its own fake nodes (annotated kwok.x-k8s.io/node=fake)
+#           then manages only its own fake nodes (annotated kwok.x-k8s.io/node=fake); with
+#           --with-prometheus too, Prometheus is built from its Go module (Debian's lacks
+#           Kubernetes service discovery) and also scrapes pods annotated prometheus.io/scrape
 #   down    stops everything this script started (cluster, Prometheus, emitter);
 #           `down --only-prometheus` stops only Prometheus and the emitter
 #   status  prints the state of every part; exit 0 only if the cluster is ready
@@ -210,8 +212,14 @@ prometheus_scrapes_emitter() {
 }
 
 prometheus_up() {
-  command -v prometheus >/dev/null ||
-    die "prometheus is not installed (Debian: apt-get install -y --no-install-recommends prometheus)"
+  local prometheus_bin=prometheus
+  if [ -f "$REAL_NODES_MARK" ]; then
+    # Debian's Prometheus lacks Kubernetes service discovery: one built from its Go module.
+    prometheus_bin="$("$REPO/e2e/lib/build-prometheus.sh")"
+  else
+    command -v prometheus >/dev/null ||
+      die "prometheus is not installed (Debian: apt-get install -y --no-install-recommends prometheus)"
+  fi
   mkdir -p "$PROM_DIR/data" "$TARGETS_DIR"
   cat >"$PROM_DIR/prometheus.yml" <<EOF
 # Written by e2e/cluster.sh. Extra scrape targets: drop a file_sd JSON file into $TARGETS_DIR.
@@ -225,11 +233,33 @@ scrape_configs:
       - files: ['$TARGETS_DIR/*.json']
         refresh_interval: 1s
 EOF
+  if [ -f "$REAL_NODES_MARK" ]; then
+    # Real pods, found through Kubernetes service discovery: those annotated
+    # prometheus.io/scrape: "true", at their IP and the port of prometheus.io/port.
+    cat >>"$PROM_DIR/prometheus.yml" <<EOF
+  - job_name: real-pods
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: $KUBECONFIG_PATH
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+        regex: "true"
+        action: keep
+      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
+        regex: "(.+);(.+)"
+        replacement: "\$1:\$2"
+        target_label: __address__
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+EOF
+  fi
   if alive_pid "$PROM_DIR/prometheus.pid" >/dev/null && http_ok "http://127.0.0.1:$PROM_PORT/-/ready"; then
     log "Prometheus already running on 127.0.0.1:$PROM_PORT"
     curl -fsS --max-time 5 -X POST "http://127.0.0.1:$PROM_PORT/-/reload" >/dev/null || true
   else
-    setsid prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    setsid "$prometheus_bin" --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
       --storage.tsdb.retention.time=6h --web.listen-address="127.0.0.1:$PROM_PORT" \
       --web.enable-lifecycle --log.level=warn </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
     echo $! >"$PROM_DIR/prometheus.pid"
@@ -242,7 +272,7 @@ EOF
 # Processes of ours, recognised by their command line: the kwok components run from the cluster's
 # bin directory, the emitter from $RUN_DIR/bin, Prometheus with our config file.
 our_pids() {
-  pgrep -f "^($KWOK_WORKDIR/clusters/$CLUSTER_NAME/bin/|$RUN_DIR/bin/|prometheus --config.file=$PROM_DIR/)" || true
+  pgrep -f "^($KWOK_WORKDIR/clusters/$CLUSTER_NAME/bin/|$RUN_DIR/bin/|([^ ]*/)?prometheus --config.file=$PROM_DIR/)" || true
 }
 
 stop_pidfile() { # stop_pidfile <file> <name>

@@ -500,6 +500,92 @@ async fn real_a_slow_starting_revision_is_reverted_on_its_measured_startup_laten
     assert_real_pods(&ns).await;
 }
 
+/// The demo application's template for a revision whose metrics Prometheus scrapes from its
+/// pods (found through Kubernetes service discovery by the pod annotations): the emitter's
+/// version label is the pod's revision label (the analysis queries `version="{{canary}}"`),
+/// and `error_ratio` of its requests fail.
+fn scraped_template(app: &str, error_ratio: &str) -> Value {
+    let mut template = real_template(app, "unused", RealFault::None);
+    template["metadata"]["annotations"] =
+        json!({"prometheus.io/scrape": "true", "prometheus.io/port": "8080"});
+    template["spec"]["containers"][0]["env"] = json!([
+        {"name": "SAFEDEPLOY_EMITTER_VERSIONS", "valueFrom": {"fieldRef": {
+            "fieldPath": format!("metadata.labels['{}']", safedeploy::api::labels::LABEL_REVISION)
+        }}},
+        {"name": "SAFEDEPLOY_EMITTER_ERROR_RATIO", "value": error_ratio},
+        {"name": "SAFEDEPLOY_EMITTER_RPS", "value": "200"}
+    ]);
+    template
+}
+
+/// A revision whose real pods serve 5% errors is reverted by a Prometheus analysis whose data
+/// comes from the canary's own pods: Prometheus finds them through Kubernetes service discovery
+/// (job `real-pods` of `e2e/cluster.sh up --real-nodes --with-prometheus`) and scrapes them.
+#[tokio::test]
+#[ignore = "needs the local control plane with a real node and Prometheus (e2e/cluster.sh up --real-nodes --with-prometheus)"]
+async fn real_a_revision_whose_pods_serve_errors_is_reverted_from_their_own_metrics() {
+    let client = common::client().await;
+    if !real_tier_available(&client).await {
+        return;
+    }
+    let Ok(prometheus) = std::env::var(common::PROMETHEUS_URL_ENV) else {
+        eprintln!("SKIPPED: no Prometheus (e2e/cluster.sh up --real-nodes --with-prometheus)");
+        return;
+    };
+    let (ns, _operator) = setup("real-errors").await;
+    let query = "sum(rate(safedeploy_demo_errors_total{version=\"{{canary}}\"}[4s])) / \
+                 sum(rate(safedeploy_demo_requests_total{version=\"{{canary}}\"}[4s]))";
+    let analysis = json!({
+        "name": "errors", "interval": "2s", "count": 1000, "initialDelay": "5s",
+        "metrics": [{
+            "name": "error-ratio",
+            "provider": {"prometheus": {"address": prometheus, "query": query, "timeout": "1s"}},
+            "direction": "lowerIsBetter",
+            "thresholds": {"target": 0.005, "acceptable": 0.01, "critical": 0.02},
+            "onError": "Inconclusive",
+            "consecutiveErrorLimit": 1
+        }]
+    });
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let mut manifest = web(Tier::Real, 2, "v1", false, &steps);
+    manifest["spec"]["template"] = scraped_template("web", "0");
+    manifest["spec"]["analyses"] = json!([analysis]);
+    manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("errors");
+    let v1 = apply_stable(&ns, &manifest)
+        .await
+        .stable_revision
+        .expect("stable revision");
+    let mut bad = manifest.clone();
+    bad["spec"]["template"] = scraped_template("web", "0.05");
+    let applied = Instant::now();
+    apply(&ns, &bad).await.expect("apply the erroring v2");
+    let status = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(90),
+        "the erroring revision to be reverted",
+        |s| s.phase == Phase::Degraded,
+    )
+    .await;
+    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
+    let entry = status.history.last().expect("a history entry");
+    assert_eq!(entry.outcome, "Reverted");
+    assert!(entry.reason.contains("error-ratio"), "{}", entry.reason);
+    println!(
+        "MEASURED real tier 5% errors: reverted {:.1} s after the apply; reason: {}",
+        applied.elapsed().as_secs_f64(),
+        entry.reason
+    );
+    // The data came from the pods themselves: Prometheus scraped this namespace's pods.
+    let scraped = common::prometheus_query(&format!(
+        "up{{job=\"real-pods\", namespace=\"{}\"}} == 1",
+        ns.name
+    ))
+    .await
+    .expect("query Prometheus");
+    assert!(!scraped.is_empty(), "no pod of {} was scraped", ns.name);
+}
+
 /// The operator's image, built and imported by `e2e/image.sh --import`.
 const OPERATOR_IMAGE: &str = "registry.local/safedeploy:dev";
 
