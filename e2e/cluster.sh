@@ -40,6 +40,10 @@ REAL_NODES_MARK="$RUN_DIR/real-nodes"
 NODES=3
 PROM_PORT="${SAFEDEPLOY_PROMETHEUS_PORT:-19090}"
 EMITTER_PORT="${SAFEDEPLOY_EMITTER_PORT:-19464}"
+# The ports `up` used are recorded, so that `env` (and `status`) print them without the same
+# environment variables.
+[ -n "${SAFEDEPLOY_PROMETHEUS_PORT:-}" ] || [ ! -f "$RUN_DIR/prometheus.port" ] || PROM_PORT="$(cat "$RUN_DIR/prometheus.port")"
+[ -n "${SAFEDEPLOY_EMITTER_PORT:-}" ] || [ ! -f "$RUN_DIR/emitter.port" ] || EMITTER_PORT="$(cat "$RUN_DIR/emitter.port")"
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
 PROM_DIR="$RUN_DIR/prometheus"
 TARGETS_DIR="$PROM_DIR/targets"
@@ -198,6 +202,7 @@ emitter_up() {
     setsid "$RUN_DIR/bin/safedeploy-emitter" emitter --listen "127.0.0.1:$EMITTER_PORT" \
       --version stable --version canary </dev/null >"$RUN_DIR/emitter.log" 2>&1 &
     echo $! >"$RUN_DIR/emitter.pid"
+    echo "$EMITTER_PORT" >"$RUN_DIR/emitter.port"
     wait_until 30 "the emitter on 127.0.0.1:$EMITTER_PORT" http_ok "http://127.0.0.1:$EMITTER_PORT/healthz"
     log "emitter running on 127.0.0.1:$EMITTER_PORT (log: $RUN_DIR/emitter.log)"
   fi
@@ -263,6 +268,7 @@ EOF
       --storage.tsdb.retention.time=6h --web.listen-address="127.0.0.1:$PROM_PORT" \
       --web.enable-lifecycle --log.level=warn </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
     echo $! >"$PROM_DIR/prometheus.pid"
+    echo "$PROM_PORT" >"$RUN_DIR/prometheus.port"
     wait_until 60 "Prometheus on 127.0.0.1:$PROM_PORT" http_ok "http://127.0.0.1:$PROM_PORT/-/ready"
     log "Prometheus running on 127.0.0.1:$PROM_PORT (log: $PROM_DIR/prometheus.log)"
   fi
@@ -308,7 +314,7 @@ cmd_up() {
 cmd_down() {
   stop_pidfile "$PROM_DIR/prometheus.pid" Prometheus
   stop_pidfile "$RUN_DIR/emitter.pid" emitter
-  rm -f "$TARGETS_DIR/emitter.json"
+  rm -f "$TARGETS_DIR/emitter.json" "$RUN_DIR/emitter.port" "$RUN_DIR/prometheus.port"
   if [ "${1:-}" = "--only-prometheus" ]; then
     log "down: Prometheus and the emitter are stopped; the cluster is left running"
     return
