@@ -3,28 +3,47 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok (3 fake nodes, pod life cycles
 # with annotation-driven faults) run as plain processes on 127.0.0.1 through `kwokctl --runtime
 # binary`; optionally a real Prometheus (Debian package) scraping the metrics emitter
-# (`safedeploy emitter`). Binaries come from e2e/lib/build-control-plane.sh (cached).
+# (`safedeploy emitter`); optionally a real node (`--real-nodes`: containerd, runc, CNI bridge,
+# kubelet, kube-proxy; see e2e/lib/real-node.sh and docs/real-pods.md). Binaries come from
+# e2e/lib/build-control-plane.sh (cached).
 #
-# Usage: e2e/cluster.sh up [--with-prometheus|--prometheus-only] | down [--only-prometheus]
-#        | status | env
+# Usage: e2e/cluster.sh up [--with-prometheus|--prometheus-only] [--real-nodes]
+#        | down [--only-prometheus] | status | env
 #   up      idempotent: starts what is not running and waits until it is ready;
-#           `up --prometheus-only` starts only Prometheus and the emitter (e.g. next to kind)
+#           `up --prometheus-only` starts only Prometheus and the emitter (e.g. next to kind);
+#           `up --real-nodes` adds one real node (root only) next to the kwok nodes, and kwok
+#           then manages only its own fake nodes (annotated kwok.x-k8s.io/node=fake); with
+#           --with-prometheus too, Prometheus is built from its Go module (Debian's lacks
+#           Kubernetes service discovery) and also scrapes pods annotated prometheus.io/scrape
 #   down    stops everything this script started (cluster, Prometheus, emitter);
 #           `down --only-prometheus` stops only Prometheus and the emitter
 #   status  prints the state of every part; exit 0 only if the cluster is ready
 #   env     prints `export ...` lines: eval "$(e2e/cluster.sh env)"
-# Environment: SAFEDEPLOY_CACHE (default ~/.cache/safedeploy), SAFEDEPLOY_RUN_DIR (default
-# $SAFEDEPLOY_CACHE/cluster), SAFEDEPLOY_PROMETHEUS_PORT (19090), SAFEDEPLOY_EMITTER_PORT (19464),
-# SAFEDEPLOY_BIN (a built safedeploy binary; default: cargo build of this repo).
+# Environment: SAFEDEPLOY_CACHE (default ~/.cache/safedeploy), SAFEDEPLOY_CLUSTER_NAME (default
+# safedeploy; another name is another instance), SAFEDEPLOY_RUN_DIR (default
+# $SAFEDEPLOY_CACHE/cluster, or $SAFEDEPLOY_CACHE/<name> for another cluster name),
+# SAFEDEPLOY_PROMETHEUS_PORT (19090), SAFEDEPLOY_EMITTER_PORT (19464), SAFEDEPLOY_BIN (a built
+# safedeploy binary; default: cargo build of this repo). kwokctl picks free ports for etcd, the
+# API server and the rest by itself, so two instances do not clash there. The real node's own
+# settings (subnet, kubelet port) are in e2e/lib/real-node.sh.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_ROOT="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}"
-RUN_DIR="${SAFEDEPLOY_RUN_DIR:-$CACHE_ROOT/cluster}"
-CLUSTER_NAME=safedeploy
+CLUSTER_NAME="${SAFEDEPLOY_CLUSTER_NAME:-safedeploy}"
+[[ "$CLUSTER_NAME" =~ ^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$ ]] ||
+  { echo "cluster.sh: SAFEDEPLOY_CLUSTER_NAME must be 1-32 of [a-z0-9-]" >&2; exit 2; }
+if [ "$CLUSTER_NAME" = safedeploy ]; then default_run_dir="$CACHE_ROOT/cluster"; else default_run_dir="$CACHE_ROOT/$CLUSTER_NAME"; fi
+RUN_DIR="${SAFEDEPLOY_RUN_DIR:-$default_run_dir}"
+# Present while the cluster runs with a real node (kwok manages annotated nodes only).
+REAL_NODES_MARK="$RUN_DIR/real-nodes"
 NODES=3
 PROM_PORT="${SAFEDEPLOY_PROMETHEUS_PORT:-19090}"
 EMITTER_PORT="${SAFEDEPLOY_EMITTER_PORT:-19464}"
+# The ports `up` used are recorded, so that `env` (and `status`) print them without the same
+# environment variables.
+[ -n "${SAFEDEPLOY_PROMETHEUS_PORT:-}" ] || [ ! -f "$RUN_DIR/prometheus.port" ] || PROM_PORT="$(cat "$RUN_DIR/prometheus.port")"
+[ -n "${SAFEDEPLOY_EMITTER_PORT:-}" ] || [ ! -f "$RUN_DIR/emitter.port" ] || EMITTER_PORT="$(cat "$RUN_DIR/emitter.port")"
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
 PROM_DIR="$RUN_DIR/prometheus"
 TARGETS_DIR="$PROM_DIR/targets"
@@ -62,7 +81,7 @@ wait_until() { # wait_until <seconds> <description> <command...>
 }
 
 write_kwok_config() {
-  local b="$1"
+  local b="$1" real_nodes="$2"
   {
     cat <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -76,12 +95,31 @@ options:
   kubectlBinary: $b/kubectl
   etcdBinary: $b/etcd
   kwokControllerBinary: $b/kwok
----
 EOF
+    if $real_nodes; then
+      # By default kwok fakes the pods of every node, racing a real kubelet; kwokctl's fake nodes
+      # carry this annotation, a real node does not.
+      cat <<EOF
+componentsPatches:
+  - name: kwok-controller
+    extraArgs:
+      - key: manage-all-nodes
+        value: "false"
+        override: true
+      - key: manage-nodes-with-annotation-selector
+        value: kwok.x-k8s.io/node=fake
+EOF
+    fi
+    echo "---"
     # Supplying any Stage drops all of kwokctl's defaults: stages.sh includes kwok's own.
     "$REPO/e2e/lib/stages.sh"
   } >"$RUN_DIR/kwok-config.yaml.tmp" || die "cannot assemble the kwok Stages"
   mv "$RUN_DIR/kwok-config.yaml.tmp" "$RUN_DIR/kwok-config.yaml"
+}
+
+real_node() {
+  RUN_DIR="$RUN_DIR" KUBECONFIG_PATH="$KUBECONFIG_PATH" CLUSTER_NAME="$CLUSTER_NAME" BIN_DIR="$(bin_dir)" \
+    "$REPO/e2e/lib/real-node.sh" "$@"
 }
 
 kubectl_() { "$(bin_dir)/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
@@ -94,19 +132,27 @@ nodes_ready() {
 default_sa_exists() { kubectl_ get serviceaccount default -n default >/dev/null 2>&1; }
 
 cluster_up() {
-  local b
-  b="$("$REPO/e2e/lib/build-control-plane.sh")"
+  local real_nodes="$1" b
+  if $real_nodes; then
+    b="$("$REPO/e2e/lib/build-control-plane.sh" --with-node)"
+  else
+    b="$("$REPO/e2e/lib/build-control-plane.sh")"
+  fi
   export PATH="$b:$PATH"
   mkdir -p "$RUN_DIR"
   if cluster_ready; then
     log "cluster $CLUSTER_NAME already running"
+    if $real_nodes && [ ! -f "$REAL_NODES_MARK" ]; then
+      die "cluster $CLUSTER_NAME runs without --real-nodes (kwok manages every node): run down first"
+    fi
   else
     if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
       log "removing a stale cluster $CLUSTER_NAME"
       kwokctl --name "$CLUSTER_NAME" delete cluster >>"$RUN_DIR/kwokctl.log" 2>&1 || true
       rm -rf "${KWOK_WORKDIR:?}/clusters/$CLUSTER_NAME"
     fi
-    write_kwok_config "$b"
+    write_kwok_config "$b" "$real_nodes"
+    if $real_nodes; then touch "$REAL_NODES_MARK"; else rm -f "$REAL_NODES_MARK"; fi
     rm -f "$KUBECONFIG_PATH"
     log "creating cluster $CLUSTER_NAME (logs: $RUN_DIR/kwokctl.log, $KWOK_WORKDIR/clusters/$CLUSTER_NAME/logs/)"
     if ! kwokctl --name "$CLUSTER_NAME" -c "$RUN_DIR/kwok-config.yaml" create cluster \
@@ -126,6 +172,7 @@ cluster_up() {
   fi
   wait_until 60 "$NODES Ready nodes" nodes_ready
   wait_until 60 "the default ServiceAccount (kube-controller-manager)" default_sa_exists
+  if $real_nodes; then real_node up; fi
   log "cluster ready: $NODES nodes, server $(kubectl_ version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -n 1)"
 }
 
@@ -155,6 +202,7 @@ emitter_up() {
     setsid "$RUN_DIR/bin/safedeploy-emitter" emitter --listen "127.0.0.1:$EMITTER_PORT" \
       --version stable --version canary </dev/null >"$RUN_DIR/emitter.log" 2>&1 &
     echo $! >"$RUN_DIR/emitter.pid"
+    echo "$EMITTER_PORT" >"$RUN_DIR/emitter.port"
     wait_until 30 "the emitter on 127.0.0.1:$EMITTER_PORT" http_ok "http://127.0.0.1:$EMITTER_PORT/healthz"
     log "emitter running on 127.0.0.1:$EMITTER_PORT (log: $RUN_DIR/emitter.log)"
   fi
@@ -169,8 +217,14 @@ prometheus_scrapes_emitter() {
 }
 
 prometheus_up() {
-  command -v prometheus >/dev/null ||
-    die "prometheus is not installed (Debian: apt-get install -y --no-install-recommends prometheus)"
+  local prometheus_bin=prometheus
+  if [ -f "$REAL_NODES_MARK" ]; then
+    # Debian's Prometheus lacks Kubernetes service discovery: one built from its Go module.
+    prometheus_bin="$("$REPO/e2e/lib/build-prometheus.sh")"
+  else
+    command -v prometheus >/dev/null ||
+      die "prometheus is not installed (Debian: apt-get install -y --no-install-recommends prometheus)"
+  fi
   mkdir -p "$PROM_DIR/data" "$TARGETS_DIR"
   cat >"$PROM_DIR/prometheus.yml" <<EOF
 # Written by e2e/cluster.sh. Extra scrape targets: drop a file_sd JSON file into $TARGETS_DIR.
@@ -184,14 +238,37 @@ scrape_configs:
       - files: ['$TARGETS_DIR/*.json']
         refresh_interval: 1s
 EOF
+  if [ -f "$REAL_NODES_MARK" ]; then
+    # Real pods, found through Kubernetes service discovery: those annotated
+    # prometheus.io/scrape: "true", at their IP and the port of prometheus.io/port.
+    cat >>"$PROM_DIR/prometheus.yml" <<EOF
+  - job_name: real-pods
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: $KUBECONFIG_PATH
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+        regex: "true"
+        action: keep
+      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
+        regex: "(.+);(.+)"
+        replacement: "\$1:\$2"
+        target_label: __address__
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+EOF
+  fi
   if alive_pid "$PROM_DIR/prometheus.pid" >/dev/null && http_ok "http://127.0.0.1:$PROM_PORT/-/ready"; then
     log "Prometheus already running on 127.0.0.1:$PROM_PORT"
     curl -fsS --max-time 5 -X POST "http://127.0.0.1:$PROM_PORT/-/reload" >/dev/null || true
   else
-    setsid prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    setsid "$prometheus_bin" --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
       --storage.tsdb.retention.time=6h --web.listen-address="127.0.0.1:$PROM_PORT" \
       --web.enable-lifecycle --log.level=warn </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
     echo $! >"$PROM_DIR/prometheus.pid"
+    echo "$PROM_PORT" >"$RUN_DIR/prometheus.port"
     wait_until 60 "Prometheus on 127.0.0.1:$PROM_PORT" http_ok "http://127.0.0.1:$PROM_PORT/-/ready"
     log "Prometheus running on 127.0.0.1:$PROM_PORT (log: $PROM_DIR/prometheus.log)"
   fi
@@ -201,7 +278,7 @@ EOF
 # Processes of ours, recognised by their command line: the kwok components run from the cluster's
 # bin directory, the emitter from $RUN_DIR/bin, Prometheus with our config file.
 our_pids() {
-  pgrep -f "^($KWOK_WORKDIR/clusters/$CLUSTER_NAME/bin/|$RUN_DIR/bin/|prometheus --config.file=$PROM_DIR/)" || true
+  pgrep -f "^($KWOK_WORKDIR/clusters/$CLUSTER_NAME/bin/|$RUN_DIR/bin/|([^ ]*/)?prometheus --config.file=$PROM_DIR/)" || true
 }
 
 stop_pidfile() { # stop_pidfile <file> <name>
@@ -216,16 +293,17 @@ stop_pidfile() { # stop_pidfile <file> <name>
 }
 
 cmd_up() {
-  local with_cluster=true with_prometheus=false arg
+  local with_cluster=true with_prometheus=false real_nodes=false arg
   for arg in "$@"; do
     case "$arg" in
       --with-prometheus) with_prometheus=true ;;
+      --real-nodes) real_nodes=true ;;
       --prometheus-only) with_prometheus=true with_cluster=false ;;
       *) die "unknown option for up: $arg" ;;
     esac
   done
   local start=$SECONDS
-  if $with_cluster; then cluster_up; fi
+  if $with_cluster; then cluster_up "$real_nodes"; fi
   if $with_prometheus; then
     emitter_up
     prometheus_up
@@ -236,11 +314,16 @@ cmd_up() {
 cmd_down() {
   stop_pidfile "$PROM_DIR/prometheus.pid" Prometheus
   stop_pidfile "$RUN_DIR/emitter.pid" emitter
-  rm -f "$TARGETS_DIR/emitter.json"
+  rm -f "$TARGETS_DIR/emitter.json" "$RUN_DIR/emitter.port" "$RUN_DIR/prometheus.port"
   if [ "${1:-}" = "--only-prometheus" ]; then
     log "down: Prometheus and the emitter are stopped; the cluster is left running"
     return
   fi
+  if [ -d "$RUN_DIR/node" ]; then
+    log "stopping the real node"
+    real_node down
+  fi
+  rm -f "$REAL_NODES_MARK"
   if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
     log "deleting cluster $CLUSTER_NAME"
     PATH="$(bin_dir):$PATH" "$(bin_dir)/kwokctl" --name "$CLUSTER_NAME" delete cluster \
@@ -280,6 +363,7 @@ cmd_status() {
   else
     echo "emitter:    not running"
   fi
+  if [ -f "$REAL_NODES_MARK" ]; then real_node status | sed 's/^/real node: /'; fi
   local procs
   procs="$(our_pids | grep -c . || true)"
   echo "processes:  $procs from $RUN_DIR"
@@ -296,6 +380,14 @@ cmd_env() {
   if alive_pid "$RUN_DIR/emitter.pid" >/dev/null; then
     echo "export SAFEDEPLOY_EMITTER_URL=http://127.0.0.1:$EMITTER_PORT"
   fi
+  if [ -f "$REAL_NODES_MARK" ]; then
+    echo "export SAFEDEPLOY_CONTAINERD_SOCKET=$RUN_DIR/node/containerd.sock"
+    # Where pods reach the API server (KUBERNETES_SERVICE_HOST/PORT for in-cluster clients).
+    if [ -f "$RUN_DIR/node/api-endpoint" ]; then
+      read -r address port <"$RUN_DIR/node/api-endpoint"
+      echo "export SAFEDEPLOY_POD_API_SERVER=$address:$port"
+    fi
+  fi
 }
 
 case "${1:-}" in
@@ -304,7 +396,7 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   *)
-    echo "usage: $0 up [--with-prometheus|--prometheus-only] | down [--only-prometheus] | status | env" >&2
+    echo "usage: $0 up [--with-prometheus|--prometheus-only] [--real-nodes] | down [--only-prometheus] | status | env" >&2
     exit 2
     ;;
 esac

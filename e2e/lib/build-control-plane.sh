@@ -2,7 +2,11 @@
 # Builds and caches the control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, kwok, kwokctl) from Go modules only, at one pinned release.
 # Idempotent: a complete cache is reused as is. Prints the bin directory on stdout.
-# Usage: build-control-plane.sh [--print-bin-dir]   (the option prints the path without building)
+# Usage: build-control-plane.sh [--print-bin-dir] [--with-node]
+#   --print-bin-dir  prints the path without building
+#   --with-node      also builds the node binaries for `cluster.sh up --real-nodes`: kubelet,
+#                    kube-proxy, crictl (to stop pod sandboxes through the CRI, so that CNI cleans
+#                    up) and pause (the sandbox's process: sleeps until SIGTERM/SIGINT)
 # Concurrent runs are serialised with a lock; an interrupted module preparation is redone.
 set -euo pipefail
 
@@ -12,6 +16,9 @@ CACHE_ROOT="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}"
 BIN_DIR="$CACHE_ROOT/k8s-$KUBE_VERSION-kwok-$KWOK_VERSION/bin"
 WORK_DIR="$CACHE_ROOT/k8s-$KUBE_VERSION-kwok-$KWOK_VERSION/module"
 WANTED=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl)
+CRI_TOOLS_VERSION="${CRI_TOOLS_VERSION:-v1.34.0}"
+NODE_COMMANDS=(kubelet kube-proxy)
+if [ "${1:-}" = "--with-node" ]; then WANTED+=("${NODE_COMMANDS[@]}" crictl pause); fi
 
 complete() {
   local b
@@ -53,6 +60,11 @@ if [ ! -f .prepared ]; then
     k8s.io/kubernetes/cmd/kube-scheduler@"$KUBE_VERSION" k8s.io/kubernetes/cmd/kubectl@"$KUBE_VERSION" >&2
   touch .prepared
 fi
+if [ "${1:-}" = "--with-node" ] && [ ! -f .prepared-node ]; then
+  log "adding the node commands (kubelet, kube-proxy) to the module"
+  go get -tool k8s.io/kubernetes/cmd/kubelet@"$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-proxy@"$KUBE_VERSION" >&2
+  touch .prepared-node
+fi
 
 minor="$(echo "${KUBE_VERSION#v}" | cut -d. -f2)"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -61,7 +73,9 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date -X $pkg.gitCommit=module-build"
 done
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+if [ "${1:-}" = "--with-node" ]; then commands+=("${NODE_COMMANDS[@]}"); fi
+for c in "${commands[@]}"; do
   [ -x "$BIN_DIR/$c" ] && continue
   log "building $c (slow on first use)"
   go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
@@ -76,6 +90,19 @@ if [ ! -x "$BIN_DIR/kwok" ] || [ ! -x "$BIN_DIR/kwokctl" ]; then
   log "installing kwok $KWOK_VERSION"
   GOBIN="$BIN_DIR" GOFLAGS=-buildvcs=false go install -ldflags "-s -w" \
     sigs.k8s.io/kwok/cmd/kwok@"$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl@"$KWOK_VERSION" >&2
+fi
+if [ "${1:-}" = "--with-node" ]; then
+  if [ ! -x "$BIN_DIR/crictl" ]; then
+    log "installing crictl $CRI_TOOLS_VERSION"
+    GOBIN="$BIN_DIR" go install -ldflags "-s -w" sigs.k8s.io/cri-tools/cmd/crictl@"$CRI_TOOLS_VERSION" >&2
+  fi
+  if [ ! -x "$BIN_DIR/pause" ]; then
+    log "building pause"
+    mkdir -p cmd/pause
+    printf 'package main\n\nimport (\n\t"os"\n\t"os/signal"\n\t"syscall"\n)\n\nfunc main() {\n\tsignals := make(chan os.Signal, 1)\n\tsignal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)\n\t<-signals\n}\n' >cmd/pause/main.go
+    go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/pause.tmp" ./cmd/pause >&2
+    mv "$BIN_DIR/pause.tmp" "$BIN_DIR/pause"
+  fi
 fi
 complete || { log "some binaries are missing from $BIN_DIR"; exit 1; }
 echo "$BIN_DIR"

@@ -19,7 +19,7 @@ impl IntoResponse for EmitterError {
         let status = match &self {
             Self::UnknownVersion(_) => StatusCode::NOT_FOUND,
             Self::InvalidSetting(_) | Self::InvalidVersion(_) => StatusCode::BAD_REQUEST,
-            Self::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Io(_) | Self::InjectedCrash(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut body = String::new();
         // Writing to a String cannot fail.

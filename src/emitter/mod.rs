@@ -13,14 +13,18 @@
 //!   needed (with the command-line defaults) and changes the given settings; answers the version.
 //! * `DELETE /control/{version}`: stops simulating a version (its series stay exported).
 //! * `GET /healthz`: `ok`.
+//! * `GET /readyz` and `GET /` for a per-pod demo application, with faults chosen by flags or
+//!   environment variables (crash after N s, slow start, error ratio, latency): see [`pod`].
 //!
 //! Randomness is a seeded xorshift generator per version, so a run is reproducible up to timing.
 //!
 //! Layout: `model` (the settings and the seeded simulation), `state` (the versions and their
-//! metrics), `http` (the routes); this file has the command's arguments, errors and [`run`].
+//! metrics), `http` (the routes), [`pod`] (the per-pod faults); this file has the command's
+//! arguments, errors and [`run`].
 
 mod http;
 mod model;
+pub mod pod;
 mod state;
 
 use std::net::SocketAddr;
@@ -44,18 +48,38 @@ pub struct EmitterArgs {
         env = "SAFEDEPLOY_EMITTER_LISTEN"
     )]
     pub listen: SocketAddr,
-    /// A version to simulate from the start (repeatable); more are created by `POST /control/{v}`.
-    #[arg(long = "version", value_name = "VERSION")]
+    /// A version to simulate from the start (repeatable, or comma-separated in the environment);
+    /// more are created by `POST /control/{v}`. `GET /` answers as the first one.
+    #[arg(
+        long = "version",
+        value_name = "VERSION",
+        env = "SAFEDEPLOY_EMITTER_VERSIONS",
+        value_delimiter = ','
+    )]
     pub versions: Vec<String>,
     /// Default simulated requests per second, per version.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, env = "SAFEDEPLOY_EMITTER_RPS")]
     pub rps: f64,
     /// Default ratio of failed requests, in [0, 1].
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, env = "SAFEDEPLOY_EMITTER_ERROR_RATIO")]
     pub error_ratio: f64,
     /// Default mean request latency in milliseconds (samples are uniform in [0.5, 1.5] × mean).
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, env = "SAFEDEPLOY_EMITTER_LATENCY_MS")]
     pub latency_ms: f64,
+    /// `/readyz` answers 503 until this many seconds after the start (a slow-starting revision).
+    #[arg(
+        long,
+        default_value_t = 0,
+        env = "SAFEDEPLOY_EMITTER_START_DELAY_SECONDS"
+    )]
+    pub start_delay_seconds: u64,
+    /// Exit with status 1 this many seconds after the start (a crashing revision; 0: never).
+    #[arg(
+        long,
+        default_value_t = 0,
+        env = "SAFEDEPLOY_EMITTER_CRASH_AFTER_SECONDS"
+    )]
+    pub crash_after_seconds: u64,
     /// Seed of the pseudo-random generators (one per version, derived from this and its name).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -79,6 +103,9 @@ pub enum EmitterError {
     /// The version is not simulated.
     #[error("unknown version {0:?}")]
     UnknownVersion(String),
+    /// `--crash-after-seconds` elapsed: the process exits with status 1, on purpose.
+    #[error("crashing on purpose, {0} s after the start (--crash-after-seconds)")]
+    InjectedCrash(u64),
 }
 
 async fn shutdown_signal() {
@@ -104,6 +131,12 @@ async fn shutdown_signal() {
 
 /// Runs the emitter until it is stopped (SIGINT or SIGTERM).
 pub async fn run(args: EmitterArgs) -> Result<(), EmitterError> {
+    let started = std::time::Instant::now();
+    let faults = pod::PodFaults {
+        start_delay: Duration::from_secs(args.start_delay_seconds),
+        crash_after: (args.crash_after_seconds > 0)
+            .then(|| Duration::from_secs(args.crash_after_seconds)),
+    };
     let defaults = Settings {
         error_ratio: args.error_ratio,
         latency_ms: args.latency_ms,
@@ -121,10 +154,12 @@ pub async fn run(args: EmitterArgs) -> Result<(), EmitterError> {
     );
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let simulation = tokio::spawn(simulate(Arc::clone(&emitter), tick));
-    let served = axum::serve(listener, router(emitter))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let app = router(Arc::clone(&emitter)).merge(pod::pod_routes(emitter, faults, started));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let outcome = tokio::select! {
+        served = served => served.map_err(EmitterError::from),
+        after = pod::crash_timer(faults) => Err(EmitterError::InjectedCrash(after)),
+    };
     simulation.abort();
-    served?;
-    Ok(())
+    outcome
 }

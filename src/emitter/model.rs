@@ -178,21 +178,22 @@ impl VersionSim {
         self.owed -= due;
         // `due` is a whole number in [0, MAX_RPS], so the conversion is exact.
         let due = due as usize;
-        let mut samples = Vec::with_capacity(due);
-        for _ in 0..due {
-            let error = self.rng.next_f64() < self.settings.error_ratio;
-            let factor = 0.5 + self.rng.next_f64();
-            let latency_seconds = self.settings.latency_ms * factor / 1000.0;
-            if error {
-                self.errors += 1;
-            }
-            self.requests += 1;
-            samples.push(Sample {
-                error,
-                latency_seconds,
-            });
+        (0..due).map(|_| self.draw()).collect()
+    }
+
+    /// One request (simulated, or a real one the pod server answers), counted in the totals.
+    pub fn draw(&mut self) -> Sample {
+        let error = self.rng.next_f64() < self.settings.error_ratio;
+        let factor = 0.5 + self.rng.next_f64();
+        let latency_seconds = self.settings.latency_ms * factor / 1000.0;
+        if error {
+            self.errors += 1;
         }
-        samples
+        self.requests += 1;
+        Sample {
+            error,
+            latency_seconds,
+        }
     }
 }
 

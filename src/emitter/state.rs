@@ -238,6 +238,20 @@ impl Emitter {
         }
     }
 
+    /// One real request to the first version (by name): its name, whether it fails and its
+    /// latency; counted in the metrics like a simulated one. `None` without a version.
+    pub fn serve_one(&self) -> Option<(String, bool, Duration)> {
+        let mut sims = self.sims();
+        let (name, sim) = sims.iter_mut().next()?;
+        let sample = sim.draw();
+        self.metrics.record(name, &[sample]);
+        Some((
+            name.clone(),
+            sample.error,
+            Duration::from_secs_f64(sample.latency_seconds.max(0.0)),
+        ))
+    }
+
     /// The metrics in the Prometheus/OpenMetrics text format.
     pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
