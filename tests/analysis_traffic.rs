@@ -74,6 +74,36 @@ fn measurements(status: &SafeDeploymentStatus) -> impl Iterator<Item = &Measurem
     status.analysis_runs.iter().flat_map(|r| &r.measurements)
 }
 
+/// Waits until the rollout is held `Inconclusive` with measurements that satisfy `recorded`.
+async fn wait_held(
+    ns: &common::TestNamespace,
+    what: &str,
+    recorded: impl Fn(&SafeDeploymentStatus) -> bool,
+) -> SafeDeploymentStatus {
+    wait_status(ns, "web", Duration::from_secs(60), what, |s| {
+        s.phase == Phase::Inconclusive && recorded(s)
+    })
+    .await
+}
+
+/// Raises the canary's traffic to 200 requests a second and waits for its promotion.
+async fn promoted_once_traffic_comes(
+    ns: &common::TestNamespace,
+    canary: &str,
+) -> SafeDeploymentStatus {
+    common::emitter_configure(&common::emitter_url(), canary, None, None, Some(200.0))
+        .await
+        .expect("more traffic");
+    wait_status(
+        ns,
+        "web",
+        Duration::from_secs(90),
+        "the promotion once the canary has traffic",
+        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() == Some(canary),
+    )
+    .await
+}
+
 async fn current(ns: &common::TestNamespace) -> SafeDeploymentStatus {
     ns.api::<SafeDeployment>()
         .get("web")
@@ -99,16 +129,13 @@ async fn a_canary_without_enough_traffic_holds_until_its_traffic_reaches_the_min
         m.verdict == MetricVerdict::InsufficientTraffic
             && m.traffic.is_some_and(|t| t > 0.0 && t < 100.0)
     };
-    let held = wait_status(
+    let held = wait_held(
         &ns,
-        "web",
-        Duration::from_secs(60),
         "an Inconclusive hold that names the canary's traffic",
         |s| {
-            s.phase == Phase::Inconclusive
-                && s.analysis_runs
-                    .iter()
-                    .any(|r| r.measurements.iter().any(thin))
+            s.analysis_runs
+                .iter()
+                .any(|r| r.measurements.iter().any(thin))
         },
     )
     .await;
@@ -157,17 +184,7 @@ async fn a_canary_without_enough_traffic_holds_until_its_traffic_reaches_the_min
 
     // The traffic comes (200 requests a second, about 1000 in the window): promoted.
     let more_traffic_at = std::time::Instant::now();
-    common::emitter_configure(&common::emitter_url(), &canary, None, None, Some(200.0))
-        .await
-        .expect("more traffic");
-    let promoted = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(90),
-        "the promotion once the canary has traffic",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() == Some(canary.as_str()),
-    )
-    .await;
+    let promoted = promoted_once_traffic_comes(&ns, &canary).await;
     assert_eq!(promoted.stable_revision.as_deref(), Some(canary.as_str()));
     println!(
         "promoted {:.1} s after the canary's traffic rose",
@@ -229,17 +246,7 @@ async fn background_analysis_with_too_little_traffic_holds_every_weight_increase
         "{:#?}",
         still.analysis_runs
     );
-    common::emitter_configure(&common::emitter_url(), &canary, None, None, Some(200.0))
-        .await
-        .expect("more traffic");
-    wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(90),
-        "the promotion once the canary has traffic",
-        |s| s.phase == Phase::Healthy && s.stable_revision.as_deref() == Some(canary.as_str()),
-    )
-    .await;
+    promoted_once_traffic_comes(&ns, &canary).await;
     common::emitter_remove(&common::emitter_url(), &canary).await;
 }
 
@@ -276,18 +283,15 @@ async fn a_web_metric_guarded_by_its_answers_request_count_holds_then_promotes()
     apply(&ns, &manifest(&format!("v2-{run}"), metrics))
         .await
         .expect("v2");
-    let held = wait_status(
+    let held = wait_held(
         &ns,
-        "web",
-        Duration::from_secs(60),
         "an Inconclusive hold with the answer's request count",
         |s| {
-            s.phase == Phase::Inconclusive
-                && measurements(s).any(|m| {
-                    m.verdict == MetricVerdict::InsufficientTraffic
-                        && m.value == Some(100.0)
-                        && m.traffic == Some(3.0)
-                })
+            measurements(s).any(|m| {
+                m.verdict == MetricVerdict::InsufficientTraffic
+                    && m.value == Some(100.0)
+                    && m.traffic == Some(3.0)
+            })
         },
     )
     .await;
@@ -334,16 +338,13 @@ async fn traffic_queries_answering_negative_huge_infinite_nan_or_empty_never_cou
     // Plenty of real traffic: only the broken traffic answers stand in the way.
     let canary = start_canary(&ns, &manifest(&format!("v2-{run}"), metrics), 200.0).await;
     // Wait until the error ratio itself is read (the emitter's series are scraped) and passes.
-    let held = wait_status(
+    let held = wait_held(
         &ns,
-        "web",
-        Duration::from_secs(60),
         "Inconclusive runs that read the canary's error ratio",
         |s| {
-            s.phase == Phase::Inconclusive
-                && hostile.iter().all(|(name, _)| {
-                    measurements(s).any(|m| m.metric == *name && m.value == Some(0.0))
-                })
+            hostile
+                .iter()
+                .all(|(name, _)| measurements(s).any(|m| m.metric == *name && m.value == Some(0.0)))
         },
     )
     .await;

@@ -475,20 +475,7 @@ async fn real_a_slow_starting_revision_is_reverted_on_its_measured_startup_laten
     slow["spec"]["template"] = real_template("web", "v2", RealFault::StartDelay(30));
     let applied = Instant::now();
     apply(&ns, &slow).await.expect("apply the slow v2");
-    let status = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(60),
-        "the slow revision to be reverted",
-        |s| s.phase == Phase::Degraded,
-    )
-    .await;
-    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
-    let latency = status
-        .health
-        .iter()
-        .find(|m| m.signal == "startupLatencySeconds")
-        .expect("a start-up latency measurement in the status");
+    let (_, latency) = operator::wait_reverted_on_startup_latency(&ns, "web", v1.as_str()).await;
     println!(
         "MEASURED real tier slow start: reverted {:.1} s after the apply, start-up latency {} s (baseline {:?} s)",
         applied.elapsed().as_secs_f64(),

@@ -239,20 +239,8 @@ async fn a_slow_starting_canary_is_reverted_with_its_measured_latency() {
     );
     slow["spec"]["health"] = manifest["spec"]["health"].clone();
     apply(&ns, &slow).await.expect("apply slow v2");
-    let status = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(60),
-        "the slow canary to be reverted",
-        |s| s.phase == Phase::Degraded,
-    )
-    .await;
-    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
-    let latency = status
-        .health
-        .iter()
-        .find(|m| m.signal == "startupLatencySeconds")
-        .expect("latency measurement in status");
+    let (status, latency) =
+        operator::wait_reverted_on_startup_latency(&ns, "web", v1.as_str()).await;
     println!(
         "MEASURED canary start-up latency over baseline at revert: {} s (baseline {:?} s)",
         latency.value, latency.baseline

@@ -249,6 +249,31 @@ pub async fn apply_stable_web(
     apply_stable(ns, &manifest).await
 }
 
+/// Waits until `name`'s canary has been reverted (`Degraded`) back to `stable`, and returns the
+/// status with the measured start-up latency that decided it (`startupLatencySeconds`).
+pub async fn wait_reverted_on_startup_latency(
+    ns: &TestNamespace,
+    name: &str,
+    stable: &str,
+) -> (SafeDeploymentStatus, safedeploy::api::SignalMeasurement) {
+    let status = wait_status(
+        ns,
+        name,
+        Duration::from_secs(60),
+        "the slow canary to be reverted",
+        |s| s.phase == Phase::Degraded,
+    )
+    .await;
+    assert_eq!(status.stable_revision.as_deref(), Some(stable));
+    let latency = status
+        .health
+        .iter()
+        .find(|m| m.signal == "startupLatencySeconds")
+        .cloned()
+        .expect("a start-up latency measurement in the status");
+    (status, latency)
+}
+
 /// Applies a SafeDeployment's first revision and waits until it is stable (`Healthy`).
 pub async fn apply_stable(ns: &TestNamespace, manifest: &Value) -> SafeDeploymentStatus {
     apply(ns, manifest).await.expect("apply the first revision");

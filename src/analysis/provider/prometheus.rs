@@ -256,6 +256,11 @@ pub async fn query(
         .get(endpoint(address, QUERY_PATH))
         .query(&[("query", query), ("time", unix_seconds(at).as_str())])
         .timeout(timeout);
+    answer_of(request).await
+}
+
+/// Sends a query and reads its answer.
+async fn answer_of(request: reqwest::RequestBuilder) -> Result<QueryResult, ProviderError> {
     let response = send(request).await?;
     let status = response.status().as_u16();
     let content_type = content_type(response.headers());
@@ -286,9 +291,5 @@ pub async fn query_range(
             ("step", step_seconds.as_str()),
         ])
         .timeout(timeout);
-    let response = send(request).await?;
-    let status = response.status().as_u16();
-    let content_type = content_type(response.headers());
-    let body = read_body(response).await?;
-    parse_response(status, content_type.as_deref(), &body)
+    answer_of(request).await
 }
