@@ -106,6 +106,8 @@ impl Planner<'_> {
             .canary_revision
             .clone()
             .unwrap_or_else(|| self.obs.desired.hash.clone());
+        // The requester, as the governance policy verified it, is the entry's actor.
+        self.actor = Some(request.user.clone());
         self.push_finished_history(&hash, HistoryOutcome::FreezeOverridden, what.clone());
         self.event(true, EventReason::FreezeOverridden, what);
     }

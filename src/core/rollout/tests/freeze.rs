@@ -182,6 +182,7 @@ fn break_glass_lifts_the_freeze_and_is_recorded_once_with_who_and_why() {
         .collect();
     assert_eq!(overrides.len(), 1, "{:?}", sim.status.history);
     assert!(overrides[0].reason.contains("alice") && overrides[0].reason.contains("CVE-2026-1234"));
+    assert_eq!(overrides[0].actor.as_deref(), Some("alice"));
     let events = sim
         .events
         .iter()
