@@ -360,10 +360,8 @@ pub enum BreakGlassState {
     Refused(String),
 }
 
-/// Reads a break-glass request at `now`: `value` is the annotation
-/// [`REQUEST_BREAK_GLASS`](crate::api::labels::REQUEST_BREAK_GLASS), `<expires>@<username>`,
-/// and `reason` the annotation
-/// [`REQUEST_BREAK_GLASS_REASON`](crate::api::labels::REQUEST_BREAK_GLASS_REASON). Honoured
+/// Reads a break-glass request at `now`: `value` is the annotation [`REQUEST_BREAK_GLASS`],
+/// `<expires>@<username>`, and `reason` the annotation [`REQUEST_BREAK_GLASS_REASON`]. Honoured
 /// while `expires` is in the future and at most `max` away (an override cannot outlast what the
 /// policy allows), when it names its requester and gives a reason of at most
 /// [`MAX_BREAK_GLASS_REASON_LENGTH`] bytes. The requester is whoever the chart's governance
