@@ -7,7 +7,8 @@
 //! - a person without the RBAC verb `create` on `safedeployments/break-glass` (the chart's
 //!   promoter) is denied, and the plugin shows the API server's message naming the verb and the
 //!   `-admin` ClusterRole;
-//! - the operator refuses an override without a reason, and says so in status;
+//! - an override without a reason is denied at the write; one beyond the policy's
+//!   `maxBreakGlass` is admitted, and the operator refuses it and says why in status;
 //! - the admin's `kubectl safedeploy break-glass` lifts the freeze, and the history entry and the
 //!   Event name who and why.
 //!
@@ -133,9 +134,35 @@ async fn break_glass_needs_its_verb_its_own_name_and_a_reason_and_records_who_an
     }
     println!("MEASURED the plugin's denial: {}", stderr.trim());
 
-    // The admin's own override without a reason passes admission; the operator refuses it and
-    // says why where its writer looks.
+    // The admin's own override without a reason is denied at the write.
     let no_reason = format!("safedeploy.dev/break-glass={expires}@{ADMIN}");
+    let refused = gov
+        .kubectl_as(
+            ADMIN,
+            &[
+                "annotate",
+                "safedeployment",
+                "web",
+                "--overwrite",
+                &no_reason,
+            ],
+            None,
+        )
+        .await
+        .expect_err("an override without a reason was admitted");
+    assert!(
+        refused.contains(&format!(
+            "{requests}: the break-glass override of {ADMIN} on SafeDeployment {}/web needs a reason",
+            gov.ns.name
+        )) && refused.contains("safedeploy.dev/break-glass-reason"),
+        "{refused}"
+    );
+    // Beyond the policy's maxBreakGlass (4h by default) it is admitted, and the operator refuses
+    // it and says why where its writer looks.
+    let too_long = format!(
+        "safedeploy.dev/break-glass={}@{ADMIN}",
+        in_seconds(5 * 3600)
+    );
     gov.kubectl_as(
         ADMIN,
         &[
@@ -143,7 +170,8 @@ async fn break_glass_needs_its_verb_its_own_name_and_a_reason_and_records_who_an
             "safedeployment",
             "web",
             "--overwrite",
-            &no_reason,
+            &too_long,
+            "safedeploy.dev/break-glass-reason=hotfix",
         ],
         None,
     )
@@ -153,7 +181,7 @@ async fn break_glass_needs_its_verb_its_own_name_and_a_reason_and_records_who_an
         &gov.ns,
         "web",
         Duration::from_secs(30),
-        "the operator to refuse the override without a reason",
+        "the operator to refuse the override beyond maxBreakGlass",
         |s| {
             s.message
                 .as_deref()
@@ -163,9 +191,8 @@ async fn break_glass_needs_its_verb_its_own_name_and_a_reason_and_records_who_an
     .await;
     let message = still.message.clone().unwrap_or_default();
     assert!(
-        message.contains(&format!(
-            "the break-glass request of {ADMIN} gives no reason"
-        )) && message.contains("safedeploy.dev/break-glass-reason"),
+        message.contains(&format!("the break-glass request of {ADMIN} lasts until"))
+            && message.contains("maxBreakGlass"),
         "{message}"
     );
     assert_eq!(still.canary_revision, None, "still frozen");
