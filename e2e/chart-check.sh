@@ -261,8 +261,11 @@ if sorted(roles) != ["sd-chart-check-safedeploy-admin", "sd-chart-check-safedepl
 for role in roles.values():
     rules_of(role, role["metadata"]["name"])
 promoter = rules_of(roles["sd-chart-check-safedeploy-promoter"], "promoter")
-if any(k in promoter for k in ("safedeploy.dev/safedeployments/promote-full", "safedeploy.dev/safedeployments/rollback", "safedeploy.dev/safedeployments/retry", "safedeploy.dev/safedeployments/status")):
+if any(k in promoter for k in ("safedeploy.dev/safedeployments/promote-full", "safedeploy.dev/safedeployments/rollback", "safedeploy.dev/safedeployments/retry", "safedeploy.dev/safedeployments/break-glass", "safedeploy.dev/safedeployments/status")):
     fail(f"governance: the promoter role grants more than promote/abort/pause/resume: {promoter}")
+admin = rules_of(roles["sd-chart-check-safedeploy-admin"], "admin")
+if "safedeploy.dev/safedeployments/break-glass" not in admin:
+    fail(f"governance: the admin role does not grant break-glass: {admin}")
 print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor, governance", file=sys.stderr)
 PY
 

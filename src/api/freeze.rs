@@ -161,14 +161,15 @@ pub struct RecurringWindow {
     pub duration: SpecDuration,
 }
 
-/// The break-glass request a person writes on a SafeDeployment (the annotation
-/// [`super::labels::REQUEST_BREAK_GLASS`], as JSON): lets its rollout move during a freeze until
-/// `expires`. Admission checks that `user` is the requester and that the requester holds the
-/// break-glass verb; the operator records who and why, and stops honouring it at `expires`.
+/// A break-glass request as the operator read it from a SafeDeployment's annotations
+/// ([`super::labels::REQUEST_BREAK_GLASS`], `<expires>@<user>`, and
+/// [`super::labels::REQUEST_BREAK_GLASS_REASON`]): lets its rollout move during a freeze until
+/// `expires`. Admission checks that `user` is the writer and holds the break-glass verb; the
+/// operator records who and why, and stops honouring it at `expires`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BreakGlass {
-    /// Who asked (as admission verified it).
+    /// Who asked (the username after `@`, as admission verified it).
     pub user: String,
     /// Why, in words.
     pub reason: String,

@@ -87,10 +87,15 @@ pub fn requester(value: &str) -> Option<String> {
     name.get(..end).map(str::to_string)
 }
 
-/// Annotation asking to let the rollout move during a freeze: JSON
-/// `{"user": "...", "reason": "...", "expires": "<RFC 3339>"}` ([`super::freeze::BreakGlass`]).
-/// Admission checks that `user` is the requester and holds the break-glass verb.
+/// Annotation asking to let the rollout move during a freeze until a time:
+/// `<expires, RFC 3339>@<username>` (see [`with_requester`]). With the chart's governance
+/// policies, admission checks that the username is the writer's own and that the writer holds
+/// the RBAC verb `create` on `safedeployments/break-glass`. The reason is in
+/// [`REQUEST_BREAK_GLASS_REASON`]; the operator refuses an override without one.
 pub const REQUEST_BREAK_GLASS: &str = "safedeploy.dev/break-glass";
+/// Annotation with the free-text reason of a break-glass request (required; at most
+/// `core::freeze::MAX_BREAK_GLASS_REASON_LENGTH` bytes).
+pub const REQUEST_BREAK_GLASS_REASON: &str = "safedeploy.dev/break-glass-reason";
 /// Label on a SafeDeploymentPolicy: `Deny` makes the chart's admission policy deny a
 /// SafeDeployment that violates the policy's `requirements`; otherwise it warns.
 pub const LABEL_REQUIREMENTS_ADMISSION: &str = "safedeploy.dev/requirements-admission";

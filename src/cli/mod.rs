@@ -31,7 +31,8 @@ pub enum Command {
     Verify(attest::verify::VerifyArgs),
     /// Print the configuration digest of a SafeDeployment manifest, as the attestation binds it.
     ConfigDigest(attest::config_digest::ConfigDigestArgs),
-    /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume).
+    /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume,
+    /// break-glass).
     #[command(flatten)]
     Plugin(crate::plugin::PluginCommand),
     /// A small HTTP service exporting per-version request metrics whose error ratio and latency

@@ -10,7 +10,7 @@ use super::error::ReconcileError;
 use crate::api::SafeDeployment;
 use crate::api::duration::SpecDuration;
 use crate::api::freeze::DEFAULT_MAX_BREAK_GLASS;
-use crate::api::labels::REQUEST_BREAK_GLASS;
+use crate::api::labels::{REQUEST_BREAK_GLASS, REQUEST_BREAK_GLASS_REASON};
 use crate::core::freeze::{FreezeGate, break_glass, evaluate};
 use crate::core::requirements::{Violation, check};
 
@@ -58,6 +58,9 @@ pub async fn policy_gates(
                 break_glass: break_glass(
                     sd.annotations()
                         .get(REQUEST_BREAK_GLASS)
+                        .map(String::as_str),
+                    sd.annotations()
+                        .get(REQUEST_BREAK_GLASS_REASON)
                         .map(String::as_str),
                     max,
                     now,

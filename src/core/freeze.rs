@@ -18,11 +18,18 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::api::freeze::{BreakGlass, FreezePolicy, FreezeWindow, RecurringWindow, WindowEffect};
+use crate::api::labels::{
+    REQUEST_BREAK_GLASS, REQUEST_BREAK_GLASS_REASON, request_payload, requester,
+};
 
 /// A recurring window is expanded from its `start`; more occurrences than this before `now`
 /// is refused (the window fails closed and says to move `start` closer), so a daily rule that
 /// started decades ago cannot make every reconcile slow.
 pub const MAX_OCCURRENCES: usize = 20_000;
+
+/// The longest break-glass reason the operator honours, in bytes: it is copied into status,
+/// history and Events, which have bounds of their own.
+pub const MAX_BREAK_GLASS_REASON_LENGTH: usize = 512;
 
 /// The name status shows for "no allow window is open".
 pub const OUTSIDE_ALLOW_WINDOWS: &str = "outside-allow-windows";
@@ -353,49 +360,65 @@ pub enum BreakGlassState {
     Refused(String),
 }
 
-/// Reads the break-glass annotation `text` at `now`: honoured while `expires` is in the future
-/// and at most `max` away (an override cannot outlast what the policy allows).
-pub fn break_glass(text: Option<&str>, max: Duration, now: Timestamp) -> BreakGlassState {
-    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+/// Reads a break-glass request at `now`: `value` is the annotation [`REQUEST_BREAK_GLASS`],
+/// `<expires>@<username>`, and `reason` the annotation [`REQUEST_BREAK_GLASS_REASON`]. Honoured
+/// while `expires` is in the future and at most `max` away (an override cannot outlast what the
+/// policy allows), when it names its requester and gives a reason of at most
+/// [`MAX_BREAK_GLASS_REASON_LENGTH`] bytes. The requester is whoever the chart's governance
+/// policy let write the value under their own name.
+pub fn break_glass(
+    value: Option<&str>,
+    reason: Option<&str>,
+    max: Duration,
+    now: Timestamp,
+) -> BreakGlassState {
+    let Some(value) = value.filter(|t| !t.trim().is_empty()) else {
         return BreakGlassState::None;
     };
-    let request: BreakGlass = match serde_json::from_str(text) {
-        Ok(request) => request,
-        Err(error) => {
-            return BreakGlassState::Refused(format!(
-                "the break-glass request is not JSON {{\"user\", \"reason\", \"expires\"}}: {error}"
-            ));
-        }
-    };
-    if request.user.trim().is_empty() || request.reason.trim().is_empty() {
-        return BreakGlassState::Refused(
-            "a break-glass request must name its user and give a reason".into(),
-        );
-    }
-    let Ok(expires) = Timestamp::from_str(&request.expires) else {
+    let Some(user) = requester(value) else {
         return BreakGlassState::Refused(format!(
-            "the break-glass request's expires {:?} is not an RFC 3339 timestamp",
-            request.expires
+            "the break-glass request must name its requester: {REQUEST_BREAK_GLASS} is <expires>@<username> (use kubectl safedeploy break-glass)"
+        ));
+    };
+    let reason = reason.map(str::trim).unwrap_or_default();
+    if reason.is_empty() {
+        return BreakGlassState::Refused(format!(
+            "the break-glass request of {user} gives no reason: set the annotation {REQUEST_BREAK_GLASS_REASON} (kubectl safedeploy break-glass --reason)"
+        ));
+    }
+    if reason.len() > MAX_BREAK_GLASS_REASON_LENGTH {
+        return BreakGlassState::Refused(format!(
+            "the break-glass reason of {user} is {} bytes long, more than {MAX_BREAK_GLASS_REASON_LENGTH}",
+            reason.len()
+        ));
+    }
+    let expires_text = request_payload(value).trim();
+    let Ok(expires) = Timestamp::from_str(expires_text) else {
+        return BreakGlassState::Refused(format!(
+            "the break-glass request of {user} expires at {expires_text:?}, which is not an RFC 3339 timestamp"
         ));
     };
     if expires <= now {
         return BreakGlassState::Refused(format!(
-            "the break-glass request of {} expired at {expires}",
-            request.user
+            "the break-glass request of {user} expired at {expires}"
         ));
     }
     let max_seconds = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
     if expires.as_second().saturating_sub(now.as_second()) > max_seconds {
         return BreakGlassState::Refused(format!(
-            "the break-glass request of {} lasts until {expires}, longer than the policy's maxBreakGlass ({}s from now)",
-            request.user,
+            "the break-glass request of {user} lasts until {expires}, longer than the policy's maxBreakGlass ({}s from now)",
             max.as_secs()
         ));
     }
     BreakGlassState::Active {
-        request,
+        request: BreakGlass {
+            user,
+            reason: reason.to_string(),
+            expires: expires.to_string(),
+        },
         expires,
-        token: text.to_string(),
+        // The reason is part of this use: a new reason under the same value is recorded again.
+        token: format!("{value}\n{reason}"),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The kubectl plugin verbs (`kubectl safedeploy get|status|promote|abort|retry|rollback|history|
-//! pause|resume`): thin clients that read status and write request annotations, which the
+//! pause|resume|break-glass`): thin clients that read status and write request annotations, which the
 //! controller carries out exactly once and records in the history. Each request names its
 //! requester (`<token>@<username>`, the username the API server reports for these credentials),
 //! which the chart's governance policy checks; a denial shows the API server's own message.
@@ -15,11 +15,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::api::duration::SpecDuration;
 use crate::api::labels::{
-    ANNOTATION_PAUSED, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
-    REQUEST_ROLLBACK, with_requester,
+    ANNOTATION_PAUSED, REQUEST_ABORT, REQUEST_BREAK_GLASS, REQUEST_BREAK_GLASS_REASON,
+    REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY, REQUEST_ROLLBACK, with_requester,
 };
 use crate::api::{SafeDeployment, SafeDeploymentRecord};
+use crate::core::freeze::MAX_BREAK_GLASS_REASON_LENGTH;
 
 /// The field manager of the plugin's writes.
 pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-safedeploy";
@@ -116,6 +118,22 @@ pub enum PluginCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Let the rollout move during a freeze window, for a while, under your name (needs the
+    /// verb create on safedeployments/break-glass; recorded in the history with the reason).
+    #[command(name = "break-glass")]
+    BreakGlass {
+        /// SafeDeployment name.
+        name: String,
+        /// Why (required; recorded in the history and in an Event).
+        #[arg(long)]
+        reason: String,
+        /// How long the override lasts, such as 1h or 30m (at most the policy's maxBreakGlass).
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// Namespace.
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Errors of the plugin verbs.
@@ -130,6 +148,9 @@ pub enum PluginError {
         /// The API server's message.
         message: String,
     },
+    /// An argument the verb cannot use.
+    #[error("{0}")]
+    BadArgument(String),
     /// An API call failed.
     #[error("{0}")]
     Kube(#[from] kube::Error),
@@ -203,6 +224,19 @@ async fn annotate(
     key: &str,
     payload: Option<&str>,
 ) -> Result<(), PluginError> {
+    annotate_with(target, name, verb, key, payload, &[]).await
+}
+
+/// [`annotate`], writing the annotations `also` in the same patch (so admission sees them
+/// together with the request).
+async fn annotate_with(
+    target: &Target,
+    name: &str,
+    verb: &str,
+    key: &str,
+    payload: Option<&str>,
+    also: &[(&str, &str)],
+) -> Result<(), PluginError> {
     let api = api(target).await?;
     let value = match payload {
         Some(payload) => match whoami(api.clone().into_client()).await {
@@ -211,7 +245,12 @@ async fn annotate(
         },
         None => None,
     };
-    let patch = json!({"metadata": {"annotations": {key: value}}});
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(key.to_string(), json!(value));
+    for (key, value) in also {
+        annotations.insert((*key).to_string(), json!(value));
+    }
+    let patch = json!({"metadata": {"annotations": annotations}});
     let params = PatchParams {
         field_manager: Some(PLUGIN_FIELD_MANAGER.into()),
         ..Default::default()
@@ -227,6 +266,40 @@ async fn annotate(
         }),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The break-glass annotations' payload and reason: when the override ends (`duration` from
+/// `now`, whole seconds, RFC 3339) and the trimmed reason, or why the arguments are unusable.
+fn break_glass_request(
+    reason: &str,
+    duration: &str,
+    now: jiff::Timestamp,
+) -> Result<(String, String), PluginError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(PluginError::BadArgument(
+            "--reason must say why the freeze is broken".into(),
+        ));
+    }
+    if reason.len() > MAX_BREAK_GLASS_REASON_LENGTH {
+        return Err(PluginError::BadArgument(format!(
+            "--reason is {} bytes long; at most {MAX_BREAK_GLASS_REASON_LENGTH} are recorded",
+            reason.len()
+        )));
+    }
+    let length = SpecDuration::from(duration)
+        .parse()
+        .ok()
+        .filter(|d| d.as_secs() > 0)
+        .ok_or_else(|| {
+            PluginError::BadArgument(format!(
+                "--for {duration:?} is not a duration such as 1h or 30m"
+            ))
+        })?;
+    let seconds = i64::try_from(length.as_secs()).unwrap_or(i64::MAX);
+    let expires = jiff::Timestamp::from_second(now.as_second().saturating_add(seconds))
+        .map_err(|_| PluginError::BadArgument(format!("--for {duration:?} is too long")))?;
+    Ok((expires.to_string(), reason.to_string()))
 }
 
 async fn execute(command: PluginCommand) -> Result<(), PluginError> {
@@ -314,6 +387,27 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
             annotate(&target, &name, "resume", ANNOTATION_PAUSED, Some("false")).await?;
             println!("safedeployment {name}: resumed");
         }
+        PluginCommand::BreakGlass {
+            name,
+            reason,
+            duration,
+            target,
+        } => {
+            let (expires, reason) =
+                break_glass_request(&reason, &duration, jiff::Timestamp::now())?;
+            annotate_with(
+                &target,
+                &name,
+                "break-glass",
+                REQUEST_BREAK_GLASS,
+                Some(&expires),
+                &[(REQUEST_BREAK_GLASS_REASON, &reason)],
+            )
+            .await?;
+            println!(
+                "safedeployment {name}: break-glass until {expires} requested (the operator honours it during a freeze if the policy's maxBreakGlass allows)"
+            );
+        }
     }
     Ok(())
 }
@@ -321,4 +415,22 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
 /// The object name, for messages.
 pub fn display_name(sd: &SafeDeployment) -> String {
     format!("{}/{}", sd.namespace().unwrap_or_default(), sd.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_break_glass_lasts_whole_seconds_and_needs_a_bounded_reason() {
+        let now: jiff::Timestamp = "2026-06-10T12:00:00.5Z".parse().unwrap();
+        let (expires, reason) = break_glass_request(" hotfix ", "90m", now).unwrap();
+        assert_eq!(expires, "2026-06-10T13:30:00Z");
+        assert_eq!(reason, "hotfix");
+        assert!(break_glass_request("  ", "1h", now).is_err());
+        let long = "x".repeat(MAX_BREAK_GLASS_REASON_LENGTH + 1);
+        assert!(break_glass_request(&long, "1h", now).is_err());
+        assert!(break_glass_request("hotfix", "soon", now).is_err());
+        assert!(break_glass_request("hotfix", "0s", now).is_err());
+    }
 }

@@ -386,41 +386,69 @@ fn a_rule_that_ends_stops_freezing() {
 fn break_glass_is_honoured_until_it_expires_and_within_the_policy_bound() {
     let now = at("2026-06-10T12:00:00Z");
     let four_hours = Duration::from_secs(4 * 3600);
-    let request = |expires: &str| {
-        format!(r#"{{"user":"alice","reason":"CVE-2026-1234 hotfix","expires":"{expires}"}}"#)
-    };
-    match break_glass(Some(&request("2026-06-10T13:00:00Z")), four_hours, now) {
+    let reason = Some("CVE-2026-1234 hotfix");
+    match break_glass(Some("2026-06-10T13:00:00Z@alice"), reason, four_hours, now) {
         BreakGlassState::Active {
             request, expires, ..
         } => {
             assert_eq!(request.user, "alice");
+            assert_eq!(request.reason, "CVE-2026-1234 hotfix");
             assert_eq!(expires, at("2026-06-10T13:00:00Z"));
         }
         other => panic!("not honoured: {other:?}"),
     }
-    let refused = |text: &str| {
-        matches!(
-            break_glass(Some(text), four_hours, now),
-            BreakGlassState::Refused(_)
-        )
+    let refusal = |value: &str, reason: Option<&str>| match break_glass(
+        Some(value),
+        reason,
+        four_hours,
+        now,
+    ) {
+        BreakGlassState::Refused(why) => why,
+        other => panic!("{value:?} with reason {reason:?} was not refused: {other:?}"),
     };
-    assert!(refused(&request("2026-06-10T12:00:00Z")), "expired at now");
+    assert!(refusal("2026-06-10T12:00:00Z@alice", reason).contains("expired"));
+    assert!(refusal("2026-06-10T16:00:01Z@alice", reason).contains("maxBreakGlass"));
+    assert!(refusal("2026-06-10T13:00:00Z", reason).contains("must name its requester"));
+    assert!(refusal("2026-06-10T13:00:00Z@", reason).contains("must name its requester"));
+    let no_reason = refusal("2026-06-10T13:00:00Z@alice", None);
     assert!(
-        refused(&request("2026-06-10T16:00:01Z")),
-        "beyond maxBreakGlass"
+        no_reason.contains("alice gives no reason")
+            && no_reason.contains("safedeploy.dev/break-glass-reason"),
+        "{no_reason}"
     );
-    assert!(refused("alice please"), "not JSON");
+    assert!(refusal("2026-06-10T13:00:00Z@alice", Some("  ")).contains("no reason"));
+    let long = "x".repeat(MAX_BREAK_GLASS_REASON_LENGTH + 1);
+    assert!(refusal("2026-06-10T13:00:00Z@alice", Some(&long)).contains("more than"));
+    assert!(refusal("soon@alice", reason).contains("not an RFC 3339 timestamp"));
+    // The old JSON shape names no requester the API server could have checked.
     assert!(
-        refused(r#"{"user":"alice","reason":" ","expires":"2026-06-10T13:00:00Z"}"#),
-        "no reason"
-    );
-    assert!(
-        refused(r#"{"user":"alice","reason":"x","expires":"soon"}"#),
-        "bad time"
+        refusal(
+            r#"{"user":"alice","reason":"x","expires":"2026-06-10T13:00:00Z"}"#,
+            reason
+        )
+        .contains("must name its requester")
     );
     assert_eq!(
-        break_glass(Some(""), four_hours, now),
+        break_glass(Some(""), reason, four_hours, now),
         BreakGlassState::None
     );
-    assert_eq!(break_glass(None, four_hours, now), BreakGlassState::None);
+    assert_eq!(
+        break_glass(None, reason, four_hours, now),
+        BreakGlassState::None
+    );
+}
+
+#[test]
+fn a_break_glass_with_a_new_reason_is_a_new_use() {
+    let now = at("2026-06-10T12:00:00Z");
+    let token = |reason: &str| match break_glass(
+        Some("2026-06-10T13:00:00Z@alice"),
+        Some(reason),
+        Duration::from_secs(3600),
+        now,
+    ) {
+        BreakGlassState::Active { token, .. } => token,
+        other => panic!("not honoured: {other:?}"),
+    };
+    assert_ne!(token("hotfix"), token("another hotfix"));
 }

@@ -106,6 +106,8 @@ impl Planner<'_> {
             .canary_revision
             .clone()
             .unwrap_or_else(|| self.obs.desired.hash.clone());
+        // The requester, as the governance policy verified it, is the entry's actor.
+        self.actor = Some(request.user.clone());
         self.push_finished_history(&hash, HistoryOutcome::FreezeOverridden, what.clone());
         self.event(true, EventReason::FreezeOverridden, what);
     }
@@ -138,7 +140,14 @@ impl Planner<'_> {
     /// once (when the message is new, not on every reconcile while the freeze lasts), and
     /// refuses a promote that arrived during it.
     fn announce_freeze(&mut self, span: &Span, what: &str, message: String) {
-        let description = Self::describe_freeze(span);
+        let mut description = Self::describe_freeze(span);
+        let mut message = message;
+        // A break-glass request the operator does not honour says why, where its writer looks.
+        if let BreakGlassState::Refused(why) = &self.obs.freeze.break_glass {
+            let refused = format!("; break-glass refused: {why}");
+            description.push_str(&refused);
+            message.push_str(&refused);
+        }
         if self.obs.status.message.as_deref() != Some(message.as_str()) {
             self.event(
                 false,

@@ -164,7 +164,7 @@ fn break_glass_lifts_the_freeze_and_is_recorded_once_with_who_and_why() {
             .now
             .checked_add(jiff::SignedDuration::from_hours(1))
             .unwrap(),
-        token: "{\"user\":\"alice\"}".into(),
+        token: "2026-06-10T13:00:00Z@alice\nCVE-2026-1234 hotfix".into(),
     };
     sim.freeze = gate;
     sim.deploy("app:v2");
@@ -182,6 +182,7 @@ fn break_glass_lifts_the_freeze_and_is_recorded_once_with_who_and_why() {
         .collect();
     assert_eq!(overrides.len(), 1, "{:?}", sim.status.history);
     assert!(overrides[0].reason.contains("alice") && overrides[0].reason.contains("CVE-2026-1234"));
+    assert_eq!(overrides[0].actor.as_deref(), Some("alice"));
     let events = sim
         .events
         .iter()
@@ -190,6 +191,39 @@ fn break_glass_lifts_the_freeze_and_is_recorded_once_with_who_and_why() {
     assert_eq!(events, 1);
     let freeze = sim.status.freeze.clone().unwrap();
     assert!(!freeze.active && freeze.break_glass.unwrap().starts_with("alice: "));
+}
+
+#[test]
+fn a_refused_break_glass_keeps_the_freeze_and_says_why() {
+    let mut sim = established("app:v1", 4, steps_weights(&[25, 50]));
+    let stable = sim.status.stable_revision.clone();
+    let mut gate = freeze_until(&sim, 600);
+    gate.break_glass = BreakGlassState::Refused(
+        "the break-glass request of mallory gives no reason: set the annotation safedeploy.dev/break-glass-reason".into(),
+    );
+    sim.freeze = gate;
+    sim.deploy("app:v2");
+    sim.settle(10);
+    assert_eq!(sim.status.canary_revision, None, "no canary starts");
+    assert_eq!(sim.status.stable_revision, stable);
+    let message = sim.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("break-glass refused: the break-glass request of mallory gives no reason"),
+        "{message}"
+    );
+    assert!(
+        !sim.status
+            .history
+            .iter()
+            .any(|e| e.outcome == HistoryOutcome::FreezeOverridden)
+    );
+    let frozen: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| e.reason == EventReason::Frozen)
+        .collect();
+    assert_eq!(frozen.len(), 1, "announced once");
+    assert!(frozen[0].note.contains("no reason"), "{:?}", frozen[0]);
 }
 
 #[test]
