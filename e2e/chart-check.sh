@@ -122,9 +122,22 @@ def fail(msg):
 default = docs(f"{work}/default.yaml")
 kinds = sorted(d["kind"] for d in default)
 want = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
-        "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
+        "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding"]
 if kinds != want:
     fail(f"default render has {kinds}, want {want}")
+# The rollout requirements' admission policy (always on: it only reads SafeDeploymentPolicies):
+# it warns by default, denies for policies labelled Deny, and never blocks writes on its own error.
+requirements = [d for d in default if d["kind"] == "ValidatingAdmissionPolicy"]
+if len(requirements) != 1 or not requirements[0]["metadata"]["name"].endswith("-requirements"):
+    fail(f"the default render's admission policy is not the requirements one: {requirements}")
+if requirements[0]["spec"].get("failurePolicy") != "Ignore":
+    fail("the requirements policy must fail open (the operator enforces anyway)")
+if requirements[0]["spec"].get("paramKind", {}).get("kind") != "SafeDeploymentPolicy":
+    fail("the requirements policy does not take SafeDeploymentPolicies as its parameter")
+actions = sorted(tuple(b["spec"]["validationActions"]) for b in default if b["kind"] == "ValidatingAdmissionPolicyBinding")
+if actions != [("Deny",), ("Warn",)]:
+    fail(f"the requirements bindings are {actions}, want one Warn and one Deny")
 
 # CRDs: the generated ones, plus keep and labels.
 generated = {d["metadata"]["name"]: d for d in docs(crds)}
@@ -231,10 +244,13 @@ monitor = docs(f"{work}/monitor.yaml")
 sm = [d for d in monitor if d["kind"] == "ServiceMonitor"]
 if len(sm) != 1 or sm[0]["spec"]["endpoints"][0]["port"] != "http-metrics":
     fail("serviceMonitor.enabled renders no (correct) ServiceMonitor")
-# Governance (off by default: the default render above has none of it).
+# Governance (off by default: the default render above has none of it, only the requirements).
 gov = docs(f"{work}/governance.yaml")
-policies = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ValidatingAdmissionPolicy"}
-bindings = [d for d in gov if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+def governance_object(d):
+    return not d["metadata"]["name"].endswith("-requirements") and \
+        not d.get("spec", {}).get("policyName", "").endswith("-requirements")
+policies = {d["metadata"]["name"]: d for d in gov if d["kind"] == "ValidatingAdmissionPolicy" and governance_object(d)}
+bindings = [d for d in gov if d["kind"] == "ValidatingAdmissionPolicyBinding" and governance_object(d)]
 short = sorted(n.removeprefix("sd-chart-check-safedeploy-") for n in policies)
 if short != ["config-copies", "operator-writes", "owned-pods", "owned-workloads", "requests"]:
     fail(f"governance renders the policies {short}")
