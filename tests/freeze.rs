@@ -12,13 +12,11 @@ mod common;
 mod operator;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Fault;
 use operator::{
-    apply, apply_stable_web, condition, events_of, namespace_policy, safe_deployment, setup,
-    wait_status,
+    apply, apply_stable_web, condition, events_of, policy_with, safe_deployment, setup, wait_status,
 };
 use safedeploy::api::Phase;
 use serde_json::json;
@@ -32,27 +30,6 @@ fn in_seconds(seconds: i64) -> String {
         .round(jiff::Unit::Second)
         .expect("round")
         .to_string()
-}
-
-/// Applies the namespace's policy with `spec` after installing this build's CRDs, and reads it
-/// back until the new fields are there: other tests on the shared cluster may install CRDs of
-/// another branch (without `freeze` or `requirements`) at any time.
-async fn policy_with(ns: &common::TestNamespace, spec: serde_json::Value, field: &str) {
-    let api: kube::Api<safedeploy::api::SafeDeploymentPolicy> = kube::Api::all(ns.client.clone());
-    let name = format!("{}-policy", ns.name);
-    for _ in 0..5 {
-        operator::install_crds(&ns.client).await;
-        let applied =
-            std::panic::AssertUnwindSafe(namespace_policy(&ns.client, &ns.name, spec.clone()));
-        if futures::FutureExt::catch_unwind(applied).await.is_ok()
-            && let Ok(policy) = api.get(&name).await
-            && serde_json::to_value(&policy.spec).is_ok_and(|s| s.get(field).is_some())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("the policy's {field} did not stick (another CRD version installed?)");
 }
 
 fn steps() -> serde_json::Value {
@@ -212,25 +189,8 @@ async fn a_bad_canary_is_reverted_during_a_freeze() {
 
 /// `kubectl` with `args`, returning (success, stdout, stderr).
 fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH (eval \"$(e2e/cluster.sh env)\")");
-    if let Some(mut input) = child.stdin.take() {
-        input
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .expect("stdin");
-    }
-    let output = child.wait_with_output().expect("kubectl");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let run = common::kubectl_blocking(args, stdin);
+    (run.ok, run.stdout, run.stderr)
 }
 
 /// The chart's requirements admission policy, applied under a release of its own and deleted

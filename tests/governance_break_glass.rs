@@ -25,9 +25,7 @@ use std::time::Duration;
 
 use common::Fault;
 use fixture::{ADMIN, Governed, PROMOTER};
-use operator::{
-    apply, apply_stable_web, events_of, namespace_policy, safe_deployment, wait_status,
-};
+use operator::{apply, apply_stable_web, events_of, policy_with, safe_deployment, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
 
@@ -40,27 +38,6 @@ fn in_seconds(seconds: i64) -> String {
         .to_string()
 }
 
-/// Applies the namespace's policy with a freeze window after installing this build's CRDs, and
-/// reads it back until `freeze` is there: other tests on the shared cluster may install CRDs of
-/// another branch at any time.
-async fn freeze_policy(ns: &common::TestNamespace, spec: serde_json::Value) {
-    let api: kube::Api<safedeploy::api::SafeDeploymentPolicy> = kube::Api::all(ns.client.clone());
-    let name = format!("{}-policy", ns.name);
-    for _ in 0..5 {
-        operator::install_crds(&ns.client).await;
-        let applied =
-            std::panic::AssertUnwindSafe(namespace_policy(&ns.client, &ns.name, spec.clone()));
-        if futures::FutureExt::catch_unwind(applied).await.is_ok()
-            && let Ok(policy) = api.get(&name).await
-            && serde_json::to_value(&policy.spec).is_ok_and(|s| s.get("freeze").is_some())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("the policy's freeze did not stick (another CRD version installed?)");
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn break_glass_needs_its_verb_its_own_name_and_a_reason_and_records_who_and_why() {
@@ -68,11 +45,12 @@ async fn break_glass_needs_its_verb_its_own_name_and_a_reason_and_records_who_an
     let _operator = gov.start_operator();
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "1s"}}]);
     let first = apply_stable_web(&gov.ns, 2, &steps).await;
-    freeze_policy(
+    policy_with(
         &gov.ns,
         json!({"requireAttestation": false, "requirePinnedImages": false,
                "freeze": {"windows": [{"name": "year-end", "reason": "integration test",
                    "once": {"start": in_seconds(-60), "end": in_seconds(900)}}]}}),
+        "freeze",
     )
     .await;
     apply(

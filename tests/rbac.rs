@@ -23,7 +23,7 @@ use operator::{
 };
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// The chart's ServiceAccount and RBAC for release `release` in `namespace`, as YAML.
 fn rendered_rbac(release: &str, namespace: &str, values: &[&str]) -> String {
@@ -37,27 +37,9 @@ fn rendered_rbac(release: &str, namespace: &str, values: &[&str]) -> String {
 
 /// Runs kubectl (admin kubeconfig) with `stdin`, returning stdout; panics on failure.
 async fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    use tokio::io::AsyncWriteExt;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH (eval \"$(e2e/cluster.sh env)\")");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    let output = child.wait_with_output().await.expect("kubectl");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let run = common::kubectl_run(args, stdin).await;
+    assert!(run.ok, "kubectl {args:?} failed: {}", run.stderr);
+    run.stdout
 }
 
 /// The chart's RBAC applied for one test, with its cluster-scoped objects deleted on drop.

@@ -704,3 +704,48 @@ impl ReadyCapacityWatch {
         self.task.await.unwrap_or((i32::MIN, 0))
     }
 }
+
+/// What one kubectl run printed, and whether it succeeded (a successful `kubectl apply` may
+/// still print the API server's warnings on stderr).
+pub struct KubectlRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs kubectl (the admin kubeconfig of `e2e/cluster.sh env`) with `stdin`. Blocks: async
+/// code uses [`kubectl_run`]; this is for `Drop`.
+pub fn kubectl_blocking(args: &[&str], stdin: Option<&str>) -> KubectlRun {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl on PATH (eval \"$(e2e/cluster.sh env)\")");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("write kubectl's stdin");
+    }
+    let output = child.wait_with_output().expect("kubectl");
+    KubectlRun {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// [`kubectl_blocking`] on a blocking thread, so the test's other tasks go on meanwhile.
+pub async fn kubectl_run(args: &[&str], stdin: Option<&str>) -> KubectlRun {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kubectl_blocking(&args, stdin.as_deref())
+    })
+    .await
+    .expect("the kubectl task")
+}

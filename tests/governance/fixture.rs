@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use crate::chart;
@@ -318,24 +317,11 @@ pub fn bare_pod(name: &str) -> Value {
 
 /// Runs kubectl (admin kubeconfig): stdout, or stderr on failure.
 pub async fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH (eval \"$(e2e/cluster.sh env)\")");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    let output = child.wait_with_output().await.expect("kubectl");
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    let run = crate::common::kubectl_run(args, stdin).await;
+    if run.ok {
+        Ok(run.stdout)
     } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        Err(run.stderr)
     }
 }
 

@@ -400,3 +400,24 @@ pub async fn assert_each_step_completed_once(ns: &TestNamespace, steps: usize) {
         );
     }
 }
+
+/// Applies the namespace's policy with `spec` after installing this build's CRDs, and reads it
+/// back until the new fields are there: other tests on the shared cluster may install CRDs of
+/// another branch (without `freeze` or `requirements`) at any time.
+pub async fn policy_with(ns: &TestNamespace, spec: serde_json::Value, field: &str) {
+    let api: kube::Api<safedeploy::api::SafeDeploymentPolicy> = kube::Api::all(ns.client.clone());
+    let name = format!("{}-policy", ns.name);
+    for _ in 0..5 {
+        install_crds(&ns.client).await;
+        let applied =
+            std::panic::AssertUnwindSafe(namespace_policy(&ns.client, &ns.name, spec.clone()));
+        if futures::FutureExt::catch_unwind(applied).await.is_ok()
+            && let Ok(policy) = api.get(&name).await
+            && serde_json::to_value(&policy.spec).is_ok_and(|s| s.get(field).is_some())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the policy's {field} did not stick (another CRD version installed?)");
+}
