@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Fault;
+use common::in_seconds;
 use operator::{
     apply, apply_stable_web, condition, events_of, policy_with, safe_deployment, setup, wait_status,
 };
@@ -22,15 +23,6 @@ use safedeploy::api::Phase;
 use serde_json::json;
 
 const NEEDS_CLUSTER: &str = "needs the local control plane (e2e/cluster.sh)";
-
-fn in_seconds(seconds: i64) -> String {
-    jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_secs(seconds))
-        .expect("time")
-        .round(jiff::Unit::Second)
-        .expect("round")
-        .to_string()
-}
 
 fn steps() -> serde_json::Value {
     json!([{"setWeight": 50}, {"pause": {"duration": "1s"}}])

@@ -651,13 +651,7 @@ async fn requests_need_their_verb_and_history_events_and_the_plugin_name_the_req
     let (ok, history, _) = gov.plugin_as(READER, &["history", "web"]).await;
     assert!(ok);
     println!("{history}");
-    let line = |outcome: &str| {
-        history
-            .lines()
-            .find(|l| l.contains(outcome))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |outcome: &str| first_line_with(&history, outcome);
     assert!(line("PromoteRequested").contains(PROMOTER), "{history}");
     assert!(line("RetryRequested").contains(ADMIN), "{history}");
     let (ok, status, _) = gov.plugin_as(READER, &["status", "web"]).await;
@@ -750,16 +744,18 @@ async fn requests_need_their_verb_and_history_events_and_the_plugin_name_the_req
     let (ok, history, stderr) = gov.plugin_as(READER, &["history", "web"]).await;
     assert!(ok, "{stderr}");
     assert!(history.contains("Durable records"), "{history}");
-    let line = |outcome: &str| {
-        history
-            .lines()
-            .find(|l| l.contains(outcome))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |outcome: &str| first_line_with(&history, outcome);
     assert!(line("PromoteRequested").contains(PROMOTER), "{history}");
     assert!(
         records.get(&name).await.is_ok(),
         "the record went with the SafeDeployment"
     );
+}
+
+/// The first line of `text` that contains `needle` (empty if none).
+fn first_line_with(text: &str, needle: &str) -> String {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_default()
+        .to_string()
 }

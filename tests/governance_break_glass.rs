@@ -24,19 +24,11 @@ mod operator;
 use std::time::Duration;
 
 use common::Fault;
+use common::in_seconds;
 use fixture::{ADMIN, Governed, PROMOTER};
 use operator::{apply, apply_stable_web, events_of, policy_with, safe_deployment, wait_status};
 use safedeploy::api::Phase;
 use serde_json::json;
-
-fn in_seconds(seconds: i64) -> String {
-    jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_secs(seconds))
-        .expect("time")
-        .round(jiff::Unit::Second)
-        .expect("round")
-        .to_string()
-}
 
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]

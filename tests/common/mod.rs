@@ -749,3 +749,13 @@ pub async fn kubectl_run(args: &[&str], stdin: Option<&str>) -> KubectlRun {
     .await
     .expect("the kubectl task")
 }
+
+/// Now plus `seconds` (negative: in the past), as RFC 3339 to the second.
+pub fn in_seconds(seconds: i64) -> String {
+    jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .expect("time")
+        .round(jiff::Unit::Second)
+        .expect("round")
+        .to_string()
+}
