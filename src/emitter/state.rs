@@ -248,7 +248,8 @@ impl Emitter {
         Some((
             name.clone(),
             sample.error,
-            Duration::from_secs_f64(sample.latency_seconds.max(0.0)),
+            // A configured latency may be absurd (inf from a flag); serve at once then.
+            Duration::try_from_secs_f64(sample.latency_seconds.max(0.0)).unwrap_or_default(),
         ))
     }
 
