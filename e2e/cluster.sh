@@ -71,14 +71,8 @@ cluster_ready() {
   "$b/kubectl" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=5s get --raw /readyz >/dev/null 2>&1
 }
 
-wait_until() { # wait_until <seconds> <description> <command...>
-  local timeout="$1" what="$2" start=$SECONDS
-  shift 2
-  until "$@"; do
-    if ((SECONDS - start >= timeout)); then die "timed out after ${timeout}s waiting for $what"; fi
-    sleep 0.5
-  done
-}
+# shellcheck source=lib/wait.sh
+source "$REPO/e2e/lib/wait.sh"
 
 write_kwok_config() {
   local b="$1" real_nodes="$2"

@@ -59,14 +59,8 @@ alive() {
   echo "$pid"
 }
 
-wait_until() { # wait_until <seconds> <description> <command...>
-  local timeout="$1" what="$2" start=$SECONDS
-  shift 2
-  until "$@"; do
-    if ((SECONDS - start >= timeout)); then die "timed out after ${timeout}s waiting for $what"; fi
-    sleep 0.5
-  done
-}
+# shellcheck source=wait.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wait.sh"
 
 kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=10s "$@"; }
 crictl_() { "$BIN_DIR/crictl" --runtime-endpoint "unix://$SOCKET" --image-endpoint "unix://$SOCKET" --timeout 10s "$@"; }
