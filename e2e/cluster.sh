@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's local Kubernetes control plane for integration tests and the demo: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok (3 fake nodes, pod life cycles
-# with annotation-driven faults) run as plain processes on 127.0.0.1 through `kwokctl --runtime
+# with annotation-driven faults) with the Gateway API CRDs (e2e/lib/gateway-api.sh) run as plain processes on 127.0.0.1 through `kwokctl --runtime
 # binary`; optionally a real Prometheus (Debian package) scraping the metrics emitter
 # (`safedeploy emitter`); optionally a real node (`--real-nodes`: containerd, runc, CNI bridge,
 # kubelet, kube-proxy; see e2e/lib/real-node.sh and docs/real-pods.md). Binaries come from
@@ -125,6 +125,17 @@ nodes_ready() {
 }
 default_sa_exists() { kubectl_ get serviceaccount default -n default >/dev/null 2>&1; }
 
+# The Gateway API CRDs (standard channel, from its Go module), which route-based rollouts use.
+gateway_api_crds() {
+  local dir file args=()
+  dir="$("$REPO/e2e/lib/gateway-api.sh")" || die "could not fetch the Gateway API CRDs"
+  for file in "$dir"/gateway.networking.k8s.io_*.yaml; do
+    case "$file" in *_vap_*) ;; *) args+=(-f "$file") ;; esac
+  done
+  kubectl_ apply --server-side --force-conflicts "${args[@]}" >>"$RUN_DIR/kwokctl.log" 2>&1 ||
+    die "could not apply the Gateway API CRDs from $dir (see $RUN_DIR/kwokctl.log)"
+}
+
 cluster_up() {
   local real_nodes="$1" b
   if $real_nodes; then
@@ -166,6 +177,7 @@ cluster_up() {
   fi
   wait_until 60 "$NODES Ready nodes" nodes_ready
   wait_until 60 "the default ServiceAccount (kube-controller-manager)" default_sa_exists
+  gateway_api_crds
   if $real_nodes; then real_node up; fi
   log "cluster ready: $NODES nodes, server $(kubectl_ version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -n 1)"
 }

@@ -193,9 +193,14 @@ async fn a_jump_in_the_canary_error_ratio_reverts_within_one_interval() {
         .expect("time");
     let from_jump = reverted_at.as_millisecond() - jumped_at.as_millisecond();
     // When Prometheus first showed the breach (above acceptable, which fails the run by its
-    // score), from its stored samples.
+    // score), from its stored samples. The range is evaluated every 100 ms, so it reaches one
+    // step past the revert: the sample the operator acted on may have been scraped less than
+    // a step before it (then `from_visible` is within 100 ms of zero, either side).
     let query = common::error_ratio_query(&canary, "4s");
-    let visible_at = common::first_above(&query, 0.01, jumped_at, reverted_at)
+    let grid_end = reverted_at
+        .checked_add(jiff::SignedDuration::from_millis(100))
+        .expect("time");
+    let visible_at = common::first_above(&query, 0.01, jumped_at, grid_end)
         .await
         .expect("range query")
         .expect("Prometheus showed the breach before the revert");

@@ -162,6 +162,9 @@ async fn measure_unless_stopped(
     };
     if let Ok(None) = outcome {
         rollout.status = measured;
+        // The decision on the measurements is taken now, after the providers answered: its
+        // time (a revert's `finishedAt`) must not predate the evidence it acts on.
+        rollout.now = Timestamp::now();
         rollout
             .analyses
             .regate(&sd.spec, &rollout.status, rollout.now);
