@@ -25,7 +25,8 @@
 # SAFEDEPLOY_PROMETHEUS_PORT (19090), SAFEDEPLOY_EMITTER_PORT (19464), SAFEDEPLOY_BIN (a built
 # safedeploy binary; default: cargo build of this repo). kwokctl picks free ports for etcd, the
 # API server and the rest by itself, so two instances do not clash there. The real node's own
-# settings (subnet, kubelet port) are in e2e/lib/real-node.sh.
+# settings (subnet, kubelet port) are in e2e/lib/real-node.sh. SAFEDEPLOY_AUDIT_POLICY (a file)
+# turns on the API server's audit log ($KWOK_WORKDIR/clusters/<name>/logs/audit.log) at creation.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,6 +91,8 @@ options:
   etcdBinary: $b/etcd
   kwokControllerBinary: $b/kwok
 EOF
+    # An audit log of every request (for the benchmarks' API request counts by user agent).
+    if [ -n "${SAFEDEPLOY_AUDIT_POLICY:-}" ]; then echo "  kubeAuditPolicy: $SAFEDEPLOY_AUDIT_POLICY"; fi
     if $real_nodes; then
       # By default kwok fakes the pods of every node, racing a real kubelet; kwokctl's fake nodes
       # carry this annotation, a real node does not.

@@ -81,6 +81,26 @@ where
         .map(|(_, p)| p)
 }
 
+/// Whether the labels of namespace `name` can change which of `policies` applies to it: only
+/// when no live policy names it (a selection by name beats any by labels) and some live policy
+/// selects by labels. Otherwise the caller need not read the Namespace at all.
+pub fn needs_namespace_labels<'a, P>(name: &str, policies: impl IntoIterator<Item = &'a P>) -> bool
+where
+    P: Borrow<SafeDeploymentPolicy> + 'a,
+{
+    let mut by_labels = false;
+    for policy in policies.into_iter().map(Borrow::borrow) {
+        if policy.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        if policy.spec.namespaces.iter().any(|n| n == name) {
+            return false;
+        }
+        by_labels |= policy.spec.namespace_selector.is_some();
+    }
+    by_labels
+}
+
 /// Why a policy spec cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
@@ -225,6 +245,51 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
+    }
+
+    #[test]
+    fn namespace_labels_are_needed_only_when_a_label_selection_could_apply() {
+        let by_name = policy(
+            "named",
+            SafeDeploymentPolicySpec {
+                namespaces: vec!["pay".into()],
+                ..Default::default()
+            },
+        );
+        let by_labels = policy(
+            "labelled",
+            SafeDeploymentPolicySpec {
+                namespace_selector: Some(NamespaceSelector::default()),
+                ..Default::default()
+            },
+        );
+        let mut deleted_by_labels = by_labels.clone();
+        deleted_by_labels.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        let none: Vec<SafeDeploymentPolicy> = vec![];
+        assert!(!needs_namespace_labels("pay", &none));
+        assert!(!needs_namespace_labels("pay", &[by_name.clone()]));
+        assert!(!needs_namespace_labels("other", &[by_name.clone()]));
+        assert!(needs_namespace_labels(
+            "other",
+            &[by_name.clone(), by_labels.clone()]
+        ));
+        // Named beats labelled, in either order.
+        assert!(!needs_namespace_labels(
+            "pay",
+            &[by_labels.clone(), by_name.clone()]
+        ));
+        assert!(!needs_namespace_labels("other", &[deleted_by_labels]));
+        // Whatever the labels, the answer of resolve_policy is the same when they are not
+        // needed.
+        let policies = vec![by_name, by_labels];
+        for l in [labels(&[]), labels(&[("team", "pay")])] {
+            assert_eq!(
+                resolve_policy("pay", &l, &policies).and_then(|p| p.metadata.name.clone()),
+                Some("named".into())
+            );
+        }
     }
 
     #[test]

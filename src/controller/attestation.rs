@@ -9,7 +9,7 @@ use kube::api::Api;
 use super::Context;
 use super::error::ReconcileError;
 use crate::api::{KeyReference, SafeDeployment, SafeDeploymentPolicy};
-use crate::attest::policy::resolve_policy;
+use crate::attest::policy::{needs_namespace_labels, resolve_policy};
 use crate::attest::verify::{Expected, Verdict, evaluate};
 use crate::core::revision::Revision;
 use crate::core::rollout::AttestationGate;
@@ -73,20 +73,26 @@ pub async fn gate(
     })
 }
 
-/// The SafeDeploymentPolicy that applies to `namespace` (by its name and its labels, which are
-/// read here: the operator caches no Namespaces), if any. Attestations, image pinning and the
-/// analyses' egress all follow this one policy.
+/// The SafeDeploymentPolicy that applies to `namespace` (by its name and its labels), if any.
+/// Attestations, image pinning and the analyses' egress all follow this one policy. The labels
+/// are read here (the operator caches no Namespaces), and only when a policy selects by labels
+/// and none names the namespace: otherwise they cannot change the answer, and a reconcile
+/// makes no request for them.
 pub(super) async fn namespace_policy(
     ctx: &Context,
     namespace: &str,
 ) -> Result<Option<SafeDeploymentPolicy>, ReconcileError> {
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let labels = namespaces
-        .get_metadata_opt(namespace)
-        .await?
-        .map(|ns| ns.labels().clone())
-        .unwrap_or_default();
     let policies = ctx.policies.state();
+    let labels = if needs_namespace_labels(namespace, policies.iter().map(|p| p.as_ref())) {
+        let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+        namespaces
+            .get_metadata_opt(namespace)
+            .await?
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default()
+    } else {
+        Default::default()
+    };
     Ok(resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref())).cloned())
 }
 

@@ -1,4 +1,5 @@
-//! Fault injection for the kill-point tests (issue 12). **A test hook, off unless its env var is
+//! The controller's API client (with the operator's `User-Agent`), and fault injection for the
+//! kill-point tests (issue 12), a layer on that client. **The hook is off unless its env var is
 //! set**; production never sets it.
 //!
 //! With `SAFEDEPLOY_FAULT_KILL_AFTER_WRITES=N` (N ≥ 1) the controller's API client counts the
@@ -50,21 +51,29 @@ pub const KILL_LINE_PREFIX: &str = "fault: killing after write";
 #[error("{KILL_AFTER_WRITES_ENV} must be a positive integer, not {0:?}")]
 pub struct InvalidFaultSetting(String);
 
-/// The API client of the controller: `Client::try_default()`, plus the kill hook when
-/// [`KILL_AFTER_WRITES_ENV`] is set.
+/// The `User-Agent` of every request the controller makes: the API server's audit log and
+/// its request metrics then name the operator (kube's client sends none by default).
+pub const USER_AGENT: &str = concat!("safedeploy/", env!("CARGO_PKG_VERSION"));
+
+/// The API client of the controller: the inferred configuration with [`USER_AGENT`], plus the
+/// kill hook when [`KILL_AFTER_WRITES_ENV`] is set.
 pub async fn client() -> Result<Client, kube::Error> {
-    let Some(limit) = kill_after_writes(std::env::var(KILL_AFTER_WRITES_ENV).ok().as_deref())
-        .map_err(|e| kube::Error::Service(Box::new(e)))?
-    else {
-        return Client::try_default().await;
+    let limit = kill_after_writes(std::env::var(KILL_AFTER_WRITES_ENV).ok().as_deref())
+        .map_err(|e| kube::Error::Service(Box::new(e)))?;
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let Some(limit) = limit else {
+        return Client::try_from(config);
     };
     warn!(
         limit,
         "fault injection armed: the process kills itself after {limit} successful writes ({KILL_AFTER_WRITES_ENV})"
     );
-    let config = kube::Config::infer()
-        .await
-        .map_err(kube::Error::InferConfig)?;
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&KillAfterWrites::new(limit))
         .build())

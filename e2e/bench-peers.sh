@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: safedeploy and Argo Rollouts (built from its Go module by
+# e2e/lib/build-argo-rollouts.sh) on the same local control plane, each ALONE (never competing
+# for the cores), with the same workload: N rollouts of one pod each on kwok nodes, the same
+# steps (setWeight 50, a timed pause, setWeight 100; no analysis), bulk apply until all are
+# Healthy, a bulk template change until all are promoted, then a rest period, then a restart
+# with N objects in place.
+#
+# Measured for each operator (and printed as ratios):
+#   - RSS (VmRSS, sampled every second): peak, and steady at the end of the rest period;
+#   - CPU seconds (utime + stime of the process) per phase and in total;
+#   - time to all Healthy and to all promoted;
+#   - API requests by verb made by the operator (its user agent), from the API server's audit
+#     log; and the writes (create/update/patch/delete) it made during the rest period;
+#   - start-up: process start to the first request, to caches synced and to the first status
+#     write, from the audit log and the operator's own log.
+#
+# Usage: e2e/bench-peers.sh [N] [--rest SECONDS] [--only sd|argo]
+#   N defaults to 1000, the rest period to 600 s (the issue's 10 minutes). PROFILE=debug uses
+#   the debug build of safedeploy (for a quick check of the script, not for numbers).
+# The numbers are printed (and written to target/bench-peers/<date>-N.txt); nothing is asserted.
+# It runs its own cluster instance (SAFEDEPLOY_CLUSTER_NAME=peers, with the audit log on), which
+# it creates and deletes; the default test cluster is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+n=1000 rest=600 only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rest) rest=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    [0-9]*) n=$1; shift ;;
+    *) echo "bench-peers: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+export SAFEDEPLOY_CLUSTER_NAME=peers
+export SAFEDEPLOY_PROMETHEUS_PORT=19290 SAFEDEPLOY_EMITTER_PORT=19664
+run_dir="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}/peers"
+out_dir="$REPO/target/bench-peers"
+mkdir -p "$run_dir" "$out_dir"
+report="$out_dir/$(date -u +%Y%m%dT%H%M%SZ)-n$n.txt"
+work=$(mktemp -d)
+pid=""
+log() { echo "bench-peers: $*" >&2; }
+say() { echo "$*" | tee -a "$report"; }
+
+cat >"$run_dir/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+YAML
+export SAFEDEPLOY_AUDIT_POLICY="$run_dir/audit-policy.yaml"
+
+cleanup() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  e2e/cluster.sh down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+profile=${PROFILE:-release}
+log "building safedeploy ($profile) and Argo Rollouts"
+if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
+sd_bin="$REPO/target/$profile/safedeploy"
+argo_bin="$(e2e/lib/build-argo-rollouts.sh)"
+argo_crds="$(e2e/lib/build-argo-rollouts.sh --crds)"
+
+e2e/cluster.sh down >/dev/null 2>&1 || true
+e2e/cluster.sh up >/dev/null
+eval "$(e2e/cluster.sh env)"
+audit_log="$run_dir/kwok/clusters/peers/logs/audit.log"
+[ -f "$audit_log" ] || { log "no audit log at $audit_log"; exit 1; }
+# kwok nodes take 110 pods each; two revisions overlap during a rollout.
+KWOK_WORKDIR="$run_dir/kwok" kwokctl --name peers scale node --replicas $((3 + (2 * n) / 100)) >/dev/null
+"$sd_bin" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
+for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-conflicts -f "$crd" >/dev/null; done
+
+# ---- the workload, the same for both ----
+sd_manifests() { # namespace image
+  for i in $(seq 1 "$n"); do
+    cat <<YAML
+---
+apiVersion: safedeploy.dev/v1alpha1
+kind: SafeDeployment
+metadata: {name: app-$i, namespace: $1}
+spec:
+  replicas: 1
+  minReadySeconds: 0
+  selector: {matchLabels: {app: app-$i}}
+  template:
+    metadata: {labels: {app: app-$i}}
+    spec: {containers: [{name: app, image: "$2"}]}
+  strategy: {canary: {steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]}}
+YAML
+  done
+}
+argo_manifests() { # namespace image
+  for i in $(seq 1 "$n"); do
+    cat <<YAML
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: app-$i, namespace: $1}
+spec:
+  replicas: 1
+  minReadySeconds: 0
+  selector: {matchLabels: {app: app-$i}}
+  template:
+    metadata: {labels: {app: app-$i}}
+    spec: {containers: [{name: app, image: "$2"}]}
+  strategy: {canary: {steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]}}
+YAML
+  done
+}
+
+# How many objects are Healthy (and, with a second argument, on a stable revision other than it).
+count_done() { # kind namespace [old-stable]
+  case "$1" in
+    sd) kubectl -n "$2" get safedeployments -o jsonpath='{range .items[*]}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}' ;;
+    argo) kubectl -n "$2" get rollouts.argoproj.io -o jsonpath='{range .items[*]}{.status.phase}{" "}{.status.stableRS}{"\n"}{end}' ;;
+  esac | awk -v old="${3:-}" '$1 == "Healthy" && $2 != "" && (old == "" || $2 != old) {c++} END {print c+0}'
+}
+stable_of_first() { # kind namespace
+  case "$1" in
+    sd) kubectl -n "$2" get safedeployment app-1 -o jsonpath='{.status.stableRevision}' ;;
+    argo) kubectl -n "$2" get rollouts.argoproj.io app-1 -o jsonpath='{.status.stableRS}' ;;
+  esac
+}
+wait_done() { # kind namespace [old-stable] -> seconds (fractional)
+  local start now
+  start=$(date +%s.%N)
+  for _ in $(seq 1 1800); do
+    [ "$(count_done "$@")" -ge "$n" ] && break
+    sleep 1
+  done
+  now=$(date +%s.%N)
+  awk -v a="$start" -v b="$now" 'BEGIN {printf "%.1f", b - a}'
+}
+
+# ---- the process ----
+clk=$(getconf CLK_TCK)
+cpu_seconds() { awk -v t="$clk" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat"; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status"; }
+sample_rss() { # writes "epoch rss_mib" lines to $work/rss until the process ends
+  while kill -0 "$pid" 2>/dev/null; do
+    echo "$(date +%s) $(rss_mib 2>/dev/null || echo 0)" >>"$work/rss"
+    sleep 1
+  done
+}
+start_operator() { # kind namespace logfile
+  case "$1" in
+    sd) "$sd_bin" controller --namespace "$2" --http-addr 127.0.0.1:0 >"$3" 2>&1 & ;;
+    argo) "$argo_bin" --kubeconfig "$KUBECONFIG" --namespaced --namespace "$2" --leader-elect=false \
+            --metricsport 19890 --healthzPort 19891 --loglevel warn >"$3" 2>&1 & ;;
+  esac
+  pid=$!
+  : >"$work/rss"
+  sample_rss &
+}
+stop_operator() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; }
+peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "$work/rss"; }
+
+# Requests from user agents that match $1 in the audit log between two RFC 3339 instants, by verb.
+audit_counts() { # agent-regex from to
+  python3 - "$audit_log" "$1" "$2" "$3" <<'PY'
+import json, re, sys, collections
+path, agent, since, until = sys.argv[1], re.compile(sys.argv[2]), sys.argv[3], sys.argv[4]
+verbs = collections.Counter()
+by_resource = collections.Counter()
+first = None
+with open(path) as f:
+    for line in f:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        at = e.get("requestReceivedTimestamp", "")
+        if not (since <= at < until) or not agent.search(e.get("userAgent", "")):
+            continue
+        verbs[e.get("verb", "?")] += 1
+        ref = e.get("objectRef") or {}
+        what = ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+        by_resource[f"{e.get('verb', '?')} {what}"] += 1
+        first = first or at
+writes = sum(verbs[v] for v in ("create", "update", "patch", "delete", "deletecollection"))
+print(" ".join(f"{v}={c}" for v, c in sorted(verbs.items())) or "none", f"| writes={writes}", f"| first={first}")
+if by_resource:
+    print("    top:", ", ".join(f"{k} {c}" for k, c in by_resource.most_common(8)))
+PY
+}
+now3339() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
+
+run_one() { # kind
+  local kind=$1 ns="bench-$1" agent t_start t_healthy t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu3 \
+    healthy promoted rss_rest
+  case "$kind" in sd) agent='^safedeploy/' ;; argo) agent='rollouts-controller|argo-rollouts' ;; esac
+  kubectl create namespace "$ns" >/dev/null
+  if [ "$kind" = sd ]; then
+    cat <<YAML | kubectl apply -f - >/dev/null
+apiVersion: safedeploy.dev/v1alpha1
+kind: SafeDeploymentPolicy
+metadata: {name: $ns}
+spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
+YAML
+  fi
+  say ""
+  say "== $kind: $n rollouts, one pod each"
+  t_start=$(now3339)
+  start_operator "$kind" "$ns" "$work/$kind.log"
+  sleep 2
+  "${kind}_manifests" "$ns" registry.local/app:v1 >"$work/$kind-v1.yaml"
+  cpu0=$(cpu_seconds)
+  healthy=$( { kubectl apply --server-side -f "$work/$kind-v1.yaml" >/dev/null; wait_done "$kind" "$ns"; } )
+  cpu1=$(cpu_seconds)
+  t_healthy=$(now3339)
+  say "  all Healthy after apply: ${healthy} s (CPU ${cpu0} -> ${cpu1} s)"
+  old=$(stable_of_first "$kind" "$ns")
+  "${kind}_manifests" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
+  promoted=$( { kubectl apply --server-side -f "$work/$kind-v2.yaml" >/dev/null; wait_done "$kind" "$ns" "$old"; } )
+  cpu2=$(cpu_seconds)
+  t_changed=$(now3339)
+  say "  all promoted after the template change: ${promoted} s (CPU ${cpu1} -> ${cpu2} s)"
+  sleep 10 # the last status writes of the rollout settle
+  t_rest=$(now3339)
+  sleep "$rest"
+  t_end=$(now3339)
+  cpu3=$(cpu_seconds)
+  rss_rest=$(rss_mib)
+  say "  RSS: peak $(peak_rss) MiB, at rest $rss_rest MiB; CPU total $cpu3 s (at rest: $(awk -v a="$cpu2" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s)"
+  say "  API requests, rollouts (apply to promoted): $(audit_counts "$agent" "$t_start" "$t_changed")"
+  say "  API requests at rest (${rest} s): $(audit_counts "$agent" "$t_rest" "$t_end")"
+  stop_operator
+  # Start-up with N objects in place: to the first request, and the process's own account.
+  local t_restart
+  t_restart=$(now3339)
+  start_operator "$kind" "$ns" "$work/$kind-restart.log"
+  sleep 15
+  say "  restart: process start $t_restart; first request and requests in 15 s: $(audit_counts "$agent" "$t_restart" "$(now3339)")"
+  if [ "$kind" = sd ]; then
+    say "  restart: $(grep 'start-up timing' "$work/$kind-restart.log" | sed 's/.*"fields"://' | cut -c1-300)"
+  fi
+  say "  RSS 15 s after restart: $(rss_mib) MiB"
+  stop_operator
+  printf '%s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$(peak_rss)" "$cpu3" >>"$work/summary"
+  kubectl delete namespace "$ns" --wait=false >/dev/null
+}
+
+say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, rest ${rest} s"
+say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts $(basename "$(dirname "$(dirname "$argo_bin")")")"
+for kind in sd argo; do
+  [ -z "$only" ] || [ "$only" = "$kind" ] || continue
+  run_one "$kind"
+done
+if [ -z "$only" ]; then
+  say ""
+  say "== ratios (Argo Rollouts / safedeploy)"
+  awk '{k[NR]=$0} END {split(k[1], s); split(k[2], a);
+    printf "  time to Healthy %.2f, time to promoted %.2f, peak RSS %.1fx, CPU seconds %.1fx\n",
+      a[2]/s[2], a[3]/s[3], a[4]/s[4], a[5]/s[5]}' "$work/summary" | tee -a "$report"
+fi
+log "report: $report"
