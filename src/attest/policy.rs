@@ -269,8 +269,14 @@ mod tests {
         );
         let none: Vec<SafeDeploymentPolicy> = vec![];
         assert!(!needs_namespace_labels("pay", &none));
-        assert!(!needs_namespace_labels("pay", &[by_name.clone()]));
-        assert!(!needs_namespace_labels("other", &[by_name.clone()]));
+        assert!(!needs_namespace_labels(
+            "pay",
+            std::slice::from_ref(&by_name)
+        ));
+        assert!(!needs_namespace_labels(
+            "other",
+            std::slice::from_ref(&by_name)
+        ));
         assert!(needs_namespace_labels(
             "other",
             &[by_name.clone(), by_labels.clone()]
