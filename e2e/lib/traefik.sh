@@ -119,7 +119,7 @@ add_anyip_routes() {
     existing="$(ip -o route show match "${cidr%/*}" | grep -v '^default' || true)"
     [ -z "$existing" ] || die "pod CIDR $cidr overlaps a route of this machine: $existing"
     ip route add local "$cidr" dev lo || die "could not add the AnyIP route for $cidr"
-    echo "$cidr" >>"$ROUTES_FILE"
+    grep -qxF "$cidr" "$ROUTES_FILE" || echo "$cidr" >>"$ROUTES_FILE"
     log "pod IPs of $cidr are now local (AnyIP on lo)"
   done
 }
