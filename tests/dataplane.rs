@@ -345,6 +345,18 @@ async fn weight_flip_to_zero_under_load_fails_no_request() {
 
     let flipped_at = Instant::now();
     fixture.split_route("flip", 0).await;
+    // Traefik's API says when the new weight is loaded (skipped without its URL).
+    let loaded_after = match fixture.data_plane.api_url {
+        Some(_) => {
+            let namespace = &fixture.namespace.name;
+            let canary_backend = format!("{CANARY_SERVICE}-http-{SERVICE_PORT}");
+            (fixture.data_plane)
+                .wait_loaded_weight(namespace, "flip", &canary_backend, 0)
+                .await;
+            Some(flipped_at.elapsed())
+        }
+        None => None,
+    };
     // Drained: 2000 answers in a row without the canary (at a 50% share, 2000 misses by chance
     // have probability 2^-2000).
     common::wait_until(
@@ -386,8 +398,9 @@ async fn weight_flip_to_zero_under_load_fails_no_request() {
     let tally = load.stop().await;
     println!(
         "MEASURED weight flip 50% -> 0 under load: {} requests, {} failed, canary answered {} \
-         in total, last canary answer {:?} after the route write, {} requests after the scale-down \
-         started, {since} requests since the last canary answer",
+         in total, weight 0 loaded by Traefik {loaded_after:?} and last canary answer {:?} after \
+         the route write, {} requests after the scale-down started, {since} requests since the \
+         last canary answer",
         tally.total(),
         tally.failures,
         tally.count(CANARY),

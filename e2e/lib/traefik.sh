@@ -219,6 +219,7 @@ cmd_env() {
   traefik_pid >/dev/null || return 0
   echo "export SAFEDEPLOY_TRAEFIK_URL=http://127.0.0.1:$PORT"
   echo "export SAFEDEPLOY_GATEWAY=$GATEWAY_NAMESPACE/$GATEWAY_NAME"
+  echo "export SAFEDEPLOY_TRAEFIK_API_URL=http://127.0.0.1:$ADMIN_PORT"
 }
 
 case "${1:-}" in

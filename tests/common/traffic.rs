@@ -39,6 +39,9 @@ use super::Result;
 
 /// Env var: base URL of the proxy's HTTP entry point (`e2e/lib/traefik.sh env`).
 pub const TRAEFIK_URL_ENV: &str = "SAFEDEPLOY_TRAEFIK_URL";
+/// Env var: base URL of Traefik's read-only API (`e2e/lib/traefik.sh env`), where the weights it
+/// has loaded can be read.
+pub const TRAEFIK_API_URL_ENV: &str = "SAFEDEPLOY_TRAEFIK_API_URL";
 /// Env var: `<namespace>/<name>` of the Gateway the proxy programs (`e2e/lib/traefik.sh env`).
 pub const GATEWAY_ENV: &str = "SAFEDEPLOY_GATEWAY";
 /// The revision label the backends answer with (the operator's `safedeploy.dev/revision`).
@@ -61,6 +64,8 @@ pub struct DataPlane {
     pub gateway_namespace: String,
     /// Name of that Gateway.
     pub gateway_name: String,
+    /// Base URL of Traefik's read-only API, if known.
+    pub api_url: Option<String>,
 }
 
 impl DataPlane {
@@ -90,7 +95,74 @@ impl DataPlane {
             url,
             gateway_namespace: gateway_namespace.to_owned(),
             gateway_name: gateway_name.to_owned(),
+            api_url: std::env::var(TRAEFIK_API_URL_ENV).ok(),
         })
+    }
+
+    /// The weights Traefik has loaded for route `name` in `namespace`: one map per weighted
+    /// rule, from the backend Service's name to its weight. Traefik names the backends
+    /// `<namespace>-<service>-<port name>-<port>`; the namespace prefix is removed here. A route
+    /// change counts as live once this shows it (the route object alone does not say so).
+    pub async fn loaded_weights(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<BTreeMap<String, u64>>> {
+        let api_url = self
+            .api_url
+            .as_deref()
+            .ok_or(format!("{TRAEFIK_API_URL_ENV} is unset"))?;
+        let services: Vec<Value> = super::http()
+            .get(format!("{api_url}/api/http/services"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let route_prefix = format!("httproute-{namespace}-{name}-gw-");
+        let service_prefix = format!("{namespace}-");
+        let mut rules = Vec::new();
+        for service in services {
+            let service_name = service["name"].as_str().unwrap_or_default();
+            if !service_name.starts_with(&route_prefix) {
+                continue;
+            }
+            let Some(backends) = service["weighted"]["services"].as_array() else {
+                continue;
+            };
+            let weights = backends
+                .iter()
+                .map(|backend| {
+                    let backend_name = backend["name"].as_str().unwrap_or_default();
+                    let short = backend_name.strip_prefix(&service_prefix);
+                    let weight = backend["weight"].as_u64().unwrap_or(1);
+                    (short.unwrap_or(backend_name).to_owned(), weight)
+                })
+                .collect();
+            rules.push(weights);
+        }
+        Ok(rules)
+    }
+
+    /// Waits until Traefik has loaded `weight` for the backend `service` (a name as in
+    /// [`DataPlane::loaded_weights`], e.g. `web-canary-http-80`) of route `name`.
+    pub async fn wait_loaded_weight(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        weight: u64,
+    ) {
+        super::wait_until(
+            Duration::from_secs(30),
+            &format!("Traefik to load weight {weight} for {service} in route {namespace}/{name}"),
+            || async move {
+                let rules = self.loaded_weights(namespace, name).await?;
+                let loaded = rules.iter().any(|rule| rule.get(service) == Some(&weight));
+                Ok(loaded.then_some(()))
+            },
+        )
+        .await;
     }
 
     /// The `parentRefs` entry that attaches a route to this Gateway.
