@@ -240,10 +240,38 @@ async fn backends_answer_as_the_pod_whose_ip_was_dialled() {
     )
     .await;
     assert_eq!(resolved, ("False".to_owned(), "BackendNotFound".to_owned()));
+    // Traefik keeps the missing backend in the round robin: its share is answered 500 (404 only
+    // until the route is loaded).
+    let host = fixture.host("broken");
+    let url = fixture.data_plane.url.clone();
+    common::wait_until(
+        Duration::from_secs(30),
+        "Traefik to load the broken route",
+        || {
+            let (url, host) = (url.clone(), host.clone());
+            async move {
+                let tally = send(&url, &host, &[], 1, 1).await;
+                Ok(tally
+                    .failure_samples
+                    .iter()
+                    .any(|what| what.starts_with("HTTP 500"))
+                    .then_some(()))
+            }
+        },
+    )
+    .await;
+    let broken_tally = send(&url, &host, &[], 20, 4).await;
+    let all_500 = broken_tally
+        .failure_samples
+        .iter()
+        .all(|what| what.starts_with("HTTP 500"));
+    assert!(broken_tally.failures == 20 && all_500, "{broken_tally:?}");
     println!(
         "MEASURED harness: {} pods answered as themselves through AnyIP, {unused_ip} (no pod) \
-         502; a missing backend is ResolvedRefs=False/BackendNotFound",
-        pod_ips.len()
+         502; a missing backend is ResolvedRefs=False/BackendNotFound and {} of 20 requests to \
+         it failed with HTTP 500",
+        pod_ips.len(),
+        broken_tally.failures
     );
 }
 

@@ -342,6 +342,13 @@ pub struct PodBackends {
 impl PodBackends {
     /// Starts the pod watch of `namespace` and the listener (random port).
     pub async fn start(client: Client, namespace: &str) -> Result<Self> {
+        Self::start_on(client, namespace, 0).await
+    }
+
+    /// As [`PodBackends::start`], on `port` (0: random), for Services whose targetPort is fixed
+    /// (e.g. an operator-managed Service targeting the pod template's container port). One
+    /// listener per port on the machine: tests in parallel need different ports.
+    pub async fn start_on(client: Client, namespace: &str, port: u16) -> Result<Self> {
         let (pods, writer) = reflector::store();
         let api: Api<Pod> = Api::namespaced(client, namespace);
         let watch = tokio::spawn(async move {
@@ -351,7 +358,7 @@ impl PodBackends {
             futures::pin_mut!(stream);
             while stream.next().await.is_some() {}
         });
-        let listener = TcpListener::bind(("0.0.0.0", 0)).await?;
+        let listener = TcpListener::bind(("0.0.0.0", port)).await?;
         let port = listener.local_addr()?.port();
         let unknown = Arc::new(AtomicU64::new(0));
         let state = BackendState {
