@@ -6,7 +6,8 @@
 # also makes the kwok nodes' pod CIDRs local to this machine (Linux AnyIP:
 # `ip route add local <cidr> dev lo`, root only): a connection to any pod IP then reaches a socket
 # bound to 0.0.0.0, where a test's listener answers as the pod whose IP was dialled
-# (tests/common/traffic.rs). Those routes are machine-wide; `down` removes the ones `up` added.
+# (tests/common/traffic.rs). Those routes are machine-wide; `down` removes the ones `up` added
+# (a second cluster instance, whose kwok nodes have the same CIDRs, uses the first one's routes).
 #
 # Usage: e2e/lib/traefik.sh up | down | status | env
 #   up      idempotent: builds Traefik once (e2e/lib/build-traefik.sh), applies the GatewayClass and
@@ -211,7 +212,9 @@ cmd_status() {
   else
     echo "traefik:    not running"
   fi
-  echo "anyip:      $(tr '\n' ' ' <"$ROUTES_FILE" 2>/dev/null || echo none)"
+  local routes
+  routes="$(tr '\n' ' ' <"$ROUTES_FILE" 2>/dev/null || true)"
+  echo "anyip:      ${routes:-none added by this instance}"
   traefik_pid >/dev/null
 }
 
