@@ -213,7 +213,7 @@ cmd_status() {
     echo "traefik:    not running"
   fi
   local routes
-  routes="$(tr '\n' ' ' <"$ROUTES_FILE" 2>/dev/null || true)"
+  routes="$([ ! -f "$ROUTES_FILE" ] || tr '\n' ' ' <"$ROUTES_FILE")"
   echo "anyip:      ${routes:-none added by this instance}"
   traefik_pid >/dev/null
 }
