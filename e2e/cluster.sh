@@ -7,15 +7,17 @@
 # kubelet, kube-proxy; see e2e/lib/real-node.sh and docs/real-pods.md). Binaries come from
 # e2e/lib/build-control-plane.sh (cached).
 #
-# Usage: e2e/cluster.sh up [--with-prometheus|--prometheus-only] [--real-nodes]
+# Usage: e2e/cluster.sh up [--with-prometheus|--prometheus-only] [--real-nodes] [--with-traefik]
 #        | down [--only-prometheus] | status | env
 #   up      idempotent: starts what is not running and waits until it is ready;
 #           `up --prometheus-only` starts only Prometheus and the emitter (e.g. next to kind);
 #           `up --real-nodes` adds one real node (root only) next to the kwok nodes, and kwok
 #           then manages only its own fake nodes (annotated kwok.x-k8s.io/node=fake); with
 #           --with-prometheus too, Prometheus is built from its Go module (Debian's lacks
-#           Kubernetes service discovery) and also scrapes pods annotated prometheus.io/scrape
-#   down    stops everything this script started (cluster, Prometheus, emitter);
+#           Kubernetes service discovery) and also scrapes pods annotated prometheus.io/scrape;
+#           `up --with-traefik` adds the data plane (e2e/lib/traefik.sh: Traefik and a Gateway,
+#           AnyIP routes for the kwok pod IPs; docs/data-plane.md)
+#   down    stops everything this script started (cluster, Prometheus, emitter, Traefik);
 #           `down --only-prometheus` stops only Prometheus and the emitter
 #   status  prints the state of every part; exit 0 only if the cluster is ready
 #   env     prints `export ...` lines: eval "$(e2e/cluster.sh env)"
@@ -120,6 +122,9 @@ real_node() {
 }
 
 kubectl_() { "$(bin_dir)/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# The data plane (e2e/lib/traefik.sh) of this cluster.
+traefik() { SAFEDEPLOY_RUN_DIR="$RUN_DIR" SAFEDEPLOY_CLUSTER_NAME="$CLUSTER_NAME" "$REPO/e2e/lib/traefik.sh" "$@"; }
 
 nodes_ready() {
   local n
@@ -302,11 +307,12 @@ stop_pidfile() { # stop_pidfile <file> <name>
 }
 
 cmd_up() {
-  local with_cluster=true with_prometheus=false real_nodes=false arg
+  local with_cluster=true with_prometheus=false real_nodes=false with_traefik=false arg
   for arg in "$@"; do
     case "$arg" in
       --with-prometheus) with_prometheus=true ;;
       --real-nodes) real_nodes=true ;;
+      --with-traefik) with_traefik=true ;;
       --prometheus-only) with_prometheus=true with_cluster=false ;;
       *) die "unknown option for up: $arg" ;;
     esac
@@ -317,6 +323,7 @@ cmd_up() {
     emitter_up
     prometheus_up
   fi
+  if $with_traefik; then traefik up; fi
   log "up in $((SECONDS - start))s. Use: eval \"\$($REPO/e2e/cluster.sh env)\""
 }
 
@@ -328,6 +335,7 @@ cmd_down() {
     log "down: Prometheus and the emitter are stopped; the cluster is left running"
     return
   fi
+  if [ -d "$RUN_DIR/traefik" ]; then traefik down; fi
   if [ -d "$RUN_DIR/node" ]; then
     log "stopping the real node"
     real_node down
@@ -373,6 +381,7 @@ cmd_status() {
     echo "emitter:    not running"
   fi
   if [ -f "$REAL_NODES_MARK" ]; then real_node status | sed 's/^/real node: /'; fi
+  if [ -d "$RUN_DIR/traefik" ]; then traefik status || true; fi
   local procs
   procs="$(our_pids | grep -c . || true)"
   echo "processes:  $procs from $RUN_DIR"
@@ -397,6 +406,7 @@ cmd_env() {
       echo "export SAFEDEPLOY_POD_API_SERVER=$address:$port"
     fi
   fi
+  if [ -d "$RUN_DIR/traefik" ]; then traefik env; fi
 }
 
 case "${1:-}" in
@@ -405,7 +415,7 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   *)
-    echo "usage: $0 up [--with-prometheus|--prometheus-only] [--real-nodes] | down [--only-prometheus] | status | env" >&2
+    echo "usage: $0 up [--with-prometheus|--prometheus-only] [--real-nodes] [--with-traefik] | down [--only-prometheus] | status | env" >&2
     exit 2
     ;;
 esac

@@ -14,6 +14,9 @@
 //! Each test binary uses a subset of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+/// Requests through the real data plane (Traefik), counted by the revision that answered.
+pub mod traffic;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
