@@ -244,7 +244,8 @@ async fn run_replay(args: &ReplayArgs) -> Result<Timeline, ReplayCliError> {
     let recording = Recording {
         kind: RECORDING_KIND.to_string(),
         canary_revision: timeline.canary_revision.clone(),
-        stable_revision: timeline.stable_revision.clone(),
+        // Only a label the user gave: a simulated stable stays simulated when replayed.
+        stable_revision: input.stable_label.clone().unwrap_or_default(),
         from: input.from.to_string(),
         to: input.to.to_string(),
         measurements: recorder.measurements,
