@@ -14,6 +14,7 @@ pub mod engine;
 pub mod overrides;
 pub mod recording;
 mod render;
+pub mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,6 +1,6 @@
 //! `--set PATH=VALUE` of `safedeploy replay`: changes to the analyses' thresholds and judge
 //! settings, so a user can see what other settings would have done on the same data. Bounded:
-//! only the paths listed in [`TEMPLATE_FIELDS`] and [`METRIC_FIELDS`] exist, each with the kind
+//! only the paths listed in `TEMPLATE_FIELDS` and `METRIC_FIELDS` exist, each with the kind
 //! of value it takes; anything else is refused with the list of what may be set. The changed
 //! template is checked again as the operator checks it (`analysis::run::schedule`).
 

@@ -62,9 +62,9 @@ pub fn text(timeline: &Timeline) -> String {
                 step,
                 weight,
             } => {
-                let step = step.map_or_else(String::new, |s| format!(" step {s}"));
+                let step = step.map_or_else(String::new, |s| format!("step {s}, "));
                 let mark = if *warning { "!" } else { " " };
-                format!("{mark}{reason}{step} weight {weight}%: {note}")
+                format!("{mark}{reason} [now {step}weight {weight}%]: {note}")
             }
             What::Measurement(m) => format!("  {}", measurement_line(m)),
             What::RunEnded {
