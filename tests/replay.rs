@@ -178,14 +178,7 @@ async fn a_regression_at_the_asked_time_reverts_and_a_looser_threshold_does_not(
     let to = to(60);
     let common_args = ["--manifest", &manifest, "--from", FROM, "--to", &to];
 
-    let caught = replay(
-        &[
-            &common_args[..],
-            &["--output", "json", "--record", &recording],
-        ]
-        .concat(),
-    )
-    .await;
+    let caught = replay(&[&common_args[..], &["--output", "json"]].concat()).await;
     assert_eq!(caught.code, 0, "{}", caught.stderr);
     let timeline = caught.timeline();
     assert_eq!(timeline["outcome"]["result"], "Reverted", "{timeline:#}");
@@ -205,8 +198,10 @@ async fn a_regression_at_the_asked_time_reverts_and_a_looser_threshold_does_not(
         "one query per measurement"
     );
 
-    // The text form names the step, each value and verdict, and the revert with its cause.
-    let text = replay(&common_args).await;
+    // The text form names the step, each value and verdict, and the revert with its cause;
+    // the recording goes on past the revert, to the end of the range (at 15, 17, …, 59 s).
+    let text = replay(&[&common_args[..], &["--record", &recording]].concat()).await;
+    assert_eq!(queries.load(Ordering::SeqCst), 5 + 5 + 23);
     assert_eq!(text.code, 0, "{}", text.stderr);
     for fragment in [
         "weight 50%",
@@ -235,6 +230,35 @@ async fn a_regression_at_the_asked_time_reverts_and_a_looser_threshold_does_not(
     .await;
     assert_eq!(offline.code, 0, "{}", offline.stderr);
     assert_eq!(offline.timeline(), timeline);
+    // With looser thresholds, the recording past the revert lets the canary go on to the end.
+    let loose_offline = replay(
+        &[
+            &common_args[..],
+            &[
+                "--output",
+                "json",
+                "--recorded",
+                &recording,
+                "--set",
+                "analyses.errors.metrics.error-ratio.thresholds.acceptable=0.1",
+                "--set",
+                "analyses.errors.metrics.error-ratio.thresholds.critical=0.2",
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(loose_offline.code, 0, "{}", loose_offline.stderr);
+    let loose_offline = loose_offline.timeline();
+    assert_eq!(loose_offline["outcome"]["result"], "RangeEnded");
+    let offline_taken = measurements(&loose_offline);
+    assert_eq!(offline_taken.len(), 28, "5, 7, …, 59 s: {offline_taken:?}");
+    assert!(
+        offline_taken
+            .iter()
+            .all(|m| m.3 == "Pass" || m.3 == "Marginal"),
+        "{offline_taken:?}"
+    );
     assert_eq!(queries.load(Ordering::SeqCst), before);
 
     // With looser thresholds the same data is no regression: the canary goes on to the end.

@@ -55,7 +55,8 @@ pub struct ReplayArgs {
     /// Replay on a recording (JSON, as `--record` writes it) instead of asking the providers.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["prometheus", "record"])]
     pub recorded: Option<PathBuf>,
-    /// Also write what the providers answered to FILE, for replays offline with `--recorded`.
+    /// Also write what the providers answered to FILE, for replays offline with `--recorded`
+    /// (each measured template goes on being measured until `--to`, past the replay's end).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Change a threshold or judge setting before replaying, as
@@ -242,6 +243,19 @@ async fn run_replay(args: &ReplayArgs) -> Result<Timeline, ReplayCliError> {
     };
     let mut recorder = Recorder::new(providers);
     let timeline = replay(&input, &mut recorder).await?;
+    let fresh = input.spec.strategy.canary.baseline == Some(crate::api::BaselineMode::Fresh);
+    let vars = crate::analysis::vars::QueryVars {
+        canary: timeline.canary_revision.clone(),
+        baseline: if fresh {
+            crate::core::revision::baseline_selector(&timeline.stable_revision)
+        } else {
+            timeline.stable_revision.clone()
+        },
+        stable: timeline.stable_revision.clone(),
+        namespace: input.namespace.clone(),
+        name: input.name.clone(),
+    };
+    recording::extend_to(&mut recorder, &input.spec.analyses, &vars, input.to).await;
     let recording = Recording {
         kind: RECORDING_KIND.to_string(),
         canary_revision: timeline.canary_revision.clone(),

@@ -371,3 +371,40 @@ impl Source for RecordedSource {
         Box::pin(async move { observations })
     }
 }
+
+/// Goes on measuring each template the replay measured, one interval after another from its
+/// last measurement until `to` (at most [`super::engine::MAX_MEASUREMENTS`] in all), so that a
+/// replay of the recording with other settings (`--set`) has the data past the point where this
+/// one ended (a revert, say).
+pub async fn extend_to<S: Source>(
+    recorder: &mut Recorder<S>,
+    templates: &[AnalysisTemplate],
+    vars: &QueryVars,
+    to: Timestamp,
+) {
+    let pods = SidePods::default();
+    for template in templates {
+        let Ok(interval) = schedule(template).map(|s| s.interval) else {
+            continue;
+        };
+        let Ok(step) = jiff::SignedDuration::try_from(interval) else {
+            continue;
+        };
+        let last = recorder
+            .measurements
+            .iter()
+            .filter(|m| m.template == template.name)
+            .filter_map(|m| m.at.parse::<Timestamp>().ok())
+            .max();
+        let Some(mut next) = last.and_then(|at| at.checked_add(step).ok()) else {
+            continue;
+        };
+        while next <= to && (recorder.measurements.len() as u64) < super::engine::MAX_MEASUREMENTS {
+            recorder.measure(template, vars, &pods, next).await;
+            let Ok(after) = next.checked_add(step) else {
+                break;
+            };
+            next = after;
+        }
+    }
+}
