@@ -3,7 +3,7 @@
 //! Without a cluster (run by `cargo test`): against a fake Prometheus of the test's own, whose
 //! answer depends on the `time` the query asks for, a regression reverts at the measurement
 //! that sees it, `--set` with looser thresholds lets it go on, a recording replays to the same
-//! timeline; hostile inputs: a Prometheus that is down (exit 3, never promoted), answers of NaN,
+//! timeline; hostile inputs: a Prometheus that is down or hangs (exit 3, never promoted), answers of NaN,
 //! +Inf and an empty vector (never promoted), a range of ten years (refused before any query),
 //! a manifest that is not a SafeDeployment, an unknown `--set` path.
 //!
@@ -328,42 +328,60 @@ async fn nan_inf_and_empty_answers_never_promote() {
 }
 
 #[tokio::test]
-async fn a_prometheus_that_is_down_holds_the_rollout_and_exits_3() {
+async fn a_prometheus_that_is_down_or_hangs_holds_the_rollout_and_exits_3() {
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr")
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(
-        dir.path(),
-        "web.json",
-        &manifest(
-            "registry.local/app:v2",
-            &format!("http://{closed}"),
-            "ratio{v=\"{{canary}}\"}",
-        ),
-    );
-    let run = replay(&[
-        "--manifest",
-        &path,
-        "--from",
-        FROM,
-        "--to",
-        &to(30),
-        "--output",
-        "json",
-    ])
+    // Accepts the query and never answers: the metric's 1 s timeout ends each measurement.
+    let hanging = common::serve(axum::Router::new().route(
+        "/api/v1/query",
+        axum::routing::get(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            "never"
+        }),
+    ))
     .await;
-    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.contains("no measurement reached its provider"),
-        "{}",
-        run.stderr
-    );
-    let timeline = run.timeline();
-    assert_ne!(timeline["outcome"]["result"], "Promoted");
-    assert_ne!(timeline["outcome"]["result"], "Reverted");
-    assert!(measurements(&timeline).iter().all(|m| m.3 == "Error"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (what, address) in [("down", closed), ("hanging", hanging)] {
+        let path = write(
+            dir.path(),
+            &format!("{what}.json"),
+            &manifest(
+                "registry.local/app:v2",
+                &format!("http://{address}"),
+                "ratio{v=\"{{canary}}\"}",
+            ),
+        );
+        let started = std::time::Instant::now();
+        let run = replay(&[
+            "--manifest",
+            &path,
+            "--from",
+            FROM,
+            "--to",
+            &to(12),
+            "--output",
+            "json",
+        ])
+        .await;
+        println!(
+            "MEASURED replay with a {what} Prometheus: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(run.code, 3, "{what}: {}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("no measurement reached its provider"),
+            "{what}: {}",
+            run.stderr
+        );
+        let timeline = run.timeline();
+        assert_ne!(timeline["outcome"]["result"], "Promoted", "{what}");
+        assert_ne!(timeline["outcome"]["result"], "Reverted", "{what}");
+        let taken = measurements(&timeline);
+        assert!(!taken.is_empty(), "{what}");
+        assert!(taken.iter().all(|m| m.3 == "Error"), "{what}: {taken:?}");
+    }
 }
 
 #[tokio::test]

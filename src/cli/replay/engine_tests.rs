@@ -257,3 +257,43 @@ fn a_range_of_ten_years_is_refused_before_any_measurement() {
     assert!(error.to_string().contains("at most 10000"), "{error}");
     assert_eq!(asked, 0);
 }
+
+#[test]
+fn a_recording_is_read_at_the_exact_time_or_within_one_interval_before() {
+    let recording: Recording = serde_json::from_value(serde_json::json!({
+        "kind": "ReplayRecording", "canaryRevision": "v2-label", "stableRevision": "",
+        "from": FROM, "to": FROM,
+        "measurements": [
+            {"template": "errors", "at": "2026-12-02T10:00:05Z", "metrics": [{"metric": "error-ratio", "canary": {"value": 0.001}}]},
+            {"template": "errors", "at": "2026-12-02T10:00:07Z", "metrics": [{"metric": "error-ratio", "canary": {"value": "NaN"}}]},
+            {"template": "errors", "at": "2026-12-02T10:00:09Z", "metrics": [{"metric": "error-ratio", "canary": {"error": {"kind": "unreachable", "message": "refused"}}}]}
+        ]
+    }))
+    .unwrap();
+    let mut source = RecordedSource::new(&recording).unwrap();
+    let template = spec(serde_json::json!([]), true).analyses.remove(0);
+    let vars = QueryVars {
+        canary: "v2-label".into(),
+        stable: String::new(),
+        baseline: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+    };
+    let mut read = |seconds: i64, millis: i64| {
+        let at = at(seconds)
+            .checked_add(SignedDuration::from_millis(millis))
+            .unwrap();
+        futures::executor::block_on(source.measure(&template, &vars, &SidePods::default(), at))
+            .remove(0)
+            .canary
+            .unwrap()
+    };
+    assert_eq!(read(5, 0), Ok(0.001));
+    // 1.9 s after it (the interval is 2 s): still that one.
+    assert_eq!(read(5, 1900), Ok(0.001));
+    assert!(read(7, 0).unwrap().is_nan());
+    assert!(matches!(read(9, 0), Err(ProviderError::Unreachable(_))));
+    // Before the first, or an interval or more after the last: nothing recorded.
+    assert!(read(4, 0).is_err_and(|e| e.is_no_data()));
+    assert!(read(11, 0).is_err_and(|e| e.is_no_data()));
+}
