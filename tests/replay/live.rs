@@ -147,6 +147,10 @@ async fn replay_and_the_live_run_agree_on_the_same_data() {
             .expect("time"),
     )
     .await;
+    assert!(
+        scrapes.len() >= 10,
+        "Prometheus's scrape timestamps of the canary: {scrapes:?}"
+    );
     let replay_at: Vec<(i64, String, Option<f64>, String)> = timeline["entries"]
         .as_array()
         .into_iter()
