@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod attest;
+pub mod replay;
 
 /// `safedeploy`: attested, health-gated canary rollouts for Kubernetes.
 #[derive(Debug, Parser)]
@@ -31,6 +32,9 @@ pub enum Command {
     Verify(attest::verify::VerifyArgs),
     /// Print the configuration digest of a SafeDeployment manifest, as the attestation binds it.
     ConfigDigest(attest::config_digest::ConfigDigestArgs),
+    /// Replay a SafeDeployment's analyses and rollout decisions on recorded metrics (a
+    /// Prometheus time range or a recording), and print what would have happened.
+    Replay(replay::ReplayArgs),
     /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume,
     /// break-glass).
     #[command(flatten)]
@@ -50,6 +54,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Attest(args) => attest::sign::run(args).await,
         Command::Verify(args) => attest::verify::run(args),
         Command::ConfigDigest(args) => attest::config_digest::run(args),
+        Command::Replay(args) => replay::run(args).await,
         Command::Plugin(command) => crate::plugin::run(command).await,
         Command::Emitter(args) => report(crate::emitter::run(args).await),
     }
