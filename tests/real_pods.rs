@@ -1,7 +1,9 @@
 //! The real-pod tier: SafeDeployments whose pods run as real containers on a real kubelet
-//! (`e2e/cluster.sh up --real-nodes`, images from `e2e/image.sh --import`), and one scenario run
-//! on both tiers (kwok's simulated pods and real ones) to check that the simulation tells the
-//! truth. Every test skips, with a message, on a cluster without a Ready real node.
+//! (`e2e/cluster.sh up --real-nodes`, images from `e2e/image.sh --import`), and two scenarios
+//! run on both tiers (kwok's simulated pods and real ones) to check that the simulation tells
+//! the truth: a crashing revision's revert, and the states a crashing container goes through.
+//! Every test skips, with a message, on a cluster without a Ready real node. The Service data
+//! plane is in tests/real_traffic.rs; helpers shared by both are in tests/real/mod.rs.
 //!
 //! The demo application is `safedeploy emitter` in the image `registry.local/safedeploy-demo:v1`;
 //! a revision's behaviour comes from its environment (SAFEDEPLOY_EMITTER_*), so every revision
