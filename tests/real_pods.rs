@@ -1,7 +1,9 @@
 //! The real-pod tier: SafeDeployments whose pods run as real containers on a real kubelet
-//! (`e2e/cluster.sh up --real-nodes`, images from `e2e/image.sh --import`), and one scenario run
-//! on both tiers (kwok's simulated pods and real ones) to check that the simulation tells the
-//! truth. Every test skips, with a message, on a cluster without a Ready real node.
+//! (`e2e/cluster.sh up --real-nodes`, images from `e2e/image.sh --import`), and two scenarios
+//! run on both tiers (kwok's simulated pods and real ones) to check that the simulation tells
+//! the truth: a crashing revision's revert, and the states a crashing container goes through.
+//! Every test skips, with a message, on a cluster without a Ready real node. The Service data
+//! plane is in tests/real_traffic.rs; helpers shared by both are in tests/real/mod.rs.
 //!
 //! The demo application is `safedeploy emitter` in the image `registry.local/safedeploy-demo:v1`;
 //! a revision's behaviour comes from its environment (SAFEDEPLOY_EMITTER_*), so every revision
@@ -9,155 +11,23 @@
 
 mod common;
 mod operator;
+mod real;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Fault, TestNamespace};
+use common::TestNamespace;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use operator::{apply, apply_promoted, apply_stable, safe_deployment, setup, wait_status};
+use operator::{apply, apply_promoted, apply_stable, setup, wait_status};
+use real::{
+    REAL_NODE_TAINT, RealFault, TIER_LABEL, Tier, assert_real_pods, real_template,
+    real_tier_available, scraped_template, web,
+};
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
-
-/// The demo application's image, built and imported by `e2e/image.sh --import`.
-const DEMO_IMAGE: &str = "registry.local/safedeploy-demo:v1";
-/// The label and taint of real nodes (e2e/lib/real-node.sh).
-const TIER_LABEL: &str = "safedeploy.dev/tier";
-const REAL_NODE_TAINT: &str = "safedeploy.dev/real-node";
-
-/// Which kind of node a scenario's pods run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    /// kwok's fake nodes: pod life cycles from annotations (e2e/lib/pod-stages.yaml).
-    Kwok,
-    /// A real kubelet, containerd and runc: the demo application's process.
-    Real,
-}
-
-/// Whether the cluster has a Ready real node with the demo image. `false` (and a message) when
-/// there is no real node; a panic when there is one without the image (a broken setup).
-async fn real_tier_available(client: &kube::Client) -> bool {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let real = nodes
-        .list(&ListParams::default().labels(&format!("{TIER_LABEL}=real")))
-        .await
-        .map(|list| list.items)
-        .unwrap_or_default();
-    let ready: Vec<&Node> = real
-        .iter()
-        .filter(|node| {
-            node.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .collect();
-    let Some(node) = ready.first() else {
-        eprintln!(
-            "SKIPPED: the cluster has no Ready real node (labelled {TIER_LABEL}=real); \
-             start one with `e2e/cluster.sh up --real-nodes` and `e2e/image.sh --import`"
-        );
-        return false;
-    };
-    let has_image = node
-        .status
-        .as_ref()
-        .and_then(|s| s.images.as_ref())
-        .is_some_and(|images| {
-            images
-                .iter()
-                .any(|i| i.names.iter().flatten().any(|n| n == DEMO_IMAGE))
-        });
-    assert!(
-        has_image,
-        "the real node has no {DEMO_IMAGE}: run `eval \"$(e2e/cluster.sh env)\" && e2e/image.sh --import`"
-    );
-    true
-}
-
-/// What a revision of the demo application does wrong, if anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RealFault {
-    /// Serves and is Ready at once.
-    None,
-    /// The process exits 1 this many seconds after each start.
-    CrashAfter(u32),
-    /// `/readyz` fails for this many seconds after the start.
-    StartDelay(u32),
-}
-
-/// The pod template of the demo application on the real node, as revision `version`.
-fn real_template(app: &str, version: &str, fault: RealFault) -> Value {
-    let mut env = vec![json!({"name": "SAFEDEPLOY_EMITTER_VERSIONS", "value": version})];
-    let (name, seconds) = match fault {
-        RealFault::None => ("", 0),
-        RealFault::CrashAfter(seconds) => ("SAFEDEPLOY_EMITTER_CRASH_AFTER_SECONDS", seconds),
-        RealFault::StartDelay(seconds) => ("SAFEDEPLOY_EMITTER_START_DELAY_SECONDS", seconds),
-    };
-    if !name.is_empty() {
-        env.push(json!({"name": name, "value": seconds.to_string()}));
-    }
-    json!({
-        "metadata": {"labels": {"app": app}},
-        "spec": {
-            "nodeSelector": {TIER_LABEL: "real"},
-            "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-            "automountServiceAccountToken": false,
-            "terminationGracePeriodSeconds": 2,
-            "containers": [{
-                "name": "app",
-                "image": DEMO_IMAGE,
-                "imagePullPolicy": "Never",
-                "env": env,
-                "ports": [{"name": "http", "containerPort": 8080}],
-                "readinessProbe": {
-                    "httpGet": {"path": "/readyz", "port": 8080},
-                    "periodSeconds": 1,
-                    "failureThreshold": 1
-                },
-                "securityContext": {
-                    "runAsNonRoot": true,
-                    "readOnlyRootFilesystem": true,
-                    "allowPrivilegeEscalation": false,
-                    "capabilities": {"drop": ["ALL"]}
-                }
-            }]
-        }
-    })
-}
-
-/// A SafeDeployment `web` of `replicas` on `tier`, as revision `version`, crashing or not.
-fn web(tier: Tier, replicas: i32, version: &str, crashing: bool, steps: &Value) -> Value {
-    match tier {
-        Tier::Kwok => {
-            let fault = if crashing { Fault::Crash } else { Fault::None };
-            safe_deployment(
-                "web",
-                replicas,
-                &format!("registry.local/app:{version}"),
-                fault,
-                steps.clone(),
-            )
-        }
-        Tier::Real => {
-            let mut manifest =
-                safe_deployment("web", replicas, DEMO_IMAGE, Fault::None, steps.clone());
-            manifest["spec"]["template"] = real_template(
-                "web",
-                version,
-                if crashing {
-                    RealFault::CrashAfter(3)
-                } else {
-                    RealFault::None
-                },
-            );
-            manifest
-        }
-    }
-}
 
 /// Records when a pod of the namespace first reports a restart (the crash reaching the API
 /// server), until dropped.
@@ -265,29 +135,6 @@ async fn crash_revert(tier: Tier) -> CrashRevert {
         apply_to_revert,
         crash_to_revert_ms: reverted_at.as_millisecond() - crashed_ms,
     }
-}
-
-/// The namespace's pods ran on the real node: all scheduled there, and every container the
-/// kubelet has reported is a containerd one (a pod created a moment ago may have none yet).
-async fn assert_real_pods(ns: &TestNamespace) {
-    let pods = ns.pods("web").await.expect("list pods");
-    let mut containers = 0;
-    for pod in &pods {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        let on_real_node = node.as_deref().is_none_or(|n| !n.starts_with("node-"));
-        assert!(on_real_node, "{name} ran on kwok's {node:?}");
-        let statuses = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.clone())
-            .unwrap_or_default();
-        for id in statuses.iter().filter_map(|c| c.container_id.as_deref()) {
-            assert!(id.starts_with("containerd://"), "{name}: container {id:?}");
-            containers += 1;
-        }
-    }
-    assert!(containers > 0, "no container reported by the kubelet");
 }
 
 #[tokio::test]
@@ -412,15 +259,13 @@ fn breached_metrics_reads_a_revert_reason() {
     );
 }
 
-/// The crash revert on both tiers, one after the other in the same cluster: both revert for a
-/// breached health gate with `restarts = 1`; the times are printed side by side.
+/// The crash revert on both tiers, one after the other in the same cluster: both revert for the
+/// same breached health gates, `restarts = 1` alone; the times are printed side by side.
 ///
-/// The reasons are not identical, and that is a finding about the simulation: kwok's crash
-/// Stage puts the container into CrashLoopBackOff in the same update that raises
-/// `restartCount`, so `failingContainers = 1` is breached too. A real kubelet restarts a
-/// container at once after its first exit (CrashLoopBackOff only from the second), so at the
-/// first restart the container runs again and only `restarts` is breached. The test holds the
-/// real tier's breaches to a subset of kwok's.
+/// Before kwok's crash Stage followed the real kubelet (see
+/// `a_crashing_container_goes_through_the_same_states_on_both_tiers`), kwok's pods went into
+/// CrashLoopBackOff with their first restart, so kwok's reverts also named
+/// `failingContainers = 1`, which a real kubelet's first restart does not produce.
 #[tokio::test]
 #[ignore = "needs the local control plane with a real node (e2e/cluster.sh up --real-nodes)"]
 async fn both_tiers_revert_a_crashing_revision_for_the_same_reason() {
@@ -432,24 +277,165 @@ async fn both_tiers_revert_a_crashing_revision_for_the_same_reason() {
     let real = crash_revert(Tier::Real).await;
     println!("MEASURED crash revert, kwok tier: {}", kwok.summary());
     println!("MEASURED crash revert, real tier: {}", real.summary());
-    let (kwok_breaches, real_breaches) = (
-        breached_metrics(&kwok.reason),
-        breached_metrics(&real.reason),
-    );
+    let expected = ["HealthGateBreached", "restarts = 1"].map(str::to_owned);
     assert_eq!(
-        (kwok_breaches[..2].to_vec(), real_breaches[..2].to_vec()),
         (
-            vec!["HealthGateBreached".to_owned(), "restarts = 1".to_owned()],
-            vec!["HealthGateBreached".to_owned(), "restarts = 1".to_owned()]
+            breached_metrics(&kwok.reason),
+            breached_metrics(&real.reason)
         ),
-        "both tiers revert on the first restart"
+        (expected.to_vec(), expected.to_vec()),
+        "both tiers revert on the first restart, for the restart alone"
     );
-    for breach in &real_breaches {
-        assert!(
-            kwok_breaches.contains(breach),
-            "the real kubelet led to a breach the simulation does not produce: {breach} (kwok: {kwok_breaches:?})"
-        );
+}
+
+/// What the operator's health gates read of a pod's (first) container at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ContainerReading {
+    restarts: i32,
+    ready: bool,
+    waiting: Option<String>,
+    /// The exit code of `lastState.terminated`: the previous run's end.
+    last_exit: Option<i32>,
+}
+
+impl ContainerReading {
+    fn of(pod: &Pod) -> Option<Self> {
+        let container = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+        let last_exit = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code);
+        Some(Self {
+            restarts: container.restart_count,
+            ready: common::is_ready(pod),
+            waiting: common::waiting_reason(pod),
+            last_exit,
+        })
     }
+}
+
+impl std::fmt::Display for ContainerReading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ready = if self.ready { "Ready" } else { "not Ready" };
+        write!(f, "restarts {} {ready}", self.restarts)?;
+        if let Some(reason) = &self.waiting {
+            write!(f, " waiting {reason}")?;
+        }
+        if let Some(code) = self.last_exit {
+            write!(f, " (last exit {code})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The sequence a real kubelet writes for a container whose process exits some seconds after
+/// each start (recorded on the real node, v1.36.3 with containerd 1.6): the first exit is
+/// restarted at once (restartCount 1, running again, `lastState.terminated`), without
+/// CrashLoopBackOff; the second waits out a 10 s back-off as `terminated`, and CrashLoopBackOff
+/// shows only in the sync that ends the back-off, just before the restart.
+fn crash_loop_sequence() -> Vec<ContainerReading> {
+    let reading = |restarts, ready, waiting: Option<&str>| ContainerReading {
+        restarts,
+        ready,
+        waiting: waiting.map(str::to_owned),
+        last_exit: (restarts > 0).then_some(1),
+    };
+    vec![
+        reading(0, true, None),
+        reading(0, false, None),
+        reading(1, false, None),
+        reading(1, true, None),
+        reading(1, false, None),
+        reading(1, false, Some("CrashLoopBackOff")),
+        reading(2, false, None),
+        reading(2, true, None),
+    ]
+}
+
+/// Creates `pod` and watches it from its first Ready until it is Ready again after 2 restarts:
+/// every distinct reading in order (a reading equal to the previous one is not repeated), each
+/// with the milliseconds since the first Ready.
+async fn watch_crash_loop(ns: &TestNamespace, pod: Value) -> Vec<(ContainerReading, u128)> {
+    let pods: Api<Pod> = ns.api();
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(pods.clone(), config).applied_objects().boxed();
+    let pod: Pod = serde_json::from_value(pod).expect("a Pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create the pod");
+    let mut readings: Vec<(ContainerReading, u128)> = Vec::new();
+    let mut first_ready: Option<Instant> = None;
+    let watched = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(event) = events.next().await {
+            let Some(reading) = event.ok().as_ref().and_then(ContainerReading::of) else {
+                continue;
+            };
+            if first_ready.is_none() && reading.ready {
+                first_ready = Some(Instant::now());
+            }
+            let Some(since) = first_ready else { continue };
+            if readings.last().map(|(r, _)| r) != Some(&reading) {
+                let done = reading.restarts >= 2 && reading.ready;
+                readings.push((reading, since.elapsed().as_millis()));
+                if done {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let seen: Vec<String> = readings
+        .iter()
+        .map(|(r, ms)| format!("{ms} ms: {r}"))
+        .collect();
+    assert!(watched.is_ok(), "no second restart within 120 s: {seen:#?}");
+    readings
+}
+
+/// A crashing container goes through the same sequence of readings (restartCount, Ready, the
+/// waiting reason, the last exit) on kwok's fake nodes (the crash Stages of
+/// e2e/lib/pod-stages.yaml) as on the real kubelet, and it is the sequence recorded from the
+/// real kubelet ([`crash_loop_sequence`]). Only the times differ (kwok's back-off is 2 s).
+#[tokio::test]
+#[ignore = "needs the local control plane with a real node (e2e/cluster.sh up --real-nodes)"]
+async fn a_crashing_container_goes_through_the_same_states_on_both_tiers() {
+    let client = common::client().await;
+    if !real_tier_available(&client).await {
+        return;
+    }
+    let ns = TestNamespace::new("crash-states").await;
+    let mut real = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "real"}});
+    let template = real_template("crashy", "v1", RealFault::CrashAfter(3));
+    real["metadata"]["labels"] = template["metadata"]["labels"].clone();
+    real["spec"] = template["spec"].clone();
+    let kwok = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kwok", "annotations": common::Fault::Crash.annotations()},
+        "spec": {"containers": [{"name": "app", "image": "registry.local/app:v1"}]}
+    });
+    let (real, kwok) = tokio::join!(watch_crash_loop(&ns, real), watch_crash_loop(&ns, kwok));
+    for (tier, readings) in [("real", &real), ("kwok", &kwok)] {
+        let seen: Vec<String> = readings
+            .iter()
+            .map(|(r, ms)| format!("{ms} ms: {r}"))
+            .collect();
+        println!("MEASURED crash loop, {tier} tier: {}", seen.join(" -> "));
+    }
+    let sequence = |readings: &[(ContainerReading, u128)]| -> Vec<ContainerReading> {
+        readings.iter().map(|(r, _)| r.clone()).collect()
+    };
+    assert_eq!(sequence(&real), crash_loop_sequence(), "the real kubelet");
+    assert_eq!(
+        sequence(&kwok),
+        crash_loop_sequence(),
+        "kwok's crash Stages"
+    );
 }
 
 /// A revision whose pods take 30 s to pass the kubelet's readiness probe is reverted on its
@@ -487,24 +473,6 @@ async fn real_a_slow_starting_revision_is_reverted_on_its_measured_startup_laten
     assert_real_pods(&ns).await;
 }
 
-/// The demo application's template for a revision whose metrics Prometheus scrapes from its
-/// pods (found through Kubernetes service discovery by the pod annotations): the emitter's
-/// version label is the pod's revision label (the analysis queries `version="{{canary}}"`),
-/// and `error_ratio` of its requests fail.
-fn scraped_template(app: &str, error_ratio: &str) -> Value {
-    let mut template = real_template(app, "unused", RealFault::None);
-    template["metadata"]["annotations"] =
-        json!({"prometheus.io/scrape": "true", "prometheus.io/port": "8080"});
-    template["spec"]["containers"][0]["env"] = json!([
-        {"name": "SAFEDEPLOY_EMITTER_VERSIONS", "valueFrom": {"fieldRef": {
-            "fieldPath": format!("metadata.labels['{}']", safedeploy::api::labels::LABEL_REVISION)
-        }}},
-        {"name": "SAFEDEPLOY_EMITTER_ERROR_RATIO", "value": error_ratio},
-        {"name": "SAFEDEPLOY_EMITTER_RPS", "value": "200"}
-    ]);
-    template
-}
-
 /// A revision whose real pods serve 5% errors is reverted by a Prometheus analysis whose data
 /// comes from the canary's own pods: Prometheus finds them through Kubernetes service discovery
 /// (job `real-pods` of `e2e/cluster.sh up --real-nodes --with-prometheus`) and scrapes them.
@@ -535,7 +503,8 @@ async fn real_a_revision_whose_pods_serve_errors_is_reverted_from_their_own_metr
     });
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let mut manifest = web(Tier::Real, 2, "v1", false, &steps);
-    manifest["spec"]["template"] = scraped_template("web", "0");
+    manifest["spec"]["template"] =
+        scraped_template("web", &[("SAFEDEPLOY_EMITTER_ERROR_RATIO", "0")]);
     manifest["spec"]["analyses"] = json!([analysis]);
     manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("errors");
     let v1 = apply_stable(&ns, &manifest)
@@ -543,7 +512,8 @@ async fn real_a_revision_whose_pods_serve_errors_is_reverted_from_their_own_metr
         .stable_revision
         .expect("stable revision");
     let mut bad = manifest.clone();
-    bad["spec"]["template"] = scraped_template("web", "0.05");
+    bad["spec"]["template"] =
+        scraped_template("web", &[("SAFEDEPLOY_EMITTER_ERROR_RATIO", "0.05")]);
     let applied = Instant::now();
     apply(&ns, &bad).await.expect("apply the erroring v2");
     let status = wait_status(

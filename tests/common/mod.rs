@@ -54,7 +54,8 @@ pub const TARGETS_DIR_ENV: &str = "SAFEDEPLOY_PROMETHEUS_TARGETS_DIR";
 pub enum Fault {
     /// Running and Ready about 0.5 s after start.
     None,
-    /// Ready, then about 1 s later CrashLoopBackOff (restartCount + 1), back after 2 s, again.
+    /// Ready, then about 1 s later the container exits; the first exit is restarted at once
+    /// (restartCount + 1), later ones after 2 s in CrashLoopBackOff, as a real kubelet does.
     Crash,
     /// Running, never Ready.
     NeverReady,
