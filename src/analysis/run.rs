@@ -237,6 +237,18 @@ fn bounded(text: String) -> String {
 }
 
 /// `at + duration`, saturating at the largest timestamp.
+/// When the measurement after the one taken at `now` is due: one interval after the one just
+/// taken was *scheduled*, so a late wake-up does not push every later measurement back (the
+/// instants stay on the run's grid, which `safedeploy replay` evaluates at too); after a wait
+/// longer than an interval (an outage), one interval from now: no burst of catch-up
+/// measurements.
+fn next_due(scheduled: Option<Timestamp>, now: Timestamp, interval: Duration) -> Timestamp {
+    match scheduled.map(|at| later(at, interval)) {
+        Some(next) if next > now => next,
+        _ => later(now, interval),
+    }
+}
+
 fn later(at: Timestamp, duration: Duration) -> Timestamp {
     at.checked_add(duration).unwrap_or(Timestamp::MAX)
 }
@@ -569,7 +581,8 @@ pub fn advance(
         }
     };
     if !last {
-        let next_at = later(now, schedule.interval);
+        let scheduled = parse_time(status.next_measurement_at.as_deref());
+        let next_at = next_due(scheduled, now, schedule.interval);
         status.next_measurement_at = Some(next_at.to_string());
         let mut message = format!("{progress}: {score_text}");
         if !errored.is_empty() {

@@ -699,3 +699,29 @@ fn a_status_restored_from_the_api_continues() {
         RunOutcome::Passed
     );
 }
+
+#[test]
+fn a_late_measurement_keeps_the_next_on_the_runs_grid_and_an_outage_does_not_burst() {
+    let t = AnalysisTemplate {
+        name: "grid".into(),
+        interval: Some("10s".into()),
+        count: Some(10),
+        metrics: vec![metric("latency")],
+        ..AnalysisTemplate::default()
+    };
+    let mut status = start(&t, None, None, t0());
+    let good = [MetricObservation::value("latency", 0.05)];
+    let late = |seconds: i64, millis: i64| {
+        at(seconds)
+            .checked_add(jiff::SignedDuration::from_millis(millis))
+            .unwrap()
+    };
+    // Due at 0, taken 300 ms late: the next is due at 10, not 10.3.
+    let outcome = advance(&t, &mut status, &good, late(0, 300));
+    assert_eq!(outcome, RunOutcome::Continue { next_at: at(10) });
+    let outcome = advance(&t, &mut status, &good, late(10, 900));
+    assert_eq!(outcome, RunOutcome::Continue { next_at: at(20) });
+    // Taken 35 s late (an outage): one interval from then, not three catch-ups at once.
+    let outcome = advance(&t, &mut status, &good, at(55));
+    assert_eq!(outcome, RunOutcome::Continue { next_at: at(65) });
+}
