@@ -219,6 +219,7 @@ impl Sim {
             requests: self.requests.clone(),
             freeze: self.freeze.clone(),
             requirements: self.requirements.clone(),
+            routes: &[],
             now: self.now,
         })
     }
