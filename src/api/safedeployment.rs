@@ -36,7 +36,10 @@ pub const GROUP: &str = "safedeploy.dev";
     validation = kube::core::Rule::new("self.metadata.name.size() <= 63").message(
         "metadata.name must be at most 63 characters: it is the value of the safedeploy.dev/name \
          label of every ReplicaSet and pod, and label values hold at most 63"
-    )
+    ),
+    validation = kube::core::Rule::new(
+        "!has(self.spec.strategy.canary.trafficRouting) || (has(self.spec.strategy.canary.trafficRouting.stableService) ? self.spec.strategy.canary.trafficRouting.stableService : self.metadata.name + '-stable') != (has(self.spec.strategy.canary.trafficRouting.canaryService) ? self.spec.strategy.canary.trafficRouting.canaryService : self.metadata.name + '-canary')"
+    ).message("trafficRouting.stableService and canaryService must be different Services (the defaults are <name>-stable and <name>-canary)")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = spec_rules()))]
@@ -672,8 +675,6 @@ fn spec_rules() -> serde_json::Value {
          "message": "strategy.canary.trafficRouting needs spec.template: the stable and canary Services select the pods of one component"},
         {"rule": "has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))",
          "message": "setCanaryScale and setHeaderRoute steps need strategy.canary.trafficRouting: without a router the weight is the replica ratio"},
-        {"rule": "!has(self.strategy.canary.trafficRouting) || (has(self.strategy.canary.trafficRouting.stableService) ? self.strategy.canary.trafficRouting.stableService : self.metadata.name + '-stable') != (has(self.strategy.canary.trafficRouting.canaryService) ? self.strategy.canary.trafficRouting.canaryService : self.metadata.name + '-canary')",
-         "message": "trafficRouting.stableService and canaryService must be different Services"},
         {"rule": "!has(self.template) || !has(oldSelf.template) || !has(self.replicas) || self.replicas > 0 || self.template == oldSelf.template",
          "message": "spec.template cannot change while spec.replicas is 0: without canary pods nothing can be judged and the revision would be reverted at the progress deadline; change it together with replicas above 0"},
         {"rule": "!has(self.components) || !has(oldSelf.components) || self.components.exists(c, c.replicas > 0) || (self.components.size() == oldSelf.components.size() && self.components.all(c, oldSelf.components.exists(o, o.name == c.name && o.template == c.template)))",

@@ -312,3 +312,69 @@ async fn apply_service(
     info!(rollout = %sd.name_any(), service = name, revision, "service selects revision");
     Ok(())
 }
+
+/// The SafeDeployments to look at again when routes change: those in the route's namespace
+/// that steer a route of that kind and name (a user's re-apply, a Gateway's status, the
+/// operator's own write). A route API the cluster does not serve (no Gateway API CRDs) or that
+/// the operator may not watch yields nothing: the routes are then read at each reconcile only.
+pub fn route_triggers(
+    client: &kube::Client,
+    namespace: &Option<String>,
+    store: kube::runtime::reflector::Store<SafeDeployment>,
+) -> futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<SafeDeployment>> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let streams = [RouteKind::Http, RouteKind::Grpc].map(|kind| {
+        let resource = route_resource(kind);
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let store = store.clone();
+        futures::stream::once(async move {
+            let served = api
+                .list_metadata(&kube::api::ListParams::default().limit(1))
+                .await;
+            (api, served)
+        })
+        .flat_map(move |(api, served)| match served {
+            Ok(_) => watcher(api, watcher::Config::default().page_size(500))
+                .default_backoff()
+                .touched_objects()
+                .filter_map(|route| futures::future::ready(route.ok()))
+                .boxed(),
+            Err(error) => {
+                info!(kind = kind.as_str(), %error, "routes of this kind are not watched; they are read at each reconcile");
+                futures::stream::empty().boxed()
+            }
+        })
+        .flat_map(move |route: DynamicObject| {
+            futures::stream::iter(steering(&store, kind, &route))
+        })
+        .boxed()
+    });
+    futures::stream::select_all(streams).boxed()
+}
+
+/// The SafeDeployments that steer `route`.
+fn steering(
+    store: &kube::runtime::reflector::Store<SafeDeployment>,
+    kind: RouteKind,
+    route: &DynamicObject,
+) -> Vec<kube::runtime::reflector::ObjectRef<SafeDeployment>> {
+    let (Some(name), Some(namespace)) = (route.metadata.name.as_deref(), route.namespace()) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|sd| sd.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|sd| {
+            routing(sd).is_some_and(|r| {
+                r.routes()
+                    .any(|(k, reference)| k == kind && reference.name == name)
+            })
+        })
+        .map(|sd| kube::runtime::reflector::ObjectRef::from_obj(sd.as_ref()))
+        .collect()
+}
