@@ -599,3 +599,4 @@ mod helpers;
 mod hostile;
 mod requests;
 mod scaling;
+mod traffic;
