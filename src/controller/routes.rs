@@ -326,15 +326,15 @@ pub fn route_triggers(
     use kube::runtime::{WatchStreamExt, watcher};
     let streams = [RouteKind::Http, RouteKind::Grpc].map(|kind| {
         let resource = route_resource(kind);
-        let api: Api<DynamicObject> = match namespace {
+        // `PartialObjectMeta`: the API server sends metadata only (a route's name and namespace
+        // are all the mapping needs).
+        let api: Api<kube::core::PartialObjectMeta<DynamicObject>> = match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
         let store = store.clone();
         futures::stream::once(async move {
-            let served = api
-                .list_metadata(&kube::api::ListParams::default().limit(1))
-                .await;
+            let served = api.list(&kube::api::ListParams::default().limit(1)).await;
             (api, served)
         })
         .flat_map(move |(api, served)| match served {
@@ -348,8 +348,8 @@ pub fn route_triggers(
                 futures::stream::empty().boxed()
             }
         })
-        .flat_map(move |route: DynamicObject| {
-            futures::stream::iter(steering(&store, kind, &route))
+        .flat_map(move |route: kube::core::PartialObjectMeta<DynamicObject>| {
+            futures::stream::iter(steering(&store, kind, &route.metadata))
         })
         .boxed()
     });
@@ -360,9 +360,9 @@ pub fn route_triggers(
 fn steering(
     store: &kube::runtime::reflector::Store<SafeDeployment>,
     kind: RouteKind,
-    route: &DynamicObject,
+    route: &ObjectMeta,
 ) -> Vec<kube::runtime::reflector::ObjectRef<SafeDeployment>> {
-    let (Some(name), Some(namespace)) = (route.metadata.name.as_deref(), route.namespace()) else {
+    let (Some(name), Some(namespace)) = (route.name.as_deref(), route.namespace.clone()) else {
         return Vec::new();
     };
     store
