@@ -158,6 +158,7 @@ async fn a_gitops_reapply_mid_rollout_keeps_the_users_fields_and_the_operators_w
     let mut from_git = user_route(ROUTE, NAME, GATEWAY, &["shop.example", "www.shop.example"]);
     from_git["spec"]["rules"][1]["filters"] = json!([{"type": "RequestHeaderModifier",
         "requestHeaderModifier": {"add": [{"name": "x-from", "value": "git"}]}}]);
+    let synced = Instant::now();
     let reapplied = serde_json::to_value(apply_as_gitops(&ns, &from_git).await).expect("json");
     assert_eq!(
         main_weights(&reapplied, NAME),
@@ -170,6 +171,10 @@ async fn a_gitops_reapply_mid_rollout_keeps_the_users_fields_and_the_operators_w
         |r| main_weights(r, NAME) == (99, 1) && !header_rule(r).is_null(),
     )
     .await;
+    println!(
+        "MEASURED a GitOps re-apply corrected by the operator within {} ms (polled every 50 ms)",
+        synced.elapsed().as_millis()
+    );
     assert_eq!(
         route["spec"]["hostnames"],
         json!(["shop.example", "www.shop.example"])
