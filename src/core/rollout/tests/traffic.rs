@@ -123,3 +123,36 @@ fn without_routing_there_is_no_plan() {
     assert!(sim.tick().traffic.is_none());
     assert!(sim.status.traffic_routing.is_none());
 }
+
+#[test]
+fn a_route_the_gateway_refuses_holds_the_step_and_the_deadline_reverts() {
+    use crate::api::routing::RouteKind;
+    use crate::core::routing::RouteObservation;
+    let mut sim = routed_sim(4, vec![weight(10), weight(50), weight(100)]);
+    let (old, new) = sim.deploy_next("app:v2");
+    let refused = |canary_weight: i32| RouteObservation {
+        kind: RouteKind::Http,
+        name: "web".into(),
+        canary_weight: Some(canary_weight),
+        stable_weight: Some(100 - canary_weight),
+        accepted: "False".into(),
+        resolved_refs: "True".into(),
+        parents_message: "Accepted: listener does not allow this route".into(),
+        ..RouteObservation::default()
+    };
+    sim.routes = vec![refused(10)];
+    sim.settle(6);
+    assert_eq!(sim.status.current_step_index, Some(0), "the step holds");
+    let message = sim.status.message.clone().unwrap_or_default();
+    assert!(message.contains("listener does not allow this route"), "{message}");
+    assert_eq!(
+        sim.status.traffic_routing.as_ref().map(|t| t.routes[0].accepted.clone()),
+        Some("False".to_string())
+    );
+    // Nothing changes: the progress deadline reverts it.
+    sim.now = sim.now.checked_add(jiff::SignedDuration::from_mins(11)).unwrap();
+    sim.settle(4);
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert!(sim.status.rejected_revisions.contains(&new));
+    assert_eq!(sim.replicas_of(&old), 4);
+}
