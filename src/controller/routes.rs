@@ -1,8 +1,8 @@
 //! The I/O of the Gateway API traffic routing (`strategy.canary.trafficRouting`): reads the
 //! steered routes for the decision (`core::routing::observe_route`), and carries out a
-//! decision's [`TrafficPlan`] before any ReplicaSet is scaled: the stable and canary Services
-//! (owned by the SafeDeployment, applied whole), then each route's `spec.rules` as
-//! `core::routing::desired_rules` computes them from the live route.
+//! decision's [`TrafficPlan`] before any ReplicaSet is scaled: each route's `spec.rules` as
+//! `core::routing::desired_rules` computes them from the live route, then the stable and
+//! canary Services (owned by the SafeDeployment, applied whole).
 //!
 //! A route write applies **only** `spec.rules` (with the `resourceVersion` read as a
 //! precondition, and `force`): the Gateway API CRDs make `rules` and `backendRefs` atomic lists,
@@ -120,7 +120,7 @@ pub async fn observe(
     Ok(observed)
 }
 
-/// Carries out `plan` for `sd`: the Services, then every route (see the module doc). A route
+/// Carries out `plan` for `sd`: every route, then the Services (see the module doc). A route
 /// that cannot be steered (missing, no such rule) is skipped: the decision sees it in the next
 /// observation and holds the step.
 pub async fn apply_plan(
@@ -133,29 +133,22 @@ pub async fn apply_plan(
         return Ok(());
     };
     let names = Names::of(sd, routing);
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    apply_service(
-        ctx,
-        &services,
-        sd,
-        &names.stable,
-        &plan.stable_revision,
-        routing,
-    )
-    .await?;
-    apply_service(
-        ctx,
-        &services,
-        sd,
-        &names.canary,
-        &plan.canary_revision,
-        routing,
-    )
-    .await?;
+    // The routes first: a revert's weight 0 must not wait for a Service write (which can
+    // fail, say on a Service someone else owns). Either order is safe for the Services'
+    // switch, since nothing is scaled down before both are written: at a promotion the stable
+    // weight goes back to 100 while the stable Service still selects the old revision at full
+    // size, then the Service switches to the new revision (all Ready).
     let backends = names.backends(namespace);
     for (kind, reference) in routing.routes() {
         let api = routes_api(ctx, namespace, kind);
         steer_route(ctx, &api, sd, kind, reference, &backends, plan).await?;
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    for (name, revision) in [
+        (&names.stable, &plan.stable_revision),
+        (&names.canary, &plan.canary_revision),
+    ] {
+        apply_service(ctx, &services, sd, name, revision, routing).await?;
     }
     Ok(())
 }
