@@ -245,6 +245,17 @@ async fn specs_at_the_boundaries_are_accepted() {
             "scaled to zero",
             Box::new(|m| m["spec"]["replicas"] = json!(0)),
         ),
+        (
+            "routed: 1% on one pod, a header route, every routing field at its bound",
+            Box::new(|m| {
+                cases::routed(m);
+                let routing = &mut m["spec"]["strategy"]["canary"]["trafficRouting"];
+                routing["stableService"] = json!(repeat('s', 63));
+                routing["port"] = json!(65535);
+                routing["gatewayAPI"]["grpcRoutes"] =
+                    json!([{"name": repeat('g', 253), "rule": {"index": 15}}]);
+            }),
+        ),
     ];
     let base = valid_safe_deployment("web");
     let mut failures = Vec::new();

@@ -131,6 +131,7 @@ fn any_spec() -> impl Strategy<Value = SafeDeploymentSpec> {
                             max_unavailable,
                             background_analysis: background.then(|| "bg".to_string()),
                             baseline: fresh.then_some(BaselineMode::Fresh),
+                            traffic_routing: None,
                         },
                     },
                     health: Some(HealthGates {
@@ -384,6 +385,7 @@ proptest! {
                 FreezeGate::default()
             },
             requirements: Vec::new(),
+            routes: &[],
             now,
         };
         let decision = decide(&observation);

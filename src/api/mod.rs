@@ -14,6 +14,7 @@ pub mod policy;
 pub mod record;
 pub mod rejection;
 pub mod requirements;
+pub mod routing;
 pub mod rules;
 pub mod safedeployment;
 pub mod traffic;

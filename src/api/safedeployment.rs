@@ -36,7 +36,10 @@ pub const GROUP: &str = "safedeploy.dev";
     validation = kube::core::Rule::new("self.metadata.name.size() <= 63").message(
         "metadata.name must be at most 63 characters: it is the value of the safedeploy.dev/name \
          label of every ReplicaSet and pod, and label values hold at most 63"
-    )
+    ),
+    validation = kube::core::Rule::new(
+        "!has(self.spec.strategy.canary.trafficRouting) || (has(self.spec.strategy.canary.trafficRouting.stableService) ? self.spec.strategy.canary.trafficRouting.stableService : self.metadata.name + '-stable') != (has(self.spec.strategy.canary.trafficRouting.canaryService) ? self.spec.strategy.canary.trafficRouting.canaryService : self.metadata.name + '-canary')"
+    ).message("trafficRouting.stableService and canaryService must be different Services (the defaults are <name>-stable and <name>-canary)")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = spec_rules()))]
@@ -196,6 +199,11 @@ pub struct CanaryStrategy {
     /// reverts or is aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineMode>,
+
+    /// Steer traffic through Gateway API routes instead of the replica ratio (see
+    /// docs/traffic-routing.md). Needs `spec.template` (a single component).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<super::routing::TrafficRouting>,
 }
 
 /// What the canary is compared with: `Stable` or `Fresh`.
@@ -213,8 +221,8 @@ pub enum BaselineMode {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
-     "message": "each step sets exactly one of setWeight, pause or analysis"},
+    {"rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setCanaryScale) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) == 1",
+     "message": "each step sets exactly one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute"},
 ]))]
 pub struct CanaryStep {
     /// Percentage of the replicas that run the canary revision (0 to 100).
@@ -229,6 +237,13 @@ pub struct CanaryStep {
     /// Run the named analysis template as a gate; the step passes when the analysis passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStep>,
+    /// With `trafficRouting`: how many canary pods run from this step on, decoupled from the
+    /// traffic weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_canary_scale: Option<super::routing::SetCanaryScale>,
+    /// With `trafficRouting`: send matching requests to the canary from this step on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_header_route: Option<super::routing::SetHeaderRoute>,
 }
 
 /// A pause step.
@@ -423,6 +438,10 @@ pub struct SafeDeploymentStatus {
     /// The freeze of the namespace's policy that holds the rollout now, or else the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze: Option<super::freeze::FreezeStatus>,
+    /// The traffic routing (`strategy.canary.trafficRouting`): the weight directed to the
+    /// canary, the header routes in force, and each route as last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<super::routing::TrafficRoutingStatus>,
 }
 
 /// The fresh baseline of a canary: what it runs, how big it is, and whether it can be compared
@@ -652,6 +671,10 @@ fn spec_rules() -> serde_json::Value {
          "message": "an analysis step must be able to finish before spec.progressDeadline (default 10m): its template's initialDelay + (count - 1) x interval, or initialDelay + duration, reaches the deadline, so the step would always revert"},
         {"rule": "!has(self.analyses) || self.analyses.all(a, a.metrics.all(m, !has(m.provider.kubernetes) || !has(m.provider.kubernetes.component) || (has(self.components) ? self.components.exists(c, c.name == m.provider.kubernetes.component) : m.provider.kubernetes.component == 'main')))",
          "message": "provider.kubernetes.component must name an entry of spec.components (with spec.template the only component is main)"},
+        {"rule": "!has(self.strategy.canary.trafficRouting) || has(self.template)",
+         "message": "strategy.canary.trafficRouting needs spec.template: the stable and canary Services select the pods of one component"},
+        {"rule": "has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))",
+         "message": "setCanaryScale and setHeaderRoute steps need strategy.canary.trafficRouting: without a router the weight is the replica ratio"},
         {"rule": "!has(self.template) || !has(oldSelf.template) || !has(self.replicas) || self.replicas > 0 || self.template == oldSelf.template",
          "message": "spec.template cannot change while spec.replicas is 0: without canary pods nothing can be judged and the revision would be reverted at the progress deadline; change it together with replicas above 0"},
         {"rule": "!has(self.components) || !has(oldSelf.components) || self.components.exists(c, c.replicas > 0) || (self.components.size() == oldSelf.components.size() && self.components.all(c, oldSelf.components.exists(o, o.name == c.name && o.template == c.template)))",

@@ -7,10 +7,12 @@
 //! 1. [`apply_status`]: the decided status first, with the `resourceVersion` the decision was
 //!    taken on as a precondition, so a decision taken on a stale cache fails (409) instead of
 //!    repeating a step, and a crash after it leaves a status that already says what comes next;
-//! 2. [`apply_scale`]: the fresh baseline first (never younger than the canary it is compared
+//! 2. with `trafficRouting`, the Services and the routes' weights (`super::routes`), so a revert's
+//!    weight 0 is written before any pod goes;
+//! 3. [`apply_scale`]: the fresh baseline first (never younger than the canary it is compared
 //!    with), then the revisions' ReplicaSets;
-//! 3. [`apply_deletes`]: baseline and history deletions;
-//! 4. [`publish_events`], then the `Stalled` condition of an earlier failure is cleared.
+//! 4. [`apply_deletes`]: baseline and history deletions;
+//! 5. [`publish_events`], then the `Stalled` condition of an earlier failure is cleared.
 //!
 //! Before each write the leader check runs again (`ctx.ensure_leader()`), so a replica that
 //! lost its Lease mid-reconcile makes no further write.
@@ -95,6 +97,11 @@ pub async fn apply(
         apply_status(&sds, &name, rollout.sd.resource_version(), &status)
             .await
             .map_err(writing("write status"))?;
+    }
+    // The routes before any scaling: a revert sets the canary's weight to 0 before one of its
+    // pods goes, and a new weight is only decided once the canary's pods are Ready.
+    if let Some(plan) = &decision.traffic {
+        super::routes::apply_plan(ctx, rollout.sd, rollout.namespace, plan).await?;
     }
     apply_scale(ctx, rollout, decision).await?;
     apply_rejection_marks(ctx, rollout, decision).await?;

@@ -20,6 +20,11 @@ pub enum ReconcileError {
     /// A ReplicaSet of an old revision is gone and cannot be rebuilt.
     #[error("the ReplicaSet for {0} is gone and its template is unknown")]
     LostReplicaSet(String),
+    /// A Service the traffic routing names exists and is not controlled by this SafeDeployment.
+    #[error(
+        "Service {0} exists and is not owned by this SafeDeployment: the operator does not take over another's Service; name other Services in trafficRouting (stableService, canaryService) or delete it"
+    )]
+    ServiceTaken(String),
     /// A configuration copy cannot be made or trusted.
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
@@ -64,6 +69,7 @@ impl ReconcileError {
             ReconcileError::Kube(_) | ReconcileError::Write { .. } => "kubernetes",
             ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
             ReconcileError::LostReplicaSet(_) => "lost_replica_set",
+            ReconcileError::ServiceTaken(_) => "routing",
             ReconcileError::Config(_) => "config",
             ReconcileError::Panicked(_) => "panic",
             ReconcileError::NotLeader(_) => "not_leader",

@@ -6,7 +6,8 @@
 //! - `reconcile`: the pipeline **dereference → decide → apply** of one SafeDeployment, with its
 //!   failure containment and back-off (`backoff`);
 //! - `analysis`, `attestation`, `config`: the reads and provider calls of the dereference step;
-//! - `apply`: every write, with one field manager, in the crash-safe order;
+//! - `apply`: every write, with one field manager, in the crash-safe order; [`routes`]: the
+//!   Gateway API routes and the stable and canary Services of the traffic routing;
 //! - `error`: the errors of a reconcile; [`observe`]: views of cached objects for the core;
 //! - [`leader`]: the leader election; [`fault`]: the kill-point test hook.
 
@@ -21,6 +22,7 @@ pub mod leader;
 pub mod observe;
 mod policy_gates;
 mod reconcile;
+pub mod routes;
 mod watch;
 
 use std::sync::Arc;

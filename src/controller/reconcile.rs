@@ -263,6 +263,8 @@ struct Dereferenced {
     attestation: AttestationGate,
     /// The policy's freeze windows and rollout requirements.
     policy_gates: policy_gates::PolicyGates,
+    /// The steered Gateway API routes as read (empty without traffic routing).
+    routes: Vec<crate::core::routing::RouteObservation>,
 }
 
 impl Dereferenced {
@@ -283,6 +285,7 @@ impl Dereferenced {
             requests: observe::requests(sd.annotations()),
             freeze: self.policy_gates.freeze.clone(),
             requirements: self.policy_gates.requirements.clone(),
+            routes: &self.routes,
             now: self.now,
         }
     }
@@ -329,6 +332,7 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
     let running = replica_sets.iter().any(|rs| rs.revision == revision.hash);
     let attestation = attestation_for(sd, ctx, revision, &status, running).await?;
     let policy_gates = policy_gates::policy_gates(sd, ctx, &namespace, now).await?;
+    let routes = super::routes::observe(ctx, sd, &namespace).await?;
     Ok(Dereferenced {
         namespace,
         name,
@@ -344,6 +348,7 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
         prepared,
         attestation,
         policy_gates,
+        routes,
     })
 }
 

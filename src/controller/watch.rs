@@ -154,6 +154,7 @@ impl Watches {
         // The controller's own SafeDeployment cache, trimmed before it is stored (what
         // `Controller::new` would build, untrimmed).
         let (sd_store, sd_writer) = reflector::store();
+        let sds_client = sds.clone().into_client();
         let sd_changes = watcher(sds, watcher::Config::default().page_size(LIST_PAGE))
             .default_backoff()
             .modify(trim_safe_deployment)
@@ -164,9 +165,13 @@ impl Watches {
                 .concurrency(args.max_concurrent_reconciles),
         );
         let referrers = controller.store();
+        let route_changes =
+            super::routes::route_triggers(&sds_client, &args.namespace, referrers.clone());
         let config_referrers = referrers.clone();
         let controller = controller
             .owns_stream(self.replica_sets)
+            // A steered route changed (a user's re-apply, a Gateway's verdict): look again.
+            .reconcile_on(route_changes)
             .watches_stream(self.config_maps, move |cm: PartialObjectMeta<ConfigMap>| {
                 referring(&config_referrers, ConfigKind::ConfigMap, &cm.metadata)
             })

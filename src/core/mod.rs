@@ -14,5 +14,6 @@ pub mod record;
 pub mod requirements;
 pub mod revision;
 pub mod rollout;
+pub mod routing;
 pub mod status_budget;
 pub mod workload;

@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 
 #[path = "freeze_cases.rs"]
 mod freeze_cases;
+#[path = "routing_cases.rs"]
+mod routing_cases;
+pub(crate) use routing_cases::routed;
 
 /// Changes a valid manifest into an invalid (or boundary) one.
 pub(crate) type Mutation = Box<dyn Fn(&mut Value)>;
@@ -138,7 +141,7 @@ pub(crate) fn repeat(c: char, n: usize) -> String {
 
 /// The invalid SafeDeployments.
 pub(crate) fn safe_deployment_cases() -> Vec<Case> {
-    vec![
+    let mut cases = vec![
         // Names.
         case(
             "name of 64 characters",
@@ -630,7 +633,9 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
             "a ConfigMap or Secret name must be a lowercase DNS subdomain",
             |m| m["spec"]["attestation"] = json!({"secretRef": {"name": "Bad_Name"}}),
         ),
-    ]
+    ];
+    cases.extend(routing_cases::routing_cases());
+    cases
 }
 
 /// The invalid SafeDeploymentPolicies.

@@ -109,4 +109,14 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
   - apiGroups: [events.k8s.io]
     resources: [events]
     verbs: [create, patch]
+  # Traffic routing (strategy.canary.trafficRouting): the stable and canary Services it owns
+  # (read, then server-side applied whole; a Service it does not own is never taken over).
+  - apiGroups: [""]
+    resources: [services]
+    verbs: [get, create, patch]
+  # The Gateway API routes a SafeDeployment names: read and watched (a change looks at the
+  # SafeDeployments naming it again), and patched by server-side apply of spec.rules only.
+  - apiGroups: [gateway.networking.k8s.io]
+    resources: [httproutes, grpcroutes]
+    verbs: [get, list, watch, patch]
 {{- end }}

@@ -340,6 +340,9 @@ impl<'a> Replay<'a> {
             requests: Requests::default(),
             freeze: FreezeGate::default(),
             requirements: Vec::new(),
+            // A replay has no Gateway: a routed rollout is replayed as if every route carried
+            // its weight.
+            routes: &[],
             now,
         }
     }

@@ -74,6 +74,9 @@ impl Planner<'_> {
         let weight = weight_at(steps, index);
         self.scale_canary(&desired, &stable, weight);
         self.status.canary_weight = weight;
+        if self.routed() {
+            self.steer(&desired, index, weight);
+        }
         self.status.step_display = Some(self.step_position(index));
         if self.obs.spec.paused || self.obs.requests.paused {
             self.status.phase = Phase::Paused;
@@ -153,12 +156,15 @@ impl Planner<'_> {
     ) {
         let promote = self.promote;
         let healthy_enough = health.worst <= Verdict::Acceptable;
-        let scaled = self.canary_scaled(desired, weight);
+        let scaled = self.canary_scaled(desired, weight) && self.traffic_in_place();
         // A required background analysis without passing evidence holds every step (and the
         // promotion); only a person's explicit promote goes past it, and that is recorded.
         let background_hold = self.background_hold();
         let background_ok = background_hold.is_none() || promote;
-        let mut progress = if step.set_weight.is_some() {
+        let mut progress = if step.set_weight.is_some()
+            || step.set_canary_scale.is_some()
+            || step.set_header_route.is_some()
+        {
             StepProgress::progressing(scaled && healthy_enough)
         } else if let Some(pause) = &step.pause {
             self.pause_step(pause, healthy_enough)
@@ -285,6 +291,8 @@ impl Planner<'_> {
                     "step {position} holds: {}",
                     health.describe(Verdict::Marginal)
                 )
+            } else if let Some(why) = self.traffic_hold_message() {
+                format!("step {position} ({}) holds: {why}", describe_step(step))
             } else {
                 format!("step {position} ({}) in progress", describe_step(step))
             });
@@ -318,7 +326,13 @@ impl Planner<'_> {
                 .max(self.stable_floor(component.replicas))
                 .clamp(0, component.replicas);
             let current = self.replicas_of(stable, &component.name).unwrap_or(0);
-            self.target(stable, &component.name, stable_target.min(current));
+            // With a router the stable serves its share until the switch: it keeps its pods.
+            let stable_target = if self.routed() {
+                current
+            } else {
+                stable_target.min(current)
+            };
+            self.target(stable, &component.name, stable_target);
             // The baseline keeps the size of the last step until the promotion completes, so a
             // background analysis still has something to compare with.
             let last = steps.saturating_sub(1);
@@ -498,6 +512,18 @@ fn describe_step(step: &CanaryStep) -> String {
         }
     } else if let Some(analysis) = &step.analysis {
         format!("analysis {}", analysis.template)
+    } else if let Some(scale) = &step.set_canary_scale {
+        match (scale.replicas, scale.weight) {
+            (Some(replicas), _) => format!("setCanaryScale replicas {replicas}"),
+            (None, Some(weight)) => format!("setCanaryScale weight {weight}"),
+            (None, None) => "setCanaryScale matchTrafficWeight".into(),
+        }
+    } else if let Some(route) = &step.set_header_route {
+        if route.matches.is_empty() {
+            format!("remove header route {}", route.name)
+        } else {
+            format!("setHeaderRoute {}", route.name)
+        }
     } else {
         "empty step".into()
     }

@@ -35,8 +35,10 @@ mod history;
 mod recovery;
 mod requests;
 mod scaling;
+mod traffic;
 
 pub use scaling::{canary_replicas, weight_at};
+pub use traffic::{TrafficPlan, header_routes_at, routed_canary_pods};
 
 /// Default progress deadline.
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
@@ -202,6 +204,8 @@ pub struct Observation<'a> {
     /// The policy's rollout requirements the spec falls short of (`core::requirements`): any
     /// blocks the desired revision like a failed preflight.
     pub requirements: Vec<Violation>,
+    /// The steered Gateway API routes as read (empty without `trafficRouting`).
+    pub routes: &'a [crate::core::routing::RouteObservation],
     /// The current time.
     pub now: Timestamp,
 }
@@ -255,6 +259,8 @@ pub struct Decision {
     /// When to look again even if nothing changes (timed pauses, deadlines, start-up latency).
     /// (Which analyses measure now is `crate::analysis::plan::active`.)
     pub requeue_after: Option<Duration>,
+    /// With `trafficRouting`: the Services and route weights to write, before any scaling.
+    pub traffic: Option<TrafficPlan>,
 }
 
 /// One decision in the making: the observation, the status being rewritten, and what the
@@ -273,6 +279,10 @@ struct Planner<'a> {
     /// The requester of the manual action being carried out: the next history entry written
     /// takes it (see `requests.rs`).
     actor: Option<String>,
+    /// With `trafficRouting`: the canary's share of requests the routes are to carry.
+    route_weight: i32,
+    /// With `trafficRouting`: the header routes the routes are to carry.
+    header_routes: Vec<crate::api::routing::SetHeaderRoute>,
 }
 
 /// Decides the next actions and status for one SafeDeployment.
@@ -288,7 +298,10 @@ pub fn decide(obs: &Observation<'_>) -> Decision {
         promote: false,
         promote_full: false,
         actor: None,
+        route_weight: 0,
+        header_routes: Vec::new(),
     };
+    (planner.route_weight, planner.header_routes) = planner.carried_traffic();
     planner.run();
     planner.finish()
 }
@@ -609,6 +622,7 @@ impl<'a> Planner<'a> {
         let scale = self.scale_actions();
         let delete = self.garbage();
         let (baseline_scale, baseline_delete) = self.baseline_actions();
+        let traffic = self.traffic_plan();
         self.status.baseline = self.baseline_status();
         let protected: Vec<String> = [
             self.status.stable_revision.clone(),
@@ -641,6 +655,7 @@ impl<'a> Planner<'a> {
             events: self.events,
             status: self.status,
             requeue_after: self.requeue,
+            traffic,
         }
     }
 }

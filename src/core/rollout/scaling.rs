@@ -120,8 +120,19 @@ impl Planner<'_> {
     /// `n - maxUnavailable`.
     pub(super) fn scale_canary(&mut self, desired: &str, stable: &str, weight: i32) {
         let max_unavailable = self.max_unavailable();
+        let routed = self.routed();
+        let index = usize::try_from(self.status.current_step_index.unwrap_or(0)).unwrap_or(0);
         for component in self.obs.desired.components.clone() {
             let n = component.replicas;
+            if routed {
+                // With a router the weight is a share of requests: the canary runs the pods
+                // `setCanaryScale` asks for, the stable keeps all of its own.
+                let canary = self.routed_pods(n, index, weight);
+                self.target(desired, &component.name, canary);
+                self.target(stable, &component.name, n);
+                self.baseline_target(stable, &component.name, canary);
+                continue;
+            }
             let canary = canary_replicas(n, weight);
             let canary_ready = self.ready_of(desired, &component.name);
             let floor = n
@@ -156,8 +167,13 @@ impl Planner<'_> {
     /// Whether the canary has its Ready pods for `weight` and the stable gave up its share.
     pub(super) fn canary_scaled(&self, desired: &str, weight: i32) -> bool {
         let stable = self.status.stable_revision.clone().unwrap_or_default();
+        let index = usize::try_from(self.status.current_step_index.unwrap_or(0)).unwrap_or(0);
         self.obs.desired.components.iter().all(|component| {
             let n = component.replicas;
+            if self.routed() {
+                return self.ready_of(desired, &component.name)
+                    >= self.routed_pods(n, index, weight);
+            }
             let canary = canary_replicas(n, weight);
             let ready = self.ready_of(desired, &component.name);
             let stable_now = self.replicas_of(&stable, &component.name).unwrap_or(0);

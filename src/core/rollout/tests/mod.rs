@@ -50,6 +50,8 @@ struct Sim {
     requirements: Vec<crate::core::requirements::Violation>,
     events: Vec<EventNote>,
     pod_birth: BTreeMap<String, Timestamp>,
+    /// The steered routes as observed (routed tests only).
+    routes: Vec<crate::core::routing::RouteObservation>,
 }
 
 fn template(image: &str) -> PodTemplateSpec {
@@ -134,6 +136,7 @@ impl Sim {
             requirements: Vec::new(),
             events: Vec::new(),
             pod_birth: BTreeMap::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -219,6 +222,7 @@ impl Sim {
             requests: self.requests.clone(),
             freeze: self.freeze.clone(),
             requirements: self.requirements.clone(),
+            routes: &self.routes,
             now: self.now,
         })
     }
@@ -598,3 +602,4 @@ mod helpers;
 mod hostile;
 mod requests;
 mod scaling;
+mod traffic;

@@ -1,0 +1,158 @@
+//! The routed canary (`trafficRouting`): a share of requests on few pods, the stable at full
+//! size, the route weight raised only once the canary's pods are Ready, and a revert that
+//! plans weight 0 and no header route (the controller writes that before any scaling).
+
+use super::*;
+use crate::api::routing::{
+    GatewayApiRouting, HeaderMatch, RouteReference, SetCanaryScale, SetHeaderRoute, TrafficRouting,
+};
+
+fn routing() -> TrafficRouting {
+    TrafficRouting {
+        gateway_api: GatewayApiRouting {
+            http_routes: vec![RouteReference {
+                name: "web".into(),
+                rule: None,
+            }],
+            grpc_routes: Vec::new(),
+        },
+        ..Default::default()
+    }
+}
+
+fn header_step() -> CanaryStep {
+    CanaryStep {
+        set_header_route: Some(SetHeaderRoute {
+            name: "testers".into(),
+            matches: vec![HeaderMatch {
+                header_name: "x-canary".into(),
+                value: Some("always".into()),
+                regex: None,
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+fn scale_step(scale: SetCanaryScale) -> CanaryStep {
+    CanaryStep {
+        set_canary_scale: Some(scale),
+        ..Default::default()
+    }
+}
+
+fn routed_sim(replicas: i32, steps: Vec<CanaryStep>) -> Sim {
+    let mut sim = established("app:v1", replicas, steps);
+    sim.spec.strategy.canary.traffic_routing = Some(routing());
+    sim
+}
+
+#[test]
+fn a_one_percent_canary_runs_on_one_pod_and_gets_traffic_only_once_ready() {
+    let mut sim = routed_sim(10, vec![weight(1), pause(None), weight(100)]);
+    sim.startup_lag = true;
+    let (old, new) = sim.deploy_next("app:v2");
+    let first = sim.tick();
+    let plan = first.traffic.clone().expect("a traffic plan");
+    assert_eq!(plan.canary_weight, 0, "no request before a canary pod is Ready");
+    assert_eq!((plan.stable_revision.as_str(), plan.canary_revision.as_str()), (old.as_str(), new.as_str()));
+    sim.settle(6);
+    assert_eq!(sim.replicas_of(&new), 1, "1% of 10 pods is one pod");
+    assert_eq!(sim.replicas_of(&old), 10, "the stable keeps all of its pods");
+    let at_pause = sim.tick();
+    assert_eq!(at_pause.traffic.map(|t| t.canary_weight), Some(1));
+    assert_eq!(sim.status.canary_weight, 1);
+    assert_eq!(sim.status.phase, Phase::Paused);
+}
+
+#[test]
+fn set_canary_scale_decouples_pods_from_weight_and_keeps_one_pod_while_reachable() {
+    let steps = vec![
+        scale_step(SetCanaryScale { replicas: Some(0), ..Default::default() }),
+        header_step(),
+        weight(5),
+        scale_step(SetCanaryScale { weight: Some(50), ..Default::default() }),
+        scale_step(SetCanaryScale { replicas: Some(500), ..Default::default() }),
+        scale_step(SetCanaryScale { match_traffic_weight: Some(true), ..Default::default() }),
+    ];
+    // Nothing reaches the canary yet: zero pods are allowed.
+    assert_eq!(routed_canary_pods(10, &steps, 0, 0), 0);
+    // A header route makes it reachable: one pod at least.
+    assert_eq!(routed_canary_pods(10, &steps, 1, 0), 1);
+    assert_eq!(routed_canary_pods(10, &steps, 2, 5), 1);
+    assert_eq!(routed_canary_pods(10, &steps, 3, 5), 5);
+    assert_eq!(routed_canary_pods(10, &steps, 4, 5), 10, "never more than replicas");
+    assert_eq!(routed_canary_pods(10, &steps, 5, 5), 1, "ceil(10 x 5%)");
+    assert_eq!(routed_canary_pods(0, &steps, 2, 5), 0, "scaled to zero stays zero");
+    assert_eq!(routed_canary_pods(i32::MAX, &steps, 5, 100), i32::MAX);
+}
+
+#[test]
+fn a_revert_plans_weight_zero_and_no_header_route() {
+    let mut sim = routed_sim(4, vec![header_step(), weight(50), pause(None), weight(100)]);
+    let (old, bad) = sim.deploy_next("app:v2");
+    sim.settle(6);
+    let paused = sim.tick();
+    let plan = paused.traffic.expect("a plan");
+    assert_eq!(plan.canary_weight, 50);
+    assert_eq!(plan.header_routes.len(), 1);
+    sim.faults.insert(bad.clone(), Fault::Crash);
+    let mut reverted = None;
+    for _ in 0..10 {
+        let decision = sim.tick();
+        if decision.status.phase == Phase::Degraded {
+            reverted = Some(decision);
+            break;
+        }
+    }
+    let decision = reverted.expect("reverted");
+    let plan = decision.traffic.expect("a plan");
+    assert_eq!(plan.canary_weight, 0);
+    assert!(plan.header_routes.is_empty());
+    assert_eq!(plan.canary_revision, old, "the canary Service selects the stable again");
+    // The same decision scales the canary down: the controller writes the plan first.
+    assert!(decision.scale.iter().any(|a| a.revision == bad && a.replicas == 0));
+    let recorded = decision.status.traffic_routing.expect("status");
+    assert_eq!((recorded.canary_weight, recorded.header_routes.len()), (0, 0));
+}
+
+#[test]
+fn without_routing_there_is_no_plan() {
+    let mut sim = established("app:v1", 4, vec![weight(50)]);
+    sim.deploy_next("app:v2");
+    assert!(sim.tick().traffic.is_none());
+    assert!(sim.status.traffic_routing.is_none());
+}
+
+#[test]
+fn a_route_the_gateway_refuses_holds_the_step_and_the_deadline_reverts() {
+    use crate::api::routing::RouteKind;
+    use crate::core::routing::RouteObservation;
+    let mut sim = routed_sim(4, vec![weight(10), weight(50), weight(100)]);
+    let (old, new) = sim.deploy_next("app:v2");
+    let refused = |canary_weight: i32| RouteObservation {
+        kind: RouteKind::Http,
+        name: "web".into(),
+        canary_weight: Some(canary_weight),
+        stable_weight: Some(100 - canary_weight),
+        accepted: "False".into(),
+        resolved_refs: "True".into(),
+        parents_message: "Accepted: listener does not allow this route".into(),
+        ..RouteObservation::default()
+    };
+    sim.routes = vec![refused(10)];
+    sim.settle(6);
+    assert_eq!(sim.status.current_step_index, Some(0), "the step holds");
+    let message = sim.status.message.clone().unwrap_or_default();
+    assert!(message.contains("listener does not allow this route"), "{message}");
+    assert_eq!(
+        sim.status.traffic_routing.as_ref().map(|t| t.routes[0].accepted.clone()),
+        Some("False".to_string())
+    );
+    // Nothing changes: the progress deadline reverts it.
+    sim.now = sim.now.checked_add(jiff::SignedDuration::from_mins(11)).unwrap();
+    sim.settle(4);
+    assert_eq!(sim.status.phase, Phase::Degraded);
+    assert!(sim.status.rejected_revisions.contains(&new));
+    assert_eq!(sim.replicas_of(&old), 4);
+}
