@@ -30,6 +30,7 @@ use operator::{Operator, annotate, apply, apply_stable, wait_status};
 use safedeploy::api::Phase;
 use safedeploy::api::labels::{LABEL_NAME, LABEL_REVISION};
 use safedeploy::controller::fault::KILL_AFTER_WRITES_ENV;
+use safedeploy::core::rollout::ROUTED_DRAIN;
 use serde_json::{Value, json};
 
 const NAME: &str = "web";
@@ -229,14 +230,22 @@ async fn a_gitops_reapply_mid_rollout_keeps_the_users_fields_and_the_operators_w
         |r| main_weights(r, NAME) == (100, 0) && header_rule(r).is_null(),
     )
     .await;
-    assert_eq!(
-        selector_revision(&ns, "web-stable").await,
-        Some(canary_hash.clone())
-    );
-    assert_eq!(
-        selector_revision(&ns, "web-canary").await,
-        Some(canary_hash)
-    );
+    // The Services are written right after the route, in the same reconcile.
+    for service in ["web-stable", "web-canary"] {
+        let selected = common::wait_until(
+            Duration::from_secs(20),
+            &format!("{service} to select the promoted revision"),
+            || {
+                let (ns, canary_hash) = (&ns, canary_hash.clone());
+                async move {
+                    let selected = selector_revision(ns, service).await;
+                    Ok((selected.as_deref() == Some(canary_hash.as_str())).then_some(selected))
+                }
+            },
+        )
+        .await;
+        assert_eq!(selected, Some(canary_hash.clone()));
+    }
     // After the rollout the route is what Git says: a GitOps dry run changes nothing.
     assert_eq!(
         dry_run_as_gitops(&ns, &from_git).await,
@@ -304,8 +313,15 @@ fn watch_order(ns: &TestNamespace, canary: String) -> Arc<Mutex<Order>> {
 }
 
 /// Checks the order a watch saw: the route's weight 0 committed (resourceVersion) before the
-/// canary's first scale-down; returns the gap as the watches saw it.
-fn assert_route_first(order: &Mutex<Order>) -> Duration {
+/// canary's first scale-down, which comes only after the drain time (the canary keeps its pods
+/// while the Gateway may still send it requests); returns the gap as the watches saw it.
+async fn assert_route_first(order: &Mutex<Order>) -> Duration {
+    let start = Instant::now();
+    while order.lock().unwrap().first_scale_down.is_none()
+        && start.elapsed() < ROUTED_DRAIN + Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let order = order.lock().unwrap();
     let (route_version, route_at) = order.route_zero.expect("the route's weight went to 0");
     let (scale_version, scale_at) = order.first_scale_down.expect("the canary was scaled down");
@@ -313,7 +329,12 @@ fn assert_route_first(order: &Mutex<Order>) -> Duration {
         route_version < scale_version,
         "the route write ({route_version}) must come before the first scale-down ({scale_version})"
     );
-    scale_at.saturating_duration_since(route_at)
+    let gap = scale_at.saturating_duration_since(route_at);
+    assert!(
+        gap >= ROUTED_DRAIN - Duration::from_secs(1),
+        "the canary was scaled down {gap:?} after its weight 0, before the drain time"
+    );
+    gap
 }
 
 fn revert_steps() -> Value {
@@ -375,8 +396,7 @@ async fn a_revert_writes_weight_zero_before_any_scale_down_even_when_killed_betw
         .await
         .expect("abort");
     wait_reverted(&ns, &canary).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let gap = assert_route_first(&order);
+    let gap = assert_route_first(&order).await;
     println!(
         "MEASURED route weight 0 -> first canary scale-down: {:.1} ms (as two watches saw them)",
         gap.as_secs_f64() * 1000.0
@@ -428,8 +448,11 @@ async fn a_revert_writes_weight_zero_before_any_scale_down_even_when_killed_betw
         kills >= 3,
         "the revert is at least status, route and scale writes: {kills}"
     );
+    // A quiet process means the revert's writes are done up to the drain; an operator that
+    // is not killed finishes it (the drain time comes from status, so it holds across kills).
+    let _operator = Operator::start(&ns.name).await;
     wait_reverted(&ns, &canary).await;
-    assert_route_first(&order);
+    assert_route_first(&order).await;
     let canary_rs = ns
         .replica_sets()
         .await

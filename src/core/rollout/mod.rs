@@ -37,7 +37,7 @@ mod requests;
 mod scaling;
 mod traffic;
 
-pub use scaling::{canary_replicas, weight_at};
+pub use scaling::{ROUTED_DRAIN, canary_replicas, weight_at};
 pub use traffic::{TrafficPlan, header_routes_at, routed_canary_pods};
 
 /// Default progress deadline.

@@ -8,6 +8,11 @@ use super::{Planner, ScaleAction};
 use crate::api::{BaselineMode, BaselineStatus, CanaryStep};
 use crate::core::revision::baseline_selector;
 
+/// How long, with traffic routing, a revision the routes stopped sending to keeps its pods
+/// (Argo Rollouts' `abortScaleDownDelaySeconds` / `scaleDownDelaySeconds` serve the same end,
+/// 30 s by default there): long enough for a Gateway to load the new weights.
+pub const ROUTED_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Planner<'_> {
     pub(super) fn max_unavailable(&self) -> i32 {
         self.obs
@@ -79,6 +84,20 @@ impl Planner<'_> {
     /// otherwise drop capacity while the stable scales back up.) Unready pods go at once; the
     /// ReplicaSet controller deletes unready pods first when scaling down.
     pub(super) fn scale_others_to_zero(&mut self, keep: &[String]) {
+        if let Some(remaining) = self.routed_drain_remaining() {
+            // The routes no longer send to these revisions, but the Gateway's data plane may
+            // not have loaded that yet (Traefik took 0.4-2 s in tests/routed_dataplane.rs): a
+            // pod that went now would fail the requests still on their way to it. They keep
+            // their pods until the drain time has passed since the routes changed.
+            let replica_sets = self.obs.replica_sets;
+            for rs in replica_sets {
+                if !keep.contains(&rs.revision) {
+                    self.target(&rs.revision, &rs.component, rs.replicas.max(0));
+                }
+            }
+            self.requeue_in(remaining);
+            return;
+        }
         let max_unavailable = self.max_unavailable();
         let replicas: BTreeMap<String, i32> = self
             .obs
@@ -112,6 +131,32 @@ impl Planner<'_> {
                 *m = m.saturating_sub(hold);
             }
             self.target(&revision, &component, hold);
+        }
+    }
+
+    /// With traffic routing, how long the revisions the routes stopped sending to keep their
+    /// pods still ([`ROUTED_DRAIN`] after the newest finished rollout: a revert, an abort or a
+    /// promotion changes the routes in the decision that finishes it). `None` without routing
+    /// or once that time has passed. The time is the history's, so a restarted operator holds
+    /// exactly as long.
+    fn routed_drain_remaining(&self) -> Option<std::time::Duration> {
+        if !self.routed() {
+            return None;
+        }
+        let finished = self
+            .status
+            .history
+            .iter()
+            .filter_map(|e| e.finished_at.as_deref())
+            .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
+            .max()?;
+        let elapsed = self.obs.now.duration_since(finished);
+        let drain = jiff::SignedDuration::try_from(ROUTED_DRAIN).ok()?;
+        let remaining = drain.checked_sub(elapsed)?;
+        if remaining.is_positive() {
+            std::time::Duration::try_from(remaining).ok()
+        } else {
+            None
         }
     }
 

@@ -3,6 +3,7 @@
 //! plans weight 0 and no header route (the controller writes that before any scaling).
 
 use super::*;
+use crate::core::rollout::ROUTED_DRAIN;
 use crate::api::routing::{
     GatewayApiRouting, HeaderMatch, RouteReference, SetCanaryScale, SetHeaderRoute, TrafficRouting,
 };
@@ -110,10 +111,36 @@ fn a_revert_plans_weight_zero_and_no_header_route() {
     assert_eq!(plan.canary_weight, 0);
     assert!(plan.header_routes.is_empty());
     assert_eq!(plan.canary_revision, old, "the canary Service selects the stable again");
-    // The same decision scales the canary down: the controller writes the plan first.
-    assert!(decision.scale.iter().any(|a| a.revision == bad && a.replicas == 0));
-    let recorded = decision.status.traffic_routing.expect("status");
+    // The canary keeps its pods while the Gateway may still send it requests: the route's
+    // weight 0 goes first, the pods only after ROUTED_DRAIN (and the decision asks to be woken
+    // then).
+    assert!(
+        !decision.scale.iter().any(|a| a.revision == bad && a.replicas == 0),
+        "{:?}",
+        decision.scale
+    );
+    assert!(decision.requeue_after.is_some_and(|r| r <= ROUTED_DRAIN));
+    let recorded = decision.status.traffic_routing.clone().expect("status");
     assert_eq!((recorded.canary_weight, recorded.header_routes.len()), (0, 0));
+    let drain_ticks = ROUTED_DRAIN.as_secs();
+    let mut scaled_down_after = None;
+    for second in 1..=drain_ticks + 2 {
+        let decision = sim.tick();
+        assert_eq!(decision.traffic.map(|p| p.canary_weight), Some(0));
+        if decision
+            .scale
+            .iter()
+            .any(|a| a.revision == bad && a.replicas == 0)
+        {
+            scaled_down_after = Some(second);
+            break;
+        }
+    }
+    assert_eq!(
+        scaled_down_after,
+        Some(drain_ticks),
+        "the canary goes once the drain time has passed, not before"
+    );
 }
 
 #[test]
