@@ -166,13 +166,13 @@ role = next(d for d in default if d["kind"] == "ClusterRole")
 got = rules_of(role, "ClusterRole")
 cluster_scoped = {
     "safedeploy.dev/safedeploymentpolicies": {"list", "watch"},
-    "/namespaces": {"get"},
+    "/namespaces": {"get", "list"},
 }
 namespaced = {
     "safedeploy.dev/safedeployments": {"get", "list", "watch"},
     "safedeploy.dev/safedeployments/status": {"patch"},
     "safedeploy.dev/safedeployments/finalizers": {"update"},
-    "safedeploy.dev/safedeploymentrecords": {"create"},
+    "safedeploy.dev/safedeploymentrecords": {"create", "list", "delete"},
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
     "/pods": {"list", "watch"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
@@ -230,7 +230,7 @@ if "--namespace" not in wargs or watched not in wargs:
     fail(f"watchNamespace not passed: {wargs}")
 # watchNamespace: the namespaced rules move into a Role of that namespace (audit finding 16).
 wrole = next(d for d in watch if d["kind"] == "ClusterRole")
-if rules_of(wrole, "ClusterRole") != cluster_scoped:
+if rules_of(wrole, "ClusterRole") != {**cluster_scoped, "/namespaces": {"get"}}:
     fail(f"watchNamespace: the ClusterRole grants more than {cluster_scoped}: {wrole['rules']}")
 if any(r.get("resourceNames") != [watched] for r in wrole["rules"] if "namespaces" in r["resources"]):
     fail("watchNamespace: Namespace get is not limited to the watched namespace")

@@ -294,14 +294,21 @@ async fn specs_at_the_boundaries_are_accepted() {
     policy["spec"]["requirements"] = json!({"minSteps": 100, "maxWeightStep": 1,
         "requireBackgroundAnalysis": true, "requiredMetrics": (0..16).map(|i| format!("m{i}")).collect::<Vec<_>>(),
         "minBakeTime": "168h", "requireFreshBaselineIn": ["team-a"]});
+    policy["spec"]["audit"] = json!({"recordRetention": "87600h"});
     match dry_run_create(&policies, &policy).await {
         Ok(()) => println!("accepted (policy at the boundaries)"),
         Err(message) => failures.push(format!("policy at the boundaries: rejected: {message}")),
     }
+    // The least retention.
+    policy["spec"]["audit"] = json!({"recordRetention": "1h"});
+    match dry_run_create(&policies, &policy).await {
+        Ok(()) => println!("accepted (recordRetention 1h)"),
+        Err(message) => failures.push(format!("recordRetention 1h: rejected: {message}")),
+    }
     println!(
         "{} of {} boundary specs accepted",
-        accepted.len() + 1 - failures.len(),
-        accepted.len() + 1
+        accepted.len() + 2 - failures.len(),
+        accepted.len() + 2
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -186,6 +186,11 @@ pub struct SafeDeploymentPolicySpec {
     /// out; the chart's admission policy warns (or denies) at `kubectl apply`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<RolloutRequirements>,
+
+    /// The audit trail of the selected namespaces: how long their `SafeDeploymentRecord`s are
+    /// kept. Unset keeps them forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditPolicy>,
 }
 
 fn default_true() -> bool {
@@ -211,8 +216,28 @@ impl Default for SafeDeploymentPolicySpec {
             analysis: None,
             freeze: None,
             requirements: None,
+            audit: None,
         }
     }
+}
+
+/// The least `audit.recordRetention`: a shorter one would let the operator delete a record
+/// before anyone could read it.
+pub const MIN_RECORD_RETENTION: &str = "1h";
+/// The greatest `audit.recordRetention` (ten years); unset keeps records forever.
+pub const MAX_RECORD_RETENTION: &str = "87600h";
+
+/// What the audit trail of the selected namespaces keeps.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPolicy {
+    /// How long a `SafeDeploymentRecord` is kept, counted from its creation (the API server's
+    /// clock, within seconds of the end of what it records), from 1h to 87600h (ten years).
+    /// The operator deletes older records in the selected namespaces, also those of a
+    /// SafeDeployment that was deleted. Unset keeps every record forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = duration_rules("recordRetention", "720h or 2160h", MIN_RECORD_RETENTION, MAX_RECORD_RETENTION)))]
+    pub record_retention: Option<SpecDuration>,
 }
 
 /// Restrictions on the canary analyses of the selected namespaces.

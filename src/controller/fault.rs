@@ -27,6 +27,10 @@
 //!
 //! With `SAFEDEPLOY_FAULT_PANIC_ON=NAME`, reconciling a SafeDeployment named NAME panics, as a
 //! bug would: the tests of panic containment use it.
+//!
+//! With `SAFEDEPLOY_FAULT_CLOCK_AHEAD=<duration>` (such as `2h`), the record retention sweep
+//! reads its clock that far ahead, so a test can see records of a minute ago expire under the
+//! least retention (1h) without waiting an hour. Nothing else reads the shifted clock.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -77,6 +81,33 @@ pub async fn client() -> Result<Client, kube::Error> {
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&KillAfterWrites::new(limit))
         .build())
+}
+
+/// Env var that shifts the retention sweep's clock forward (a duration such as `2h`).
+pub const CLOCK_AHEAD_ENV: &str = "SAFEDEPLOY_FAULT_CLOCK_AHEAD";
+
+/// How far ahead the retention sweep reads the clock: zero unless [`CLOCK_AHEAD_ENV`] is set to
+/// a duration (an unreadable value is reported and ignored).
+pub fn clock_ahead() -> std::time::Duration {
+    let Some(text) = std::env::var(CLOCK_AHEAD_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+    else {
+        return std::time::Duration::ZERO;
+    };
+    match crate::api::duration::SpecDuration::from(text.as_str()).parse() {
+        Ok(ahead) => {
+            warn!(
+                ?ahead,
+                "fault injection armed: the retention sweep's clock runs ahead ({CLOCK_AHEAD_ENV})"
+            );
+            ahead
+        }
+        Err(error) => {
+            warn!(%error, "{CLOCK_AHEAD_ENV} is not a duration; ignored");
+            std::time::Duration::ZERO
+        }
+    }
 }
 
 /// Parses the env var's value: `None` when unset or empty.

@@ -9,7 +9,8 @@
 //! - `apply`: every write, with one field manager, in the crash-safe order; [`routes`]: the
 //!   Gateway API routes and the stable and canary Services of the traffic routing;
 //! - `error`: the errors of a reconcile; [`observe`]: views of cached objects for the core;
-//! - [`leader`]: the leader election; [`fault`]: the kill-point test hook.
+//! - [`leader`]: the leader election; [`fault`]: the kill-point test hook;
+//! - `retention`: the periodic sweep of records past their policy's retention.
 
 mod analysis;
 mod apply;
@@ -22,6 +23,7 @@ pub mod leader;
 pub mod observe;
 mod policy_gates;
 mod reconcile;
+mod retention;
 pub mod routes;
 mod watch;
 
@@ -73,6 +75,10 @@ pub struct ControllerArgs {
     /// of provider requests and API calls at the same time.
     #[arg(long, env = "SAFEDEPLOY_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+    /// Seconds between two sweeps of the SafeDeploymentRecords past the retention their
+    /// namespace's policy sets (`audit.recordRetention`).
+    #[arg(long, env = "SAFEDEPLOY_RECORD_SWEEP_INTERVAL_SECONDS", default_value_t = retention::DEFAULT_SWEEP_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub record_sweep_interval_seconds: u64,
 }
 
 /// Errors that stop the controller.
@@ -247,6 +253,11 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let (controller, caches) = watches.controller(sds, &args, leadership.as_ref(), &signals);
     watch::spawn_phase_gauge(controller.store(), context.metrics.clone());
     watch::spawn_readiness(caches, &context, (client_ready, crd_checked, started));
+    retention::spawn(
+        context.clone(),
+        args.namespace.clone(),
+        Duration::from_secs(args.record_sweep_interval_seconds),
+    );
     info!(addr = %http_addr, namespace = ?args.namespace, "safedeploy controller starting");
     let running = controller
         .run(reconcile::reconcile, reconcile::error_policy, context)

@@ -7,13 +7,19 @@
 //! (the API server answers "already exists", which is success), and a crash before it loses
 //! nothing, since the mark only advances in the status written after the records. So each entry
 //! is recorded once, and only entries that status really holds are recorded.
+//!
+//! Retention (`audit.recordRetention` of the policy governing the namespace) is decided here too:
+//! [`retention`] reads it, never below [`MIN_RECORD_RETENTION`], and [`expired`] says whether a
+//! record is past it. No policy, no retention or an unreadable one keeps records forever.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
+use crate::api::policy::MIN_RECORD_RETENTION;
 use crate::api::record::SafeDeploymentRecordSpec;
-use crate::api::{HistoryEntry, SafeDeploymentStatus};
+use crate::api::{HistoryEntry, SafeDeploymentPolicy, SafeDeploymentStatus};
 
 /// The longest reason a record keeps (bytes; cut on a character boundary).
 const MAX_REASON: usize = 4096;
@@ -141,6 +147,36 @@ pub fn spec(
     }
 }
 
+/// How long the records of a namespace governed by `policy` are kept: None keeps them forever
+/// (no policy, no `audit.recordRetention`, or one that does not parse). Never less than
+/// [`MIN_RECORD_RETENTION`], even for a policy stored around the CRD's rule.
+pub fn retention(policy: Option<&SafeDeploymentPolicy>) -> Option<Duration> {
+    let retention = policy?
+        .spec
+        .audit
+        .as_ref()?
+        .record_retention
+        .as_ref()?
+        .parse()
+        .ok()?;
+    let minimum = crate::api::duration::SpecDuration::from(MIN_RECORD_RETENTION)
+        .parse()
+        .unwrap_or(Duration::from_secs(3600));
+    Some(retention.max(minimum))
+}
+
+/// Whether a record created at `created` is older than `retention` at `now`. A record without a
+/// creation time, or created after `now` (a clock behind the API server's), is kept.
+pub fn expired(created: Option<Timestamp>, now: Timestamp, retention: Duration) -> bool {
+    let Some(created) = created else {
+        return false;
+    };
+    let Ok(retention) = SignedDuration::try_from(retention) else {
+        return false;
+    };
+    now.duration_since(created) > retention
+}
+
 /// `text` cut to at most `max` bytes on a character boundary.
 fn cut(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
@@ -203,6 +239,56 @@ mod tests {
         assert!(name("web", &promoted).starts_with("web-r2-"));
         let long = "a".repeat(253);
         assert!(name(&long, &promoted).len() <= 253);
+    }
+
+    fn policy_keeping(retention: Option<&str>) -> SafeDeploymentPolicy {
+        let mut policy = SafeDeploymentPolicy::new("p", Default::default());
+        policy.spec.audit = Some(crate::api::policy::AuditPolicy {
+            record_retention: retention.map(Into::into),
+        });
+        policy
+    }
+
+    #[test]
+    fn records_without_a_policy_or_a_retention_are_kept_forever() {
+        assert_eq!(retention(None), None);
+        let mut no_audit = policy_keeping(None);
+        assert_eq!(retention(Some(&no_audit)), None);
+        no_audit.spec.audit = None;
+        assert_eq!(retention(Some(&no_audit)), None);
+        // Unreadable (stored around the schema): kept, never swept by a guess.
+        assert_eq!(retention(Some(&policy_keeping(Some("a week")))), None);
+        assert_eq!(
+            retention(Some(&policy_keeping(Some("720h")))),
+            Some(Duration::from_secs(720 * 3600))
+        );
+    }
+
+    #[test]
+    fn a_retention_below_the_minimum_counts_as_the_minimum() {
+        // A tenant's policy that slipped past admission (the CRD rejects it) still cannot make
+        // the operator delete a record younger than an hour.
+        let hour = Duration::from_secs(3600);
+        for short in ["0s", "1s", "59m"] {
+            assert_eq!(retention(Some(&policy_keeping(Some(short)))), Some(hour));
+        }
+        let now: Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+        let young: Timestamp = "2026-12-02T11:01:00Z".parse().unwrap();
+        let kept = retention(Some(&policy_keeping(Some("0s")))).unwrap();
+        assert!(!expired(Some(young), now, kept));
+    }
+
+    #[test]
+    fn only_records_older_than_the_retention_expire() {
+        let hour = Duration::from_secs(3600);
+        let now: Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+        let at = |t: &str| Some(t.parse::<Timestamp>().unwrap());
+        assert!(expired(at("2026-12-02T10:59:59Z"), now, hour));
+        assert!(!expired(at("2026-12-02T11:00:00Z"), now, hour), "exactly the retention");
+        assert!(!expired(at("2026-12-02T11:30:00Z"), now, hour));
+        assert!(!expired(at("2026-12-02T13:00:00Z"), now, hour), "from the future");
+        assert!(!expired(None, now, hour), "no creation time");
+        assert!(!expired(at("1970-01-01T00:00:00Z"), now, Duration::MAX));
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The invalid SafeDeploymentPolicies of the freeze windows (`spec.freeze`) and the rollout
-//! requirements (`spec.requirements`), part of [`super::policy_cases`].
+//! The invalid SafeDeploymentPolicies of the freeze windows (`spec.freeze`), the rollout
+//! requirements (`spec.requirements`) and the audit trail's retention (`spec.audit`), part of
+//! [`super::policy_cases`].
 
 use serde_json::json;
 
 use super::{Case, case, repeat};
 
-/// Rejected freeze windows and requirements, each with its message.
+/// Rejected freeze windows, requirements and retentions, each with its message.
 pub(crate) fn freeze_policy_cases() -> Vec<Case> {
     vec![
         // Freeze windows.
@@ -132,6 +133,32 @@ pub(crate) fn freeze_policy_cases() -> Vec<Case> {
             "fresh baseline namespace with a dot",
             "every requireFreshBaselineIn entry must be a namespace name",
             |p| p["spec"]["requirements"] = json!({"requireFreshBaselineIn": ["team.a"]}),
+        ),
+        // Record retention: a tenant's policy cannot have the audit trail swept away at once.
+        case(
+            "recordRetention of 59 minutes",
+            "recordRetention must be at least 1h and at most 87600h",
+            |p| p["spec"]["audit"] = json!({"recordRetention": "59m"}),
+        ),
+        case(
+            "recordRetention of 0s",
+            "recordRetention must be at least 1h and at most 87600h",
+            |p| p["spec"]["audit"] = json!({"recordRetention": "0s"}),
+        ),
+        case(
+            "recordRetention past ten years",
+            "recordRetention must be at least 1h and at most 87600h",
+            |p| p["spec"]["audit"] = json!({"recordRetention": "87601h"}),
+        ),
+        case(
+            "recordRetention in days",
+            "recordRetention must be a duration such as 720h or 2160h",
+            |p| p["spec"]["audit"] = json!({"recordRetention": "30d"}),
+        ),
+        case(
+            "negative recordRetention",
+            "recordRetention must be a duration such as 720h or 2160h",
+            |p| p["spec"]["audit"] = json!({"recordRetention": "-1h"}),
         ),
     ]
 }

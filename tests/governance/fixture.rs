@@ -246,6 +246,11 @@ impl Governed {
     /// Starts the operator for this namespace under the chart's ServiceAccount (impersonated),
     /// logging to /tmp/safedeploy-operator-<ns>.log; killed on drop.
     pub fn start_operator(&mut self) -> Child {
+        self.start_operator_with_env(&[])
+    }
+
+    /// [`Self::start_operator`] with extra environment variables (a fault hook, say).
+    pub fn start_operator_with_env(&mut self, env: &[(&str, &str)]) -> Child {
         let kubeconfig = self.kubeconfig_as(&self.operator_user.clone());
         let log_path =
             std::env::temp_dir().join(format!("safedeploy-operator-{}.log", self.ns.name));
@@ -256,6 +261,7 @@ impl Governed {
             log,
         )
         .env("KUBECONFIG", kubeconfig)
+        .envs(env.iter().copied())
         .spawn()
         .expect("start the operator")
     }

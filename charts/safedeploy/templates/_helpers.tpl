@@ -80,10 +80,11 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
     resources: [safedeployments/finalizers]
     verbs: [update]
   # The durable audit trail: one write-once SafeDeploymentRecord per finished history entry
-  # (created only; never read back, changed or deleted by the operator).
+  # (never changed). The retention sweep lists their metadata and deletes those older than the
+  # policy's audit.recordRetention; the governance policy lets no one else delete them.
   - apiGroups: [safedeploy.dev]
     resources: [safedeploymentrecords]
-    verbs: [create]
+    verbs: [create, list, delete]
   # The ReplicaSets of each revision (label safedeploy.dev/name): created by server-side apply,
   # scaled by patch, old revisions deleted beyond the history limit.
   - apiGroups: [apps]
