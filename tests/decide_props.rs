@@ -386,6 +386,7 @@ proptest! {
             },
             requirements: Vec::new(),
             routes: &[],
+            min_bake_time: None,
             now,
         };
         let decision = decide(&observation);

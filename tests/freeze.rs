@@ -2,7 +2,8 @@
 //! short one-off freeze window and proceeds after it; a bad canary is reverted during a freeze;
 //! a SafeDeployment that falls short of its policy's requirements draws an admission warning at
 //! `kubectl apply` (a denial where the policy is labelled `Deny`) from the chart's
-//! ValidatingAdmissionPolicy, and the operator keeps it from rolling out.
+//! ValidatingAdmissionPolicy, and the operator keeps it from rolling out; a `promote --full`
+//! before the policy's minimum bake time is held until the canary has baked.
 //!
 //! The warning is read from `kubectl apply --dry-run=server`, which prints the API server's
 //! `Warning:` headers on stderr as every client-go tool (Argo CD, Flux) surfaces them; kube-rs
@@ -353,4 +354,90 @@ async fn unmet_requirements_warn_at_apply_deny_where_labelled_and_never_roll_out
         "{stderr}"
     );
     drop(operator);
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn promote_full_waits_for_the_policy_bake_time() {
+    let (ns, _operator) = setup("bake-full").await;
+    // The timed pause adds up to the policy's minBakeTime, so the spec meets the requirement;
+    // promote --full would skip the pause.
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "60s"}}]);
+    let first = apply_stable_web(&ns, 2, &steps).await;
+    policy_with(
+        &ns,
+        json!({"requireAttestation": false, "requirePinnedImages": false,
+               "requirements": {"minBakeTime": "1m"}}),
+        "requirements",
+    )
+    .await;
+    let manifest = safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps);
+    apply(&ns, &manifest).await.expect("apply v2");
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "the canary's pause",
+        |s| s.canary_revision.is_some() && s.current_step_index == Some(1),
+    )
+    .await;
+    operator::annotate(&ns, "web", "safedeploy.dev/promote-full", "t1@dave")
+        .await
+        .expect("promote --full");
+    let held = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(20),
+        "the bake time to hold the promotion",
+        |s| {
+            s.message
+                .as_deref()
+                .is_some_and(|m| m.contains("the policy's minBakeTime of 1m holds the promotion"))
+        },
+    )
+    .await;
+    assert!(held.canary_revision.is_some(), "promoted: {held:?}");
+    assert_eq!(held.stable_revision, first.stable_revision);
+    common::wait_until(Duration::from_secs(10), "the Warning event", || async {
+        let events = events_of(&ns, "RequirementNotMet").await;
+        Ok(events
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("promote held"))
+            })
+            .then_some(()))
+    })
+    .await;
+    let promoted = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(120),
+        "v2 to promote once baked",
+        |s| s.phase == Phase::Healthy && s.stable_revision != first.stable_revision,
+    )
+    .await;
+    let entry = promoted
+        .history
+        .iter()
+        .rev()
+        .find(|e| Some(&e.hash) == promoted.stable_revision.as_ref() && e.outcome == "Promoted")
+        .expect("v2's history entry");
+    let started: jiff::Timestamp = entry.started_at.parse().expect("startedAt");
+    let finished: jiff::Timestamp = entry
+        .finished_at
+        .as_deref()
+        .expect("finishedAt")
+        .parse()
+        .expect("finishedAt");
+    let baked = finished.duration_since(started);
+    println!(
+        "MEASURED v2 promoted {baked:#} after its canary started (promote --full at its pause, minBakeTime 1m)"
+    );
+    assert!(
+        baked >= jiff::SignedDuration::from_secs(60),
+        "promoted after {baked:#}, before the 1m bake time"
+    );
 }

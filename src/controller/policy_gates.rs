@@ -1,6 +1,7 @@
 //! What the namespace's SafeDeploymentPolicy asks of a rollout besides trust: its freeze windows
 //! (with the SafeDeployment's break-glass request) and its rollout requirements, evaluated by the
-//! pure `core::freeze` and `core::requirements` at the reconcile's `now`.
+//! pure `core::freeze` and `core::requirements` at the reconcile's `now`, and the minimum bake
+//! time the decision holds a promotion for.
 
 use kube::ResourceExt;
 
@@ -21,6 +22,8 @@ pub struct PolicyGates {
     pub freeze: FreezeGate,
     /// Requirements the spec falls short of.
     pub requirements: Vec<Violation>,
+    /// The policy's minimum bake time, which holds a promotion (a person's promote too).
+    pub min_bake_time: Option<SpecDuration>,
 }
 
 /// Evaluates the freeze windows and requirements of the policy that applies to `sd`'s
@@ -42,32 +45,43 @@ pub async fn policy_gates(
     let Some(policy) = namespace_policy(ctx, namespace).await? else {
         return Ok(PolicyGates::default());
     };
-    let freeze = policy
+    let min_bake_time = policy
         .spec
-        .freeze
+        .requirements
         .as_ref()
-        .map(|freeze| {
-            let max = freeze
-                .max_break_glass
-                .clone()
-                .unwrap_or_else(|| SpecDuration::from(DEFAULT_MAX_BREAK_GLASS))
-                .parse()
-                .unwrap_or(std::time::Duration::from_secs(4 * 3600));
-            FreezeGate {
-                state: evaluate(freeze, now),
-                break_glass: break_glass(
-                    sd.annotations()
-                        .get(REQUEST_BREAK_GLASS)
-                        .map(String::as_str),
-                    sd.annotations()
-                        .get(REQUEST_BREAK_GLASS_REASON)
-                        .map(String::as_str),
-                    max,
-                    now,
-                ),
-            }
-        })
-        .unwrap_or_default();
+        .and_then(|r| r.min_bake_time.clone());
+    // A break-glass override lifts a freeze and the bake time's hold on a promotion, so it is
+    // read when the policy has either.
+    let freeze = if policy.spec.freeze.is_some() || min_bake_time.is_some() {
+        let max = policy
+            .spec
+            .freeze
+            .as_ref()
+            .and_then(|f| f.max_break_glass.clone())
+            .unwrap_or_else(|| SpecDuration::from(DEFAULT_MAX_BREAK_GLASS))
+            .parse()
+            .unwrap_or(std::time::Duration::from_secs(4 * 3600));
+        FreezeGate {
+            state: policy
+                .spec
+                .freeze
+                .as_ref()
+                .map(|freeze| evaluate(freeze, now))
+                .unwrap_or_default(),
+            break_glass: break_glass(
+                sd.annotations()
+                    .get(REQUEST_BREAK_GLASS)
+                    .map(String::as_str),
+                sd.annotations()
+                    .get(REQUEST_BREAK_GLASS_REASON)
+                    .map(String::as_str),
+                max,
+                now,
+            ),
+        }
+    } else {
+        FreezeGate::default()
+    };
     let requirements = policy
         .spec
         .requirements
@@ -77,5 +91,6 @@ pub async fn policy_gates(
     Ok(PolicyGates {
         freeze,
         requirements,
+        min_bake_time,
     })
 }

@@ -286,6 +286,7 @@ impl Dereferenced {
             freeze: self.policy_gates.freeze.clone(),
             requirements: self.policy_gates.requirements.clone(),
             routes: &self.routes,
+            min_bake_time: self.policy_gates.min_bake_time.clone(),
             now: self.now,
         }
     }

@@ -68,6 +68,11 @@ impl Planner<'_> {
         }
 
         if index >= steps.len() {
+            // The policy's minBakeTime holds the promotion, however the canary got here.
+            if let Some(hold) = self.bake_hold(&desired) {
+                self.hold_for_bake(&hold, &desired, &stable);
+                return;
+            }
             self.promote(&desired, &stable, &health);
             return;
         }

@@ -15,7 +15,7 @@ use crate::api::freeze::FreezeStatus;
 use crate::core::freeze::{BreakGlassState, FreezeState, Span};
 
 /// The key in `status.handledRequests` that remembers the break-glass request last recorded.
-const BREAK_GLASS_KEY: &str = "breakGlass";
+pub(super) const BREAK_GLASS_KEY: &str = "breakGlass";
 
 impl Planner<'_> {
     /// The freeze that holds the rollout now: the windows' freeze, unless a break-glass
@@ -113,7 +113,7 @@ impl Planner<'_> {
     }
 
     /// Looks again at `when` (a little after, so the boundary has passed).
-    fn requeue_at(&mut self, when: Timestamp) {
+    pub(super) fn requeue_at(&mut self, when: Timestamp) {
         let millis = when
             .as_millisecond()
             .saturating_sub(self.obs.now.as_millisecond())

@@ -27,6 +27,7 @@ use crate::api::{AttestationVerdict, Phase, SafeDeploymentSpec, SafeDeploymentSt
 use crate::core::freeze::FreezeGate;
 use crate::core::requirements::Violation;
 
+mod bake;
 mod canary;
 mod conditions;
 mod freeze;
@@ -206,6 +207,9 @@ pub struct Observation<'a> {
     pub requirements: Vec<Violation>,
     /// The steered Gateway API routes as read (empty without `trafficRouting`).
     pub routes: &'a [crate::core::routing::RouteObservation],
+    /// The policy's `requirements.minBakeTime`: the canary is not promoted before it has run
+    /// this long (`bake`), unless a break-glass override is active.
+    pub min_bake_time: Option<crate::api::duration::SpecDuration>,
     /// The current time.
     pub now: Timestamp,
 }

@@ -48,6 +48,7 @@ struct Sim {
     requests: Requests,
     freeze: crate::core::freeze::FreezeGate,
     requirements: Vec<crate::core::requirements::Violation>,
+    min_bake_time: Option<crate::api::duration::SpecDuration>,
     events: Vec<EventNote>,
     pod_birth: BTreeMap<String, Timestamp>,
     /// The steered routes as observed (routed tests only).
@@ -134,6 +135,7 @@ impl Sim {
             requests: Requests::default(),
             freeze: Default::default(),
             requirements: Vec::new(),
+            min_bake_time: None,
             events: Vec::new(),
             pod_birth: BTreeMap::new(),
             routes: Vec::new(),
@@ -223,6 +225,7 @@ impl Sim {
             freeze: self.freeze.clone(),
             requirements: self.requirements.clone(),
             routes: &self.routes,
+            min_bake_time: self.min_bake_time.clone(),
             now: self.now,
         })
     }
@@ -595,6 +598,7 @@ fn set_version(sim: &mut Sim, version: &str) {
 }
 
 mod baseline;
+mod bake;
 mod basics;
 mod components;
 mod freeze;
