@@ -351,6 +351,7 @@ proptest! {
             rollback: world.requests.4.map(|n| ("rb".to_string(), n)),
             paused: world.requests.5,
             pause_requester: None,
+            pause_annotation: world.requests.5.then(|| "true".to_string()),
         };
         let preflight = if world.preflight_fails {
             Err(vec!["configmap/app is missing".to_string()])

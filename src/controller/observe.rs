@@ -32,6 +32,7 @@ pub fn requests(annotations: &std::collections::BTreeMap<String, String>) -> Req
         pause_requester: annotations
             .get(ANNOTATION_PAUSED)
             .and_then(|v| requester(v)),
+        pause_annotation: annotations.get(ANNOTATION_PAUSED).cloned(),
     }
 }
 
@@ -211,6 +212,9 @@ mod tests {
         let read = requests(&resumed);
         assert!(!read.paused);
         assert_eq!(read.pause_requester.as_deref(), Some("carol"));
+        // The raw value, which the decision compares with the one it last saw.
+        assert_eq!(read.pause_annotation.as_deref(), Some("false@carol"));
+        assert_eq!(requests(&BTreeMap::new()).pause_annotation, None);
     }
 
     #[test]

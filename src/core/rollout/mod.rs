@@ -164,6 +164,9 @@ pub struct Requests {
     pub paused: bool,
     /// Who the pause annotation names (the requester of the last pause or resume).
     pub pause_requester: Option<String>,
+    /// The pause annotation's raw value (`true@bob`), to tell a new pause or resume request from
+    /// one that was already there: only a new one is credited with a change of state.
+    pub pause_annotation: Option<String>,
 }
 
 /// Everything the decision looks at.

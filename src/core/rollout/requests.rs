@@ -7,6 +7,9 @@ use super::Planner;
 use crate::api::conditions::{EventReason, HistoryOutcome};
 use crate::api::labels::requester;
 
+/// Who a change of pause state is credited to when `spec.paused` changed it.
+const SPEC_EDIT: &str = "an edit of spec.paused";
+
 /// The requester as reasons and Events name them.
 fn who(actor: Option<&str>) -> &str {
     actor.unwrap_or("a user")
@@ -37,6 +40,10 @@ impl RequestAction {
 
 /// The key in `status.handledRequests` that remembers a pause (a state, not a token).
 const PAUSED_KEY: &str = "paused";
+/// The key in `status.handledRequests` that remembers the pause annotation's value as last seen
+/// (its [`token_key`]), so that a change of state is credited to the annotation's requester only
+/// when the annotation changed with it.
+const PAUSE_REQUEST_KEY: &str = "pauseRequest";
 
 impl Planner<'_> {
     /// Consumes the abort and promote requests, and records a promote in the history while a
@@ -110,18 +117,35 @@ impl Planner<'_> {
     /// Records a manual action in the history (a finished entry for the revision it acts on),
     /// with its requester.
     fn record_manual(&mut self, outcome: HistoryOutcome, what: &str, actor: Option<String>) {
+        let by = who(actor.as_deref()).to_string();
+        self.record_manual_by(outcome, what, actor, &by);
+    }
+
+    /// [`Self::record_manual`] with the requester as the reason names it (`by`).
+    fn record_manual_by(
+        &mut self,
+        outcome: HistoryOutcome,
+        what: &str,
+        actor: Option<String>,
+        by: &str,
+    ) {
         let hash = self
             .status
             .canary_revision
             .clone()
             .unwrap_or_else(|| self.obs.desired.hash.clone());
-        let reason = format!("{what}: requested by {}", who(actor.as_deref()));
+        let reason = format!("{what}: requested by {by}");
         self.actor = actor;
         self.push_finished_history(&hash, outcome, reason);
     }
 
     /// Pause and resume are states (the annotation or `spec.paused`), not tokens: a change of
     /// state is recorded once, and remembered in `handledRequests.paused`.
+    ///
+    /// The change is credited to the annotation's requester only when the annotation changed
+    /// since it was last seen (`handledRequests.pauseRequest`) and asks for the new state. An
+    /// edit of `spec.paused` is by whoever may edit the spec: no requester, even while an old
+    /// `false@bob` is still on the object (bob's resume of last week did not resume this).
     pub(super) fn handle_pause_transition(&mut self) {
         let paused = self.obs.spec.paused || self.obs.requests.paused;
         let was_paused = self
@@ -130,21 +154,40 @@ impl Planner<'_> {
             .get(PAUSED_KEY)
             .map(String::as_str)
             == Some("true");
+        let annotation = self.obs.requests.pause_annotation.as_deref().map(token_key);
+        let annotation_changed =
+            annotation.as_ref() != self.status.handled_requests.get(PAUSE_REQUEST_KEY);
+        // Remembered whether or not the state changes: an annotation that changed nothing (a
+        // resume while spec.paused holds) is not credited with a later edit of the spec.
+        match annotation {
+            Some(value) => {
+                self.status
+                    .handled_requests
+                    .insert(PAUSE_REQUEST_KEY.to_string(), value);
+            }
+            None => {
+                self.status.handled_requests.remove(PAUSE_REQUEST_KEY);
+            }
+        }
         if paused == was_paused {
             return;
         }
-        // `spec.paused` is an edit of the spec, by whoever may edit it: no requester.
-        let actor = if self.obs.requests.paused == paused {
+        let actor = if annotation_changed && self.obs.requests.paused == paused {
             self.obs.requests.pause_requester.clone()
         } else {
             None
         };
-        let by = who(actor.as_deref()).to_string();
+        let by = match &actor {
+            Some(actor) => actor.clone(),
+            // An annotation without a requester (written by hand, or before governance).
+            None if annotation_changed && self.obs.requests.paused == paused => who(None).into(),
+            None => SPEC_EDIT.to_string(),
+        };
         if paused {
             self.status
                 .handled_requests
                 .insert(PAUSED_KEY.to_string(), "true".to_string());
-            self.record_manual(HistoryOutcome::Paused, "pause the rollout", actor);
+            self.record_manual_by(HistoryOutcome::Paused, "pause the rollout", actor, &by);
             self.event(
                 false,
                 EventReason::Paused,
@@ -152,7 +195,7 @@ impl Planner<'_> {
             );
         } else {
             self.status.handled_requests.remove(PAUSED_KEY);
-            self.record_manual(HistoryOutcome::Resumed, "resume the rollout", actor);
+            self.record_manual_by(HistoryOutcome::Resumed, "resume the rollout", actor, &by);
             self.event(
                 false,
                 EventReason::Resumed,

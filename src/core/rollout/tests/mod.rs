@@ -221,13 +221,28 @@ impl Sim {
             attestation: self.attestation.clone(),
             preflight: self.preflight.clone(),
             analyses: self.analyses.clone(),
-            requests: self.requests.clone(),
+            requests: self.requests_with_pause_annotation(),
             freeze: self.freeze.clone(),
             requirements: self.requirements.clone(),
             routes: &self.routes,
             min_bake_time: self.min_bake_time.clone(),
             now: self.now,
         })
+    }
+
+    /// The requests, with the pause annotation a client would have written for `paused` and
+    /// `pause_requester` (`true@bob`, `false@carol`; `true` without a requester; absent when
+    /// neither is set), unless a test set it itself.
+    fn requests_with_pause_annotation(&self) -> Requests {
+        let mut requests = self.requests.clone();
+        if requests.pause_annotation.is_none() {
+            let state = requests.paused.to_string();
+            requests.pause_annotation = match &requests.pause_requester {
+                Some(user) => Some(format!("{state}@{user}")),
+                None => requests.paused.then_some(state),
+            };
+        }
+        requests
     }
 
     /// One reconcile, then the "cluster" catches up: ReplicaSets take the new sizes and their

@@ -193,3 +193,77 @@ fn retry_and_rollback_record_their_requester_and_an_unnamed_request_records_none
         last.reason
     );
 }
+
+/// The `(outcome, actor)` of the history's pause and resume entries, oldest first.
+fn pause_entries(sim: &Sim) -> Vec<(String, Option<String>)> {
+    sim.status
+        .history
+        .iter()
+        .filter(|e| e.outcome == "Paused" || e.outcome == "Resumed")
+        .map(|e| (e.outcome.clone(), e.actor.clone()))
+        .collect()
+}
+
+#[test]
+fn an_edit_of_spec_paused_is_not_credited_to_an_old_pause_annotation() {
+    let steps = vec![weight(25), pause(None), weight(50), pause(None)];
+    let mut sim = established("app:v1", 4, steps);
+    sim.deploy("app:v2");
+    // Bob pauses and resumes with the annotation; `false@bob` stays on the object.
+    sim.requests.paused = true;
+    sim.requests.pause_requester = Some("bob".into());
+    sim.settle(5);
+    sim.requests.paused = false;
+    sim.settle(5);
+    // Someone with the right to edit the spec pauses and resumes through spec.paused.
+    sim.spec.paused = true;
+    sim.settle(5);
+    assert_eq!(sim.status.phase, Phase::Paused);
+    sim.spec.paused = false;
+    sim.settle(5);
+    let some = |o: &str, a: Option<&str>| (o.to_string(), a.map(str::to_string));
+    assert_eq!(
+        pause_entries(&sim),
+        [
+            some("Paused", Some("bob")),
+            some("Resumed", Some("bob")),
+            some("Paused", None),
+            some("Resumed", None),
+        ],
+        "the spec's resume was credited to bob"
+    );
+    let last = sim.status.history.iter().rev().find(|e| e.outcome == "Resumed").unwrap();
+    assert!(
+        last.reason.contains("requested by an edit of spec.paused"),
+        "{}",
+        last.reason
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.note == "rollout resumed by an edit of spec.paused"),
+        "{:?}",
+        sim.events
+    );
+    // Carol's resume while spec.paused holds changes nothing; the later spec edit that does
+    // resume is not hers either.
+    sim.spec.paused = true;
+    sim.settle(5);
+    sim.requests.pause_requester = Some("carol".into());
+    sim.settle(5);
+    assert_eq!(sim.status.phase, Phase::Paused, "spec.paused still holds");
+    sim.spec.paused = false;
+    sim.settle(5);
+    let entries = pause_entries(&sim);
+    assert_eq!(
+        entries.last(),
+        Some(&some("Resumed", None)),
+        "{entries:?}"
+    );
+    // A new request that does change the state is still credited to its requester.
+    sim.requests.paused = true;
+    sim.requests.pause_requester = Some("dave".into());
+    sim.settle(5);
+    let entries = pause_entries(&sim);
+    assert_eq!(entries.last(), Some(&some("Paused", Some("dave"))), "{entries:?}");
+}
