@@ -123,6 +123,9 @@ async fn a_bad_canary_is_reverted_during_a_freeze() {
     let (ns, _operator) = setup("freeze-revert").await;
     let hold = json!([{"setWeight": 50}, {"pause": {}}]);
     let first = apply_stable_web(&ns, 2, &hold).await;
+    // This build's CRDs now, so that `policy_with` below need not wait for them to be
+    // re-established (other tests install other builds' CRDs) while v2's clock runs.
+    operator::install_crds(&ns.client).await;
     // v2 crashes a second after it is Ready; its canary starts before the freeze.
     let manifest = safe_deployment(
         "web",
