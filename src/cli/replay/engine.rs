@@ -343,6 +343,7 @@ impl<'a> Replay<'a> {
             // A replay has no Gateway: a routed rollout is replayed as if every route carried
             // its weight.
             routes: &[],
+            min_bake_time: None,
             now,
         }
     }
