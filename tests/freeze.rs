@@ -437,7 +437,8 @@ async fn promote_full_waits_for_the_policy_bake_time() {
         .expect("finishedAt");
     let baked = finished.duration_since(started);
     println!(
-        "MEASURED v2 promoted {baked:#} after its canary started (promote --full at its pause, minBakeTime 1m)"
+        "MEASURED v2 promoted {:.1} s after its canary started (promote --full at its pause, minBakeTime 1m)",
+        baked.as_secs_f64()
     );
     assert!(
         baked >= jiff::SignedDuration::from_secs(60),
