@@ -80,38 +80,23 @@ KWOK_WORKDIR="$run_dir/kwok" kwokctl --name peers scale node --replicas $((3 + (
 for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-conflicts -f "$crd" >/dev/null; done
 
 # ---- the workload, the same for both ----
-sd_manifests() { # namespace image
+# The same spec for both operators; only the kind differs.
+manifests() { # kind namespace image
+  local api_version=safedeploy.dev/v1alpha1 kind=SafeDeployment
+  [ "$1" = argo ] && api_version=argoproj.io/v1alpha1 kind=Rollout
   for i in $(seq 1 "$n"); do
     cat <<YAML
 ---
-apiVersion: safedeploy.dev/v1alpha1
-kind: SafeDeployment
-metadata: {name: app-$i, namespace: $1}
+apiVersion: $api_version
+kind: $kind
+metadata: {name: app-$i, namespace: $2}
 spec:
   replicas: 1
   minReadySeconds: 0
   selector: {matchLabels: {app: app-$i}}
   template:
     metadata: {labels: {app: app-$i}}
-    spec: {containers: [{name: app, image: "$2"}]}
-  strategy: {canary: {steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]}}
-YAML
-  done
-}
-argo_manifests() { # namespace image
-  for i in $(seq 1 "$n"); do
-    cat <<YAML
----
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: app-$i, namespace: $1}
-spec:
-  replicas: 1
-  minReadySeconds: 0
-  selector: {matchLabels: {app: app-$i}}
-  template:
-    metadata: {labels: {app: app-$i}}
-    spec: {containers: [{name: app, image: "$2"}]}
+    spec: {containers: [{name: app, image: "$3"}]}
   strategy: {canary: {steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]}}
 YAML
   done
@@ -212,14 +197,14 @@ YAML
   t_start=$(now3339)
   start_operator "$kind" "$ns" "$work/$kind.log"
   sleep 2
-  "${kind}_manifests" "$ns" registry.local/app:v1 >"$work/$kind-v1.yaml"
+  manifests "$kind" "$ns" registry.local/app:v1 >"$work/$kind-v1.yaml"
   cpu0=$(cpu_seconds)
   healthy=$( { kubectl apply --server-side -f "$work/$kind-v1.yaml" >/dev/null; wait_done "$kind" "$ns"; } )
   cpu1=$(cpu_seconds)
   t_healthy=$(now3339)
   say "  all Healthy after apply: ${healthy} s (CPU ${cpu0} -> ${cpu1} s)"
   old=$(stable_of_first "$kind" "$ns")
-  "${kind}_manifests" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
+  manifests "$kind" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
   promoted=$( { kubectl apply --server-side -f "$work/$kind-v2.yaml" >/dev/null; wait_done "$kind" "$ns" "$old"; } )
   cpu2=$(cpu_seconds)
   t_changed=$(now3339)
