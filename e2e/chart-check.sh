@@ -180,6 +180,10 @@ namespaced = {
     "/serviceaccounts": {"get"},
     "/persistentvolumeclaims": {"get"},
     "events.k8s.io/events": {"create", "patch"},
+    # Gateway API traffic routing: the stable/canary Services and the named routes' weights.
+    "/services": {"get", "create", "patch"},
+    "gateway.networking.k8s.io/httproutes": {"get", "list", "watch", "patch"},
+    "gateway.networking.k8s.io/grpcroutes": {"get", "list", "watch", "patch"},
 }
 expected = {**cluster_scoped, **namespaced}
 if got != expected:
