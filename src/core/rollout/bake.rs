@@ -11,8 +11,6 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::freeze::BREAK_GLASS_KEY;
-use super::requests::token_key;
 use super::{Planner, weight_at};
 use crate::api::Phase;
 use crate::api::conditions::{EventReason, HistoryOutcome};
@@ -154,24 +152,10 @@ impl Planner<'_> {
         expires: Timestamp,
         token: &str,
     ) {
-        let key = token_key(token);
-        if self.status.handled_requests.get(BREAK_GLASS_KEY) == Some(&key) {
-            return;
-        }
-        self.status
-            .handled_requests
-            .insert(BREAK_GLASS_KEY.to_string(), key);
         let what = format!(
             "break-glass by {} until {expires} over the policy's minBakeTime of {} (the canary would have baked at {}): {}",
             request.user, hold.min, hold.until, request.reason
         );
-        let hash = self
-            .status
-            .canary_revision
-            .clone()
-            .unwrap_or_else(|| self.obs.desired.hash.clone());
-        self.actor = Some(request.user.clone());
-        self.push_finished_history(&hash, HistoryOutcome::FreezeOverridden, what.clone());
-        self.event(true, EventReason::FreezeOverridden, what);
+        self.record_break_glass_use(request, token, what);
     }
 }

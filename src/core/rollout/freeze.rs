@@ -90,6 +90,22 @@ impl Planner<'_> {
         expires: Timestamp,
         token: &str,
     ) {
+        let what = format!(
+            "break-glass by {} until {expires} over freeze {}: {}",
+            request.user, span.window, request.reason
+        );
+        self.record_break_glass_use(request, token, what);
+    }
+
+    /// Records a break-glass use once per request `token`: a finished history entry with the
+    /// requester as its actor (as the governance policy verified it) and a Warning Event, both
+    /// saying `what` it lifted.
+    pub(super) fn record_break_glass_use(
+        &mut self,
+        request: &crate::api::freeze::BreakGlass,
+        token: &str,
+        what: String,
+    ) {
         let key = token_key(token);
         if self.status.handled_requests.get(BREAK_GLASS_KEY) == Some(&key) {
             return;
@@ -97,16 +113,11 @@ impl Planner<'_> {
         self.status
             .handled_requests
             .insert(BREAK_GLASS_KEY.to_string(), key);
-        let what = format!(
-            "break-glass by {} until {expires} over freeze {}: {}",
-            request.user, span.window, request.reason
-        );
         let hash = self
             .status
             .canary_revision
             .clone()
             .unwrap_or_else(|| self.obs.desired.hash.clone());
-        // The requester, as the governance policy verified it, is the entry's actor.
         self.actor = Some(request.user.clone());
         self.push_finished_history(&hash, HistoryOutcome::FreezeOverridden, what.clone());
         self.event(true, EventReason::FreezeOverridden, what);
