@@ -13,8 +13,13 @@
 # and port from its final stage and checks that it builds the same binary (same target triple
 # and --bin), so that the two cannot drift apart silently.
 #
-# Usage: e2e/image.sh [--import]   (--import: into $SAFEDEPLOY_CONTAINERD_SOCKET, which
-#                                  `eval "$(e2e/cluster.sh env)"` sets on a real-node cluster)
+# Usage: e2e/image.sh [--import] [--debug-build]
+#   --import       into $SAFEDEPLOY_CONTAINERD_SOCKET, which `eval "$(e2e/cluster.sh env)"` sets
+#                  on a real-node cluster
+#   --debug-build  for CI: the glibc debug binary that `cargo build` already made (stripped), with
+#                  the shared libraries it links copied in at their paths, instead of a static musl
+#                  build (whose dependencies alone take ~20 minutes on a cold 2-core machine). Same
+#                  user, entrypoint, command and port; only the binary's linking differs.
 # Environment: SAFEDEPLOY_IMAGE_PROFILE (cargo profile, default release), CARGO_TARGET_DIR,
 # SAFEDEPLOY_CACHE (the tars go to $SAFEDEPLOY_CACHE/images).
 set -euo pipefail
@@ -33,11 +38,14 @@ log() { echo "image.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 import=false
-case "${1:-}" in
-  --import) import=true ;;
-  "") ;;
-  *) die "usage: $0 [--import]" ;;
-esac
+debug_build=false
+for arg in "$@"; do
+  case "$arg" in
+    --import) import=true ;;
+    --debug-build) debug_build=true ;;
+    *) die "usage: $0 [--import] [--debug-build]" ;;
+  esac
+done
 
 # --- What the Dockerfile says (its final stage) ---------------------------------------------
 dockerfile="$REPO/Dockerfile"
@@ -61,25 +69,40 @@ grep -q -- '--target "$(uname -m)-unknown-linux-musl"' "$dockerfile" &&
   grep -q -- '--bin safedeploy' "$dockerfile" ||
   die "the Dockerfile no longer builds --bin safedeploy for <arch>-unknown-linux-musl: update this script with it"
 
-# --- The static binary --------------------------------------------------------------------------
-rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
-  die "the Rust target $TARGET is missing: rustup target add $TARGET"
-command -v musl-gcc >/dev/null || die "musl-gcc is missing (ring's C parts): apt-get install musl-tools"
-log "building safedeploy for $TARGET ($PROFILE)"
-(cd "$REPO" && cargo build --quiet --locked --profile "$PROFILE" --target "$TARGET" --bin safedeploy) ||
-  die "cargo build failed"
-profile_dir="$PROFILE"
-[ "$PROFILE" != dev ] || profile_dir=debug
-binary="${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/$profile_dir/safedeploy"
-if ldd "$binary" 2>&1 | grep -q '=>'; then die "$binary links shared libraries: $(ldd "$binary" 2>&1 | tr '\n' ' ')"; fi
+# --- The binary ---------------------------------------------------------------------------------
+shared_libraries=()
+stripped_copy=""
+if $debug_build; then
+  log "using the debug build of safedeploy (glibc, with its shared libraries)"
+  (cd "$REPO" && cargo build --quiet --bin safedeploy) || die "cargo build failed"
+  built="${CARGO_TARGET_DIR:-$REPO/target}/debug/safedeploy"
+  binary="$(mktemp "${TMPDIR:-/tmp}/safedeploy-stripped.XXXXXX")"
+  stripped_copy="$binary"
+  # The debug info is most of the file (300 MB); the image needs none of it.
+  objcopy --strip-debug "$built" "$binary" || die "cannot strip $built"
+  mapfile -t shared_libraries < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
+  [ "${#shared_libraries[@]}" -gt 0 ] || die "ldd found no shared library in $binary"
+else
+  rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
+    die "the Rust target $TARGET is missing: rustup target add $TARGET"
+  command -v musl-gcc >/dev/null || die "musl-gcc is missing (ring's C parts): apt-get install musl-tools"
+  log "building safedeploy for $TARGET ($PROFILE)"
+  (cd "$REPO" && cargo build --quiet --locked --profile "$PROFILE" --target "$TARGET" --bin safedeploy) ||
+    die "cargo build failed"
+  profile_dir="$PROFILE"
+  [ "$PROFILE" != dev ] || profile_dir=debug
+  binary="${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/$profile_dir/safedeploy"
+  if ldd "$binary" 2>&1 | grep -q '=>'; then die "$binary links shared libraries: $(ldd "$binary" 2>&1 | tr '\n' ' ')"; fi
+fi
 "$binary" --version >/dev/null || die "$binary does not run"
 
 # --- The root filesystem ------------------------------------------------------------------------
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 [ -s "$ca_bundle" ] || die "$ca_bundle is missing (Debian: apt-get install ca-certificates)"
 rootfs="$(mktemp -d "${TMPDIR:-/tmp}/safedeploy-rootfs.XXXXXX")"
-trap 'rm -rf "$rootfs"' EXIT
+trap 'rm -rf "$rootfs" $stripped_copy' EXIT
 install -D -m 0755 "$binary" "$rootfs$binary_path"
+for library in "${shared_libraries[@]}"; do install -D -m 0755 "$library" "$rootfs$library"; done
 install -D -m 0644 "$ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
 uid="${df_user%%:*}"
 gid="${df_user##*:}"

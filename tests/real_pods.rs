@@ -483,8 +483,7 @@ async fn real_a_revision_whose_pods_serve_errors_is_reverted_from_their_own_metr
     if !real_tier_available(&client).await {
         return;
     }
-    let Ok(prometheus) = std::env::var(common::PROMETHEUS_URL_ENV) else {
-        eprintln!("SKIPPED: no Prometheus (e2e/cluster.sh up --real-nodes --with-prometheus)");
+    let Some(prometheus) = real::prometheus_scraping_real_pods() else {
         return;
     };
     let (ns, _operator) = setup("real-errors").await;

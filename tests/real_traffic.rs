@@ -475,8 +475,7 @@ async fn real_no_request_through_the_service_fails_while_a_bad_canary_is_reverte
     if !real_tier_available(&client).await {
         return;
     }
-    let Ok(prometheus) = std::env::var(common::PROMETHEUS_URL_ENV) else {
-        eprintln!("SKIPPED: no Prometheus (e2e/cluster.sh up --real-nodes --with-prometheus)");
+    let Some(prometheus) = real::prometheus_scraping_real_pods() else {
         return;
     };
     let traffic = revert_under_traffic(&prometheus, Some(3)).await;
@@ -504,8 +503,7 @@ async fn real_requests_during_a_revert_without_a_pre_stop_sleep() {
     if !real_tier_available(&client).await {
         return;
     }
-    let Ok(prometheus) = std::env::var(common::PROMETHEUS_URL_ENV) else {
-        eprintln!("SKIPPED: no Prometheus (e2e/cluster.sh up --real-nodes --with-prometheus)");
+    let Some(prometheus) = real::prometheus_scraping_real_pods() else {
         return;
     };
     let traffic = revert_under_traffic(&prometheus, None).await;

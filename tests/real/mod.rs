@@ -193,3 +193,22 @@ pub fn scraped_template(app: &str, env: &[(&str, &str)]) -> Value {
     template["spec"]["containers"][0]["env"] = Value::Array(vars);
     template
 }
+
+/// The Prometheus that scrapes the real node's pods (`e2e/cluster.sh up --real-nodes
+/// --with-prometheus` with Prometheus built from its module), or `None` and a SKIPPED message:
+/// with no Prometheus, or with Debian's (`SAFEDEPLOY_REAL_PODS_PROMETHEUS=debian`, as in CI),
+/// which has no Kubernetes service discovery and never sees the pods' own metrics.
+pub fn prometheus_scraping_real_pods() -> Option<String> {
+    let Ok(prometheus) = std::env::var(crate::common::PROMETHEUS_URL_ENV) else {
+        eprintln!("SKIPPED: no Prometheus (e2e/cluster.sh up --real-nodes --with-prometheus)");
+        return None;
+    };
+    if std::env::var("SAFEDEPLOY_REAL_PODS_SCRAPED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED: this Prometheus does not scrape the real pods (Debian's has no Kubernetes \
+             service discovery; e2e/cluster.sh up --real-nodes --with-prometheus builds one that does)"
+        );
+        return None;
+    }
+    Some(prometheus)
+}
