@@ -1,11 +1,13 @@
 //! The command line of the `safedeploy` binary: one subcommand per job (controller, CRD output,
-//! attestation tools, kubectl plugin verbs, the test metrics emitter) and the dispatch to each.
+//! attestation tools, replay, conversion from other tools, kubectl plugin verbs, the test metrics
+//! emitter) and the dispatch to each.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub mod attest;
+pub mod convert;
 pub mod replay;
 
 /// `safedeploy`: attested, health-gated canary rollouts for Kubernetes.
@@ -35,6 +37,8 @@ pub enum Command {
     /// Replay a SafeDeployment's analyses and rollout decisions on recorded metrics (a
     /// Prometheus time range or a recording), and print what would have happened.
     Replay(replay::ReplayArgs),
+    /// Convert another tool's rollout manifest (an Argo Rollouts Rollout) to a SafeDeployment.
+    Convert(convert::ConvertArgs),
     /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume,
     /// break-glass).
     #[command(flatten)]
@@ -55,6 +59,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => attest::verify::run(args),
         Command::ConfigDigest(args) => attest::config_digest::run(args),
         Command::Replay(args) => replay::run(args).await,
+        Command::Convert(args) => convert::run(args),
         Command::Plugin(command) => crate::plugin::run(command).await,
         Command::Emitter(args) => report(crate::emitter::run(args).await),
     }
