@@ -106,6 +106,9 @@ fn every_change_of_meaning_is_noted() {
     }
 }
 
+/// A change to the fixture's documents.
+type Edit = Box<dyn FnOnce(&mut Vec<Value>)>;
+
 fn refused(edit: impl FnOnce(&mut Vec<Value>)) -> String {
     let mut documents = fixture();
     edit(&mut documents);
@@ -114,7 +117,7 @@ fn refused(edit: impl FnOnce(&mut Vec<Value>)) -> String {
 
 #[test]
 fn what_has_no_equivalent_is_refused_with_the_field_named() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<Value>)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "spec.workloadRef",
             Box::new(|d| {
