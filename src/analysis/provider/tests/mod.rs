@@ -150,6 +150,7 @@ fn vars() -> QueryVars {
         baseline: "stable-hash".into(),
         namespace: "shop".into(),
         name: "checkout".into(),
+        ..QueryVars::default()
     }
 }
 
