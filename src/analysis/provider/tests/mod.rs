@@ -8,6 +8,7 @@
 //! - `egress`: hostile configurations (Secrets without opt-in, addresses outside the allow-list,
 //!   redirects, Host headers).
 
+mod backends;
 mod egress;
 mod faults;
 mod kubernetes;
