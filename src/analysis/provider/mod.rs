@@ -18,6 +18,7 @@
 //! - bodies are read up to [`MAX_BODY_BYTES`], timeouts are clamped to [`MAX_TIMEOUT`].
 
 pub mod prometheus;
+pub mod job;
 pub mod web;
 
 use std::collections::{BTreeMap, BTreeSet};
