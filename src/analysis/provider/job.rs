@@ -69,7 +69,8 @@ pub fn run_key(owner: &JobOwner, vars: &QueryVars) -> String {
         "{}\n{}\n{}\n{}\n{}",
         owner.namespace, vars.name, owner.template, vars.canary, owner.run_started_at
     );
-    hex::encode(&digest(&SHA256, text.as_bytes()).as_ref()[..5])
+    let hash = digest(&SHA256, text.as_bytes());
+    hex::encode(hash.as_ref().iter().take(5).copied().collect::<Vec<u8>>())
 }
 
 /// The Job's name for measurement `measurement` of the run: `<name>-<run key>-<n>`, at most 63
