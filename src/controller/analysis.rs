@@ -151,6 +151,8 @@ fn query_vars(sd: &SafeDeployment, status: &SafeDeploymentStatus) -> QueryVars {
         baseline,
         namespace: sd.namespace().unwrap_or_default(),
         name: sd.name_any(),
+        step_start: crate::analysis::vars::parse_step_start(status.step_started_at.as_deref()),
+        window: None,
     }
 }
 

@@ -18,6 +18,7 @@
 //! - bodies are read up to [`MAX_BODY_BYTES`], timeouts are clamped to [`MAX_TIMEOUT`].
 
 pub mod prometheus;
+pub mod job;
 pub mod web;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -195,7 +196,8 @@ impl Providers {
     }
 
     /// Measures every metric of `template` at once (concurrently); one observation per metric,
-    /// in the template's order, ready for [`crate::analysis::run::advance`].
+    /// in the template's order, ready for [`crate::analysis::run::advance`]. The measurement
+    /// window of the time variables is the template's interval up to `now`.
     pub async fn measure_template(
         &self,
         template: &AnalysisTemplate,
@@ -205,6 +207,10 @@ impl Providers {
         pods: &SidePods,
         now: Timestamp,
     ) -> Vec<MetricObservation> {
+        let interval = crate::analysis::run::schedule(template)
+            .map(|s| s.interval)
+            .unwrap_or_default();
+        let vars = &vars.measured_at(now, interval);
         join_all(
             template
                 .metrics
@@ -217,7 +223,9 @@ impl Providers {
     /// Measures one metric: the readings its checks need (canary value for thresholds, canary
     /// and baseline values for the relative check, canary and baseline samples for the
     /// statistical check), canary and baseline concurrently. A `kubernetes` metric is read from
-    /// `pods`, without a request. No request goes outside `egress`.
+    /// `pods`, without a request. No request goes outside `egress`. The time variables' window
+    /// is a Prometheus metric's `range.window` up to `now`, else the one `vars` carries (a
+    /// zero-length one at `now` without).
     pub async fn measure(
         &self,
         metric: &MetricSpec,
@@ -233,6 +241,15 @@ impl Providers {
             samples: metric.statistical.is_some(),
         };
         let provider = &metric.provider;
+        let range_window = (provider.prometheus.as_ref())
+            .and_then(|p| p.range.as_ref())
+            .and_then(|r| r.window.parse().ok());
+        let windowed = match (range_window, vars.window) {
+            (Some(length), _) => vars.measured_at(now, length),
+            (None, Some(_)) => vars.clone(),
+            (None, None) => vars.measured_at(now, Duration::ZERO),
+        };
+        let vars = &windowed;
         let scope = Scope {
             vars,
             secrets,

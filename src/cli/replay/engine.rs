@@ -380,6 +380,9 @@ impl<'a> Replay<'a> {
             stable,
             namespace: self.input.namespace.clone(),
             name: self.input.name.clone(),
+            // The simulated step's start: the time variables follow the simulated clock.
+            step_start: crate::analysis::vars::parse_step_start(status.step_started_at.as_deref()),
+            window: None,
         }
     }
 

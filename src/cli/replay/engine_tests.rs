@@ -308,6 +308,7 @@ fn a_recording_is_read_at_the_exact_time_or_within_one_interval_before() {
         baseline: String::new(),
         namespace: String::new(),
         name: String::new(),
+        ..QueryVars::default()
     };
     let mut read = |seconds: i64, millis: i64| {
         let at = at(seconds)

@@ -254,6 +254,7 @@ async fn run_replay(args: &ReplayArgs) -> Result<Timeline, ReplayCliError> {
         stable: timeline.stable_revision.clone(),
         namespace: input.namespace.clone(),
         name: input.name.clone(),
+        ..Default::default()
     };
     recording::extend_to(&mut recorder, &input.spec.analyses, &vars, input.to).await;
     let recording = Recording {

@@ -8,6 +8,7 @@
 //! - `egress`: hostile configurations (Secrets without opt-in, addresses outside the allow-list,
 //!   redirects, Host headers).
 
+mod backends;
 mod egress;
 mod faults;
 mod kubernetes;
@@ -150,6 +151,7 @@ fn vars() -> QueryVars {
         baseline: "stable-hash".into(),
         namespace: "shop".into(),
         name: "checkout".into(),
+        ..QueryVars::default()
     }
 }
 
