@@ -152,8 +152,9 @@ if ! docker image inspect "$OPERATOR_IMAGE" >/dev/null 2>&1; then
   # e2e/image.sh writes an OCI layout; this dockerd (20.10) loads only docker archives, so the
   # one-layer rootfs is imported with the image's own user, entrypoint and command.
   dir="$(mktemp -d)"
-  umoci unpack --rootless --image "$dir/layout:dev" "$dir/bundle" >/dev/null 2>&1 ||
-    { mkdir -p "$dir/layout" && tar -C "$dir/layout" -xf "$operator_tar" && umoci unpack --image "$dir/layout:dev" "$dir/bundle" >&2; }
+  mkdir -p "$dir/layout"
+  tar -C "$dir/layout" -xf "$operator_tar"
+  umoci unpack --image "$dir/layout:${OPERATOR_IMAGE##*:}" "$dir/bundle" >&2
   user="$(jq -r '.process.user | "\(.uid):\(.gid)"' "$dir/bundle/config.json")"
   entry="$(jq -c '.process.args[:1]' "$dir/bundle/config.json")"
   args="$(jq -c '.process.args[1:]' "$dir/bundle/config.json")"

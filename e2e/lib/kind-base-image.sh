@@ -12,7 +12,8 @@
 #   - a bridge CNI config in /etc/cni/net.d (the cluster disables kindnetd, see kind-images.sh);
 #   - the images kind's node-image build would pull (etcd, pause, ...; kind-images.sh) are
 #     preloaded into the image's containerd store, and /usr/local/bin/ctr answers kind's
-#     `ctr content fetch` from that store instead of a registry (anything else goes to ctr).
+#     `ctr content fetch` from that store instead of a registry, and kind's `ctr info` (a
+#     containerd 2 command) with `ctr version` (anything else goes to ctr).
 #
 # Usage: kind-base-image.sh rootfs            build (or reuse) the Debian rootfs tar; print its path
 #        kind-base-image.sh image <preload.tar> build the base image in $DOCKER_HOST; print its name
@@ -119,6 +120,7 @@ CNI
 #!/bin/sh
 # Offline stand-in for `ctr content fetch` (see e2e/lib/kind-base-image.sh); all else is ctr.
 case "$*" in
+  info) exec /usr/bin/ctr version ;; # kind's readiness check; containerd 1.6's ctr has no `info`
   *"content fetch"*)
     for image; do :; done
     if /usr/bin/ctr --namespace=k8s.io images ls -q | grep -qxF "$image"; then exit 0; fi
