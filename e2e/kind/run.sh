@@ -126,6 +126,10 @@ fi
 rm -f "$config"
 mkdir -p "$(dirname "$KUBECONFIG")"
 "$KIND" get kubeconfig --name "$NAME" >"$KUBECONFIG"
+# kind's add-ons whose images are stand-ins here (e2e/lib/kind-images.sh): no cluster DNS and no
+# local-path storage in this cluster; nothing below needs them.
+kubectl -n kube-system scale deployment coredns --replicas 0 >&2
+kubectl -n local-path-storage scale deployment local-path-provisioner --replicas 0 >&2
 kubectl get nodes -o wide >&2
 
 step "5. kwok, the operator's image and the operator"
@@ -170,13 +174,26 @@ fi
 if command -v helm >/dev/null; then
   helm upgrade --install safedeploy charts/safedeploy -n safedeploy-system --create-namespace \
     --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" \
-    --set image.pullPolicy=Never --set watchNamespace=safedeploy-system --wait --timeout 240s >&2
+    --set image.pullPolicy=Never --set watchNamespace=safedeploy-system \
+    --set replicaCount=2 --set nodeSelector."kubernetes\.io/hostname"="$NAME-control-plane" \
+    --wait --timeout 240s >&2
 else
   docker run --rm --entrypoint /usr/local/bin/safedeploy "$OPERATOR_IMAGE" crds | kubectl apply --server-side -f - >&2
   sed "s|image: IMAGE|image: $OPERATOR_IMAGE|" e2e/kind/operator.yaml | kubectl apply -f - >&2
 fi
 kubectl -n safedeploy-system wait --for=condition=Available deployment --all --timeout 240s >&2
 kubectl -n safedeploy-system get pods -o wide >&2
+if command -v helm >/dev/null; then
+  # Two replicas: leader election through a Lease, one holder.
+  holder=""
+  for _ in $(seq 60); do
+    holder="$(kubectl -n safedeploy-system get lease safedeploy -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)"
+    [ -z "$holder" ] || break
+    sleep 1
+  done
+  [ -n "$holder" ] || die "no operator replica took the safedeploy Lease"
+  log "the operator's Lease is held by $holder"
+fi
 
 # Test pods must land on kwok's fake nodes only: cordon the real one (system pods and the
 # operator stay), then add 3 untainted fake nodes.
