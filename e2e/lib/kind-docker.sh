@@ -8,7 +8,9 @@
 #   kind-docker.sh up     start it (idempotent), print `export DOCKER_HOST=...`
 #   kind-docker.sh env    print `export DOCKER_HOST=...`
 #   kind-docker.sh down   remove every container, stop dockerd and its containerd, unmount what
-#                         is left under its roots, delete the bridges it made
+#                         is left under its roots, delete the bridges it made (the images
+#                         stay in the data root, a cache for the next `up`)
+#   kind-docker.sh purge  down, then delete the data root too
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -76,5 +78,6 @@ case "${1:-}" in
   up) up ;;
   env) echo "export DOCKER_HOST=$DOCKER_HOST" ;;
   down) down ;;
-  *) echo "usage: $0 up|env|down" >&2; exit 2 ;;
+  purge) down; rm -rf "$DATA_ROOT" "$WRAPPER_DIR" "$LOG"; log "deleted $DATA_ROOT" ;;
+  *) echo "usage: $0 up|env|down|purge" >&2; exit 2 ;;
 esac

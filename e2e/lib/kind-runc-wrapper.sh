@@ -2,9 +2,9 @@
 # An OCI runtime in front of runc, for machines whose capability bounding set lacks
 # CAP_SYS_RESOURCE (kind's node containers are privileged, and privileged specs ask for every
 # capability). Before runc reads the bundle's config.json (or exec's --process file), this
-# removes CAP_SYS_RESOURCE from every capability set, raises a negative oomScoreAdj to this process's own value (lowering it
-# needs the capability), and clamps each rlimit to this process's hard limit (raising a hard
-# limit needs it too). Everything else is passed to runc unchanged.
+# removes CAP_SYS_RESOURCE from every capability set, raises a negative oomScoreAdj to this
+# process's own value (lowering it needs the capability), and clamps each rlimit to this
+# process's hard limit (raising a hard limit needs it too). The rest goes to runc unchanged.
 # Used twice: registered with dockerd (e2e/lib/kind-docker.sh), and as /usr/local/sbin/runc in
 # the kind base image (containerd's runc shim inside the node finds it first on PATH).
 # REAL_RUNC overrides the runc it execs (default /usr/sbin/runc). Needs jq.
