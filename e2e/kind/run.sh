@@ -16,7 +16,7 @@
 #      the real node is cordoned), the operator's image (e2e/image.sh's tar) loaded and the
 #      operator installed by its Helm chart (or e2e/kind/operator.yaml without helm);
 #   6. Prometheus and the emitter on this host (cluster.sh's own instance "kind-e2e", other
-#      ports than the shared cluster's), then `cargo test` of KIND_TESTS (default: --test smoke).
+#      ports than the shared cluster's), then `cargo test` of KIND_TESTS (default: smoke, rollout).
 #
 # Environment: KIND_CLUSTER_NAME (safedeploy-kind), KIND_NODE_IMAGE, KIND_TESTS (cargo test
 # arguments before `--`, e.g. "--test smoke --test rollout"; "all" for everything),
@@ -33,7 +33,7 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 CACHE_ROOT="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}"
 NODE_IMAGE="${KIND_NODE_IMAGE:-safedeploy.local/kind-node:$KUBE_VERSION}"
 OPERATOR_IMAGE="registry.local/safedeploy:dev"
-KIND_TESTS="${KIND_TESTS:---test smoke}"
+KIND_TESTS="${KIND_TESTS:---test smoke --test rollout}"
 export SAFEDEPLOY_CLUSTER_NAME=kind-e2e SAFEDEPLOY_PROMETHEUS_PORT="${SAFEDEPLOY_PROMETHEUS_PORT:-29090}"
 export SAFEDEPLOY_EMITTER_PORT="${SAFEDEPLOY_EMITTER_PORT:-29464}"
 cd "$REPO"
