@@ -94,12 +94,12 @@ if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
   tarball="$(e2e/lib/kind-images.sh "$rootfs")"
   preload="$(dirname "$tarball")/preload/images.tar"
   base="$(e2e/lib/kind-base-image.sh image "$preload")"
-  # The privileged probe: kind's node containers are privileged; without the runtime wrapper this
-  # fails here with "unable to apply caps: operation not permitted" (no CAP_SYS_RESOURCE).
-  docker run --rm --privileged --entrypoint /bin/true "$base" ||
-    die "a privileged container does not start in this dockerd: kind cannot run here (see docs/kind.md)"
   "$KIND" build node-image --type file --base-image "$base" --image "$NODE_IMAGE" "$tarball"
 fi
+# The privileged probe: kind's node containers are privileged. Without the runtime wrapper this
+# fails here with "unable to apply caps: operation not permitted" (no CAP_SYS_RESOURCE).
+docker run --rm --privileged --entrypoint /bin/true "$NODE_IMAGE" ||
+  die "a privileged container does not start in this dockerd: kind cannot run here (docs/kind.md, step 3)"
 
 step "4. kind create cluster $NAME"
 config="$(mktemp)"
