@@ -77,7 +77,7 @@ done < <(sed -n 's/^const \(kindnetdImage\|storageProvisionerImage\|storageHelpe
 mkdir -p "$OUT/preload"
 printf '%s\n' "${extra_images[@]}" | sort -u >"$OUT/preload/images.txt"
 # One docker-save archive for the preloaded images (the base image imports them into its
-# containerd); docker writes docker.io names without the registry, so ctr sees the full name via --base-name-free import.
+# containerd; ctr turns docker's short names, kindest/..., back into docker.io/kindest/...).
 mapfile -t unique_extra < "$OUT/preload/images.txt"
 docker save "${unique_extra[@]}" >"$OUT/preload/images.tar"
 
