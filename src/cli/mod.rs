@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod attest;
 pub mod convert;
+pub mod dashboard;
 pub mod replay;
 
 /// `safedeploy`: attested, health-gated canary rollouts for Kubernetes.
@@ -39,6 +40,9 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Convert another tool's rollout manifest (an Argo Rollouts Rollout) to a SafeDeployment.
     Convert(convert::ConvertArgs),
+    /// Serve a web dashboard of the rollouts on this machine, acting with your kubeconfig's
+    /// credentials: timelines, metric plots, revisions, and the actions your RBAC allows.
+    Dashboard(dashboard::DashboardArgs),
     /// kubectl plugin verbs (get, status, promote, abort, retry, rollback, history, pause, resume,
     /// break-glass).
     #[command(flatten)]
@@ -60,6 +64,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::ConfigDigest(args) => attest::config_digest::run(args),
         Command::Replay(args) => replay::run(args).await,
         Command::Convert(args) => convert::run(args),
+        Command::Dashboard(args) => dashboard::run(args).await,
         Command::Plugin(command) => crate::plugin::run(command).await,
         Command::Emitter(args) => report(crate::emitter::run(args).await),
     }

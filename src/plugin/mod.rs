@@ -147,6 +147,8 @@ pub enum PluginError {
         action: String,
         /// The API server's message.
         message: String,
+        /// The API server's HTTP status code (403 for RBAC and admission policies).
+        code: u16,
     },
     /// An argument the verb cannot use.
     #[error("{0}")]
@@ -238,6 +240,69 @@ async fn annotate_with(
     also: &[(&str, &str)],
 ) -> Result<(), PluginError> {
     let api = api(target).await?;
+    write_request(&api, name, verb, key, payload, also).await
+}
+
+/// An action a user asks the controller for, as the verbs (and the dashboard) write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionRequest {
+    /// Promote past the current pause or analysis step (`full`: past every step).
+    Promote {
+        /// Skip every remaining step.
+        full: bool,
+    },
+    /// Revert the canary now.
+    Abort,
+    /// Let a rejected revision roll out again.
+    Retry,
+    /// Make a recorded revision stable again.
+    Rollback {
+        /// The revision number (see `history`).
+        to_revision: i64,
+    },
+}
+
+impl ActionRequest {
+    /// The verb's name, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ActionRequest::Promote { full: false } => "promote",
+            ActionRequest::Promote { full: true } => "promote --full",
+            ActionRequest::Abort => "abort",
+            ActionRequest::Retry => "retry",
+            ActionRequest::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// Writes the request annotation of `request` on SafeDeployment `name` with the credentials of
+/// `api`'s client, naming its requester: what `kubectl safedeploy promote|abort|retry|rollback`
+/// does, for any caller that holds the user's client (the dashboard).
+pub async fn send_request(
+    api: &Api<SafeDeployment>,
+    name: &str,
+    request: ActionRequest,
+) -> Result<(), PluginError> {
+    let (key, payload) = match request {
+        ActionRequest::Promote { full: false } => (REQUEST_PROMOTE, token()),
+        ActionRequest::Promote { full: true } => (REQUEST_PROMOTE_FULL, token()),
+        ActionRequest::Abort => (REQUEST_ABORT, token()),
+        ActionRequest::Retry => (REQUEST_RETRY, token()),
+        ActionRequest::Rollback { to_revision } => {
+            (REQUEST_ROLLBACK, format!("{to_revision}/{}", token()))
+        }
+    };
+    write_request(api, name, request.verb(), key, Some(&payload), &[]).await
+}
+
+async fn write_request(
+    api: &Api<SafeDeployment>,
+    name: &str,
+    verb: &str,
+    key: &str,
+    payload: Option<&str>,
+    also: &[(&str, &str)],
+) -> Result<(), PluginError> {
     let value = match payload {
         Some(payload) => match whoami(api.clone().into_client()).await {
             Some(user) => Some(with_requester(payload, &user)),
@@ -260,9 +325,10 @@ async fn annotate_with(
         Err(kube::Error::Api(status)) => Err(PluginError::Refused {
             action: format!(
                 "{verb} of SafeDeployment {}/{name}",
-                target.namespace.as_deref().unwrap_or("(default)")
+                api.namespace().unwrap_or("(default)")
             ),
             message: status.message.clone(),
+            code: status.code,
         }),
         Err(error) => Err(error.into()),
     }
@@ -352,21 +418,15 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
             }
         }
         PluginCommand::Promote { name, full, target } => {
-            let key = if full {
-                REQUEST_PROMOTE_FULL
-            } else {
-                REQUEST_PROMOTE
-            };
-            let verb = if full { "promote --full" } else { "promote" };
-            annotate(&target, &name, verb, key, Some(&token())).await?;
+            send_request(&api(&target).await?, &name, ActionRequest::Promote { full }).await?;
             println!("safedeployment {name}: promotion requested");
         }
         PluginCommand::Abort { name, target } => {
-            annotate(&target, &name, "abort", REQUEST_ABORT, Some(&token())).await?;
+            send_request(&api(&target).await?, &name, ActionRequest::Abort).await?;
             println!("safedeployment {name}: abort requested");
         }
         PluginCommand::Retry { name, target } => {
-            annotate(&target, &name, "retry", REQUEST_RETRY, Some(&token())).await?;
+            send_request(&api(&target).await?, &name, ActionRequest::Retry).await?;
             println!("safedeployment {name}: retry requested");
         }
         PluginCommand::Rollback {
@@ -374,8 +434,8 @@ async fn execute(command: PluginCommand) -> Result<(), PluginError> {
             to_revision,
             target,
         } => {
-            let value = format!("{to_revision}/{}", token());
-            annotate(&target, &name, "rollback", REQUEST_ROLLBACK, Some(&value)).await?;
+            let request = ActionRequest::Rollback { to_revision };
+            send_request(&api(&target).await?, &name, request).await?;
             println!("safedeployment {name}: rollback to revision {to_revision} requested");
         }
         PluginCommand::Pause { name, target } => {

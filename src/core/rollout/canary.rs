@@ -507,7 +507,7 @@ fn steps_digest(canary: &crate::api::CanaryStrategy) -> String {
 }
 
 /// A step in words, for events and status messages.
-fn describe_step(step: &CanaryStep) -> String {
+pub fn describe_step(step: &CanaryStep) -> String {
     if let Some(weight) = step.set_weight {
         format!("setWeight {weight}")
     } else if let Some(pause) = &step.pause {

@@ -38,6 +38,7 @@ mod requests;
 mod scaling;
 mod traffic;
 
+pub use canary::describe_step;
 pub use scaling::{ROUTED_DRAIN, canary_replicas, weight_at};
 pub use traffic::{TrafficPlan, header_routes_at, routed_canary_pods};
 
