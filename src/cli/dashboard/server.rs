@@ -84,7 +84,10 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/_/api/rollouts", get(list))
         .route("/_/api/watch", get(watch_list))
         .route("/_/api/rollouts/{namespace}/{name}", get(detail))
-        .route("/_/api/rollouts/{namespace}/{name}/watch", get(watch_detail))
+        .route(
+            "/_/api/rollouts/{namespace}/{name}/watch",
+            get(watch_detail),
+        )
         .route("/_/api/rollouts/{namespace}/{name}/{action}", post(act))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&dashboard),
@@ -254,7 +257,9 @@ async fn watch_detail(
                     Err(error) => sse_json("problem", &json!({"error": error})),
                     Ok(()) => match build_view(&client, &namespace, &name).await {
                         Ok(Some(view)) => sse_json("rollout", &view),
-                        Ok(None) => sse_json("deleted", &json!({"namespace": namespace, "name": name})),
+                        Ok(None) => {
+                            sse_json("deleted", &json!({"namespace": namespace, "name": name}))
+                        }
                         Err(error) => sse_json("problem", &json!({"error": error.to_string()})),
                     },
                 })

@@ -556,10 +556,8 @@ fn revisions(status: &SafeDeploymentStatus) -> Vec<RevisionView> {
         let before_images = before.unwrap_or(&empty);
         let mut changes = Vec::new();
         if before.is_some() {
-            let containers: std::collections::BTreeSet<&String> = before_images
-                .keys()
-                .chain(revision.images.keys())
-                .collect();
+            let containers: std::collections::BTreeSet<&String> =
+                before_images.keys().chain(revision.images.keys()).collect();
             for container in containers {
                 let from = before_images.get(container);
                 let to = revision.images.get(container);
