@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Fault, TestNamespace, wait_until};
+use common::{Fault, TestNamespace};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -326,17 +326,16 @@ async fn the_browser_shows_each_step_and_the_revert_as_they_happen() {
     })
     .await;
 
-    let report = wait_until(Duration::from_secs(60), "the browser's report", || {
-        let line = lines.next_line();
-        async move {
-            match line.await? {
-                Some(line) if line.starts_with('{') => Ok(Some(line)),
-                Some(_) => Ok(None),
-                None => Err("the browser script ended without a report".into()),
+    let report = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read the browser's output") {
+            if line.starts_with('{') {
+                return line;
             }
         }
+        panic!("the browser script ended without a report");
     })
-    .await;
+    .await
+    .expect("the browser's report within 60 s");
     let status = browser.wait().await.expect("node");
     assert!(status.success(), "the browser script failed: {status}");
     let report: Value = serde_json::from_str(&report).expect("report JSON");

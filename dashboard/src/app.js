@@ -162,10 +162,10 @@ function rolloutPage(namespace, name) {
       h("section", { class: "card" }, h("h2", {}, "Steps"),
         h("ol", { class: "steps", id: "steps" }, view.steps.map((step) =>
           h("li", { class: step.state }, `${step.position}. ${step.text}`)))),
-      h("section", { class: "card" }, h("h2", {}, "Canary weight"), weights),
-      view.metrics.length ? h("section", { class: "card" }, h("h2", {}, "Metrics"), metrics) : null,
       health(view),
       timeline(view),
+      h("section", { class: "card" }, h("h2", {}, "Canary weight"), weights),
+      view.metrics.length ? h("section", { class: "card" }, h("h2", {}, "Metrics"), metrics) : null,
       revisions(view));
     weightPlot(weights, view.weights);
     for (const plot of view.metrics) metricPlot(metrics, plot);

@@ -1,7 +1,7 @@
 // Drives Debian's Chromium (playwright-core, no bundled browser) through the dashboard for
 // tests/dashboard.rs: opens the rollout's page, prints LOADED once the timeline is drawn, waits
-// until the timeline shows `until` (the revert), saves screenshots of the page and the list,
-// and prints one JSON line with what the page showed.
+// until the timeline shows `until` (the revert), saves a screenshot of the page, checks the
+// list, and prints one JSON line with what the page showed.
 //   node browser.mjs <rollout page URL> <until text> <screenshot dir>
 import { chromium } from "playwright-core";
 
@@ -27,11 +27,10 @@ try {
   const plots = await page.$$eval("#metrics .plot canvas", (canvases) => canvases.length);
   const buttons = await page.$$eval("#actions button", (items) => items.map((b) => b.dataset.action));
   const phase = await page.evaluate(() => document.body.dataset.phase);
-  await page.screenshot({ path: `${shots}/dashboard-rollout.png` });
+  await page.screenshot({ path: `${shots}/dashboard-rollout.png`, fullPage: true });
   await page.goto(new URL("/", url).href);
   await page.waitForSelector("#rollouts tbody tr[data-rollout]", { timeout: 30000 });
   const rows = await page.$$eval("#rollouts tbody tr", (items) => items.map((tr) => tr.textContent));
-  await page.screenshot({ path: `${shots}/dashboard-list.png` });
   console.log(JSON.stringify({ timeline, steps, plots, buttons, phase, rows, errors }));
 } finally {
   await browser.close();

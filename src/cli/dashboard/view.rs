@@ -287,7 +287,13 @@ fn steps(sd: &SafeDeployment, status: &SafeDeploymentStatus) -> Vec<StepView> {
     let current = status
         .current_step_index
         .and_then(|i| usize::try_from(i).ok());
-    let finished = status.canary_revision.is_none();
+    // Without a canary the steps are all behind a stable rollout, and none is under way
+    // after a revert or a block.
+    let idle = match (&status.canary_revision, status.phase) {
+        (Some(_), _) => None,
+        (None, Phase::Healthy) => Some("done"),
+        (None, _) => Some("pending"),
+    };
     sd.spec
         .strategy
         .canary
@@ -298,7 +304,7 @@ fn steps(sd: &SafeDeployment, status: &SafeDeploymentStatus) -> Vec<StepView> {
             position: index + 1,
             text: describe_step(step),
             state: match current {
-                _ if finished => "done",
+                _ if idle.is_some() => idle.unwrap_or("pending"),
                 Some(at) if index < at => "done",
                 Some(at) if index == at => "current",
                 _ => "pending",
@@ -375,11 +381,21 @@ fn timeline(status: &SafeDeploymentStatus, events: &[EventNote]) -> Vec<Timeline
         }
     }
     if let Some(attestation) = &status.attestation {
+        // Verified when its rollout started (the operator checks before the first canary pod).
         let at = status
-            .conditions
+            .history
             .iter()
-            .find(|c| c.type_.contains("Attest"))
-            .map(|c| c.last_transition_time.0.to_string())
+            .find(|e| {
+                e.hash == attestation.revision && e.finished_at.as_deref() != Some(&e.started_at)
+            })
+            .map(|e| e.started_at.clone())
+            .or_else(|| {
+                status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_.contains("Attest"))
+                    .map(|c| c.last_transition_time.0.to_string())
+            })
             .unwrap_or_default();
         entries.push(TimelineEntry {
             at,
@@ -447,9 +463,19 @@ fn completed_weight(message: &str) -> Option<i32> {
         .and_then(|weight| weight.parse().ok())
 }
 
+/// The canary weight over the latest rollout (the latest history entry that is not a single
+/// moment): earlier rollouts are in the timeline and the revision history.
 fn weights(status: &SafeDeploymentStatus, events: &[EventNote]) -> Vec<WeightPoint> {
+    let latest = status
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.finished_at.as_deref() != Some(&e.started_at));
+    let Some(since) = latest.map(|e| e.started_at.clone()) else {
+        return Vec::new();
+    };
     let mut points = Vec::new();
-    for entry in &status.history {
+    for entry in status.history.iter().filter(|e| e.started_at >= since) {
         if entry.outcome == "InProgress" || entry.finished_at.as_deref() != Some(&entry.started_at)
         {
             points.push(WeightPoint {
@@ -469,7 +495,10 @@ fn weights(status: &SafeDeploymentStatus, events: &[EventNote]) -> Vec<WeightPoi
             });
         }
     }
-    for event in events.iter().filter(|e| e.reason == "StepCompleted") {
+    for event in events
+        .iter()
+        .filter(|e| e.reason == "StepCompleted" && e.at >= since)
+    {
         if let Some(weight) = completed_weight(&event.message) {
             points.push(WeightPoint {
                 at: event.at.clone(),

@@ -224,9 +224,15 @@ fn the_timeline_is_in_time_order_with_each_step_the_revert_and_who_acted() {
         titles.contains(&"analysis pods (step 2) Successful"),
         "{titles:?}"
     );
-    assert!(
-        titles.contains(&"attestation of bbb verified"),
-        "{titles:?}"
+    let attested = view
+        .timeline
+        .iter()
+        .find(|e| e.source == "attestation")
+        .expect("attestation");
+    assert_eq!(
+        (attested.title.as_str(), attested.at.as_str()),
+        ("attestation of bbb verified", "2026-12-02T10:00:00Z"),
+        "at the start of the rollout of the revision it verified"
     );
 }
 
@@ -270,8 +276,6 @@ fn the_weight_curve_climbs_through_the_steps_and_falls_at_the_revert() {
     assert_eq!(
         weights,
         [
-            ("2026-12-02T09:00:00Z", 0),
-            ("2026-12-02T09:00:01Z", 100),
             ("2026-12-02T10:00:00Z", 0),
             ("2026-12-02T10:00:04Z", 25),
             ("2026-12-02T10:00:08Z", 25),
@@ -284,6 +288,10 @@ fn the_weight_curve_climbs_through_the_steps_and_falls_at_the_revert() {
         Some(25)
     );
     assert_eq!(completed_weight("at weight banana"), None);
+    // Before any rollout: no curve.
+    let mut fresh = reverted();
+    fresh.status = Some(SafeDeploymentStatus::default());
+    assert!(rollout(&fresh, &events(), true).weights.is_empty());
 }
 
 #[test]
@@ -336,8 +344,18 @@ fn actions_need_the_right_to_patch_and_a_state_they_apply_to() {
 #[test]
 fn the_steps_show_how_far_the_rollout_got() {
     let mut sd = reverted();
+    let after_revert: Vec<&str> = rollout(&sd, &[], true)
+        .steps
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        after_revert, ["pending"; 4],
+        "a reverted rollout has no step under way"
+    );
     if let Some(status) = sd.status.as_mut() {
         status.canary_revision = Some("bbb".into());
+        status.phase = Phase::Progressing;
         status.current_step_index = Some(2);
     }
     let view = rollout(&sd, &[], true);
