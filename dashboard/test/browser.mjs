@@ -27,7 +27,12 @@ try {
   const plots = await page.$$eval("#metrics .plot canvas", (canvases) => canvases.length);
   const buttons = await page.$$eval("#actions button", (items) => items.map((b) => b.dataset.action));
   const phase = await page.evaluate(() => document.body.dataset.phase);
-  await page.screenshot({ path: `${shots}/dashboard-rollout.png`, fullPage: true });
+  // The top of the page (summary, health, timeline, weight): under 300 KB for the README.
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.screenshot({
+    path: `${shots}/dashboard-rollout.png`, fullPage: true,
+    clip: { x: 0, y: 0, width: 1280, height: Math.min(height, 1650) },
+  });
   await page.goto(new URL("/", url).href);
   await page.waitForSelector("#rollouts tbody tr[data-rollout]", { timeout: 30000 });
   const rows = await page.$$eval("#rollouts tbody tr", (items) => items.map((tr) => tr.textContent));
