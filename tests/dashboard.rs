@@ -321,7 +321,7 @@ async fn the_browser_shows_each_step_and_the_revert_as_they_happen() {
             .await
             .expect("annotate a canary pod");
     }
-    wait_status(&ns, "web", Duration::from_secs(90), "the revert", |s| {
+    let reverted = wait_status(&ns, "web", Duration::from_secs(90), "the revert", |s| {
         s.phase == Phase::Degraded
     })
     .await;
@@ -340,6 +340,20 @@ async fn the_browser_shows_each_step_and_the_revert_as_they_happen() {
     assert!(status.success(), "the browser script failed: {status}");
     let report: Value = serde_json::from_str(&report).expect("report JSON");
     println!("browser report: {report:#}");
+    let decided = reverted
+        .history
+        .iter()
+        .rfind(|e| e.outcome == "Reverted")
+        .and_then(|e| e.finished_at.as_deref()?.parse::<jiff::Timestamp>().ok());
+    let seen = report["seenAt"]
+        .as_str()
+        .and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    if let (Some(decided), Some(seen)) = (decided, seen) {
+        println!(
+            "MEASURED revert decision to the open page showing it (watch, SSE, redraw): {} ms",
+            seen.as_millisecond() - decided.as_millisecond()
+        );
+    }
     let timeline: Vec<String> = report["timeline"]
         .as_array()
         .expect("timeline")

@@ -19,7 +19,8 @@ try {
   console.log("LOADED");
   await page.waitForFunction(
     (text) => document.querySelector("#timeline")?.textContent.includes(text),
-    until, { timeout: 240000, polling: 200 });
+    until, { timeout: 240000, polling: "raf" });
+  const seenAt = new Date().toISOString();
   // Let the plots of the last update settle before the picture.
   await page.waitForTimeout(500);
   const timeline = await page.$$eval("#timeline li", (items) => items.map((li) => li.textContent));
@@ -36,7 +37,7 @@ try {
   await page.goto(new URL("/", url).href);
   await page.waitForSelector("#rollouts tbody tr[data-rollout]", { timeout: 30000 });
   const rows = await page.$$eval("#rollouts tbody tr", (items) => items.map((tr) => tr.textContent));
-  console.log(JSON.stringify({ timeline, steps, plots, buttons, phase, rows, errors }));
+  console.log(JSON.stringify({ seenAt, timeline, steps, plots, buttons, phase, rows, errors }));
 } finally {
   await browser.close();
 }
