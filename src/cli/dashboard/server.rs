@@ -322,3 +322,107 @@ async fn act(
         Err(other) => problem(StatusCode::BAD_GATEWAY, other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves the routes with a client of an API server that does not exist: the guards and
+    /// the embedded files answer before any call to it.
+    async fn offline_dashboard() -> String {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let dashboard = Dashboard::new(client, Scope::All, address, vec!["dash.example".into()]);
+        tokio::spawn(async move { axum::serve(listener, router(dashboard)).await });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn a_foreign_host_and_an_action_without_the_header_are_refused() {
+        let base = offline_dashboard().await;
+        let http = reqwest::Client::new();
+        // DNS rebinding: the browser sends the attacker's name as Host.
+        for host in ["attacker.example", "attacker.example:80", "localhost:1"] {
+            let response = http
+                .get(format!("{base}/_/api/rollouts"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 421, "{host}");
+        }
+        let response = http
+            .get(format!("{base}/_/app.js"))
+            .header("host", "dash.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "an allowed host");
+        // A cross-site form can POST, but not with the header.
+        let response = http
+            .post(format!("{base}/_/api/rollouts/shop/web/abort"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 403);
+        let response = http
+            .post(format!("{base}/_/api/rollouts/shop/web/delete"))
+            .header(ACTION_HEADER, "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "no such action");
+    }
+
+    #[tokio::test]
+    async fn the_pages_and_files_are_embedded_and_nothing_else_is_served() {
+        let base = offline_dashboard().await;
+        let http = reqwest::Client::new();
+        for page in ["/", "/shop/web"] {
+            let response = http.get(format!("{base}{page}")).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{page}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("/_/app.js"), "{page}: {body}");
+        }
+        let response = http
+            .get(format!("{base}/_/uPlot.iife.min.js"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(response.bytes().await.unwrap().len() > 40_000);
+        for missing in [
+            "/_/..%2FCargo.toml",
+            "/_/index.html.bak",
+            "/_/%2Fetc%2Fpasswd",
+        ] {
+            let response = http.get(format!("{base}{missing}")).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 404, "{missing}");
+        }
+    }
+
+    #[test]
+    fn an_action_path_names_one_of_the_plugins_requests() {
+        assert_eq!(
+            action_request("promote", None),
+            Ok(ActionRequest::Promote { full: false })
+        );
+        assert_eq!(
+            action_request("promote-full", None),
+            Ok(ActionRequest::Promote { full: true })
+        );
+        assert_eq!(
+            action_request("rollback", Some(3)),
+            Ok(ActionRequest::Rollback { to_revision: 3 })
+        );
+        assert!(action_request("rollback", None).is_err());
+        assert!(action_request("rollback", Some(-1)).is_err());
+        assert!(action_request("break-glass", None).is_err());
+        assert!(action_request("", None).is_err());
+    }
+}
