@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check of the project, as CI does (`.ci/run` calls exactly this):
-#   1. installs what is missing (Debian: prometheus, curl; rustfmt/clippy components),
+#   1. installs what is missing (Debian: prometheus, curl, chromium; rustfmt/clippy components;
+#      the dashboard test's playwright-core from npm),
 #   2. cargo fmt --check, cargo clippy --all-targets -D warnings, the unit tests (no cluster),
 #   3. the local control plane + Prometheus + emitter (e2e/cluster.sh up --with-prometheus),
 #      unless already running; whatever this script started is stopped again on exit,
@@ -63,6 +64,8 @@ for component in rustfmt clippy; do
     rustup component add "$component" || die "cannot install the $component component"
   fi
 done
+# The dashboard's real-browser test: Debian's Chromium and the pinned playwright-core.
+e2e/lib/chromium.sh
 took prerequisites $((SECONDS - t))
 
 # CI checks out a clean tree for every run, so target/ starts empty: keep Cargo's build output
