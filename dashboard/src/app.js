@@ -155,7 +155,9 @@ function rolloutPage(namespace, name) {
         h("div", {}, h("span", {}, "stable"), h("code", {}, s.stable ?? "–")),
         h("div", {}, h("span", {}, "canary"), h("code", {}, s.canary ?? "–")),
         h("div", {}, h("span", {}, "attestation"), att
-          ? h("b", { class: att.verified ? "verdict-Pass" : "verdict-Fail", title: att.message }, att.verified ? "verified" : att.reason)
+          ? (att.verified && att.reason === "NotRequired"
+            ? h("b", { title: att.message }, "not required")
+            : h("b", { class: att.verified ? "verdict-Pass" : "verdict-Fail", title: att.message }, att.verified ? "verified" : att.reason))
           : "–"),
         s.message && h("div", { class: "note" }, h("span", {}, "message"), s.message)),
       actions(view),

@@ -64,6 +64,9 @@ pub struct StepView {
     pub state: &'static str,
 }
 
+/// The attestation reason of a revision that a policy lets through without one.
+const NOT_REQUIRED: &str = "NotRequired";
+
 /// How an entry of the timeline reads: its colour in the front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -400,16 +403,21 @@ fn timeline(status: &SafeDeploymentStatus, events: &[EventNote]) -> Vec<Timeline
         entries.push(TimelineEntry {
             at,
             source: "attestation",
-            title: match attestation.verified {
-                true => format!("attestation of {} verified", attestation.revision),
-                false => format!("attestation of {} rejected", attestation.revision),
+            // A policy that does not require an attestation lets the revision through
+            // unverified: never shown as a verification.
+            title: match (attestation.verified, attestation.reason.as_str()) {
+                (true, NOT_REQUIRED) => {
+                    format!("attestation of {} not required", attestation.revision)
+                }
+                (true, _) => format!("attestation of {} verified", attestation.revision),
+                (false, _) => format!("attestation of {} rejected", attestation.revision),
             },
             detail: format!("{}: {}", attestation.reason, attestation.message),
             actor: None,
-            tone: if attestation.verified {
-                Tone::Good
-            } else {
-                Tone::Bad
+            tone: match (attestation.verified, attestation.reason.as_str()) {
+                (true, NOT_REQUIRED) => Tone::Info,
+                (true, _) => Tone::Good,
+                (false, _) => Tone::Bad,
             },
         });
     }

@@ -374,3 +374,26 @@ fn the_steps_show_how_far_the_rollout_got() {
         ]
     );
 }
+
+#[test]
+fn a_revision_let_through_without_attestation_is_never_shown_as_verified() {
+    let mut sd = reverted();
+    if let Some(status) = sd.status.as_mut() {
+        status.attestation = Some(AttestationVerdict {
+            revision: "bbb".into(),
+            verified: true,
+            reason: "NotRequired".into(),
+            message: "the policy does not require an attestation".into(),
+        });
+    }
+    let view = rollout(&sd, &events(), true);
+    let attested = view
+        .timeline
+        .iter()
+        .find(|e| e.source == "attestation")
+        .expect("attestation");
+    assert_eq!(
+        (attested.title.as_str(), attested.tone),
+        ("attestation of bbb not required", Tone::Info)
+    );
+}
