@@ -118,9 +118,9 @@ pub fn derive(
     };
     let mut out = Vec::new();
     for entry in &status.history {
-        builder.from_entry(entry, status, &mut out);
+        builder.entry_notes(entry, status, &mut out);
     }
-    builder.from_current(spec, status, &mut out);
+    builder.current_notes(spec, status, &mut out);
     out
 }
 
@@ -159,7 +159,7 @@ impl Builder<'_> {
         }
     }
 
-    fn from_entry(&self, entry: &HistoryEntry, status: &SafeDeploymentStatus, out: &mut Vec<Notification>) {
+    fn entry_notes(&self, entry: &HistoryEntry, status: &SafeDeploymentStatus, out: &mut Vec<Notification>) {
         let Some(outcome) = HistoryOutcome::parse(&entry.outcome) else {
             return;
         };
@@ -207,7 +207,7 @@ impl Builder<'_> {
     }
 
     /// The current rollout's completed steps, its wait for a person, and its freeze.
-    fn from_current(&self, spec: &SafeDeploymentSpec, status: &SafeDeploymentStatus, out: &mut Vec<Notification>) {
+    fn current_notes(&self, spec: &SafeDeploymentSpec, status: &SafeDeploymentStatus, out: &mut Vec<Notification>) {
         let who = format!("{}/{}", self.subject.namespace, self.subject.name);
         if let Some(freeze) = status.freeze.as_ref().filter(|f| f.active) {
             let start = freeze.start.clone().unwrap_or_default();
@@ -346,7 +346,9 @@ fn revert_summary(
         _ => "reverted",
     };
     let mut text = format!("{who}: revision {revision} {verb}: {reason}");
-    if let Some(first) = evidence.first() {
+    // The evidence's first item, unless the reason already names it (a health gate's does).
+    let metric = |e: &Evidence| e.name.rsplit('/').next().unwrap_or_default().to_string();
+    if let Some(first) = evidence.first().filter(|e| !reason.contains(&metric(e))) {
         let value = first
             .value
             .map_or_else(|| "no value".to_string(), |v| format!("{v}"));

@@ -44,7 +44,7 @@ fn reverted_status() -> SafeDeploymentStatus {
                 "Reverted",
                 "2026-12-02T11:55:00Z",
                 Some("2026-12-02T11:58:00Z"),
-                "AnalysisFailed: error-rate failed",
+                "AnalysisFailed: analysis errors failed",
             ),
         ],
         analysis_runs: vec![AnalysisRunStatus {
