@@ -3,7 +3,8 @@
 //! a revert arrives once at each of the three sinks, the webhook's HMAC verifies; a receiver that
 //! is down and comes back gets the revert; a receiver that hangs does not delay a revert
 //! (measured); an operator killed while a delivery hangs delivers it after its restart, and
-//! repeats none that were delivered.
+//! repeats none that were delivered; a revision blocked by the policy's requirements is announced
+//! with the reason.
 
 mod common;
 mod operator;
@@ -426,4 +427,40 @@ async fn an_operator_killed_mid_delivery_delivers_after_restart_without_repeats(
         .filter(|g| g.event == "RolloutStarted" && !before.iter().any(|b| b.key == g.key))
         .count();
     assert_eq!(v2_started, 1, "{got:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_blocked_revision_is_announced_with_its_reason() {
+    let (ns, _operator) = setup("notify-block").await;
+    let receiver = Receiver::default();
+    let addr = common::serve(receiver.router()).await;
+    receiver_secret(&ns, "hook", &format!("http://{addr}/hook")).await;
+    let sinks = json!([{"name": "hook", "type": "Webhook", "secretName": "hook"}]);
+    policy_with(&ns, policy(sinks.clone(), json!({})), "notifications").await;
+    apply_stable_web(&ns, 2, &hold_steps()).await;
+    // The policy now asks for five steps; v2 has two.
+    policy_with(
+        &ns,
+        policy(sinks, json!({"requirements": {"minSteps": 5}})),
+        "requirements",
+    )
+    .await;
+    let v2 = safe_deployment("web", 2, "registry.local/app:v2", Fault::None, hold_steps());
+    apply(&ns, &v2).await.expect("apply v2");
+    let blocked = receiver
+        .wait_for("/hook", "Blocked", Duration::from_secs(30))
+        .await;
+    let reason = blocked.body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("RequirementNotMet"), "{}", blocked.body);
+    assert!(
+        verify(
+            HMAC,
+            blocked.signature.as_deref().unwrap_or_default(),
+            &blocked.raw
+        )
+        .is_some()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(repeats(&receiver.got(), "/hook").is_empty());
 }
