@@ -66,6 +66,8 @@ pub struct Metrics {
     pub attestation_verdicts: Family<KindLabel, Counter>,
     /// Start-up phase durations in seconds, by phase.
     pub startup_seconds: Family<KindLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Notification deliveries by outcome (`delivered`, `retried`, `dropped_<why>`).
+    pub notifications: Family<KindLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,12 @@ impl Default for Metrics {
         let analysis_results = Family::<KindLabel, Counter>::default();
         let attestation_verdicts = Family::<KindLabel, Counter>::default();
         let startup_seconds = Family::default();
+        let notifications = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries by outcome (label kind: delivered, retried, dropped_*)",
+            notifications.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -128,6 +136,7 @@ impl Default for Metrics {
             analysis_results,
             attestation_verdicts,
             startup_seconds,
+            notifications,
         }
     }
 }

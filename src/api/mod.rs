@@ -10,6 +10,7 @@ panic_free! {
 }
 pub mod image;
 pub mod labels;
+pub mod notifications;
 pub mod policy;
 pub mod record;
 pub mod rejection;

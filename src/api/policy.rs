@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::{SpecDuration, duration_rules};
 use super::freeze::FreezePolicy;
+use super::notifications::NotificationPolicy;
 use super::requirements::RolloutRequirements;
 use super::rules::label_rules;
 
@@ -191,6 +192,12 @@ pub struct SafeDeploymentPolicySpec {
     /// kept. Unset keeps them forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditPolicy>,
+
+    /// Who hears about the rollouts of the selected namespaces (webhooks, Slack, CloudEvents),
+    /// with each receiver's address and key from a Secret in the rollout's namespace (see
+    /// `docs/notifications.md`). Unset: nobody is notified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationPolicy>,
 }
 
 fn default_true() -> bool {
@@ -217,6 +224,7 @@ impl Default for SafeDeploymentPolicySpec {
             freeze: None,
             requirements: None,
             audit: None,
+            notifications: None,
         }
     }
 }

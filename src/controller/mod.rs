@@ -10,6 +10,7 @@
 //!   Gateway API routes and the stable and canary Services of the traffic routing;
 //! - `error`: the errors of a reconcile; [`observe`]: views of cached objects for the core;
 //! - [`leader`]: the leader election; [`fault`]: the kill-point test hook;
+//! - [`notify`]: the delivery of notifications, after the status is applied;
 //! - `retention`: the periodic sweep of records past their policy's retention.
 
 mod analysis;
@@ -20,6 +21,7 @@ mod config;
 mod error;
 pub mod fault;
 pub mod leader;
+pub mod notify;
 pub mod observe;
 mod policy_gates;
 mod reconcile;
@@ -131,6 +133,8 @@ pub struct Context {
     pub readiness: crate::telemetry::Readiness,
     /// Failed reconciles in a row per object, which pace their retries.
     pub failures: backoff::Failures,
+    /// The notification queue: a reconcile offers its applied status and never waits.
+    pub notifier: notify::Notifier,
 }
 
 impl Context {
@@ -154,6 +158,10 @@ impl Context {
         leadership: &Option<leader::Leadership>,
         args: &ControllerArgs,
     ) -> Result<Context, ControllerError> {
+        let metrics = crate::telemetry::Metrics::default();
+        let notifier =
+            notify::Notifier::start(client.clone(), caches.policies.clone(), metrics.clone())
+                .map_err(|e| ControllerError::Providers(e.to_string()))?;
         Ok(Context {
             leader: leadership.as_ref().map(|l| l.check()),
             recorder: Recorder::new(client.clone(), reporter(args)),
@@ -163,7 +171,8 @@ impl Context {
             policies: caches.policies.clone(),
             config_map_versions: caches.config_map_versions.clone(),
             secret_versions: caches.secret_versions.clone(),
-            metrics: crate::telemetry::Metrics::default(),
+            notifier,
+            metrics,
             readiness: crate::telemetry::Readiness::default(),
             failures: backoff::Failures::default(),
             providers: crate::analysis::provider::Providers::new()

@@ -112,6 +112,8 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         }
     };
     apply::apply(ctx, &rollout.applied(sd), &decision).await?;
+    // After the status is written: what is announced is always what the cluster shows.
+    ctx.notifier.offer(sd, &decision.status);
     // Analysis measurements are timed: look again when the next one is due.
     let wake = match (decision.requeue_after, rollout.analyses.wake) {
         (Some(a), Some(b)) => Some(a.min(b)),

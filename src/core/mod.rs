@@ -9,6 +9,7 @@ pub mod config;
 pub mod failure;
 pub mod freeze;
 pub mod health;
+pub mod notify;
 pub mod preflight;
 pub mod record;
 pub mod requirements;

@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 #[path = "freeze_cases.rs"]
 mod freeze_cases;
+#[path = "notification_cases.rs"]
+mod notification_cases;
 #[path = "routing_cases.rs"]
 mod routing_cases;
 pub(crate) use routing_cases::routed;
@@ -697,5 +699,6 @@ pub(crate) fn policy_cases() -> Vec<Case> {
         ),
     ];
     cases.extend(freeze_cases::freeze_policy_cases());
+    cases.extend(notification_cases::notification_policy_cases());
     cases
 }
