@@ -99,6 +99,10 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         return Ok(action);
     }
     super::fault::panic_if_asked(&sd.name_any());
+    // Blue-green is read as the canary steps it stands for, by every stage (analyses due,
+    // Services, decision); only the status is written back, never the spec.
+    let effective = effective_object(sd);
+    let sd = effective.as_ref();
     let mut rollout = dereference(sd, ctx).await?;
     let first = decide(&rollout.observation(sd));
     let decision = if rollout.analyses.due.is_empty()
@@ -121,6 +125,18 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
+}
+
+/// `sd` with its blue-green strategy filled in as canary steps (`core::rollout::effective_spec`).
+fn effective_object(sd: &SafeDeployment) -> std::borrow::Cow<'_, SafeDeployment> {
+    match crate::core::rollout::effective_spec(&sd.spec, &sd.name_any()) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(sd),
+        std::borrow::Cow::Owned(spec) => {
+            let mut filled = sd.clone();
+            filled.spec = spec;
+            std::borrow::Cow::Owned(filled)
+        }
+    }
 }
 
 /// How often the pod cache is looked at while measurements are taken.
