@@ -68,11 +68,9 @@ pub(crate) fn blue_green_cases() -> Vec<Case> {
             "a template cannot be both a pre- and a post-promotion analysis",
             |m| blue_green_with(m, |b| b["postPromotionAnalysis"] = json!(["smoke"])),
         ),
-        case(
-            "a pre-promotion template twice",
-            "Duplicate value",
-            |m| blue_green_with(m, |b| b["prePromotionAnalysis"] = json!(["smoke", "smoke"])),
-        ),
+        case("a pre-promotion template twice", "Duplicate value", |m| {
+            blue_green_with(m, |b| b["prePromotionAnalysis"] = json!(["smoke", "smoke"]))
+        }),
         case(
             "autoPromotionSeconds with a manual switch",
             "autoPromotionSeconds switches automatically",
@@ -117,10 +115,8 @@ pub(crate) fn blue_green_cases() -> Vec<Case> {
                     json!((0..9).map(|i| format!("t{i}")).collect::<Vec<_>>())
             })
         }),
-        case(
-            "template name of 64 characters",
-            "Too long",
-            |m| blue_green_with(m, |b| b["postPromotionAnalysis"] = json!([repeat('t', 64)])),
-        ),
+        case("template name of 64 characters", "Too long", |m| {
+            blue_green_with(m, |b| b["postPromotionAnalysis"] = json!([repeat('t', 64)]))
+        }),
     ]
 }
