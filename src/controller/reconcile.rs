@@ -98,6 +98,13 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     if let Some(action) = not_now(sd, ctx) {
         return Ok(action);
     }
+    let namespace = sd.namespace().unwrap_or_default();
+    if sd.metadata.deletion_timestamp.is_some() {
+        // Only a SafeDeployment with the routes finalizer gets here (see `not_now`).
+        super::routes::release_on_deletion(ctx, sd, &namespace).await?;
+        return Ok(Action::await_change());
+    }
+    super::routes::keep_finalizer(ctx, sd, &namespace).await?;
     super::fault::panic_if_asked(&sd.name_any());
     // Blue-green is read as the canary steps it stands for, by every stage (analyses due,
     // Services, decision); only the status is written back, never the spec.
@@ -241,11 +248,16 @@ fn pods_of(
 }
 
 /// Why this reconcile does nothing now, if it does not: the object is being deleted (owner
-/// references let the garbage collector remove its ReplicaSets), the caches are not synced yet,
+/// references let the garbage collector remove its ReplicaSets; only the routes finalizer
+/// still has work to do), the caches are not synced yet,
 /// or this replica is a follower (it keeps its caches warm and is told to look at everything
 /// when it becomes the leader).
 fn not_now(sd: &SafeDeployment, ctx: &Context) -> Option<Action> {
-    if sd.metadata.deletion_timestamp.is_some() {
+    let releases_routes = sd
+        .finalizers()
+        .iter()
+        .any(|f| f == crate::api::routing::ROUTES_FINALIZER);
+    if sd.metadata.deletion_timestamp.is_some() && !releases_routes {
         return Some(Action::await_change());
     }
     if !ctx.readiness.is_ready() {
