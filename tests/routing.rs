@@ -514,7 +514,8 @@ async fn a_service_of_someone_else_is_never_taken_over() {
 }
 
 /// Hostile: the SafeDeployment is deleted mid-rollout (1% and a header rule on the route). The
-/// routes finalizer holds the deletion until the route is back to what the user applied: the
+/// routes finalizer (on only while the route carries something of the operator's) holds the
+/// deletion until the route is back to what the user applied: the
 /// weights at rest, no rule of the operator's (which would point at a Service that goes with
 /// the SafeDeployment), and a GitOps dry run of the user's manifest changes nothing.
 #[tokio::test]
@@ -530,8 +531,9 @@ async fn deleting_the_safedeployment_mid_rollout_leaves_the_route_as_the_user_wr
     )
     .await;
     let sds: kube::Api<safedeploy::api::SafeDeployment> = ns.api();
-    let finalizers = sds.get(NAME).await.expect("sd").finalizers().to_vec();
-    assert_eq!(finalizers, vec!["safedeploy.dev/routes".to_string()]);
+    let finalizers = |sd: safedeploy::api::SafeDeployment| sd.finalizers().to_vec();
+    // At rest the route is the user's: nothing to undo, no finalizer.
+    assert!(finalizers(sds.get(NAME).await.expect("sd")).is_empty());
     apply(
         &ns,
         &routed_safe_deployment(NAME, 4, "registry.local/app:v2", ROUTE, steps()),
@@ -542,6 +544,11 @@ async fn deleting_the_safedeployment_mid_rollout_leaves_the_route_as_the_user_wr
         main_weights(r, NAME) == (99, 1) && !header_rule(r).is_null()
     })
     .await;
+    assert_eq!(
+        finalizers(sds.get(NAME).await.expect("sd")),
+        vec!["safedeploy.dev/routes".to_string()],
+        "the finalizer is on while the route carries the operator's weight and rule"
+    );
 
     let deleted_at = Instant::now();
     sds.delete(NAME, &Default::default()).await.expect("delete");

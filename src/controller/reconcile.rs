@@ -104,7 +104,6 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         super::routes::release_on_deletion(ctx, sd, &namespace).await?;
         return Ok(Action::await_change());
     }
-    super::routes::keep_finalizer(ctx, sd, &namespace).await?;
     super::fault::panic_if_asked(&sd.name_any());
     // Blue-green is read as the canary steps it stands for, by every stage (analyses due,
     // Services, decision); only the status is written back, never the spec.
@@ -122,7 +121,16 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
             None => decide(&rollout.observation(sd)),
         }
     };
+    // The routes finalizer is on before a weight or header rule is written, and off only once
+    // the routes are back at rest.
+    let steering = super::routes::plan_steers(decision.traffic.as_ref());
+    if steering {
+        super::routes::keep_finalizer(ctx, sd, &namespace, true).await?;
+    }
     apply::apply(ctx, &rollout.applied(sd), &decision).await?;
+    if !steering {
+        super::routes::keep_finalizer(ctx, sd, &namespace, false).await?;
+    }
     // Analysis measurements are timed: look again when the next one is due.
     let wake = match (decision.requeue_after, rollout.analyses.wake) {
         (Some(a), Some(b)) => Some(a.min(b)),

@@ -195,18 +195,28 @@ async fn apply_finalizer(
     Ok(())
 }
 
-/// Keeps [`ROUTES_FINALIZER`] on `sd` exactly while it steers routes (added before the first
-/// route write; removed when `trafficRouting` is removed, after the routes were released).
+/// Whether `plan` puts anything of the operator's on the routes (a canary weight above 0 or a
+/// header rule): only then does a deletion have something to undo.
+pub fn plan_steers(plan: Option<&TrafficPlan>) -> bool {
+    plan.is_some_and(|p| p.canary_weight > 0 || !p.header_routes.is_empty())
+}
+
+/// Keeps [`ROUTES_FINALIZER`] on `sd` exactly while the routes carry something of the
+/// operator's: the reconcile adds it (`steering`) before it writes a weight or header rule, and
+/// removes it only after the routes were written back at rest. At rest the routes are the
+/// user's own, so deleting the SafeDeployment has nothing to undo, and an operator that is
+/// uninstalled first leaves nothing behind that waits for it.
 pub async fn keep_finalizer(
     ctx: &Context,
     sd: &SafeDeployment,
     namespace: &str,
+    steering: bool,
 ) -> Result<(), ReconcileError> {
-    match (steers_routes(sd), has_finalizer(sd)) {
-        (true, false) => apply_finalizer(ctx, sd, namespace, true).await,
-        (false, true) => apply_finalizer(ctx, sd, namespace, false).await,
-        _ => Ok(()),
+    let wanted = steering && steers_routes(sd);
+    if wanted == has_finalizer(sd) {
+        return Ok(());
     }
+    apply_finalizer(ctx, sd, namespace, wanted).await
 }
 
 /// On deletion: returns every steered route's rule to the weights at rest (stable 100, canary
