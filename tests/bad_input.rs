@@ -256,6 +256,24 @@ async fn specs_at_the_boundaries_are_accepted() {
                     json!([{"name": repeat('g', 253), "rule": {"index": 15}}]);
             }),
         ),
+        (
+            "blue-green: manual switch, pre- and post-promotion analyses, delay at its bound",
+            Box::new(|m| {
+                cases::blue_green(m);
+                let blue_green = &mut m["spec"]["strategy"]["blueGreen"];
+                blue_green["scaleDownDelaySeconds"] = json!(3600);
+                blue_green["activeService"] = json!(repeat('a', 63));
+            }),
+        ),
+        (
+            "blue-green: automatic switch after 86400 s",
+            Box::new(|m| {
+                cases::blue_green(m);
+                let blue_green = &mut m["spec"]["strategy"]["blueGreen"];
+                blue_green["autoPromotionEnabled"] = json!(true);
+                blue_green["autoPromotionSeconds"] = json!(86400);
+            }),
+        ),
     ];
     let base = valid_safe_deployment("web");
     let mut failures = Vec::new();

@@ -133,6 +133,7 @@ fn any_spec() -> impl Strategy<Value = SafeDeploymentSpec> {
                             baseline: fresh.then_some(BaselineMode::Fresh),
                             traffic_routing: None,
                         },
+                        blue_green: None,
                     },
                     health: Some(HealthGates {
                         restarts: health.0,

@@ -258,7 +258,10 @@ async fn a_rollout_completes_under_the_charts_service_account() {
     };
     assert!(can("patch", "replicasets.apps").await);
     assert!(!can("create", "customresourcedefinitions.apiextensions.k8s.io").await);
-    assert!(!can("patch", "safedeployments.safedeploy.dev").await);
+    // `patch` on safedeployments is for the routes finalizer only (metadata.finalizers by
+    // server-side apply); it cannot update (replace) one.
+    assert!(can("patch", "safedeployments.safedeploy.dev").await);
+    assert!(!can("update", "safedeployments.safedeploy.dev").await);
     assert!(!can("create", "pods").await);
     // Secrets are read by name, copied per revision and watched as metadata only; never
     // updated or deleted.

@@ -512,3 +512,68 @@ async fn a_service_of_someone_else_is_never_taken_over() {
         "{status:?}"
     );
 }
+
+/// Hostile: the SafeDeployment is deleted mid-rollout (1% and a header rule on the route). The
+/// routes finalizer (on only while the route carries something of the operator's) holds the
+/// deletion until the route is back to what the user applied: the
+/// weights at rest, no rule of the operator's (which would point at a Service that goes with
+/// the SafeDeployment), and a GitOps dry run of the user's manifest changes nothing.
+#[tokio::test]
+#[ignore]
+async fn deleting_the_safedeployment_mid_rollout_leaves_the_route_as_the_user_wrote_it() {
+    let (ns, _operator) = operator::setup("routing-delete").await;
+    let from_git = user_route(ROUTE, NAME, GATEWAY, &["shop.example"]);
+    apply_as_gitops(&ns, &from_git).await;
+    let as_applied = live_route(&ns, ROUTE).await["spec"].clone();
+    apply_stable(
+        &ns,
+        &routed_safe_deployment(NAME, 4, "registry.local/app:v1", ROUTE, steps()),
+    )
+    .await;
+    let sds: kube::Api<safedeploy::api::SafeDeployment> = ns.api();
+    let finalizers = |sd: safedeploy::api::SafeDeployment| sd.finalizers().to_vec();
+    // At rest the route is the user's: nothing to undo, no finalizer.
+    assert!(finalizers(sds.get(NAME).await.expect("sd")).is_empty());
+    apply(
+        &ns,
+        &routed_safe_deployment(NAME, 4, "registry.local/app:v2", ROUTE, steps()),
+    )
+    .await
+    .expect("v2");
+    wait_route(&ns, "1% and the header rule", |r| {
+        main_weights(r, NAME) == (99, 1) && !header_rule(r).is_null()
+    })
+    .await;
+    assert_eq!(
+        finalizers(sds.get(NAME).await.expect("sd")),
+        vec!["safedeploy.dev/routes".to_string()],
+        "the finalizer is on while the route carries the operator's weight and rule"
+    );
+
+    let deleted_at = Instant::now();
+    sds.delete(NAME, &Default::default()).await.expect("delete");
+    let start = Instant::now();
+    while sds.get_opt(NAME).await.expect("get").is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the SafeDeployment never went"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "MEASURED deletion to the SafeDeployment gone (routes released): {:.2} s",
+        deleted_at.elapsed().as_secs_f64()
+    );
+    let route = live_route(&ns, ROUTE).await;
+    assert_eq!(main_weights(&route, NAME), (100, 0));
+    assert!(header_rule(&route).is_null(), "{route:#}");
+    assert_eq!(
+        route["spec"], as_applied,
+        "the route is as the user applied it"
+    );
+    assert_eq!(
+        dry_run_as_gitops(&ns, &from_git).await,
+        route["spec"],
+        "a GitOps diff shows nothing"
+    );
+}

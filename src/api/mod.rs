@@ -1,6 +1,7 @@
 //! The custom resources of safedeploy (types, schemas, CEL rules) and the generation of `crds/`.
 
 pub mod analysis;
+pub mod bluegreen;
 pub mod conditions;
 pub mod freeze;
 pub mod gates;

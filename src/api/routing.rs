@@ -298,6 +298,12 @@ impl RouteKind {
     }
 }
 
+/// The finalizer the operator keeps on a SafeDeployment that steers routes: before the object
+/// goes, the operator returns each route's steered rule to the weights at rest (stable 100,
+/// canary 0) and removes its header rules, so no route keeps sending to the Services that go
+/// with the SafeDeployment.
+pub const ROUTES_FINALIZER: &str = "safedeploy.dev/routes";
+
 /// The API group of the Gateway API.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// The version of the Gateway API routes the operator reads and writes.

@@ -38,8 +38,11 @@ pub const GROUP: &str = "safedeploy.dev";
          label of every ReplicaSet and pod, and label values hold at most 63"
     ),
     validation = kube::core::Rule::new(
-        "!has(self.spec.strategy.canary.trafficRouting) || (has(self.spec.strategy.canary.trafficRouting.stableService) ? self.spec.strategy.canary.trafficRouting.stableService : self.metadata.name + '-stable') != (has(self.spec.strategy.canary.trafficRouting.canaryService) ? self.spec.strategy.canary.trafficRouting.canaryService : self.metadata.name + '-canary')"
-    ).message("trafficRouting.stableService and canaryService must be different Services (the defaults are <name>-stable and <name>-canary)")
+        "!has(self.spec.strategy.canary) || !has(self.spec.strategy.canary.trafficRouting) || (has(self.spec.strategy.canary.trafficRouting.stableService) ? self.spec.strategy.canary.trafficRouting.stableService : self.metadata.name + '-stable') != (has(self.spec.strategy.canary.trafficRouting.canaryService) ? self.spec.strategy.canary.trafficRouting.canaryService : self.metadata.name + '-canary')"
+    ).message("trafficRouting.stableService and canaryService must be different Services (the defaults are <name>-stable and <name>-canary)"),
+    validation = kube::core::Rule::new(
+        "!has(self.spec.strategy.blueGreen) || (has(self.spec.strategy.blueGreen.activeService) ? self.spec.strategy.blueGreen.activeService : self.metadata.name + '-active') != (has(self.spec.strategy.blueGreen.previewService) ? self.spec.strategy.blueGreen.previewService : self.metadata.name + '-preview')"
+    ).message("blueGreen.activeService and previewService must be different Services (the defaults are <name>-active and <name>-preview)")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = spec_rules()))]
@@ -156,9 +159,26 @@ pub struct Component {
 /// The rollout strategy.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.canary) != has(self.blueGreen)",
+     "message": "strategy sets exactly one of canary or blueGreen"},
+]))]
 pub struct Strategy {
-    /// Canary steps, run in order; after the last step the canary is promoted.
+    /// Canary steps, run in order; after the last step the canary is promoted. Exactly one
+    /// of `canary` or `blueGreen`.
+    #[serde(default, skip_serializing_if = "CanaryStrategy::is_unset")]
     pub canary: CanaryStrategy,
+    /// A blue-green rollout: the new revision at full size behind a preview Service, then a
+    /// switch of the active Service (see docs/blue-green.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<super::bluegreen::BlueGreenStrategy>,
+}
+
+impl CanaryStrategy {
+    /// Whether nothing of the canary strategy is set (a blue-green SafeDeployment's).
+    pub fn is_unset(&self) -> bool {
+        *self == CanaryStrategy::default()
+    }
 }
 
 /// A canary rollout: weights, pauses and analysis gates.
@@ -659,22 +679,26 @@ fn spec_rules() -> serde_json::Value {
          "message": "spec.selector.matchLabels must match the labels of spec.template.metadata.labels"},
         {"rule": "!has(self.components) || self.components.all(c, self.selector.matchLabels.all(k, has(c.template.metadata) && has(c.template.metadata.labels) && k in c.template.metadata.labels && c.template.metadata.labels[k] == self.selector.matchLabels[k]))",
          "message": "every component's template labels must include spec.selector.matchLabels"},
-        {"rule": "self.strategy.canary.steps.all(s, !has(s.analysis) || (has(self.analyses) && self.analyses.exists(a, a.name == s.analysis.template)))",
+        {"rule": "!has(self.strategy.canary) || self.strategy.canary.steps.all(s, !has(s.analysis) || (has(self.analyses) && self.analyses.exists(a, a.name == s.analysis.template)))",
          "message": "an analysis step names a template that is not in spec.analyses"},
-        {"rule": "!has(self.strategy.canary.backgroundAnalysis) || (has(self.analyses) && self.analyses.exists(a, a.name == self.strategy.canary.backgroundAnalysis))",
+        {"rule": "!has(self.strategy.canary) || !has(self.strategy.canary.backgroundAnalysis) || (has(self.analyses) && self.analyses.exists(a, a.name == self.strategy.canary.backgroundAnalysis))",
          "message": "strategy.canary.backgroundAnalysis names a template that is not in spec.analyses"},
         // Milliseconds, not `duration(string(...))`: the cost estimator cannot bound the size of
         // `string(int)` and rejects the rule as far too expensive.
         {"rule": format!("!has(self.minReadySeconds) || {bad_deadline} || self.minReadySeconds * 1000 < {deadline}.getMilliseconds()"),
          "message": "spec.minReadySeconds must be shorter than spec.progressDeadline (default 10m): otherwise no pod becomes available in time and every rollout reverts"},
-        {"rule": format!("{bad_deadline} || !has(self.analyses) || self.strategy.canary.steps.all(s, !has(s.analysis) || self.analyses.all(a, a.name != s.analysis.template || {bad_template} || (has(a.initialDelay) ? duration(a.initialDelay).getMilliseconds() : 0) + (has(a.duration) ? duration(a.duration).getMilliseconds() : ((has(a.count) ? a.count : {count}) - 1) * {interval}.getMilliseconds()) < {deadline}.getMilliseconds()))"),
+        {"rule": format!("{bad_deadline} || !has(self.analyses) || !has(self.strategy.canary) || self.strategy.canary.steps.all(s, !has(s.analysis) || self.analyses.all(a, a.name != s.analysis.template || {bad_template} || (has(a.initialDelay) ? duration(a.initialDelay).getMilliseconds() : 0) + (has(a.duration) ? duration(a.duration).getMilliseconds() : ((has(a.count) ? a.count : {count}) - 1) * {interval}.getMilliseconds()) < {deadline}.getMilliseconds()))"),
          "message": "an analysis step must be able to finish before spec.progressDeadline (default 10m): its template's initialDelay + (count - 1) x interval, or initialDelay + duration, reaches the deadline, so the step would always revert"},
         {"rule": "!has(self.analyses) || self.analyses.all(a, a.metrics.all(m, !has(m.provider.kubernetes) || !has(m.provider.kubernetes.component) || (has(self.components) ? self.components.exists(c, c.name == m.provider.kubernetes.component) : m.provider.kubernetes.component == 'main')))",
          "message": "provider.kubernetes.component must name an entry of spec.components (with spec.template the only component is main)"},
-        {"rule": "!has(self.strategy.canary.trafficRouting) || has(self.template)",
+        {"rule": "!has(self.strategy.canary) || !has(self.strategy.canary.trafficRouting) || has(self.template)",
          "message": "strategy.canary.trafficRouting needs spec.template: the stable and canary Services select the pods of one component"},
-        {"rule": "has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))",
+        {"rule": "!has(self.strategy.canary) || has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))",
          "message": "setCanaryScale and setHeaderRoute steps need strategy.canary.trafficRouting: without a router the weight is the replica ratio"},
+        {"rule": "!has(self.strategy.blueGreen) || has(self.template)",
+         "message": "strategy.blueGreen needs spec.template: the active and preview Services select the pods of one component"},
+        {"rule": "!has(self.strategy.blueGreen) || ((!has(self.strategy.blueGreen.prePromotionAnalysis) || self.strategy.blueGreen.prePromotionAnalysis.all(t, has(self.analyses) && self.analyses.exists(a, a.name == t))) && (!has(self.strategy.blueGreen.postPromotionAnalysis) || self.strategy.blueGreen.postPromotionAnalysis.all(t, has(self.analyses) && self.analyses.exists(a, a.name == t))))",
+         "message": "blueGreen.prePromotionAnalysis and postPromotionAnalysis name templates of spec.analyses"},
         {"rule": "!has(self.template) || !has(oldSelf.template) || !has(self.replicas) || self.replicas > 0 || self.template == oldSelf.template",
          "message": "spec.template cannot change while spec.replicas is 0: without canary pods nothing can be judged and the revision would be reverted at the progress deadline; change it together with replicas above 0"},
         {"rule": "!has(self.components) || !has(oldSelf.components) || self.components.exists(c, c.replicas > 0) || (self.components.size() == oldSelf.components.size() && self.components.all(c, oldSelf.components.exists(o, o.name == c.name && o.template == c.template)))",

@@ -22,7 +22,7 @@ pub enum ReconcileError {
     LostReplicaSet(String),
     /// A Service the traffic routing names exists and is not controlled by this SafeDeployment.
     #[error(
-        "Service {0} exists and is not owned by this SafeDeployment: the operator does not take over another's Service; name other Services in trafficRouting (stableService, canaryService) or delete it"
+        "Service {0} exists and is not owned by this SafeDeployment: the operator does not take over another's Service; name other Services in trafficRouting (stableService, canaryService) or blueGreen (activeService, previewService), or delete it"
     )]
     ServiceTaken(String),
     /// A configuration copy cannot be made or trusted.

@@ -98,7 +98,17 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     if let Some(action) = not_now(sd, ctx) {
         return Ok(action);
     }
+    let namespace = sd.namespace().unwrap_or_default();
+    if sd.metadata.deletion_timestamp.is_some() {
+        // Only a SafeDeployment with the routes finalizer gets here (see `not_now`).
+        super::routes::release_on_deletion(ctx, sd, &namespace).await?;
+        return Ok(Action::await_change());
+    }
     super::fault::panic_if_asked(&sd.name_any());
+    // Blue-green is read as the canary steps it stands for, by every stage (analyses due,
+    // Services, decision); only the status is written back, never the spec.
+    let effective = effective_object(sd);
+    let sd = effective.as_ref();
     let mut rollout = dereference(sd, ctx).await?;
     let first = decide(&rollout.observation(sd));
     let decision = if rollout.analyses.due.is_empty()
@@ -111,9 +121,18 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
             None => decide(&rollout.observation(sd)),
         }
     };
+    // The routes finalizer is on before a weight or header rule is written, and off only once
+    // the routes are back at rest.
+    let steering = super::routes::plan_steers(decision.traffic.as_ref());
+    if steering {
+        super::routes::keep_finalizer(ctx, sd, &namespace, true).await?;
+    }
     apply::apply(ctx, &rollout.applied(sd), &decision).await?;
     // After the status is written: what is announced is always what the cluster shows.
     ctx.notifier.offer(sd, &decision.status);
+    if !steering {
+        super::routes::keep_finalizer(ctx, sd, &namespace, false).await?;
+    }
     // Analysis measurements are timed: look again when the next one is due.
     let wake = match (decision.requeue_after, rollout.analyses.wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -123,6 +142,18 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     Ok(wake
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
+}
+
+/// `sd` with its blue-green strategy filled in as canary steps (`core::rollout::effective_spec`).
+fn effective_object(sd: &SafeDeployment) -> std::borrow::Cow<'_, SafeDeployment> {
+    match crate::core::rollout::effective_spec(&sd.spec, &sd.name_any()) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(sd),
+        std::borrow::Cow::Owned(spec) => {
+            let mut filled = sd.clone();
+            filled.spec = spec;
+            std::borrow::Cow::Owned(filled)
+        }
+    }
 }
 
 /// How often the pod cache is looked at while measurements are taken.
@@ -227,11 +258,16 @@ fn pods_of(
 }
 
 /// Why this reconcile does nothing now, if it does not: the object is being deleted (owner
-/// references let the garbage collector remove its ReplicaSets), the caches are not synced yet,
+/// references let the garbage collector remove its ReplicaSets; only the routes finalizer
+/// still has work to do), the caches are not synced yet,
 /// or this replica is a follower (it keeps its caches warm and is told to look at everything
 /// when it becomes the leader).
 fn not_now(sd: &SafeDeployment, ctx: &Context) -> Option<Action> {
-    if sd.metadata.deletion_timestamp.is_some() {
+    let releases_routes = sd
+        .finalizers()
+        .iter()
+        .any(|f| f == crate::api::routing::ROUTES_FINALIZER);
+    if sd.metadata.deletion_timestamp.is_some() && !releases_routes {
         return Some(Action::await_change());
     }
     if !ctx.readiness.is_ready() {

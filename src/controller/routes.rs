@@ -23,7 +23,9 @@ use super::error::{ReconcileError, writing};
 use super::{Context, apply};
 use crate::api::SafeDeployment;
 use crate::api::labels::{LABEL_NAME, LABEL_REVISION};
-use crate::api::routing::{GATEWAY_GROUP, GATEWAY_VERSION, RouteKind, TrafficRouting};
+use crate::api::routing::{
+    GATEWAY_GROUP, GATEWAY_VERSION, ROUTES_FINALIZER, RouteKind, TrafficRouting,
+};
 use crate::core::rollout::TrafficPlan;
 use crate::core::routing::{self, Backends, RouteObservation};
 
@@ -150,6 +152,115 @@ pub async fn apply_plan(
     ] {
         apply_service(ctx, &services, sd, name, revision, routing).await?;
     }
+    Ok(())
+}
+
+/// Whether `sd` steers at least one route (blue-green and a route-less routing steer none).
+fn steers_routes(sd: &SafeDeployment) -> bool {
+    routing(sd).is_some_and(|r| r.routes().next().is_some())
+}
+
+fn has_finalizer(sd: &SafeDeployment) -> bool {
+    sd.finalizers().iter().any(|f| f == ROUTES_FINALIZER)
+}
+
+/// Applies the operator's share of `metadata.finalizers` (a set list: server-side apply merges
+/// it with the finalizers of others, and an empty list under the same field manager removes
+/// only the operator's own).
+async fn apply_finalizer(
+    ctx: &Context,
+    sd: &SafeDeployment,
+    namespace: &str,
+    present: bool,
+) -> Result<(), ReconcileError> {
+    let api: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let finalizers: Vec<&str> = if present {
+        vec![ROUTES_FINALIZER]
+    } else {
+        Vec::new()
+    };
+    let patch = json!({
+        "apiVersion": SafeDeployment::api_version(&()),
+        "kind": SafeDeployment::kind(&()),
+        "metadata": {"name": sd.name_any(), "finalizers": finalizers},
+    });
+    ctx.ensure_leader()?;
+    api.patch(
+        &sd.name_any(),
+        &apply::apply_params(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(writing(format!("set the finalizer {ROUTES_FINALIZER}")))?;
+    Ok(())
+}
+
+/// Whether `plan` puts anything of the operator's on the routes (a canary weight above 0 or a
+/// header rule): only then does a deletion have something to undo.
+pub fn plan_steers(plan: Option<&TrafficPlan>) -> bool {
+    plan.is_some_and(|p| p.canary_weight > 0 || !p.header_routes.is_empty())
+}
+
+/// Keeps [`ROUTES_FINALIZER`] on `sd` exactly while the routes carry something of the
+/// operator's: the reconcile adds it (`steering`) before it writes a weight or header rule, and
+/// removes it only after the routes were written back at rest. At rest the routes are the
+/// user's own, so deleting the SafeDeployment has nothing to undo, and an operator that is
+/// uninstalled first leaves nothing behind that waits for it.
+pub async fn keep_finalizer(
+    ctx: &Context,
+    sd: &SafeDeployment,
+    namespace: &str,
+    steering: bool,
+) -> Result<(), ReconcileError> {
+    let wanted = steering && steers_routes(sd);
+    if wanted == has_finalizer(sd) {
+        return Ok(());
+    }
+    apply_finalizer(ctx, sd, namespace, wanted).await
+}
+
+/// On deletion: returns every steered route's rule to the weights at rest (stable 100, canary
+/// 0) and removes the operator's header rules (each route written only if it differs, with the
+/// same read-compute-apply as a step), then removes the finalizer so the SafeDeployment goes.
+/// The routes are then what the user's manifest says, and no rule of the operator's points at
+/// the Services that go with the SafeDeployment. The field manager keeps its ownership of
+/// `spec.rules` (the values are the user's; a GitOps re-apply takes them back).
+pub async fn release_on_deletion(
+    ctx: &Context,
+    sd: &SafeDeployment,
+    namespace: &str,
+) -> Result<(), ReconcileError> {
+    if !has_finalizer(sd) {
+        return Ok(());
+    }
+    if let Some(routing) = routing(sd) {
+        let names = Names::of(sd, routing);
+        let backends = names.backends(namespace);
+        let at_rest = TrafficPlan {
+            stable_revision: String::new(),
+            canary_revision: String::new(),
+            canary_weight: 0,
+            header_routes: Vec::new(),
+        };
+        for (kind, reference) in routing.routes() {
+            let api = routes_api(ctx, namespace, kind);
+            match steer_route(ctx, &api, sd, kind, reference, &backends, &at_rest).await {
+                // Refused for good (forbidden, invalid): the deletion must not hang on a
+                // route the operator may not write; say so and let the object go.
+                Err(ReconcileError::Write {
+                    source: kube::Error::Api(status),
+                    what,
+                }) if (400..500).contains(&status.code) && status.code != 409 => {
+                    tracing::warn!(rollout = %sd.name_any(), route = %reference.name, %what,
+                        code = status.code, message = %status.message,
+                        "route not released before deletion");
+                }
+                other => other?,
+            }
+        }
+    }
+    apply_finalizer(ctx, sd, namespace, false).await?;
+    info!(rollout = %sd.name_any(), "routes released before deletion");
     Ok(())
 }
 

@@ -321,6 +321,7 @@ mod tests {
                         ],
                         ..Default::default()
                     },
+                    blue_green: None,
                 },
                 ..Default::default()
             },

@@ -4,12 +4,15 @@
 
 use serde_json::{Value, json};
 
+#[path = "bluegreen_cases.rs"]
+mod bluegreen_cases;
 #[path = "freeze_cases.rs"]
 mod freeze_cases;
 #[path = "notification_cases.rs"]
 mod notification_cases;
 #[path = "routing_cases.rs"]
 mod routing_cases;
+pub(crate) use bluegreen_cases::blue_green;
 pub(crate) use routing_cases::routed;
 
 /// Changes a valid manifest into an invalid (or boundary) one.
@@ -637,6 +640,7 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
         ),
     ];
     cases.extend(routing_cases::routing_cases());
+    cases.extend(bluegreen_cases::blue_green_cases());
     cases
 }
 

@@ -254,12 +254,34 @@ impl Drop for TestNamespace {
             runtime.block_on(async move {
                 init();
                 if let Ok(client) = Client::try_default().await {
+                    strip_finalizers(&client, &name).await;
                     let namespaces: Api<Namespace> = Api::all(client);
                     let _ = namespaces.delete(&name, &DeleteParams::background()).await;
                 }
             });
         });
         let _ = deleted.join();
+    }
+}
+
+/// Removes the operator's finalizers (`safedeploy.dev/routes`) from the SafeDeployments of
+/// `namespace`: a test that ends mid-rollout has already stopped its operator, and the
+/// namespace would otherwise stay `Terminating` on the shared cluster.
+async fn strip_finalizers(client: &Client, namespace: &str) {
+    use kube::ResourceExt;
+    let api: Api<safedeploy::api::SafeDeployment> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = api.list(&Default::default()).await else {
+        return;
+    };
+    let patch = json!({"metadata": {"finalizers": null}});
+    for sd in list.items.iter().filter(|sd| !sd.finalizers().is_empty()) {
+        let _ = api
+            .patch(
+                &sd.name_any(),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await;
     }
 }
 

@@ -70,6 +70,12 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
   - apiGroups: [safedeploy.dev]
     resources: [safedeployments]
     verbs: [get, list, watch]
+  # Its one finalizer (safedeploy.dev/routes) on the SafeDeployments that steer Gateway API
+  # routes, by server-side apply of metadata.finalizers only: on deletion it returns the routes
+  # to the user's rules first (docs/traffic-routing.md). It never applies a spec field.
+  - apiGroups: [safedeploy.dev]
+    resources: [safedeployments]
+    verbs: [patch]
   # Status through server-side apply (field manager "safedeploy").
   - apiGroups: [safedeploy.dev]
     resources: [safedeployments/status]

@@ -356,8 +356,14 @@ impl Planner<'_> {
             && background_hold.is_none()
         {
             self.baseline_targets.clear();
-            for component in &components {
-                self.target(stable, &component.name, 0);
+            if let Some(blue_green) = &self.obs.spec.strategy.blue_green {
+                // Blue-green: the old revision keeps its pods for the scale-down delay, counted
+                // from this promotion by the decisions at rest (`scale_others_to_zero`).
+                self.requeue_in(blue_green.scale_down_delay());
+            } else {
+                for component in &components {
+                    self.target(stable, &component.name, 0);
+                }
             }
             self.status.stable_revision = Some(desired.to_string());
             self.clear_canary();

@@ -28,6 +28,7 @@ use crate::core::freeze::FreezeGate;
 use crate::core::requirements::Violation;
 
 mod bake;
+mod bluegreen;
 mod canary;
 mod conditions;
 mod freeze;
@@ -38,6 +39,7 @@ mod requests;
 mod scaling;
 mod traffic;
 
+pub use bluegreen::{active_revision, as_canary, effective_spec};
 pub use canary::describe_step;
 pub use scaling::{ROUTED_DRAIN, canary_replicas, weight_at};
 pub use traffic::{TrafficPlan, header_routes_at, routed_canary_pods};
@@ -295,6 +297,13 @@ struct Planner<'a> {
 
 /// Decides the next actions and status for one SafeDeployment.
 pub fn decide(obs: &Observation<'_>) -> Decision {
+    // A blue-green spec is decided as the canary steps it stands for (see `bluegreen`).
+    if let std::borrow::Cow::Owned(spec) = effective_spec(obs.spec, obs.name) {
+        return decide(&Observation {
+            spec: &spec,
+            ..obs.clone()
+        });
+    }
     let mut planner = Planner {
         obs,
         status: obs.status.clone(),

@@ -151,7 +151,11 @@ impl Planner<'_> {
             .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
             .max()?;
         let elapsed = self.obs.now.duration_since(finished);
-        let drain = jiff::SignedDuration::try_from(ROUTED_DRAIN).ok()?;
+        let drain = match &self.obs.spec.strategy.blue_green {
+            Some(blue_green) => blue_green.scale_down_delay(),
+            None => ROUTED_DRAIN,
+        };
+        let drain = jiff::SignedDuration::try_from(drain).ok()?;
         let remaining = drain.checked_sub(elapsed)?;
         if remaining.is_positive() {
             std::time::Duration::try_from(remaining).ok()

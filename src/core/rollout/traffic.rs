@@ -194,6 +194,12 @@ impl Planner<'_> {
             .canary_revision
             .clone()
             .unwrap_or_else(|| stable.clone());
+        // Blue-green: the stable Service is the active one, and it switches with the weight.
+        let stable = if self.obs.spec.strategy.blue_green.is_some() {
+            super::active_revision(&stable, &canary, self.route_weight).to_string()
+        } else {
+            stable
+        };
         self.status.traffic_routing = Some(TrafficRoutingStatus {
             canary_weight: self.route_weight,
             header_routes: self.header_routes.iter().map(|h| h.name.clone()).collect(),

@@ -109,6 +109,7 @@ fn spec(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> SafeDeploymentSpe
                 steps,
                 ..Default::default()
             },
+            blue_green: None,
         },
         ..Default::default()
     }
@@ -614,6 +615,7 @@ fn set_version(sim: &mut Sim, version: &str) {
 
 mod baseline;
 mod bake;
+mod bluegreen;
 mod basics;
 mod components;
 mod freeze;

@@ -1,0 +1,361 @@
+//! Blue-green (`strategy.blueGreen`) against the real API server (kwok pods):
+//! * the preview Service selects the new revision at full size while the active Service still
+//!   selects the old one; a person's promote switches the active Service; a failing
+//!   post-promotion analysis switches it back (the old revision never lost a pod) and records
+//!   the revert;
+//! * a good revision is promoted and the old one keeps its pods for `scaleDownDelaySeconds`;
+//! * the operator killed after every write from the promote on: the switch and the promotion
+//!   complete all the same, and the old revision is never scaled down before the switch.
+
+mod common;
+mod operator;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Fault, TestNamespace};
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use operator::{Operator, annotate, apply, apply_stable, wait_status};
+use safedeploy::api::Phase;
+use safedeploy::api::labels::{LABEL_REVISION, REQUEST_PROMOTE};
+use safedeploy::controller::fault::KILL_AFTER_WRITES_ENV;
+use serde_json::{Value, json};
+
+const NAME: &str = "web";
+const REPLICAS: i32 = 3;
+
+/// A tiny JSON endpoint whose success rate the test sets.
+async fn start_web_endpoint(value: Arc<AtomicU64>) -> SocketAddr {
+    use axum::Router;
+    use axum::routing::get;
+    let app = Router::new().route(
+        "/slo",
+        get(move || {
+            let value = value.clone();
+            async move {
+                axum::Json(
+                    json!({"data": {"successRate": f64::from_bits(value.load(Ordering::SeqCst))}}),
+                )
+            }
+        }),
+    );
+    common::serve(app).await
+}
+
+fn blue_green(image: &str, addr: SocketAddr, strategy: Value) -> Value {
+    let mut manifest = operator::safe_deployment(NAME, REPLICAS, image, Fault::None, json!([]));
+    manifest["spec"]["strategy"] = json!({"blueGreen": strategy});
+    manifest["spec"]["analyses"] = json!([{
+        "name": "errors", "interval": "1s", "count": 2,
+        "metrics": [{
+            "name": "success-rate",
+            "provider": {"web": {"url": format!("http://{addr}/slo?rev={{{{canary}}}}"), "jsonPath": "$.data.successRate"}},
+            "direction": "higherIsBetter",
+            "thresholds": {"target": 99.9, "acceptable": 99.5, "critical": 98.0}
+        }]
+    }]);
+    manifest
+}
+
+fn manual_with_post_analysis(delay: i32) -> Value {
+    json!({
+        "autoPromotionEnabled": false,
+        "postPromotionAnalysis": ["errors"],
+        "scaleDownDelaySeconds": delay,
+    })
+}
+
+async fn selector_revision(ns: &TestNamespace, service: &str) -> Option<String> {
+    let svc: Service = ns.api().get(service).await.ok()?;
+    svc.spec?.selector?.get(LABEL_REVISION).cloned()
+}
+
+async fn replicas_of(ns: &TestNamespace, revision: &str) -> i32 {
+    ns.replica_sets()
+        .await
+        .iter()
+        .filter(|rs| rs.labels().get(LABEL_REVISION).map(String::as_str) == Some(revision))
+        .map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+        .sum()
+}
+
+/// Records every change of the active Service's selector and the smallest size the old
+/// revision's ReplicaSet had, polled every 50 ms until dropped.
+struct Watcher {
+    seen: Arc<Mutex<(Vec<String>, i32)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    fn start(ns: &TestNamespace, old: &str) -> Watcher {
+        let seen = Arc::new(Mutex::new((Vec::new(), i32::MAX)));
+        let (client, namespace, old) = (ns.client.clone(), ns.name.clone(), old.to_string());
+        let shared = seen.clone();
+        let task = tokio::spawn(async move {
+            let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), &namespace);
+            let sets: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+                kube::Api::namespaced(client, &namespace);
+            loop {
+                let active = services
+                    .get("web-active")
+                    .await
+                    .ok()
+                    .and_then(|s| s.spec?.selector?.get(LABEL_REVISION).cloned());
+                let old_size = sets
+                    .list(&Default::default())
+                    .await
+                    .map(|l| {
+                        l.items
+                            .iter()
+                            .filter(|rs| rs.labels().get(LABEL_REVISION) == Some(&old))
+                            .map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+                            .sum::<i32>()
+                    })
+                    .ok();
+                if let Ok(mut seen) = shared.lock() {
+                    if let Some(active) = active
+                        && seen.0.last() != Some(&active)
+                    {
+                        seen.0.push(active);
+                    }
+                    if let Some(size) = old_size {
+                        seen.1 = seen.1.min(size);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Watcher { seen, task }
+    }
+
+    fn stop(self) -> (Vec<String>, i32) {
+        self.task.abort();
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+async fn wait_paused_before_switch(ns: &TestNamespace) -> String {
+    let paused = wait_status(
+        ns,
+        NAME,
+        Duration::from_secs(90),
+        "the pause before the switch",
+        |s| s.phase == Phase::Paused,
+    )
+    .await;
+    paused.canary_revision.expect("a new revision in preview")
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn preview_then_switch_then_a_post_promotion_failure_switches_back() {
+    let (ns, _operator) = operator::setup("bluegreen").await;
+    let value = Arc::new(AtomicU64::new(99.95_f64.to_bits()));
+    let addr = start_web_endpoint(value.clone()).await;
+    let strategy = manual_with_post_analysis(5);
+    let blue = apply_stable(
+        &ns,
+        &blue_green("registry.local/app:v1", addr, strategy.clone()),
+    )
+    .await
+    .stable_revision
+    .expect("stable");
+    assert_eq!(
+        selector_revision(&ns, "web-active").await.as_ref(),
+        Some(&blue)
+    );
+    assert_eq!(
+        selector_revision(&ns, "web-preview").await.as_ref(),
+        Some(&blue)
+    );
+
+    // v2 runs at full size behind the preview; the active Service stays on blue.
+    apply(
+        &ns,
+        &blue_green("registry.local/app:v2", addr, strategy.clone()),
+    )
+    .await
+    .expect("v2");
+    let green = wait_paused_before_switch(&ns).await;
+    assert_eq!(
+        selector_revision(&ns, "web-preview").await.as_ref(),
+        Some(&green)
+    );
+    assert_eq!(
+        selector_revision(&ns, "web-active").await.as_ref(),
+        Some(&blue)
+    );
+    assert_eq!(
+        replicas_of(&ns, &green).await,
+        REPLICAS,
+        "green at full size before the switch"
+    );
+    assert_eq!(replicas_of(&ns, &blue).await, REPLICAS);
+
+    // The metric collapses; a person switches; the post-promotion analysis switches back.
+    value.store(90.0_f64.to_bits(), Ordering::SeqCst);
+    let watcher = Watcher::start(&ns, &blue);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    annotate(&ns, NAME, REQUEST_PROMOTE, "p1@dave")
+        .await
+        .expect("promote");
+    let reverted = wait_status(&ns, NAME, Duration::from_secs(60), "switched back", |s| {
+        s.phase == Phase::Degraded
+    })
+    .await;
+    // Status is written first, the Services right after it in the same reconcile.
+    let start = Instant::now();
+    while selector_revision(&ns, "web-active").await.as_ref() != Some(&blue) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the active Service stays on green"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (sequence, smallest_blue) = watcher.stop();
+    assert_eq!(
+        sequence,
+        vec![blue.clone(), green.clone(), blue.clone()],
+        "the active Service went to green and back"
+    );
+    assert_eq!(smallest_blue, REPLICAS, "blue never lost a pod");
+    assert_eq!(reverted.stable_revision.as_ref(), Some(&blue));
+    assert!(reverted.rejected_revisions.contains(&green));
+    let entry = reverted
+        .history
+        .iter()
+        .find(|e| e.outcome == "Reverted" && e.hash == green)
+        .expect("the revert is recorded");
+    assert!(entry.reason.contains("AnalysisFailed"), "{entry:?}");
+    assert!(
+        reverted
+            .history
+            .iter()
+            .any(|e| e.outcome == "PromoteRequested" && e.actor.as_deref() == Some("dave")),
+        "{:?}",
+        reverted.history
+    );
+    assert_eq!(
+        selector_revision(&ns, "web-preview").await.as_ref(),
+        Some(&blue)
+    );
+
+    // A good v3: promoted; blue keeps its pods for the scale-down delay (5 s), then goes.
+    value.store(99.95_f64.to_bits(), Ordering::SeqCst);
+    apply(
+        &ns,
+        &blue_green("registry.local/app:v3", addr, strategy.clone()),
+    )
+    .await
+    .expect("v3");
+    let v3 = wait_paused_before_switch(&ns).await;
+    annotate(&ns, NAME, REQUEST_PROMOTE, "p2@dave")
+        .await
+        .expect("promote");
+    let promoted = operator::wait_promoted(&ns, NAME, Some(&blue), "v3 promoted").await;
+    let promoted_at = Instant::now();
+    assert_eq!(promoted.stable_revision.as_ref(), Some(&v3));
+    assert_eq!(
+        selector_revision(&ns, "web-active").await.as_ref(),
+        Some(&v3)
+    );
+    assert_eq!(
+        replicas_of(&ns, &blue).await,
+        REPLICAS,
+        "blue is kept during the delay"
+    );
+    let start = Instant::now();
+    while replicas_of(&ns, &blue).await > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "blue never scaled down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "MEASURED blue scaled down {:.1} s after the promotion was seen (scaleDownDelaySeconds 5)",
+        promoted_at.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_switch_killed_after_every_write_completes_and_never_drops_blue_early() {
+    let ns = operator::opted_out_namespace("bluegreen-kill").await;
+    let operator = Operator::start(&ns.name).await;
+    let value = Arc::new(AtomicU64::new(99.95_f64.to_bits()));
+    let addr = start_web_endpoint(value.clone()).await;
+    let strategy = manual_with_post_analysis(30);
+    let blue = apply_stable(
+        &ns,
+        &blue_green("registry.local/app:v1", addr, strategy.clone()),
+    )
+    .await
+    .stable_revision
+    .expect("stable");
+    apply(
+        &ns,
+        &blue_green("registry.local/app:v2", addr, strategy.clone()),
+    )
+    .await
+    .expect("v2");
+    let green = wait_paused_before_switch(&ns).await;
+    operator.kill().await;
+    let watcher = Watcher::start(&ns, &blue);
+    annotate(&ns, NAME, REQUEST_PROMOTE, "p1")
+        .await
+        .expect("promote");
+    let mut kills = 0;
+    let start = Instant::now();
+    loop {
+        let mut process =
+            Operator::start_with_env(&ns.name, &[(KILL_AFTER_WRITES_ENV, "1".to_string())]).await;
+        let started = Instant::now();
+        let exited = loop {
+            if let Some(status) = process.try_exit() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match exited {
+            Some(_) => kills += 1,
+            None => {
+                process.kill().await;
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no quiet process after {kills} kills"
+        );
+    }
+    println!("MEASURED kills during the blue-green switch: {kills}");
+    assert!(
+        kills >= 2,
+        "the switch is at least a status and a Service write: {kills}"
+    );
+    let _operator = Operator::start(&ns.name).await;
+    let promoted = operator::wait_promoted(&ns, NAME, Some(&blue), "v2 promoted").await;
+    assert_eq!(promoted.stable_revision.as_ref(), Some(&green));
+    assert_eq!(
+        selector_revision(&ns, "web-active").await.as_ref(),
+        Some(&green)
+    );
+    let (sequence, smallest_blue) = watcher.stop();
+    assert_eq!(
+        sequence,
+        vec![blue.clone(), green.clone()],
+        "one switch, never back"
+    );
+    assert_eq!(
+        smallest_blue, REPLICAS,
+        "blue kept every pod until the promotion"
+    );
+}
