@@ -405,6 +405,8 @@ pub fn scale_selector(name: &str, selector: &LabelSelectorSpec) -> String {
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     terms.push(format!("{LABEL_NAME}={name}"));
-    terms.push(format!("{LABEL_ROLE}!={ROLE_BASELINE}"));
+    // `notin`, not `!=`: clients convert the string back to a LabelSelector (kubectl scale
+    // does), and that conversion knows no `!=`.
+    terms.push(format!("{LABEL_ROLE} notin ({ROLE_BASELINE})"));
     terms.join(",")
 }

@@ -155,7 +155,7 @@ fn status_carries_the_scale_subresource_fields() {
     assert_eq!(sim.status.replicas, Some(4));
     assert_eq!(
         sim.status.selector.as_deref(),
-        Some("app=web,safedeploy.dev/name=web,safedeploy.dev/role!=baseline")
+        Some("app=web,safedeploy.dev/name=web,safedeploy.dev/role notin (baseline)")
     );
 }
 
@@ -171,7 +171,7 @@ fn the_scale_selector_is_the_workloads_own_and_excludes_the_baseline() {
     };
     assert_eq!(
         scaling::scale_selector("shop", &selector),
-        "app.kubernetes.io/name=shop,tier=web,safedeploy.dev/name=shop,safedeploy.dev/role!=baseline"
+        "app.kubernetes.io/name=shop,tier=web,safedeploy.dev/name=shop,safedeploy.dev/role notin (baseline)"
     );
 }
 
