@@ -109,14 +109,26 @@ EOF
       cat <<EOF
   enable: [metrics-server]
   metricsServerBinary: $("$REPO/e2e/lib/build-metrics-server.sh")
+  metricsServerManifests: ["$("$REPO/e2e/lib/build-metrics-server.sh" --manifests)"]
   enableCRDs: [ClusterResourceUsage]
+EOF
+    fi
+    if $real_nodes || $WITH_METRICS_SERVER; then echo "componentsPatches:"; fi
+    if $WITH_METRICS_SERVER; then
+      # The fake nodes' InternalIPs (192.0.2.x) lead nowhere; their Hostname (localhost) reaches
+      # the kwok controller that serves their /metrics/resource.
+      cat <<EOF
+  - name: metrics-server
+    extraArgs:
+      - key: kubelet-preferred-address-types
+        value: Hostname
+        override: true
 EOF
     fi
     if $real_nodes; then
       # By default kwok fakes the pods of every node, racing a real kubelet; kwokctl's fake nodes
       # carry this annotation, a real node does not.
       cat <<EOF
-componentsPatches:
   - name: kwok-controller
     extraArgs:
       - key: manage-all-nodes
