@@ -8,6 +8,7 @@
 # e2e/lib/build-control-plane.sh (cached).
 #
 # Usage: e2e/cluster.sh up [--with-prometheus|--prometheus-only] [--real-nodes] [--with-traefik]
+#                          [--with-metrics-server]
 #        | down [--only-prometheus] | status | env
 #   up      idempotent: starts what is not running and waits until it is ready;
 #           `up --prometheus-only` starts only Prometheus and the emitter (e.g. next to kind);
@@ -16,7 +17,11 @@
 #           --with-prometheus too, Prometheus is built from its Go module (Debian's lacks
 #           Kubernetes service discovery) and also scrapes pods annotated prometheus.io/scrape;
 #           `up --with-traefik` adds the data plane (e2e/lib/traefik.sh: Traefik and a Gateway,
-#           AnyIP routes for the kwok pod IPs; docs/data-plane.md)
+#           AnyIP routes for the kwok pod IPs; docs/data-plane.md);
+#           `up --with-metrics-server` (at creation) adds the resource metrics API for a real
+#           HPA: metrics-server (e2e/lib/build-metrics-server.sh) scraping kwok's simulated
+#           kubelet resource metrics, with pod CPU usage set by ClusterResourceUsage objects
+#           (docs/autoscaling.md)
 #   down    stops everything this script started (cluster, Prometheus, emitter, Traefik);
 #           `down --only-prometheus` stops only Prometheus and the emitter
 #   status  prints the state of every part; exit 0 only if the cluster is ready
@@ -97,11 +102,33 @@ options:
 EOF
     # An audit log of every request (for the benchmarks' API request counts by user agent).
     if [ -n "${SAFEDEPLOY_AUDIT_POLICY:-}" ]; then echo "  kubeAuditPolicy: $SAFEDEPLOY_AUDIT_POLICY"; fi
+    # The resource metrics API: kwokctl runs metrics-server and registers its APIService; kwok
+    # serves each fake node's /metrics/resource, and a test sets pods' CPU usage with
+    # ClusterResourceUsage objects (served as a CRD, so they can change while pods run).
+    if $WITH_METRICS_SERVER; then
+      cat <<EOF
+  enable: [metrics-server]
+  metricsServerBinary: $("$REPO/e2e/lib/build-metrics-server.sh")
+  metricsServerManifests: ["$("$REPO/e2e/lib/build-metrics-server.sh" --manifests)"]
+  enableCRDs: [ClusterResourceUsage]
+EOF
+    fi
+    if $real_nodes || $WITH_METRICS_SERVER; then echo "componentsPatches:"; fi
+    if $WITH_METRICS_SERVER; then
+      # The fake nodes' InternalIPs (192.0.2.x) lead nowhere; their Hostname (localhost) reaches
+      # the kwok controller that serves their /metrics/resource.
+      cat <<EOF
+  - name: metrics-server
+    extraArgs:
+      - key: kubelet-preferred-address-types
+        value: Hostname
+        override: true
+EOF
+    fi
     if $real_nodes; then
       # By default kwok fakes the pods of every node, racing a real kubelet; kwokctl's fake nodes
       # carry this annotation, a real node does not.
       cat <<EOF
-componentsPatches:
   - name: kwok-controller
     extraArgs:
       - key: manage-all-nodes
@@ -319,6 +346,7 @@ stop_pidfile() { # stop_pidfile <file> <name>
   rm -f "$1"
 }
 
+WITH_METRICS_SERVER=false
 cmd_up() {
   local with_cluster=true with_prometheus=false real_nodes=false with_traefik=false arg
   for arg in "$@"; do
@@ -326,6 +354,7 @@ cmd_up() {
       --with-prometheus) with_prometheus=true ;;
       --real-nodes) real_nodes=true ;;
       --with-traefik) with_traefik=true ;;
+      --with-metrics-server) WITH_METRICS_SERVER=true ;;
       --prometheus-only) with_prometheus=true with_cluster=false ;;
       *) die "unknown option for up: $arg" ;;
     esac

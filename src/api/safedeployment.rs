@@ -27,6 +27,13 @@ pub const GROUP: &str = "safedeploy.dev";
     status = "SafeDeploymentStatus",
     shortname = "sd",
     category = "all",
+    // `kubectl scale` and a HorizontalPodAutoscaler resize the workload through this; the
+    // selector string (pods of this workload, baseline excluded) is what the HPA's metrics read.
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableRevision"}"#,
     printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryRevision"}"#,
@@ -402,6 +409,17 @@ pub struct SafeDeploymentStatus {
     /// `Ready`, `Progressing`, `Degraded`, `Attested`, kstatus-compatible.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Pods the workload's ReplicaSets (every revision, not the fresh baseline) were last seen
+    /// sized to: the `status.replicas` of the scale subresource. Mid-canary it may exceed
+    /// `spec.replicas` while the stable revision waits for canary pods to become Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub replicas: Option<i32>,
+    /// The label selector of the workload's pods (both revisions, not the fresh baseline) in
+    /// string form, for the scale subresource: what a HorizontalPodAutoscaler measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16384))]
+    pub selector: Option<String>,
     /// Hash of the revision running as stable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
@@ -675,6 +693,8 @@ fn spec_rules() -> serde_json::Value {
          "message": "set exactly one of spec.template (a single component) or spec.components (several coupled components)"},
         {"rule": "!has(self.template) || has(self.replicas)",
          "message": "spec.replicas is required with spec.template"},
+        {"rule": "!has(self.components) || !has(self.replicas)",
+         "message": "spec.replicas is for spec.template; with spec.components each component has its own replicas (so the scale subresource, kubectl scale and an HPA work with spec.template only)"},
         {"rule": "!has(self.template) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",
          "message": "spec.selector.matchLabels must match the labels of spec.template.metadata.labels"},
         {"rule": "!has(self.components) || self.components.all(c, self.selector.matchLabels.all(k, has(c.template.metadata) && has(c.template.metadata.labels) && k in c.template.metadata.labels && c.template.metadata.labels[k] == self.selector.matchLabels[k]))",

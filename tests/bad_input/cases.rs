@@ -217,6 +217,16 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
             },
         ),
         case(
+            "spec.replicas next to spec.components (what kubectl scale would write)",
+            "spec.replicas is for spec.template",
+            |m| {
+                let template = m["spec"]["template"].clone();
+                m["spec"].as_object_mut().map(|s| s.remove("template"));
+                m["spec"]["components"] =
+                    json!([{"name": "api", "replicas": 2, "template": template}]);
+            },
+        ),
+        case(
             "revisionHistoryLimit above 50",
             "should be less than or equal to 50",
             |m| m["spec"]["revisionHistoryLimit"] = json!(51),

@@ -641,6 +641,9 @@ impl<'a> Planner<'a> {
         let (baseline_scale, baseline_delete) = self.baseline_actions();
         let traffic = self.traffic_plan();
         self.status.baseline = self.baseline_status();
+        let (replicas, selector) = self.scale_status();
+        self.status.replicas = Some(replicas);
+        self.status.selector = Some(selector);
         let protected: Vec<String> = [
             self.status.stable_revision.clone(),
             self.status.canary_revision.clone(),

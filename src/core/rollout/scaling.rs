@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{Planner, ScaleAction};
-use crate::api::{BaselineMode, BaselineStatus, CanaryStep};
+use crate::api::labels::{LABEL_NAME, LABEL_ROLE, ROLE_BASELINE};
+use crate::api::{BaselineMode, BaselineStatus, CanaryStep, LabelSelectorSpec};
 use crate::core::revision::baseline_selector;
 
 /// How long, with traffic routing, a revision the routes stopped sending to keeps its pods
@@ -311,6 +312,19 @@ impl Planner<'_> {
         (scale, delete)
     }
 
+    /// The scale subresource's view: `status.replicas`, the pods the revisions' ReplicaSets
+    /// were observed sized to (as a Deployment's; mid-canary it can exceed `spec.replicas` while
+    /// the stable waits for canary pods to become Ready), and `status.selector`, the workload's
+    /// pods in string form.
+    pub(super) fn scale_status(&self) -> (i32, String) {
+        let replicas = self
+            .obs
+            .replica_sets
+            .iter()
+            .fold(0i32, |sum, rs| sum.saturating_add(rs.replicas.max(0)));
+        (replicas, scale_selector(self.obs.name, &self.obs.spec.selector))
+    }
+
     /// What status says of the fresh baseline: None when none should run.
     pub(super) fn baseline_status(&self) -> Option<BaselineStatus> {
         let revision = self.baseline_targets.keys().next()?.0.clone();
@@ -381,4 +395,22 @@ pub fn weight_at(steps: &[CanaryStep], index: usize) -> i32 {
         .filter_map(|s| s.set_weight)
         .next_back()
         .unwrap_or(0)
+}
+
+/// The label selector of a SafeDeployment's pods for the scale subresource, in the string form
+/// the HPA parses: the workload's labels, the operator's name label (so another workload's pods
+/// that share `app=...` are not measured) and not the fresh baseline, whose pods run the stable
+/// template beside the revisions but are not capacity and are not scaled by `spec.replicas`.
+pub fn scale_selector(name: &str, selector: &LabelSelectorSpec) -> String {
+    let mut terms: Vec<String> = selector
+        .match_labels
+        .iter()
+        .filter(|(key, _)| key.as_str() != LABEL_NAME)
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    terms.push(format!("{LABEL_NAME}={name}"));
+    // `notin`, not `!=`: clients convert the string back to a LabelSelector (kubectl scale
+    // does), and that conversion knows no `!=`.
+    terms.push(format!("{LABEL_ROLE} notin ({ROLE_BASELINE})"));
+    terms.join(",")
 }

@@ -613,6 +613,7 @@ fn set_version(sim: &mut Sim, version: &str) {
     }
 }
 
+mod autoscale;
 mod baseline;
 mod bake;
 mod bluegreen;
