@@ -320,15 +320,27 @@ async fn unmet_requirements_warn_at_apply_deny_where_labelled_and_never_roll_out
             .unwrap_or(0)
             == 0)
     );
-    let events = events_of(&ns, "RequirementNotMet").await;
-    assert!(
-        events.iter().any(|e| e
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("minSteps")),
-        "{events:?}"
-    );
+    // The event is published after the status write: wait for it rather than race it.
+    common::wait_until(
+        Duration::from_secs(20),
+        "a RequirementNotMet event naming minSteps",
+        || {
+            let ns = &ns;
+            async move {
+                let events = events_of(ns, "RequirementNotMet").await;
+                Ok(events
+                    .iter()
+                    .any(|e| {
+                        e.message
+                            .as_deref()
+                            .unwrap_or_default()
+                            .contains("minSteps")
+                    })
+                    .then_some(()))
+            }
+        },
+    )
+    .await;
 
     // The admin labels the policy Deny: the same apply is now refused, naming the requirement.
     let (ok, _, stderr) = kubectl(

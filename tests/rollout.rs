@@ -420,7 +420,18 @@ async fn invalid_safe_deployments_are_rejected_with_clear_messages() {
     for (what, mutate, expected) in &cases {
         let mut manifest = base.clone();
         mutate(&mut manifest);
-        let object: SafeDeployment = match serde_json::from_value(manifest.clone()) {
+        // A typed object that does not serialize back to the same strategy (an empty canary is
+        // left out, since blue-green made it optional) goes as raw JSON too, as `kubectl apply`
+        // sends it.
+        let typed = serde_json::from_value::<SafeDeployment>(manifest.clone()).and_then(|o| {
+            let strategy = serde_json::to_value(&o.spec.strategy)?;
+            if strategy == manifest["spec"]["strategy"] {
+                Ok(o)
+            } else {
+                Err(serde::de::Error::custom("not the same strategy"))
+            }
+        });
+        let object: SafeDeployment = match typed {
             Ok(object) => object,
             Err(_) => {
                 // Not representable in the Rust types: send the raw JSON.
