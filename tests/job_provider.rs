@@ -39,6 +39,12 @@ fn manifest(version: &str, job: Value, extra: Value) -> Value {
     manifest
 }
 
+/// Installs this build's CRDs: other builds on the shared cluster may have installed CRDs
+/// without `provider.job` meanwhile, and the API server would prune the field on apply.
+async fn this_builds_crds(ns: &common::TestNamespace) {
+    operator::install_crds(&ns.client).await;
+}
+
 async fn analysis_jobs(ns: &common::TestNamespace) -> Vec<Job> {
     let api: Api<Job> = ns.api();
     api.list(&ListParams::default().labels(&format!("{JOB_LABEL}=true")))
@@ -53,9 +59,11 @@ async fn a_completing_job_promotes_the_canary_with_one_job_per_measurement() {
     let (ns, _operator) = setup("jobpass").await;
     let job =
         json!({"template": {"spec": {"containers": [{"name": "smoke", "image": "busybox"}]}}});
+    this_builds_crds(&ns).await;
     let v1 = apply_stable(&ns, &manifest("v1", job.clone(), json!({})))
         .await
         .stable_revision;
+    this_builds_crds(&ns).await;
     let promoted = apply_promoted(&ns, &manifest("v2", job, json!({})), v1.as_deref()).await;
     let canary = promoted.stable_revision.clone().expect("v2 is stable");
 
@@ -129,6 +137,7 @@ async fn a_job_that_never_runs_is_an_error_past_its_deadline_and_fails_the_canar
     let (ns, _operator) = setup("jobhang").await;
     let passing =
         json!({"template": {"spec": {"containers": [{"name": "smoke", "image": "busybox"}]}}});
+    this_builds_crds(&ns).await;
     let stable = apply_stable(&ns, &manifest("v1", passing, json!({})))
         .await
         .stable_revision;
@@ -142,6 +151,7 @@ async fn a_job_that_never_runs_is_an_error_past_its_deadline_and_fails_the_canar
         }},
     });
     let on_error = json!({"onError": "Fail", "consecutiveErrorLimit": 0});
+    this_builds_crds(&ns).await;
     apply(&ns, &manifest("v2", hanging, on_error))
         .await
         .expect("apply v2");
