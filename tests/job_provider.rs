@@ -14,7 +14,7 @@ use common::Fault;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 use operator::{apply, apply_promoted, apply_stable, safe_deployment, setup, wait_status};
-use safedeploy::analysis::provider::job::{JOB_LABEL, MEASUREMENT_ANNOTATION};
+use safedeploy::analysis::provider::job::{JOB_LABEL, MEASUREMENT_ANNOTATION, RUN_LABEL};
 use safedeploy::api::analysis::MetricVerdict;
 use safedeploy::api::{Phase, SafeDeployment};
 use serde_json::{Value, json};
@@ -70,26 +70,32 @@ async fn a_completing_job_promotes_the_canary_with_one_job_per_measurement() {
     let sd: SafeDeployment = ns.api().get("web").await.expect("the SafeDeployment");
     let uid = sd.metadata.uid.clone().expect("uid");
     let jobs = analysis_jobs(&ns).await;
-    let mut measurements: Vec<String> = jobs
-        .iter()
-        .filter_map(|j| {
-            j.metadata
-                .annotations
-                .as_ref()?
-                .get(MEASUREMENT_ANNOTATION)
-                .cloned()
-        })
-        .collect();
-    measurements.sort();
-    println!("MEASURED analysis Jobs of v2's run: {}", jobs.len());
-    assert_eq!(
-        measurements,
-        ["1", "2"],
-        "one Job per measurement of the run (count 2), however often the operator looked while they ran: {:#?}",
-        jobs.iter()
-            .map(|j| j.metadata.name.clone())
-            .collect::<Vec<_>>()
+    // Per run (a run restarted after a provider error gets a new key and new Jobs), one Job
+    // per measurement: 1, 2, ... with no number twice, however often the operator looked.
+    let mut runs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for job in &jobs {
+        let labels = job.metadata.labels.clone().unwrap_or_default();
+        let annotations = job.metadata.annotations.clone().unwrap_or_default();
+        runs.entry(labels.get(RUN_LABEL).cloned().unwrap_or_default())
+            .or_default()
+            .push(
+                annotations
+                    .get(MEASUREMENT_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+    }
+    println!(
+        "MEASURED analysis Jobs of v2: {} in {} run(s)",
+        jobs.len(),
+        runs.len()
     );
+    for (run, mut numbers) in runs {
+        numbers.sort();
+        let expected: Vec<String> = (1..=numbers.len()).map(|n| n.to_string()).collect();
+        assert_eq!(numbers, expected, "run {run}: one Job per measurement");
+    }
+    assert!(!jobs.is_empty(), "the analysis ran Jobs");
     for job in &jobs {
         let owner = job
             .metadata
