@@ -184,6 +184,8 @@ namespaced = {
     "/services": {"get", "create", "patch"},
     "gateway.networking.k8s.io/httproutes": {"get", "list", "watch", "patch"},
     "gateway.networking.k8s.io/grpcroutes": {"get", "list", "watch", "patch"},
+    # The Jobs of `job` analysis metrics.
+    "batch/jobs": {"get", "list", "create", "delete"},
 }
 expected = {**cluster_scoped, **namespaced}
 if got != expected:

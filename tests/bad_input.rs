@@ -274,6 +274,15 @@ async fn specs_at_the_boundaries_are_accepted() {
                 blue_green["autoPromotionSeconds"] = json!(86400);
             }),
         ),
+        (
+            "a job metric with a 1h deadline and only its exit as check",
+            Box::new(|m: &mut Value| {
+                cases::job_metric_with(m, |metric| {
+                    metric["provider"]["job"]["deadline"] = json!("1h");
+                    metric["critical"] = json!(true);
+                })
+            }),
+        ),
     ];
     let base = valid_safe_deployment("web");
     let mut failures = Vec::new();

@@ -404,7 +404,7 @@ async fn invalid_safe_deployments_are_rejected_with_clear_messages() {
                                  "web": {"url": "http://x", "jsonPath": "$.v"}},
                     "thresholds": {"target": 0, "acceptable": 0, "critical": 1}}]}])
             }),
-            "exactly one of prometheus, web or kubernetes",
+            "exactly one of prometheus, web, kubernetes or job",
         ),
         (
             "negative replicas",

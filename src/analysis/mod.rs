@@ -196,6 +196,7 @@ pub(crate) mod testgen {
         MetricSpec {
             name: name.into(),
             provider: Provider {
+                job: None,
                 prometheus: Some(PrometheusProvider {
                     address: "http://prometheus:9090".into(),
                     query,

@@ -143,9 +143,14 @@ fn validate_metric(metric: &MetricSpec) -> Result<(), String> {
         provider.prometheus.is_some(),
         provider.web.is_some(),
         provider.kubernetes.is_some(),
+        provider.job.is_some(),
     ];
     if providers.into_iter().filter(|&set| set).count() != 1 {
-        return Err("set exactly one of prometheus, web or kubernetes".into());
+        return Err("set exactly one of prometheus, web, kubernetes or job".into());
+    }
+    if provider.job.is_some() && metric.thresholds.is_none() {
+        // The Job's exit is its check: the controller judges it with `job::judged`.
+        return Ok(());
     }
     if metric.thresholds.is_none() && metric.relative.is_none() && metric.statistical.is_none() {
         return Err("it needs at least one check: thresholds, relative or statistical".into());

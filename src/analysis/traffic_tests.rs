@@ -296,6 +296,7 @@ fn a_dry_run_metric_records_thin_traffic_without_deciding() {
 fn web_error_ratio(url: &str) -> MetricSpec {
     MetricSpec {
         provider: Provider {
+            job: None,
             prometheus: None,
             web: Some(WebProvider {
                 url: url.into(),
@@ -333,6 +334,7 @@ fn a_guard_admission_refuses_makes_the_template_invalid() {
     };
     let kubernetes = MetricSpec {
         provider: Provider {
+            job: None,
             prometheus: None,
             web: None,
             kubernetes: Some(crate::api::analysis::KubernetesProvider::default()),

@@ -10,6 +10,7 @@ panic_free! {
     pub mod health;
 }
 pub mod image;
+pub mod job;
 pub mod labels;
 pub mod notifications;
 pub mod policy;

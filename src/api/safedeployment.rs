@@ -638,7 +638,7 @@ pub const MAX_IMAGE_LENGTH: usize = 512;
 /// The part of a container the operator relies on: a DNS-label name and a bounded image.
 /// `required` says whether `image` must be set (init containers may inherit nothing either, but
 /// the API server checks them when the ReplicaSet is created).
-fn container_schema(required: bool) -> serde_json::Value {
+pub(crate) fn container_schema(required: bool) -> serde_json::Value {
     let mut schema = serde_json::json!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,

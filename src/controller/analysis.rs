@@ -89,7 +89,9 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 }
 
 /// Takes the `due` measurements through the providers and advances those runs in `status`
-/// with the pure `analysis::run` state machine.
+/// with the pure `analysis::run` state machine. A run with a job metric whose Job still runs is
+/// not advanced (its measurement waits for the Job); the answer is then `true`, so the
+/// reconcile looks again within [`super::jobs::JOB_POLL`].
 ///
 /// `pods` and `baseline_pods` are the SafeDeployment's revision pods and fresh-baseline pods
 /// from the cache, which `kubernetes` metrics are measured on. Dropping this future before it
@@ -102,12 +104,27 @@ pub async fn measure(
     pods: &[PodView],
     baseline_pods: &[PodView],
     now: Timestamp,
-) -> Result<(), ReconcileError> {
+) -> Result<bool, ReconcileError> {
+    let mut waiting_for_jobs = false;
     for (position, name) in due {
         let Some(template) = sd.spec.analyses.iter().find(|t| &t.name == name) else {
             continue;
         };
         let vars = query_vars(sd, status);
+        let mut job_readings = super::jobs::JobReadings::new();
+        if let Some(run_status) = status.analysis_runs.get(*position)
+            && template.metrics.iter().any(|m| m.provider.job.is_some())
+        {
+            let interval = run::schedule(template)
+                .map(|s| s.interval)
+                .unwrap_or_default();
+            let windowed = vars.measured_at(now, interval);
+            job_readings = super::jobs::measure(ctx, sd, template, run_status, &windowed).await?;
+            if job_readings.values().any(Option::is_none) {
+                waiting_for_jobs = true;
+                continue;
+            }
+        }
         let secrets = secret_headers(ctx, &vars.namespace, template).await?;
         let egress = egress(ctx, &vars.namespace, template).await?;
         let fresh = sd.spec.strategy.canary.baseline == Some(BaselineMode::Fresh);
@@ -117,10 +134,19 @@ pub async fn measure(
             .providers
             .measure_template(template, &vars, &secrets, &egress, &side_pods, now)
             .await;
+        // A job metric's observation is its Job's; the providers only say they cannot run it.
+        let observations: Vec<_> = observations
+            .into_iter()
+            .map(|o| match job_readings.remove(&o.metric) {
+                Some(Some(from_job)) => from_job,
+                _ => o,
+            })
+            .collect();
         let Some(run_status) = status.analysis_runs.get_mut(*position) else {
             continue;
         };
-        let outcome = run::advance(template, run_status, &observations, now);
+        let judged = crate::analysis::provider::job::judged(template);
+        let outcome = run::advance(&judged, run_status, &observations, now);
         let kind = match &outcome {
             RunOutcome::Continue { .. } => None,
             RunOutcome::Passed => Some("Passed"),
@@ -131,7 +157,7 @@ pub async fn measure(
             crate::telemetry::Metrics::count(&ctx.metrics.analysis_results, kind);
         }
     }
-    Ok(())
+    Ok(waiting_for_jobs)
 }
 
 /// The values of `{{canary}}`, `{{stable}}`, `{{baseline}}` and the object's own in queries.

@@ -20,6 +20,7 @@ mod backoff;
 mod config;
 mod error;
 pub mod fault;
+mod jobs;
 pub mod leader;
 pub mod notify;
 pub mod observe;

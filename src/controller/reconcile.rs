@@ -177,6 +177,7 @@ async fn measure_unless_stopped(
     rollout: &mut Dereferenced,
 ) -> Result<Option<Decision>, ReconcileError> {
     let mut measured = rollout.status.clone();
+    let mut waiting_for_jobs = false;
     let outcome = {
         let measuring = analysis::measure(
             sd,
@@ -189,7 +190,10 @@ async fn measure_unless_stopped(
         );
         let watching = stopped_by_health(sd, ctx, rollout);
         tokio::select! {
-            result = measuring => result.map(|()| None),
+            result = measuring => result.map(|waiting| {
+                waiting_for_jobs = waiting;
+                None
+            }),
             stopped = watching => Ok(Some(stopped)),
         }
     };
@@ -201,6 +205,13 @@ async fn measure_unless_stopped(
         rollout
             .analyses
             .regate(&sd.spec, &rollout.status, rollout.now);
+        if waiting_for_jobs {
+            // The measurement waiting for its Job is overdue, which would wake at once (and
+            // spin): look again when the Job may have finished, or earlier for another run.
+            let poll = super::jobs::JOB_POLL;
+            let other = rollout.analyses.wake.filter(|w| *w >= HEALTH_WATCH_PERIOD);
+            rollout.analyses.wake = Some(other.map_or(poll, |w| w.min(poll)));
+        }
     }
     outcome
 }

@@ -104,6 +104,16 @@ pub(crate) fn web_metric_with(m: &mut Value, change: impl Fn(&mut Value)) {
     });
 }
 
+/// A job provider metric (no checks of its own), its provider changed by `change`.
+pub(crate) fn job_metric_with(m: &mut Value, change: impl Fn(&mut Value)) {
+    metric_with(m, |metric| {
+        *metric = json!({"name": "smoke", "provider": {"job": {
+            "template": {"spec": {"containers": [{"name": "smoke", "image": "busybox"}]}},
+        }}});
+        change(metric);
+    });
+}
+
 /// The first metric guarded by `minimumTraffic: {query, minimum}`.
 pub(crate) fn traffic_guard_with(m: &mut Value, query: &str, minimum: Value) {
     let query = query.to_string();
@@ -468,6 +478,54 @@ pub(crate) fn safe_deployment_cases() -> Vec<Case> {
             |m| {
                 metric_with(m, |metric| {
                     metric["provider"]["prometheus"]["timeout"] = json!("0s")
+                })
+            },
+        ),
+        case(
+            "job metric with thresholds of its own",
+            "a job metric is judged by the Job's exit",
+            |m| {
+                job_metric_with(m, |metric| {
+                    metric["thresholds"] = json!({"target": 0, "acceptable": 0, "critical": 1})
+                })
+            },
+        ),
+        case(
+            "job metric with a second provider",
+            "exactly one of prometheus, web, kubernetes or job",
+            |m| {
+                job_metric_with(m, |metric| {
+                    metric["provider"]["kubernetes"] = json!({"signal": "restarts"})
+                })
+            },
+        ),
+        case(
+            "job deadline 2h",
+            "job.deadline must be at least 1s and at most 1h",
+            |m| {
+                job_metric_with(m, |metric| {
+                    metric["provider"]["job"]["deadline"] = json!("2h")
+                })
+            },
+        ),
+        case(
+            "job template without containers",
+            "should have at least 1 items",
+            |m| {
+                job_metric_with(m, |metric| {
+                    metric["provider"]["job"]["template"]["spec"]["containers"] = json!([])
+                })
+            },
+        ),
+        case(
+            "job template with 33 containers",
+            "must have at most 32 items",
+            |m| {
+                job_metric_with(m, |metric| {
+                    let containers: Vec<Value> = (0..33)
+                        .map(|i| json!({"name": format!("c{i}"), "image": "busybox"}))
+                        .collect();
+                    metric["provider"]["job"]["template"]["spec"]["containers"] = json!(containers)
                 })
             },
         ),

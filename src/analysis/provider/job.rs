@@ -3,10 +3,7 @@
 //! starting a second), the Job object itself (owned by the SafeDeployment, labelled so the
 //! operator watches only its own Jobs, bounded in time and retention, the canary given to it as
 //! environment variables), how a Job's status reads as an observation, and which finished Jobs
-//! to delete. No I/O: the controller creates, reads and deletes the Jobs.
-//!
-//! NOT YET WIRED: no CRD field selects this provider yet and the controller does not call it
-//! (see docs/metrics-backends.md, "The job provider").
+//! to delete. No I/O: the controller (`controller::jobs`) creates, reads and deletes the Jobs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -56,6 +53,8 @@ pub struct JobOwner {
     pub namespace: String,
     /// Name of the analysis template.
     pub template: String,
+    /// Name of the metric the Job measures (two job metrics of one template run apart).
+    pub metric: String,
     /// When the run started (`status.analysisRuns[].startedAt`): with the canary revision, it
     /// tells one run from a restarted one.
     pub run_started_at: String,
@@ -66,8 +65,13 @@ pub struct JobOwner {
 /// A short stable key of one analysis run: the same run gives the same key after a restart.
 pub fn run_key(owner: &JobOwner, vars: &QueryVars) -> String {
     let text = format!(
-        "{}\n{}\n{}\n{}\n{}",
-        owner.namespace, vars.name, owner.template, vars.canary, owner.run_started_at
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        owner.namespace,
+        vars.name,
+        owner.template,
+        owner.metric,
+        vars.canary,
+        owner.run_started_at
     );
     let hash = digest(&SHA256, text.as_bytes());
     hex::encode(hash.as_ref().iter().take(5).copied().collect::<Vec<u8>>())
@@ -247,6 +251,39 @@ pub fn job_thresholds() -> crate::api::analysis::MetricThresholds {
         target: 1.0,
         acceptable: 1.0,
         critical: 0.0,
+    }
+}
+
+/// Whether `job` was created by this SafeDeployment (its controller owner reference has
+/// `owner_uid`). A Job with the expected name that someone else created (a tenant guessing the
+/// name to pre-create a Job that always passes) is not read as a verdict.
+pub fn owned_by(job: &Job, owner_uid: &str) -> bool {
+    job.metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.controller == Some(true) && r.uid == owner_uid)
+}
+
+/// The template as the run judges it: each job metric gets the thresholds of
+/// [`job_thresholds`] with direction `higherIsBetter` (admission refuses checks of its own on
+/// a job metric, so nothing the user wrote is replaced).
+pub fn judged(template: &crate::api::analysis::AnalysisTemplate) -> crate::api::analysis::AnalysisTemplate {
+    let mut judged = template.clone();
+    for metric in judged.metrics.iter_mut().filter(|m| m.provider.job.is_some()) {
+        metric.direction = Some(crate::api::analysis::Direction::HigherIsBetter);
+        metric.thresholds = Some(job_thresholds());
+    }
+    judged
+}
+
+impl From<&crate::api::job::KubernetesJobProvider> for JobProvider {
+    fn from(spec: &crate::api::job::KubernetesJobProvider) -> Self {
+        Self {
+            template: spec.template.clone(),
+            deadline: spec.deadline(),
+        }
     }
 }
 

@@ -241,6 +241,14 @@ impl Providers {
             samples: metric.statistical.is_some(),
         };
         let provider = &metric.provider;
+        if provider.job.is_some() {
+            // A Job is created and read by the controller (`controller::jobs`), which has the
+            // Kubernetes client; here (replay, or a caller that did not) it cannot be run.
+            let error = ProviderError::Config(
+                "a job metric is measured by the operator, which runs its Job; it cannot be measured here".into(),
+            );
+            return MetricObservation::failed(&metric.name, error);
+        }
         let range_window = (provider.prometheus.as_ref())
             .and_then(|p| p.range.as_ref())
             .and_then(|r| r.window.parse().ok());
@@ -318,7 +326,7 @@ impl Providers {
             }
             _ => {
                 let error = ProviderError::Config(
-                    "a metric needs exactly one of prometheus, web or kubernetes".into(),
+                    "a metric needs exactly one of prometheus, web, kubernetes or job".into(),
                 );
                 return MetricObservation::failed(&metric.name, error);
             }

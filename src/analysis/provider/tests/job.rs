@@ -19,6 +19,7 @@ fn owner() -> JobOwner {
         },
         namespace: "shop".into(),
         template: "smoke".into(),
+        metric: "smoke-test".into(),
         run_started_at: "2026-03-01T12:00:00Z".into(),
         canary_service: Some("checkout-canary".into()),
     }
@@ -230,4 +231,68 @@ fn retention_deletes_the_oldest_finished_jobs_only() {
         ]
     );
     assert!(expired(&jobs[..3]).is_empty());
+}
+
+#[test]
+fn two_job_metrics_of_one_run_get_different_jobs() {
+    let other_metric = JobOwner {
+        metric: "load-test".into(),
+        ..owner()
+    };
+    assert_ne!(
+        job_name(&owner(), &vars(), 1),
+        job_name(&other_metric, &vars(), 1),
+        "two job metrics of one template would otherwise read each other's Job"
+    );
+}
+
+#[test]
+fn a_job_someone_else_created_under_the_expected_name_is_not_ours() {
+    let ours = build_job(&provider(), &owner(), &vars(), 1).unwrap();
+    assert!(owned_by(&ours, "0000-1111"));
+    let mut planted = ours.clone();
+    planted.metadata.owner_references = None;
+    assert!(!owned_by(&planted, "0000-1111"), "no owner: a planted Job");
+    let mut foreign = ours.clone();
+    if let Some(refs) = foreign.metadata.owner_references.as_mut() {
+        refs[0].uid = "another-safedeployment".into();
+    }
+    assert!(!owned_by(&foreign, "0000-1111"), "owned by another object");
+    let mut not_controller = ours;
+    if let Some(refs) = not_controller.metadata.owner_references.as_mut() {
+        refs[0].controller = None;
+    }
+    assert!(!owned_by(&not_controller, "0000-1111"), "an owner, but not the controller");
+}
+
+#[test]
+fn a_job_metric_is_judged_higher_is_better_and_others_are_left_alone() {
+    let template: crate::api::analysis::AnalysisTemplate = serde_yaml::from_str(
+        r#"
+name: smoke
+metrics:
+  - name: smoke-test
+    provider:
+      job:
+        template:
+          spec:
+            containers: [{name: t, image: busybox}]
+  - name: errors
+    provider:
+      prometheus: {address: "http://prometheus:9090", query: "up"}
+    thresholds: {target: 0, acceptable: 0.01, critical: 0.05}
+"#,
+    )
+    .unwrap();
+    let judged = judged(&template);
+    assert_eq!(
+        judged.metrics[0].direction,
+        Some(crate::api::analysis::Direction::HigherIsBetter)
+    );
+    assert_eq!(judged.metrics[0].thresholds, Some(job_thresholds()));
+    assert_eq!(judged.metrics[1], template.metrics[1]);
+    for schedulable in [&judged, &template] {
+        let schedule = crate::analysis::run::schedule(schedulable);
+        assert!(schedule.is_ok(), "{schedule:?}");
+    }
 }

@@ -204,6 +204,7 @@ fn prometheus_metric(addr: SocketAddr, query: &str) -> MetricSpec {
     MetricSpec {
         name: "latency".into(),
         provider: Provider {
+            job: None,
             prometheus: Some(PrometheusProvider {
                 address: format!("http://{addr}/prom/"),
                 query: query.into(),
@@ -236,6 +237,7 @@ fn web_metric(url: String, json_path: &str) -> MetricSpec {
     MetricSpec {
         name: "web".into(),
         provider: Provider {
+            job: None,
             prometheus: None,
             web: Some(WebProvider {
                 url,
