@@ -169,7 +169,8 @@ cluster_scoped = {
     "/namespaces": {"get", "list"},
 }
 namespaced = {
-    "safedeploy.dev/safedeployments": {"get", "list", "watch"},
+    # patch: only metadata.finalizers (the routes finalizer, docs/traffic-routing.md).
+    "safedeploy.dev/safedeployments": {"get", "list", "watch", "patch"},
     "safedeploy.dev/safedeployments/status": {"patch"},
     "safedeploy.dev/safedeployments/finalizers": {"update"},
     "safedeploy.dev/safedeploymentrecords": {"create", "list", "delete"},

@@ -1,13 +1,13 @@
 //! Delivery of notifications: a bounded queue the reconciles offer their applied status to, and
 //! worker tasks that derive what to announce (`core::notify`), skip what was delivered already,
-//! send the rest with timeouts, retries and back-off ([`send`]), and record each delivery in the
-//! cluster ([`state`]).
+//! send the rest with timeouts, retries and back-off (`send`), and record each delivery in the
+//! cluster (`state`).
 //!
 //! A reconcile never waits here: [`Notifier::offer`] is a `try_send` on a bounded queue (a full
 //! queue drops the offer and counts it; the next reconcile offers the state again, and the
 //! undelivered notifications are derived again from it). Each SafeDeployment is handled by one
 //! task at a time (a newer offer while it runs replaces any waiting one), at most
-//! [`MAX_CONCURRENT`] at once, so a hanging receiver occupies its own rollout's task and nothing
+//! `MAX_CONCURRENT` at once, so a hanging receiver occupies its own rollout's task and nothing
 //! else.
 
 mod send;
