@@ -90,7 +90,11 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// Watches (never polls: a switch and its switch-back can be milliseconds apart) the active
+    /// Service's selector and the replicas of the `old` revision's ReplicaSets.
     fn start(ns: &TestNamespace, old: &str) -> Watcher {
+        use futures::StreamExt;
+        use kube::runtime::watcher::{self, Event};
         let seen = Arc::new(Mutex::new((Vec::new(), i32::MAX)));
         let (client, namespace, old) = (ns.client.clone(), ns.name.clone(), old.to_string());
         let shared = seen.clone();
@@ -98,34 +102,45 @@ impl Watcher {
             let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), &namespace);
             let sets: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> =
                 kube::Api::namespaced(client, &namespace);
+            let mut service_events = watcher::watcher(
+                services,
+                watcher::Config::default().fields("metadata.name=web-active"),
+            )
+            .boxed();
+            let mut set_events = watcher::watcher(sets, watcher::Config::default()).boxed();
+            let mut old_sizes = std::collections::BTreeMap::new();
+            let mut listed = false;
             loop {
-                let active = services
-                    .get("web-active")
-                    .await
-                    .ok()
-                    .and_then(|s| s.spec?.selector?.get(LABEL_REVISION).cloned());
-                let old_size = sets
-                    .list(&Default::default())
-                    .await
-                    .map(|l| {
-                        l.items
-                            .iter()
-                            .filter(|rs| rs.labels().get(LABEL_REVISION) == Some(&old))
-                            .map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
-                            .sum::<i32>()
-                    })
-                    .ok();
-                if let Ok(mut seen) = shared.lock() {
-                    if let Some(active) = active
-                        && seen.0.last() != Some(&active)
-                    {
-                        seen.0.push(active);
+                tokio::select! {
+                    Some(Ok(event)) = service_events.next() => {
+                        if let Event::Apply(service) | Event::InitApply(service) = event
+                            && let Some(active) = service.spec.and_then(|s| s.selector?.get(LABEL_REVISION).cloned())
+                            && let Ok(mut seen) = shared.lock()
+                            && seen.0.last() != Some(&active)
+                        {
+                            seen.0.push(active);
+                        }
                     }
-                    if let Some(size) = old_size {
-                        seen.1 = seen.1.min(size);
+                    Some(Ok(event)) = set_events.next() => {
+                        match event {
+                            Event::Apply(rs) | Event::InitApply(rs) => {
+                                if rs.labels().get(LABEL_REVISION) == Some(&old) {
+                                    let size = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                                    old_sizes.insert(rs.name_any(), size);
+                                }
+                            }
+                            Event::Delete(rs) => {
+                                old_sizes.remove(&rs.name_any());
+                            }
+                            Event::InitDone => listed = true,
+                            Event::Init => {}
+                        }
+                        if listed && let Ok(mut seen) = shared.lock() {
+                            seen.1 = seen.1.min(old_sizes.values().sum::<i32>());
+                        }
                     }
+                    else => break,
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
         Watcher { seen, task }
