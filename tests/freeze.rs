@@ -171,9 +171,9 @@ async fn a_bad_canary_is_reverted_during_a_freeze() {
         "reverted while the freeze was in force: {:?}",
         reverted.freeze
     );
-    // The event follows the status write.
+    // The event follows the status write (seconds later on a loaded CI machine).
     common::wait_until(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "a RolloutReverted event",
         || async {
             let events = events_of(&ns, "RolloutReverted").await;

@@ -430,7 +430,30 @@ async fn a_crashing_container_goes_through_the_same_states_on_both_tiers() {
     let sequence = |readings: &[(ContainerReading, u128)]| -> Vec<ContainerReading> {
         readings.iter().map(|(r, _)| r.clone()).collect()
     };
-    assert_eq!(sequence(&real), crash_loop_sequence(), "the real kubelet");
+    // The real kubelet batches status updates: under load one update may carry a restart and
+    // the readiness that followed it, so a watch can miss an in-between state. What it shows
+    // must still be the expected states in order, from the first to the last, through
+    // CrashLoopBackOff; kwok's Stages are deterministic and must show every one.
+    let expected = crash_loop_sequence();
+    let observed = sequence(&real);
+    let mut remaining = expected.iter();
+    assert!(
+        observed
+            .iter()
+            .all(|state| remaining.any(|wanted| wanted == state)),
+        "the real kubelet: {observed:?} is not in the order of {expected:?}"
+    );
+    assert_eq!(
+        (observed.first(), observed.last()),
+        (expected.first(), expected.last()),
+        "the real kubelet: {observed:?}"
+    );
+    assert!(
+        observed
+            .iter()
+            .any(|r| r.waiting.as_deref() == Some("CrashLoopBackOff")),
+        "the real kubelet: {observed:?}"
+    );
     assert_eq!(
         sequence(&kwok),
         crash_loop_sequence(),
