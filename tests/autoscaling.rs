@@ -46,6 +46,21 @@ pub(crate) async fn revision_sizes(ns: &TestNamespace, revision: &str) -> (i32, 
         })
 }
 
+/// Asks for an abort and waits until the canary is reverted.
+pub(crate) async fn abort_and_wait_reverted(ns: &TestNamespace) {
+    annotate(ns, NAME, REQUEST_ABORT, "a1")
+        .await
+        .expect("request the abort");
+    wait_status(
+        ns,
+        NAME,
+        Duration::from_secs(30),
+        "the abort to revert the canary",
+        |s| s.phase == Phase::Degraded,
+    )
+    .await;
+}
+
 /// Waits until `revision` runs exactly `replicas` pods, all Ready.
 pub(crate) async fn wait_sized(ns: &TestNamespace, revision: &str, replicas: i32, what: &str) {
     common::wait_until(Duration::from_secs(60), what, || async move {
@@ -176,17 +191,7 @@ async fn kubectl_scale_mid_revert_keeps_the_new_count() {
     let (stable, canary) = holding_canary(&ns, Fault::ReadyAfterSeconds(4)).await;
 
     let watch = ReadyCapacityWatch::start(ns.client.clone(), &ns.name).await;
-    annotate(&ns, NAME, REQUEST_ABORT, "a1")
-        .await
-        .expect("request the abort");
-    wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(30),
-        "the abort to revert the canary",
-        |s| s.phase == Phase::Degraded,
-    )
-    .await;
+    abort_and_wait_reverted(&ns).await;
     // The revert is under way (the stable's new pods start for 4 s): the load rises.
     kubectl_scale(&ns, 9).await;
     wait_sized(&ns, &stable, 9, "the stable at the new count of 9").await;

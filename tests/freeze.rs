@@ -15,12 +15,15 @@ mod operator;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Fault;
-use common::in_seconds;
+use common::{FAULT_ANNOTATION, Fault, in_seconds};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use operator::{
     apply, apply_stable_web, condition, events_of, policy_with, safe_deployment, setup, wait_status,
 };
 use safedeploy::api::Phase;
+use safedeploy::api::labels::LABEL_REVISION;
 use serde_json::json;
 
 const NEEDS_CLUSTER: &str = "needs the local control plane (e2e/cluster.sh)";
@@ -35,8 +38,8 @@ async fn a_rollout_waits_through_a_one_off_window_and_proceeds_after_it() {
     let _ = NEEDS_CLUSTER;
     let (ns, _operator) = setup("freeze-wait").await;
     let first = apply_stable_web(&ns, 2, &steps()).await;
-    // A freeze from now for 8 seconds.
-    let end = in_seconds(8);
+    // A freeze from now for 20 seconds (long enough that a loaded operator sees v2 inside it).
+    let end = in_seconds(20);
     policy_with(
         &ns,
         json!({"requireAttestation": false, "requirePinnedImages": false,
@@ -82,7 +85,7 @@ async fn a_rollout_waits_through_a_one_off_window_and_proceeds_after_it() {
         .collect();
     assert_eq!(sized.len(), 1, "only the stable ReplicaSet runs");
     // The event follows the status write.
-    common::wait_until(Duration::from_secs(5), "a Frozen event", || async {
+    common::wait_until(Duration::from_secs(30), "a Frozen event", || async {
         let events = events_of(&ns, "Frozen").await;
         Ok((!events.is_empty()).then_some(()))
     })
@@ -97,7 +100,7 @@ async fn a_rollout_waits_through_a_one_off_window_and_proceeds_after_it() {
     )
     .await;
     println!(
-        "v2 promoted {:?} after apply (the window ended 8 s after it was set)",
+        "v2 promoted {:?} after apply (the window ended 20 s after it was set)",
         started.elapsed()
     );
     // The canary of v2 started only once the window had ended (the operator's clock and the
@@ -126,14 +129,10 @@ async fn a_bad_canary_is_reverted_during_a_freeze() {
     // This build's CRDs now, so that `policy_with` below need not wait for them to be
     // re-established (other tests install other builds' CRDs) while v2's clock runs.
     operator::install_crds(&ns.client).await;
-    // v2 crashes a second after it is Ready; its canary starts before the freeze.
-    let manifest = safe_deployment(
-        "web",
-        2,
-        "registry.local/app:v2",
-        Fault::Crash,
-        hold.clone(),
-    );
+    // v2's canary starts before the freeze, and crashes only once the freeze is in force: its
+    // pods get the crash annotation then, which kwok's crash Stage picks up on a Ready pod (a
+    // v2 that crashed from the start could be reverted before a loaded operator saw the freeze).
+    let manifest = safe_deployment("web", 2, "registry.local/app:v2", Fault::None, hold.clone());
     apply(&ns, &manifest).await.expect("apply v2");
     let canary = wait_status(
         &ns,
@@ -153,6 +152,30 @@ async fn a_bad_canary_is_reverted_during_a_freeze() {
         "freeze",
     )
     .await;
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(60),
+        "the freeze to be in force",
+        |s| s.freeze.as_ref().is_some_and(|f| f.active),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let canary_pods = pods
+        .list(&ListParams::default().labels(&format!("{LABEL_REVISION}={canary}")))
+        .await
+        .expect("list the canary's pods");
+    assert!(!canary_pods.items.is_empty(), "the canary has no pod");
+    for pod in canary_pods {
+        let crash = json!({"metadata": {"annotations": {FAULT_ANNOTATION: "crash"}}});
+        pods.patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&crash),
+        )
+        .await
+        .expect("make a canary pod crash");
+    }
     let reverted = wait_status(
         &ns,
         "web",

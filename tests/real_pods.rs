@@ -24,7 +24,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use operator::{apply, apply_promoted, apply_stable, setup, wait_status};
 use real::{
     REAL_NODE_TAINT, RealFault, TIER_LABEL, Tier, assert_real_pods, real_template,
-    real_tier_available, scraped_template, web,
+    real_tier_available, scraped_analysis_web, scraped_template, wait_reverted_on, web,
 };
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
@@ -512,23 +512,14 @@ async fn real_a_revision_whose_pods_serve_errors_is_reverted_from_their_own_metr
     let (ns, _operator) = setup("real-errors").await;
     let query = "sum(rate(safedeploy_demo_errors_total{version=\"{{canary}}\"}[4s])) / \
                  sum(rate(safedeploy_demo_requests_total{version=\"{{canary}}\"}[4s]))";
-    let analysis = json!({
-        "name": "errors", "interval": "2s", "count": 1000, "initialDelay": "5s",
-        "metrics": [{
-            "name": "error-ratio",
-            "provider": {"prometheus": {"address": prometheus, "query": query, "timeout": "1s"}},
-            "direction": "lowerIsBetter",
-            "thresholds": {"target": 0.005, "acceptable": 0.01, "critical": 0.02},
-            "onError": "Inconclusive",
-            "consecutiveErrorLimit": 1
-        }]
-    });
-    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
-    let mut manifest = web(Tier::Real, 2, "v1", false, &steps);
-    manifest["spec"]["template"] =
-        scraped_template("web", &[("SAFEDEPLOY_EMITTER_ERROR_RATIO", "0")]);
-    manifest["spec"]["analyses"] = json!([analysis]);
-    manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("errors");
+    let manifest = scraped_analysis_web(
+        2,
+        scraped_template("web", &[("SAFEDEPLOY_EMITTER_ERROR_RATIO", "0")]),
+        ("errors", "error-ratio"),
+        (&prometheus, query),
+        json!({"target": 0.005, "acceptable": 0.01, "critical": 0.02}),
+        "5s",
+    );
     let v1 = apply_stable(&ns, &manifest)
         .await
         .stable_revision
@@ -538,18 +529,13 @@ async fn real_a_revision_whose_pods_serve_errors_is_reverted_from_their_own_metr
         scraped_template("web", &[("SAFEDEPLOY_EMITTER_ERROR_RATIO", "0.05")]);
     let applied = Instant::now();
     apply(&ns, &bad).await.expect("apply the erroring v2");
-    let status = wait_status(
+    let entry = wait_reverted_on(
         &ns,
-        "web",
-        Duration::from_secs(90),
+        &v1,
+        "error-ratio",
         "the erroring revision to be reverted",
-        |s| s.phase == Phase::Degraded,
     )
     .await;
-    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
-    let entry = status.history.last().expect("a history entry");
-    assert_eq!(entry.outcome, "Reverted");
-    assert!(entry.reason.contains("error-ratio"), "{}", entry.reason);
     println!(
         "MEASURED real tier 5% errors: reverted {:.1} s after the apply; reason: {}",
         applied.elapsed().as_secs_f64(),

@@ -25,7 +25,9 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, PostParams};
 use operator::{apply, apply_stable, setup, wait_status};
-use real::{Tier, real_tier_available, scraped_template, web};
+use real::{
+    Tier, real_tier_available, scraped_analysis_web, scraped_template, wait_reverted_on, web,
+};
 use safedeploy::api::Phase;
 use safedeploy::api::labels::LABEL_REVISION;
 use serde_json::{Value, json};
@@ -362,22 +364,14 @@ async fn revert_under_traffic(prometheus: &str, pre_stop: Option<u32>) -> Revert
     let (ns, _operator) = setup("real-revert").await;
     let latency = "sum(rate(safedeploy_demo_request_duration_seconds_sum{version=\"{{canary}}\"}[4s])) / \
                    sum(rate(safedeploy_demo_request_duration_seconds_count{version=\"{{canary}}\"}[4s]))";
-    let analysis = json!({
-        "name": "latency", "interval": "2s", "count": 1000, "initialDelay": "6s",
-        "metrics": [{
-            "name": "mean-latency",
-            "provider": {"prometheus": {"address": prometheus, "query": latency, "timeout": "1s"}},
-            "direction": "lowerIsBetter",
-            "thresholds": {"target": 0.1, "acceptable": 0.15, "critical": 0.2},
-            "onError": "Inconclusive",
-            "consecutiveErrorLimit": 1
-        }]
-    });
-    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
-    let mut manifest = web(Tier::Real, 4, "v1", false, &steps);
-    manifest["spec"]["template"] = with_pre_stop(scraped_template("web", &[]), pre_stop);
-    manifest["spec"]["analyses"] = json!([analysis]);
-    manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!("latency");
+    let manifest = scraped_analysis_web(
+        4,
+        with_pre_stop(scraped_template("web", &[]), pre_stop),
+        ("latency", "mean-latency"),
+        (prometheus, latency),
+        json!({"target": 0.1, "acceptable": 0.15, "critical": 0.2}),
+        "6s",
+    );
     let v1 = apply_stable(&ns, &manifest)
         .await
         .stable_revision
@@ -409,19 +403,9 @@ async fn revert_under_traffic(prometheus: &str, pre_stop: Option<u32>) -> Revert
     );
     apply(&ns, &bad).await.expect("apply the slow v2");
     let applied = Instant::now();
-    let status = wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(90),
-        "the slow revision to be reverted",
-        |s| s.phase == Phase::Degraded,
-    )
-    .await;
+    let entry =
+        wait_reverted_on(&ns, &v1, "mean-latency", "the slow revision to be reverted").await;
     let apply_to_revert = applied.elapsed();
-    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
-    let entry = status.history.last().expect("a history entry");
-    assert_eq!(entry.outcome, "Reverted", "{entry:?}");
-    assert!(entry.reason.contains("mean-latency"), "{}", entry.reason);
     // Until the canary's pods are gone, the stable's are all Ready and kube-proxy has synced.
     wait_at_rest(&ns, &[(v1.as_str(), 4)]).await;
     common::wait_until(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::{SpecDuration, duration_rules};
 use super::rules::label_rules;
-use super::safedeployment::{MAX_CONTAINERS, MAX_INIT_CONTAINERS, container_schema};
+use super::safedeployment::pod_spec_schema;
 
 /// Runs a Kubernetes Job per measurement (a smoke or load test against the canary) and judges
 /// its exit: a Job that completes passes, a Job that fails is critical, a Job that runs past
@@ -66,24 +66,7 @@ fn job_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                     }
                 }
             },
-            "spec": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "required": ["containers"],
-                "properties": {
-                    "containers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": MAX_CONTAINERS,
-                        "items": container_schema(true)
-                    },
-                    "initContainers": {
-                        "type": "array",
-                        "maxItems": MAX_INIT_CONTAINERS,
-                        "items": container_schema(false)
-                    }
-                }
-            }
+            "spec": pod_spec_schema()
         }
     })
 }

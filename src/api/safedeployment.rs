@@ -606,23 +606,30 @@ fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                     }
                 }
             },
-            "spec": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "required": ["containers"],
-                "properties": {
-                    "containers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": MAX_CONTAINERS,
-                        "items": container_schema(true)
-                    },
-                    "initContainers": {
-                        "type": "array",
-                        "maxItems": MAX_INIT_CONTAINERS,
-                        "items": container_schema(false)
-                    }
-                }
+            "spec": pod_spec_schema()
+        }
+    })
+}
+
+/// The pod spec part of a compact pod template schema, shared by every pod template the CRDs
+/// carry (a SafeDeployment's and a job provider's): containers with a name and an image are
+/// checked here, the rest by the API server when the ReplicaSet or Job is created.
+pub(crate) fn pod_spec_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["containers"],
+        "properties": {
+            "containers": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_CONTAINERS,
+                "items": container_schema(true)
+            },
+            "initContainers": {
+                "type": "array",
+                "maxItems": MAX_INIT_CONTAINERS,
+                "items": container_schema(false)
             }
         }
     })

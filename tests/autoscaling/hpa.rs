@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::{Fault, ReadyCapacityWatch, TestNamespace, kubectl_run};
-use super::operator::{annotate, apply, apply_stable, safe_deployment, setup, wait_status};
-use super::{NAME, holding_steps, revision_sizes, wait_sized};
+use super::operator::{apply, apply_stable, safe_deployment, setup, wait_status};
+use super::{NAME, abort_and_wait_reverted, holding_steps, revision_sizes, wait_sized};
 use safedeploy::api::Phase;
-use safedeploy::api::labels::REQUEST_ABORT;
 
 /// CPU each pod requests; the HPA's utilization is usage over this.
 const CPU_REQUEST: &str = "100m";
@@ -148,17 +147,7 @@ async fn a_real_hpa_scales_a_canary_up_in_proportion_and_a_revert_keeps_its_coun
     );
 
     // A revert under load keeps the HPA's count.
-    annotate(&ns, NAME, REQUEST_ABORT, "a1")
-        .await
-        .expect("request the abort");
-    wait_status(
-        &ns,
-        NAME,
-        Duration::from_secs(30),
-        "the abort to revert the canary",
-        |s| s.phase == Phase::Degraded,
-    )
-    .await;
+    abort_and_wait_reverted(&ns).await;
     wait_sized(
         &ns,
         &stable,

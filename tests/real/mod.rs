@@ -7,6 +7,7 @@
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
+use safedeploy::api::{HistoryEntry, Phase};
 use serde_json::{Value, json};
 
 use crate::common::{Fault, TestNamespace};
@@ -211,4 +212,54 @@ pub fn prometheus_scraping_real_pods() -> Option<String> {
         return None;
     }
     Some(prometheus)
+}
+
+/// A SafeDeployment of `replicas` real pods of `template` (v1), in two steps (50%, then a pause
+/// for a person), whose background analysis `analysis` judges one metric, `metric`, of the pods'
+/// own scraped metrics by `query` on `prometheus`, lower being better: every 2 s after
+/// `initial_delay`, an unreadable answer counted Inconclusive from the first one.
+pub fn scraped_analysis_web(
+    replicas: i32,
+    template: Value,
+    (analysis, metric): (&str, &str),
+    (prometheus, query): (&str, &str),
+    thresholds: Value,
+    initial_delay: &str,
+) -> Value {
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let mut manifest = web(Tier::Real, replicas, "v1", false, &steps);
+    manifest["spec"]["template"] = template;
+    manifest["spec"]["analyses"] = json!([{
+        "name": analysis, "interval": "2s", "count": 1000, "initialDelay": initial_delay,
+        "metrics": [{
+            "name": metric,
+            "provider": {"prometheus": {"address": prometheus, "query": query, "timeout": "1s"}},
+            "direction": "lowerIsBetter",
+            "thresholds": thresholds,
+            "onError": "Inconclusive",
+            "consecutiveErrorLimit": 1
+        }]
+    }]);
+    manifest["spec"]["strategy"]["canary"]["backgroundAnalysis"] = json!(analysis);
+    manifest
+}
+
+/// Waits (90 s) until the SafeDeployment `web` is reverted to `stable`, and checks that its last
+/// history entry is a revert naming `metric`; that entry.
+pub async fn wait_reverted_on(
+    ns: &TestNamespace,
+    stable: &str,
+    metric: &str,
+    what: &str,
+) -> HistoryEntry {
+    let status =
+        crate::operator::wait_status(ns, "web", std::time::Duration::from_secs(90), what, |s| {
+            s.phase == Phase::Degraded
+        })
+        .await;
+    assert_eq!(status.stable_revision.as_deref(), Some(stable));
+    let entry = status.history.last().cloned().expect("a history entry");
+    assert_eq!(entry.outcome, "Reverted", "{entry:?}");
+    assert!(entry.reason.contains(metric), "{}", entry.reason);
+    entry
 }

@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
 
-use super::{manifest, measurements, replay, write};
+use super::{LOOSER_THRESHOLDS, manifest, measurements, replay, write};
 use crate::common;
 use crate::operator::{self, apply, apply_stable, wait_status};
 
@@ -294,19 +294,7 @@ async fn a_regression_recorded_in_prometheus_is_caught_and_a_looser_threshold_is
     assert_eq!(offline.code, 0, "{}", offline.stderr);
     assert_eq!(offline.timeline(), timeline);
 
-    let loose = replay(
-        &[
-            &args[..],
-            &[
-                "--set",
-                "analyses.errors.metrics.error-ratio.thresholds.acceptable=0.1",
-                "--set",
-                "analyses.errors.metrics.error-ratio.thresholds.critical=0.2",
-            ],
-        ]
-        .concat(),
-    )
-    .await;
+    let loose = replay(&[&args[..], &LOOSER_THRESHOLDS[..]].concat()).await;
     assert_eq!(loose.code, 0, "{}", loose.stderr);
     assert_eq!(
         loose.timeline()["outcome"]["result"],

@@ -163,46 +163,32 @@ impl Cluster {
     /// Carries out a decision; says whether anything changed.
     fn apply(&mut self, sd_name: &str, single: bool, decision: &Decision, now: Timestamp) -> bool {
         let mut changed = false;
-        for action in &decision.scale {
-            changed = true;
-            match self
-                .replica_sets
-                .iter_mut()
-                .find(|rs| rs.revision == action.revision && rs.component == action.component)
-            {
-                Some(rs) => rs.replicas = action.replicas,
-                None => self.replica_sets.push(view(
-                    Revision::replica_set_name(
-                        sd_name,
-                        single,
-                        &action.component,
-                        &action.revision,
-                    ),
-                    action.revision.clone(),
-                    action.component.clone(),
-                    action.replicas,
-                )),
-            }
-        }
-        for action in &decision.baseline_scale {
-            changed = true;
-            match self
-                .baseline_replica_sets
-                .iter_mut()
-                .find(|rs| rs.revision == action.revision && rs.component == action.component)
-            {
-                Some(rs) => rs.replicas = action.replicas,
-                None => self.baseline_replica_sets.push(view(
-                    Revision::baseline_replica_set_name(
-                        sd_name,
-                        single,
-                        &action.component,
-                        &action.revision,
-                    ),
-                    action.revision.clone(),
-                    action.component.clone(),
-                    action.replicas,
-                )),
+        for (actions, replica_sets, name_of) in [
+            (
+                &decision.scale,
+                &mut self.replica_sets,
+                Revision::replica_set_name as fn(&str, bool, &str, &str) -> String,
+            ),
+            (
+                &decision.baseline_scale,
+                &mut self.baseline_replica_sets,
+                Revision::baseline_replica_set_name,
+            ),
+        ] {
+            for action in actions {
+                changed = true;
+                match replica_sets
+                    .iter_mut()
+                    .find(|rs| rs.revision == action.revision && rs.component == action.component)
+                {
+                    Some(rs) => rs.replicas = action.replicas,
+                    None => replica_sets.push(view(
+                        name_of(sd_name, single, &action.component, &action.revision),
+                        action.revision.clone(),
+                        action.component.clone(),
+                        action.replicas,
+                    )),
+                }
             }
         }
         let before = self.replica_sets.len() + self.baseline_replica_sets.len();
