@@ -6,7 +6,10 @@
 #      checks pass: 2 goes through every canary step and is promoted;
 #   4. a bad revision 3 that passes its local checks (so it is signed) but crash-loops in the
 #      canary: the operator reverts it by itself;
-#   5. an unsigned revision 4: it never starts (Attested=False, reason Missing).
+#   5. an unsigned revision 4: it never starts (Attested=False, reason Missing);
+#   6. the same with traffic routing: a Gateway API HTTPRoute carries the weights (1% on one
+#      pod, a testers' header route first); a good revision promotes, a bad one reverts with the
+#      route's canary weight set to 0 before any canary pod goes.
 # It prints a readable timeline. Usage: e2e/demo.sh   (KEEP_CLUSTER=0 to stop the cluster after)
 set -euo pipefail
 
@@ -32,7 +35,7 @@ eval "$(e2e/cluster.sh env)"
 
 say "Building safedeploy"
 cargo build --quiet --bin safedeploy
-sd="$repo/target/debug/safedeploy"
+sd="${CARGO_TARGET_DIR:-$repo/target}/debug/safedeploy"
 
 say "Installing the CRDs and a fresh demo namespace"
 "$sd" crds | kubectl apply --server-side --force-conflicts --field-manager=safedeploy-install -f - >/dev/null
@@ -109,17 +112,21 @@ sign() {
   echo "$(stamp)  signed revision $version (local checks passed)"
 }
 
-# follow TARGET_PHASE: print every change of phase/step/weight until the
-# rollout settles in TARGET_PHASE.
+# follow TARGET_PHASE [NAME]: print every change of phase/step/weight of SafeDeployment NAME
+# (default web) until the rollout settles in TARGET_PHASE. For shop, also the weights its route
+# carries and the pods of each revision, until only one revision has pods.
 follow() {
-  local target=$1 last="" line deadline=$((SECONDS + 120))
+  local target=$1 name=${2:-web} last="" line state deadline=$((SECONDS + 120))
   while [ $SECONDS -lt $deadline ]; do
-    line=$(kubectl -n "$ns" get sd web -o jsonpath='{.status.phase} step={.status.stepDisplay} weight={.status.canaryWeight} stable={.status.stableRevision} canary={.status.canaryRevision}' 2>/dev/null || true)
+    state=$(kubectl -n "$ns" get sd "$name" -o jsonpath='{.status.phase} step={.status.stepDisplay} weight={.status.canaryWeight} stable={.status.stableRevision} canary={.status.canaryRevision}' 2>/dev/null || true)
+    line=$state
+    if [ "$name" = shop ]; then line="$state | route: $(route_weights) | pods: $(pods_of shop)"; fi
     if [ "$line" != "$last" ]; then
       echo "$(stamp)  $line"
       last=$line
     fi
-    if [[ "$line" == "$target "* ]] && { [ "$target" != Healthy ] || [[ "$line" == *"canary=" ]]; }; then
+    if [[ "$state" == "$target "* ]] && { [ "$target" != Healthy ] || [[ "$state" == *"canary=" ]]; } &&
+       { [ "$name" != shop ] || [[ "$line" != *"pods: "*","* ]]; }; then
       return 0
     fi
     sleep 0.5
@@ -152,8 +159,113 @@ kubectl -n "$ns" get sd web -o jsonpath='{range .status.conditions[?(@.type=="At
 pods_v4=$(kubectl -n "$ns" get pods -l app=web -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | grep -c "$(printf 'web:%s' v4 | sha256sum | cut -c1-64)" || true)
 echo "pods of v4: $pods_v4"
 
+say "Traffic routing: the same rollout through a Gateway API HTTPRoute (the user's, from Git)"
+# The operator changes only the weights of its two backendRefs on rule "main" and adds (then
+# removes) its own header rule; hostnames, parentRefs and other rules stay the user's. No
+# Gateway answers here, so no request flows: tests/routed_dataplane.rs sends real requests
+# through Traefik and counts where they land.
+kubectl apply --server-side --field-manager=gitops -f - >/dev/null <<EOF
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: $ns}
+spec:
+  parentRefs: [{name: demo-gateway}]
+  hostnames: [shop.example]
+  rules:
+  - name: main
+    matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs:
+    - {name: shop-stable, port: 80, weight: 100}
+    - {name: shop-canary, port: 80, weight: 0}
+EOF
+# route_weights: the route's rules as "rule: backend=weight ...".
+route_weights() {
+  kubectl -n "$ns" get httproute shop -o jsonpath='{range .spec.rules[*]}{.name}:{range .backendRefs[*]} {.name}={.weight}{end}; {end}' 2>/dev/null |
+    sed 's/shop-//g; s/; $//'
+}
+# pods_of NAME: pods per revision hash, "hash=n,hash=m" (those being deleted left out).
+pods_of() {
+  kubectl -n "$ns" get pods -l "safedeploy.dev/name=$1" -o jsonpath='{range .items[*]}{.metadata.labels.safedeploy\.dev/revision}{" "}{.metadata.deletionTimestamp}{"\n"}{end}' 2>/dev/null |
+    awk 'NF == 1 {n[$1]++} END {s=""; for (r in n) s = s (s ? "," : "") r "=" n[r]; print s}'
+}
+shop_manifest() {
+  local version=$1 fault=$2 digest annotations=""
+  digest=$(printf 'shop:%s' "$version" | sha256sum | cut -c1-64)
+  [ -n "$fault" ] && annotations="annotations: {safedeploy.dev/fault: $fault}"
+  cat <<EOF
+apiVersion: safedeploy.dev/v1alpha1
+kind: SafeDeployment
+metadata: {name: shop, namespace: $ns}
+spec:
+  replicas: 10
+  minReadySeconds: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata:
+      labels: {app: shop}
+      $annotations
+    spec:
+      containers:
+      - name: shop
+        image: registry.local/shop@sha256:$digest
+  strategy:
+    canary:
+      trafficRouting:
+        gatewayAPI: {httpRoutes: [{name: shop, rule: {name: main}}]}
+      steps:
+      - setHeaderRoute: {name: testers, match: [{headerName: x-canary, value: always}]}
+      - pause: {duration: 3s}
+      - setWeight: 1
+      - pause: {duration: 3s}
+      - setWeight: 10
+      - pause: {duration: 8s}
+      - setWeight: 50
+      - pause: {duration: 3s}
+  attestation:
+    configMapRef: {name: shop-attestation-$version}
+EOF
+}
+sign_shop() {
+  local version=$1 fault=$2
+  shop_manifest "$version" "$fault" > "$work/shop-$version.yaml"
+  "$sd" attest --key "$work/ci.key" --manifest "$work/shop-$version.yaml" \
+    --check "unit=true" --check "lint=true" \
+    --configmap "shop-attestation-$version" --namespace "$ns" --out "$work/shop-$version-attestation.yaml" >/dev/null
+  kubectl apply -f "$work/shop-$version-attestation.yaml" >/dev/null
+  echo "$(stamp)  signed shop revision $version (local checks passed)"
+}
+
+say "shop v1: 10 pods, the route sends everything to the stable Service"
+sign_shop v1 ""
+shop_manifest v1 "" | kubectl apply -f - >/dev/null
+follow Healthy shop
+
+say "shop v2 (good): a header route for testers, then 1% on ONE pod (the stable keeps all 10), 10%, 50%, promoted"
+sign_shop v2 ""
+shop_manifest v2 "" | kubectl apply -f - >/dev/null
+sleep 1
+follow Healthy shop
+
+say "shop v3 (bad): passes its local checks, takes 1% and 10% of the requests, then crash-loops under them"
+sign_shop v3 ""
+shop_manifest v3 "" | kubectl apply -f - >/dev/null
+deadline=$((SECONDS + 60))
+until [ "$(kubectl -n "$ns" get sd shop -o jsonpath='{.status.trafficRouting.canaryWeight}')" = 10 ]; do
+  [ $SECONDS -lt $deadline ] || { echo "shop v3 never reached 10%" >&2; exit 1; }
+  sleep 0.2
+done
+canary=$(kubectl -n "$ns" get sd shop -o jsonpath='{.status.canaryRevision}')
+echo "$(stamp)  at 10%: route: $(route_weights) | pods: $(pods_of shop)"
+# What production traffic would do to it: kwok's crash stage takes the Ready pods down.
+kubectl -n "$ns" annotate pods -l "safedeploy.dev/name=shop,safedeploy.dev/revision=$canary" \
+  safedeploy.dev/fault=crash --overwrite >/dev/null
+echo "$(stamp)  the canary's pods start crashing; the route's canary weight goes to 0 first, its pods a drain (10 s) later:"
+follow Degraded shop
+kubectl -n "$ns" get sd shop -o jsonpath='{.status.message}{"\n"}'
+
 say "History"
 "$sd" history web -n "$ns"
+"$sd" history shop -n "$ns"
 say "Events"
 kubectl -n "$ns" get events --field-selector involvedObject.kind=SafeDeployment \
   --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message | cut -c1-180

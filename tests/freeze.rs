@@ -9,10 +9,10 @@
 //! `Warning:` headers on stderr as every client-go tool (Argo CD, Flux) surfaces them; kube-rs
 //! does not return response warnings to the caller.
 
+mod chart;
 mod common;
 mod operator;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{FAULT_ANNOTATION, Fault, in_seconds};
@@ -220,22 +220,7 @@ struct RequirementsAdmission {
 
 impl RequirementsAdmission {
     fn apply(release: &str) -> Self {
-        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/safedeploy");
-        let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".into());
-        let output = std::process::Command::new(helm)
-            .arg("template")
-            .arg(release)
-            .arg(&chart)
-            .args(["--kube-version", "1.36.0"])
-            .args(["--show-only", "templates/requirements-admission.yaml"])
-            .output()
-            .expect("helm template");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let manifest = String::from_utf8(output.stdout).expect("utf-8");
+        let manifest = chart::render(release, "default", &["requirements-admission.yaml"], &[]);
         let (ok, _, stderr) = kubectl(&["apply", "-f", "-"], Some(&manifest));
         assert!(ok, "apply the admission policy: {stderr}");
         RequirementsAdmission { manifest }

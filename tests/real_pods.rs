@@ -9,6 +9,7 @@
 //! a revision's behaviour comes from its environment (SAFEDEPLOY_EMITTER_*), so every revision
 //! runs the same image and a real process decides whether it crashes.
 
+mod chart;
 mod common;
 mod operator;
 mod real;
@@ -556,12 +557,12 @@ const OPERATOR_IMAGE: &str = "registry.local/safedeploy:dev";
 
 /// Runs `helm` with `args`; its combined output, or an error naming it.
 async fn helm(args: &[&str]) -> common::Result<String> {
-    let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".to_owned());
+    let helm = chart::helm();
     let output = tokio::process::Command::new(&helm)
         .args(args)
         .output()
         .await
-        .map_err(|error| format!("cannot run {helm}: {error}"))?;
+        .map_err(|error| format!("cannot run {}: {error}", helm.display()))?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

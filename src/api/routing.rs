@@ -197,6 +197,12 @@ pub struct TrafficRoutingStatus {
     /// Each steered route as last read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteStatus>,
+    /// When the operator first saw the routes carry what the newest finished rollout (a
+    /// promotion, a revert, an abort) wrote to them (RFC 3339). The revisions they stopped
+    /// sending to keep their pods for the drain counted from then, not from the decision, so a
+    /// slow or interrupted route write never shortens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_started_at: Option<String>,
 }
 
 /// One steered route as the operator last read it.

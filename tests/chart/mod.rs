@@ -1,5 +1,7 @@
 //! The Helm chart as the tests use it: a helm binary (installed once from the Go module proxy if
 //! missing) and `helm template charts/safedeploy` of chosen templates with chosen values.
+//! Each test binary uses a subset of this module, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

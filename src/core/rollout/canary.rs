@@ -356,11 +356,11 @@ impl Planner<'_> {
             && background_hold.is_none()
         {
             self.baseline_targets.clear();
-            if let Some(blue_green) = &self.obs.spec.strategy.blue_green {
-                // Blue-green: the old revision keeps its pods for the scale-down delay, counted
-                // from this promotion by the decisions at rest (`scale_others_to_zero`).
-                self.requeue_in(blue_green.scale_down_delay());
-            } else {
+            // With routing, the routes (blue-green: the active Service) still send the old
+            // stable its share until the controller writes this decision's plan: it keeps its
+            // pods for the drain, counted from when the routes show the switch
+            // (`hold_for_drain`).
+            if !self.routed() {
                 for component in &components {
                     self.target(stable, &component.name, 0);
                 }

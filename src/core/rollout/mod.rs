@@ -41,7 +41,7 @@ mod traffic;
 
 pub use bluegreen::{active_revision, as_canary, effective_spec};
 pub use canary::describe_step;
-pub use scaling::{ROUTED_DRAIN, canary_replicas, weight_at};
+pub use scaling::{ROUTE_SETTLE_LIMIT, ROUTED_DRAIN, canary_replicas, weight_at};
 pub use traffic::{TrafficPlan, header_routes_at, routed_canary_pods};
 
 /// Default progress deadline.
@@ -636,6 +636,7 @@ impl<'a> Planner<'a> {
     }
 
     fn finish(mut self) -> Decision {
+        self.hold_for_drain();
         let scale = self.scale_actions();
         let delete = self.garbage();
         let (baseline_scale, baseline_delete) = self.baseline_actions();

@@ -14,6 +14,10 @@ use crate::core::revision::baseline_selector;
 /// 30 s by default there): long enough for a Gateway to load the new weights.
 pub const ROUTED_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long after a rollout finished the routes may take to show what it wrote before its
+/// drain is counted from the finish instead.
+pub const ROUTE_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl Planner<'_> {
     pub(super) fn max_unavailable(&self) -> i32 {
         self.obs
@@ -85,20 +89,6 @@ impl Planner<'_> {
     /// otherwise drop capacity while the stable scales back up.) Unready pods go at once; the
     /// ReplicaSet controller deletes unready pods first when scaling down.
     pub(super) fn scale_others_to_zero(&mut self, keep: &[String]) {
-        if let Some(remaining) = self.routed_drain_remaining() {
-            // The routes no longer send to these revisions, but the Gateway's data plane may
-            // not have loaded that yet (Traefik took 0.4-2 s in tests/routed_dataplane.rs): a
-            // pod that went now would fail the requests still on their way to it. They keep
-            // their pods until the drain time has passed since the routes changed.
-            let replica_sets = self.obs.replica_sets;
-            for rs in replica_sets {
-                if !keep.contains(&rs.revision) {
-                    self.target(&rs.revision, &rs.component, rs.replicas.max(0));
-                }
-            }
-            self.requeue_in(remaining);
-            return;
-        }
         let max_unavailable = self.max_unavailable();
         let replicas: BTreeMap<String, i32> = self
             .obs
@@ -135,34 +125,118 @@ impl Planner<'_> {
         }
     }
 
-    /// With traffic routing, how long the revisions the routes stopped sending to keep their
-    /// pods still ([`ROUTED_DRAIN`] after the newest finished rollout: a revert, an abort or a
-    /// promotion changes the routes in the decision that finishes it). `None` without routing
-    /// or once that time has passed. The time is the history's, so a restarted operator holds
-    /// exactly as long.
-    fn routed_drain_remaining(&self) -> Option<std::time::Duration> {
+    /// With traffic routing, the revisions the routes no longer send to (a reverted canary, the
+    /// stable a promotion replaced, a superseded canary) keep their pods until the drain has
+    /// passed: the Gateway's data plane may not have loaded the new weights yet (Traefik took
+    /// 0.4-2 s in tests/routed_dataplane.rs), and a pod that went now would fail the requests
+    /// still on their way to it. Runs on the decision's final targets, so every path that
+    /// scales a revision down is covered.
+    pub(super) fn hold_for_drain(&mut self) {
         if !self.routed() {
-            return None;
+            return;
         }
-        let finished = self
-            .status
-            .history
-            .iter()
-            .filter_map(|e| e.finished_at.as_deref())
-            .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
-            .max()?;
-        let elapsed = self.obs.now.duration_since(finished);
+        let Some(remaining) = self.drain_remaining() else {
+            return;
+        };
+        let serving: Vec<String> = [
+            self.status.stable_revision.clone(),
+            self.status.canary_revision.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut holding = false;
+        for rs in self.obs.replica_sets {
+            if serving.contains(&rs.revision) || rs.replicas <= 0 {
+                continue;
+            }
+            holding = true;
+            if let Some(target) = self
+                .targets
+                .get_mut(&(rs.revision.clone(), rs.component.clone()))
+            {
+                *target = (*target).max(rs.replicas);
+            }
+        }
+        // Woken when the drain has passed (a route change wakes it earlier).
+        if holding {
+            self.requeue_in(remaining);
+        }
+    }
+
+    /// How long the drain of the newest finished rollout still runs (None without one, or
+    /// once it has passed). The drain is [`ROUTED_DRAIN`] (blue-green: its scale-down delay)
+    /// counted from [`Self::drain_started_at`]; while the routes do not yet show what the
+    /// rollout wrote it has not started, and the whole drain remains.
+    fn drain_remaining(&self) -> Option<std::time::Duration> {
         let drain = match &self.obs.spec.strategy.blue_green {
             Some(blue_green) => blue_green.scale_down_delay(),
             None => ROUTED_DRAIN,
         };
-        let drain = jiff::SignedDuration::try_from(drain).ok()?;
-        let remaining = drain.checked_sub(elapsed)?;
+        self.newest_finish()?;
+        let Some(started) = self.drain_started_at() else {
+            return Some(drain);
+        };
+        let elapsed = self.obs.now.duration_since(started);
+        let remaining = jiff::SignedDuration::try_from(drain)
+            .ok()?
+            .checked_sub(elapsed)?;
         if remaining.is_positive() {
             std::time::Duration::try_from(remaining).ok()
         } else {
             None
         }
+    }
+
+    /// When the newest rollout finished (its history entry's `finishedAt`).
+    fn newest_finish(&self) -> Option<jiff::Timestamp> {
+        self.status
+            .history
+            .iter()
+            .filter_map(|e| e.finished_at.as_deref())
+            .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
+            .max()
+    }
+
+    /// When the drain of the newest finished rollout started: the first decision that saw
+    /// every steered route carry what the routes are to carry now (recorded in
+    /// `status.trafficRouting.drainStartedAt`, so a restarted operator holds exactly as long).
+    /// None while they do not; the finish itself once [`ROUTE_SETTLE_LIMIT`] has passed
+    /// without that (a deleted route, a Gateway that never answers: the pods do not wait for
+    /// ever).
+    pub(super) fn drain_started_at(&self) -> Option<jiff::Timestamp> {
+        let finished = self.newest_finish()?;
+        let recorded = self
+            .obs
+            .status
+            .traffic_routing
+            .as_ref()
+            .and_then(|t| t.drain_started_at.as_deref())
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .filter(|at| *at >= finished);
+        if recorded.is_some() {
+            return recorded;
+        }
+        if self.routes_carry_plan() {
+            return Some(self.obs.now);
+        }
+        let limit = jiff::SignedDuration::try_from(ROUTE_SETTLE_LIMIT).ok()?;
+        (self.obs.now.duration_since(finished) >= limit).then_some(finished)
+    }
+
+    /// Whether every steered route carries the weight and header routes this decision plans
+    /// (none for the canary when no canary runs).
+    fn routes_carry_plan(&self) -> bool {
+        let (weight, headers) = if self.status.canary_revision.is_some() {
+            let names = self.header_routes.iter().map(|h| h.name.clone()).collect();
+            (self.route_weight, names)
+        } else {
+            (0, Vec::new())
+        };
+        self.obs
+            .routes
+            .iter()
+            .all(|r| r.carries(self.obs.name, weight, &headers))
     }
 
     /// Weight is the replica ratio: the canary gets `ceil(n * w / 100)` pods; the stable one

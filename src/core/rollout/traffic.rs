@@ -204,6 +204,7 @@ impl Planner<'_> {
             canary_weight: self.route_weight,
             header_routes: self.header_routes.iter().map(|h| h.name.clone()).collect(),
             routes: self.obs.routes.iter().map(|r| r.to_status()).collect(),
+            drain_started_at: self.drain_started_at().map(|at| at.to_string()),
         });
         Some(TrafficPlan {
             stable_revision: stable,

@@ -53,6 +53,12 @@ struct Sim {
     pod_birth: BTreeMap<String, Timestamp>,
     /// The steered routes as observed (routed tests only).
     routes: Vec<crate::core::routing::RouteObservation>,
+    /// Routed tests: after each tick the route "web" carries the decision's traffic plan, as
+    /// the controller writes it after the status (so the next decision sees it).
+    writes_routes: bool,
+    /// With `writes_routes`: the route writes fail (an operator killed after each status
+    /// write, an API server that refuses the route): the route keeps what it carried.
+    route_writes_fail: bool,
 }
 
 fn template(image: &str) -> PodTemplateSpec {
@@ -140,6 +146,8 @@ impl Sim {
             events: Vec::new(),
             pod_birth: BTreeMap::new(),
             routes: Vec::new(),
+            writes_routes: false,
+            route_writes_fail: false,
         }
     }
 
@@ -349,6 +357,23 @@ impl Sim {
         }
         self.status = decision.status.clone();
         self.events.extend(decision.events.clone());
+        if let Some(plan) = decision.traffic.as_ref().filter(|_| self.writes_routes)
+            && !self.route_writes_fail
+        {
+            self.routes = vec![crate::core::routing::RouteObservation {
+                name: "web".into(),
+                canary_weight: Some(plan.canary_weight),
+                stable_weight: Some(100 - plan.canary_weight),
+                header_rules: plan
+                    .header_routes
+                    .iter()
+                    .map(|h| crate::core::routing::header_rule_name("web", &h.name))
+                    .collect(),
+                accepted: "True".into(),
+                resolved_refs: "True".into(),
+                ..Default::default()
+            }];
+        }
         self.now = self
             .now
             .checked_add(jiff::SignedDuration::from_secs(1))

@@ -143,6 +143,140 @@ fn a_revert_plans_weight_zero_and_no_header_route() {
     );
 }
 
+/// A routed sim whose route "web" carries each decision's plan after the tick, as the
+/// controller writes it.
+fn route_writing_sim(replicas: i32, steps: Vec<CanaryStep>) -> Sim {
+    let mut sim = routed_sim(replicas, steps);
+    sim.writes_routes = true;
+    sim.tick();
+    sim
+}
+
+/// The route's canary weight as the next decision will read it.
+fn route_weight(sim: &Sim) -> Option<i32> {
+    sim.routes.first().and_then(|r| r.canary_weight)
+}
+
+/// Ticks until a decision scales `revision` to 0 pods (at most `ticks`), checking after each
+/// that `revision` kept all of its `pods` until then. Returns how long after `since` that
+/// decision came, or None.
+fn ticks_until_scaled_down(
+    sim: &mut Sim,
+    revision: &str,
+    pods: i32,
+    ticks: u64,
+    since: &mut Option<Timestamp>,
+) -> Option<jiff::SignedDuration> {
+    for _ in 0..ticks {
+        if since.is_none() && route_weight(sim) == Some(0) {
+            *since = Some(sim.now);
+        }
+        let now = sim.now;
+        let decision = sim.tick();
+        if decision
+            .scale
+            .iter()
+            .any(|a| a.revision == revision && a.replicas == 0)
+        {
+            return Some(now.duration_since(since.unwrap_or(now)));
+        }
+        assert_eq!(sim.replicas_of(revision), pods, "kept until the drain has passed");
+    }
+    None
+}
+
+#[test]
+fn a_revert_whose_route_write_fails_keeps_the_canary_pods_until_the_route_shows_weight_zero() {
+    let mut sim = route_writing_sim(4, vec![weight(50), pause(None), weight(100)]);
+    let (_, bad) = sim.deploy_next("app:v2");
+    sim.settle(8);
+    assert_eq!(route_weight(&sim), Some(50), "the canary serves half the requests");
+    let canary_pods = sim.replicas_of(&bad);
+    // Every route write fails from here on (an operator killed after each status write would
+    // leave the same state): the Gateway keeps sending half the requests to the canary.
+    sim.route_writes_fail = true;
+    sim.faults.insert(bad.clone(), Fault::Crash);
+    // A crashed pod is still a pod the Gateway sends to: it keeps it, the revert decides
+    // weight 0, but the route still says 50 for three drains' time.
+    let mut since = None;
+    let held_for = ROUTED_DRAIN.as_secs() * 3;
+    assert_eq!(
+        ticks_until_scaled_down(&mut sim, &bad, canary_pods, held_for, &mut since),
+        None,
+        "the canary's pods stay while the route still sends to them"
+    );
+    assert_eq!(sim.status.phase, Phase::Degraded, "reverted meanwhile");
+    assert_eq!(sim.status.canary_weight, 0);
+    let recorded = sim.status.traffic_routing.clone().expect("status");
+    assert_eq!(recorded.drain_started_at, None, "no drain before the route shows weight 0");
+    // The route write goes through: the drain counts from the first decision that sees it.
+    sim.route_writes_fail = false;
+    let after = ticks_until_scaled_down(&mut sim, &bad, canary_pods, 30, &mut since);
+    assert_eq!(
+        after,
+        Some(jiff::SignedDuration::try_from(ROUTED_DRAIN).expect("small")),
+        "the drain is counted from the route showing weight 0"
+    );
+    let started = since.expect("seen").to_string();
+    assert_eq!(
+        sim.status.traffic_routing.and_then(|t| t.drain_started_at),
+        Some(started),
+        "status records when the drain started, so a restarted operator holds as long"
+    );
+}
+
+#[test]
+fn a_routed_promotion_keeps_the_old_stable_pods_for_the_drain() {
+    // The last step leaves half the requests on the stable: a promotion that scaled it down
+    // at once would fail them until the Gateway loads the switch.
+    let mut sim = route_writing_sim(4, vec![weight(50)]);
+    let (old, new) = sim.deploy_next("app:v2");
+    let mut promoted = false;
+    for _ in 0..20 {
+        let decision = sim.tick();
+        assert!(
+            !decision.scale.iter().any(|a| a.revision == old && a.replicas < 4),
+            "the old stable keeps every pod up to and in the promotion: {:?}",
+            decision.scale
+        );
+        if sim.status.stable_revision.as_deref() == Some(new.as_str()) {
+            promoted = true;
+            break;
+        }
+    }
+    assert!(promoted, "{:?}", sim.status.message);
+    let mut since = None;
+    let after = ticks_until_scaled_down(&mut sim, &old, 4, 30, &mut since);
+    assert_eq!(
+        after,
+        Some(jiff::SignedDuration::try_from(ROUTED_DRAIN).expect("small")),
+        "the old stable goes a drain after the route shows the switch"
+    );
+}
+
+#[test]
+fn a_route_that_never_shows_the_revert_keeps_the_canary_pods_no_longer_than_the_settle_limit() {
+    use crate::core::rollout::ROUTE_SETTLE_LIMIT;
+    let mut sim = route_writing_sim(4, vec![weight(50), pause(None), weight(100)]);
+    let (_, bad) = sim.deploy_next("app:v2");
+    sim.settle(8);
+    let canary_pods = sim.replicas_of(&bad);
+    sim.route_writes_fail = true;
+    sim.requests.abort = Some("a1".into());
+    let aborted = sim.now;
+    let mut since = None;
+    let limit = ROUTE_SETTLE_LIMIT.as_secs();
+    assert!(
+        ticks_until_scaled_down(&mut sim, &bad, canary_pods, limit + 5, &mut since).is_some(),
+        "a route that never shows weight 0 (deleted, refused) does not keep the pods for ever"
+    );
+    let held = sim.now.duration_since(aborted).as_secs();
+    assert!(
+        (limit..=limit + 2).contains(&(held as u64)),
+        "held {held} s, the settle limit is {limit} s"
+    );
+}
+
 #[test]
 fn without_routing_there_is_no_plan() {
     let mut sim = established("app:v1", 4, vec![weight(50)]);
