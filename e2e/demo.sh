@@ -264,9 +264,16 @@ follow Degraded shop
 kubectl -n "$ns" get sd shop -o jsonpath='{.status.message}{"\n"}'
 
 say "History"
-"$sd" history web -n "$ns"
-"$sd" history shop -n "$ns"
+for name in web shop; do
+  echo "-- $name"
+  "$sd" history "$name" -n "$ns"
+done
 say "Events"
-kubectl -n "$ns" get events --field-selector involvedObject.kind=SafeDeployment \
-  --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message | cut -c1-180
+for name in web shop; do
+  echo "-- $name"
+  # eventTime has microseconds; the creation timestamp only seconds, which mixes up the order
+  # of events from the same second.
+  kubectl -n "$ns" get events --field-selector "involvedObject.kind=SafeDeployment,involvedObject.name=$name" \
+    --sort-by=.eventTime -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message | cut -c1-180
+done
 say "Done. The cluster keeps running (e2e/cluster.sh down stops it); the operator was stopped."
