@@ -186,7 +186,7 @@ namespaced = {
     "gateway.networking.k8s.io/httproutes": {"get", "list", "watch", "patch"},
     "gateway.networking.k8s.io/grpcroutes": {"get", "list", "watch", "patch"},
     # The Jobs of `job` analysis metrics.
-    "batch/jobs": {"get", "list", "create", "delete"},
+    "batch/jobs": {"get", "list", "watch", "create", "delete"},
 }
 expected = {**cluster_scoped, **namespaced}
 if got != expected:

@@ -3,17 +3,24 @@
 //! passes its measurements and the canary is promoted, with exactly one Job per measurement
 //! (no second Job from the polls while it runs), owned by the SafeDeployment, one attempt, told
 //! which canary it tests; a Job whose pod never runs (a test that hangs) runs out its deadline,
-//! which is an error, and with `onError: Fail` the canary is reverted, never promoted.
+//! which is an error, and with `onError: Fail` the canary is reverted, never promoted; an operator
+//! killed while its Job runs judges that same Job when it comes back, and a Job's end wakes the
+//! SafeDeployment through the Job watch.
 
 mod common;
 mod operator;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Fault;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, ListParams};
-use operator::{apply, apply_promoted, apply_stable, safe_deployment, setup, wait_status};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use operator::{
+    apply, apply_promoted, apply_stable, safe_deployment, setup, status_now, wait_promoted,
+    wait_status,
+};
 use safedeploy::analysis::provider::job::{JOB_LABEL, MEASUREMENT_ANNOTATION, RUN_LABEL};
 use safedeploy::api::analysis::MetricVerdict;
 use safedeploy::api::{Phase, SafeDeployment};
@@ -196,4 +203,144 @@ async fn a_job_that_never_runs_is_an_error_past_its_deadline_and_fails_the_canar
     );
     let reason = &reverted.history.last().expect("history").reason;
     println!("MEASURED revert reason: {reason}");
+}
+
+/// A job metric whose pod waits behind a scheduling gate until the test lifts it: a smoke
+/// test that takes as long as the test says.
+fn gated_job() -> Value {
+    json!({"template": {"spec": {
+        "schedulingGates": [{"name": GATE}],
+        "containers": [{"name": "smoke", "image": "busybox"}],
+    }}})
+}
+
+const GATE: &str = "safedeploy.dev/test-gate";
+
+/// The analysis Job of measurement `number`, once it exists.
+async fn wait_job(ns: &common::TestNamespace, number: u32) -> Job {
+    common::wait_until(
+        Duration::from_secs(60),
+        &format!("the Job of measurement {number}"),
+        || async {
+            Ok(analysis_jobs(ns).await.into_iter().find(|job| {
+                job.annotations().get(MEASUREMENT_ANNOTATION) == Some(&number.to_string())
+            }))
+        },
+    )
+    .await
+}
+
+/// Lifts the scheduling gate of the Job's pod (once the Job controller made it), so kwok runs
+/// and completes it.
+async fn ungate(ns: &common::TestNamespace, job: &Job) {
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("job-name={}", job.name_any());
+    let pod = common::wait_until(Duration::from_secs(30), "the Job's pod", || async {
+        Ok(pods
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .next())
+    })
+    .await;
+    // A merge patch's null removes the field; the API server lets gates be removed, not added.
+    let lift = json!({"spec": {"schedulingGates": null}});
+    pods.patch(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&lift),
+    )
+    .await
+    .expect("lift the pod's scheduling gate");
+}
+
+/// Waits until the Job succeeded; when the test saw that.
+async fn wait_succeeded(ns: &common::TestNamespace, job: &Job) -> Instant {
+    let jobs: Api<Job> = ns.api();
+    common::wait_until(Duration::from_secs(60), "the Job to succeed", || async {
+        let job = jobs.get(&job.name_any()).await?;
+        let succeeded = job.status.and_then(|s| s.succeeded).unwrap_or(0) > 0;
+        Ok(succeeded.then(Instant::now))
+    })
+    .await
+}
+
+/// The operator is killed while the first measurement's Job runs, and the Job finishes while
+/// no operator runs. The restarted operator finds that same Job (not a second one), judges it a
+/// pass, and the rollout goes on. The second measurement's Job then ends while the operator
+/// runs: only the Job watch can wake the SafeDeployment (Job pods carry no label the operator
+/// watches, and nothing else changes), so the verdict arriving well before the 60 s fallback
+/// shows that the watch, not a poll, noticed it.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn an_operator_killed_while_its_job_runs_judges_that_same_job_when_back() {
+    let (ns, operator) = setup("jobkill").await;
+    let passing =
+        json!({"template": {"spec": {"containers": [{"name": "smoke", "image": "busybox"}]}}});
+    this_builds_crds(&ns).await;
+    let v1 = apply_stable(&ns, &manifest("v1", passing, json!({})))
+        .await
+        .stable_revision;
+    this_builds_crds(&ns).await;
+    apply(&ns, &manifest("v2", gated_job(), json!({})))
+        .await
+        .expect("apply v2");
+    let first = wait_job(&ns, 1).await;
+    operator.kill().await;
+    ungate(&ns, &first).await;
+    wait_succeeded(&ns, &first).await;
+
+    let _operator = operator::Operator::start(&ns.name).await;
+    let second = wait_job(&ns, 2).await;
+    let status = status_now(&ns, "web").await;
+    let run = status
+        .analysis_runs
+        .iter()
+        .find(|r| r.measurement_count >= 1)
+        .expect("the run recorded the first measurement");
+    assert!(
+        run.measurements
+            .iter()
+            .all(|m| m.verdict == MetricVerdict::Pass),
+        "the Job that finished while no operator ran is judged a pass: {:#?}",
+        run.measurements
+    );
+    // Let the reconcile that made the second Job settle, so that only an event wakes it now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ungate(&ns, &second).await;
+    let succeeded = wait_succeeded(&ns, &second).await;
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(120),
+        "the second measurement",
+        |s| s.analysis_runs.iter().any(|r| r.measurement_count >= 2),
+    )
+    .await;
+    let noticed = succeeded.elapsed();
+    println!("MEASURED a Job's end to its verdict in status: {noticed:?} (fallback 60 s)");
+    assert!(
+        noticed < Duration::from_secs(30),
+        "the Job watch woke the SafeDeployment ({noticed:?}; the fallback is 60 s)"
+    );
+    let promoted = wait_promoted(&ns, "web", v1.as_deref(), "v2 promoted").await;
+    assert_ne!(promoted.stable_revision, v1);
+
+    let jobs = analysis_jobs(&ns).await;
+    let uids: Vec<_> = jobs
+        .iter()
+        .filter(|j| {
+            j.annotations()
+                .get(MEASUREMENT_ANNOTATION)
+                .map(String::as_str)
+                == Some("1")
+        })
+        .filter_map(|j| j.uid())
+        .collect();
+    assert_eq!(
+        uids,
+        vec![first.uid().expect("uid")],
+        "the restarted operator judged the Job it made before the kill, and made no second one"
+    );
 }

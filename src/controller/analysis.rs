@@ -90,8 +90,8 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 
 /// Takes the `due` measurements through the providers and advances those runs in `status`
 /// with the pure `analysis::run` state machine. A run with a job metric whose Job still runs is
-/// not advanced (its measurement waits for the Job); the answer is then `true`, so the
-/// reconcile looks again within [`super::jobs::JOB_POLL`].
+/// not advanced (its measurement waits for the Job); the answer is then `true`: the Job's end
+/// wakes the reconcile (the Job watch), at the latest after [`super::jobs::JOB_FALLBACK`].
 ///
 /// `pods` and `baseline_pods` are the SafeDeployment's revision pods and fresh-baseline pods
 /// from the cache, which `kubernetes` metrics are measured on. Dropping this future before it

@@ -21,10 +21,10 @@ use crate::analysis::vars::QueryVars;
 use crate::api::SafeDeployment;
 use crate::api::analysis::{AnalysisRunStatus, AnalysisTemplate};
 
-/// How often a reconcile looks again while a measurement waits for its Job. Jobs are not
-/// watched (a watch would cache every Job the operator may see); a finished Job is noticed at
-/// most this late.
-pub const JOB_POLL: Duration = Duration::from_secs(2);
+/// How long a reconcile waits at most before it looks again while a measurement waits for its
+/// Job. The Jobs are watched (metadata only, by their label: `watch.rs`), so a Job's end wakes
+/// the SafeDeployment at once; this only bounds the wait if that event were lost.
+pub const JOB_FALLBACK: Duration = Duration::from_secs(60);
 
 /// The job metrics of one measurement of a run: a finished Job's observation per metric name,
 /// or `None` for a metric whose Job still runs.

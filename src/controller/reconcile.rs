@@ -207,10 +207,11 @@ async fn measure_unless_stopped(
             .regate(&sd.spec, &rollout.status, rollout.now);
         if waiting_for_jobs {
             // The measurement waiting for its Job is overdue, which would wake at once (and
-            // spin): look again when the Job may have finished, or earlier for another run.
-            let poll = super::jobs::JOB_POLL;
+            // spin): the Job's end wakes this SafeDeployment through the Job watch; look again
+            // earlier only for another run, or after the fallback.
+            let fallback = super::jobs::JOB_FALLBACK;
             let other = rollout.analyses.wake.filter(|w| *w >= HEALTH_WATCH_PERIOD);
-            rollout.analyses.wake = Some(other.map_or(poll, |w| w.min(poll)));
+            rollout.analyses.wake = Some(other.map_or(fallback, |w| w.min(fallback)));
         }
     }
     outcome

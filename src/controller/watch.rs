@@ -1,7 +1,7 @@
 //! What the controller watches, and how a change maps to the SafeDeployments to look at again:
 //! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, trimmed;
-//! policies; the metadata-only versions of ConfigMaps and Secrets), the controller built on
-//! their streams, and the background tasks around it (the phase gauge, readiness once every
+//! policies; the metadata-only versions of ConfigMaps and Secrets), the metadata-only stream
+//! of analysis Jobs (not cached), the controller built on their streams, and the background tasks around it (the phase gauge, readiness once every
 //! cache synced). Every cache is trimmed to what the operator reads before it is stored, and
 //! every list that can be large is paged, so memory follows the number of objects, not the
 //! size of what users put in them.
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -21,6 +22,7 @@ use kube::{Client, ResourceExt};
 use tracing::warn;
 
 use super::{ControllerArgs, Signals, leader, observe};
+use crate::analysis::provider::job::JOB_LABEL;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
 use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
@@ -69,6 +71,7 @@ pub struct Watches {
     pods: Changes<Pod>,
     config_maps: Changes<PartialObjectMeta<ConfigMap>>,
     secrets: Changes<PartialObjectMeta<Secret>>,
+    jobs: Changes<PartialObjectMeta<Job>>,
     /// One item per policy change (coalesced).
     policy_changes: futures::channel::mpsc::Receiver<()>,
 }
@@ -124,6 +127,19 @@ impl Watches {
         let (config_map_store, config_maps) =
             version_cache::<ConfigMap>(scoped_api(client, namespace));
         let (secret_store, secrets) = version_cache::<Secret>(scoped_api(client, namespace));
+        // The Jobs of `job` analysis metrics, metadata only and not cached: a Job's end (any
+        // change moves its resourceVersion) wakes the SafeDeployment that owns it, instead of
+        // a poll while the measurement waits. Jobs that ended while the operator was down are
+        // read by the reconcile every SafeDeployment gets at start.
+        let jobs = changes(
+            watcher(
+                scoped_api::<PartialObjectMeta<Job>>(client, namespace),
+                watcher::Config::default()
+                    .labels(&format!("{JOB_LABEL}=true"))
+                    .page_size(LIST_PAGE),
+            )
+            .default_backoff(),
+        );
         Watches {
             caches: Caches {
                 replica_sets: rs_store,
@@ -136,6 +152,7 @@ impl Watches {
             pods,
             config_maps: config_maps.boxed(),
             secrets: secrets.boxed(),
+            jobs: jobs.boxed(),
             policy_changes,
         }
     }
@@ -177,6 +194,9 @@ impl Watches {
             })
             .watches_stream(self.secrets, move |secret: PartialObjectMeta<Secret>| {
                 referring(&referrers, ConfigKind::Secret, &secret.metadata)
+            })
+            .watches_stream(self.jobs, |job: PartialObjectMeta<Job>| {
+                owning_safe_deployment(&job.metadata)
             })
             .watches_stream(self.pods, |pod: Pod| {
                 let name = pod.labels().get(LABEL_NAME)?.clone();
@@ -267,6 +287,18 @@ where
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     }
+}
+
+/// The SafeDeployment that controls the object (its controller owner reference), if any.
+fn owning_safe_deployment(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<ObjectRef<SafeDeployment>> {
+    let owner = metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "SafeDeployment")?;
+    Some(ObjectRef::<SafeDeployment>::new(&owner.name).within(metadata.namespace.as_deref()?))
 }
 
 /// Keeps only what the version caches need: name, namespace and `resourceVersion`. (Labels and
@@ -506,6 +538,39 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
         );
         assert_eq!(sd.metadata.resource_version.as_deref(), Some("7"));
         assert_eq!(sd.spec, spec);
+    }
+
+    #[test]
+    fn a_job_wakes_only_the_safe_deployment_that_controls_it() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+        let owned_by = |kind: &str, controller: Option<bool>| ObjectMeta {
+            name: Some("web-smoke-1".into()),
+            namespace: Some("shop".into()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "safedeploy.dev/v1alpha1".into(),
+                kind: kind.into(),
+                name: "web".into(),
+                uid: "u".into(),
+                controller,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(
+            owning_safe_deployment(&owned_by("SafeDeployment", Some(true))),
+            Some(ObjectRef::<SafeDeployment>::new("web").within("shop"))
+        );
+        // A tenant's Job that merely lists the SafeDeployment as a non-controller owner, or
+        // one controlled by something else, wakes nothing.
+        assert_eq!(
+            owning_safe_deployment(&owned_by("SafeDeployment", None)),
+            None
+        );
+        assert_eq!(
+            owning_safe_deployment(&owned_by("CronJob", Some(true))),
+            None
+        );
+        assert_eq!(owning_safe_deployment(&ObjectMeta::default()), None);
     }
 
     #[test]

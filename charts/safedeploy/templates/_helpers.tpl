@@ -126,9 +126,10 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
   - apiGroups: [gateway.networking.k8s.io]
     resources: [httproutes, grpcroutes]
     verbs: [get, list, watch, patch]
-  # The Jobs of `job` analysis metrics: created once per measurement, read while they run,
-  # and the finished ones beyond the newest three of a run deleted (list by the run's label).
+  # The Jobs of `job` analysis metrics: created once per measurement, read while they run
+  # (watched, metadata only, by their label: a Job's end wakes its SafeDeployment), and the
+  # finished ones beyond the newest three of a run deleted (list by the run's label).
   - apiGroups: [batch]
     resources: [jobs]
-    verbs: [get, list, create, delete]
+    verbs: [get, list, watch, create, delete]
 {{- end }}
