@@ -66,7 +66,7 @@ pub struct Metrics {
     pub attestation_verdicts: Family<KindLabel, Counter>,
     /// Start-up phase durations in seconds, by phase.
     pub startup_seconds: Family<KindLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    /// Notification deliveries by outcome (`delivered`, `retried`, `dropped_<why>`).
+    /// Notification deliveries by outcome (`delivered`, `retried`, `failed_round`, `dropped_<why>`).
     pub notifications: Family<KindLabel, Counter>,
 }
 
@@ -85,7 +85,7 @@ impl Default for Metrics {
         let notifications = Family::<KindLabel, Counter>::default();
         registry.register(
             "notifications",
-            "Notification deliveries by outcome (label kind: delivered, retried, dropped_*)",
+            "Notification deliveries by outcome (label kind: delivered, retried, failed_round, dropped_*)",
             notifications.clone(),
         );
         registry.register("reconciles", "Reconciles run", reconciles.clone());

@@ -1,7 +1,8 @@
 //! Notifications on the local control plane, against an HTTP receiver this test serves on
 //! 127.0.0.1 (the operator under test runs as a local process): every event of a rollout and of
 //! a revert arrives once at each of the three sinks, the webhook's HMAC verifies; a receiver that
-//! is down and comes back gets the revert; a receiver that hangs does not delay a revert
+//! is down for longer than a round of attempts and comes back gets the revert; one that refuses
+//! (400) is announced by a `NotificationDropped` Event; a receiver that hangs does not delay a revert
 //! (measured); an operator killed while a delivery hangs delivers it after its restart, and
 //! repeats none that were delivered; a revision blocked by the policy's requirements is announced
 //! with the reason.
@@ -41,12 +42,14 @@ struct Got {
     raw: Vec<u8>,
 }
 
-/// The receiver: records what it answered; while `hang` holds it answers nothing for a minute.
+/// The receiver: records what it answered; while `hang` holds it answers nothing for a minute;
+/// while `refuse` holds it answers 400 Bad Request.
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
     hang: Arc<AtomicBool>,
     hung: Arc<Mutex<u32>>,
+    refuse: Arc<AtomicBool>,
 }
 
 async fn receive(
@@ -59,6 +62,9 @@ async fn receive(
         *r.hung.lock().unwrap() += 1;
         tokio::time::sleep(Duration::from_secs(60)).await;
         return StatusCode::OK;
+    }
+    if r.refuse.load(Ordering::SeqCst) {
+        return StatusCode::BAD_REQUEST;
     }
     let header = |name: &str| {
         headers
@@ -341,9 +347,15 @@ async fn a_hanging_receiver_does_not_delay_a_revert_and_a_down_one_gets_it_when_
     };
     receiver_secret(&ns, "hang", &format!("http://{hang_addr}/hang")).await;
     receiver_secret(&ns, "down", &format!("http://127.0.0.1:{down_port}/down")).await;
+    // And one that refuses every notification (a 400: retrying would not help).
+    let refusing = Receiver::default();
+    refusing.refuse.store(true, Ordering::SeqCst);
+    let refuse_addr = common::serve(refusing.router()).await;
+    receiver_secret(&ns, "refuse", &format!("http://{refuse_addr}/refuse")).await;
     let sinks = json!([
         {"name": "hang", "type": "Webhook", "secretName": "hang"},
         {"name": "down", "type": "Webhook", "secretName": "down"},
+        {"name": "refuse", "type": "Webhook", "secretName": "refuse"},
     ]);
     policy_with(&ns, policy(sinks, json!({})), "notifications").await;
     let with = crash_revert_latency(&ns, "hung").await;
@@ -373,13 +385,31 @@ async fn a_hanging_receiver_does_not_delay_a_revert_and_a_down_one_gets_it_when_
     });
     let came_back = Instant::now();
     let revert = back
-        .wait_for("/down", "Reverted", Duration::from_secs(40))
+        .wait_for_of("/down", "Reverted", Some("hung"), Duration::from_secs(120))
         .await;
     println!(
         "MEASURED a receiver back after being down got the revert {} ms later",
         came_back.elapsed().as_millis()
     );
     assert_eq!(revert.body["event"], "Reverted");
+    // The refusals are not dropped silently: each is a Warning Event on the SafeDeployment.
+    let dropped = common::wait_until(
+        Duration::from_secs(30),
+        "a NotificationDropped event",
+        || async {
+            let events = operator::events_of(&ns, "NotificationDropped").await;
+            Ok(events.into_iter().find(|e| {
+                e.message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("sink refuse")
+            }))
+        },
+    )
+    .await;
+    let message = dropped.message.unwrap_or_default();
+    assert!(message.contains("HTTP 400"), "{message}");
+    assert!(refusing.got().is_empty());
 }
 
 #[tokio::test]
@@ -463,4 +493,62 @@ async fn a_blocked_revision_is_announced_with_its_reason() {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(repeats(&receiver.got(), "/hook").is_empty());
+}
+
+/// A receiver down for longer than a round of attempts, while the rollout is at rest (no
+/// reconcile offers its state again): later rounds, paced by the notifier itself, keep trying,
+/// and the receiver gets what it missed once it is back, once.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_receiver_down_past_a_round_gets_what_it_missed_from_later_rounds() {
+    let (ns, operator) = setup("notify-rounds").await;
+    let down_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    receiver_secret(&ns, "down", &format!("http://127.0.0.1:{down_port}/down")).await;
+    let sinks = json!([{"name": "down", "type": "Webhook", "secretName": "down"}]);
+    policy_with(&ns, policy(sinks, json!({})), "notifications").await;
+    let down_since = Instant::now();
+    apply_stable_web(&ns, 2, &hold_steps()).await;
+    // A round gave up, and the notifier (not a reconcile) offered the state again.
+    common::wait_until(
+        Duration::from_secs(120),
+        "a round offered by the notifier after a failed one",
+        || async {
+            let log = operator.log();
+            Ok(log
+                .contains("notifications offered again after a failed round")
+                .then_some(()))
+        },
+    )
+    .await;
+    let back = Receiver::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", down_port))
+        .await
+        .expect("rebind the port");
+    let router = back.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let came_back = Instant::now();
+    back.wait_for("/down", "Promoted", Duration::from_secs(120))
+        .await;
+    println!(
+        "MEASURED a receiver down for {} s got what it missed {} ms after it came back",
+        came_back.duration_since(down_since).as_secs(),
+        came_back.elapsed().as_millis()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        repeats(&back.got(), "/down").is_empty(),
+        "repeated: {:?}",
+        repeats(&back.got(), "/down")
+    );
+    assert!(
+        operator
+            .log()
+            .contains("notification not delivered; tried again in a later round"),
+        "a round failed first"
+    );
 }

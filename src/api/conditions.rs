@@ -257,6 +257,9 @@ vocabulary! {
         FreezeOverridden,
         /// The revision falls short of the policy's rollout requirements.
         RequirementNotMet,
+        /// A notification will not be delivered: its receiver refused it, or did not answer
+        /// before it expired.
+        NotificationDropped,
     }
 }
 
@@ -380,7 +383,8 @@ mod tests {
                 "ReconcilePanicked",
                 "Frozen",
                 "FreezeOverridden",
-                "RequirementNotMet"
+                "RequirementNotMet",
+                "NotificationDropped"
             ]
         );
         assert_eq!(

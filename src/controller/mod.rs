@@ -160,9 +160,13 @@ impl Context {
         args: &ControllerArgs,
     ) -> Result<Context, ControllerError> {
         let metrics = crate::telemetry::Metrics::default();
-        let notifier =
-            notify::Notifier::start(client.clone(), caches.policies.clone(), metrics.clone())
-                .map_err(|e| ControllerError::Providers(e.to_string()))?;
+        let notifier = notify::Notifier::start(
+            client.clone(),
+            caches.policies.clone(),
+            metrics.clone(),
+            Recorder::new(client.clone(), reporter(args)),
+        )
+        .map_err(|e| ControllerError::Providers(e.to_string()))?;
         Ok(Context {
             leader: leadership.as_ref().map(|l| l.check()),
             recorder: Recorder::new(client.clone(), reporter(args)),

@@ -9,20 +9,31 @@
 //! task at a time (a newer offer while it runs replaces any waiting one), at most
 //! `MAX_CONCURRENT` at once, so a hanging receiver occupies its own rollout's task and nothing
 //! else.
+//!
+//! A notification whose attempts all failed (a receiver down, hanging or answering 5xx) is not
+//! recorded: the SafeDeployment is offered again, read fresh, after a growing pause (rounds of
+//! [`FIRST_ROUND_PAUSE`] doubling to [`MAX_ROUND_PAUSE`]), for as long as its status still
+//! implies the notification (`core::notify::HORIZON`, one hour). A restarted operator derives
+//! the undelivered ones again at its first reconcile. One the receiver refuses (a 4xx), or that
+//! stops being derived before any round delivered it, gets a `NotificationDropped` Warning
+//! Event on the SafeDeployment and is counted; it is never dropped silently.
 
 mod send;
 mod state;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, mpsc};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use crate::api::conditions::EventReason;
 use crate::api::notifications::{NotificationPolicy, NotificationSink};
 use crate::api::{SafeDeployment, SafeDeploymentPolicy, SafeDeploymentStatus};
 use crate::attest::policy::{needs_namespace_labels, resolve_policy};
@@ -33,6 +44,11 @@ use crate::telemetry::Metrics;
 const QUEUE_CAPACITY: usize = 256;
 /// SafeDeployments whose notifications are sent at the same time.
 const MAX_CONCURRENT: usize = 8;
+/// The pause before a SafeDeployment whose deliveries failed is offered again; it doubles each
+/// round, up to [`MAX_ROUND_PAUSE`].
+pub const FIRST_ROUND_PAUSE: Duration = Duration::from_secs(10);
+/// The longest pause between two rounds.
+pub const MAX_ROUND_PAUSE: Duration = Duration::from_secs(300);
 
 /// The handle the reconciles hold.
 pub struct Notifier {
@@ -58,6 +74,21 @@ struct Shared {
     running: Mutex<HashMap<String, Option<Job>>>,
     /// By uid: the delivery keys known delivered (read from the cluster once, then kept).
     delivered: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// By uid: the SafeDeployments with deliveries that failed in their last round.
+    retrying: Mutex<HashMap<String, Retrying>>,
+    /// The queue's sender, for the rounds after a failed delivery.
+    requeue: mpsc::Sender<Job>,
+    /// Records `NotificationDropped` Events.
+    recorder: Recorder,
+}
+
+/// A SafeDeployment with deliveries to try again.
+#[derive(Default)]
+struct Retrying {
+    /// Rounds that failed in a row.
+    rounds: u32,
+    /// The delivery keys whose attempts all failed in the last round.
+    failing: BTreeSet<String>,
 }
 
 /// Errors of one delivery round (logged; the next offer tries again).
@@ -77,6 +108,7 @@ impl Notifier {
         client: Client,
         policies: Store<SafeDeploymentPolicy>,
         metrics: Metrics,
+        recorder: Recorder,
     ) -> Result<Notifier, reqwest::Error> {
         let (queue, received) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
@@ -87,6 +119,9 @@ impl Notifier {
             permits: Semaphore::new(MAX_CONCURRENT),
             running: Mutex::new(HashMap::new()),
             delivered: Mutex::new(HashMap::new()),
+            retrying: Mutex::new(HashMap::new()),
+            requeue: queue.clone(),
+            recorder,
         });
         tokio::spawn(dispatch(shared, received));
         Ok(Notifier {
@@ -136,11 +171,25 @@ async fn dispatch(shared: Arc<Shared>, mut received: mpsc::Receiver<Job>) {
 /// Handles `job`, then each newer offer for the same SafeDeployment that came meanwhile.
 async fn run(shared: Arc<Shared>, uid: String, mut job: Job) {
     loop {
-        if let Ok(_permit) = shared.permits.acquire().await
-            && let Err(error) = handle(&shared, &job.sd).await
-        {
-            warn!(%error, name = %job.sd.name_any(), "notifications not delivered this round");
+        let mut failed = BTreeSet::new();
+        if let Ok(_permit) = shared.permits.acquire().await {
+            match handle(&shared, &job.sd).await {
+                Ok(keys) => failed = keys,
+                Err(error) => {
+                    warn!(%error, name = %job.sd.name_any(), "notifications not delivered this round");
+                }
+            }
         }
+        let pause = shared.retrying.lock().ok().and_then(|mut retrying| {
+            if failed.is_empty() {
+                retrying.remove(&uid);
+                return None;
+            }
+            let entry = retrying.entry(uid.clone()).or_default();
+            entry.rounds = entry.rounds.saturating_add(1);
+            entry.failing = failed;
+            Some(round_pause(entry.rounds))
+        });
         let Ok(mut running) = shared.running.lock() else {
             return;
         };
@@ -148,9 +197,68 @@ async fn run(shared: Arc<Shared>, uid: String, mut job: Job) {
             Some(next) => job = next,
             None => {
                 running.remove(&uid);
+                if let Some(pause) = pause {
+                    tokio::spawn(offer_again(shared.clone(), job.sd, pause));
+                }
                 return;
             }
         }
+    }
+}
+
+/// The pause after `rounds` failed rounds in a row: [`FIRST_ROUND_PAUSE`] doubling, at most
+/// [`MAX_ROUND_PAUSE`].
+fn round_pause(rounds: u32) -> Duration {
+    let doublings = rounds.saturating_sub(1).min(16);
+    FIRST_ROUND_PAUSE
+        .saturating_mul(1 << doublings)
+        .min(MAX_ROUND_PAUSE)
+}
+
+/// After `pause`, offers the SafeDeployment again as it is then (read fresh: its status may have
+/// moved on, and a deleted one is not announced any more).
+async fn offer_again(shared: Arc<Shared>, sd: SafeDeployment, pause: Duration) {
+    let (Some(namespace), Some(uid)) = (sd.namespace(), sd.uid()) else {
+        return;
+    };
+    let api: Api<SafeDeployment> = Api::namespaced(shared.client.clone(), &namespace);
+    let mut pause = pause;
+    loop {
+        tokio::time::sleep(pause).await;
+        match api.get_opt(&sd.name_any()).await {
+            Ok(Some(mut fresh)) if fresh.uid().as_ref() == Some(&uid) => {
+                fresh.metadata.managed_fields = None;
+                info!(name = %sd.name_any(), namespace, ?pause, "notifications offered again after a failed round");
+                // Waits for room in the queue: this task may, a reconcile may not.
+                let _ = shared.requeue.send(Job { sd: fresh }).await;
+                return;
+            }
+            Ok(_) => {
+                if let Ok(mut retrying) = shared.retrying.lock() {
+                    retrying.remove(&uid);
+                }
+                return;
+            }
+            Err(error) => {
+                warn!(%error, name = %sd.name_any(), "cannot read the SafeDeployment to retry its notifications");
+                pause = MAX_ROUND_PAUSE;
+            }
+        }
+    }
+}
+
+/// Records a `NotificationDropped` Warning Event on `sd` (best effort: a failed Event write is
+/// logged).
+async fn announce_dropped(shared: &Shared, sd: &SafeDeployment, why: String) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: EventReason::NotificationDropped.to_string(),
+        note: Some(why),
+        action: "Notify".into(),
+        secondary: None,
+    };
+    if let Err(error) = shared.recorder.publish(&event, &sd.object_ref(&())).await {
+        warn!(%error, name = %sd.name_any(), "could not record a NotificationDropped event");
     }
 }
 
@@ -160,13 +268,15 @@ struct Pending {
     notes: Vec<Notification>,
 }
 
-async fn handle(shared: &Shared, sd: &SafeDeployment) -> Result<(), NotifyError> {
+/// One round for `sd`: sends what its status implies and was not delivered yet. Returns the
+/// delivery keys whose attempts all failed (to try again in a later round).
+async fn handle(shared: &Shared, sd: &SafeDeployment) -> Result<BTreeSet<String>, NotifyError> {
     let (Some(namespace), Some(uid), Some(status)) = (sd.namespace(), sd.uid(), sd.status.as_ref())
     else {
-        return Ok(());
+        return Ok(BTreeSet::new());
     };
     let Some(policy) = notification_policy(shared, &namespace).await? else {
-        return Ok(());
+        return Ok(BTreeSet::new());
     };
     let subject = Subject {
         namespace: namespace.clone(),
@@ -190,8 +300,28 @@ async fn handle(shared: &Shared, sd: &SafeDeployment) -> Result<(), NotifyError>
                 .map(|n| state::delivery_key(&sink.name, &n.key))
         })
         .collect();
+    // What failed before and is no longer implied by the status (older than the horizon, or
+    // the sink was removed) will never be sent: say so.
+    let expired: Vec<String> = shared
+        .retrying
+        .lock()
+        .ok()
+        .and_then(|r| {
+            r.get(&uid)
+                .map(|r| r.failing.difference(&wanted).cloned().collect())
+        })
+        .unwrap_or_default();
+    for key in expired {
+        Metrics::count(&shared.metrics.notifications, "dropped_expired");
+        announce_dropped(
+            shared,
+            sd,
+            format!("notification {key} not delivered: its receiver did not answer before the notification expired"),
+        )
+        .await;
+    }
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(BTreeSet::new());
     }
     let known = shared
         .delivered
@@ -199,7 +329,7 @@ async fn handle(shared: &Shared, sd: &SafeDeployment) -> Result<(), NotifyError>
         .ok()
         .and_then(|d| d.get(&uid).cloned());
     if known.as_ref().is_some_and(|k| wanted.is_subset(k)) {
-        return Ok(());
+        return Ok(BTreeSet::new());
     }
     let record = state::Record::load(&shared.client, sd, &namespace, known).await?;
     let pending: Vec<Pending> = policy
@@ -223,30 +353,59 @@ async fn handle(shared: &Shared, sd: &SafeDeployment) -> Result<(), NotifyError>
         let secrets = secrets.clone();
         let wanted = &wanted;
         async move {
+            let mut failed = Vec::new();
             let Some(target) = send::target(&secrets, &pending.sink).await else {
                 Metrics::count(&shared.metrics.notifications, "dropped_no_secret");
-                return;
+                return failed;
             };
-            for note in &pending.notes {
+            for (index, note) in pending.notes.iter().enumerate() {
                 let key = state::delivery_key(&pending.sink.name, &note.key);
                 let outcome = send::deliver(shared, &target, note).await;
                 debug!(key, ?outcome, "notification");
-                // Delivered, or given up on after its attempts (counted as dropped): either way
-                // it is recorded, so it is not tried again by every later reconcile.
+                match outcome {
+                    send::Outcome::Delivered => {}
+                    send::Outcome::Refused(code) => {
+                        announce_dropped(
+                            shared,
+                            sd,
+                            format!(
+                                "notification {} refused by sink {} (HTTP {code}); not retried",
+                                note.key, pending.sink.name
+                            ),
+                        )
+                        .await;
+                    }
+                    send::Outcome::GaveUp => {
+                        // Not recorded: a later round sends it again, and the rest of this
+                        // sink's notifications with it (its receiver is not answering; each
+                        // would take a round's attempts, and they would arrive out of order).
+                        failed.extend(
+                            pending.notes[index..]
+                                .iter()
+                                .map(|n| state::delivery_key(&pending.sink.name, &n.key)),
+                        );
+                        break;
+                    }
+                }
                 let mut record = record.lock().await;
                 record.insert(key);
                 if let Err(error) = record.save(&shared.client, sd, wanted).await {
                     warn!(%error, "could not record a delivered notification");
                 }
             }
+            failed
         }
     });
-    futures::future::join_all(sends).await;
+    let failed: BTreeSet<String> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let record = record.lock().await;
     if let Ok(mut delivered) = shared.delivered.lock() {
         delivered.insert(uid, record.keys().clone());
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// The notifications section of the policy that applies to `namespace`, if any.
@@ -269,4 +428,17 @@ async fn notification_policy(
         resolve_policy(namespace, &labels, policies.iter().map(|p| p.as_ref()))
             .and_then(|p| p.spec.notifications.clone()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_after_failed_deliveries_pause_longer_each_time_up_to_five_minutes() {
+        let pauses: Vec<u64> = (1..=7).map(|r| round_pause(r).as_secs()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(round_pause(0), FIRST_ROUND_PAUSE);
+        assert_eq!(round_pause(u32::MAX), MAX_ROUND_PAUSE);
+    }
 }

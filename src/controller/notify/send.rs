@@ -126,9 +126,9 @@ pub async fn deliver(shared: &Shared, target: &Target, note: &Notification) -> O
         sink = target.sink,
         key = note.key,
         attempts = MAX_ATTEMPTS,
-        "notification dropped"
+        "notification not delivered; tried again in a later round"
     );
-    Metrics::count(&shared.metrics.notifications, "dropped_attempts");
+    Metrics::count(&shared.metrics.notifications, "failed_round");
     Outcome::GaveUp
 }
 
