@@ -70,13 +70,14 @@ fi
 pass "the chart's CRDs are the generated ones"
 
 # --- 2. lint and schema -------------------------------------------------------------------------
-VARIANTS=(default ha watch governance)
+VARIANTS=(default ha watch governance dashboard)
 variant_args() {
   case "$1" in
     default) echo "" ;;
     ha) echo "--set replicaCount=2" ;;
     watch) echo "--set watchNamespace=$NS --set crds.install=false --set leaderElection.enabled=true" ;;
     monitor) echo "--set serviceMonitor.enabled=true" ;;
+    dashboard) echo "--set dashboard.enabled=true --set crds.install=false" ;;
     # Bound to a label no namespace carries: the server-side dry run must not govern anything.
     governance) echo "--set governance.enabled=true --set crds.install=false --set governance.namespaceSelector.matchLabels.safedeploy\.dev/chart-check=none" ;;
   esac
@@ -86,7 +87,7 @@ for variant in "${VARIANTS[@]}" monitor; do
   "$HELM" lint "$CHART" --strict --kube-version "$KUBE_VERSION" $(variant_args "$variant") >"$WORK/lint.log" 2>&1 ||
     { cat "$WORK/lint.log" >&2; die "helm lint ($variant)"; }
 done
-pass "helm lint --strict (default, ha, watch, governance, monitor)"
+pass "helm lint --strict (default, ha, watch, governance, dashboard, monitor)"
 if "$HELM" template x "$CHART" --set replicaCont=2 >/dev/null 2>"$WORK/schema.log"; then
   die "values.schema.json accepted a misspelt key"
 fi
@@ -289,7 +290,32 @@ if any(k in promoter for k in ("safedeploy.dev/safedeployments/promote-full", "s
 admin = rules_of(roles["sd-chart-check-safedeploy-admin"], "admin")
 if "safedeploy.dev/safedeployments/break-glass" not in admin:
     fail(f"governance: the admin role does not grant break-glass: {admin}")
-print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor, governance", file=sys.stderr)
+# The in-cluster dashboard: read-only by its arguments and by its RBAC, and its pods never
+# selected by the operator's Deployment or Service.
+dash = docs(f"{work}/dashboard.yaml")
+dash_objects = [d for d in dash if d["metadata"]["name"].endswith("-dashboard")]
+if sorted(d["kind"] for d in dash_objects) != ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]:
+    fail(f"dashboard: objects {sorted(d['kind'] for d in dash_objects)}")
+dash_role = next(d for d in dash_objects if d["kind"] == "ClusterRole")
+for rule in dash_role["rules"]:
+    if set(rule["verbs"]) - {"get", "list", "watch"}:
+        fail(f"dashboard: its role may {rule['verbs']} on {rule['resources']}")
+if sorted(r for rule in dash_role["rules"] for r in rule["resources"]) != ["events", "safedeployments"]:
+    fail(f"dashboard: its role reaches {dash_role['rules']}")
+dash_deploy = next(d for d in dash_objects if d["kind"] == "Deployment")
+args = dash_deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+if args[0] != "dashboard" or "--read-only" not in args:
+    fail(f"dashboard: args {args}")
+if dash_deploy["spec"]["template"]["spec"]["serviceAccountName"] == "sd-chart-check-safedeploy":
+    fail("dashboard: runs as the operator's ServiceAccount")
+operator_deploy = next(d for d in dash if d["kind"] == "Deployment" and d is not dash_deploy)
+pod_labels = dash_deploy["spec"]["template"]["metadata"]["labels"]
+selector = operator_deploy["spec"]["selector"]["matchLabels"]
+if all(pod_labels.get(k) == v for k, v in selector.items()):
+    fail("dashboard: the operator's Deployment selects the dashboard's pods")
+if any(d["metadata"]["name"].endswith("-dashboard") for d in default):
+    fail("dashboard: rendered without dashboard.enabled")
+print("chart-check: ok: rendered RBAC, pod security, CRDs (keep), HA, watchNamespace, ServiceMonitor, governance, read-only dashboard", file=sys.stderr)
 PY
 
 # --- 4. server-side dry run ---------------------------------------------------------------------

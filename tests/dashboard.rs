@@ -85,12 +85,22 @@ async fn account_with(ns: &TestNamespace, account: &str, verbs: &[&str]) {
 
 /// The dashboard's routes served in this process with `client` on a random loopback port.
 async fn serve_dashboard(client: Client, namespace: &str) -> SocketAddr {
+    serve_dashboard_with(client, namespace, false).await
+}
+
+/// [`serve_dashboard`], read-only if `read_only`.
+async fn serve_dashboard_with(client: Client, namespace: &str, read_only: bool) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let dashboard =
-        server::Dashboard::new(client, Scope::Namespace(namespace.into()), address, vec![]);
+    let dashboard = server::Dashboard::new(
+        client,
+        Scope::Namespace(namespace.into()),
+        address,
+        vec![],
+        read_only,
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, server::router(dashboard)).await;
     });
@@ -175,6 +185,30 @@ async fn only_a_user_who_may_patch_gets_actions_and_a_promotion_acts_as_that_use
         .await
         .expect("GET");
     assert_eq!(response.status().as_u16(), 421, "a rebound Host is refused");
+
+    // A read-only dashboard (the chart's in-cluster one) offers the releaser nothing and
+    // refuses the releaser's request itself, before the API server is asked.
+    let read_only = format!(
+        "http://{}",
+        serve_dashboard_with(client_as(&ns.name, "releaser").await, &ns.name, true).await
+    );
+    let page = get_json(&format!("{read_only}/_/api/rollouts/{}/web", ns.name)).await;
+    assert_eq!(page["mayAct"], false, "{page:#}");
+    assert_eq!(page["actions"]["promote"], false, "{page:#}");
+    let (status, body) = post_action(&read_only, &ns.name, "promote").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("read-only"),
+        "{body}"
+    );
+    assert_eq!(
+        operator::status_now(&ns, "web").await.phase,
+        Phase::Paused,
+        "nothing was promoted"
+    );
 
     // The releaser gets the buttons, and the promotion is carried out under their name.
     let page = get_json(&format!("{releaser}/_/api/rollouts/{}/web", ns.name)).await;

@@ -619,7 +619,14 @@ async fn real_the_operator_from_its_chart_elects_one_leader_and_promotes() {
         "extraEnv": [
             {"name": "KUBERNETES_SERVICE_HOST", "value": api_host},
             {"name": "KUBERNETES_SERVICE_PORT", "value": api_port}
-        ]
+        ],
+        "dashboard": {
+            "enabled": true,
+            "extraEnv": [
+                {"name": "KUBERNETES_SERVICE_HOST", "value": api_host},
+                {"name": "KUBERNETES_SERVICE_PORT", "value": api_port}
+            ]
+        }
     });
     let values_path = std::env::temp_dir().join(format!("{}-values.json", ns.name));
     std::fs::write(&values_path, values.to_string()).expect("write the values");
@@ -648,7 +655,9 @@ async fn real_the_operator_from_its_chart_elects_one_leader_and_promotes() {
         let pods: Api<Pod> = ns.api();
         async move {
             let list = pods
-                .list(&ListParams::default().labels("app.kubernetes.io/name=safedeploy"))
+                .list(&ListParams::default().labels(
+                    "app.kubernetes.io/name=safedeploy,app.kubernetes.io/component=controller",
+                ))
                 .await?;
             Ok::<_, common::Error>(list.items)
         }
@@ -675,6 +684,7 @@ async fn real_the_operator_from_its_chart_elects_one_leader_and_promotes() {
         promoted.history.last().map(|e| e.outcome.as_str()),
         Some("Promoted")
     );
+    in_cluster_dashboard_reads_and_refuses_actions(&ns).await;
 
     // The leader's pod goes away: the standby takes the Lease and carries on.
     let pods_api: Api<Pod> = ns.api();
@@ -703,4 +713,58 @@ async fn real_the_operator_from_its_chart_elects_one_leader_and_promotes() {
         Some("Promoted")
     );
     let _ = helm(&["uninstall", &ns.name, "--namespace", &ns.name]).await;
+}
+
+/// The chart's read-only dashboard, Ready on the real node (its probe answers), lists the
+/// namespace's rollouts with its own ServiceAccount, offers no action and refuses one.
+async fn in_cluster_dashboard_reads_and_refuses_actions(ns: &TestNamespace) {
+    let pods: Api<Pod> = ns.api();
+    let selector = "app.kubernetes.io/name=safedeploy,app.kubernetes.io/component=dashboard";
+    let pod = common::wait_until(Duration::from_secs(60), "the dashboard pod Ready", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&ListParams::default().labels(selector)).await?;
+            Ok(list.items.into_iter().find(common::is_ready))
+        }
+    })
+    .await;
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("the dashboard pod's IP");
+    let base = format!("http://{ip}:8080");
+    let list: Value = common::http()
+        .get(format!("{base}/_/api/rollouts"))
+        .send()
+        .await
+        .expect("GET the list")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(list["rollouts"][0]["name"], "web", "{list:#}");
+    let page: Value = common::http()
+        .get(format!("{base}/_/api/rollouts/{}/web", ns.name))
+        .send()
+        .await
+        .expect("GET the page")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(page["mayAct"], false, "{page:#}");
+    let refused = common::http()
+        .post(format!("{base}/_/api/rollouts/{}/web/abort", ns.name))
+        .header(safedeploy::cli::dashboard::server::ACTION_HEADER, "1")
+        .send()
+        .await
+        .expect("POST an action");
+    assert_eq!(
+        refused.status().as_u16(),
+        403,
+        "the in-cluster dashboard acts for nobody"
+    );
+    println!(
+        "in-cluster dashboard: {} rollout(s) listed, actions refused",
+        list["rollouts"].as_array().map_or(0, Vec::len)
+    );
 }

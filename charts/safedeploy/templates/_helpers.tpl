@@ -37,6 +37,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end }}
 
+{{/* Labels selecting the read-only dashboard's pods (never the operator's). */}}
+{{- define "safedeploy.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "safedeploy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: dashboard
+{{- end }}
+
+{{/* Labels of the read-only dashboard's objects. */}}
+{{- define "safedeploy.dashboardLabels" -}}
+helm.sh/chart: {{ include "safedeploy.chart" . }}
+{{ include "safedeploy.dashboardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: safedeploy
+{{- end }}
+
 {{/* The ServiceAccount name. */}}
 {{- define "safedeploy.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}

@@ -34,6 +34,10 @@ pub struct DashboardArgs {
     /// of the listening port are always accepted, any other is refused (DNS rebinding).
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
+    /// Offer no action and refuse every action request (the chart's in-cluster dashboard, which
+    /// runs with a read-only ServiceAccount and acts for nobody).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// Errors of the dashboard server.
@@ -92,7 +96,8 @@ async fn serve_args(args: DashboardArgs) -> Result<(), DashboardError> {
             source,
         })?;
     println!("safedeploy dashboard: http://{address}/");
-    let dashboard = server::Dashboard::new(client, scope, address, args.allowed_hosts);
+    let dashboard =
+        server::Dashboard::new(client, scope, address, args.allowed_hosts, args.read_only);
     axum::serve(listener, server::router(dashboard))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -46,17 +46,21 @@ pub struct Dashboard {
     scope: Scope,
     allowed_hosts: Vec<String>,
     any_host: bool,
+    read_only: bool,
 }
 
 impl Dashboard {
     /// A dashboard acting with `client`, listing `scope`, listening on `address`; requests must
     /// name a loopback name of its port or one of `extra_hosts` in `Host` (any, when it listens
     /// on an unspecified address such as 0.0.0.0, where the operator of the machine chose).
+    /// A `read_only` dashboard offers no action and refuses every action request, whatever its
+    /// client may do (the chart's in-cluster dashboard, which acts for nobody).
     pub fn new(
         client: Client,
         scope: Scope,
         address: SocketAddr,
         extra_hosts: Vec<String>,
+        read_only: bool,
     ) -> Arc<Self> {
         let port = address.port();
         let mut allowed_hosts = vec![
@@ -71,6 +75,7 @@ impl Dashboard {
             scope,
             allowed_hosts,
             any_host: address.ip().is_unspecified(),
+            read_only,
         })
     }
 }
@@ -174,15 +179,15 @@ async fn build_view(
     client: &Client,
     namespace: &str,
     name: &str,
+    read_only: bool,
 ) -> Result<Option<RolloutView>, kube::Error> {
     let api: Api<SafeDeployment> = Api::namespaced(client.clone(), namespace);
     let Some(sd) = api.get_opt(name).await? else {
         return Ok(None);
     };
-    let (events, may_act) = futures::join!(
-        cluster::events(client.clone(), namespace, name),
-        cluster::may_patch(client.clone(), namespace, name),
-    );
+    let may_act = async { !read_only && cluster::may_patch(client.clone(), namespace, name).await };
+    let (events, may_act) =
+        futures::join!(cluster::events(client.clone(), namespace, name), may_act);
     Ok(Some(view::rollout(&sd, &events, may_act)))
 }
 
@@ -190,7 +195,7 @@ async fn detail(
     State(dashboard): State<Arc<Dashboard>>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    match build_view(&dashboard.client, &namespace, &name).await {
+    match build_view(&dashboard.client, &namespace, &name, dashboard.read_only).await {
         Ok(Some(view)) => Json(view).into_response(),
         Ok(None) => problem(
             StatusCode::NOT_FOUND,
@@ -238,6 +243,7 @@ async fn watch_detail(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let client = dashboard.client.clone();
+    let read_only = dashboard.read_only;
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let rollouts: Api<SafeDeployment> = Api::namespaced(client.clone(), &namespace);
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &namespace);
@@ -255,7 +261,7 @@ async fn watch_detail(
             async move {
                 Ok(match change {
                     Err(error) => sse_json("problem", &json!({"error": error})),
-                    Ok(()) => match build_view(&client, &namespace, &name).await {
+                    Ok(()) => match build_view(&client, &namespace, &name, read_only).await {
                         Ok(Some(view)) => sse_json("rollout", &view),
                         Ok(None) => {
                             sse_json("deleted", &json!({"namespace": namespace, "name": name}))
@@ -297,6 +303,12 @@ async fn act(
     Query(query): Query<ActionQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if dashboard.read_only {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "this dashboard is read-only (--read-only): use the kubectl plugin or your own `safedeploy dashboard`".into(),
+        );
+    }
     if !headers.contains_key(ACTION_HEADER) {
         return problem(
             StatusCode::FORBIDDEN,
@@ -334,7 +346,13 @@ mod tests {
         let client = Client::try_from(config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let dashboard = Dashboard::new(client, Scope::All, address, vec!["dash.example".into()]);
+        let dashboard = Dashboard::new(
+            client,
+            Scope::All,
+            address,
+            vec!["dash.example".into()],
+            false,
+        );
         tokio::spawn(async move { axum::serve(listener, router(dashboard)).await });
         format!("http://{address}")
     }
