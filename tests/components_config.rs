@@ -565,6 +565,37 @@ async fn editing_referenced_configuration_alone_rolls_out_a_new_revision() {
     let status = sd.status.expect("status");
     assert_eq!(status.revisions.len(), revisions_before + 1);
     assert_eq!(sizes(&ns, &v1).await, vec![0, 0, 0], "v1 kept at zero");
+    // The revision records say which configuration changed (the dashboard's diff): the
+    // ConfigMap's content digest differs, the Secret's does not.
+    let record = |hash: &str| {
+        status
+            .revisions
+            .iter()
+            .find(|r| r.hash == hash)
+            .map(|r| r.config.clone())
+            .unwrap_or_default()
+    };
+    let (config_v1, config_v2) = (record(&v1), record(&v2));
+    assert!(
+        config_v2.contains_key("configmap/app-config"),
+        "{config_v2:?}"
+    );
+    assert_ne!(
+        config_v1.get("configmap/app-config"),
+        config_v2.get("configmap/app-config"),
+        "the edited ConfigMap's digest changed"
+    );
+    let secrets: Vec<&String> = config_v2
+        .keys()
+        .filter(|k| k.starts_with("secret/"))
+        .collect();
+    for key in secrets {
+        assert_eq!(
+            config_v1.get(key),
+            config_v2.get(key),
+            "{key} did not change"
+        );
+    }
 
     // The same for a Secret.
     let edited = std::time::Instant::now();

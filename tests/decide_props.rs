@@ -283,6 +283,7 @@ proptest! {
                     number: *number,
                     hash: pick(&hashes, u8::try_from(i).unwrap_or(0)),
                     images: BTreeMap::new(),
+                    config: BTreeMap::new(),
                 })
                 .collect(),
             ..Default::default()

@@ -345,6 +345,7 @@ fn oversized_status() -> SafeDeploymentStatus {
             number: n,
             hash: format!("hash{n:06}"),
             images: images.clone(),
+            config: images.clone(),
         });
     }
     for n in 0..20 {

@@ -111,6 +111,9 @@ function timeline(view) {
           e.detail && h("div", { class: "note" }, e.detail))))));
 }
 
+// A content digest as people compare them: `sha256:` and the first 12 hex digits.
+const short = (digest) => digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]*$/, "$1…");
+
 function revisions(view) {
   const { namespace, name } = view.summary;
   return h("section", { class: "card" }, h("h2", {}, "Revisions"),
@@ -122,7 +125,9 @@ function revisions(view) {
         h("td", {}, r.role),
         h("td", { class: "changes mono" }, r.changes.length
           ? r.changes.map((c) => h("div", {}, `${c.container}: `, c.from && h("del", {}, c.from), " → ", c.to && h("ins", {}, c.to)))
-          : Object.entries(r.images).map(([c, i]) => h("div", {}, `${c}=${i}`))),
+          : Object.entries(r.images).map(([c, i]) => h("div", {}, `${c}=${i}`)),
+          r.configChanges.map((c) => h("div", { class: "config-change" }, `${c.object}: `,
+            c.from && h("del", {}, short(c.from)), " → ", c.to ? h("ins", {}, short(c.to)) : "no longer referenced"))),
         h("td", {}, r.outcomes.join(", ")),
         h("td", {}, view.actions.rollback && r.role !== "stable" && h("button", {
           "data-action": "rollback",

@@ -513,6 +513,11 @@ pub struct RevisionRecord {
     /// Container images by `component/container`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, String>,
+    /// Content digests (`sha256:<hex>`) of the ConfigMaps and Secrets the revision references,
+    /// by `configmap/NAME` / `secret/NAME`: which configuration changed between revisions,
+    /// without their contents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// One health signal measured on the canary, with its thresholds and verdict.

@@ -125,6 +125,7 @@ pub fn fit(status: &mut SafeDeploymentStatus, protected: &[&str], budget: usize)
             for record in &mut s.revisions {
                 if !protected.contains(&record.hash.as_str()) {
                     record.images.clear();
+                    record.config.clear();
                 }
             }
         },
@@ -149,6 +150,7 @@ pub fn fit(status: &mut SafeDeploymentStatus, protected: &[&str], budget: usize)
         &|s| {
             for record in &mut s.revisions {
                 record.images.clear();
+                record.config.clear();
             }
             bound_texts(s, 64);
         },
@@ -205,6 +207,7 @@ mod tests {
                 number: n,
                 hash: format!("hash{n}"),
                 images: images(512),
+                config: images(64),
             });
         }
         for n in 0..20 {
@@ -279,6 +282,7 @@ mod tests {
             number: 1,
             hash: "a".into(),
             images: images(3),
+            ..Default::default()
         });
         let before = status.revisions.clone();
         fit(&mut status, &[], STATUS_BUDGET);

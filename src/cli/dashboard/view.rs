@@ -173,6 +173,19 @@ pub struct ImageChange {
     pub to: Option<String>,
 }
 
+/// A configuration object (a ConfigMap or Secret) whose content digest differs between two
+/// revisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigChange {
+    /// `configmap/NAME` or `secret/NAME`.
+    pub object: String,
+    /// Its digest before, none for a newly referenced object.
+    pub from: Option<String>,
+    /// Its digest now, none for an object no longer referenced.
+    pub to: Option<String>,
+}
+
 /// A revision and how it differs from the one before.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -189,6 +202,11 @@ pub struct RevisionView {
     pub images: BTreeMap<String, String>,
     /// The images that changed since the revision before.
     pub changes: Vec<ImageChange>,
+    /// Its configuration objects' content digests, by `configmap/NAME` / `secret/NAME`.
+    pub config: BTreeMap<String, String>,
+    /// The configuration objects whose content changed since the revision before (or that
+    /// were added or removed).
+    pub config_changes: Vec<ConfigChange>,
     /// How its rollouts ended, oldest first (`Promoted`, `Reverted`, ...).
     pub outcomes: Vec<String>,
 }
@@ -588,25 +606,22 @@ fn revisions(status: &SafeDeploymentStatus) -> Vec<RevisionView> {
         } else {
             ""
         };
-        let before = previous.map(|p| &p.images);
-        let empty = BTreeMap::new();
-        let before_images = before.unwrap_or(&empty);
-        let mut changes = Vec::new();
-        if before.is_some() {
-            let containers: std::collections::BTreeSet<&String> =
-                before_images.keys().chain(revision.images.keys()).collect();
-            for container in containers {
-                let from = before_images.get(container);
-                let to = revision.images.get(container);
-                if from != to {
-                    changes.push(ImageChange {
-                        container: container.clone(),
-                        from: from.cloned(),
-                        to: to.cloned(),
-                    });
-                }
-            }
-        }
+        let changes = previous
+            .map(|p| map_changes(&p.images, &revision.images))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(container, from, to)| ImageChange {
+                container,
+                from,
+                to,
+            })
+            .collect();
+        let config_changes = previous
+            .map(|p| map_changes(&p.config, &revision.config))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(object, from, to)| ConfigChange { object, from, to })
+            .collect();
         views.push(RevisionView {
             number: revision.number,
             hash: revision.hash.clone(),
@@ -616,6 +631,8 @@ fn revisions(status: &SafeDeploymentStatus) -> Vec<RevisionView> {
             role,
             images: revision.images.clone(),
             changes,
+            config: revision.config.clone(),
+            config_changes,
             outcomes: status
                 .history
                 .iter()
@@ -627,6 +644,25 @@ fn revisions(status: &SafeDeploymentStatus) -> Vec<RevisionView> {
     }
     views.reverse();
     views
+}
+
+/// The keys whose values differ between `before` and `after` (added, removed or changed), as
+/// (key, before, after), in key order.
+fn map_changes(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|key| before.get(*key) != after.get(*key))
+        .map(|key| {
+            (
+                key.clone(),
+                before.get(key).cloned(),
+                after.get(key).cloned(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

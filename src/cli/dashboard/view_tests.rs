@@ -68,11 +68,19 @@ fn reverted() -> SafeDeployment {
                 number: 2,
                 hash: "bbb".into(),
                 images: images("app:v2"),
+                config: BTreeMap::from([
+                    ("configmap/web-config".into(), "sha256:22".into()),
+                    ("secret/web-tls".into(), "sha256:33".into()),
+                ]),
             },
             RevisionRecord {
                 number: 1,
                 hash: "aaa".into(),
                 images: images("app:v1"),
+                config: BTreeMap::from([
+                    ("configmap/web-config".into(), "sha256:11".into()),
+                    ("configmap/old-flags".into(), "sha256:44".into()),
+                ]),
             },
         ],
         history: vec![
@@ -313,8 +321,23 @@ fn revisions_are_newest_first_with_their_image_changes_and_outcomes() {
         }]
     );
     assert_eq!(v2.outcomes, ["PromoteRequested", "Reverted"]);
+    // Which configuration changed: edited, dropped and newly referenced objects, by digest.
+    let config: Vec<(&str, Option<&str>, Option<&str>)> = v2
+        .config_changes
+        .iter()
+        .map(|c| (c.object.as_str(), c.from.as_deref(), c.to.as_deref()))
+        .collect();
+    assert_eq!(
+        config,
+        [
+            ("configmap/old-flags", Some("sha256:44"), None),
+            ("configmap/web-config", Some("sha256:11"), Some("sha256:22")),
+            ("secret/web-tls", None, Some("sha256:33")),
+        ]
+    );
     let v1 = &view.revisions[1];
     assert_eq!((v1.role, v1.changes.len()), ("stable", 0));
+    assert!(v1.config_changes.is_empty(), "nothing before the first");
 }
 
 #[test]

@@ -25,6 +25,7 @@ impl Planner<'_> {
             number,
             hash: hash.to_string(),
             images: self.obs.desired.images(),
+            config: self.obs.desired.config_objects.clone(),
         });
         let limit = self.history_limit().saturating_add(2);
         let protected = [
