@@ -358,6 +358,13 @@ fn oversized_status() -> SafeDeploymentStatus {
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: None,
             actor: Some("a".repeat(256)),
+            steps: (0..64)
+                .map(|step| safedeploy::api::StepMark {
+                    step,
+                    weight: step,
+                    at: "2026-01-01T00:00:00Z".into(),
+                })
+                .collect(),
         });
     }
     for run in 0..33 {

@@ -580,6 +580,22 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub actor: Option<String>,
+    /// The canary steps this rollout completed, in order, with the weight each ended at: the
+    /// durable record of the weight over time (Events expire after an hour).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepMark>,
+}
+
+/// A canary step a rollout completed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepMark {
+    /// The step's index in the spec (0-based).
+    pub step: i32,
+    /// The canary weight (percent) when it completed.
+    pub weight: i32,
+    /// When it completed (RFC 3339).
+    pub at: String,
 }
 
 /// A compact schema for pod templates: the structure the operator relies on (labels, containers

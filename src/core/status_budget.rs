@@ -119,6 +119,7 @@ pub fn fit(status: &mut SafeDeploymentStatus, protected: &[&str], budget: usize)
             let keep_from = s.history.len().saturating_sub(3);
             for entry in s.history.iter_mut().take(keep_from) {
                 entry.images.clear();
+                entry.steps.clear();
             }
         },
         &|s| {
@@ -145,6 +146,7 @@ pub fn fit(status: &mut SafeDeploymentStatus, protected: &[&str], budget: usize)
             }
             for entry in &mut s.history {
                 entry.images.clear();
+                entry.steps.clear();
             }
         },
         &|s| {
@@ -220,6 +222,13 @@ mod tests {
                 started_at: "2026-01-01T00:00:00Z".into(),
                 finished_at: None,
                 actor: Some("a".repeat(256)),
+                steps: (0..64)
+                    .map(|step| crate::api::StepMark {
+                        step,
+                        weight: step,
+                        at: "2026-01-01T00:00:00Z".into(),
+                    })
+                    .collect(),
             });
         }
         for run in 0..33 {

@@ -521,16 +521,32 @@ fn weights(status: &SafeDeploymentStatus, events: &[EventNote]) -> Vec<WeightPoi
             });
         }
     }
-    for event in events
+    // The steps the history recorded (durable); the Events only for a status written before
+    // the history kept them (Events expire after an hour).
+    let recorded: Vec<WeightPoint> = status
+        .history
         .iter()
-        .filter(|e| e.reason == "StepCompleted" && e.at >= since)
-    {
-        if let Some(weight) = completed_weight(&event.message) {
-            points.push(WeightPoint {
-                at: event.at.clone(),
-                weight,
-            });
+        .filter(|e| e.started_at >= since)
+        .flat_map(|e| &e.steps)
+        .map(|mark| WeightPoint {
+            at: mark.at.clone(),
+            weight: mark.weight,
+        })
+        .collect();
+    if recorded.is_empty() {
+        for event in events
+            .iter()
+            .filter(|e| e.reason == "StepCompleted" && e.at >= since)
+        {
+            if let Some(weight) = completed_weight(&event.message) {
+                points.push(WeightPoint {
+                    at: event.at.clone(),
+                    weight,
+                });
+            }
         }
+    } else {
+        points.extend(recorded);
     }
     if let Some(started) = &status.step_started_at
         && status.canary_revision.is_some()

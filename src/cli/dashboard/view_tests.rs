@@ -24,6 +24,7 @@ fn entry(
         started_at: started.into(),
         finished_at: finished.map(str::to_string),
         actor: None,
+        steps: Vec::new(),
     }
 }
 
@@ -418,5 +419,45 @@ fn a_revision_let_through_without_attestation_is_never_shown_as_verified() {
     assert_eq!(
         (attested.title.as_str(), attested.tone),
         ("attestation of bbb not required", Tone::Info)
+    );
+}
+
+#[test]
+fn the_weight_curve_comes_from_the_history_once_the_events_expired() {
+    let mut sd = reverted();
+    let status = sd.status.as_mut().unwrap();
+    let reverted_entry = status
+        .history
+        .iter_mut()
+        .rev()
+        .find(|e| e.outcome == "Reverted")
+        .unwrap();
+    reverted_entry.steps = vec![
+        crate::api::StepMark {
+            step: 0,
+            weight: 25,
+            at: "2026-12-02T10:00:05Z".into(),
+        },
+        crate::api::StepMark {
+            step: 2,
+            weight: 50,
+            at: "2026-12-02T10:00:12Z".into(),
+        },
+    ];
+    // No Events at all (expired): the steps still draw the curve.
+    let view = rollout(&sd, &[], false);
+    let curve: Vec<(String, i32)> = view
+        .weights
+        .iter()
+        .map(|p| (p.at.clone(), p.weight))
+        .collect();
+    assert!(
+        curve.contains(&("2026-12-02T10:00:05Z".into(), 25))
+            && curve.contains(&("2026-12-02T10:00:12Z".into(), 50)),
+        "{curve:?}"
+    );
+    assert!(
+        curve.windows(2).all(|w| w[0].0 <= w[1].0),
+        "in time order: {curve:?}"
     );
 }

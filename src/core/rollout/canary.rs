@@ -255,6 +255,7 @@ impl Planner<'_> {
                 describe_step(step)
             ),
         );
+        self.mark_step(index, weight);
         self.enter_step(index.saturating_add(1));
         self.status.phase = Phase::Progressing;
         self.status.message = Some(format!("step {position} completed"));

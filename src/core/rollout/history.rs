@@ -6,6 +6,9 @@ use super::{DEFAULT_REVISION_HISTORY_LIMIT, HISTORY_CAPACITY, Planner};
 use crate::api::conditions::HistoryOutcome;
 use crate::api::{HistoryEntry, RevisionRecord};
 
+/// The most step marks one history entry keeps (see `HistoryEntry::steps`).
+const MAX_STEP_MARKS: usize = 64;
+
 impl Planner<'_> {
     /// Gives `hash` a revision number (the next one) if it has none, and forgets the oldest
     /// records beyond the history limit, except those still in use.
@@ -82,6 +85,7 @@ impl Planner<'_> {
             started_at: self.now(),
             finished_at: None,
             actor: self.actor.take(),
+            steps: Vec::new(),
         });
         let excess = self.status.history.len().saturating_sub(HISTORY_CAPACITY);
         self.status.history.drain(..excess);
@@ -97,6 +101,32 @@ impl Planner<'_> {
         self.push_history(hash, outcome, reason);
         if let Some(entry) = self.status.history.last_mut() {
             entry.finished_at = Some(self.obs.now.to_string());
+        }
+    }
+
+    /// Records on the canary's open history entry that step `index` completed at `weight`
+    /// (at most [`MAX_STEP_MARKS`] per entry).
+    pub(super) fn mark_step(&mut self, index: usize, weight: i32) {
+        let now = self.now();
+        let Some(canary) = self.status.canary_revision.clone() else {
+            return;
+        };
+        if let Some(entry) = self
+            .status
+            .history
+            .iter_mut()
+            .rev()
+            .find(|e| e.hash == canary && e.outcome == HistoryOutcome::InProgress)
+        {
+            // Steps edited mid-rollout restart it: the record keeps the newest marks.
+            if entry.steps.len() >= MAX_STEP_MARKS {
+                entry.steps.remove(0);
+            }
+            entry.steps.push(crate::api::StepMark {
+                step: i32::try_from(index).unwrap_or(i32::MAX),
+                weight,
+                at: now,
+            });
         }
     }
 

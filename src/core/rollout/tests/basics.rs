@@ -37,6 +37,17 @@ fn a_good_revision_passes_every_step_and_becomes_stable() {
     assert!(reasons.contains(&"RolloutCompleted"));
     assert_eq!(sim.status.history.last().unwrap().outcome, "Promoted");
     assert_eq!(sim.status.revisions.len(), 2);
+    // The history keeps each completed step with its weight, in order, in time (the durable
+    // weight curve; the Events expire).
+    let entry = sim.status.history.last().unwrap();
+    let marks: Vec<(i32, i32)> = entry.steps.iter().map(|m| (m.step, m.weight)).collect();
+    assert_eq!(marks, [(0, 25), (1, 50), (2, 75)]);
+    assert!(
+        entry
+            .steps
+            .windows(2)
+            .all(|w| w[0].at <= w[1].at && w[0].at >= entry.started_at)
+    );
 }
 
 #[test]
