@@ -65,7 +65,7 @@ trap cleanup EXIT
 profile=${PROFILE:-release}
 log "building safedeploy ($profile) and Argo Rollouts"
 if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
-sd_bin="$REPO/target/$profile/safedeploy"
+sd_bin="${CARGO_TARGET_DIR:-$REPO/target}/$profile/safedeploy"
 argo_bin="$(e2e/lib/build-argo-rollouts.sh)"
 argo_crds="$(e2e/lib/build-argo-rollouts.sh --crds)"
 

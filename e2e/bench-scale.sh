@@ -31,7 +31,7 @@ if [ -n "${BENCH_BIN:-}" ]; then
   sd=$BENCH_BIN   # an already built binary (skips the build)
 else
   if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
-  sd="target/$profile/safedeploy"
+  sd="${CARGO_TARGET_DIR:-target}/$profile/safedeploy"
 fi
 # kwok nodes allow 110 pods each: add nodes for N pods (two revisions overlap during rollouts).
 run_dir=${SAFEDEPLOY_RUN_DIR:-$HOME/.cache/safedeploy/cluster}
