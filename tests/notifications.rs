@@ -88,6 +88,19 @@ impl Receiver {
         Router::new().fallback(receive).with_state(self.clone())
     }
 
+    /// A receiver that comes back on `port` (where one was down).
+    async fn serve_on(port: u16) -> Receiver {
+        let back = Receiver::default();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("rebind the port");
+        let router = back.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        back
+    }
+
     fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
@@ -375,14 +388,7 @@ async fn a_hanging_receiver_does_not_delay_a_revert_and_a_down_one_gets_it_when_
     );
     // The down receiver comes back on its port and gets the revert (at least once).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let back = Receiver::default();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", down_port))
-        .await
-        .expect("rebind the port");
-    let router = back.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let back = Receiver::serve_on(down_port).await;
     let came_back = Instant::now();
     let revert = back
         .wait_for_of("/down", "Reverted", Some("hung"), Duration::from_secs(120))
@@ -523,14 +529,7 @@ async fn a_receiver_down_past_a_round_gets_what_it_missed_from_later_rounds() {
         },
     )
     .await;
-    let back = Receiver::default();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", down_port))
-        .await
-        .expect("rebind the port");
-    let router = back.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let back = Receiver::serve_on(down_port).await;
     let came_back = Instant::now();
     back.wait_for("/down", "Promoted", Duration::from_secs(120))
         .await;

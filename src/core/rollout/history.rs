@@ -9,6 +9,14 @@ use crate::api::{HistoryEntry, RevisionRecord};
 /// The most step marks one history entry keeps (see `HistoryEntry::steps`).
 const MAX_STEP_MARKS: usize = 64;
 
+/// The open history entry of `hash`: the newest `InProgress` one.
+fn open_entry<'h>(history: &'h mut [HistoryEntry], hash: &str) -> Option<&'h mut HistoryEntry> {
+    history
+        .iter_mut()
+        .rev()
+        .find(|e| e.hash == hash && e.outcome == HistoryOutcome::InProgress)
+}
+
 impl Planner<'_> {
     /// Gives `hash` a revision number (the next one) if it has none, and forgets the oldest
     /// records beyond the history limit, except those still in use.
@@ -111,13 +119,7 @@ impl Planner<'_> {
         let Some(canary) = self.status.canary_revision.clone() else {
             return;
         };
-        if let Some(entry) = self
-            .status
-            .history
-            .iter_mut()
-            .rev()
-            .find(|e| e.hash == canary && e.outcome == HistoryOutcome::InProgress)
-        {
+        if let Some(entry) = open_entry(&mut self.status.history, &canary) {
             // Steps edited mid-rollout restart it: the record keeps the newest marks.
             if entry.steps.len() >= MAX_STEP_MARKS {
                 entry.steps.remove(0);
@@ -134,13 +136,7 @@ impl Planner<'_> {
     /// finished entry when there is none.
     pub(super) fn finish_history(&mut self, hash: &str, outcome: HistoryOutcome, reason: String) {
         let now = self.now();
-        if let Some(entry) = self
-            .status
-            .history
-            .iter_mut()
-            .rev()
-            .find(|e| e.hash == hash && e.outcome == HistoryOutcome::InProgress)
-        {
+        if let Some(entry) = open_entry(&mut self.status.history, hash) {
             entry.outcome = outcome.to_string();
             entry.reason = reason;
             entry.finished_at = Some(now);
