@@ -70,7 +70,7 @@ alive_pid() {
   [ -f "$file" ] || return 1
   pid="$(cat "$file")"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$RUN_DIR/" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F "$RUN_DIR/" >/dev/null || return 1
   echo "$pid"
 }
 

@@ -83,7 +83,7 @@ if $debug_build; then
   mapfile -t shared_libraries < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
   [ "${#shared_libraries[@]}" -gt 0 ] || die "ldd found no shared library in $binary"
 else
-  rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
+  rustup target list --installed 2>/dev/null | grep -x "$TARGET" >/dev/null ||
     die "the Rust target $TARGET is missing: rustup target add $TARGET"
   command -v musl-gcc >/dev/null || die "musl-gcc is missing (ring's C parts): apt-get install musl-tools"
   log "building safedeploy for $TARGET ($PROFILE)"
@@ -92,7 +92,7 @@ else
   profile_dir="$PROFILE"
   [ "$PROFILE" != dev ] || profile_dir=debug
   binary="${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/$profile_dir/safedeploy"
-  if ldd "$binary" 2>&1 | grep -q '=>'; then die "$binary links shared libraries: $(ldd "$binary" 2>&1 | tr '\n' ' ')"; fi
+  if ldd "$binary" 2>&1 | grep '=>' >/dev/null; then die "$binary links shared libraries: $(ldd "$binary" 2>&1 | tr '\n' ' ')"; fi
 fi
 "$binary" --version >/dev/null || die "$binary does not run"
 

@@ -153,8 +153,8 @@ export SAFEDEPLOY_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/safedeploy"
 up_flags=(--with-prometheus)
 if e2e/cluster.sh status >/dev/null 2>&1; then
   echo "reusing the running cluster"
-  e2e/cluster.sh status | grep -q '^prometheus: running' || STARTED_PROMETHEUS=true
-  if $REAL_TIER && ! e2e/cluster.sh status | grep -q '^real node:'; then
+  e2e/cluster.sh status | grep '^prometheus: running' >/dev/null || STARTED_PROMETHEUS=true
+  if $REAL_TIER && ! e2e/cluster.sh status | grep '^real node:' >/dev/null; then
     echo "test-all: the running cluster has no real node: the real-pod tests say SKIPPED"
     REAL_TIER=false
   fi

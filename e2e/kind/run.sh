@@ -117,7 +117,7 @@ kubeadmConfigPatches:
 PATCH
   fi
 } >"$config"
-if ! "$KIND" get clusters 2>/dev/null | grep -qx "$NAME"; then
+if ! "$KIND" get clusters 2>/dev/null | grep -x "$NAME" >/dev/null; then
   created_cluster=true
   "$KIND" create cluster --name "$NAME" --image "$NODE_IMAGE" --config "$config" --wait 240s --retain ||
     { "$KIND" export logs "$CACHE_ROOT/kind-$KIND_VERSION/logs-$NAME" --name "$NAME" >&2 || true

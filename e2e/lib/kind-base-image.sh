@@ -123,7 +123,7 @@ case "$*" in
   info) exec /usr/bin/ctr version ;; # kind's readiness check; containerd 1.6's ctr has no `info`
   *"content fetch"*)
     for image; do :; done
-    if /usr/bin/ctr --namespace=k8s.io images ls -q | grep -qxF "$image"; then exit 0; fi
+    if /usr/bin/ctr --namespace=k8s.io images ls -q | grep -xF "$image" >/dev/null; then exit 0; fi
     echo "ctr (offline): $image is not preloaded in this base image and no registry is reachable" >&2
     exit 1 ;;
 esac

@@ -31,8 +31,12 @@ oci_build() {
 oci_import() {
   local socket="$1" ref="$2" tar="$3"
   ctr --address "$socket" -n k8s.io images import --base-name "${ref%:*}" "$tar" >&2
-  ctr --address "$socket" -n k8s.io images ls -q | grep -qxF "$ref" || {
-    echo "oci.sh: $ref is not in containerd after the import" >&2
+  # Read the whole list before matching: `grep -q` exits at the first match, ctr then dies of
+  # SIGPIPE on its next line and pipefail turned a found image into a failed import (seen in CI).
+  local listed
+  listed="$(ctr --address "$socket" -n k8s.io images ls -q)"
+  grep -xF "$ref" >/dev/null <<<"$listed" || {
+    echo "oci.sh: $ref is not in containerd after the import; it lists: $(tr '\n' ' ' <<<"$listed")" >&2
     return 1
   }
 }

@@ -55,7 +55,7 @@ alive() {
   [ -f "$1" ] || return 1
   pid="$(cat "$1")"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$NODE_DIR" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F "$NODE_DIR" >/dev/null || return 1
   echo "$pid"
 }
 
@@ -69,7 +69,7 @@ bridge_up() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
   fi
-  ip addr show dev "$BRIDGE" | grep -qF " $NODE_IP/" || ip addr add "$NODE_IP/${SUBNET#*/}" dev "$BRIDGE"
+  ip addr show dev "$BRIDGE" | grep -F " $NODE_IP/" >/dev/null || ip addr add "$NODE_IP/${SUBNET#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
 }
 
@@ -194,7 +194,7 @@ kube_proxy_synced() { curl -fsS --max-time 2 "http://127.0.0.1:$((KUBELET_PORT +
 
 pause_image() {
   local tar="$NODE_DIR/images/pause.tar" rootfs
-  if ! ctr --address "$SOCKET" -n k8s.io images ls -q | grep -qxF "$PAUSE_IMAGE"; then
+  if ! ctr --address "$SOCKET" -n k8s.io images ls -q | grep -xF "$PAUSE_IMAGE" >/dev/null; then
     # shellcheck source=oci.sh
     . "$LIB/oci.sh"
     rootfs="$(mktemp -d)"
@@ -284,7 +284,7 @@ our_mounts() { awk -v d="$NODE_DIR/" 'index($2, d) == 1 { print $2 }' /proc/self
 our_netns() {
   local ns
   for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ { print $1 }'); do
-    if ip -n "$ns" -4 -o addr show 2>/dev/null | grep -qF " $PREFIX."; then echo "$ns"; fi
+    if ip -n "$ns" -4 -o addr show 2>/dev/null | grep -F " $PREFIX." >/dev/null; then echo "$ns"; fi
   done
 }
 our_veths() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1 || true; }
@@ -373,11 +373,11 @@ verify_clean() {
   [ -z "$(our_mounts)" ] || left+=("mounts: $(our_mounts | tr '\n' ' ')")
   [ -z "$(our_netns)" ] || left+=("netns: $(our_netns | tr '\n' ' ')")
   ! ip link show "$BRIDGE" >/dev/null 2>&1 || left+=("bridge $BRIDGE")
-  if ip -o link show type veth 2>/dev/null | grep -qF "master $BRIDGE "; then left+=("veths on $BRIDGE"); fi
+  if ip -o link show type veth 2>/dev/null | grep -F "master $BRIDGE " >/dev/null; then left+=("veths on $BRIDGE"); fi
   # Only kube-proxy writes KUBE-* chains on this machine (the kwok tier has no kube-proxy).
-  if iptables-save 2>/dev/null | grep -q 'KUBE-'; then left+=("iptables KUBE-* chains"); fi
-  if ip6tables-save 2>/dev/null | grep -q 'KUBE-'; then left+=("ip6tables KUBE-* chains"); fi
-  if iptables-save 2>/dev/null | grep -qF -- "$API_RULE_COMMENT"; then left+=("the API server DNAT rule"); fi
+  if iptables-save 2>/dev/null | grep 'KUBE-' >/dev/null; then left+=("iptables KUBE-* chains"); fi
+  if ip6tables-save 2>/dev/null | grep 'KUBE-' >/dev/null; then left+=("ip6tables KUBE-* chains"); fi
+  if iptables-save 2>/dev/null | grep -F -- "$API_RULE_COMMENT" >/dev/null; then left+=("the API server DNAT rule"); fi
   if compgen -G "/sys/fs/cgroup/*/k8s.io/*/" >/dev/null; then left+=("cgroups under /sys/fs/cgroup/*/k8s.io"); fi
   [ "${#left[@]}" -eq 0 ] || die "left behind: ${left[*]}"
   log "down: no process, mount, netns, veth or bridge of the node is left"

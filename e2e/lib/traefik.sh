@@ -54,7 +54,7 @@ traefik_pid() {
   [ -f "$DIR/traefik.pid" ] || return 1
   pid="$(cat "$DIR/traefik.pid")"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--configFile=$DIR/traefik.yml" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F -- "--configFile=$DIR/traefik.yml" >/dev/null || return 1
   echo "$pid"
 }
 
@@ -111,7 +111,7 @@ add_anyip_routes() {
   touch "$ROUTES_FILE"
   for cidr in $(kwok_pod_cidrs); do
     case "$cidr" in 127.*) die "pod CIDR $cidr is loopback: EndpointSlice validation rejects such pod IPs" ;; esac
-    if ip route show table local type local | awk '{print $2}' | grep -qxF "$cidr"; then
+    if ip route show table local type local | awk '{print $2}' | grep -xF "$cidr" >/dev/null; then
       grep -qxF "$cidr" "$ROUTES_FILE" || log "AnyIP route for $cidr exists and is not ours: leaving it"
       continue
     fi
