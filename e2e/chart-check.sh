@@ -176,6 +176,8 @@ namespaced = {
     "safedeploy.dev/safedeployments/finalizers": {"update"},
     "safedeploy.dev/safedeploymentrecords": {"create", "list", "delete"},
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
+    # Adopted Deployments (spec.workloadRef): read, watched by label, scaled.
+    "apps/deployments": {"get", "list", "watch", "patch"},
     "/pods": {"list", "watch"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
     "/secrets": {"get", "list", "watch", "create", "patch"},

@@ -260,6 +260,13 @@ vocabulary! {
         /// A notification will not be delivered: its receiver refused it, or did not answer
         /// before it expired.
         NotificationDropped,
+        /// The Deployment of `spec.workloadRef` was adopted (marked, its replica count recorded).
+        DeploymentAdopted,
+        /// The adopted Deployment was scaled (down as the SafeDeployment's pods took over, or
+        /// back up).
+        DeploymentScaled,
+        /// The adopted Deployment was handed back: it serves on its own again.
+        DeploymentReleased,
     }
 }
 
@@ -384,7 +391,10 @@ mod tests {
                 "Frozen",
                 "FreezeOverridden",
                 "RequirementNotMet",
-                "NotificationDropped"
+                "NotificationDropped",
+                "DeploymentAdopted",
+                "DeploymentScaled",
+                "DeploymentReleased"
             ]
         );
         assert_eq!(

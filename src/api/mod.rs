@@ -1,5 +1,6 @@
 //! The custom resources of safedeploy (types, schemas, CEL rules) and the generation of `crds/`.
 
+pub mod adoption;
 pub mod analysis;
 pub mod bluegreen;
 pub mod conditions;

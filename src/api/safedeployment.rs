@@ -78,6 +78,13 @@ pub struct SafeDeploymentSpec {
     ]))]
     pub components: Option<Vec<Component>>,
 
+    /// A running Deployment to adopt instead of a template: its pod template is this workload's
+    /// (each change of it rolls out in canary steps) and the operator scales it down as its own
+    /// pods take over. Deleting the SafeDeployment scales it back up first. See
+    /// docs/adoption.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<super::adoption::WorkloadRef>,
+
     /// How the new revision replaces the stable one.
     pub strategy: Strategy,
 
@@ -717,8 +724,10 @@ fn spec_rules() -> serde_json::Value {
     );
     let count = super::analysis::DEFAULT_COUNT;
     serde_json::json!([
-        {"rule": "has(self.template) != has(self.components)",
-         "message": "set exactly one of spec.template (a single component) or spec.components (several coupled components)"},
+        {"rule": "(has(self.template) ? 1 : 0) + (has(self.components) ? 1 : 0) + (has(self.workloadRef) ? 1 : 0) == 1",
+         "message": "set exactly one of spec.template (a single component), spec.components (several coupled components) or spec.workloadRef (adopt a running Deployment)"},
+        {"rule": "has(self.workloadRef) == has(oldSelf.workloadRef)",
+         "message": "spec.workloadRef cannot be added to or removed from an existing SafeDeployment: delete it (an adopted Deployment is scaled back up) and create another"},
         {"rule": "!has(self.template) || has(self.replicas)",
          "message": "spec.replicas is required with spec.template"},
         {"rule": "!has(self.components) || !has(self.replicas)",
@@ -739,12 +748,12 @@ fn spec_rules() -> serde_json::Value {
          "message": "an analysis step must be able to finish before spec.progressDeadline (default 10m): its template's initialDelay + (count - 1) x interval, or initialDelay + duration, reaches the deadline, so the step would always revert"},
         {"rule": "!has(self.analyses) || self.analyses.all(a, a.metrics.all(m, !has(m.provider.kubernetes) || !has(m.provider.kubernetes.component) || (has(self.components) ? self.components.exists(c, c.name == m.provider.kubernetes.component) : m.provider.kubernetes.component == 'main')))",
          "message": "provider.kubernetes.component must name an entry of spec.components (with spec.template the only component is main)"},
-        {"rule": "!has(self.strategy.canary) || !has(self.strategy.canary.trafficRouting) || has(self.template)",
-         "message": "strategy.canary.trafficRouting needs spec.template: the stable and canary Services select the pods of one component"},
+        {"rule": "!has(self.strategy.canary) || !has(self.strategy.canary.trafficRouting) || has(self.template) || has(self.workloadRef)",
+         "message": "strategy.canary.trafficRouting needs spec.template or spec.workloadRef: the stable and canary Services select the pods of one component"},
         {"rule": "!has(self.strategy.canary) || has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))",
          "message": "setCanaryScale and setHeaderRoute steps need strategy.canary.trafficRouting: without a router the weight is the replica ratio"},
-        {"rule": "!has(self.strategy.blueGreen) || has(self.template)",
-         "message": "strategy.blueGreen needs spec.template: the active and preview Services select the pods of one component"},
+        {"rule": "!has(self.strategy.blueGreen) || has(self.template) || has(self.workloadRef)",
+         "message": "strategy.blueGreen needs spec.template or spec.workloadRef: the active and preview Services select the pods of one component"},
         {"rule": "!has(self.strategy.blueGreen) || ((!has(self.strategy.blueGreen.prePromotionAnalysis) || self.strategy.blueGreen.prePromotionAnalysis.all(t, has(self.analyses) && self.analyses.exists(a, a.name == t))) && (!has(self.strategy.blueGreen.postPromotionAnalysis) || self.strategy.blueGreen.postPromotionAnalysis.all(t, has(self.analyses) && self.analyses.exists(a, a.name == t))))",
          "message": "blueGreen.prePromotionAnalysis and postPromotionAnalysis name templates of spec.analyses"},
         {"rule": "!has(self.template) || !has(oldSelf.template) || !has(self.replicas) || self.replicas > 0 || self.template == oldSelf.template",

@@ -44,6 +44,12 @@ pub enum InvalidWorkload {
     /// The spec sets neither or both of `template` and `components`, or an empty list.
     #[error("the SafeDeployment must set exactly one of spec.template or spec.components")]
     NoSingleWorkloadForm,
+    /// The spec adopts a Deployment: its template is the Deployment's, which the spec alone
+    /// does not hold (`core::adopt::resolve` fills it in).
+    #[error(
+        "the workload is the template of the Deployment {0:?} (spec.workloadRef); read it with that Deployment"
+    )]
+    AdoptedDeployment(String),
     /// Two components share a name.
     #[error("component name {0:?} is used twice")]
     DuplicateComponent(String),
@@ -73,7 +79,16 @@ impl SafeDeploymentSpec {
                     })
                     .collect(),
             },
-            _ => return Err(InvalidWorkload::NoSingleWorkloadForm),
+            _ => {
+                return Err(
+                    match (&self.template, &self.components, &self.workload_ref) {
+                        (None, None, Some(adopted)) => {
+                            InvalidWorkload::AdoptedDeployment(adopted.name.clone())
+                        }
+                        _ => InvalidWorkload::NoSingleWorkloadForm,
+                    },
+                );
+            }
         };
         let mut seen = BTreeSet::new();
         if let Some(twice) = workload.components.iter().find(|c| !seen.insert(c.name)) {

@@ -36,6 +36,14 @@ pub enum ReconcileError {
         /// The API error.
         source: kube::Error,
     },
+    /// The Deployment `spec.workloadRef` names cannot be adopted as it is.
+    #[error("workloadRef: {0}")]
+    Adoption(#[from] crate::core::adopt::Refusal),
+    /// The Deployment `spec.workloadRef` names does not exist.
+    #[error(
+        "workloadRef: Deployment {0} not found in this namespace; the SafeDeployment's pods keep running as they are until it exists"
+    )]
+    AdoptedDeploymentMissing(String),
     /// The reconcile panicked (a bug); contained to this object.
     #[error("the reconcile panicked (a bug in safedeploy, please report it): {0}")]
     Panicked(String),
@@ -70,6 +78,7 @@ impl ReconcileError {
             ReconcileError::EmptySpec(_) | ReconcileError::NoNamespace => "invalid_spec",
             ReconcileError::LostReplicaSet(_) => "lost_replica_set",
             ReconcileError::ServiceTaken(_) => "routing",
+            ReconcileError::Adoption(_) | ReconcileError::AdoptedDeploymentMissing(_) => "adoption",
             ReconcileError::Config(_) => "config",
             ReconcileError::Panicked(_) => "panic",
             ReconcileError::NotLeader(_) => "not_leader",

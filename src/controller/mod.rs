@@ -13,6 +13,7 @@
 //! - [`notify`]: the delivery of notifications, after the status is applied;
 //! - `retention`: the periodic sweep of records past their policy's retention.
 
+mod adoption;
 mod analysis;
 mod apply;
 mod attestation;
@@ -20,6 +21,7 @@ mod backoff;
 mod config;
 mod error;
 pub mod fault;
+mod finalizers;
 mod jobs;
 pub mod leader;
 pub mod notify;

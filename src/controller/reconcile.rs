@@ -100,11 +100,27 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     }
     let namespace = sd.namespace().unwrap_or_default();
     if sd.metadata.deletion_timestamp.is_some() {
-        // Only a SafeDeployment with the routes finalizer gets here (see `not_now`).
-        super::routes::release_on_deletion(ctx, sd, &namespace).await?;
-        return Ok(Action::await_change());
+        // Only a SafeDeployment with an operator finalizer gets here (see `not_now`). One at
+        // a time: each removal is a write of the operator's whole finalizer set, so the next
+        // one is taken on the object that write produced.
+        if super::finalizers::has(sd, crate::api::routing::ROUTES_FINALIZER) {
+            super::routes::release_on_deletion(ctx, sd, &namespace).await?;
+            return Ok(Action::await_change());
+        }
+        let wait = super::adoption::release_on_deletion(ctx, sd, &namespace).await?;
+        return Ok(wait.map_or_else(Action::await_change, Action::requeue));
     }
     super::fault::panic_if_asked(&sd.name_any());
+    // An adopted Deployment's template is the workload: every stage reads the spec it stands
+    // for (the SafeDeployment's spec is never written back).
+    let adopted = super::adoption::resolve(ctx, sd, &namespace).await?;
+    if let Some(adopted) = adopted.as_ref().filter(|a| !a.marked) {
+        // The marks first, then the rollout: the label is what wakes this SafeDeployment when
+        // the Deployment changes, and the finalizer hands it back on deletion.
+        super::adoption::mark(ctx, sd, &namespace, adopted).await?;
+        return Ok(Action::await_change());
+    }
+    let sd = adopted.as_ref().map_or(sd, |a| &a.effective);
     // Blue-green is read as the canary steps it stands for, by every stage (analyses due,
     // Services, decision); only the status is written back, never the spec.
     let effective = effective_object(sd);
@@ -128,6 +144,16 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
         super::routes::keep_finalizer(ctx, sd, &namespace, true).await?;
     }
     apply::apply(ctx, &rollout.applied(sd), &decision).await?;
+    if let Some(adopted) = &adopted {
+        super::adoption::scale(
+            ctx,
+            &namespace,
+            adopted,
+            &decision.status,
+            &rollout.replica_sets,
+        )
+        .await?;
+    }
     // After the status is written: what is announced is always what the cluster shows.
     ctx.notifier.offer(sd, &decision.status);
     if !steering {
@@ -270,16 +296,14 @@ fn pods_of(
 }
 
 /// Why this reconcile does nothing now, if it does not: the object is being deleted (owner
-/// references let the garbage collector remove its ReplicaSets; only the routes finalizer
-/// still has work to do), the caches are not synced yet,
+/// references let the garbage collector remove its ReplicaSets; only the routes and adoption
+/// finalizers still have work to do), the caches are not synced yet,
 /// or this replica is a follower (it keeps its caches warm and is told to look at everything
 /// when it becomes the leader).
 fn not_now(sd: &SafeDeployment, ctx: &Context) -> Option<Action> {
-    let releases_routes = sd
-        .finalizers()
-        .iter()
-        .any(|f| f == crate::api::routing::ROUTES_FINALIZER);
-    if sd.metadata.deletion_timestamp.is_some() && !releases_routes {
+    let releases = super::finalizers::has(sd, crate::api::routing::ROUTES_FINALIZER)
+        || super::finalizers::has(sd, crate::api::adoption::ADOPTION_FINALIZER);
+    if sd.metadata.deletion_timestamp.is_some() && !releases {
         return Some(Action::await_change());
     }
     if !ctx.readiness.is_ready() {

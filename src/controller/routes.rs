@@ -161,38 +161,16 @@ fn steers_routes(sd: &SafeDeployment) -> bool {
 }
 
 fn has_finalizer(sd: &SafeDeployment) -> bool {
-    sd.finalizers().iter().any(|f| f == ROUTES_FINALIZER)
+    super::finalizers::has(sd, ROUTES_FINALIZER)
 }
 
-/// Applies the operator's share of `metadata.finalizers` (a set list: server-side apply merges
-/// it with the finalizers of others, and an empty list under the same field manager removes
-/// only the operator's own).
 async fn apply_finalizer(
     ctx: &Context,
     sd: &SafeDeployment,
     namespace: &str,
     present: bool,
 ) -> Result<(), ReconcileError> {
-    let api: Api<SafeDeployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let finalizers: Vec<&str> = if present {
-        vec![ROUTES_FINALIZER]
-    } else {
-        Vec::new()
-    };
-    let patch = json!({
-        "apiVersion": SafeDeployment::api_version(&()),
-        "kind": SafeDeployment::kind(&()),
-        "metadata": {"name": sd.name_any(), "finalizers": finalizers},
-    });
-    ctx.ensure_leader()?;
-    api.patch(
-        &sd.name_any(),
-        &apply::apply_params(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(writing(format!("set the finalizer {ROUTES_FINALIZER}")))?;
-    Ok(())
+    super::finalizers::set(ctx, sd, namespace, ROUTES_FINALIZER, present).await
 }
 
 /// Whether `plan` puts anything of the operator's on the routes (a canary weight above 0 or a

@@ -1,8 +1,9 @@
 //! What the controller watches, and how a change maps to the SafeDeployments to look at again:
 //! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, trimmed;
 //! policies; the metadata-only versions of ConfigMaps and Secrets), the metadata-only stream
-//! of analysis Jobs (not cached), the controller built on their streams, and the background tasks around it (the phase gauge, readiness once every
-//! cache synced). Every cache is trimmed to what the operator reads before it is stored, and
+//! of analysis Jobs and of adopted Deployments (not cached), the controller built on their
+//! streams, and the background tasks around it (the phase gauge, readiness once every cache
+//! synced). Every cache is trimmed to what the operator reads before it is stored, and
 //! every list that can be large is paged, so memory follows the number of objects, not the
 //! size of what users put in them.
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
@@ -23,6 +24,7 @@ use tracing::warn;
 
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
+use crate::api::adoption::LABEL_ADOPTED_BY;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
 use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
@@ -72,6 +74,7 @@ pub struct Watches {
     config_maps: Changes<PartialObjectMeta<ConfigMap>>,
     secrets: Changes<PartialObjectMeta<Secret>>,
     jobs: Changes<PartialObjectMeta<Job>>,
+    deployments: Changes<PartialObjectMeta<Deployment>>,
     /// One item per policy change (coalesced).
     policy_changes: futures::channel::mpsc::Receiver<()>,
 }
@@ -140,6 +143,18 @@ impl Watches {
             )
             .default_backoff(),
         );
+        // Adopted Deployments (`spec.workloadRef`), by the label adoption puts on them, metadata
+        // only and not cached: any change (a new template, its pods becoming available) wakes
+        // the SafeDeployment that adopted it, which reads the Deployment itself.
+        let deployments = changes(
+            watcher(
+                scoped_api::<PartialObjectMeta<Deployment>>(client, namespace),
+                watcher::Config::default()
+                    .labels(LABEL_ADOPTED_BY)
+                    .page_size(LIST_PAGE),
+            )
+            .default_backoff(),
+        );
         Watches {
             caches: Caches {
                 replica_sets: rs_store,
@@ -153,6 +168,7 @@ impl Watches {
             config_maps: config_maps.boxed(),
             secrets: secrets.boxed(),
             jobs: jobs.boxed(),
+            deployments: deployments.boxed(),
             policy_changes,
         }
     }
@@ -197,6 +213,9 @@ impl Watches {
             })
             .watches_stream(self.jobs, |job: PartialObjectMeta<Job>| {
                 owning_safe_deployment(&job.metadata)
+            })
+            .watches_stream(self.deployments, |d: PartialObjectMeta<Deployment>| {
+                adopting_safe_deployment(&d.metadata)
             })
             .watches_stream(self.pods, |pod: Pod| {
                 let name = pod.labels().get(LABEL_NAME)?.clone();
@@ -287,6 +306,14 @@ where
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     }
+}
+
+/// The SafeDeployment that adopted a Deployment (its [`LABEL_ADOPTED_BY`] label), if any.
+fn adopting_safe_deployment(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<ObjectRef<SafeDeployment>> {
+    let name = metadata.labels.as_ref()?.get(LABEL_ADOPTED_BY)?;
+    Some(ObjectRef::<SafeDeployment>::new(name).within(metadata.namespace.as_deref()?))
 }
 
 /// The SafeDeployment that controls the object (its controller owner reference), if any.

@@ -5,6 +5,7 @@
 //! tenant stopping the operator: `lib.rs` declares it
 //! [`panic_free`]: its lints keep panicking operations out (tests aside).
 
+pub mod adopt;
 pub mod config;
 pub mod failure;
 pub mod freeze;

@@ -134,6 +134,9 @@ pub(crate) fn comparable(status: &SafeDeploymentStatus, namespace: &str) -> Valu
                     "stepStartedAt",
                     "startedAt",
                     "finishedAt",
+                    // A history entry's step marks (`steps[].at`) and the routed drain's start.
+                    "at",
+                    "drainStartedAt",
                     "recordedThrough",
                     "measuredAt",
                     "value",

@@ -112,6 +112,12 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
   - apiGroups: [apps]
     resources: [replicasets]
     verbs: [get, list, watch, create, patch, delete]
+  # Deployments adopted through spec.workloadRef: read by name, watched by the label
+  # safedeploy.dev/adopted-by (metadata only), and scaled by server-side apply (spec.replicas,
+  # the label and the original replica count); never created or deleted.
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: [get, list, watch, patch]
   # Pod health of each revision (watched; label safedeploy.dev/name).
   - apiGroups: [""]
     resources: [pods]
