@@ -385,3 +385,54 @@ fn openssl_reads_the_generated_keys() {
         );
     }
 }
+
+#[test]
+fn a_spec_that_adopts_a_deployment_is_attested_as_that_deployments_template() {
+    let d = tempfile::tempdir().expect("tempdir");
+    write_manifest(d.path(), "");
+    let direct = run(&["config-digest", "--manifest", "sd.yaml"], d.path());
+    assert_succeeded(&direct);
+    let adopting = format!(
+        r#"apiVersion: safedeploy.dev/v1alpha1
+kind: SafeDeployment
+metadata: {{name: web, namespace: prod}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  workloadRef: {{kind: Deployment, name: web}}
+  strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}
+"#
+    );
+    let deployment = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: prod}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example.com/team/app:1.0@sha256:{APP}
+        args: []
+"#
+    );
+    std::fs::write(
+        d.path().join("adopt.yaml"),
+        format!("{adopting}---\n{deployment}"),
+    )
+    .expect("write");
+    let adopted = run(&["config-digest", "--manifest", "adopt.yaml"], d.path());
+    assert_succeeded(&adopted);
+    assert_eq!(text(&adopted.stdout), text(&direct.stdout));
+    // Without the Deployment's manifest there is nothing to attest: the error says what to add.
+    std::fs::write(d.path().join("alone.yaml"), &adopting).expect("write");
+    let alone = run(&["config-digest", "--manifest", "alone.yaml"], d.path());
+    assert!(!alone.status.success());
+    assert!(
+        text(&alone.stderr).contains("put that Deployment's manifest in the same file"),
+        "{}",
+        text(&alone.stderr)
+    );
+}

@@ -63,25 +63,8 @@ async fn read(
         .map_err(writing(format!("read Deployment {name}")))
 }
 
-/// How the core sees `deployment`.
 fn view<'a>(deployment: &'a Deployment, empty: &'a PodTemplateSpec) -> DeploymentView<'a> {
-    let spec = deployment.spec.as_ref();
-    let status = deployment.status.as_ref();
-    DeploymentView {
-        name: deployment.metadata.name.as_deref().unwrap_or_default(),
-        replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-        available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-        observed: status.and_then(|s| s.observed_generation) >= deployment.metadata.generation,
-        template: spec.map_or(empty, |s| &s.template),
-        adopted_by: deployment
-            .labels()
-            .get(LABEL_ADOPTED_BY)
-            .map(String::as_str),
-        original_replicas: deployment
-            .annotations()
-            .get(ANNOTATION_ORIGINAL_REPLICAS)
-            .map(String::as_str),
-    }
+    DeploymentView::of(deployment, empty)
 }
 
 /// The adopted Deployment of `sd` and the spec it stands for, or `None` without

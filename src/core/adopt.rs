@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::api::SafeDeploymentSpec;
-use crate::api::adoption::ScaleDown;
+use crate::api::adoption::{ANNOTATION_ORIGINAL_REPLICAS, LABEL_ADOPTED_BY, ScaleDown};
 
 /// The most replicas an adopted Deployment may have (the bound of `spec.replicas`).
 pub const MAX_ADOPTED_REPLICAS: i32 = 10_000;
@@ -35,6 +36,32 @@ pub struct DeploymentView<'a> {
     pub adopted_by: Option<&'a str>,
     /// The value of [`crate::api::adoption::ANNOTATION_ORIGINAL_REPLICAS`], if set.
     pub original_replicas: Option<&'a str>,
+}
+
+impl<'a> DeploymentView<'a> {
+    /// How `deployment` reads (`empty` stands in for a missing template).
+    pub fn of(deployment: &'a Deployment, empty: &'a PodTemplateSpec) -> DeploymentView<'a> {
+        let spec = deployment.spec.as_ref();
+        let status = deployment.status.as_ref();
+        let metadata = &deployment.metadata;
+        DeploymentView {
+            name: metadata.name.as_deref().unwrap_or_default(),
+            replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            observed: status.and_then(|s| s.observed_generation) >= metadata.generation,
+            template: spec.map_or(empty, |s| &s.template),
+            adopted_by: metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_ADOPTED_BY))
+                .map(String::as_str),
+            original_replicas: metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_ORIGINAL_REPLICAS))
+                .map(String::as_str),
+        }
+    }
 }
 
 /// Why a Deployment cannot be adopted (or handed back) as it is.

@@ -146,7 +146,60 @@ pub fn read_manifest(path: &Path) -> Result<(SafeDeploymentSpec, Option<String>)
         .and_then(|m| m.get("namespace"))
         .and_then(serde_yaml::Value::as_str)
         .map(str::to_owned);
+    let name = doc
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(serde_yaml::Value::as_str)
+        .unwrap_or_default();
+    let spec = with_adopted_template(spec, name, &docs, path)?;
     Ok((spec, namespace))
+}
+
+/// A spec that adopts a Deployment (`spec.workloadRef`) stands for that Deployment's template,
+/// exactly as the operator resolves it (`core::adopt::resolve`): the Deployment's manifest must
+/// be in the same file, so what is attested is what the operator will roll out.
+fn with_adopted_template(
+    spec: SafeDeploymentSpec,
+    name: &str,
+    docs: &[serde_yaml::Value],
+    path: &Path,
+) -> Result<SafeDeploymentSpec, CliError> {
+    let Some(reference) = spec
+        .workload_ref
+        .as_ref()
+        .filter(|_| spec.template.is_none())
+    else {
+        return Ok(spec);
+    };
+    let deployment = docs
+        .iter()
+        .filter(|d| kind_of(d) == Some("Deployment"))
+        .find(|d| {
+            d.get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(serde_yaml::Value::as_str)
+                == Some(reference.name.as_str())
+        })
+        .ok_or_else(|| {
+            other(format!(
+                "{}: spec.workloadRef adopts Deployment {}, whose template is the revision: put that Deployment's manifest in the same file (as another YAML document)",
+                path.display(),
+                reference.name
+            ))
+        })?;
+    let deployment: k8s_openapi::api::apps::v1::Deployment =
+        serde_yaml::from_value(deployment.clone()).map_err(|e| {
+            other(format!(
+                "{}: invalid Deployment {}: {e}",
+                path.display(),
+                reference.name
+            ))
+        })?;
+    let empty = k8s_openapi::api::core::v1::PodTemplateSpec::default();
+    let view = crate::core::adopt::DeploymentView::of(&deployment, &empty);
+    crate::core::adopt::resolve(&spec, name, &view)
+        .map(|resolved| resolved.spec)
+        .map_err(|refusal| other(format!("{}: {refusal}", path.display())))
 }
 
 /// `--config-object` files (issue 6): the content digest of every ConfigMap and Secret they

@@ -116,11 +116,13 @@ impl Conversion<'_> {
             }
         }
         let mut out = Map::new();
-        if spec.get("workloadRef").is_some() {
-            self.refuse(
-                "spec.workloadRef: adopting a Deployment is not supported yet; put the \
-                 Deployment's pod template in spec.template",
-            );
+        if let Some(reference) = spec.get("workloadRef") {
+            if let Some(adopted) = self.workload_ref(reference) {
+                out.insert("workloadRef".into(), adopted);
+            }
+            if spec.get("template").is_some() {
+                self.refuse("spec.workloadRef and spec.template: set one of them");
+            }
         }
         for (key, value) in spec.as_object().into_iter().flatten() {
             if !KNOWN_SPEC_FIELDS.contains(&key.as_str()) {
@@ -180,6 +182,45 @@ impl Conversion<'_> {
             ));
         }
         manifest
+    }
+
+    /// Argo's `workloadRef` (a Deployment; `scaleDown` never, onsuccess or progressively,
+    /// default never) as safedeploy's, whose default is `Progressively`: an absent `scaleDown`
+    /// is written out as `Never` so the converted object behaves as the Rollout did.
+    fn workload_ref(&mut self, reference: &Value) -> Option<Value> {
+        let kind = reference["kind"].as_str().unwrap_or_default();
+        if kind != "Deployment" {
+            self.refuse(format!(
+                "spec.workloadRef.kind {kind:?}: only a Deployment can be adopted"
+            ));
+            return None;
+        }
+        let Some(name) = reference["name"].as_str() else {
+            self.refuse("spec.workloadRef.name is missing");
+            return None;
+        };
+        let scale_down = match reference["scaleDown"].as_str() {
+            None => {
+                self.note(
+                    "spec.workloadRef.scaleDown was not set (Argo's default is never): written \
+                     as Never; consider Progressively, which scales the Deployment down pod by \
+                     pod as the SafeDeployment's pods become available",
+                );
+                "Never"
+            }
+            Some("never") => "Never",
+            Some("onsuccess") => "OnSuccess",
+            Some("progressively") => "Progressively",
+            Some(other) => {
+                self.refuse(format!(
+                    "spec.workloadRef.scaleDown {other:?}: expected never, onsuccess or progressively"
+                ));
+                return None;
+            }
+        };
+        Some(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "scaleDown": scale_down}),
+        )
     }
 
     fn selector(&mut self, selector: &Value) -> Value {

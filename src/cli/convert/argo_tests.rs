@@ -119,7 +119,18 @@ fn refused(edit: impl FnOnce(&mut Vec<Value>)) -> String {
 fn what_has_no_equivalent_is_refused_with_the_field_named() {
     let cases: Vec<(&str, Edit)> = vec![
         (
-            "spec.workloadRef",
+            "spec.workloadRef.kind \"StatefulSet\"",
+            Box::new(|d| {
+                let spec = d[0]["spec"].as_object_mut().expect("spec");
+                spec.remove("template");
+                spec.insert(
+                    "workloadRef".into(),
+                    json!({"kind": "StatefulSet", "name": "web"}),
+                );
+            }),
+        ),
+        (
+            "spec.workloadRef and spec.template",
             Box::new(|d| {
                 d[0]["spec"]["workloadRef"] = json!({"kind": "Deployment", "name": "web"})
             }),
@@ -204,4 +215,28 @@ fn a_prefix_match_becomes_an_anchored_escaped_regex() {
         c.manifest["spec"]["strategy"]["canary"]["steps"][0]["setHeaderRoute"]["match"][0]["regex"],
         r"^qa\.team\+.*"
     );
+}
+
+#[test]
+fn a_rollout_that_references_a_deployment_adopts_it_with_argos_scale_down() {
+    for (argo, ours) in [
+        (None, "Never"),
+        (Some("never"), "Never"),
+        (Some("onsuccess"), "OnSuccess"),
+        (Some("progressively"), "Progressively"),
+    ] {
+        let mut documents = fixture();
+        let spec = documents[0]["spec"].as_object_mut().expect("spec");
+        spec.remove("template");
+        let mut reference = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"});
+        if let Some(scale_down) = argo {
+            reference["scaleDown"] = json!(scale_down);
+        }
+        spec.insert("workloadRef".into(), reference);
+        let converted = convert(&documents).expect("converts");
+        let sd = &converted[0].manifest;
+        assert_eq!(sd["spec"]["workloadRef"]["name"], "web");
+        assert_eq!(sd["spec"]["workloadRef"]["scaleDown"], ours, "{argo:?}");
+        assert!(sd["spec"].get("template").is_none());
+    }
 }
