@@ -392,16 +392,14 @@ fn a_spec_that_adopts_a_deployment_is_attested_as_that_deployments_template() {
     write_manifest(d.path(), "");
     let direct = run(&["config-digest", "--manifest", "sd.yaml"], d.path());
     assert_succeeded(&direct);
-    let adopting = format!(
-        r#"apiVersion: safedeploy.dev/v1alpha1
+    let adopting = r#"apiVersion: safedeploy.dev/v1alpha1
 kind: SafeDeployment
-metadata: {{name: web, namespace: prod}}
+metadata: {name: web, namespace: prod}
 spec:
-  selector: {{matchLabels: {{app: web}}}}
-  workloadRef: {{kind: Deployment, name: web}}
-  strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}
-"#
-    );
+  selector: {matchLabels: {app: web}}
+  workloadRef: {kind: Deployment, name: web}
+  strategy: {canary: {steps: [{setWeight: 50}]}}
+"#;
     let deployment = format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -427,7 +425,7 @@ spec:
     assert_succeeded(&adopted);
     assert_eq!(text(&adopted.stdout), text(&direct.stdout));
     // Without the Deployment's manifest there is nothing to attest: the error says what to add.
-    std::fs::write(d.path().join("alone.yaml"), &adopting).expect("write");
+    std::fs::write(d.path().join("alone.yaml"), adopting).expect("write");
     let alone = run(&["config-digest", "--manifest", "alone.yaml"], d.path());
     assert!(!alone.status.success());
     assert!(
