@@ -182,6 +182,24 @@ async fn adopting_a_deployment_keeps_its_capacity_canaries_its_changes_and_hands
     // Event, which is best effort; the refusal test checks it.)
     assert!(!events_of(&ns, "DeploymentScaled").await.is_empty());
 
+    // A GitOps sync that writes the Deployment's replicas back (its own field manager, forced)
+    // is scaled down again: the watch on the adopted Deployment sees it.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("argocd-controller").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"}, "spec": {"replicas": 3},
+            })),
+        )
+        .await
+        .expect("a GitOps sync of the replicas");
+    wait_deployment(&deployments, "web", "the Deployment at zero again", |d| {
+        spec_replicas(d) == Some(0)
+    })
+    .await;
+
     // A change of the Deployment's template is the next revision, rolled out in steps.
     deployments
         .patch(
