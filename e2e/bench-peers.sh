@@ -180,7 +180,7 @@ PY
 now3339() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 
 run_one() { # kind
-  local kind=$1 ns="bench-$1" agent t_start t_healthy t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu3 \
+  local kind=$1 ns="bench-$1" agent t_start t_healthy t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu_settled cpu3 \
     healthy promoted rss_rest
   case "$kind" in sd) agent='^safedeploy/' ;; argo) agent='rollouts-controller|argo-rollouts' ;; esac
   kubectl create namespace "$ns" >/dev/null
@@ -209,13 +209,15 @@ YAML
   cpu2=$(cpu_seconds)
   t_changed=$(now3339)
   say "  all promoted after the template change: ${promoted} s (CPU ${cpu1} -> ${cpu2} s)"
-  sleep 10 # the last status writes of the rollout settle
+  sleep 10 # the last status writes of the rollout settle (old pods terminate, their events)
   t_rest=$(now3339)
+  cpu_settled=$(cpu_seconds)
   sleep "$rest"
   t_end=$(now3339)
   cpu3=$(cpu_seconds)
   rss_rest=$(rss_mib)
-  say "  RSS: peak $(peak_rss) MiB, at rest $rss_rest MiB; CPU total $cpu3 s (at rest: $(awk -v a="$cpu2" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s)"
+  # At rest counts from the end of the settle period, as the API requests at rest do.
+  say "  RSS: peak $(peak_rss) MiB, at rest $rss_rest MiB; CPU total $cpu3 s (settling 10 s after promoted: $(awk -v a="$cpu2" -v b="$cpu_settled" 'BEGIN {printf "%.2f", b - a}') s; at rest: $(awk -v a="$cpu_settled" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s)"
   say "  API requests, rollouts (apply to promoted): $(audit_counts "$agent" "$t_start" "$t_changed")"
   say "  API requests at rest (${rest} s): $(audit_counts "$agent" "$t_rest" "$t_end")"
   stop_operator
