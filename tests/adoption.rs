@@ -10,12 +10,9 @@
 mod common;
 mod operator;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use operator::{Operator, apply, events_of, opted_out_namespace, wait_status};
@@ -40,51 +37,6 @@ fn adopting(name: &str, deployment: &str, scale_down: &str) -> Value {
             ]}},
         }
     })
-}
-
-/// Samples the app's Ready, not terminating pods every 100 ms until stopped.
-struct CapacitySampler {
-    stop: Arc<AtomicBool>,
-    samples: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<i64>,
-}
-
-impl CapacitySampler {
-    fn start(pods: Api<Pod>, app: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(AtomicUsize::new(0));
-        let selector = format!("app={app}");
-        let (stop_flag, count) = (stop.clone(), samples.clone());
-        let task = tokio::spawn(async move {
-            let mut least = i64::MAX;
-            while !stop_flag.load(Ordering::SeqCst) {
-                if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
-                    let ready = list
-                        .items
-                        .iter()
-                        .filter(|p| p.metadata.deletion_timestamp.is_none())
-                        .filter(|p| common::is_ready(p))
-                        .count();
-                    least = least.min(i64::try_from(ready).unwrap_or(i64::MAX));
-                    count.fetch_add(1, Ordering::SeqCst);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            least
-        });
-        CapacitySampler {
-            stop,
-            samples,
-            task,
-        }
-    }
-
-    /// Stops sampling; returns the least Ready count seen and how many samples were taken.
-    async fn finish(self) -> (i64, usize) {
-        self.stop.store(true, Ordering::SeqCst);
-        let least = self.task.await.expect("the sampler");
-        (least, self.samples.load(Ordering::SeqCst))
-    }
 }
 
 async fn deployment_now(api: &Api<Deployment>, name: &str) -> Deployment {
@@ -132,7 +84,7 @@ async fn adopting_a_deployment_keeps_its_capacity_canaries_its_changes_and_hands
     ns.create_deployment(&common::deployment("web", 3, common::Fault::None))
         .await;
     ns.wait_ready_pods("web", 3, Duration::from_secs(60)).await;
-    let sampler = CapacitySampler::start(ns.api(), "web");
+    let sampler = common::CapacitySampler::start(ns.api(), "web");
 
     // Adoption, with the operator killed right after it marked the Deployment.
     let started = Instant::now();
