@@ -84,7 +84,7 @@ async fn adopting_a_deployment_keeps_its_capacity_canaries_its_changes_and_hands
     ns.create_deployment(&common::deployment("web", 3, common::Fault::None))
         .await;
     ns.wait_ready_pods("web", 3, Duration::from_secs(60)).await;
-    let sampler = common::CapacitySampler::start(ns.api(), "web");
+    let sampler = common::capacity::CapacitySampler::start(ns.api(), "web");
 
     // Adoption, with the operator killed right after it marked the Deployment.
     let started = Instant::now();
