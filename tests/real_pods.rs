@@ -209,7 +209,15 @@ async fn real_a_good_revision_is_promoted_and_serves_from_its_own_process() {
         "an answer through the Service",
         || {
             let url = format!("http://{cluster_ip}/");
-            async move { Ok(Some(common::http().get(url).send().await?.text().await?)) }
+            // An old pod on its way out may still be behind the Service for a moment and
+            // answer with an error: wait for an answer that is a success.
+            async move {
+                let answer = common::http().get(url).send().await?;
+                if !answer.status().is_success() {
+                    return Ok(None);
+                }
+                Ok(Some(answer.text().await?))
+            }
         },
     )
     .await;
