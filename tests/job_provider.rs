@@ -287,6 +287,17 @@ async fn an_operator_killed_while_its_job_runs_judges_that_same_job_when_back() 
         .await
         .expect("apply v2");
     let first = wait_job(&ns, 1).await;
+    // The kill comes once the run's start is in status: the Job's name is keyed by that start,
+    // so a run whose start was never recorded is a new run after the restart, with its own Job
+    // (a gap noted in issue 17's note: the start should be written before the Job is made).
+    wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "the run's start in status",
+        |s| s.analysis_runs.iter().any(|r| r.started_at.is_some()),
+    )
+    .await;
     operator.kill().await;
     ungate(&ns, &first).await;
     wait_succeeded(&ns, &first).await;
