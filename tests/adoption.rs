@@ -67,6 +67,24 @@ where
     .await
 }
 
+/// Waits until `name` is `Stalled`, and returns that condition's message.
+async fn stalled_message(ns: &common::TestNamespace, name: &str) -> String {
+    let stalled =
+        |c: &&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| c.type_ == "Stalled";
+    let status = wait_status(ns, name, Duration::from_secs(30), "Stalled", |s| {
+        s.conditions
+            .iter()
+            .any(|c| stalled(&c) && c.status == "True")
+    })
+    .await;
+    status
+        .conditions
+        .iter()
+        .find(stalled)
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
 /// The SafeDeployment's own ReplicaSets.
 async fn owned_replica_sets(ns: &common::TestNamespace, name: &str) -> Vec<ReplicaSet> {
     ns.api::<ReplicaSet>()
@@ -252,18 +270,7 @@ async fn a_deployment_that_cannot_be_adopted_is_refused_with_its_reason_and_left
     let mut mismatched = adopting("wrong", "api", "Progressively");
     mismatched["spec"]["selector"]["matchLabels"] = json!({"app": "web"});
     apply(&ns, &mismatched).await.expect("admitted");
-    let stalled = wait_status(&ns, "wrong", Duration::from_secs(30), "Stalled", |s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
-    })
-    .await;
-    let message = stalled
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = stalled_message(&ns, "wrong").await;
     assert!(message.contains("app=web"), "{message}");
     let untouched = deployment_now(&deployments, "api").await;
     assert!(untouched.labels().get(ADOPTED_BY).is_none());
@@ -273,17 +280,10 @@ async fn a_deployment_that_cannot_be_adopted_is_refused_with_its_reason_and_left
     apply(&ns, &adopting("ghost", "nowhere", "Progressively"))
         .await
         .expect("admitted");
-    let ghost = wait_status(&ns, "ghost", Duration::from_secs(30), "Stalled", |s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
-    })
-    .await;
+    let message = stalled_message(&ns, "ghost").await;
     assert!(
-        ghost
-            .conditions
-            .iter()
-            .any(|c| c.message.contains("nowhere") && c.message.contains("not found"))
+        message.contains("nowhere") && message.contains("not found"),
+        "{message}"
     );
     assert!(owned_replica_sets(&ns, "ghost").await.is_empty());
 
@@ -307,17 +307,10 @@ async fn a_deployment_that_cannot_be_adopted_is_refused_with_its_reason_and_left
     apply(&ns, &adopting("second", "api", "Progressively"))
         .await
         .expect("admitted");
-    let second = wait_status(&ns, "second", Duration::from_secs(30), "Stalled", |s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
-    })
-    .await;
+    let message = stalled_message(&ns, "second").await;
     assert!(
-        second
-            .conditions
-            .iter()
-            .any(|c| c.message.contains("adopted by SafeDeployment first"))
+        message.contains("adopted by SafeDeployment first"),
+        "{message}"
     );
     // scaleDown: Never leaves the replica count alone, also once `first` is at rest.
     wait_status(

@@ -63,10 +63,6 @@ async fn read(
         .map_err(writing(format!("read Deployment {name}")))
 }
 
-fn view<'a>(deployment: &'a Deployment, empty: &'a PodTemplateSpec) -> DeploymentView<'a> {
-    DeploymentView::of(deployment, empty)
-}
-
 /// The adopted Deployment of `sd` and the spec it stands for, or `None` without
 /// `spec.workloadRef`. A Deployment that is missing or cannot be adopted is an error: the
 /// SafeDeployment shows it as `Stalled` and nothing of it is scaled meanwhile.
@@ -82,7 +78,7 @@ pub async fn resolve(
         .await?
         .ok_or_else(|| ReconcileError::AdoptedDeploymentMissing(reference.name.clone()))?;
     let empty = PodTemplateSpec::default();
-    let found = view(&deployment, &empty);
+    let found = DeploymentView::of(&deployment, &empty);
     let resolved = adopt::resolve(&sd.spec, &sd.name_any(), &found)?;
     let mut effective = sd.clone();
     effective.spec = resolved.spec;
@@ -132,6 +128,30 @@ async fn apply_deployment(
         )
         .await
         .map_err(writing(format!("apply Deployment {name}")))?;
+    Ok(())
+}
+
+/// Scales the marked Deployment `name` to `wanted` (its marks kept, `original` recorded) and
+/// records `note` as a `DeploymentScaled` Event.
+async fn scale_marked(
+    ctx: &Context,
+    sd: &SafeDeployment,
+    namespace: &str,
+    (name, original, wanted): (&str, i32, i32),
+    note: String,
+) -> Result<(), ReconcileError> {
+    let sd_name = sd.name_any();
+    apply_deployment(
+        ctx,
+        namespace,
+        name,
+        DeploymentPatch {
+            marks: Some((&sd_name, original)),
+            replicas: Some(wanted),
+        },
+    )
+    .await?;
+    announce(ctx, sd, EventReason::DeploymentScaled, note).await;
     Ok(())
 }
 
@@ -214,28 +234,17 @@ pub async fn scale(
     if wanted == adopted.deployment_replicas {
         return Ok(());
     }
-    let sd_name = sd.name_any();
-    apply_deployment(
-        ctx,
-        namespace,
-        &adopted.deployment,
-        DeploymentPatch {
-            marks: Some((&sd_name, adopted.original_replicas)),
-            replicas: Some(wanted),
-        },
-    )
-    .await?;
-    announce(
+    scale_marked(
         ctx,
         sd,
-        EventReason::DeploymentScaled,
+        namespace,
+        (&adopted.deployment, adopted.original_replicas, wanted),
         format!(
             "scaled Deployment {} from {} to {wanted} replicas: {available} of {replicas} pods of this SafeDeployment are available",
             adopted.deployment, adopted.deployment_replicas
         ),
     )
-    .await;
-    Ok(())
+    .await
 }
 
 /// On deletion: hands the adopted Deployment back. Returns how long to wait before looking
@@ -258,35 +267,26 @@ pub async fn release_on_deletion(
     let empty = PodTemplateSpec::default();
     // Gone, or not marked as ours (someone took the label off): nothing of the operator's to
     // undo on it.
-    if let (Some(reference), Some(deployment)) = (reference, &deployment)
-        && view(deployment, &empty).adopted_by == Some(sd_name.as_str())
+    let found = deployment.as_ref().map(|d| DeploymentView::of(d, &empty));
+    if let (Some(reference), Some(found)) = (reference, found)
+        && found.adopted_by == Some(sd_name.as_str())
     {
-        let found = view(deployment, &empty);
         let scale_down = reference.scale_down();
         let owns_replicas = scale_down != ScaleDown::Never;
         let original = adopt::original_replicas(&found).unwrap_or(found.replicas.max(1));
         match adopt::release(scale_down, &found) {
             ReleaseStep::ScaleBack(wanted) => {
-                apply_deployment(
-                    ctx,
-                    namespace,
-                    &reference.name,
-                    DeploymentPatch {
-                        marks: Some((&sd_name, original)),
-                        replicas: Some(wanted),
-                    },
-                )
-                .await?;
-                announce(
+                scale_marked(
                     ctx,
                     sd,
-                    EventReason::DeploymentScaled,
+                    namespace,
+                    (&reference.name, original, wanted),
                     format!(
                         "scaling Deployment {} back from {} to {wanted} replicas before the SafeDeployment goes; its pods keep serving until then",
                         reference.name, found.replicas
                     ),
                 )
-                .await;
+                .await?;
                 return Ok(Some(RELEASE_RECHECK));
             }
             ReleaseStep::Wait { available, wanted } => {
