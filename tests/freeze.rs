@@ -15,15 +15,11 @@ mod operator;
 
 use std::time::{Duration, Instant};
 
-use common::{FAULT_ANNOTATION, Fault, in_seconds};
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use common::{Fault, in_seconds};
 use operator::{
     apply, apply_stable_web, condition, events_of, policy_with, safe_deployment, setup, wait_status,
 };
 use safedeploy::api::Phase;
-use safedeploy::api::labels::LABEL_REVISION;
 use serde_json::json;
 
 const NEEDS_CLUSTER: &str = "needs the local control plane (e2e/cluster.sh)";
@@ -160,22 +156,10 @@ async fn a_bad_canary_is_reverted_during_a_freeze() {
         |s| s.freeze.as_ref().is_some_and(|f| f.active),
     )
     .await;
-    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
-    let canary_pods = pods
-        .list(&ListParams::default().labels(&format!("{LABEL_REVISION}={canary}")))
-        .await
-        .expect("list the canary's pods");
-    assert!(!canary_pods.items.is_empty(), "the canary has no pod");
-    for pod in canary_pods {
-        let crash = json!({"metadata": {"annotations": {FAULT_ANNOTATION: "crash"}}});
-        pods.patch(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&crash),
-        )
-        .await
-        .expect("make a canary pod crash");
-    }
+    assert!(
+        operator::crash_revision_pods(&ns, &canary).await > 0,
+        "the canary has no pod"
+    );
     let reverted = wait_status(
         &ns,
         "web",

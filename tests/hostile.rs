@@ -10,13 +10,10 @@ mod operator;
 
 use std::time::{Duration, Instant};
 
-use common::Fault;
-use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-};
+use common::{Fault, replica_freeze};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use operator::{
     Operator, apply, apply_stable, apply_stable_web, safe_deployment, setup, wait_status,
 };
@@ -113,101 +110,14 @@ async fn a_template_the_api_server_refuses_is_blocked_at_preflight_with_its_word
     assert_eq!(replica_set_count(&ns).await, 1, "no ReplicaSet of v2");
 }
 
-/// A ValidatingAdmissionPolicy that refuses every change of a ReplicaSet's size in `namespace`.
-async fn freeze_replica_counts(client: &kube::Client, namespace: &str) -> String {
-    let name = format!("freeze-{namespace}");
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name, "labels": {common::TEST_LABEL: "true"}},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": ["apps"], "apiVersions": ["v1"],
-                "operations": ["UPDATE"], "resources": ["replicasets"]
-            }]},
-            "validations": [{
-                "expression": "object.spec.replicas == oldObject.spec.replicas",
-                "message": "replica counts are frozen by the platform team"
-            }]
-        }
-    }))
-    .expect("policy");
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name, "labels": {common::TEST_LABEL: "true"}},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": namespace
-            }}}
-        }
-    }))
-    .expect("binding");
-    let params = PatchParams::apply("safedeploy-tests").force();
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .patch(&name, &params, &Patch::Apply(&policy))
-        .await
-        .expect("create the admission policy");
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .patch(&name, &params, &Patch::Apply(&binding))
-        .await
-        .expect("bind the admission policy");
-    name
-}
-
-async fn unfreeze(client: &kube::Client, name: &str) {
-    let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .delete(name, &DeleteParams::default())
-        .await;
-    let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .delete(name, &DeleteParams::default())
-        .await;
-}
-
-/// Waits until the API server enforces the freeze (policies take effect asynchronously): a
-/// dry-run scale of a probe ReplicaSet is refused.
-async fn wait_until_frozen(ns: &common::TestNamespace) {
-    let api: Api<ReplicaSet> = ns.api();
-    let mut probe = common::replica_set("probe", 0, Fault::None);
-    probe.metadata.namespace = Some(ns.name.clone());
-    api.create(&PostParams::default(), &probe)
-        .await
-        .expect("probe ReplicaSet");
-    common::wait_until(Duration::from_secs(30), "the freeze to be enforced", || {
-        let api = api.clone();
-        async move {
-            let scale = json!({"spec": {"replicas": 1}});
-            let refused = api
-                .patch(
-                    "probe",
-                    &PatchParams {
-                        dry_run: true,
-                        ..Default::default()
-                    },
-                    &Patch::Merge(&scale),
-                )
-                .await
-                .is_err();
-            Ok(refused.then_some(()))
-        }
-    })
-    .await;
-    api.delete("probe", &DeleteParams::default())
-        .await
-        .expect("delete the probe");
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn a_write_the_api_server_refuses_stalls_visibly_and_goes_through_once_allowed() {
     let (ns, _operator) = setup("stall").await;
     let steps = json!([{"setWeight": 50}, {"setWeight": 100}]);
     apply_stable_web(&ns, 2, &steps).await;
-    let freeze = freeze_replica_counts(&ns.client, &ns.name).await;
-    wait_until_frozen(&ns).await;
+    let freeze = replica_freeze::freeze_replica_counts(&ns.client, &ns.name).await;
+    replica_freeze::wait_until_frozen(&ns).await;
 
     let v2 = safe_deployment("web", 2, "registry.local/app:v2", Fault::None, steps);
     apply(&ns, &v2).await.expect("apply v2");
@@ -240,11 +150,29 @@ async fn a_write_the_api_server_refuses_stalls_visibly_and_goes_through_once_all
         }
     })
     .await;
+    // The canary's start was decided and written to the status before the refused scale: its
+    // event is recorded all the same (the retry decides from a status that already started it,
+    // and would never announce it).
+    common::wait_until(Duration::from_secs(20), "v2's RolloutStarted event", || {
+        let ns = &ns;
+        async move {
+            let started = operator::events_of(ns, "RolloutStarted").await;
+            Ok(started
+                .iter()
+                .any(|e| {
+                    e.message
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("canary of revision 2"))
+                })
+                .then_some(()))
+        }
+    })
+    .await;
     // Stalled stays while it fails (the decision keeps the recorded failure).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let api: Api<safedeploy::api::SafeDeployment> = ns.api();
     let still = api.get("web").await.expect("get").status.expect("status");
-    unfreeze(&ns.client, &freeze).await;
+    replica_freeze::unfreeze(&ns.client, &freeze).await;
     assert_eq!(
         stalled(&still).map(|s| s.1),
         Some("ReconcileFailed".into()),
@@ -263,6 +191,89 @@ async fn a_write_the_api_server_refuses_stalls_visibly_and_goes_through_once_all
         stalled_after.as_secs_f64(),
         unfrozen.elapsed().as_secs_f64()
     );
+}
+
+/// A revert is decided and written to the status, and then the API server refuses its scale:
+/// the revert is announced all the same (its event is emitted once, on the transition, so a
+/// write failing after the status must not swallow it), the refusal stalls the rollout visibly,
+/// and the stable comes back to full size once the refusal ends.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn a_revert_whose_scale_is_refused_is_announced_and_completes_once_allowed() {
+    let (ns, _operator) = setup("refused-revert").await;
+    let hold = json!([{"setWeight": 50}, {"pause": {}}]);
+    let first = apply_stable_web(&ns, 2, &hold).await;
+    let v2 = safe_deployment("web", 2, "registry.local/app:v2", Fault::None, hold);
+    apply(&ns, &v2).await.expect("apply v2");
+    let canary = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "v2 paused at 50%",
+        |s| s.canary_revision.is_some() && s.phase == Phase::Paused,
+    )
+    .await
+    .canary_revision
+    .expect("canary");
+    let freeze = replica_freeze::freeze_replica_counts(&ns.client, &ns.name).await;
+    replica_freeze::wait_until_frozen(&ns).await;
+    assert!(
+        operator::crash_revision_pods(&ns, &canary).await > 0,
+        "the canary has no pod"
+    );
+
+    let reverted = wait_status(&ns, "web", Duration::from_secs(60), "the revert", |s| {
+        s.rejected_revisions.contains(&canary)
+    })
+    .await;
+    assert_eq!(reverted.stable_revision, first.stable_revision);
+    common::wait_until(Duration::from_secs(20), "a RolloutReverted event", || {
+        let ns = &ns;
+        async move {
+            Ok((!operator::events_of(ns, "RolloutReverted").await.is_empty()).then_some(()))
+        }
+    })
+    .await;
+    let stalled_status = wait_status(&ns, "web", Duration::from_secs(30), "Stalled", |s| {
+        stalled(s).is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    let (_, reason, message) = stalled(&stalled_status).expect("Stalled");
+    assert_eq!(reason, "ReconcileFailed", "{message}");
+    assert!(message.contains("frozen by the platform team"), "{message}");
+
+    replica_freeze::unfreeze(&ns.client, &freeze).await;
+    let stable_name = format!("web-{}", first.stable_revision.clone().unwrap_or_default());
+    let replica_sets: Api<ReplicaSet> = ns.api();
+    common::wait_until(
+        Duration::from_secs(60),
+        "the stable back at 2 and the canary at 0",
+        || {
+            let replica_sets = replica_sets.clone();
+            let (stable_name, canary_name) = (stable_name.clone(), format!("web-{canary}"));
+            async move {
+                let size = |rs: ReplicaSet| rs.spec.and_then(|s| s.replicas);
+                let stable = size(replica_sets.get(&stable_name).await?);
+                let canary = size(replica_sets.get(&canary_name).await?);
+                Ok((stable == Some(2) && canary == Some(0)).then_some(()))
+            }
+        },
+    )
+    .await;
+    let done = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "the refusal cleared, the rejected revision's stall kept",
+        |s| stalled(s).is_some_and(|(_, reason, _)| reason == "RevisionRejected"),
+    )
+    .await;
+    assert_eq!(
+        operator::events_of(&ns, "RolloutReverted").await.len(),
+        1,
+        "announced once"
+    );
+    assert!(done.rejected_revisions.contains(&canary));
 }
 
 #[tokio::test]

@@ -12,7 +12,12 @@
 //! 3. [`apply_scale`]: the fresh baseline first (never younger than the canary it is compared
 //!    with), then the revisions' ReplicaSets;
 //! 4. [`apply_deletes`]: baseline and history deletions;
-//! 5. [`publish_events`], then the `Stalled` condition of an earlier failure is cleared.
+//! 5. [`publish_events`], **also when a write of 2 to 4 failed**: the status already says what
+//!    they announce, and a decision's events are emitted once, on its transition; the retry of
+//!    a failed write (a 409 on a ReplicaSet whose pods are changing) decides from a status that
+//!    already took the step and would not emit them again;
+//! 6. the `Stalled` condition of an earlier failure is cleared (only when every write went
+//!    through).
 //!
 //! Before each write the leader check runs again (`ctx.ensure_leader()`), so a replica that
 //! lost its Lease mid-reconcile makes no further write.
@@ -78,6 +83,22 @@ pub struct Applied<'a> {
     pub baseline_replica_sets: &'a [ReplicaSetView],
 }
 
+/// Steps 2 to 4 of the module doc: routes, scale, rejection marks, deletions.
+async fn apply_workload(
+    ctx: &Context,
+    rollout: &Applied<'_>,
+    decision: &Decision,
+) -> Result<(), ReconcileError> {
+    // The routes before any scaling: a revert sets the canary's weight to 0 before one of its
+    // pods goes, and a new weight is only decided once the canary's pods are Ready.
+    if let Some(plan) = &decision.traffic {
+        super::routes::apply_plan(ctx, rollout.sd, rollout.namespace, plan).await?;
+    }
+    apply_scale(ctx, rollout, decision).await?;
+    apply_rejection_marks(ctx, rollout, decision).await?;
+    apply_deletes(ctx, rollout, decision).await
+}
+
 /// Carries `decision` out in the crash-safe order of the module doc.
 pub async fn apply(
     ctx: &Context,
@@ -98,15 +119,9 @@ pub async fn apply(
             .await
             .map_err(writing("write status"))?;
     }
-    // The routes before any scaling: a revert sets the canary's weight to 0 before one of its
-    // pods goes, and a new weight is only decided once the canary's pods are Ready.
-    if let Some(plan) = &decision.traffic {
-        super::routes::apply_plan(ctx, rollout.sd, rollout.namespace, plan).await?;
-    }
-    apply_scale(ctx, rollout, decision).await?;
-    apply_rejection_marks(ctx, rollout, decision).await?;
-    apply_deletes(ctx, rollout, decision).await?;
+    let workload = apply_workload(ctx, rollout, decision).await;
     publish_events(ctx, rollout.sd, decision).await?;
+    workload?;
     // Every write went through: a failure recorded earlier is over.
     let mut cleared = status;
     if failure::clear_failure(&mut cleared, Timestamp::now()) {

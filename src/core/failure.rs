@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::status_budget::{MAX_TEXT, bounded_text};
-use crate::api::SafeDeploymentStatus;
+use crate::api::{Phase, SafeDeploymentStatus};
 use crate::api::conditions::{ConditionReason, ConditionStatus, ConditionType};
 
 /// Condition reasons of a `Stalled` condition that the controller (not the decision) sets
@@ -82,9 +82,18 @@ pub fn record_failure(
     true
 }
 
-/// Clears a recorded failure after a reconcile that went through: `Stalled=False`. Returns
-/// whether there was one. A `Stalled` condition the decision set (Degraded, Blocked) is left.
+/// Clears a recorded failure after a reconcile that went through. Returns whether there was
+/// one. `Stalled` becomes what the decision itself says under the failure it kept: `True` with
+/// the `Ready` condition's reason and message when the rollout is Degraded or Blocked (a
+/// reverted revision still needs a person), `False` otherwise. A `Stalled` condition the
+/// decision set is left as it is.
 pub fn clear_failure(status: &mut SafeDeploymentStatus, now: Timestamp) -> bool {
+    let stalled_by_decision = matches!(status.phase, Phase::Degraded | Phase::Blocked);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Ready)
+        .map(|c| (c.reason.clone(), c.message.clone()));
     let Some(condition) = status.conditions.iter_mut().find(|c| {
         c.type_ == ConditionType::Stalled
             && c.status == ConditionStatus::True
@@ -92,10 +101,19 @@ pub fn clear_failure(status: &mut SafeDeploymentStatus, now: Timestamp) -> bool 
     }) else {
         return false;
     };
-    condition.status = ConditionStatus::False.to_string();
-    condition.reason = ConditionReason::NotStalled.to_string();
-    condition.message = String::new();
-    condition.last_transition_time = Time(now);
+    match ready.filter(|_| stalled_by_decision) {
+        // Still `True`: the transition time of the stall stays.
+        Some((reason, message)) => {
+            condition.reason = reason;
+            condition.message = message;
+        }
+        None => {
+            condition.status = ConditionStatus::False.to_string();
+            condition.reason = ConditionReason::NotStalled.to_string();
+            condition.message = String::new();
+            condition.last_transition_time = Time(now);
+        }
+    }
     true
 }
 
@@ -155,6 +173,43 @@ mod tests {
         assert!(clear_failure(&mut status, later));
         assert_eq!(stalled(&status).map(|s| s.0), Some("False".into()));
         assert!(!clear_failure(&mut status, later));
+    }
+
+    #[test]
+    fn a_failure_cleared_on_a_reverted_rollout_leaves_the_decisions_stall() {
+        let now = Timestamp::UNIX_EPOCH;
+        let later = now.checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
+        let mut status = SafeDeploymentStatus {
+            phase: Phase::Degraded,
+            ..Default::default()
+        };
+        status.conditions.push(Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: "RevisionRejected".into(),
+            message: "revision 2 was reverted".into(),
+            observed_generation: None,
+            last_transition_time: Time(now),
+        });
+        assert!(record_failure(
+            &mut status,
+            FailureKind::ApiError,
+            "scale ReplicaSet web-2: refused",
+            Some(2),
+            now
+        ));
+        assert!(clear_failure(&mut status, later));
+        assert_eq!(
+            stalled(&status),
+            Some((
+                "True".into(),
+                "RevisionRejected".into(),
+                "revision 2 was reverted".into()
+            ))
+        );
+        let condition = status.conditions.iter().find(|c| c.type_ == "Stalled");
+        assert_eq!(condition.map(|c| &c.last_transition_time), Some(&Time(now)));
+        assert!(!clear_failure(&mut status, later), "cleared once");
     }
 
     #[test]

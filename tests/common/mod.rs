@@ -16,6 +16,8 @@
 
 /// Ready capacity sampled through a move between workloads.
 pub mod capacity;
+/// A replica freeze by admission policy, to make the operator's scale writes fail.
+pub mod replica_freeze;
 /// Requests through the real data plane (Traefik), counted by the revision that answered.
 pub mod traffic;
 

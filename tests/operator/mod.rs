@@ -421,3 +421,29 @@ pub async fn policy_with(ns: &TestNamespace, spec: serde_json::Value, field: &st
     }
     panic!("the policy's {field} did not stick (another CRD version installed?)");
 }
+
+/// Makes every pod of `revision` crash from now on (kwok's crash Stage acts on a Ready pod that
+/// carries the fault annotation); returns how many pods were marked.
+pub async fn crash_revision_pods(ns: &TestNamespace, revision: &str) -> usize {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::ListParams;
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let selected = pods
+        .list(&ListParams::default().labels(&format!(
+            "{}={revision}",
+            safedeploy::api::labels::LABEL_REVISION
+        )))
+        .await
+        .expect("list the revision's pods");
+    let crash = json!({"metadata": {"annotations": {crate::common::FAULT_ANNOTATION: "crash"}}});
+    for pod in &selected.items {
+        pods.patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&crash),
+        )
+        .await
+        .expect("make a pod crash");
+    }
+    selected.items.len()
+}
