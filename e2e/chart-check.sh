@@ -168,6 +168,9 @@ got = rules_of(role, "ClusterRole")
 cluster_scoped = {
     "safedeploy.dev/safedeploymentpolicies": {"list", "watch"},
     "/namespaces": {"get", "list"},
+    # setMirrorRoute: whether a route's Gateways can mirror (their classes' supportedFeatures).
+    "gateway.networking.k8s.io/gateways": {"get"},
+    "gateway.networking.k8s.io/gatewayclasses": {"get"},
 }
 namespaced = {
     # patch: only metadata.finalizers (the routes finalizer, docs/traffic-routing.md).

@@ -1,7 +1,7 @@
 //! Traffic routing through the Gateway API (`strategy.canary.trafficRouting`): which HTTPRoutes
 //! (and GRPCRoutes) and which rule of each the operator steers, the stable and canary Services
-//! it owns, the steps that only make sense with a router (`setCanaryScale`, `setHeaderRoute`),
-//! and what status shows of each route. Without `trafficRouting` the weight stays a replica
+//! it owns, the steps that only make sense with a router (`setCanaryScale`, `setHeaderRoute`,
+//! `setMirrorRoute`), and what status shows of each route. Without `trafficRouting` the weight stays a replica
 //! ratio.
 
 use schemars::JsonSchema;
@@ -161,6 +161,49 @@ pub struct SetHeaderRoute {
     pub matches: Vec<HeaderMatch>,
 }
 
+/// `setMirrorRoute`: from this step on, requests that match are answered by the stable revision
+/// and a copy of `percentage` of them goes to the canary (its answers are dropped): the canary
+/// sees real requests before it answers any. The operator adds a rule of its own to each steered
+/// route (`sd-<safedeployment>-<name>.mirror`: the steered rule's matches with these header
+/// matches added, its filters, a `RequestMirror` filter to the canary Service, and the stable
+/// Service as the only backend) and removes it when the rollout ends. A later `setMirrorRoute`
+/// with the same name and no `match` removes it earlier. Only HTTPRoutes, and only where every
+/// Gateway's class declares the `HTTPRouteRequestMirror` feature (and
+/// `HTTPRouteRequestPercentageMirror` below 100%) in its `status.supportedFeatures`; otherwise
+/// the step holds with the reason and the rule is never written (a Gateway that does not
+/// implement the filter fails the requests of the rule).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetMirrorRoute {
+    /// Name of this mirror route: a lowercase DNS label of at most 40 characters.
+    #[schemars(length(min = 1, max = 40))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": format!("self.matches('{DNS_LABEL_PATTERN}')"), "message": "a mirror route name must be a lowercase DNS label (a-z, 0-9 and '-')"},
+    ]))]
+    pub name: String,
+    /// The header matches, all of which a request must carry to be mirrored (at most 8). Empty:
+    /// remove the mirror route of this name.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub matches: Vec<HeaderMatch>,
+    /// The share of matching requests copied to the canary, 1 to 100 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub percentage: Option<i32>,
+}
+
+impl SetMirrorRoute {
+    /// The share copied, 1 to 100.
+    pub fn percent(&self) -> i32 {
+        self.percentage.unwrap_or(100).clamp(1, 100)
+    }
+}
+
+/// The Gateway API feature a mirror route needs of every Gateway's class.
+pub const FEATURE_REQUEST_MIRROR: &str = "HTTPRouteRequestMirror";
+/// The feature a mirror route of less than 100% needs too.
+pub const FEATURE_PERCENTAGE_MIRROR: &str = "HTTPRouteRequestPercentageMirror";
+
 /// One header a request must carry: exactly one of `value` (exact) or `regex`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -194,6 +237,9 @@ pub struct TrafficRoutingStatus {
     /// The names of the header routes in force (their rules are in every steered route).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub header_routes: Vec<String>,
+    /// The names of the mirror routes in force (their rules are in every steered route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror_routes: Vec<String>,
     /// Each steered route as last read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteStatus>,

@@ -255,8 +255,8 @@ pub enum BaselineMode {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setCanaryScale) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) == 1",
-     "message": "each step sets exactly one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute"},
+    {"rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setCanaryScale) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) + (has(self.setMirrorRoute) ? 1 : 0) == 1",
+     "message": "each step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or setMirrorRoute"},
 ]))]
 pub struct CanaryStep {
     /// Percentage of the replicas that run the canary revision (0 to 100).
@@ -278,6 +278,10 @@ pub struct CanaryStep {
     /// With `trafficRouting`: send matching requests to the canary from this step on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_header_route: Option<super::routing::SetHeaderRoute>,
+    /// With `trafficRouting` (HTTPRoutes): copy matching requests to the canary from this step
+    /// on, answered by the stable revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_mirror_route: Option<super::routing::SetMirrorRoute>,
 }
 
 /// A pause step.
@@ -750,8 +754,10 @@ fn spec_rules() -> serde_json::Value {
          "message": "provider.kubernetes.component must name an entry of spec.components (with spec.template the only component is main)"},
         {"rule": "!has(self.strategy.canary) || !has(self.strategy.canary.trafficRouting) || has(self.template) || has(self.workloadRef)",
          "message": "strategy.canary.trafficRouting needs spec.template or spec.workloadRef: the stable and canary Services select the pods of one component"},
-        {"rule": "!has(self.strategy.canary) || has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))",
-         "message": "setCanaryScale and setHeaderRoute steps need strategy.canary.trafficRouting: without a router the weight is the replica ratio"},
+        {"rule": "!has(self.strategy.canary) || has(self.strategy.canary.trafficRouting) || self.strategy.canary.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute) && !has(s.setMirrorRoute))",
+         "message": "setCanaryScale, setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting: without a router the weight is the replica ratio"},
+        {"rule": "!has(self.strategy.canary) || !has(self.strategy.canary.trafficRouting) || self.strategy.canary.trafficRouting.gatewayAPI.grpcRoutes.size() == 0 || self.strategy.canary.steps.all(s, !has(s.setMirrorRoute))",
+         "message": "setMirrorRoute steps mirror HTTPRoutes only: remove the grpcRoutes or the setMirrorRoute steps"},
         {"rule": "!has(self.strategy.blueGreen) || has(self.template) || has(self.workloadRef)",
          "message": "strategy.blueGreen needs spec.template or spec.workloadRef: the active and preview Services select the pods of one component"},
         {"rule": "!has(self.strategy.blueGreen) || ((!has(self.strategy.blueGreen.prePromotionAnalysis) || self.strategy.blueGreen.prePromotionAnalysis.all(t, has(self.analyses) && self.analyses.exists(a, a.name == t))) && (!has(self.strategy.blueGreen.postPromotionAnalysis) || self.strategy.blueGreen.postPromotionAnalysis.all(t, has(self.analyses) && self.analyses.exists(a, a.name == t))))",

@@ -396,8 +396,18 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
     // out), with its preflight.
     let mut prepared = config::prepare(sd, ctx, &original_status, &owned).await?;
     let revision = &prepared.revision;
-    let refused =
+    let mut refused =
         apply::dry_run_new_replica_sets(sd, ctx, &namespace, revision, &replica_sets).await?;
+    // Mirroring matters from a canary on (the first revision has none), checked before it
+    // starts.
+    if original_status
+        .stable_revision
+        .as_deref()
+        .is_some_and(|stable| stable != revision.hash)
+        && original_status.canary_revision.as_deref() != Some(revision.hash.as_str())
+    {
+        refused.extend(super::routes::mirror_problems(ctx, sd, &namespace).await?);
+    }
     if !refused.is_empty() {
         let mut problems = prepared.preflight.clone().err().unwrap_or_default();
         problems.extend(refused);

@@ -122,6 +122,129 @@ pub async fn observe(
     Ok(observed)
 }
 
+/// The API resource of the Gateway API's `Gateway` (namespaced) or `GatewayClass` (cluster).
+fn gateway_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: GATEWAY_GROUP.into(),
+        version: GATEWAY_VERSION.into(),
+        api_version: format!("{GATEWAY_GROUP}/{GATEWAY_VERSION}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Reads an object; None when it does not exist or may not be read (a problem for the user to
+/// fix, said in the preflight message), an error when the API server cannot be reached.
+async fn read_optional(
+    api: &Api<DynamicObject>,
+    name: &str,
+) -> Result<Option<Value>, ReconcileError> {
+    match api.get(name).await {
+        Ok(object) => Ok(serde_json::to_value(object).ok()),
+        Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The Gateways `route` (its live JSON) is attached to, in `namespace` by default, each with its
+/// class's supported features as read.
+async fn gateway_features(
+    ctx: &Context,
+    namespace: &str,
+    route: &Value,
+) -> Result<Vec<routing::GatewayFeatures>, ReconcileError> {
+    let classes: Api<DynamicObject> = Api::all_with(
+        ctx.client.clone(),
+        &gateway_resource("GatewayClass", "gatewayclasses"),
+    );
+    let mut seen: Vec<routing::GatewayFeatures> = Vec::new();
+    let parents = route
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for parent in parents.iter().take(32) {
+        let text = |key: &str| parent.get(key).and_then(Value::as_str);
+        if text("kind").is_some_and(|k| k != "Gateway")
+            || text("group").is_some_and(|g| g != GATEWAY_GROUP)
+        {
+            continue;
+        }
+        let Some(name) = text("name") else { continue };
+        let gateway_namespace = text("namespace").unwrap_or(namespace);
+        let key = format!("{gateway_namespace}/{name}");
+        if seen.iter().any(|g| g.gateway == key) {
+            continue;
+        }
+        let gateways: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            gateway_namespace,
+            &gateway_resource("Gateway", "gateways"),
+        );
+        let class = read_optional(&gateways, name).await?.and_then(|g| {
+            g.pointer("/spec/gatewayClassName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let features = match &class {
+            Some(class) => read_optional(&classes, class)
+                .await?
+                .map(|c| routing::supported_feature_names(c.pointer("/status/supportedFeatures"))),
+            None => None,
+        };
+        seen.push(routing::GatewayFeatures {
+            gateway: key,
+            class,
+            features,
+        });
+    }
+    Ok(seen)
+}
+
+/// Why `sd`'s mirror routes cannot be written (a preflight problem per HTTPRoute whose Gateways
+/// do not declare mirroring); empty when no step mirrors. Read only for a revision about to roll
+/// out: the Gateways and their classes are two reads per route.
+pub async fn mirror_problems(
+    ctx: &Context,
+    sd: &SafeDeployment,
+    namespace: &str,
+) -> Result<Vec<String>, ReconcileError> {
+    let Some(routing) = routing(sd) else {
+        return Ok(Vec::new());
+    };
+    let mirrors: Vec<&crate::api::routing::SetMirrorRoute> = sd
+        .spec
+        .strategy
+        .canary
+        .steps
+        .iter()
+        .filter_map(|s| s.set_mirror_route.as_ref())
+        .filter(|m| !m.matches.is_empty())
+        .collect();
+    if mirrors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let needs_percentage = mirrors.iter().any(|m| m.percent() < 100);
+    let mut problems = Vec::new();
+    for (kind, reference) in routing.routes() {
+        if kind != RouteKind::Http {
+            continue;
+        }
+        let api = routes_api(ctx, namespace, kind);
+        // A missing route is the routes' own problem, reported with them.
+        let Some(live) = read_route(&api, &reference.name).await.ok().flatten() else {
+            continue;
+        };
+        let gateways = gateway_features(ctx, namespace, &live).await?;
+        if let Some(problem) =
+            routing::mirror_support_problem(&reference.name, &gateways, needs_percentage)
+        {
+            problems.push(problem);
+        }
+    }
+    Ok(problems)
+}
+
 /// Carries out `plan` for `sd`: every route, then the Services (see the module doc). A route
 /// that cannot be steered (missing, no such rule) is skipped: the decision sees it in the next
 /// observation and holds the step.
@@ -173,10 +296,10 @@ async fn apply_finalizer(
     super::finalizers::set(ctx, sd, namespace, ROUTES_FINALIZER, present).await
 }
 
-/// Whether `plan` puts anything of the operator's on the routes (a canary weight above 0 or a
-/// header rule): only then does a deletion have something to undo.
+/// Whether `plan` puts anything of the operator's on the routes (a canary weight above 0, a
+/// header or a mirror rule): only then does a deletion have something to undo.
 pub fn plan_steers(plan: Option<&TrafficPlan>) -> bool {
-    plan.is_some_and(|p| p.canary_weight > 0 || !p.header_routes.is_empty())
+    plan.is_some_and(TrafficPlan::steers)
 }
 
 /// Keeps [`ROUTES_FINALIZER`] on `sd` exactly while the routes carry something of the
@@ -219,6 +342,7 @@ pub async fn release_on_deletion(
             canary_revision: String::new(),
             canary_weight: 0,
             header_routes: Vec::new(),
+            mirror_routes: Vec::new(),
         };
         for (kind, reference) in routing.routes() {
             let api = routes_api(ctx, namespace, kind);
@@ -278,6 +402,7 @@ async fn steer_route(
             backends,
             plan.canary_weight,
             &plan.header_routes,
+            &plan.mirror_routes,
         ) else {
             return Ok(());
         };
@@ -309,7 +434,8 @@ async fn steer_route(
             Ok(_) => {
                 info!(rollout = %sd_name, route = %reference.name, kind = kind.as_str(),
                       canary_weight = plan.canary_weight,
-                      header_routes = plan.header_routes.len(), "route weights set");
+                      header_routes = plan.header_routes.len(),
+                      mirror_routes = plan.mirror_routes.len(), "route weights set");
                 return Ok(());
             }
         }

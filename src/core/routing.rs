@@ -1,8 +1,9 @@
 //! Route decisions of the Gateway API traffic routing, from plain data (a route's `spec.rules`
 //! and `status.parents` as JSON) to plain data: which rule the operator steers, the rules it
-//! would write (only the weights of its own two backendRefs changed, its own header rules
-//! added or removed, everything else as read), and what it observes of a route (weights set,
-//! whether the Gateways accepted it). No I/O; `controller/routes.rs` reads and writes.
+//! would write (only the weights of its own two backendRefs changed, its own header and mirror
+//! rules added or removed, everything else as read), what it observes of a route (weights set,
+//! whether the Gateways accepted it), and whether a route's Gateways can mirror. No I/O;
+//! `controller/routes.rs` reads and writes.
 //!
 //! Why whole rules: in the Gateway API CRDs `spec.rules` and `rules[].backendRefs` are
 //! `x-kubernetes-list-type: atomic`, so a server-side apply cannot own a single weight; whoever
@@ -12,7 +13,8 @@
 use serde_json::{Value, json};
 
 use crate::api::routing::{
-    HeaderMatch, OWNED_RULE_PREFIX, RouteKind, RouteReference, RouteStatus, SetHeaderRoute,
+    FEATURE_PERCENTAGE_MIRROR, FEATURE_REQUEST_MIRROR, HeaderMatch, OWNED_RULE_PREFIX, RouteKind,
+    RouteReference, RouteStatus, SetHeaderRoute, SetMirrorRoute,
 };
 
 /// The most rules a route may have (the Gateway API CRDs' `maxItems`).
@@ -69,12 +71,12 @@ pub enum RouteProblem {
         /// How often.
         count: usize,
     },
-    /// The operator's header rules would take the route past [`MAX_RULES`].
+    /// The operator's header and mirror rules would take the route past [`MAX_RULES`].
     #[error(
-        "with {header_rules} header rule(s) the route would have {total} rules, more than the {MAX_RULES} a route may have"
+        "with {header_rules} header or mirror rule(s) the route would have {total} rules, more than the {MAX_RULES} a route may have"
     )]
     TooManyRules {
-        /// The header rules wanted.
+        /// The header and mirror rules wanted.
         header_rules: usize,
         /// The total.
         total: usize,
@@ -91,17 +93,38 @@ pub fn header_rule_name(sd_name: &str, route: &str) -> String {
     format!("{}{route}", owned_prefix(sd_name))
 }
 
+/// The name of the operator's rule of mirror route `route` of SafeDeployment `sd_name`: the
+/// `.mirror` suffix keeps it apart from every header rule (a route name is a DNS label, no dot).
+pub fn mirror_rule_name(sd_name: &str, route: &str) -> String {
+    format!("{}{route}.mirror", owned_prefix(sd_name))
+}
+
 fn rule_name(rule: &Value) -> Option<&str> {
     rule.get("name").and_then(Value::as_str)
 }
 
-/// Whether `rule` is one the operator added for `sd_name`: named with its prefix, and sending
-/// only to the canary Service (a user's rule that happens to carry the prefix is left alone).
+/// Whether `rule` is one the operator added for `sd_name`: named with its prefix, and either a
+/// header rule (sending only to the canary Service) or a mirror rule (sending only to the
+/// stable Service, with a `RequestMirror` filter to the canary). A user's rule that happens to
+/// carry the prefix is left alone.
 fn is_owned(rule: &Value, sd_name: &str, backends: &Backends<'_>) -> bool {
     let prefix = owned_prefix(sd_name);
     let named = rule_name(rule).is_some_and(|n| n.starts_with(&prefix));
     let refs = backend_refs(rule);
-    named && !refs.is_empty() && refs.iter().all(|r| names_service(r, backends, backends.canary))
+    let only = |service: &str| {
+        !refs.is_empty() && refs.iter().all(|r| names_service(r, backends, service))
+    };
+    let mirrors_to_canary = rule
+        .get("filters")
+        .and_then(Value::as_array)
+        .is_some_and(|filters| {
+            filters.iter().any(|f| {
+                f.get("type").and_then(Value::as_str) == Some("RequestMirror")
+                    && f.pointer("/requestMirror/backendRef")
+                        .is_some_and(|b| names_service(b, backends, backends.canary))
+            })
+        });
+    named && (only(backends.canary) || (only(backends.stable) && mirrors_to_canary))
 }
 
 fn backend_refs(rule: &Value) -> Vec<&Value> {
@@ -208,17 +231,9 @@ fn header_matches(matches: &[HeaderMatch]) -> Vec<Value> {
         .collect()
 }
 
-/// The operator's rule for header route `route`: the steered rule's matches (each with the
-/// header matches added, so it is more specific than the steered rule and wins) and filters,
-/// sending everything to the canary Service.
-fn header_rule(
-    kind: RouteKind,
-    sd_name: &str,
-    steered: &Value,
-    route: &SetHeaderRoute,
-    backends: &Backends<'_>,
-) -> Value {
-    let headers = header_matches(&route.matches);
+/// The steered rule's matches (a match-all path for an HTTPRoute without any), each with
+/// `headers` added, so the operator's rule is more specific than the steered rule and wins.
+fn matches_with_headers(kind: RouteKind, steered: &Value, headers: &[Value]) -> Vec<Value> {
     let base: Vec<Value> = steered
         .get("matches")
         .and_then(Value::as_array)
@@ -228,8 +243,7 @@ fn header_rule(
             RouteKind::Http => vec![json!({"path": {"type": "PathPrefix", "value": "/"}})],
             RouteKind::Grpc => vec![json!({})],
         });
-    let matches: Vec<Value> = base
-        .into_iter()
+    base.into_iter()
         .map(|mut m| {
             if let Some(object) = m.as_object_mut() {
                 let mut all: Vec<Value> = object
@@ -242,10 +256,21 @@ fn header_rule(
             }
             m
         })
-        .collect();
+        .collect()
+}
+
+/// The operator's rule for header route `route`: the steered rule's matches with the header
+/// matches added, and its filters, sending everything to the canary Service.
+fn header_rule(
+    kind: RouteKind,
+    sd_name: &str,
+    steered: &Value,
+    route: &SetHeaderRoute,
+    backends: &Backends<'_>,
+) -> Value {
     let mut rule = json!({
         "name": header_rule_name(sd_name, &route.name),
-        "matches": matches,
+        "matches": matches_with_headers(kind, steered, &header_matches(&route.matches)),
         "backendRefs": [{"group": "", "kind": "Service", "name": backends.canary,
                           "port": backends.port, "weight": 1}],
     });
@@ -255,11 +280,45 @@ fn header_rule(
     rule
 }
 
+/// The operator's rule for mirror route `route`: the steered rule's matches with the header
+/// matches added, its filters and a `RequestMirror` filter to the canary Service (`percent`
+/// only below 100, so a Gateway without percentage mirroring can take a full mirror), answered
+/// by the stable Service alone.
+fn mirror_rule(
+    kind: RouteKind,
+    sd_name: &str,
+    steered: &Value,
+    route: &SetMirrorRoute,
+    backends: &Backends<'_>,
+) -> Value {
+    let mut mirror = json!({"backendRef": {"group": "", "kind": "Service",
+                                           "name": backends.canary, "port": backends.port}});
+    if route.percent() < 100
+        && let Some(object) = mirror.as_object_mut()
+    {
+        object.insert("percent".into(), json!(route.percent()));
+    }
+    let mut filters: Vec<Value> = steered
+        .get("filters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    filters.push(json!({"type": "RequestMirror", "requestMirror": mirror}));
+    json!({
+        "name": mirror_rule_name(sd_name, &route.name),
+        "matches": matches_with_headers(kind, steered, &header_matches(&route.matches)),
+        "filters": filters,
+        "backendRefs": [{"group": "", "kind": "Service", "name": backends.stable,
+                          "port": backends.port, "weight": 1}],
+    })
+}
+
 /// The rules the operator writes to a route: the user's rules as read, with only the weights of
 /// the steered rule's two operator backendRefs set (canary `canary_weight`, stable the rest of
-/// 100; any other backendRef keeps its weight), followed by one rule per header route in force.
-/// Rules the operator added earlier and no longer wants are left out (removed); one it wants
-/// that someone deleted is added back.
+/// 100; any other backendRef keeps its weight), followed by one rule per header route and one
+/// per mirror route in force. Rules the operator added earlier and no longer wants are left out
+/// (removed); one it wants that someone deleted is added back.
+#[allow(clippy::too_many_arguments)] // the route, where to steer, and the three things steered
 pub fn desired_rules(
     kind: RouteKind,
     sd_name: &str,
@@ -268,6 +327,7 @@ pub fn desired_rules(
     backends: &Backends<'_>,
     canary_weight: i32,
     header_routes: &[SetHeaderRoute],
+    mirror_routes: &[SetMirrorRoute],
 ) -> Result<Vec<Value>, RouteProblem> {
     let user = user_rules(rules, sd_name, backends);
     let steered_at = locate(&user, reference)?;
@@ -288,10 +348,15 @@ pub fn desired_rules(
         .iter()
         .filter(|h| !h.matches.is_empty())
         .collect();
-    let total = out.len().saturating_add(wanted.len());
+    let mirrors: Vec<&SetMirrorRoute> = mirror_routes
+        .iter()
+        .filter(|m| !m.matches.is_empty())
+        .collect();
+    let owned = wanted.len().saturating_add(mirrors.len());
+    let total = out.len().saturating_add(owned);
     if total > MAX_RULES {
         return Err(RouteProblem::TooManyRules {
-            header_rules: wanted.len(),
+            header_rules: owned,
             total,
         });
     }
@@ -299,6 +364,11 @@ pub fn desired_rules(
         wanted
             .into_iter()
             .map(|h| header_rule(kind, sd_name, &steered, h, backends)),
+    );
+    out.extend(
+        mirrors
+            .into_iter()
+            .map(|m| mirror_rule(kind, sd_name, &steered, m, backends)),
     );
     Ok(out)
 }
@@ -391,7 +461,7 @@ pub fn observe_route(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    observed.header_rules = rules
+    observed.owned_rules = rules
         .iter()
         .filter(|r| is_owned(r, sd_name, backends))
         .filter_map(|r| rule_name(r).map(str::to_string))
@@ -433,6 +503,84 @@ pub fn observe_route(
     observed
 }
 
+/// One Gateway a route is attached to, as read for mirroring: its name, and its class's
+/// `status.supportedFeatures` (None when the Gateway or its class cannot be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayFeatures {
+    /// The Gateway (`namespace/name`).
+    pub gateway: String,
+    /// Its GatewayClass, when the Gateway was read.
+    pub class: Option<String>,
+    /// The class's supported features, when the class was read (entries are `{name: ...}`
+    /// since Gateway API v1.2, plain strings before).
+    pub features: Option<Vec<String>>,
+}
+
+/// The names in a GatewayClass's `status.supportedFeatures` (objects with a `name`, or strings).
+pub fn supported_feature_names(status_features: Option<&Value>) -> Vec<String> {
+    status_features
+        .and_then(Value::as_array)
+        .map(|features| {
+            features
+                .iter()
+                .filter_map(|f| f.as_str().or_else(|| f.get("name").and_then(Value::as_str)))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Why mirror routes cannot be written to `route` (None: every Gateway's class declares what
+/// they need). A rule with a filter the Gateway does not implement fails the requests it
+/// matches, so the operator mirrors only where support is declared, never on a guess.
+pub fn mirror_support_problem(
+    route: &str,
+    gateways: &[GatewayFeatures],
+    needs_percentage: bool,
+) -> Option<String> {
+    if gateways.is_empty() {
+        return Some(format!(
+            "HTTPRoute {route} has no Gateway parent to mirror through"
+        ));
+    }
+    let mut needed = vec![FEATURE_REQUEST_MIRROR];
+    if needs_percentage {
+        needed.push(FEATURE_PERCENTAGE_MIRROR);
+    }
+    let problems: Vec<String> = gateways
+        .iter()
+        .filter_map(|g| {
+            let Some(class) = &g.class else {
+                return Some(format!("Gateway {} cannot be read", g.gateway));
+            };
+            let Some(features) = &g.features else {
+                return Some(format!(
+                    "GatewayClass {class} (of Gateway {}) cannot be read",
+                    g.gateway
+                ));
+            };
+            let missing: Vec<&str> = needed
+                .iter()
+                .copied()
+                .filter(|n| !features.iter().any(|f| f == n))
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "GatewayClass {class} (of Gateway {}) does not declare {} in status.supportedFeatures",
+                    g.gateway,
+                    missing.join(" and ")
+                )
+            })
+        })
+        .collect();
+    (!problems.is_empty()).then(|| {
+        format!(
+            "setMirrorRoute cannot mirror through HTTPRoute {route}: {}",
+            problems.join("; ")
+        )
+    })
+}
+
 /// One steered route as observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteObservation {
@@ -444,8 +592,8 @@ pub struct RouteObservation {
     pub canary_weight: Option<i32>,
     /// The stable backendRef's weight on the steered rule.
     pub stable_weight: Option<i32>,
-    /// The names of this SafeDeployment's header rules it carries.
-    pub header_rules: Vec<String>,
+    /// The names of this SafeDeployment's header and mirror rules it carries.
+    pub owned_rules: Vec<String>,
     /// All parents' `Accepted`: `True`, `False` or `Unknown`.
     pub accepted: String,
     /// All parents' `ResolvedRefs`.
@@ -463,7 +611,7 @@ impl Default for RouteObservation {
             name: String::new(),
             canary_weight: None,
             stable_weight: None,
-            header_rules: Vec::new(),
+            owned_rules: Vec::new(),
             accepted: "Unknown".into(),
             resolved_refs: "Unknown".into(),
             parents_message: String::new(),
@@ -473,15 +621,22 @@ impl Default for RouteObservation {
 }
 
 impl RouteObservation {
-    /// Whether this route carries `canary_weight` and exactly the header rules `headers`
-    /// (names of header routes), and no Gateway refused it.
-    pub fn carries(&self, sd_name: &str, canary_weight: i32, headers: &[String]) -> bool {
+    /// Whether this route carries `canary_weight`, exactly the header rules `headers` and the
+    /// mirror rules `mirrors` (names of header and mirror routes), and no Gateway refused it.
+    pub fn carries(
+        &self,
+        sd_name: &str,
+        canary_weight: i32,
+        headers: &[String],
+        mirrors: &[String],
+    ) -> bool {
         let mut want: Vec<String> = headers
             .iter()
             .map(|h| header_rule_name(sd_name, h))
+            .chain(mirrors.iter().map(|m| mirror_rule_name(sd_name, m)))
             .collect();
         want.sort();
-        let mut have = self.header_rules.clone();
+        let mut have = self.owned_rules.clone();
         have.sort();
         self.problem.is_none()
             && self.canary_weight == Some(canary_weight)

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::api::routing::{HeaderMatch, RouteKind, RouteReference, RuleReference, SetHeaderRoute};
+use crate::api::routing::{
+    HeaderMatch, RouteKind, RouteReference, RuleReference, SetHeaderRoute, SetMirrorRoute,
+};
 
 const SD: &str = "web";
 
@@ -88,7 +90,7 @@ fn a_missing_route_is_a_problem_not_a_panic() {
     let seen = observe_route(RouteKind::Http, SD, &by_index(0), None, &backends());
     let problem = seen.problem.clone().unwrap_or_default();
     assert!(problem.contains("does not exist"), "{problem}");
-    assert!(!seen.carries(SD, 0, &[]));
+    assert!(!seen.carries(SD, 0, &[], &[]));
 }
 
 #[test]
@@ -100,7 +102,7 @@ fn a_rule_index_out_of_range_or_an_unknown_rule_name_is_refused_in_words() {
         &by_index(5),
         &backends(),
         10,
-        &[],
+        &[], &[],
     );
     assert_eq!(
         out,
@@ -113,11 +115,11 @@ fn a_rule_index_out_of_range_or_an_unknown_rule_name_is_refused_in_words() {
         &by_name("nope"),
         &backends(),
         10,
-        &[],
+        &[], &[],
     );
     assert_eq!(out, Err(RouteProblem::RuleNotFound("nope".into())));
     // An empty route has no rule 0.
-    let out = desired_rules(RouteKind::Http, SD, &[], &by_index(0), &backends(), 10, &[]);
+    let out = desired_rules(RouteKind::Http, SD, &[], &by_index(0), &backends(), 10, &[], &[]);
     assert!(matches!(out, Err(RouteProblem::IndexOutOfRange { .. })));
 }
 
@@ -130,7 +132,7 @@ fn only_the_operators_two_weights_change_and_a_foreign_backend_keeps_its_weight(
         &by_name("main"),
         &backends(),
         10,
-        &[],
+        &[], &[],
     )
     .expect("steerable");
     assert_eq!(out.len(), 2);
@@ -161,7 +163,7 @@ fn a_rule_that_does_not_list_both_services_or_lists_one_twice_is_refused() {
         &by_index(1),
         &backends(),
         10,
-        &[],
+        &[], &[],
     );
     assert_eq!(
         out,
@@ -178,7 +180,7 @@ fn a_rule_that_does_not_list_both_services_or_lists_one_twice_is_refused() {
         &by_index(1),
         &backends(),
         10,
-        &[],
+        &[], &[],
     );
     assert!(matches!(
         out,
@@ -194,7 +196,7 @@ fn a_rule_that_does_not_list_both_services_or_lists_one_twice_is_refused() {
         &by_index(1),
         &backends(),
         10,
-        &[],
+        &[], &[],
     );
     assert!(matches!(out, Err(RouteProblem::MissingBackend { .. })));
 }
@@ -209,7 +211,7 @@ fn a_deleted_header_rule_is_added_back_and_an_unwanted_one_removed() {
         &by_name("main"),
         &backends(),
         0,
-        &headers,
+        &headers, &[],
     )
     .expect("steerable");
     assert_eq!(with.len(), 3);
@@ -233,7 +235,7 @@ fn a_deleted_header_rule_is_added_back_and_an_unwanted_one_removed() {
         &by_name("main"),
         &backends(),
         0,
-        &headers,
+        &headers, &[],
     );
     assert_eq!(again.as_ref(), Ok(&with));
     // Someone deleted it: it comes back.
@@ -245,7 +247,7 @@ fn a_deleted_header_rule_is_added_back_and_an_unwanted_one_removed() {
         &by_name("main"),
         &backends(),
         0,
-        &headers,
+        &headers, &[],
     );
     assert_eq!(back.as_ref(), Ok(&with));
     // The rollout ended: it goes, and the index of the user's rules never counted it.
@@ -256,7 +258,7 @@ fn a_deleted_header_rule_is_added_back_and_an_unwanted_one_removed() {
         &by_index(1),
         &backends(),
         0,
-        &[],
+        &[], &[],
     )
     .expect("steerable");
     assert_eq!(ended.len(), 2);
@@ -274,7 +276,7 @@ fn a_users_rule_that_borrows_the_operators_prefix_is_not_taken_for_the_operators
         &by_index(1),
         &backends(),
         50,
-        &[],
+        &[], &[],
     )
     .expect("steerable");
     assert_eq!(out.len(), 3, "the user's rule stays");
@@ -289,7 +291,7 @@ fn a_users_rule_that_borrows_the_operators_prefix_is_not_taken_for_the_operators
         &by_index(1),
         &backends(),
         50,
-        &[],
+        &[], &[],
     )
     .expect("steerable");
     assert_eq!(out.len(), 3);
@@ -311,7 +313,7 @@ fn header_rules_that_would_pass_sixteen_rules_are_refused() {
         &by_index(0),
         &backends(),
         0,
-        &headers,
+        &headers, &[],
     );
     assert_eq!(
         out,
@@ -335,7 +337,7 @@ fn ten_thousand_character_names_and_weights_out_of_range_never_panic() {
         &by_name(&long),
         &backends(),
         1000,
-        &[header_route(&long, &long, &long)],
+        &[header_route(&long, &long, &long)], &[],
     )
     .expect("the two Services are there");
     assert_eq!(out[0]["backendRefs"][1]["weight"], json!(0), "clamped to 100");
@@ -378,14 +380,14 @@ fn gateway_verdicts_about_an_older_generation_do_not_count() {
         (current.stable_weight, current.canary_weight),
         (Some(100), Some(0))
     );
-    assert!(current.carries(SD, 0, &[]));
-    assert!(!current.carries(SD, 10, &[]));
+    assert!(current.carries(SD, 0, &[], &[]));
+    assert!(!current.carries(SD, 10, &[], &[]));
     let stale = seen(json!([parent("True", 2)]));
     assert_eq!(stale.accepted, "Unknown");
     let refused = seen(json!([parent("True", 3), parent("False", 3)]));
     assert_eq!(refused.accepted, "False");
     assert!(refused.parents_message.contains("said so"));
-    assert!(!refused.carries(SD, 0, &[]), "a refused route holds the step");
+    assert!(!refused.carries(SD, 0, &[], &[]), "a refused route holds the step");
     assert_eq!(seen(json!([])).accepted, "Unknown");
 }
 
@@ -406,7 +408,7 @@ fn a_grpc_rule_without_matches_gets_a_header_only_match() {
                 value: None,
                 regex: Some("^a.*".into()),
             }],
-        }],
+        }], &[],
     )
     .expect("steerable");
     assert_eq!(
@@ -414,4 +416,125 @@ fn a_grpc_rule_without_matches_gets_a_header_only_match() {
         json!([{"headers": [{"type": "RegularExpression", "name": "x-t", "value": "^a.*"}]}])
     );
     assert_eq!(weights(&out[0]), vec![("web-stable".into(), 75), ("web-canary".into(), 25)]);
+}
+
+fn mirror_route(percentage: Option<i32>) -> SetMirrorRoute {
+    SetMirrorRoute {
+        name: "shadow".into(),
+        matches: vec![HeaderMatch {
+            header_name: "x-shadow".into(),
+            value: Some("yes".into()),
+            regex: None,
+        }],
+        percentage,
+    }
+}
+
+#[test]
+fn a_mirror_rule_is_answered_by_the_stable_copies_to_the_canary_and_goes_at_the_end() {
+    let mirrors = [mirror_route(Some(20))];
+    let headers = [header_route("testers", "x-canary", "always")];
+    let with = desired_rules(
+        RouteKind::Http,
+        SD,
+        &rules(),
+        &by_name("main"),
+        &backends(),
+        10,
+        &headers,
+        &mirrors,
+    )
+    .expect("steerable");
+    assert_eq!(with.len(), 4);
+    let rule = &with[3];
+    assert_eq!(rule["name"], json!("sd-web-shadow.mirror"));
+    assert_eq!(weights(rule), vec![("web-stable".into(), 1)], "answered by the stable only");
+    assert_eq!(
+        rule["matches"][0]["headers"],
+        json!([{"type": "Exact", "name": "x-shadow", "value": "yes"}])
+    );
+    let filters = rule["filters"].as_array().expect("filters");
+    assert_eq!(filters[0], rules()[1]["filters"][0], "the steered rule's filters first");
+    assert_eq!(
+        filters[1],
+        json!({"type": "RequestMirror", "requestMirror": {"percent": 20, "backendRef":
+            {"group": "", "kind": "Service", "name": "web-canary", "port": 80}}})
+    );
+    // Its own output changes nothing, and it is seen as the operator's, not the user's.
+    let again = desired_rules(
+        RouteKind::Http,
+        SD,
+        &with,
+        &by_name("main"),
+        &backends(),
+        10,
+        &headers,
+        &mirrors,
+    );
+    assert_eq!(again.as_ref(), Ok(&with));
+    let live = route_object(with.clone(), 1, json!([]));
+    let seen = observe_route(RouteKind::Http, SD, &by_name("main"), Some(&live), &backends());
+    assert!(seen.carries(SD, 10, &["testers".into()], &["shadow".into()]));
+    assert!(!seen.carries(SD, 10, &["testers".into()], &[]));
+    // The rollout ended: both go; a full mirror carries no percent.
+    let ended = desired_rules(RouteKind::Http, SD, &with, &by_name("main"), &backends(), 0, &[], &[]);
+    assert_eq!(ended.map(|r| r.len()), Ok(2));
+    let full = desired_rules(
+        RouteKind::Http,
+        SD,
+        &rules(),
+        &by_name("main"),
+        &backends(),
+        0,
+        &[],
+        &[mirror_route(None)],
+    )
+    .expect("steerable");
+    assert!(full[2]["filters"][1]["requestMirror"].get("percent").is_none());
+}
+
+#[test]
+fn a_users_rule_that_mirrors_elsewhere_or_answers_from_elsewhere_is_never_taken_for_the_operators() {
+    // Named like the operator's, but mirroring to a Service of the user's: the user's rule.
+    let forged = json!({"name": "sd-web-shadow.mirror",
+        "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "audit", "port": 80}}}],
+        "backendRefs": [{"group": "", "kind": "Service", "name": "web-stable", "port": 80, "weight": 1}]});
+    let mut live = rules();
+    live.push(forged.clone());
+    let out = desired_rules(RouteKind::Http, SD, &live, &by_name("main"), &backends(), 0, &[], &[])
+        .expect("steerable");
+    assert_eq!(out.last(), Some(&forged), "kept as the user wrote it");
+}
+
+#[test]
+fn mirroring_needs_every_gateway_class_to_declare_it() {
+    let gateway = |class: Option<&str>, features: Option<Vec<&str>>| GatewayFeatures {
+        gateway: "shop/public".into(),
+        class: class.map(str::to_string),
+        features: features.map(|f| f.into_iter().map(str::to_string).collect()),
+    };
+    let full = gateway(
+        Some("envoy"),
+        Some(vec!["HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror"]),
+    );
+    assert_eq!(mirror_support_problem("web", std::slice::from_ref(&full), true), None);
+    let mirror_only = gateway(Some("envoy"), Some(vec!["HTTPRouteRequestMirror"]));
+    assert_eq!(mirror_support_problem("web", std::slice::from_ref(&mirror_only), false), None);
+    let problem = mirror_support_problem("web", &[mirror_only], true).expect("no percentage");
+    assert!(problem.contains("HTTPRouteRequestPercentageMirror"), "{problem}");
+    let traefik = gateway(Some("traefik"), Some(vec!["HTTPRouteMethodMatching"]));
+    let problem = mirror_support_problem("web", &[full.clone(), traefik], false).expect("one lacks it");
+    assert!(
+        problem.contains("GatewayClass traefik") && problem.contains("HTTPRouteRequestMirror"),
+        "{problem}"
+    );
+    for unreadable in [gateway(None, None), gateway(Some("gone"), None)] {
+        assert!(mirror_support_problem("web", &[unreadable], false).is_some());
+    }
+    assert!(mirror_support_problem("web", &[], false).is_some(), "no Gateway at all");
+    // Both spellings of status.supportedFeatures.
+    assert_eq!(
+        supported_feature_names(Some(&json!([{"name": "A"}, "B", {"other": 1}]))),
+        vec!["A".to_string(), "B".to_string()]
+    );
 }

@@ -328,10 +328,11 @@ impl Conversion<'_> {
             }
             "setCanaryScale" => Some(json!({"setCanaryScale": body})),
             "setHeaderRoute" => self.header_route(&at, body),
+            "setMirrorRoute" => self.mirror_route(&at, body),
             other => {
                 self.refuse(format!(
                     "{at}.{other}: no equivalent step (safedeploy's steps: setWeight, pause, \
-                     analysis, setCanaryScale, setHeaderRoute)"
+                     analysis, setCanaryScale, setHeaderRoute, setMirrorRoute)"
                 ));
                 None
             }
@@ -358,6 +359,57 @@ impl Conversion<'_> {
             }
         }
         Some(json!({"setHeaderRoute": {"name": body["name"], "match": matches}}))
+    }
+
+    /// Argo's `setMirrorRoute` holds a list of matches (any of them), each of a method, a path
+    /// and headers (all of them); safedeploy's mirror route is one set of headers, so only a
+    /// single match of headers converts.
+    fn mirror_route(&mut self, at: &str, body: &Value) -> Option<Value> {
+        let matches = body["match"].as_array().cloned().unwrap_or_default();
+        let mut mirror = json!({"name": body["name"]});
+        if let Some(percentage) = body.get("percentage").filter(|p| !p.is_null()) {
+            mirror["percentage"] = percentage.clone();
+        }
+        let [only] = matches.as_slice() else {
+            if matches.is_empty() {
+                return Some(json!({"setMirrorRoute": mirror}));
+            }
+            self.refuse(format!(
+                "{at}.setMirrorRoute: {} matches; safedeploy mirrors one set of header matches",
+                matches.len()
+            ));
+            return None;
+        };
+        if only.get("method").is_some() || only.get("path").is_some() {
+            self.refuse(format!(
+                "{at}.setMirrorRoute: method and path matches have no equivalent (header matches only)"
+            ));
+            return None;
+        }
+        let mut headers = Vec::new();
+        for (name, value) in only["headers"].as_object().into_iter().flatten() {
+            if let Some(exact) = value.get("exact") {
+                headers.push(json!({"headerName": name, "value": exact}));
+            } else if let Some(regex) = value.get("regex") {
+                headers.push(json!({"headerName": name, "regex": regex}));
+            } else if let Some(prefix) = value["prefix"].as_str() {
+                headers.push(
+                    json!({"headerName": name, "regex": format!("^{}.*", regex_escape(prefix))}),
+                );
+            } else {
+                self.refuse(format!(
+                    "{at}.setMirrorRoute: header {name} without exact, regex or prefix"
+                ));
+            }
+        }
+        if headers.is_empty() {
+            self.refuse(format!(
+                "{at}.setMirrorRoute: a match without headers (safedeploy mirrors requests that carry given headers)"
+            ));
+            return None;
+        }
+        mirror["match"] = Value::Array(headers);
+        Some(json!({"setMirrorRoute": mirror}))
     }
 
     fn traffic_routing(&mut self, canary: &Value, routing: &Value) -> Option<Value> {

@@ -240,3 +240,34 @@ fn a_rollout_that_references_a_deployment_adopts_it_with_argos_scale_down() {
         assert!(sd["spec"].get("template").is_none());
     }
 }
+
+#[test]
+fn a_mirror_route_of_one_header_match_converts_and_method_or_path_matches_are_refused() {
+    let mut documents = fixture();
+    documents[0]["spec"]["strategy"]["canary"]["steps"][0] = json!({"setMirrorRoute": {
+        "name": "shadow", "percentage": 35,
+        "match": [{"headers": {"x-shadow": {"exact": "yes"}, "agent": {"prefix": "qa."}}}]}});
+    let c = convert(&documents).expect("converts");
+    assert_eq!(
+        c[0].manifest["spec"]["strategy"]["canary"]["steps"][0],
+        json!({"setMirrorRoute": {"name": "shadow", "percentage": 35, "match": [
+            {"headerName": "agent", "regex": r"^qa\..*"},
+            {"headerName": "x-shadow", "value": "yes"},
+        ]}})
+    );
+    for refused in [
+        json!([{"method": {"exact": "GET"}, "headers": {"x": {"exact": "1"}}}]),
+        json!([{"path": {"prefix": "/api"}}]),
+        json!([{"headers": {"x": {"exact": "1"}}}, {"headers": {"y": {"exact": "2"}}}]),
+        json!([{}]),
+    ] {
+        let mut documents = fixture();
+        documents[0]["spec"]["strategy"]["canary"]["steps"][0] =
+            json!({"setMirrorRoute": {"name": "shadow", "match": refused}});
+        let errors = convert(&documents).expect_err("refused");
+        assert!(
+            errors.iter().any(|e| e.contains("setMirrorRoute")),
+            "{refused}: {errors:?}"
+        );
+    }
+}

@@ -42,7 +42,7 @@ mod traffic;
 pub use bluegreen::{active_revision, as_canary, effective_spec};
 pub use canary::describe_step;
 pub use scaling::{ROUTE_SETTLE_LIMIT, ROUTED_DRAIN, canary_replicas, weight_at};
-pub use traffic::{TrafficPlan, header_routes_at, routed_canary_pods};
+pub use traffic::{TrafficPlan, header_routes_at, mirror_routes_at, routed_canary_pods};
 
 /// Default progress deadline.
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
@@ -293,6 +293,8 @@ struct Planner<'a> {
     route_weight: i32,
     /// With `trafficRouting`: the header routes the routes are to carry.
     header_routes: Vec<crate::api::routing::SetHeaderRoute>,
+    /// With `trafficRouting`: the mirror routes the routes are to carry.
+    mirror_routes: Vec<crate::api::routing::SetMirrorRoute>,
 }
 
 /// Decides the next actions and status for one SafeDeployment.
@@ -317,8 +319,13 @@ pub fn decide(obs: &Observation<'_>) -> Decision {
         actor: None,
         route_weight: 0,
         header_routes: Vec::new(),
+        mirror_routes: Vec::new(),
     };
-    (planner.route_weight, planner.header_routes) = planner.carried_traffic();
+    (
+        planner.route_weight,
+        planner.header_routes,
+        planner.mirror_routes,
+    ) = planner.carried_traffic();
     planner.run();
     planner.finish()
 }

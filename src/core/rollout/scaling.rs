@@ -224,19 +224,18 @@ impl Planner<'_> {
         (self.obs.now.duration_since(finished) >= limit).then_some(finished)
     }
 
-    /// Whether every steered route carries the weight and header routes this decision plans
+    /// Whether every steered route carries the weight, header and mirror routes this decision plans
     /// (none for the canary when no canary runs).
     fn routes_carry_plan(&self) -> bool {
-        let (weight, headers) = if self.status.canary_revision.is_some() {
-            let names = self.header_routes.iter().map(|h| h.name.clone()).collect();
-            (self.route_weight, names)
+        let (weight, (headers, mirrors)) = if self.status.canary_revision.is_some() {
+            (self.route_weight, self.owned_route_names())
         } else {
-            (0, Vec::new())
+            (0, (Vec::new(), Vec::new()))
         };
         self.obs
             .routes
             .iter()
-            .all(|r| r.carries(self.obs.name, weight, &headers))
+            .all(|r| r.carries(self.obs.name, weight, &headers, &mirrors))
     }
 
     /// Weight is the replica ratio: the canary gets `ceil(n * w / 100)` pods; the stable one

@@ -8,7 +8,7 @@
 //! serves; when no canary runs, the canary's weight is 0 and no header route is in force.
 
 use super::{Planner, canary_replicas};
-use crate::api::routing::{SetCanaryScale, SetHeaderRoute, TrafficRoutingStatus};
+use crate::api::routing::{SetCanaryScale, SetHeaderRoute, SetMirrorRoute, TrafficRoutingStatus};
 use crate::api::CanaryStep;
 
 /// What the controller makes of the routes and Services, in this order, before any ReplicaSet
@@ -24,6 +24,30 @@ pub struct TrafficPlan {
     pub canary_weight: i32,
     /// The header routes in force.
     pub header_routes: Vec<SetHeaderRoute>,
+    /// The mirror routes in force.
+    pub mirror_routes: Vec<SetMirrorRoute>,
+}
+
+impl TrafficPlan {
+    /// Whether anything of the operator's reaches the canary through the routes.
+    pub fn steers(&self) -> bool {
+        self.canary_weight > 0 || !self.header_routes.is_empty() || !self.mirror_routes.is_empty()
+    }
+}
+
+/// The mirror routes in force at step `index`: each name's latest `setMirrorRoute` at or before
+/// it, unless that one has no match (which removes it).
+pub fn mirror_routes_at(steps: &[CanaryStep], index: usize) -> Vec<SetMirrorRoute> {
+    let mut routes: Vec<SetMirrorRoute> = Vec::new();
+    for step in steps.iter().take(index.saturating_add(1)) {
+        if let Some(route) = &step.set_mirror_route {
+            routes.retain(|r| r.name != route.name);
+            if !route.matches.is_empty() {
+                routes.push(route.clone());
+            }
+        }
+    }
+    routes
 }
 
 /// The header routes in force at step `index`: each name's latest `setHeaderRoute` at or before
@@ -52,7 +76,7 @@ fn canary_scale_at(steps: &[CanaryStep], index: usize) -> Option<&SetCanaryScale
 
 /// Canary pods of `n` at step `index` with traffic weight `weight`: as `setCanaryScale` says
 /// (default: the weight's share of `n`, rounded up), never more than `n`, and at least one while
-/// any request can reach the canary (a weight above 0 or a header route).
+/// any request can reach the canary (a weight above 0, a header or a mirror route).
 pub fn routed_canary_pods(n: i32, steps: &[CanaryStep], index: usize, weight: i32) -> i32 {
     let pods = match canary_scale_at(steps, index) {
         Some(SetCanaryScale {
@@ -65,7 +89,9 @@ pub fn routed_canary_pods(n: i32, steps: &[CanaryStep], index: usize, weight: i3
         }) => canary_replicas(n, *share),
         _ => canary_replicas(n, weight),
     };
-    let reachable = weight > 0 || !header_routes_at(steps, index).is_empty();
+    let reachable = weight > 0
+        || !header_routes_at(steps, index).is_empty()
+        || !mirror_routes_at(steps, index).is_empty();
     let floor = i32::from(reachable && n > 0);
     pods.clamp(0, n.max(0)).max(floor)
 }
@@ -94,14 +120,17 @@ impl Planner<'_> {
         })
     }
 
-    /// Points the routes at step `index`'s weight and header routes once the canary has the
-    /// Ready pods for them; until then the routes keep what they carried (never more than the
-    /// step's weight).
+    /// Points the routes at step `index`'s weight, header and mirror routes once the canary
+    /// has the Ready pods for them; until then the routes keep what they carried (never more
+    /// than the step's weight).
     pub(super) fn steer(&mut self, desired: &str, index: usize, weight: i32) {
-        let wanted = header_routes_at(&self.obs.spec.strategy.canary.steps, index);
+        let steps = &self.obs.spec.strategy.canary.steps;
+        let wanted = header_routes_at(steps, index);
+        let mirrors = mirror_routes_at(steps, index);
         if self.canary_has_pods_for(desired, index, weight) {
             self.route_weight = weight;
             self.header_routes = wanted;
+            self.mirror_routes = mirrors;
         } else {
             self.route_weight = self.route_weight.min(weight);
             let kept: Vec<String> = self.header_routes.iter().map(|h| h.name.clone()).collect();
@@ -109,21 +138,34 @@ impl Planner<'_> {
                 .into_iter()
                 .filter(|h| kept.contains(&h.name))
                 .collect();
+            let kept: Vec<String> = self.mirror_routes.iter().map(|m| m.name.clone()).collect();
+            self.mirror_routes = mirrors
+                .into_iter()
+                .filter(|m| kept.contains(&m.name))
+                .collect();
         }
         self.status.canary_weight = self.route_weight;
     }
 
-    /// Whether every steered route carries the planned weight and header routes and no Gateway
-    /// refused it (always true without routing). A step completes only then.
+    /// The names of the header and of the mirror routes planned.
+    pub(super) fn owned_route_names(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.header_routes.iter().map(|h| h.name.clone()).collect(),
+            self.mirror_routes.iter().map(|m| m.name.clone()).collect(),
+        )
+    }
+
+    /// Whether every steered route carries the planned weight, header and mirror routes and no
+    /// Gateway refused it (always true without routing). A step completes only then.
     pub(super) fn traffic_in_place(&self) -> bool {
         if !self.routed() {
             return true;
         }
-        let names: Vec<String> = self.header_routes.iter().map(|h| h.name.clone()).collect();
+        let (headers, mirrors) = self.owned_route_names();
         self.obs
             .routes
             .iter()
-            .all(|r| r.carries(self.obs.name, self.route_weight, &names))
+            .all(|r| r.carries(self.obs.name, self.route_weight, &headers, &mirrors))
     }
 
     /// With routing, a step also waits for the routes: says which one and why.
@@ -131,17 +173,12 @@ impl Planner<'_> {
         if self.traffic_in_place() {
             return None;
         }
-        let route = self.obs.routes.iter().find(|r| {
-            !r.carries(
-                self.obs.name,
-                self.route_weight,
-                &self
-                    .header_routes
-                    .iter()
-                    .map(|h| h.name.clone())
-                    .collect::<Vec<_>>(),
-            )
-        })?;
+        let (headers, mirrors) = self.owned_route_names();
+        let route = self
+            .obs
+            .routes
+            .iter()
+            .find(|r| !r.carries(self.obs.name, self.route_weight, &headers, &mirrors))?;
         let why = route
             .problem
             .clone()
@@ -155,21 +192,27 @@ impl Planner<'_> {
         Some(format!("{} {}: {why}", route.kind.as_str(), route.name))
     }
 
-    /// The weight and header routes the routes carried before this decision (a canary in
-    /// progress keeps them while nothing says otherwise: a freeze, a user's pause, a restart).
-    pub(super) fn carried_traffic(&self) -> (i32, Vec<SetHeaderRoute>) {
+    /// The weight, header and mirror routes the routes carried before this decision (a canary
+    /// in progress keeps them while nothing says otherwise: a freeze, a user's pause, a
+    /// restart).
+    pub(super) fn carried_traffic(&self) -> (i32, Vec<SetHeaderRoute>, Vec<SetMirrorRoute>) {
         let Some(recorded) = self.obs.status.traffic_routing.as_ref() else {
-            return (0, Vec::new());
+            return (0, Vec::new(), Vec::new());
         };
         if self.obs.status.canary_revision.is_none() {
-            return (0, Vec::new());
+            return (0, Vec::new(), Vec::new());
         }
         let index = self.step_index();
-        let headers = header_routes_at(&self.obs.spec.strategy.canary.steps, index)
+        let steps = &self.obs.spec.strategy.canary.steps;
+        let headers = header_routes_at(steps, index)
             .into_iter()
             .filter(|h| recorded.header_routes.contains(&h.name))
             .collect();
-        (recorded.canary_weight.clamp(0, 100), headers)
+        let mirrors = mirror_routes_at(steps, index)
+            .into_iter()
+            .filter(|m| recorded.mirror_routes.contains(&m.name))
+            .collect();
+        (recorded.canary_weight.clamp(0, 100), headers, mirrors)
     }
 
     /// The plan for the controller and what status records of the routing (None without
@@ -183,6 +226,7 @@ impl Planner<'_> {
         if self.status.canary_revision.is_none() {
             self.route_weight = 0;
             self.header_routes.clear();
+            self.mirror_routes.clear();
         }
         let stable = self
             .status
@@ -203,6 +247,7 @@ impl Planner<'_> {
         self.status.traffic_routing = Some(TrafficRoutingStatus {
             canary_weight: self.route_weight,
             header_routes: self.header_routes.iter().map(|h| h.name.clone()).collect(),
+            mirror_routes: self.mirror_routes.iter().map(|m| m.name.clone()).collect(),
             routes: self.obs.routes.iter().map(|r| r.to_status()).collect(),
             drain_started_at: self.drain_started_at().map(|at| at.to_string()),
         });
@@ -211,6 +256,7 @@ impl Planner<'_> {
             canary_revision: canary,
             canary_weight: self.route_weight,
             header_routes: self.header_routes.clone(),
+            mirror_routes: self.mirror_routes.clone(),
         })
     }
 }

@@ -364,10 +364,15 @@ impl Sim {
                 name: "web".into(),
                 canary_weight: Some(plan.canary_weight),
                 stable_weight: Some(100 - plan.canary_weight),
-                header_rules: plan
+                owned_rules: plan
                     .header_routes
                     .iter()
                     .map(|h| crate::core::routing::header_rule_name("web", &h.name))
+                    .chain(
+                        plan.mirror_routes
+                            .iter()
+                            .map(|m| crate::core::routing::mirror_rule_name("web", &m.name)),
+                    )
                     .collect(),
                 accepted: "True".into(),
                 resolved_refs: "True".into(),

@@ -5,7 +5,8 @@
 use super::*;
 use crate::core::rollout::ROUTED_DRAIN;
 use crate::api::routing::{
-    GatewayApiRouting, HeaderMatch, RouteReference, SetCanaryScale, SetHeaderRoute, TrafficRouting,
+    GatewayApiRouting, HeaderMatch, RouteReference, SetCanaryScale, SetHeaderRoute, SetMirrorRoute,
+    TrafficRouting,
 };
 
 fn routing() -> TrafficRouting {
@@ -316,4 +317,84 @@ fn a_route_the_gateway_refuses_holds_the_step_and_the_deadline_reverts() {
     assert_eq!(sim.status.phase, Phase::Degraded);
     assert!(sim.status.rejected_revisions.contains(&new));
     assert_eq!(sim.replicas_of(&old), 4);
+}
+
+fn mirror_step(matches: Vec<HeaderMatch>) -> CanaryStep {
+    CanaryStep {
+        set_mirror_route: Some(SetMirrorRoute {
+            name: "shadow".into(),
+            matches,
+            percentage: Some(20),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_mirror_route_holds_a_canary_pod_is_in_force_until_removed_and_never_outlives_the_rollout() {
+    let shadow = vec![HeaderMatch {
+        header_name: "x-shadow".into(),
+        value: Some("yes".into()),
+        regex: None,
+    }];
+    let steps = vec![
+        mirror_step(shadow.clone()),
+        pause(None),
+        mirror_step(Vec::new()),
+        weight(50),
+        pause(None),
+        weight(100),
+    ];
+    // Mirrored requests reach the canary at weight 0: it keeps a pod for them, and only then.
+    assert_eq!(routed_canary_pods(4, &steps, 0, 0), 1);
+    assert_eq!(routed_canary_pods(4, &steps[2..], 0, 0), 0);
+    let mut sim = route_writing_sim(4, steps);
+    let (old, new) = sim.deploy_next("app:v2");
+    sim.settle(6);
+    let paused = sim.tick();
+    assert_eq!(paused.status.phase, Phase::Paused);
+    let plan = paused.traffic.expect("a plan");
+    assert_eq!(plan.canary_weight, 0);
+    assert_eq!(plan.mirror_routes.len(), 1);
+    assert_eq!(plan.mirror_routes[0].matches, shadow);
+    assert_eq!(sim.replicas_of(&new), 1);
+    let recorded = paused.status.traffic_routing.expect("status");
+    assert_eq!(recorded.mirror_routes, vec!["shadow".to_string()]);
+    // Restarted mid-pause, the decision keeps what the routes carry.
+    let again = sim.tick();
+    assert_eq!(again.traffic.map(|p| p.mirror_routes.len()), Some(1));
+    // The step without a match removes it, before the weight goes up.
+    sim.requests.promote = Some("p1".into());
+    sim.settle(6);
+    let at_half = sim.tick();
+    let plan = at_half.traffic.expect("a plan");
+    assert_eq!((plan.canary_weight, plan.mirror_routes.len()), (50, 0));
+    sim.requests.promote = Some("p2".into());
+    sim.settle(20);
+    assert_eq!(sim.status.stable_revision.as_deref(), Some(new.as_str()));
+    let rest = sim.tick();
+    let plan = rest.traffic.expect("a plan");
+    assert!(plan.mirror_routes.is_empty() && plan.header_routes.is_empty());
+    assert_ne!(old, new);
+}
+
+#[test]
+fn a_revert_plans_no_mirror_route() {
+    let shadow = vec![HeaderMatch {
+        header_name: "x-shadow".into(),
+        value: Some("yes".into()),
+        regex: None,
+    }];
+    let mut sim = route_writing_sim(4, vec![mirror_step(shadow), pause(None), weight(100)]);
+    let (_, bad) = sim.deploy_next("app:v2");
+    sim.settle(6);
+    assert_eq!(sim.tick().traffic.map(|p| p.mirror_routes.len()), Some(1));
+    sim.faults.insert(bad, Fault::Crash);
+    let reverted = (0..10)
+        .map(|_| sim.tick())
+        .find(|d| d.status.phase == Phase::Degraded)
+        .expect("reverted");
+    let plan = reverted.traffic.expect("a plan");
+    assert!(plan.mirror_routes.is_empty());
+    assert!(!plan.steers());
 }
