@@ -3,7 +3,8 @@
 //! 10% weight while the stable keeps its four, the requests that reach the canary are counted
 //! through the proxy, a header-routed tester reaches only the canary, and an abort drops the
 //! canary's share to 0 under continuous load with no failed request, before the canary's pods
-//! go. Skips, with a message, when the data plane is not up.
+//! go; and a mirror step on this Gateway, which cannot mirror, is blocked with no request
+//! failed. Skips, with a message, when the data plane is not up.
 
 mod common;
 mod gateway;
@@ -168,4 +169,110 @@ async fn an_operator_routed_canary_gets_its_weight_through_the_proxy_and_an_abor
     assert_eq!(tally.failures, 0, "{:?}", tally.failure_samples);
     assert!(since > 0, "requests were answered after the canary's last");
     assert_eq!(backends.unknown_answers(), 0);
+}
+
+/// Hostile: a mirror step on a Gateway that cannot mirror. Traefik v3.6's Gateway provider
+/// does not implement the `RequestMirror` filter and answers every request of a rule that has
+/// one with a 500 (shown here on a probe route of the test's own); its GatewayClass does not
+/// declare `HTTPRouteRequestMirror`. The operator reads that, blocks the revision before
+/// anything is scaled, and never writes the rule: the requests that would have been mirrored
+/// are all answered by the stable revision.
+#[tokio::test]
+#[ignore = "needs the data plane (e2e/cluster.sh up --with-traefik)"]
+async fn a_mirror_step_on_a_gateway_that_cannot_mirror_is_blocked_and_fails_no_request() {
+    let Some(data_plane) = DataPlane::available().await else {
+        return;
+    };
+    let (ns, _operator) = operator::setup("mirror-dp").await;
+    let backends = PodBackends::start(ns.client.clone(), &ns.name)
+        .await
+        .expect("start the pod listener");
+    let host = format!("web.{}.dataplane.test", ns.name);
+    apply_as_gitops(&ns, &user_route(&data_plane, &host)).await;
+    let mirror_steps = json!([
+        {"setMirrorRoute": {"name": "shadow", "match": [{"headerName": "x-shadow", "value": "yes"}]}},
+        {"pause": {}},
+        {"setWeight": 100}
+    ]);
+    let with_mirror = |image: &str| {
+        let mut manifest = manifest(image, backends.port());
+        manifest["spec"]["strategy"]["canary"]["steps"] = mirror_steps.clone();
+        manifest
+    };
+    let stable = apply_stable(&ns, &with_mirror("registry.local/app:v1"))
+        .await
+        .stable_revision
+        .expect("stable revision");
+
+    // What the rule would do on this Gateway: a probe route with a RequestMirror filter.
+    let probe_host = format!("probe.{}.dataplane.test", ns.name);
+    let probe = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "probe"},
+        "spec": {"parentRefs": [data_plane.parent_ref()], "hostnames": [probe_host],
+                 "rules": [{"filters": [{"type": "RequestMirror", "requestMirror":
+                                {"backendRef": {"name": format!("{NAME}-canary"), "port": 80}}}],
+                            "backendRefs": [{"name": format!("{NAME}-stable"), "port": 80}]}]}
+    });
+    apply_as_gitops(&ns, &probe).await;
+    common::traffic::wait_route_accepted(ns.client.clone(), &ns.name, "probe").await;
+    let mut probed = send(&data_plane.url, &probe_host, &[], 50, 4).await;
+    for _ in 0..50 {
+        let all_500 = probed
+            .failure_samples
+            .iter()
+            .all(|s| s.contains("HTTP 500"));
+        if probed.failures == probed.total() && all_500 {
+            break;
+        }
+        // Until Traefik has loaded the probe route, its host is unknown (404).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        probed = send(&data_plane.url, &probe_host, &[], 50, 4).await;
+    }
+    println!(
+        "MEASURED a RequestMirror rule on Traefik: {} of {} requests failed ({:?})",
+        probed.failures,
+        probed.total(),
+        probed.failure_samples.first()
+    );
+    assert_eq!(probed.failures, 50, "{probed:?}");
+    assert!(
+        probed.failure_samples.iter().all(|s| s.contains("500")),
+        "{probed:?}"
+    );
+
+    apply(&ns, &with_mirror("registry.local/app:v2"))
+        .await
+        .expect("apply v2");
+    let blocked = wait_status(&ns, NAME, Duration::from_secs(30), "v2 Blocked", |s| {
+        s.phase == Phase::Blocked
+    })
+    .await;
+    let message = blocked.message.unwrap_or_default();
+    println!("MEASURED the block's message: {message}");
+    assert!(
+        message.contains("HTTPRouteRequestMirror") && message.contains("GatewayClass"),
+        "{message}"
+    );
+    let shadowed = send(
+        &data_plane.url,
+        &host,
+        &[("x-shadow", "yes")],
+        300,
+        CONCURRENCY,
+    )
+    .await;
+    println!(
+        "MEASURED requests that a mirror rule would have matched: {} of {} answered by the stable, {} failed",
+        shadowed.count(&stable),
+        shadowed.total(),
+        shadowed.failures
+    );
+    assert_eq!(shadowed.failures, 0, "{:?}", shadowed.failure_samples);
+    assert_eq!(shadowed.count(&stable), 300);
+    let route = gateway::live_route(&ns, ROUTE).await;
+    assert!(
+        gateway::rule(&route, "sd-web-shadow.mirror").is_null(),
+        "{route:#}"
+    );
 }
