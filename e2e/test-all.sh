@@ -12,8 +12,10 @@
 # As root, the cluster also gets a real node (e2e/cluster.sh up --real-nodes: containerd, runc, a
 # kubelet, kube-proxy; the images from e2e/image.sh --debug-build), so the real-pod tests
 # (tests/real_*.rs) run too, except the three that need Prometheus to scrape the pods themselves
-# (its Go build is ~24 minutes cold; they say SKIPPED, see docs/real-pods.md).
-# SAFEDEPLOY_REAL_TIER=0 leaves the real node out; =1 insists on it.
+# (its Go build is ~24 minutes cold; they say SKIPPED, see docs/real-pods.md), and the data
+# plane (--with-traefik: Traefik built from its Go module, ~5 minutes cold, in the background),
+# which the data-plane tests (tests/*dataplane.rs) then insist on (SAFEDEPLOY_REQUIRE_DATA_PLANE).
+# SAFEDEPLOY_REAL_TIER=0 leaves the real node and the data plane out; =1 insists on them.
 # Env: SAFEDEPLOY_TEST_THREADS (integration test threads, default 4), SAFEDEPLOY_KEEP_CLUSTER=1
 # (leave a cluster this script started running), SAFEDEPLOY_SKIP_LINT=1 (local use only: skip
 # fmt and clippy, e.g. while someone else's code does not pass them yet).
@@ -91,7 +93,10 @@ CP_LOG="$(mktemp -t safedeploy-cp-build.XXXXXX)"
 # In its own process group (setsid), so that an early exit can stop the whole Go build.
 node_flag=""
 if $REAL_TIER; then node_flag=--with-node; fi
-setsid bash -c 'start=$SECONDS; e2e/lib/build-control-plane.sh '"$node_flag"'; rc=$?
+# As root, the data plane too (Traefik from its Go module; its AnyIP routes need root).
+traefik_build=true
+if $REAL_TIER; then traefik_build=e2e/lib/build-traefik.sh; fi
+setsid bash -c 'start=$SECONDS; e2e/lib/build-control-plane.sh '"$node_flag"' && '"$traefik_build"' >/dev/null; rc=$?
   echo "control-plane build: $((SECONDS - start))s"; exit $rc' >"$CP_LOG" 2>&1 </dev/null &
 CP_PID=$!
 
@@ -162,7 +167,9 @@ else
   STARTED_CLUSTER=true
 fi
 if $REAL_TIER; then
-  up_flags+=(--real-nodes)
+  up_flags+=(--real-nodes --with-traefik)
+  # The data-plane tests (tests/*dataplane.rs) fail instead of skipping when it is not up.
+  export SAFEDEPLOY_REQUIRE_DATA_PLANE=1
   # Debian's Prometheus: building one with Kubernetes service discovery takes ~24 cold minutes.
   export SAFEDEPLOY_REAL_PODS_PROMETHEUS="${SAFEDEPLOY_REAL_PODS_PROMETHEUS:-debian}"
 fi

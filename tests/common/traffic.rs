@@ -37,6 +37,8 @@ use tokio::net::TcpListener;
 
 use super::Result;
 
+/// Env var set to 1 (by e2e/test-all.sh, as root) when the data plane must be up: no skip then.
+pub const REQUIRE_DATA_PLANE_ENV: &str = "SAFEDEPLOY_REQUIRE_DATA_PLANE";
 /// Env var: base URL of the proxy's HTTP entry point (`e2e/lib/traefik.sh env`).
 pub const TRAEFIK_URL_ENV: &str = "SAFEDEPLOY_TRAEFIK_URL";
 /// Env var: base URL of Traefik's read-only API (`e2e/lib/traefik.sh env`), where the weights it
@@ -72,13 +74,20 @@ impl DataPlane {
     /// The proxy from the environment, if it answers; otherwise `None` after printing why the
     /// calling test skips.
     pub async fn available() -> Option<Self> {
+        // e2e/test-all.sh starts the data plane as root and sets this: a test that would skip
+        // there fails instead, so the suite never passes without the proxy.
+        let required = std::env::var(REQUIRE_DATA_PLANE_ENV).is_ok_and(|v| v == "1");
+        let skip = |why: String| {
+            assert!(!required, "{REQUIRE_DATA_PLANE_ENV}=1 but {why}");
+            eprintln!("SKIPPED: {why}");
+        };
         let (Ok(url), Ok(gateway)) = (std::env::var(TRAEFIK_URL_ENV), std::env::var(GATEWAY_ENV))
         else {
-            eprintln!(
-                "SKIPPED: no data plane ({TRAEFIK_URL_ENV} / {GATEWAY_ENV} unset); start it with \
+            skip(format!(
+                "no data plane ({TRAEFIK_URL_ENV} / {GATEWAY_ENV} unset); start it with \
                  `e2e/lib/traefik.sh up` (root, for the AnyIP routes) and \
                  `eval \"$(e2e/lib/traefik.sh env)\"`"
-            );
+            ));
             return None;
         };
         let Some((gateway_namespace, gateway_name)) = gateway.split_once('/') else {
@@ -86,9 +95,9 @@ impl DataPlane {
         };
         // Any HTTP answer (404 for an unknown host) means the proxy is up.
         if let Err(error) = super::http().get(&url).send().await {
-            eprintln!(
-                "SKIPPED: the data plane at {url} does not answer ({error}); run `e2e/lib/traefik.sh up`"
-            );
+            skip(format!(
+                "the data plane at {url} does not answer ({error}); run `e2e/lib/traefik.sh up`"
+            ));
             return None;
         }
         Some(Self {
