@@ -246,9 +246,16 @@ async fn specs_at_the_boundaries_are_accepted() {
             Box::new(|m| m["spec"]["replicas"] = json!(0)),
         ),
         (
-            "routed: 1% on one pod, a header route, every routing field at its bound",
+            "routed: 1% on one pod, a header and a mirror route",
+            Box::new(cases::routed),
+        ),
+        (
+            "routed: every routing field at its bound (a GRPCRoute: no mirror route)",
             Box::new(|m| {
                 cases::routed(m);
+                if let Some(steps) = m["spec"]["strategy"]["canary"]["steps"].as_array_mut() {
+                    steps.retain(|s| s.get("setMirrorRoute").is_none());
+                }
                 let routing = &mut m["spec"]["strategy"]["canary"]["trafficRouting"];
                 routing["stableService"] = json!(repeat('s', 63));
                 routing["port"] = json!(65535);

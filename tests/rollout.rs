@@ -343,7 +343,7 @@ async fn invalid_safe_deployments_are_rejected_with_clear_messages() {
             Box::new(|m| {
                 m["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 10, "pause": {}}])
             }),
-            "exactly one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute",
+            "exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or setMirrorRoute",
         ),
         (
             "bad pause duration",

@@ -1,18 +1,20 @@
 //! The invalid traffic routing of SafeDeployments (`strategy.canary.trafficRouting`, the
-//! `setCanaryScale` and `setHeaderRoute` steps), part of [`super::safe_deployment_cases`]; and
+//! `setCanaryScale`, `setHeaderRoute` and `setMirrorRoute` steps), part of [`super::safe_deployment_cases`]; and
 //! the valid routed spec the boundary test accepts.
 
 use serde_json::{Value, json};
 
 use super::{Case, case, repeat};
 
-/// A valid routed canary: one HTTPRoute rule by name, a 1% canary on one pod, a header route.
+/// A valid routed canary: one HTTPRoute rule by name, a 1% canary on one pod, a header route, a
+/// mirror route.
 pub(crate) fn routed(m: &mut Value) {
     m["spec"]["strategy"]["canary"] = json!({
         "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web", "rule": {"name": "main"}}]}},
         "steps": [
             {"setCanaryScale": {"replicas": 1}},
             {"setHeaderRoute": {"name": "testers", "match": [{"headerName": "x-canary", "value": "always"}]}},
+            {"setMirrorRoute": {"name": "shadow", "percentage": 5, "match": [{"headerName": "x-shadow", "regex": "^y"}]}},
             {"setWeight": 1}, {"setWeight": 50}, {"setCanaryScale": {"matchTrafficWeight": true}},
             {"setWeight": 100}]});
 }
@@ -28,7 +30,7 @@ pub(crate) fn routing_cases() -> Vec<Case> {
     vec![
         case(
             "setCanaryScale without trafficRouting",
-            "setCanaryScale and setHeaderRoute steps need strategy.canary.trafficRouting",
+            "setCanaryScale, setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting",
             |m| {
                 routed(m);
                 if let Some(canary) = m["spec"]["strategy"]["canary"].as_object_mut() {
@@ -38,8 +40,47 @@ pub(crate) fn routing_cases() -> Vec<Case> {
         ),
         case(
             "step with setWeight and setCanaryScale",
-            "each step sets exactly one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute",
+            "each step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or setMirrorRoute",
             |m| routed_with(m, |c| c["steps"][0]["setWeight"] = json!(1)),
+        ),
+        case(
+            "setMirrorRoute without trafficRouting",
+            "setCanaryScale, setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting",
+            |m| {
+                routed(m);
+                m["spec"]["strategy"]["canary"] = json!({"steps": [
+                    {"setMirrorRoute": {"name": "shadow", "match": [{"headerName": "x", "value": "1"}]}}]});
+            },
+        ),
+        case(
+            "setMirrorRoute with a GRPCRoute",
+            "setMirrorRoute steps mirror HTTPRoutes only",
+            |m| {
+                routed_with(m, |c| {
+                    c["trafficRouting"]["gatewayAPI"]["grpcRoutes"] = json!([{"name": "rpc"}]);
+                    c["steps"][0] = json!({"setMirrorRoute": {"name": "shadow",
+                        "match": [{"headerName": "x", "value": "1"}]}});
+                })
+            },
+        ),
+        case(
+            "setMirrorRoute percentage 0",
+            "should be greater than or equal to 1",
+            |m| {
+                routed_with(m, |c| {
+                    c["steps"][0] = json!({"setMirrorRoute": {"name": "shadow", "percentage": 0,
+                        "match": [{"headerName": "x", "value": "1"}]}})
+                })
+            },
+        ),
+        case(
+            "setMirrorRoute name not a DNS label",
+            "a mirror route name must be a lowercase DNS label",
+            |m| {
+                routed_with(m, |c| {
+                    c["steps"][0] = json!({"setMirrorRoute": {"name": "Shadow.Copy"}})
+                })
+            },
         ),
         case(
             "setCanaryScale with replicas and weight",
