@@ -70,7 +70,7 @@ fi
 pass "the chart's CRDs are the generated ones"
 
 # --- 2. lint and schema -------------------------------------------------------------------------
-VARIANTS=(default ha watch governance dashboard)
+VARIANTS=(default ha watch governance dashboard sharded)
 variant_args() {
   case "$1" in
     default) echo "" ;;
@@ -78,6 +78,7 @@ variant_args() {
     watch) echo "--set watchNamespace=$NS --set crds.install=false --set leaderElection.enabled=true" ;;
     monitor) echo "--set serviceMonitor.enabled=true" ;;
     dashboard) echo "--set dashboard.enabled=true --set crds.install=false" ;;
+    sharded) echo "--set sharding.shards={a,b} --set replicaCount=2 --set crds.install=false" ;;
     # Bound to a label no namespace carries: the server-side dry run must not govern anything.
     governance) echo "--set governance.enabled=true --set crds.install=false --set governance.namespaceSelector.matchLabels.safedeploy\.dev/chart-check=none" ;;
   esac
@@ -181,7 +182,8 @@ namespaced = {
     "apps/replicasets": {"get", "list", "watch", "create", "patch", "delete"},
     # Adopted Deployments (spec.workloadRef): read, watched by label, scaled.
     "apps/deployments": {"get", "list", "watch", "patch"},
-    "/pods": {"list", "watch"},
+    # patch: only the shard label, when a SafeDeployment moves between shards.
+    "/pods": {"list", "watch", "patch"},
     "/configmaps": {"get", "list", "watch", "create", "patch"},
     "/secrets": {"get", "list", "watch", "create", "patch"},
     "/serviceaccounts": {"get"},
@@ -253,6 +255,28 @@ if len(wns) != 1 or rules_of(wns[0], "Role") != namespaced:
     fail(f"watchNamespace: no Role in the watched namespace with exactly {namespaced}")
 if not any(d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == watched for d in watch):
     fail("watchNamespace: no RoleBinding in the watched namespace")
+# Sharding: one Deployment per shard, disjoint pod selectors, its own shard selector and Lease;
+# the first reports what no shard selects; the leader-election Role names both Leases.
+sharded = docs(f"{work}/sharded.yaml")
+deps = [d for d in sharded if d["kind"] == "Deployment"]
+shard_args = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"] for d in deps}
+want_names = {f"{deps[0]['metadata']['name'].rsplit('-', 1)[0]}-{s}" for s in ("a", "b")} if deps else set()
+if set(shard_args) != want_names:
+    fail(f"sharded render: Deployments {sorted(shard_args)}, want {sorted(want_names)}")
+selectors = [json.dumps(d["spec"]["selector"]["matchLabels"], sort_keys=True) for d in deps]
+if len(set(selectors)) != len(selectors):
+    fail(f"sharded render: the shards' pod selectors overlap: {selectors}")
+for name, a in shard_args.items():
+    shard = name.rsplit("-", 1)[1]
+    if a[a.index("--shard") + 1] != f"safedeploy.dev/shard={shard}" or a[a.index("--lease-name") + 1] != name:
+        fail(f"sharded render: {name} args {a}")
+    reports = "--unsharded-selector" in a
+    if reports != (shard == "a") or (reports and a[a.index("--unsharded-selector") + 1] != "safedeploy.dev/shard notin (a,b)"):
+        fail(f"sharded render: only the first shard reports the unsharded ones: {name} {a}")
+lease_rules = [r for d in sharded if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader-election")
+               for r in d["rules"] if "resourceNames" in r]
+if sorted(lease_rules[0]["resourceNames"]) != sorted(shard_args):
+    fail(f"sharded render: the Lease Role names {lease_rules[0]['resourceNames']}")
 monitor = docs(f"{work}/monitor.yaml")
 sm = [d for d in monitor if d["kind"] == "ServiceMonitor"]
 if len(sm) != 1 or sm[0]["spec"]["endpoints"][0]["port"] != "http-metrics":

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub startup_seconds: Family<KindLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Notification deliveries by outcome (`delivered`, `retried`, `failed_round`, `dropped_<why>`).
     pub notifications: Family<KindLabel, Counter>,
+    /// SafeDeployments no shard serves (only on the process given `--unsharded-selector`).
+    pub unsharded: Gauge,
 }
 
 impl Default for Metrics {
@@ -83,6 +85,12 @@ impl Default for Metrics {
         let attestation_verdicts = Family::<KindLabel, Counter>::default();
         let startup_seconds = Family::default();
         let notifications = Family::<KindLabel, Counter>::default();
+        let unsharded = Gauge::default();
+        registry.register(
+            "unsharded_safedeployments",
+            "SafeDeployments that --unsharded-selector matches: served by no shard",
+            unsharded.clone(),
+        );
         registry.register(
             "notifications",
             "Notification deliveries by outcome (label kind: delivered, retried, failed_round, dropped_*)",
@@ -137,6 +145,7 @@ impl Default for Metrics {
             attestation_verdicts,
             startup_seconds,
             notifications,
+            unsharded,
         }
     }
 }

@@ -267,6 +267,11 @@ vocabulary! {
         DeploymentScaled,
         /// The adopted Deployment was handed back: it serves on its own again.
         DeploymentReleased,
+        /// No operator shard serves this SafeDeployment (its `safedeploy.dev/shard` label
+        /// matches none of them).
+        NotSharded,
+        /// The SafeDeployment moved to this shard: its ReplicaSets and pods were relabelled.
+        ShardMoved,
     }
 }
 
@@ -394,7 +399,9 @@ mod tests {
                 "NotificationDropped",
                 "DeploymentAdopted",
                 "DeploymentScaled",
-                "DeploymentReleased"
+                "DeploymentReleased",
+                "NotSharded",
+                "ShardMoved"
             ]
         );
         assert_eq!(

@@ -5,6 +5,10 @@
 
 /// Label on every object the operator owns: the SafeDeployment's name.
 pub const LABEL_NAME: &str = "safedeploy.dev/name";
+/// Label naming the shard a SafeDeployment belongs to (`--shard` selects on it); the operator
+/// copies it onto the ReplicaSets it creates and their pods, so each shard's watches see only
+/// their own share.
+pub const LABEL_SHARD: &str = "safedeploy.dev/shard";
 /// Label with the revision hash, on ReplicaSets and their pods.
 pub const LABEL_REVISION: &str = "safedeploy.dev/revision";
 /// Label with the component name, on ReplicaSets and their pods.

@@ -11,7 +11,9 @@
 //! - `error`: the errors of a reconcile; [`observe`]: views of cached objects for the core;
 //! - [`leader`]: the leader election; [`fault`]: the kill-point test hook;
 //! - [`notify`]: the delivery of notifications, after the status is applied;
-//! - `retention`: the periodic sweep of records past their policy's retention.
+//! - `retention`: the periodic sweep of records past their policy's retention;
+//! - `shard`: a SafeDeployment's owned objects following it into its shard, and the report of
+//!   the SafeDeployments no shard serves.
 
 mod adoption;
 mod analysis;
@@ -30,6 +32,7 @@ mod policy_gates;
 mod reconcile;
 mod retention;
 pub mod routes;
+mod shard;
 mod watch;
 
 use std::sync::Arc;
@@ -80,10 +83,27 @@ pub struct ControllerArgs {
     /// of provider requests and API calls at the same time.
     #[arg(long, env = "SAFEDEPLOY_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+    /// Serve only the SafeDeployments this label selector matches, on the label
+    /// `safedeploy.dev/shard` only (`safedeploy.dev/shard=a`, `safedeploy.dev/shard notin (a,b)`,
+    /// `!safedeploy.dev/shard`, ...). Every watch (SafeDeployments, their ReplicaSets and pods)
+    /// takes it, so each shard caches only its share; run each shard with its own
+    /// `--lease-name`. Default: every SafeDeployment in scope.
+    #[arg(long, env = "SAFEDEPLOY_SHARD", value_parser = parse_shard)]
+    pub shard: Option<crate::core::shard::ShardSelector>,
+    /// Report the SafeDeployments this selector (on `safedeploy.dev/shard`) matches as served by
+    /// no shard: the gauge `safedeploy_unsharded_safedeployments` and a Warning Event on each.
+    /// Give it to one shard, as the selector of what no shard selects (the chart passes
+    /// `safedeploy.dev/shard notin (<every shard>)`).
+    #[arg(long, env = "SAFEDEPLOY_UNSHARDED_SELECTOR", value_parser = parse_shard)]
+    pub unsharded_selector: Option<crate::core::shard::ShardSelector>,
     /// Seconds between two sweeps of the SafeDeploymentRecords past the retention their
     /// namespace's policy sets (`audit.recordRetention`).
     #[arg(long, env = "SAFEDEPLOY_RECORD_SWEEP_INTERVAL_SECONDS", default_value_t = retention::DEFAULT_SWEEP_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub record_sweep_interval_seconds: u64,
+}
+
+fn parse_shard(text: &str) -> Result<crate::core::shard::ShardSelector, String> {
+    crate::core::shard::ShardSelector::parse(text).map_err(|e| e.to_string())
 }
 
 /// Errors that stop the controller.
@@ -138,6 +158,8 @@ pub struct Context {
     pub failures: backoff::Failures,
     /// The notification queue: a reconcile offers its applied status and never waits.
     pub notifier: notify::Notifier,
+    /// The shard this process serves (None: every SafeDeployment in scope).
+    pub shard: Option<crate::core::shard::ShardSelector>,
 }
 
 impl Context {
@@ -184,6 +206,7 @@ impl Context {
             failures: backoff::Failures::default(),
             providers: crate::analysis::provider::Providers::new()
                 .map_err(|e| ControllerError::Providers(e.to_string()))?,
+            shard: args.shard.clone(),
         })
     }
 }
@@ -250,7 +273,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .await
         .map_err(ControllerError::MissingCrd)?;
     let crd_checked = started.elapsed();
-    let watches = watch::Watches::start(&client, &args.namespace);
+    let watches = watch::Watches::start(&client, &args.namespace, args.shard.as_ref());
     let signals = Signals::install().map_err(ControllerError::Signal)?;
     let leadership = join_election(&client, &args).await?;
     let context = Arc::new(Context::new(
@@ -268,6 +291,9 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     ));
     let (controller, caches) = watches.controller(sds, &args, leadership.as_ref(), &signals);
     watch::spawn_phase_gauge(controller.store(), context.metrics.clone());
+    if let Some(unsharded) = &args.unsharded_selector {
+        shard::spawn_unsharded_report(&context, &args.namespace, unsharded.clone());
+    }
     watch::spawn_readiness(caches, &context, (client_ready, crd_checked, started));
     retention::spawn(
         context.clone(),

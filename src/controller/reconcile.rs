@@ -125,6 +125,19 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     // Services, decision); only the status is written back, never the spec.
     let effective = effective_object(sd);
     let sd = effective.as_ref();
+    // Moved into this shard: its ReplicaSets and pods come along first, and the decision waits
+    // for them (a decision on a half-seen rollout would take the stable for lost).
+    if ctx.shard.is_some()
+        && super::shard::follow(
+            ctx,
+            sd,
+            &namespace,
+            &owned_replica_sets(ctx, &namespace, sd),
+        )
+        .await?
+    {
+        return Ok(Action::requeue(SHARD_MOVE_RECHECK));
+    }
     let mut rollout = dereference(sd, ctx).await?;
     let first = decide(&rollout.observation(sd));
     let decision = if rollout.analyses.due.is_empty()
@@ -171,6 +184,10 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
 }
 
 /// `sd` with its blue-green strategy filled in as canary steps (`core::rollout::effective_spec`).
+/// When a move into this shard was written: the watches bring the relabelled objects in at
+/// once; this is the fallback.
+const SHARD_MOVE_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn effective_object(sd: &SafeDeployment) -> std::borrow::Cow<'_, SafeDeployment> {
     match crate::core::rollout::effective_spec(&sd.spec, &sd.name_any()) {
         std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(sd),

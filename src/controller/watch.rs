@@ -28,6 +28,7 @@ use crate::api::adoption::LABEL_ADOPTED_BY;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
 use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
+use crate::core::shard::ShardSelector;
 
 /// The caches the reconciles read.
 #[derive(Clone)]
@@ -82,9 +83,16 @@ pub struct Watches {
 impl Watches {
     /// Starts the watches in the operator's scope (`namespace`, or all). Only what the operator
     /// owns is watched (by label), trimmed to what the decision reads.
-    pub fn start(client: &Client, namespace: &Option<String>) -> Watches {
+    /// With a `shard`, the owned ReplicaSets and pods are those of the shard only (the
+    /// operator copies the shard label onto them).
+    pub fn start(
+        client: &Client,
+        namespace: &Option<String>,
+        shard: Option<&ShardSelector>,
+    ) -> Watches {
+        let owned_selector = shard.map_or_else(|| LABEL_NAME.to_string(), |s| s.and(LABEL_NAME));
         let owned = watcher::Config::default()
-            .labels(LABEL_NAME)
+            .labels(&owned_selector)
             .page_size(LIST_PAGE);
         let (rs_store, rs_writer) = reflector::store();
         let replica_sets = watcher(scoped_api::<ReplicaSet>(client, namespace), owned.clone())
@@ -188,7 +196,11 @@ impl Watches {
         // `Controller::new` would build, untrimmed).
         let (sd_store, sd_writer) = reflector::store();
         let sds_client = sds.clone().into_client();
-        let sd_changes = watcher(sds, watcher::Config::default().page_size(LIST_PAGE))
+        let mut config = watcher::Config::default().page_size(LIST_PAGE);
+        if let Some(shard) = &args.shard {
+            config = config.labels(shard.as_str());
+        }
+        let sd_changes = watcher(sds, config)
             .default_backoff()
             .modify(trim_safe_deployment)
             .reflect(sd_writer)

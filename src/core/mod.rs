@@ -17,5 +17,6 @@ pub mod requirements;
 pub mod revision;
 pub mod rollout;
 pub mod routing;
+pub mod shard;
 pub mod status_budget;
 pub mod workload;

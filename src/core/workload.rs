@@ -23,6 +23,7 @@ use crate::api::labels::{
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::revision::{ComponentTemplate, Revision, baseline_selector};
 use crate::core::rollout::{ReplicaSetView, ScaleAction};
+use crate::core::shard;
 
 /// The labels that identify the pods of one component of one revision.
 pub fn revision_labels(
@@ -91,17 +92,20 @@ fn owned_replica_set(sd: &SafeDeployment, owned: OwnedReplicaSet) -> ReplicaSet 
         mut template,
         min_ready_seconds,
     } = owned;
-    template
+    // The SafeDeployment's shard label goes on the ReplicaSet and its pods, never into the
+    // selector (immutable): a move to another shard is a relabel (`crate::core::shard`).
+    let template_labels = template
         .metadata
         .get_or_insert_with(ObjectMeta::default)
         .labels
-        .get_or_insert_with(BTreeMap::new)
-        .extend(labels.clone());
+        .get_or_insert_with(BTreeMap::new);
+    template_labels.extend(labels.clone());
+    *template_labels = shard::with_shard_of(sd.labels(), std::mem::take(template_labels));
     ReplicaSet {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: sd.namespace(),
-            labels: Some(labels.clone()),
+            labels: Some(shard::with_shard_of(sd.labels(), labels.clone())),
             annotations,
             owner_references: sd.controller_owner_ref(&()).map(|owner| vec![owner]),
             ..Default::default()
@@ -318,6 +322,7 @@ fn annotations(revision: &Revision, revision_number: i64) -> BTreeMap<String, St
 pub(crate) mod tests {
     use super::*;
     use crate::api::SafeDeploymentSpec;
+    use crate::api::labels::LABEL_SHARD;
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
     /// The pod template of the configuration tests: one container reading the ConfigMap
@@ -341,6 +346,28 @@ spec:
         );
         sd.metadata.namespace = Some("ns".into());
         sd
+    }
+
+    #[test]
+    fn the_shard_label_goes_on_the_replica_set_and_its_pods_but_never_into_the_selector() {
+        let mut sd = web(2, "metadata: {labels: {app: web, safedeploy.dev/shard: stale}}\nspec: {containers: [{name: app, image: app:v1}]}");
+        sd.metadata.labels = Some(BTreeMap::from([(LABEL_SHARD.into(), "b".into())]));
+        let revision = Revision::from_spec(&sd.spec).unwrap();
+        let rs = replica_set(&sd, &revision, &revision.components[0], 1, 2);
+        let shard_of = |labels: Option<&BTreeMap<String, String>>| {
+            labels.and_then(|l| l.get(LABEL_SHARD)).cloned()
+        };
+        assert_eq!(shard_of(rs.metadata.labels.as_ref()), Some("b".into()));
+        let spec = rs.spec.unwrap();
+        assert_eq!(shard_of(spec.selector.match_labels.as_ref()), None);
+        let template = spec.template.unwrap().metadata.unwrap();
+        assert_eq!(shard_of(template.labels.as_ref()), Some("b".into()));
+        // Unlabelled: no shard label anywhere, whatever the template carried.
+        sd.metadata.labels = None;
+        let rs = replica_set(&sd, &revision, &revision.components[0], 1, 2);
+        assert_eq!(shard_of(rs.metadata.labels.as_ref()), None);
+        let template = rs.spec.unwrap().template.unwrap().metadata.unwrap();
+        assert_eq!(shard_of(template.labels.as_ref()), None);
     }
 
     #[test]

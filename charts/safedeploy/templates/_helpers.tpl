@@ -118,10 +118,11 @@ namespace, in a Role of the watched namespace when `watchNamespace` is set.
   - apiGroups: [apps]
     resources: [deployments]
     verbs: [get, list, watch, patch]
-  # Pod health of each revision (watched; label safedeploy.dev/name).
+  # Pod health of each revision (watched; label safedeploy.dev/name). Patched only to relabel
+  # the pods of a SafeDeployment that moved to another shard (safedeploy.dev/shard).
   - apiGroups: [""]
     resources: [pods]
-    verbs: [list, watch]
+    verbs: [list, watch, patch]
   # ConfigMaps and Secrets: attestation envelopes and the configuration pod templates reference
   # are read by name (get); list/watch feed metadata-only caches (name and resourceVersion; the
   # operator asks for PartialObjectMetadata, so no data is ever listed), so an edit of a
