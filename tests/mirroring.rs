@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::TestNamespace;
 use gateway::{
-    apply_as_gitops, live_route, main_weights, routed_safe_deployment, rule, user_route,
+    apply_as_gitops, live_route, main_weights, routed_safe_deployment, rule, user_route, wait_route,
 };
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -117,21 +117,6 @@ async fn delete_class(ns: &TestNamespace, class: &str) {
     let _ = classes.delete(class, &Default::default()).await;
 }
 
-async fn wait_route<F: Fn(&Value) -> bool>(ns: &TestNamespace, what: &str, check: F) -> Value {
-    let start = Instant::now();
-    loop {
-        let route = live_route(ns, ROUTE).await;
-        if check(&route) {
-            return route;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}; route: {route:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn a_mirror_route_is_written_only_where_the_gateway_class_declares_it_and_never_outlives_the_rollout()
@@ -184,7 +169,10 @@ async fn a_mirror_route_is_written_only_where_the_gateway_class_declares_it_and_
     )
     .await;
     let unblocked_at = Instant::now();
-    let route = wait_route(&ns, "the mirror rule", |r| !rule(r, MIRROR_RULE).is_null()).await;
+    let route = wait_route(&ns, ROUTE, "the mirror rule", |r| {
+        !rule(r, MIRROR_RULE).is_null()
+    })
+    .await;
     println!(
         "MEASURED class declared mirroring to the mirror rule on the route: {:.1} s (the preflight recheck is 10 s)",
         unblocked_at.elapsed().as_secs_f64()

@@ -26,18 +26,7 @@ fn metric(text: &str, name: &str) -> f64 {
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn metrics_move_and_status_watch_shows_a_live_rollout() {
     let (ns, operator) = setup("observe").await;
-    // The operator logs the address it bound (it was given port 0).
-    let addr = common::wait_until(Duration::from_secs(20), "the operator's address", || {
-        let log = operator.log();
-        async move {
-            Ok(log
-                .split("\"addr\":\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(str::to_string))
-        }
-    })
-    .await;
+    let addr = operator.http_address().await;
     let http = common::http();
     common::wait_until(Duration::from_secs(20), "/readyz", || {
         let (http, addr) = (http.clone(), addr.clone());

@@ -20,7 +20,7 @@ use common::TestNamespace;
 use futures::StreamExt;
 use gateway::{
     GITOPS_MANAGER, act_as_gateway, apply_as_gitops, dry_run_as_gitops, live_route, main_weights,
-    routed_safe_deployment, rule, user_route,
+    routed_safe_deployment, rule, user_route, wait_route,
 };
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
@@ -71,21 +71,6 @@ fn spec_fields_by_manager(route: &Value) -> BTreeMap<String, Vec<String>> {
         }
     }
     owned
-}
-
-async fn wait_route<F: Fn(&Value) -> bool>(ns: &TestNamespace, what: &str, check: F) -> Value {
-    let start = Instant::now();
-    loop {
-        let route = live_route(ns, ROUTE).await;
-        if check(&route) {
-            return route;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}; route: {route:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn header_rule(route: &Value) -> &Value {
@@ -168,6 +153,7 @@ async fn a_gitops_reapply_mid_rollout_keeps_the_users_fields_and_the_operators_w
     );
     let route = wait_route(
         &ns,
+        ROUTE,
         "the operator's weights and header rule to be back",
         |r| main_weights(r, NAME) == (99, 1) && !header_rule(r).is_null(),
     )
@@ -226,6 +212,7 @@ async fn a_gitops_reapply_mid_rollout_keeps_the_users_fields_and_the_operators_w
     );
     let route = wait_route(
         &ns,
+        ROUTE,
         "the weights back at 100/0 without the header rule",
         |r| main_weights(r, NAME) == (100, 0) && header_rule(r).is_null(),
     )
@@ -351,7 +338,7 @@ async fn at_pause(ns: &TestNamespace) -> String {
         s.current_step_index == Some(2) && s.phase == Phase::Paused
     })
     .await;
-    wait_route(ns, "50% and the header rule", |r| {
+    wait_route(ns, ROUTE, "50% and the header rule", |r| {
         main_weights(r, NAME) == (50, 50) && !header_rule(r).is_null()
     })
     .await;
@@ -363,9 +350,12 @@ async fn wait_reverted(ns: &TestNamespace, canary: &str) {
         s.phase == Phase::Degraded && s.rejected_revisions.iter().any(|r| r == canary)
     })
     .await;
-    wait_route(ns, "the weights restored and the header rule gone", |r| {
-        main_weights(r, NAME) == (100, 0) && header_rule(r).is_null()
-    })
+    wait_route(
+        ns,
+        ROUTE,
+        "the weights restored and the header rule gone",
+        |r| main_weights(r, NAME) == (100, 0) && header_rule(r).is_null(),
+    )
     .await;
 }
 
@@ -540,7 +530,7 @@ async fn deleting_the_safedeployment_mid_rollout_leaves_the_route_as_the_user_wr
     )
     .await
     .expect("v2");
-    wait_route(&ns, "1% and the header rule", |r| {
+    wait_route(&ns, ROUTE, "1% and the header rule", |r| {
         main_weights(r, NAME) == (99, 1) && !header_rule(r).is_null()
     })
     .await;

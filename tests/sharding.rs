@@ -69,21 +69,6 @@ async fn shard_labels(ns: &TestNamespace, name: &str) -> (Vec<String>, Vec<Strin
     (rs, pod)
 }
 
-/// The first `"addr":"..."` the operators of `ns` logged: the first one started.
-async fn first_address(operator: &Operator) -> String {
-    common::wait_until(Duration::from_secs(20), "the operator's address", || {
-        let log = operator.log();
-        async move {
-            Ok(log
-                .split("\"addr\":\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(str::to_string))
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn two_shards_split_the_work_report_what_neither_serves_and_a_moved_rollout_follows_its_label()
@@ -100,7 +85,7 @@ async fn two_shards_split_the_work_report_what_neither_serves_and_a_moved_rollou
         ],
     )
     .await;
-    let address_a = first_address(&shard_a).await;
+    let address_a = shard_a.http_address().await;
     let _shard_b = Operator::start_with_env(
         &ns.name,
         &[("SAFEDEPLOY_SHARD", "safedeploy.dev/shard=b".to_string())],

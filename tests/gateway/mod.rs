@@ -91,6 +91,28 @@ pub fn rule<'a>(route: &'a Value, rule: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// Waits (polling every 50 ms, at most 60 s) until the route `name` satisfies `check`, and
+/// returns it.
+pub async fn wait_route<F: Fn(&Value) -> bool>(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    check: F,
+) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let route = live_route(ns, name).await;
+        if check(&route) {
+            return route;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}; route: {route:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `(stable, canary)` weights of the `main` rule of a route named after SafeDeployment `sd`.
 pub fn main_weights(route: &Value, sd: &str) -> (i64, i64) {
     let weight = |service: String| {

@@ -112,6 +112,22 @@ impl Operator {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// The HTTP address (metrics, probes) the operator logged at start (it was given port 0).
+    /// Operators of one namespace share the log: this is the first one's.
+    pub async fn http_address(&self) -> String {
+        wait_until(Duration::from_secs(20), "the operator's address", || {
+            let log = self.log();
+            async move {
+                Ok(log
+                    .split("\"addr\":\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .map(str::to_string))
+            }
+        })
+        .await
+    }
 }
 
 /// Creates a policy that applies to `namespace` only. `require` false opts it out of

@@ -339,24 +339,26 @@ impl Conversion<'_> {
         }
     }
 
+    /// One of Argo's header value matches (`exact`, `regex` or `prefix`) as safedeploy's header
+    /// match (a prefix becomes an anchored, escaped regex); None, refused with `what`, otherwise.
+    fn header_match(&mut self, header: &Value, value: &Value, what: String) -> Option<Value> {
+        if let Some(exact) = value.get("exact") {
+            Some(json!({"headerName": header, "value": exact}))
+        } else if let Some(regex) = value.get("regex") {
+            Some(json!({"headerName": header, "regex": regex}))
+        } else if let Some(prefix) = value["prefix"].as_str() {
+            Some(json!({"headerName": header, "regex": format!("^{}.*", regex_escape(prefix))}))
+        } else {
+            self.refuse(what);
+            None
+        }
+    }
+
     fn header_route(&mut self, at: &str, body: &Value) -> Option<Value> {
         let mut matches = Vec::new();
         for m in body["match"].as_array().into_iter().flatten() {
-            let header = m["headerName"].clone();
-            let value = &m["headerValue"];
-            if let Some(exact) = value.get("exact") {
-                matches.push(json!({"headerName": header, "value": exact}));
-            } else if let Some(regex) = value.get("regex") {
-                matches.push(json!({"headerName": header, "regex": regex}));
-            } else if let Some(prefix) = value["prefix"].as_str() {
-                matches.push(
-                    json!({"headerName": header, "regex": format!("^{}.*", regex_escape(prefix))}),
-                );
-            } else {
-                self.refuse(format!(
-                    "{at}.setHeaderRoute: a match without exact, regex or prefix"
-                ));
-            }
+            let what = format!("{at}.setHeaderRoute: a match without exact, regex or prefix");
+            matches.extend(self.header_match(&m["headerName"], &m["headerValue"], what));
         }
         Some(json!({"setHeaderRoute": {"name": body["name"], "match": matches}}))
     }
@@ -388,19 +390,8 @@ impl Conversion<'_> {
         }
         let mut headers = Vec::new();
         for (name, value) in only["headers"].as_object().into_iter().flatten() {
-            if let Some(exact) = value.get("exact") {
-                headers.push(json!({"headerName": name, "value": exact}));
-            } else if let Some(regex) = value.get("regex") {
-                headers.push(json!({"headerName": name, "regex": regex}));
-            } else if let Some(prefix) = value["prefix"].as_str() {
-                headers.push(
-                    json!({"headerName": name, "regex": format!("^{}.*", regex_escape(prefix))}),
-                );
-            } else {
-                self.refuse(format!(
-                    "{at}.setMirrorRoute: header {name} without exact, regex or prefix"
-                ));
-            }
+            let what = format!("{at}.setMirrorRoute: header {name} without exact, regex or prefix");
+            headers.extend(self.header_match(&json!(name), value, what));
         }
         if headers.is_empty() {
             self.refuse(format!(
