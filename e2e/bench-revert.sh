@@ -43,7 +43,7 @@ else
   sd="${CARGO_TARGET_DIR:-target}/$profile/safedeploy"
 fi
 total=$((n + busy + trials))
-KWOK_WORKDIR="$run_dir/kwok" kwokctl --name safedeploy scale node --replicas $((3 + (2 * total) / 100)) >/dev/null
+KWOK_WORKDIR="$run_dir/kwok" kwokctl --name safedeploy scale node --replicas $((3 + (2 * total) / 100)) >/dev/null 2>&1
 "$sd" crds | kubectl apply --server-side --force-conflicts --field-manager=safedeploy-install -f - >/dev/null
 kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
 kubectl create namespace "$ns" >/dev/null
