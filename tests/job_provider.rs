@@ -287,17 +287,8 @@ async fn an_operator_killed_while_its_job_runs_judges_that_same_job_when_back() 
         .await
         .expect("apply v2");
     let first = wait_job(&ns, 1).await;
-    // The kill comes once the run's start is in status: the Job's name is keyed by that start,
-    // so a run whose start was never recorded is a new run after the restart, with its own Job
-    // (a gap noted in issue 17's note: the start should be written before the Job is made).
-    wait_status(
-        &ns,
-        "web",
-        Duration::from_secs(30),
-        "the run's start in status",
-        |s| s.analysis_runs.iter().any(|r| r.started_at.is_some()),
-    )
-    .await;
+    // Killed as soon as the Job exists: a run's Job is made only once the run's start (which
+    // names the Job) is in status, so the restarted operator finds the same run and Job.
     operator.kill().await;
     ungate(&ns, &first).await;
     wait_succeeded(&ns, &first).await;
@@ -354,4 +345,81 @@ async fn an_operator_killed_while_its_job_runs_judges_that_same_job_when_back() 
         vec![first.uid().expect("uid")],
         "the restarted operator judged the Job it made before the kill, and made no second one"
     );
+}
+
+/// Hostile: the operator is killed right after every write it makes from the canary's start on
+/// (a fresh process each time), until a process stays quiet: the analysis step's Job runs (gated)
+/// and nothing is left to write. A run's Job is named after the run's start, so the start is
+/// written before the Job is made; were it the other way round, every process would start the
+/// run again and make one more Job for the same measurement.
+#[tokio::test]
+#[ignore = "needs the local control plane (e2e/cluster.sh)"]
+async fn killed_after_every_write_the_operator_makes_one_job_per_measurement() {
+    let (ns, operator) = setup("jobkills").await;
+    let passing =
+        json!({"template": {"spec": {"containers": [{"name": "smoke", "image": "busybox"}]}}});
+    this_builds_crds(&ns).await;
+    apply_stable(&ns, &manifest("v1", passing, json!({}))).await;
+    let before: Vec<String> = analysis_jobs(&ns)
+        .await
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    operator.kill().await;
+    this_builds_crds(&ns).await;
+    apply(&ns, &manifest("v2", gated_job(), json!({})))
+        .await
+        .expect("apply v2");
+    let mut kills = 0;
+    let start = Instant::now();
+    loop {
+        let mut process = operator::Operator::start_with_env(
+            &ns.name,
+            &[(
+                safedeploy::controller::fault::KILL_AFTER_WRITES_ENV,
+                "1".to_string(),
+            )],
+        )
+        .await;
+        let started = Instant::now();
+        let exited = loop {
+            if let Some(status) = process.try_exit() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match exited {
+            Some(_) => kills += 1,
+            None => {
+                process.kill().await;
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180) && kills < 60,
+            "no quiet process after {kills} kills; Jobs: {}",
+            analysis_jobs(&ns).await.len()
+        );
+    }
+    let first_measurement: Vec<String> = analysis_jobs(&ns)
+        .await
+        .into_iter()
+        .filter(|j| !before.contains(&j.name_any()))
+        .filter(|j| {
+            j.annotations()
+                .get(MEASUREMENT_ANNOTATION)
+                .map(String::as_str)
+                == Some("1")
+        })
+        .map(|j| j.name_any())
+        .collect();
+    println!("MEASURED kills from the canary's start to the running Job: {kills}");
+    assert!(
+        kills >= 3,
+        "the canary's start, its scale and the Job are writes: {kills}"
+    );
+    assert_eq!(first_measurement.len(), 1, "{first_measurement:?}");
 }

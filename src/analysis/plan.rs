@@ -90,6 +90,7 @@ pub fn plan(spec: &SafeDeploymentSpec, status: &mut SafeDeploymentStatus, now: T
             continue;
         };
         let runs = &mut status.analysis_runs;
+        let mut started_now = false;
         let position = match runs
             .iter()
             .position(|r| r.template == name && r.step_index == step)
@@ -97,6 +98,7 @@ pub fn plan(spec: &SafeDeploymentSpec, status: &mut SafeDeploymentStatus, now: T
             Some(position) => position,
             None => {
                 runs.push(run::start(template, Some(&canary), step, now));
+                started_now = true;
                 runs.len().saturating_sub(1)
             }
         };
@@ -106,11 +108,20 @@ pub fn plan(spec: &SafeDeploymentSpec, status: &mut SafeDeploymentStatus, now: T
         if let Some(retry_at) = retry_after_provider_errors(template, run_status) {
             if retry_at <= now {
                 *run_status = run::start(template, Some(&canary), step, now);
+                started_now = true;
             } else {
                 plan.wake = earliest(plan.wake, until(now, retry_at));
             }
         }
-        if run::due(run_status, now) {
+        // A run with `job` metrics (re)started by this decision is measured only once its start
+        // is in status: its Jobs are named after that start, and a reconcile that made a Job but
+        // failed to write the status (a 409, a kill) would start the run again at a later
+        // instant and make a second Job for the same measurement. A query has no such side
+        // effect: it is measured at once, so the status never shows a run without measurements.
+        let makes_jobs = template.metrics.iter().any(|m| m.provider.job.is_some());
+        if started_now && makes_jobs {
+            plan.wake = Some(Duration::ZERO);
+        } else if run::due(run_status, now) {
             plan.due.push((position, name));
         }
     }

@@ -192,3 +192,24 @@ fn a_run_held_by_a_provider_error_restarts_when_its_retry_time_comes() {
     assert_eq!(plan_after.due, vec![(0, "t".to_string())]);
     assert_eq!(status.analysis_runs[0].phase, AnalysisPhase::Running);
 }
+
+#[test]
+fn a_run_with_job_metrics_is_measured_only_once_its_start_is_in_status() {
+    let mut with_job = template(false);
+    with_job.metrics[0].provider = crate::api::analysis::Provider {
+        job: Some(crate::api::job::KubernetesJobProvider::default()),
+        ..Default::default()
+    };
+    let spec = spec_with(with_job);
+    let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut status = canary_at(0);
+    let started = plan(&spec, &mut status, now);
+    assert!(started.due.is_empty(), "{:?}", started.due);
+    assert_eq!(started.wake, Some(Duration::ZERO), "looked at again at once");
+    assert_eq!(status.analysis_runs.len(), 1);
+    // The next decision reads the start back from status: the same run, due now.
+    let start = status.analysis_runs[0].started_at.clone();
+    let persisted = plan(&spec, &mut status, now);
+    assert_eq!(persisted.due, vec![(0, "t".to_string())]);
+    assert_eq!(status.analysis_runs[0].started_at, start);
+}
