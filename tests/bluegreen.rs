@@ -21,7 +21,6 @@ use kube::ResourceExt;
 use operator::{Operator, annotate, apply, apply_stable, wait_status};
 use safedeploy::api::Phase;
 use safedeploy::api::labels::{LABEL_REVISION, REQUEST_PROMOTE};
-use safedeploy::controller::fault::KILL_AFTER_WRITES_ENV;
 use serde_json::{Value, json};
 
 const NAME: &str = "web";
@@ -324,33 +323,7 @@ async fn a_switch_killed_after_every_write_completes_and_never_drops_blue_early(
     annotate(&ns, NAME, REQUEST_PROMOTE, "p1")
         .await
         .expect("promote");
-    let mut kills = 0;
-    let start = Instant::now();
-    loop {
-        let mut process =
-            Operator::start_with_env(&ns.name, &[(KILL_AFTER_WRITES_ENV, "1".to_string())]).await;
-        let started = Instant::now();
-        let exited = loop {
-            if let Some(status) = process.try_exit() {
-                break Some(status);
-            }
-            if started.elapsed() > Duration::from_secs(5) {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        match exited {
-            Some(_) => kills += 1,
-            None => {
-                process.kill().await;
-                break;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "no quiet process after {kills} kills"
-        );
-    }
+    let kills = operator::kill_after_every_write(&ns.name, usize::MAX).await;
     println!("MEASURED kills during the blue-green switch: {kills}");
     assert!(
         kills >= 2,

@@ -370,40 +370,7 @@ async fn killed_after_every_write_the_operator_makes_one_job_per_measurement() {
     apply(&ns, &manifest("v2", gated_job(), json!({})))
         .await
         .expect("apply v2");
-    let mut kills = 0;
-    let start = Instant::now();
-    loop {
-        let mut process = operator::Operator::start_with_env(
-            &ns.name,
-            &[(
-                safedeploy::controller::fault::KILL_AFTER_WRITES_ENV,
-                "1".to_string(),
-            )],
-        )
-        .await;
-        let started = Instant::now();
-        let exited = loop {
-            if let Some(status) = process.try_exit() {
-                break Some(status);
-            }
-            if started.elapsed() > Duration::from_secs(5) {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        match exited {
-            Some(_) => kills += 1,
-            None => {
-                process.kill().await;
-                break;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180) && kills < 60,
-            "no quiet process after {kills} kills; Jobs: {}",
-            analysis_jobs(&ns).await.len()
-        );
-    }
+    let kills = operator::kill_after_every_write(&ns.name, 60).await;
     let first_measurement: Vec<String> = analysis_jobs(&ns)
         .await
         .into_iter()

@@ -29,7 +29,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use operator::{Operator, annotate, apply, apply_stable, wait_status};
 use safedeploy::api::Phase;
 use safedeploy::api::labels::{LABEL_NAME, LABEL_REVISION};
-use safedeploy::controller::fault::KILL_AFTER_WRITES_ENV;
 use safedeploy::core::rollout::ROUTED_DRAIN;
 use serde_json::{Value, json};
 
@@ -406,33 +405,7 @@ async fn a_revert_writes_weight_zero_before_any_scale_down_even_when_killed_betw
     annotate(&ns, NAME, "safedeploy.dev/abort", "a2")
         .await
         .expect("abort");
-    let mut kills = 0;
-    let start = Instant::now();
-    loop {
-        let mut process =
-            Operator::start_with_env(&ns.name, &[(KILL_AFTER_WRITES_ENV, "1".to_string())]).await;
-        let started = Instant::now();
-        let exited = loop {
-            if let Some(status) = process.try_exit() {
-                break Some(status);
-            }
-            if started.elapsed() > Duration::from_secs(5) {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        match exited {
-            Some(_) => kills += 1,
-            None => {
-                process.kill().await;
-                break;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "no quiet process after {kills} kills"
-        );
-    }
+    let kills = operator::kill_after_every_write(&ns.name, usize::MAX).await;
     println!("MEASURED kills during the routed revert: {kills}");
     assert!(
         kills >= 3,

@@ -463,3 +463,42 @@ pub async fn crash_revision_pods(ns: &TestNamespace, revision: &str) -> usize {
     }
     selected.items.len()
 }
+
+/// Starts a fresh operator for `namespace` that dies right after its first write, again and
+/// again, until one stays quiet for 5 s (nothing left to write); returns how many were killed.
+/// Fails after 180 s, or after `max_kills` kills, without a quiet process.
+pub async fn kill_after_every_write(namespace: &str, max_kills: usize) -> usize {
+    let mut kills = 0;
+    let start = Instant::now();
+    loop {
+        let mut process = Operator::start_with_env(
+            namespace,
+            &[(
+                safedeploy::controller::fault::KILL_AFTER_WRITES_ENV,
+                "1".to_string(),
+            )],
+        )
+        .await;
+        let started = Instant::now();
+        let exited = loop {
+            if let Some(status) = process.try_exit() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match exited {
+            Some(_) => kills += 1,
+            None => {
+                process.kill().await;
+                return kills;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180) && kills < max_kills,
+            "no quiet process after {kills} kills"
+        );
+    }
+}

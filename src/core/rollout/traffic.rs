@@ -38,13 +38,28 @@ impl TrafficPlan {
 /// The mirror routes in force at step `index`: each name's latest `setMirrorRoute` at or before
 /// it, unless that one has no match (which removes it).
 pub fn mirror_routes_at(steps: &[CanaryStep], index: usize) -> Vec<SetMirrorRoute> {
-    let mut routes: Vec<SetMirrorRoute> = Vec::new();
-    for step in steps.iter().take(index.saturating_add(1)) {
-        if let Some(route) = &step.set_mirror_route {
-            routes.retain(|r| r.name != route.name);
-            if !route.matches.is_empty() {
-                routes.push(route.clone());
-            }
+    routes_at(
+        steps,
+        index,
+        |s| s.set_mirror_route.as_ref(),
+        |r| (r.name.as_str(), r.matches.is_empty()),
+    )
+}
+
+/// The routes of one kind in force at step `index`: each name's latest step of that kind at or
+/// before it, unless that one has no match (which removes it).
+fn routes_at<R: Clone>(
+    steps: &[CanaryStep],
+    index: usize,
+    of: impl Fn(&CanaryStep) -> Option<&R>,
+    name_and_removes: impl Fn(&R) -> (&str, bool),
+) -> Vec<R> {
+    let mut routes: Vec<R> = Vec::new();
+    for route in steps.iter().take(index.saturating_add(1)).filter_map(&of) {
+        let (name, removes) = name_and_removes(route);
+        routes.retain(|r| name_and_removes(r).0 != name);
+        if !removes {
+            routes.push(route.clone());
         }
     }
     routes
@@ -53,16 +68,12 @@ pub fn mirror_routes_at(steps: &[CanaryStep], index: usize) -> Vec<SetMirrorRout
 /// The header routes in force at step `index`: each name's latest `setHeaderRoute` at or before
 /// it, unless that one has no match (which removes it).
 pub fn header_routes_at(steps: &[CanaryStep], index: usize) -> Vec<SetHeaderRoute> {
-    let mut routes: Vec<SetHeaderRoute> = Vec::new();
-    for step in steps.iter().take(index.saturating_add(1)) {
-        if let Some(route) = &step.set_header_route {
-            routes.retain(|r| r.name != route.name);
-            if !route.matches.is_empty() {
-                routes.push(route.clone());
-            }
-        }
-    }
-    routes
+    routes_at(
+        steps,
+        index,
+        |s| s.set_header_route.as_ref(),
+        |r| (r.name.as_str(), r.matches.is_empty()),
+    )
 }
 
 /// The `setCanaryScale` in force at step `index`.
