@@ -34,6 +34,8 @@
 # API server and the rest by itself, so two instances do not clash there. The real node's own
 # settings (subnet, kubelet port) are in e2e/lib/real-node.sh. SAFEDEPLOY_AUDIT_POLICY (a file)
 # turns on the API server's audit log ($KWOK_WORKDIR/clusters/<name>/logs/audit.log) at creation.
+# SAFEDEPLOY_DISABLE_QPS_LIMITS=1 lifts the control plane components' client rate limits (the
+# benchmarks; kwokctl's disableQPSLimits).
 # SAFEDEPLOY_REAL_PODS_PROMETHEUS=debian: with --real-nodes, Debian's Prometheus, which does not
 # scrape the real pods (see scrapes_real_pods).
 set -euo pipefail
@@ -102,6 +104,10 @@ options:
 EOF
     # An audit log of every request (for the benchmarks' API request counts by user agent).
     if [ -n "${SAFEDEPLOY_AUDIT_POLICY:-}" ]; then echo "  kubeAuditPolicy: $SAFEDEPLOY_AUDIT_POLICY"; fi
+    # The benchmarks: kube-controller-manager's and kube-scheduler's client rate limits (20 and
+    # 50 requests/s by default) would bound the time to create 10,000 pods, whichever operator
+    # runs; kwokctl lifts them.
+    if [ "${SAFEDEPLOY_DISABLE_QPS_LIMITS:-}" = 1 ]; then echo "  disableQPSLimits: true"; fi
     # The resource metrics API: kwokctl runs metrics-server and registers its APIService; kwok
     # serves each fake node's /metrics/resource, and a test sets pods' CPU usage with
     # ClusterResourceUsage objects (served as a CRD, so they can change while pods run).

@@ -22,12 +22,14 @@ mod attestation;
 mod backoff;
 mod config;
 mod error;
+mod events;
 pub mod fault;
 mod finalizers;
 mod jobs;
 pub mod leader;
 pub mod notify;
 pub mod observe;
+mod owned_cache;
 mod policy_gates;
 mod reconcile;
 mod retention;
@@ -44,7 +46,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use tracing::{info, warn};
 
@@ -133,18 +135,18 @@ pub enum ControllerError {
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Owned ReplicaSets (trimmed).
-    pub replica_sets: Store<ReplicaSet>,
-    /// Pods of owned ReplicaSets (trimmed).
-    pub pods: Store<Pod>,
+    /// Owned ReplicaSets (trimmed), by their SafeDeployment's UID.
+    pub replica_sets: owned_cache::OwnedCache<ReplicaSet>,
+    /// Pods of owned ReplicaSets (trimmed), by their ReplicaSet's UID.
+    pub pods: owned_cache::OwnedCache<Pod>,
     /// Attestation policies.
     pub policies: Store<SafeDeploymentPolicy>,
     /// Name and `resourceVersion` of every ConfigMap in scope (metadata only, no data).
     pub config_map_versions: Store<PartialObjectMeta<ConfigMap>>,
     /// Name and `resourceVersion` of every Secret in scope (metadata only, never data).
     pub secret_versions: Store<PartialObjectMeta<Secret>>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Publishes the operator's Events.
+    pub recorder: events::EventPublisher,
     /// Operator metrics.
     pub metrics: crate::telemetry::Metrics,
     /// HTTP client of the metric providers.
@@ -188,12 +190,12 @@ impl Context {
             client.clone(),
             caches.policies.clone(),
             metrics.clone(),
-            Recorder::new(client.clone(), reporter(args)),
+            events::EventPublisher::new(client.clone(), reporter(args)),
         )
         .map_err(|e| ControllerError::Providers(e.to_string()))?;
         Ok(Context {
             leader: leadership.as_ref().map(|l| l.check()),
-            recorder: Recorder::new(client.clone(), reporter(args)),
+            recorder: events::EventPublisher::new(client.clone(), reporter(args)),
             client,
             replica_sets: caches.replica_sets.clone(),
             pods: caches.pods.clone(),

@@ -291,20 +291,15 @@ fn pods_of(
     name: &str,
     owned: &[Arc<ReplicaSet>],
 ) -> (Vec<PodView>, Vec<PodView>) {
-    let owned_uids: Vec<String> = owned.iter().filter_map(|rs| rs.uid()).collect();
-    let (baseline_pods, pods): (Vec<_>, Vec<_>) = ctx
-        .pods
-        .state()
+    let (baseline_pods, pods): (Vec<_>, Vec<_>) = owned
         .iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace))
-        .filter(|pod| pod.labels().get(LABEL_NAME).map(String::as_str) == Some(name))
+        .filter_map(|rs| rs.uid())
         // Counted by owner, not by label alone (audit finding 21): a pod anyone labels with
         // this rollout's name and revision must not pass or fail its health gates.
-        .filter(|pod| {
-            observe::controller_uid(pod)
-                .is_some_and(|uid| owned_uids.iter().any(|owned| owned == uid))
-        })
-        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(pod)?)))
+        .flat_map(|uid| ctx.pods.controlled_by(&uid))
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace))
+        .filter(|pod| pod.labels().get(LABEL_NAME).map(String::as_str) == Some(name))
+        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(&pod)?)))
         .partition(|(baseline, _)| *baseline);
     (
         pods.into_iter().map(|(_, pod)| pod).collect(),
@@ -454,18 +449,15 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
     })
 }
 
-/// The ReplicaSets `sd` controls, from the cache.
+/// The ReplicaSets `sd` controls (owner reference with `controller: true`), from the cache.
 fn owned_replica_sets(ctx: &Context, namespace: &str, sd: &SafeDeployment) -> Vec<Arc<ReplicaSet>> {
-    let uid = sd.uid().unwrap_or_default();
+    let Some(uid) = sd.uid() else {
+        return Vec::new();
+    };
     ctx.replica_sets
-        .state()
+        .controlled_by(&uid)
         .into_iter()
         .filter(|rs| rs.namespace().as_deref() == Some(namespace))
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
         .collect()
 }
 

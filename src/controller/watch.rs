@@ -1,5 +1,6 @@
 //! What the controller watches, and how a change maps to the SafeDeployments to look at again:
-//! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, trimmed;
+//! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, trimmed and
+//! kept by owner;
 //! policies; the metadata-only versions of ConfigMaps and Secrets), the metadata-only stream
 //! of analysis Jobs and of adopted Deployments (not cached), the controller built on their
 //! streams, and the background tasks around it (the phase gauge, readiness once every cache
@@ -22,6 +23,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::warn;
 
+use super::owned_cache::{OwnedCache, owned_cache};
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
 use crate::api::adoption::LABEL_ADOPTED_BY;
@@ -33,10 +35,10 @@ use crate::core::shard::ShardSelector;
 /// The caches the reconciles read.
 #[derive(Clone)]
 pub struct Caches {
-    /// Owned ReplicaSets (trimmed).
-    pub replica_sets: Store<ReplicaSet>,
-    /// Pods of owned ReplicaSets (trimmed).
-    pub pods: Store<Pod>,
+    /// Owned ReplicaSets (trimmed), by their SafeDeployment's UID.
+    pub replica_sets: OwnedCache<ReplicaSet>,
+    /// Pods of owned ReplicaSets (trimmed), by their ReplicaSet's UID.
+    pub pods: OwnedCache<Pod>,
     /// Attestation policies.
     pub policies: Store<SafeDeploymentPolicy>,
     /// Name and `resourceVersion` of every ConfigMap in scope.
@@ -94,18 +96,28 @@ impl Watches {
         let owned = watcher::Config::default()
             .labels(&owned_selector)
             .page_size(LIST_PAGE);
-        let (rs_store, rs_writer) = reflector::store();
+        let (rs_cache, mut rs_writer) = owned_cache::<ReplicaSet>();
         let replica_sets = watcher(scoped_api::<ReplicaSet>(client, namespace), owned.clone())
             .default_backoff()
             .modify(observe::trim_replica_set)
-            .reflect(rs_writer)
+            .map(move |event| {
+                if let Ok(event) = &event {
+                    rs_writer.apply(event);
+                }
+                event
+            })
             .touched_objects()
             .boxed();
-        let (pod_store, pod_writer) = reflector::store();
+        let (pod_cache, mut pod_writer) = owned_cache::<Pod>();
         let pods = watcher(scoped_api::<Pod>(client, namespace), owned)
             .default_backoff()
             .modify(observe::trim_pod)
-            .reflect(pod_writer)
+            .map(move |event| {
+                if let Ok(event) = &event {
+                    pod_writer.apply(event);
+                }
+                event
+            })
             .touched_objects()
             .boxed();
         let (policy_store, policy_writer) = reflector::store();
@@ -165,8 +177,8 @@ impl Watches {
         );
         Watches {
             caches: Caches {
-                replica_sets: rs_store,
-                pods: pod_store,
+                replica_sets: rs_cache,
+                pods: pod_cache,
                 policies: policy_store,
                 config_map_versions: config_map_store,
                 secret_versions: secret_store,

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
+
+use super::events::EventPublisher;
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, mpsc};
@@ -79,7 +81,7 @@ struct Shared {
     /// The queue's sender, for the rounds after a failed delivery.
     requeue: mpsc::Sender<Job>,
     /// Records `NotificationDropped` Events.
-    recorder: Recorder,
+    recorder: EventPublisher,
 }
 
 /// A SafeDeployment with deliveries to try again.
@@ -108,7 +110,7 @@ impl Notifier {
         client: Client,
         policies: Store<SafeDeploymentPolicy>,
         metrics: Metrics,
-        recorder: Recorder,
+        recorder: EventPublisher,
     ) -> Result<Notifier, reqwest::Error> {
         let (queue, received) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
