@@ -147,13 +147,13 @@ start_operator() { # kind namespace logfile
   case "$1" in
     sd) "$sd_bin" controller --namespace "$2" --http-addr "127.0.0.1:$sd_http_port" >"$3" 2>&1 & ;;
     argo) "$argo_bin" --kubeconfig "$KUBECONFIG" --namespaced --namespace "$2" --leader-elect=false \
-            --metricsport 19890 --healthzPort 19891 --loglevel warn >"$3" 2>&1 & ;;
+            --metricsport 19980 --healthzPort 19981 --loglevel warn >"$3" 2>&1 & ;;
   esac
   pid=$!
   : >"$work/rss"
   sample_rss &
 }
-sd_http_port=19895
+sd_http_port=19965 # outside 19500-19899, which tests/analysis.rs takes for its own Prometheus
 # safedeploy's reconcile counter (0 for Argo Rollouts, which is not asked): a reconcile at rest
 # that makes no request is invisible in the audit log.
 reconciles() { # kind

@@ -45,7 +45,7 @@ bad_every=10 # 1 in 10 of each fresh batch gets a crashing revision
 
 export SAFEDEPLOY_CLUSTER_NAME=soak
 export SAFEDEPLOY_PROMETHEUS_PORT=19390 SAFEDEPLOY_EMITTER_PORT=19764
-http_port=19795 # the operator's /metrics
+http_port=19975 # the operator's /metrics (outside 19500-19899, which tests/analysis.rs takes for its own Prometheus)
 run_dir="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}/soak"
 out_dir="$REPO/target/bench-soak"
 mkdir -p "$run_dir" "$out_dir"
