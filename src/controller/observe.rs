@@ -133,7 +133,8 @@ pub fn pod_view(pod: &Pod) -> Option<PodView> {
     })
 }
 
-/// Keeps only what [`pod_view`] and [`controller_uid`] read, so the pod cache stays small.
+/// Keeps only what [`pod_view`] and the pod cache (the controller's UID) read, so the pod cache
+/// stays small.
 pub fn trim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
     pod.metadata.annotations = None;
@@ -157,14 +158,6 @@ pub fn trim_pod(pod: &mut Pod) {
         status.host_ips = None;
         status.message = None;
     }
-}
-
-/// The UID of the object that controls `pod` (its ReplicaSet), if any.
-pub fn controller_uid(pod: &Pod) -> Option<&str> {
-    pod.owner_references()
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
 }
 
 /// Keeps only what [`replica_set_view`] and ownership need, so the ReplicaSet cache stays small.

@@ -19,7 +19,8 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::error::{ReconcileError, writing};
-use super::{Context, FIELD_MANAGER, apply, observe};
+use super::owned_cache::Owned;
+use super::{Context, FIELD_MANAGER, apply};
 use crate::api::SafeDeployment;
 use crate::api::conditions::EventReason;
 use crate::api::labels::{LABEL_NAME, LABEL_REVISION, LABEL_SHARD};
@@ -105,7 +106,7 @@ pub async fn follow(
         .map_err(writing(format!("list the pods of {name}")))?
         .items
         .iter()
-        .filter(|pod| observe::controller_uid(pod).is_some_and(|u| owned_uids.contains(u)))
+        .filter(|pod| pod.controller_uid().is_some_and(|u| owned_uids.contains(u)))
         .filter(|pod| needs_relabel(sd.labels(), pod.labels()))
     {
         ctx.ensure_leader()?;
