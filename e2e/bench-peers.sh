@@ -78,8 +78,9 @@ e2e/cluster.sh up >/dev/null
 eval "$(e2e/cluster.sh env)"
 audit_log="$run_dir/kwok/clusters/peers/logs/audit.log"
 [ -f "$audit_log" ] || { log "no audit log at $audit_log"; exit 1; }
-# kwok nodes take 110 pods each; two revisions overlap during a rollout.
-KWOK_WORKDIR="$run_dir/kwok" kwokctl --name peers scale node --replicas $((3 + (2 * n) / 100)) >/dev/null
+# shellcheck source=e2e/lib/bench.sh
+source e2e/lib/bench.sh
+bench_nodes "$run_dir" peers "$n" >/dev/null
 "$sd_bin" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
 for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-conflicts -f "$crd" >/dev/null; done
 
@@ -197,15 +198,7 @@ run_one() { # kind
   local kind=$1 ns="bench-$1" agent t_start t_healthy t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu_settled cpu3 \
     healthy promoted rss_rest
   case "$kind" in sd) agent='^safedeploy/' ;; argo) agent='rollouts-controller|argo-rollouts' ;; esac
-  kubectl create namespace "$ns" >/dev/null
-  if [ "$kind" = sd ]; then
-    cat <<YAML | kubectl apply -f - >/dev/null
-apiVersion: safedeploy.dev/v1alpha1
-kind: SafeDeploymentPolicy
-metadata: {name: $ns}
-spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
-YAML
-  fi
+  bench_namespace "$ns" # Argo Rollouts ignores the policy
   say ""
   say "== $kind: $n rollouts, one pod each"
   t_start=$(now3339)

@@ -43,16 +43,12 @@ else
   sd="${CARGO_TARGET_DIR:-target}/$profile/safedeploy"
 fi
 total=$((n + busy + trials))
-KWOK_WORKDIR="$run_dir/kwok" kwokctl --name safedeploy scale node --replicas $((3 + (2 * total) / 100)) >/dev/null 2>&1
+# shellcheck source=e2e/lib/bench.sh
+source e2e/lib/bench.sh
+bench_nodes "$run_dir" safedeploy "$total" >/dev/null 2>&1
 "$sd" crds | kubectl apply --server-side --force-conflicts --field-manager=safedeploy-install -f - >/dev/null
 kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
-kubectl create namespace "$ns" >/dev/null
-cat <<EOF | kubectl apply -f - >/dev/null
-apiVersion: safedeploy.dev/v1alpha1
-kind: SafeDeploymentPolicy
-metadata: {name: $ns}
-spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
-EOF
+bench_namespace "$ns"
 
 manifest() { # index image [fault]
   local annotations=""

@@ -33,19 +33,13 @@ else
   if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
   sd="${CARGO_TARGET_DIR:-target}/$profile/safedeploy"
 fi
-# kwok nodes allow 110 pods each: add nodes for N pods (two revisions overlap during rollouts).
 run_dir=${SAFEDEPLOY_RUN_DIR:-$HOME/.cache/safedeploy/cluster}
-nodes=$((3 + (2 * n) / 100))
-KWOK_WORKDIR="$run_dir/kwok" kwokctl --name safedeploy scale node --replicas "$nodes" >/dev/null
+# shellcheck source=e2e/lib/bench.sh
+source e2e/lib/bench.sh
+bench_nodes "$run_dir" safedeploy "$n" >/dev/null
 "$sd" crds | kubectl apply --server-side --force-conflicts --field-manager=safedeploy-install -f - >/dev/null
 kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
-kubectl create namespace "$ns" >/dev/null
-cat <<EOF | kubectl apply -f - >/dev/null
-apiVersion: safedeploy.dev/v1alpha1
-kind: SafeDeploymentPolicy
-metadata: {name: $ns}
-spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
-EOF
+bench_namespace "$ns"
 
 manifests() {
   local image=$1

@@ -83,17 +83,12 @@ log "starting cluster $SAFEDEPLOY_CLUSTER_NAME"
 e2e/cluster.sh down >/dev/null 2>&1 || true
 e2e/cluster.sh up >/dev/null
 eval "$(e2e/cluster.sh env)"
-# kwok nodes take 110 pods each; two revisions overlap during a rollout.
-KWOK_WORKDIR="$run_dir/kwok" kwokctl --name "$SAFEDEPLOY_CLUSTER_NAME" scale node --replicas $((3 + (2 * n) / 100)) >"$work/scale.log" 2>&1 ||
+# shellcheck source=e2e/lib/bench.sh
+source e2e/lib/bench.sh
+bench_nodes "$run_dir" "$SAFEDEPLOY_CLUSTER_NAME" "$n" >"$work/scale.log" 2>&1 ||
   { cat "$work/scale.log" >&2; exit 1; }
 "$sd_bin" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
-kubectl create namespace "$ns" >/dev/null
-cat <<YAML | kubectl apply -f - >/dev/null
-apiVersion: safedeploy.dev/v1alpha1
-kind: SafeDeploymentPolicy
-metadata: {name: $ns}
-spec: {namespaces: [$ns], requireAttestation: false, requirePinnedImages: false}
-YAML
+bench_namespace "$ns"
 
 # ---- the workload ----
 # One SafeDeployment; the env var SOAK_REVISION makes every template change a new revision, and
