@@ -15,12 +15,16 @@
 #   - start-up: process start to the first request, to caches synced and to the first status
 #     write, from the audit log and the operator's own log.
 #
-# Usage: e2e/bench-peers.sh [N] [--rest SECONDS] [--only sd|argo] [--unlimited-qps]
+# Usage: e2e/bench-peers.sh [N] [--rest SECONDS] [--only sd|argo] [--unlimited-qps] [--shards K]
 #   N defaults to 1000, the rest period to 600 s (the issue's 10 minutes). PROFILE=debug uses
-#   the debug build of safedeploy (for a quick check of the script, not for numbers).
+#   the debug build of safedeploy (for a quick check of the script, not for numbers);
+#   BENCH_BIN=path uses an already built safedeploy.
 #   --unlimited-qps lifts kube-controller-manager's and kube-scheduler's client rate limits
 #   (20 and 50 requests/s), which otherwise bound the time to create the pods at 10,000 for
 #   either operator; the report says which was used.
+#   --shards K runs safedeploy alone as K processes, one per shard (`--shard
+#   safedeploy.dev/shard=s<i>`, object i labelled s<i mod K>), and reports each process's RSS,
+#   CPU and reconciles, and the time for all N (against one operator: a run without --shards).
 # The numbers are printed (and written to target/bench-peers/<date>-N.txt); nothing is asserted.
 # It runs its own cluster instance (SAFEDEPLOY_CLUSTER_NAME=peers, with the audit log on), which
 # it creates and deletes; the default test cluster is left alone.
@@ -28,12 +32,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-n=1000 rest=600 only="" qps=limited
+n=1000 rest=600 only="" qps=limited shards=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --unlimited-qps) qps=unlimited; export SAFEDEPLOY_DISABLE_QPS_LIMITS=1; shift ;;
     --rest) rest=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
+    --shards) shards=$2; only=sd; shift 2 ;;
     [0-9]*) n=$1; shift ;;
     *) echo "bench-peers: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -46,7 +51,7 @@ out_dir="$REPO/target/bench-peers"
 mkdir -p "$run_dir" "$out_dir"
 report="$out_dir/$(date -u +%Y%m%dT%H%M%SZ)-n$n.txt"
 work=$(mktemp -d)
-pid=""
+pid="" shard_pids=()
 log() { echo "bench-peers: $*" >&2; }
 say() { echo "$*" | tee -a "$report"; }
 
@@ -61,15 +66,20 @@ export SAFEDEPLOY_AUDIT_POLICY="$run_dir/audit-policy.yaml"
 
 cleanup() {
   [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  [ ${#shard_pids[@]} -eq 0 ] || kill "${shard_pids[@]}" 2>/dev/null || true
   e2e/cluster.sh down >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 profile=${PROFILE:-release}
-log "building safedeploy ($profile) and Argo Rollouts"
-if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
-sd_bin="${CARGO_TARGET_DIR:-$REPO/target}/$profile/safedeploy"
+if [ -n "${BENCH_BIN:-}" ]; then
+  sd_bin=$BENCH_BIN
+else
+  log "building safedeploy ($profile) and Argo Rollouts"
+  if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
+  sd_bin="${CARGO_TARGET_DIR:-$REPO/target}/$profile/safedeploy"
+fi
 argo_bin="$(e2e/lib/build-argo-rollouts.sh)"
 argo_crds="$(e2e/lib/build-argo-rollouts.sh --crds)"
 
@@ -89,12 +99,14 @@ for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-confl
 manifests() { # kind namespace image
   local api_version=safedeploy.dev/v1alpha1 kind=SafeDeployment
   [ "$1" = argo ] && api_version=argoproj.io/v1alpha1 kind=Rollout
+  local labels=""
   for i in $(seq 1 "$n"); do
+    [ "$shards" -eq 0 ] || labels=", labels: {safedeploy.dev/shard: s$((i % shards))}"
     cat <<YAML
 ---
 apiVersion: $api_version
 kind: $kind
-metadata: {name: app-$i, namespace: $2}
+metadata: {name: app-$i, namespace: $2$labels}
 spec:
   replicas: 1
   minReadySeconds: 0
@@ -136,11 +148,12 @@ wait_done() { # kind namespace [old-stable] -> seconds (fractional)
 
 # ---- the process ----
 clk=$(getconf CLK_TCK)
-cpu_seconds() { awk -v t="$clk" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat"; }
-rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status"; }
-sample_rss() { # writes "epoch rss_mib" lines to $work/rss until the process ends
-  while kill -0 "$pid" 2>/dev/null; do
-    echo "$(date +%s) $(rss_mib 2>/dev/null || echo 0)" >>"$work/rss"
+cpu_seconds() { awk -v t="$clk" '{printf "%.2f", ($14 + $15) / t}' "/proc/${1:-$pid}/stat"; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/${1:-$pid}/status"; }
+sample_rss() { # [pid file]: writes "epoch rss_mib" lines (to $work/rss) until the process ends
+  local p=${1:-$pid} file=${2:-$work/rss}
+  while kill -0 "$p" 2>/dev/null; do
+    echo "$(date +%s) $(rss_mib "$p" 2>/dev/null || echo 0)" >>"$file"
     sleep 1
   done
 }
@@ -157,12 +170,12 @@ start_operator() { # kind namespace logfile
 sd_http_port=19965 # outside 19500-19899, which tests/analysis.rs takes for its own Prometheus
 # safedeploy's reconcile counter (0 for Argo Rollouts, which is not asked): a reconcile at rest
 # that makes no request is invisible in the audit log.
-reconciles() { # kind
+reconciles() { # kind [port]
   [ "$1" = sd ] || { echo 0; return; }
-  curl -sf "http://127.0.0.1:$sd_http_port/metrics" | awk '$1 == "safedeploy_reconciles_total" {print $2; f=1} END {if (!f) print 0}'
+  curl -sf "http://127.0.0.1:${2:-$sd_http_port}/metrics" | awk '$1 == "safedeploy_reconciles_total" {print $2; f=1} END {if (!f) print 0}'
 }
 stop_operator() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; }
-peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "$work/rss"; }
+peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/rss}"; }
 
 # Requests from user agents that match $1 in the audit log between two RFC 3339 instants, by verb.
 audit_counts() { # agent-regex from to
@@ -195,7 +208,7 @@ PY
 now3339() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 
 run_one() { # kind
-  local kind=$1 ns="bench-$1" agent t_start t_healthy t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu_settled cpu3 \
+  local kind=$1 ns="bench-$1" agent t_start t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu_settled cpu3 \
     healthy promoted rss_rest
   case "$kind" in sd) agent='^safedeploy/' ;; argo) agent='rollouts-controller|argo-rollouts' ;; esac
   bench_namespace "$ns" # Argo Rollouts ignores the policy
@@ -208,7 +221,6 @@ run_one() { # kind
   cpu0=$(cpu_seconds)
   healthy=$( { kubectl apply --server-side -f "$work/$kind-v1.yaml" >/dev/null; wait_done "$kind" "$ns"; } )
   cpu1=$(cpu_seconds)
-  t_healthy=$(now3339)
   say "  all Healthy after apply: ${healthy} s (CPU ${cpu0} -> ${cpu1} s)"
   old=$(stable_of_first "$kind" "$ns")
   manifests "$kind" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
@@ -259,8 +271,58 @@ run_one() { # kind
   kubectl delete namespace "$ns" --wait=false >/dev/null
 }
 
-say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, rest ${rest} s, control-plane client rate limits: $qps"
+# safedeploy as $shards processes, one per shard, side by side on the same objects' namespace.
+run_sharded() {
+  local ns=bench-sd t_start t_changed t_rest t_end old healthy promoted s port
+  bench_namespace "$ns"
+  say ""
+  say "== sd over $shards shards: $n rollouts, one pod each, one process per shard (--shard safedeploy.dev/shard=s<i>)"
+  t_start=$(now3339)
+  for s in $(seq 0 $((shards - 1))); do
+    port=$((sd_http_port + 1 + s))
+    "$sd_bin" controller --namespace "$ns" --http-addr "127.0.0.1:$port" \
+      --shard "safedeploy.dev/shard=s$s" >"$work/sd-shard-$s.log" 2>&1 &
+    shard_pids[s]=$!
+    : >"$work/rss-$s"
+    sample_rss "${shard_pids[s]}" "$work/rss-$s" &
+  done
+  sleep 2
+  manifests sd "$ns" registry.local/app:v1 >"$work/sd-v1.yaml"
+  healthy=$( { kubectl apply --server-side -f "$work/sd-v1.yaml" >/dev/null; wait_done sd "$ns"; } )
+  say "  all Healthy after apply: ${healthy} s"
+  old=$(stable_of_first sd "$ns")
+  manifests sd "$ns" registry.local/app:v2 >"$work/sd-v2.yaml"
+  promoted=$( { kubectl apply --server-side -f "$work/sd-v2.yaml" >/dev/null; wait_done sd "$ns" "$old"; } )
+  t_changed=$(now3339)
+  say "  all promoted after the template change: ${promoted} s"
+  sleep 10
+  t_rest=$(now3339)
+  local -a cpu_settled rec_settled
+  for s in $(seq 0 $((shards - 1))); do
+    cpu_settled[s]=$(cpu_seconds "${shard_pids[s]}")
+    rec_settled[s]=$(reconciles sd $((sd_http_port + 1 + s)))
+  done
+  sleep "$rest"
+  t_end=$(now3339)
+  local rss_sum=0 peak_sum=0 cpu_sum=0 cpu rss peak
+  for s in $(seq 0 $((shards - 1))); do
+    cpu=$(cpu_seconds "${shard_pids[s]}") rss=$(rss_mib "${shard_pids[s]}") peak=$(peak_rss "$work/rss-$s")
+    say "  shard s$s: RSS peak $peak MiB, at rest $rss MiB; CPU $cpu s (at rest $(awk -v a="${cpu_settled[s]}" -v b="$cpu" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s); reconciles $(reconciles sd $((sd_http_port + 1 + s))) (at rest $(( $(reconciles sd $((sd_http_port + 1 + s))) - rec_settled[s] ))); $(grep -c '"reconcile failed"' "$work/sd-shard-$s.log" || true) failed reconciles logged"
+    rss_sum=$(awk -v a="$rss_sum" -v b="$rss" 'BEGIN {print a + b}')
+    peak_sum=$(awk -v a="$peak_sum" -v b="$peak" 'BEGIN {print a + b}')
+    cpu_sum=$(awk -v a="$cpu_sum" -v b="$cpu" 'BEGIN {print a + b}')
+  done
+  say "  all shards: RSS peaks summed $peak_sum MiB, at rest $rss_sum MiB; CPU $cpu_sum s"
+  say "  API requests, rollouts (apply to promoted): $(audit_counts '^safedeploy/' "$t_start" "$t_changed")"
+  say "  API requests at rest (${rest} s): $(audit_counts '^safedeploy/' "$t_rest" "$t_end")"
+  kill "${shard_pids[@]}" 2>/dev/null || true
+  wait "${shard_pids[@]}" 2>/dev/null || true
+  shard_pids=()
+}
+
+say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), rest ${rest} s, control-plane client rate limits: $qps"
 say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts $(basename "$(dirname "$(dirname "$argo_bin")")")"
+[ "$shards" -eq 0 ] || { run_sharded; log "report: $report"; exit 0; }
 for kind in sd argo; do
   [ -z "$only" ] || [ "$only" = "$kind" ] || continue
   run_one "$kind"

@@ -16,10 +16,17 @@
 # the soak, the least-squares slope of RSS in MiB per hour after a 5-minute warm-up and over the
 # second half of the soak alone, and the operator's CPU seconds. Nothing is asserted.
 #
-# Usage: e2e/bench-soak.sh [N] [--minutes M] [--batch B] [--settle-timeout S]
+# Usage: e2e/bench-soak.sh [N] [--minutes M] [--batch B] [--settle-timeout S] [--history-limit L]
+#                          [--warmup W]
 #   N defaults to 1000, M to 30, B to N/10 (at least 1), S to 300. PROFILE=debug uses the debug
 #   build (to check the script, not for numbers); BENCH_BIN=path uses an already built binary.
-#   Soaks of 10 minutes or less use a third of the soak as the warm-up instead of 5 minutes.
+#   L sets every object's revisionHistoryLimit (default: unset, the operator's 10). The warm-up
+#   W (seconds of soak before the first slope) defaults to 300, or a third of a soak of 10
+#   minutes or less. Every object keeps up to L+1 ReplicaSets and 20 status.history entries, so
+#   memory grows until each has had that many revisions: a soak meant to show a flat line uses a
+#   small L, B = N and a warm-up past the 20th cycle.
+#   BENCH_WRAPPER="heaptrack -o FILE" runs the operator under a profiler (RSS is still the
+#   operator's own process).
 # The report goes to target/bench-soak/<date>-n<N>.txt, the samples (-samples.tsv) and the
 # operator's log (-operator.log.gz) next to it.
 # It runs its own cluster instance (SAFEDEPLOY_CLUSTER_NAME=soak), which it creates and deletes;
@@ -28,12 +35,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-n=1000 minutes=30 batch="" settle_timeout=300
+n=1000 minutes=30 batch="" settle_timeout=300 history_limit="" warmup=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --settle-timeout) settle_timeout=$2; shift 2 ;;
+    --history-limit) history_limit=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
     [0-9]*) n=$1; shift ;;
     *) echo "bench-soak: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -54,7 +63,7 @@ report="$out_dir/$stamp-n$n.txt"
 samples="$out_dir/$stamp-n$n-samples.tsv"
 ns=bench-soak
 work=$(mktemp -d)
-pid="" sampler=""
+pid="" sampler="" wrapper=""
 log() { echo "bench-soak: $(date -u +%H:%M:%S) $*" >&2; }
 say() { echo "$*" | tee -a "$report"; }
 
@@ -62,7 +71,11 @@ cleanup() {
   [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
   if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    if [ -n "$wrapper" ]; then
+      wait "$wrapper" 2>/dev/null || true
+    else
+      wait "$pid" 2>/dev/null || true
+    fi
   fi
   e2e/cluster.sh down >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -96,6 +109,9 @@ bench_namespace "$ns"
 manifest() { # index revision [fault]
   local annotations=""
   [ -z "${3:-}" ] || annotations=", annotations: {safedeploy.dev/fault: $3}"
+  local limit=""
+  [ -z "$history_limit" ] || limit="
+  revisionHistoryLimit: $history_limit"
   cat <<YAML
 ---
 apiVersion: safedeploy.dev/v1alpha1
@@ -103,7 +119,7 @@ kind: SafeDeployment
 metadata: {name: app-$1, namespace: $ns}
 spec:
   replicas: 1
-  minReadySeconds: 0
+  minReadySeconds: 0$limit
   selector: {matchLabels: {app: app-$1}}
   template:
     metadata: {labels: {app: app-$1}$annotations}
@@ -145,8 +161,20 @@ sample() {
 }
 
 printf 'epoch\telapsed_s\trss_mib\tcycles\treconciles\tcpu_s\n' >"$samples"
-"$sd_bin" controller --namespace "$ns" --http-addr "127.0.0.1:$http_port" >"$work/operator.log" 2>&1 &
+# shellcheck disable=SC2086 # the wrapper is a command line
+${BENCH_WRAPPER:-} "$sd_bin" controller --namespace "$ns" --http-addr "127.0.0.1:$http_port" >"$work/operator.log" 2>&1 &
 pid=$!
+if [ -n "${BENCH_WRAPPER:-}" ]; then
+  # The wrapper's child is the operator: measure and stop that process (a profiler writes its
+  # data when its program exits).
+  for _ in $(seq 1 50); do
+    child=$(pgrep -nx "$(basename "$sd_bin")" || true)
+    [ -z "$child" ] || break
+    sleep 0.2
+  done
+  [ -n "$child" ] || { log "no operator process under $BENCH_WRAPPER"; exit 1; }
+  wrapper=$pid pid=$child
+fi
 t0=$(date +%s)
 sample "$t0" &
 sampler=$!
@@ -156,7 +184,7 @@ kill -0 "$pid" 2>/dev/null || { log "the operator exited:"; tail -n 20 "$work/op
 dirty=""
 [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=" (with uncommitted changes)"
 say "bench-soak: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$dirty, safedeploy $profile build ($sd_bin)"
-say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); N=$n, ${minutes} min, batch $batch + the previous cycle's reverted, 1 in $bad_every bad, settle timeout ${settle_timeout} s"
+say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); N=$n, ${minutes} min, batch $batch + the previous cycle's reverted, 1 in $bad_every bad, settle timeout ${settle_timeout} s, revisionHistoryLimit ${history_limit:-unset (10)}${BENCH_WRAPPER:+, under $BENCH_WRAPPER}"
 
 # ---- 1. all N Healthy ----
 for i in $(seq 1 "$n"); do manifest "$i" 0; done >"$work/v0.yaml"
@@ -236,7 +264,7 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
   # Reverted and unsettled objects get a good revision next cycle.
   mapfile -t carry < <(awk '$3 != "promoted" {sub(/^app-/, "", $1); print $1}' "$work/outcome")
   echo "$cycle" >"$work/cycles"
-  log "cycle $cycle: $(wc -l <"$work/batch") changed ($c_bad bad): $c_prom promoted, $c_rev reverted, $c_to unsettled, in $secs s; RSS $(rss_mib) MiB"
+  log "cycle $cycle: $(wc -l <"$work/batch") changed ($c_bad bad): $c_prom promoted, $c_rev reverted, $c_to unsettled, in $secs s; RSS $(rss_mib) MiB; $(kubectl -n "$ns" get replicasets --no-headers 2>/dev/null | wc -l) ReplicaSets"
   kill -0 "$pid" 2>/dev/null || { log "the operator exited:"; tail -n 20 "$work/operator.log" >&2; exit 1; }
 done
 soak_secs=$(($(date +%s) - soak_start))
@@ -271,8 +299,10 @@ for text, count in seen.most_common(3):
 PY
 gzip -c "$work/operator.log" >"$out_dir/$stamp-n$n-operator.log.gz"
 say "end state: $(list_state | awk '{c[$4]++} END {for (p in c) printf "%s %d\n", p, c[p]}' | sort | paste -sd, -)"
-warmup=300
-[ $((minutes * 60)) -gt 600 ] || warmup=$((minutes * 60 / 3))
+if [ -z "$warmup" ]; then
+  warmup=300
+  [ $((minutes * 60)) -gt 600 ] || warmup=$((minutes * 60 / 3))
+fi
 python3 - "$samples" "$((soak_start - t0))" "$((soak_start - t0 + soak_secs))" "$warmup" <<'PY' | tee -a "$report"
 import sys
 path, start, end, warmup = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

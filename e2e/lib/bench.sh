@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmarks (e2e/bench-*.sh), which source it after `e2e/cluster.sh env`.
 
 # Scales the cluster's kwok nodes for `pods` pods: 110 each, and two revisions overlap during
