@@ -80,8 +80,11 @@ else
   if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
   sd_bin="${CARGO_TARGET_DIR:-$REPO/target}/$profile/safedeploy"
 fi
-argo_bin="$(e2e/lib/build-argo-rollouts.sh)"
-argo_crds="$(e2e/lib/build-argo-rollouts.sh --crds)"
+argo_bin="" argo_crds=""
+if [ "$only" != sd ]; then
+  argo_bin="$(e2e/lib/build-argo-rollouts.sh)"
+  argo_crds="$(e2e/lib/build-argo-rollouts.sh --crds)"
+fi
 
 e2e/cluster.sh down >/dev/null 2>&1 || true
 e2e/cluster.sh up >/dev/null
@@ -92,7 +95,7 @@ audit_log="$run_dir/kwok/clusters/peers/logs/audit.log"
 source e2e/lib/bench.sh
 bench_nodes "$run_dir" peers "$n" >/dev/null
 "$sd_bin" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
-for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-conflicts -f "$crd" >/dev/null; done
+[ -z "$argo_crds" ] || for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-conflicts -f "$crd" >/dev/null; done
 
 # ---- the workload, the same for both ----
 # The same spec for both operators; only the kind differs.
@@ -321,7 +324,7 @@ run_sharded() {
 }
 
 say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), rest ${rest} s, control-plane client rate limits: $qps"
-say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts $(basename "$(dirname "$(dirname "$argo_bin")")")"
+say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts ${argo_bin:+$(basename "$(dirname "$(dirname "$argo_bin")")")}${argo_bin:-not run}"
 [ "$shards" -eq 0 ] || { run_sharded; log "report: $report"; exit 0; }
 for kind in sd argo; do
   [ -z "$only" ] || [ "$only" = "$kind" ] || continue

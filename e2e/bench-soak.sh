@@ -266,6 +266,13 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
   good_reverted=$((good_reverted + c_gr)) bad_promoted=$((bad_promoted + c_bp)) timed_out=$((timed_out + c_to))
   # Reverted and unsettled objects get a good revision next cycle.
   mapfile -t carry < <(awk '$3 != "promoted" {sub(/^app-/, "", $1); print $1}' "$work/outcome")
+  # A bad revision promoted: did its canary crash before the promotion (an operator bug) or only
+  # after it (the workload's timing)? The pod's crash times and the rollout's last history entry.
+  while read -r name; do
+    say "  cycle $cycle: bad revision promoted: $name; pod (restarts, terminated at): $(kubectl -n "$ns" get pods -l "app=$name" \
+      -o jsonpath='{range .items[*]}{.metadata.name}{" "}{..restartCount}{" "}{..finishedAt}{"; "}{end}' 2>/dev/null || true)" \
+      "last history entry: $(kubectl -n "$ns" get safedeployment "$name" -o jsonpath='{.status.history[-1:]}' 2>/dev/null | cut -c1-400 || true)"
+  done < <(awk '$2 == "bad" && $3 == "promoted" {print $1}' "$work/outcome")
   echo "$cycle" >"$work/cycles"
   log "cycle $cycle: $(wc -l <"$work/batch") changed ($c_bad bad): $c_prom promoted, $c_rev reverted, $c_to unsettled, in $secs s; RSS $(rss_mib) MiB; $(kubectl -n "$ns" get replicasets --no-headers 2>/dev/null | wc -l) ReplicaSets"
   kill -0 "$pid" 2>/dev/null || { log "the operator exited:"; tail -n 20 "$work/operator.log" >&2; exit 1; }
