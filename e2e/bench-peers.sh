@@ -25,6 +25,9 @@
 #   --shards K runs safedeploy alone as K processes, one per shard (`--shard
 #   safedeploy.dev/shard=s<i>`, object i labelled s<i mod K>), and reports each process's RSS,
 #   CPU and reconciles, and the time for all N (against one operator: a run without --shards).
+#   --startup-critical S raises safedeploy's start-up latency gate (pod creation to Ready, default
+#   critical 60 s) to S: at 10,000 on 2 cores kwok and the scheduler lag by more than a minute,
+#   and the default gate reverts good canaries (Argo Rollouts has no such gate).
 # The numbers are printed (and written to target/bench-peers/<date>-N.txt); nothing is asserted.
 # It runs its own cluster instance (SAFEDEPLOY_CLUSTER_NAME=peers, with the audit log on), which
 # it creates and deletes; the default test cluster is left alone.
@@ -32,13 +35,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-n=1000 rest=600 only="" qps=limited shards=0
+n=1000 rest=600 only="" qps=limited shards=0 startup_critical=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --unlimited-qps) qps=unlimited; export SAFEDEPLOY_DISABLE_QPS_LIMITS=1; shift ;;
     --rest) rest=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --shards) shards=$2; only=sd; shift 2 ;;
+    --startup-critical) startup_critical=$2; shift 2 ;;
     [0-9]*) n=$1; shift ;;
     *) echo "bench-peers: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -102,7 +106,10 @@ bench_nodes "$run_dir" peers "$n" >/dev/null
 manifests() { # kind namespace image
   local api_version=safedeploy.dev/v1alpha1 kind=SafeDeployment
   [ "$1" = argo ] && api_version=argoproj.io/v1alpha1 kind=Rollout
-  local labels=""
+  local labels="" health=""
+  [ "$1" != sd ] || [ -z "$startup_critical" ] ||
+    health="
+  health: {startupLatencySeconds: {target: 10, acceptable: 30, critical: $startup_critical}}"
   for i in $(seq 1 "$n"); do
     [ "$shards" -eq 0 ] || labels=", labels: {safedeploy.dev/shard: s$((i % shards))}"
     cat <<YAML
@@ -117,7 +124,7 @@ spec:
   template:
     metadata: {labels: {app: app-$i}}
     spec: {containers: [{name: app, image: "$3"}]}
-  strategy: {canary: {steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]}}
+  strategy: {canary: {steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]}}$health
 YAML
   done
 }
@@ -330,7 +337,7 @@ run_sharded() {
   shard_pids=()
 }
 
-say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), rest ${rest} s, control-plane client rate limits: $qps"
+say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, rest ${rest} s, control-plane client rate limits: $qps"
 say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts ${argo_bin:+$(basename "$(dirname "$(dirname "$argo_bin")")")}${argo_bin:-not run}"
 [ "$shards" -eq 0 ] || { run_sharded; log "report: $report"; exit 0; }
 for kind in sd argo; do
