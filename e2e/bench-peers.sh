@@ -76,14 +76,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck source=e2e/lib/bench.sh
+source e2e/lib/bench.sh
 profile=${PROFILE:-release}
-if [ -n "${BENCH_BIN:-}" ]; then
-  sd_bin=$BENCH_BIN
-else
-  log "building safedeploy ($profile) and Argo Rollouts"
-  if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
-  sd_bin="${CARGO_TARGET_DIR:-$REPO/target}/$profile/safedeploy"
-fi
+sd_bin=$(bench_binary "$profile")
 argo_bin="" argo_crds=""
 if [ "$only" != sd ]; then
   argo_bin="$(e2e/lib/build-argo-rollouts.sh)"
@@ -95,8 +91,6 @@ e2e/cluster.sh up >/dev/null
 eval "$(e2e/cluster.sh env)"
 audit_log="$run_dir/kwok/clusters/peers/logs/audit.log"
 [ -f "$audit_log" ] || { log "no audit log at $audit_log"; exit 1; }
-# shellcheck source=e2e/lib/bench.sh
-source e2e/lib/bench.sh
 bench_nodes "$run_dir" peers "$n" >/dev/null
 "$sd_bin" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
 [ -z "$argo_crds" ] || for crd in "$argo_crds"/*-crd.yaml; do kubectl apply --server-side --force-conflicts -f "$crd" >/dev/null; done

@@ -85,22 +85,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck source=e2e/lib/bench.sh
+source e2e/lib/bench.sh
 profile=${PROFILE:-release}
-if [ -n "${BENCH_BIN:-}" ]; then
-  sd_bin=$BENCH_BIN
-else
-  log "building safedeploy ($profile)"
-  if [ "$profile" = release ]; then cargo build --release --quiet --bin safedeploy; else cargo build --quiet --bin safedeploy; fi
-  sd_bin="${CARGO_TARGET_DIR:-$REPO/target}/$profile/safedeploy"
-fi
+sd_bin=$(bench_binary "$profile")
 [ -x "$sd_bin" ] || { log "no binary at $sd_bin"; exit 1; }
 
 log "starting cluster $SAFEDEPLOY_CLUSTER_NAME"
 e2e/cluster.sh down >/dev/null 2>&1 || true
 e2e/cluster.sh up >/dev/null
 eval "$(e2e/cluster.sh env)"
-# shellcheck source=e2e/lib/bench.sh
-source e2e/lib/bench.sh
 bench_nodes "$run_dir" "$SAFEDEPLOY_CLUSTER_NAME" "$n" >"$work/scale.log" 2>&1 ||
   { cat "$work/scale.log" >&2; exit 1; }
 "$sd_bin" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null

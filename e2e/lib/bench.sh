@@ -18,3 +18,15 @@ metadata: {name: $1}
 spec: {namespaces: [$1], requireAttestation: false, requirePinnedImages: false}
 YAML
 }
+
+# The safedeploy binary to measure, on stdout: $BENCH_BIN when set, else the `cargo build` of
+# profile $1 (release or debug), built now (cargo's output goes to stderr).
+bench_binary() { # profile
+  if [ -n "${BENCH_BIN:-}" ]; then
+    echo "$BENCH_BIN"
+    return
+  fi
+  echo "bench: building safedeploy ($1)" >&2
+  if [ "$1" = release ]; then cargo build --release --quiet --bin safedeploy >&2; else cargo build --quiet --bin safedeploy >&2; fi
+  echo "${CARGO_TARGET_DIR:-$PWD/target}/$1/safedeploy"
+}
