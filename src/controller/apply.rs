@@ -76,7 +76,7 @@ pub struct Applied<'a> {
     /// The desired revision, what was read for it, and its configuration versions.
     pub prepared: &'a config::Prepared,
     /// The ReplicaSets it owns, as cached (templates trimmed).
-    pub owned: &'a [Arc<ReplicaSet>],
+    pub owned: &'a [Arc<super::cached::CachedReplicaSet>],
     /// Views of its revisions' ReplicaSets.
     pub replica_sets: &'a [ReplicaSetView],
     /// Views of its fresh baseline ReplicaSets.
@@ -244,13 +244,13 @@ pub async fn apply_scale(
                     // Scaled up from zero: its configuration copies must exist before its pods.
                     let cached = rollout.owned.iter().find(|rs| rs.name_any() == name);
                     if let Some(cached) = cached {
-                        let digests = config::recorded_config(cached).unwrap_or_default();
+                        let digests = config::recorded_config(cached.as_ref()).unwrap_or_default();
                         config::ensure_copies(
                             rollout.sd,
                             ctx,
                             &action.revision,
                             &digests,
-                            cached,
+                            cached.as_ref(),
                             &prepared.originals,
                         )
                         .await?;

@@ -105,7 +105,7 @@ pub async fn prepare(
     sd: &SafeDeployment,
     ctx: &Context,
     status: &SafeDeploymentStatus,
-    owned: &[std::sync::Arc<ReplicaSet>],
+    owned: &[std::sync::Arc<super::cached::CachedReplicaSet>],
 ) -> Result<Prepared, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let plain = Revision::from_spec(&sd.spec)?;
@@ -194,14 +194,14 @@ async fn refresh_recorded_versions(
     ctx: &Context,
     namespace: &str,
     hash: &str,
-    owned: &[std::sync::Arc<ReplicaSet>],
+    owned: &[std::sync::Arc<super::cached::CachedReplicaSet>],
     versions: &BTreeMap<String, String>,
 ) -> Result<(), ReconcileError> {
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
     let stale = owned
         .iter()
         .filter(|rs| rs.labels().get(LABEL_REVISION).map(String::as_str) == Some(hash))
-        .filter(|rs| recorded_versions(rs).as_ref() != Some(versions));
+        .filter(|rs| recorded_versions(rs.as_ref()).as_ref() != Some(versions));
     for rs in stale {
         let name = rs.name_any();
         let annotation = versions_annotation(versions);
@@ -235,7 +235,7 @@ pub fn versions_annotation(versions: &BTreeMap<String, String>) -> String {
 
 /// The versions a ReplicaSet records (none recorded: an empty map, which matches a revision
 /// without configuration); `None` when the annotation is unreadable.
-pub fn recorded_versions(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
+pub fn recorded_versions(rs: &impl kube::Resource) -> Option<BTreeMap<String, String>> {
     match rs.annotations().get(ANNOTATION_CONFIG_VERSIONS) {
         None => Some(BTreeMap::new()),
         Some(text) => serde_json::from_str(text).ok(),
@@ -250,7 +250,7 @@ pub fn recorded_versions(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
 fn recorded_revision(
     sd: &SafeDeployment,
     status: &SafeDeploymentStatus,
-    owned: &[std::sync::Arc<ReplicaSet>],
+    owned: &[std::sync::Arc<super::cached::CachedReplicaSet>],
     cached: &BTreeMap<String, String>,
 ) -> Option<Revision> {
     if sd.metadata.generation.is_none()
@@ -264,17 +264,17 @@ fn recorded_revision(
     let rs = owned
         .iter()
         .find(|rs| rs.labels().get(LABEL_REVISION) == Some(hash))?;
-    if recorded_versions(rs).as_ref() != Some(cached) {
+    if recorded_versions(rs.as_ref()).as_ref() != Some(cached) {
         return None;
     }
-    let digests = recorded_config(rs)?;
+    let digests = recorded_config(rs.as_ref())?;
     let revision = Revision::from_spec_with_config(&sd.spec, &digests).ok()?;
     (&revision.hash == hash).then_some(revision)
 }
 
 /// The configuration digests a ReplicaSet records (none recorded: an empty map); `None` when
 /// the annotation is unreadable.
-pub fn recorded_config(rs: &ReplicaSet) -> Option<BTreeMap<String, String>> {
+pub fn recorded_config(rs: &impl kube::Resource) -> Option<BTreeMap<String, String>> {
     match rs.annotations().get(ANNOTATION_CONFIG_OBJECTS) {
         None => Some(BTreeMap::new()),
         Some(text) => serde_json::from_str(text).ok(),
@@ -297,7 +297,7 @@ pub async fn ensure_copies(
     ctx: &Context,
     revision: &str,
     config_objects: &BTreeMap<String, String>,
-    owner: &ReplicaSet,
+    owner: &impl kube::Resource,
     originals: &Originals,
 ) -> Result<(), ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
@@ -440,6 +440,7 @@ where
 mod tests {
     use super::*;
     use crate::api::AttestationVerdict;
+    use crate::controller::cached::CachedReplicaSet;
     use crate::core::workload;
     use std::sync::Arc;
 
@@ -453,7 +454,7 @@ mod tests {
     fn at_rest(
         sd: &SafeDeployment,
         digests: &BTreeMap<String, String>,
-    ) -> (Revision, SafeDeploymentStatus, Vec<Arc<ReplicaSet>>) {
+    ) -> (Revision, SafeDeploymentStatus, Vec<Arc<CachedReplicaSet>>) {
         let revision = Revision::from_spec_with_config(&sd.spec, digests).unwrap();
         let mut rs = workload::replica_set(sd, &revision, &revision.components[0], 1, 2);
         if !digests.is_empty() {
@@ -473,7 +474,11 @@ mod tests {
             }),
             ..Default::default()
         };
-        (revision, status, vec![Arc::new(rs)])
+        (
+            revision,
+            status,
+            vec![Arc::new(CachedReplicaSet::from(&rs))],
+        )
     }
 
     fn digests() -> BTreeMap<String, String> {
@@ -505,7 +510,7 @@ mod tests {
         appeared.insert("secret/optional".into(), "3".into());
         assert_eq!(recorded_revision(&sd, &status, &owned, &appeared), None);
         // Round trip of the annotation.
-        assert_eq!(recorded_versions(&owned[0]), Some(versions()));
+        assert_eq!(recorded_versions(owned[0].as_ref()), Some(versions()));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod analysis;
 mod apply;
 mod attestation;
 mod backoff;
+mod cached;
 mod config;
 mod error;
 mod events;
@@ -41,8 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -135,10 +135,10 @@ pub enum ControllerError {
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Owned ReplicaSets (trimmed), by their SafeDeployment's UID.
-    pub replica_sets: owned_cache::OwnedCache<ReplicaSet>,
-    /// Pods of owned ReplicaSets (trimmed), by their ReplicaSet's UID.
-    pub pods: owned_cache::OwnedCache<Pod>,
+    /// Owned ReplicaSets (without their pod template), by their SafeDeployment's UID.
+    pub replica_sets: owned_cache::OwnedCache<cached::CachedReplicaSet>,
+    /// Pods of owned ReplicaSets (as the views the decision reads), by their ReplicaSet's UID.
+    pub pods: owned_cache::OwnedCache<cached::WatchedPod>,
     /// Attestation policies.
     pub policies: Store<SafeDeploymentPolicy>,
     /// Name and `resourceVersion` of every ConfigMap in scope (metadata only, no data).

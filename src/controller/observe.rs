@@ -1,10 +1,9 @@
 //! Turns Kubernetes objects into the plain views the core decides on (pods, ReplicaSets, manual
 //! requests), and trims cached objects to what those views need.
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
+use super::cached::{CachedReplicaSet, WatchedPod};
 use crate::api::health::{FAILING_REASONS, PodView};
 use crate::api::labels::{
     ANNOTATION_PAUSED, ANNOTATION_REJECTED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION,
@@ -43,7 +42,7 @@ pub fn is_baseline(labels: &std::collections::BTreeMap<String, String>) -> bool 
 
 /// The view of an owned revision ReplicaSet, or None when it lacks the operator's labels or is a
 /// fresh baseline (see [`baseline_replica_set_view`]).
-pub fn replica_set_view(rs: &ReplicaSet) -> Option<ReplicaSetView> {
+pub fn replica_set_view(rs: &CachedReplicaSet) -> Option<ReplicaSetView> {
     if is_baseline(rs.labels()) {
         return None;
     }
@@ -52,14 +51,14 @@ pub fn replica_set_view(rs: &ReplicaSet) -> Option<ReplicaSetView> {
 
 /// The view of an owned fresh baseline ReplicaSet, its `revision` being the stable revision
 /// whose template it runs; None for anything else.
-pub fn baseline_replica_set_view(rs: &ReplicaSet) -> Option<ReplicaSetView> {
+pub fn baseline_replica_set_view(rs: &CachedReplicaSet) -> Option<ReplicaSetView> {
     if !is_baseline(rs.labels()) {
         return None;
     }
     view(rs, LABEL_BASELINE_OF)
 }
 
-fn view(rs: &ReplicaSet, revision_label: &str) -> Option<ReplicaSetView> {
+fn view(rs: &CachedReplicaSet, revision_label: &str) -> Option<ReplicaSetView> {
     let labels = rs.labels();
     Some(ReplicaSetView {
         name: rs.name_any(),
@@ -77,12 +76,12 @@ fn view(rs: &ReplicaSet, revision_label: &str) -> Option<ReplicaSetView> {
 }
 
 /// The view of a pod, or None when it lacks the operator's labels or a creation time.
-pub fn pod_view(pod: &Pod) -> Option<PodView> {
+pub fn pod_view(pod: &WatchedPod) -> Option<PodView> {
     let labels = pod.labels();
-    let status = pod.status.clone().unwrap_or_default();
+    let status = pod.status.as_ref();
     let ready_condition = status
-        .conditions
-        .iter()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
         .flatten()
         .find(|c| c.type_ == "Ready");
     let ready = ready_condition.is_some_and(|c| c.status == "True");
@@ -90,8 +89,14 @@ pub fn pod_view(pod: &Pod) -> Option<PodView> {
         .filter(|_| ready)
         .and_then(|c| c.last_transition_time.as_ref())
         .map(|t| t.0);
-    let containers = status.container_statuses.iter().flatten();
-    let init = status.init_container_statuses.iter().flatten();
+    let containers = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten();
+    let init = status
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten();
     let mut restarts = 0;
     let mut failing = 0;
     for container in containers.chain(init) {
@@ -133,39 +138,10 @@ pub fn pod_view(pod: &Pod) -> Option<PodView> {
     })
 }
 
-/// Keeps only what [`pod_view`] and the pod cache (the controller's UID) read, so the pod cache
-/// stays small.
-pub fn trim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    // Of the owners, only the controller's UID: which ReplicaSet a pod belongs to.
-    pod.metadata.owner_references = pod.metadata.owner_references.take().map(|owners| {
-        owners
-            .into_iter()
-            .filter(|o| o.controller == Some(true))
-            .map(
-                |o| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-                    uid: o.uid,
-                    controller: Some(true),
-                    ..Default::default()
-                },
-            )
-            .collect()
-    });
-    pod.spec = None;
-    if let Some(status) = pod.status.as_mut() {
-        status.pod_ips = None;
-        status.host_ips = None;
-        status.message = None;
-    }
-}
-
-/// Keeps only what [`replica_set_view`] and ownership need, so the ReplicaSet cache stays small.
-pub fn trim_replica_set(rs: &mut ReplicaSet) {
+/// Keeps only what [`replica_set_view`] and ownership need, so the ReplicaSet cache stays small
+/// (its pod template is never deserialized, see [`CachedReplicaSet`]).
+pub fn trim_replica_set(rs: &mut CachedReplicaSet) {
     rs.metadata.managed_fields = None;
-    if let Some(spec) = rs.spec.as_mut() {
-        spec.template = None;
-    }
 }
 
 #[cfg(test)]
@@ -220,7 +196,7 @@ mod tests {
 
     #[test]
     fn baseline_replica_sets_are_told_apart_from_revisions() {
-        let rs = |labels: serde_json::Value| -> ReplicaSet {
+        let rs = |labels: serde_json::Value| -> CachedReplicaSet {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "web-abc-baseline", "labels": labels},
                 "spec": {"replicas": 2, "selector": {}},
@@ -245,7 +221,7 @@ mod tests {
 
     #[test]
     fn pod_view_counts_restarts_and_failing_states() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
+        let pod: WatchedPod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z",
                           "labels": {LABEL_REVISION: "abc", LABEL_COMPONENT: "main"}},
             "status": {

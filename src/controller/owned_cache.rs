@@ -1,39 +1,59 @@
 //! The caches of owned objects (ReplicaSets, pods), kept by the UID of each object's
 //! controller: a reconcile reads what one owner controls without looking at any other cached
 //! object. A store keyed by name (kube's reflector store) had every reconcile scan all of them,
-//! so a bulk change of N SafeDeployments cost N² look-ups.
+//! so a bulk change of N SafeDeployments cost N² look-ups. Each object is kept in the form the
+//! reconciles read ([`Owned::Cached`]), not as it was watched.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
-/// What an object in an owned cache must tell: its own UID and its controller's.
-pub trait Owned: Resource + Clone {
-    /// The UID of the owner reference with `controller: true`.
-    fn controller_uid(&self) -> Option<&str> {
-        self.meta()
-            .owner_references
-            .as_deref()?
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .map(|o| o.uid.as_str())
+use super::cached::{CachedPod, CachedReplicaSet, WatchedPod};
+
+/// The UID of the owner reference with `controller: true`.
+pub fn controller_uid(metadata: &ObjectMeta) -> Option<&str> {
+    metadata
+        .owner_references
+        .as_deref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+/// A watched object an owned cache can keep: what it keeps of it.
+pub trait Owned: Resource {
+    /// The form the cache keeps.
+    type Cached: Send + Sync;
+    /// What the cache keeps of this object.
+    fn cached(&self) -> Self::Cached;
+}
+
+impl Owned for CachedReplicaSet {
+    type Cached = CachedReplicaSet;
+    fn cached(&self) -> CachedReplicaSet {
+        self.clone()
     }
 }
 
-impl Owned for k8s_openapi::api::apps::v1::ReplicaSet {}
-impl Owned for k8s_openapi::api::core::v1::Pod {}
+impl Owned for WatchedPod {
+    type Cached = CachedPod;
+    fn cached(&self) -> CachedPod {
+        CachedPod::of(self)
+    }
+}
 
-/// The objects of every controller, by the controller's UID, and each object's controller.
-#[derive(Debug)]
-struct ByController<K> {
-    controlled: HashMap<String, Vec<Arc<K>>>,
+/// The objects of every controller, by the controller's UID (each with its own UID), and each
+/// object's controller.
+struct ByController<C> {
+    controlled: HashMap<String, Vec<(String, Arc<C>)>>,
     controller_of: HashMap<String, String>,
 }
 
-impl<K> Default for ByController<K> {
+impl<C> Default for ByController<C> {
     fn default() -> Self {
         ByController {
             controlled: HashMap::new(),
@@ -42,21 +62,21 @@ impl<K> Default for ByController<K> {
     }
 }
 
-impl<K: Owned> ByController<K> {
+impl<C> ByController<C> {
     /// Stores `object` (replacing an earlier version). One without a UID or a controller is
     /// nobody's and is not kept.
-    fn insert(&mut self, object: &K) {
+    fn insert<K: Owned<Cached = C>>(&mut self, object: &K) {
         let Some(uid) = object.meta().uid.as_deref() else {
             return;
         };
         self.remove(uid);
-        let Some(controller) = object.controller_uid() else {
+        let Some(controller) = controller_uid(object.meta()) else {
             return;
         };
         self.controlled
             .entry(controller.to_string())
             .or_default()
-            .push(Arc::new(object.clone()));
+            .push((uid.to_string(), Arc::new(object.cached())));
         self.controller_of
             .insert(uid.to_string(), controller.to_string());
     }
@@ -66,7 +86,7 @@ impl<K: Owned> ByController<K> {
             return;
         };
         if let Some(objects) = self.controlled.get_mut(&controller) {
-            objects.retain(|o| o.meta().uid.as_deref() != Some(uid));
+            objects.retain(|(object_uid, _)| object_uid != uid);
             if objects.is_empty() {
                 self.controlled.remove(&controller);
             }
@@ -79,18 +99,17 @@ impl<K: Owned> ByController<K> {
 }
 
 /// Reading side of an owned cache. Cheap to clone.
-#[derive(Clone)]
-pub struct OwnedCache<K> {
-    objects: Arc<RwLock<ByController<K>>>,
+pub struct OwnedCache<K: Owned> {
+    objects: Arc<RwLock<ByController<K::Cached>>>,
     ready: watch::Receiver<bool>,
 }
 
 /// Writing side of an owned cache: fed every event of the cache's watch.
-pub struct OwnedCacheWriter<K> {
-    objects: Arc<RwLock<ByController<K>>>,
+pub struct OwnedCacheWriter<K: Owned> {
+    objects: Arc<RwLock<ByController<K::Cached>>>,
     /// The objects of a (re)list under way: they replace the cache at its end, as a reflector
     /// store does, so objects deleted while the watch was down are forgotten.
-    relisting: Option<ByController<K>>,
+    relisting: Option<ByController<K::Cached>>,
     ready: watch::Sender<bool>,
 }
 
@@ -111,15 +130,24 @@ pub fn owned_cache<K: Owned>() -> (OwnedCache<K>, OwnedCacheWriter<K>) {
     )
 }
 
+impl<K: Owned> Clone for OwnedCache<K> {
+    fn clone(&self) -> Self {
+        OwnedCache {
+            objects: self.objects.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
 impl<K: Owned> OwnedCache<K> {
     /// The cached objects whose controller has UID `controller`.
-    pub fn controlled_by(&self, controller: &str) -> Vec<Arc<K>> {
+    pub fn controlled_by(&self, controller: &str) -> Vec<Arc<K::Cached>> {
         self.objects
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .controlled
             .get(controller)
-            .cloned()
+            .map(|objects| objects.iter().map(|(_, o)| o.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -170,7 +198,7 @@ impl<K: Owned> OwnedCacheWriter<K> {
         }
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ByController<K>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ByController<K::Cached>> {
         self.objects.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -178,11 +206,10 @@ impl<K: Owned> OwnedCacheWriter<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::Pod;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-    fn pod(name: &str, controller: Option<&str>) -> Pod {
-        Pod {
+    fn replica_set(name: &str, controller: Option<&str>) -> CachedReplicaSet {
+        CachedReplicaSet {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("ns".into()),
@@ -207,7 +234,7 @@ mod tests {
         }
     }
 
-    fn names(objects: Vec<Arc<Pod>>) -> Vec<String> {
+    fn names(objects: Vec<Arc<CachedReplicaSet>>) -> Vec<String> {
         let mut names: Vec<String> = objects
             .iter()
             .filter_map(|p| p.metadata.name.clone())
@@ -218,15 +245,15 @@ mod tests {
 
     #[tokio::test]
     async fn objects_are_found_by_their_controller_only() {
-        let (cache, mut writer) = owned_cache::<Pod>();
+        let (cache, mut writer) = owned_cache::<CachedReplicaSet>();
         writer.apply(&watcher::Event::Init);
-        writer.apply(&watcher::Event::InitApply(pod("a1", Some("rs-a"))));
-        writer.apply(&watcher::Event::InitApply(pod("b1", Some("rs-b"))));
-        writer.apply(&watcher::Event::InitApply(pod("orphan", None)));
+        writer.apply(&watcher::Event::InitApply(replica_set("a1", Some("rs-a"))));
+        writer.apply(&watcher::Event::InitApply(replica_set("b1", Some("rs-b"))));
+        writer.apply(&watcher::Event::InitApply(replica_set("orphan", None)));
         assert!(cache.is_empty(), "a list under way is not visible");
         writer.apply(&watcher::Event::InitDone);
         cache.wait_until_ready().await.unwrap();
-        writer.apply(&watcher::Event::Apply(pod("a2", Some("rs-a"))));
+        writer.apply(&watcher::Event::Apply(replica_set("a2", Some("rs-a"))));
         assert_eq!(names(cache.controlled_by("rs-a")), ["a1", "a2"]);
         assert_eq!(names(cache.controlled_by("rs-b")), ["b1"]);
         assert!(
@@ -238,31 +265,31 @@ mod tests {
 
     #[test]
     fn an_update_replaces_and_a_changed_controller_moves_the_object() {
-        let (cache, mut writer) = owned_cache::<Pod>();
-        writer.apply(&watcher::Event::Apply(pod("a1", Some("rs-a"))));
-        let mut relabelled = pod("a1", Some("rs-a"));
+        let (cache, mut writer) = owned_cache::<CachedReplicaSet>();
+        writer.apply(&watcher::Event::Apply(replica_set("a1", Some("rs-a"))));
+        let mut relabelled = replica_set("a1", Some("rs-a"));
         relabelled.metadata.resource_version = Some("2".into());
         writer.apply(&watcher::Event::Apply(relabelled));
         let found = cache.controlled_by("rs-a");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].metadata.resource_version.as_deref(), Some("2"));
-        writer.apply(&watcher::Event::Apply(pod("a1", Some("rs-b"))));
+        writer.apply(&watcher::Event::Apply(replica_set("a1", Some("rs-b"))));
         assert!(cache.controlled_by("rs-a").is_empty());
         assert_eq!(names(cache.controlled_by("rs-b")), ["a1"]);
-        writer.apply(&watcher::Event::Apply(pod("a1", None)));
+        writer.apply(&watcher::Event::Apply(replica_set("a1", None)));
         assert!(cache.is_empty(), "released by its controller: nobody's");
     }
 
     #[test]
     fn a_delete_forgets_and_a_relist_drops_what_was_deleted_meanwhile() {
-        let (cache, mut writer) = owned_cache::<Pod>();
+        let (cache, mut writer) = owned_cache::<CachedReplicaSet>();
         for name in ["a1", "a2", "a3"] {
-            writer.apply(&watcher::Event::Apply(pod(name, Some("rs-a"))));
+            writer.apply(&watcher::Event::Apply(replica_set(name, Some("rs-a"))));
         }
-        writer.apply(&watcher::Event::Delete(pod("a2", Some("rs-a"))));
+        writer.apply(&watcher::Event::Delete(replica_set("a2", Some("rs-a"))));
         assert_eq!(names(cache.controlled_by("rs-a")), ["a1", "a3"]);
         writer.apply(&watcher::Event::Init);
-        writer.apply(&watcher::Event::InitApply(pod("a3", Some("rs-a"))));
+        writer.apply(&watcher::Event::InitApply(replica_set("a3", Some("rs-a"))));
         assert_eq!(
             cache.len(),
             2,
@@ -270,7 +297,7 @@ mod tests {
         );
         writer.apply(&watcher::Event::InitDone);
         assert_eq!(names(cache.controlled_by("rs-a")), ["a3"]);
-        writer.apply(&watcher::Event::Delete(pod("a3", Some("rs-a"))));
+        writer.apply(&watcher::Event::Delete(replica_set("a3", Some("rs-a"))));
         assert!(cache.is_empty());
     }
 }

@@ -11,9 +11,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::cached::CachedReplicaSet;
 use futures::FutureExt;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -22,7 +22,6 @@ use tracing::{info, warn};
 use super::error::ReconcileError;
 use super::{Context, analysis, apply, attestation, config, observe, policy_gates};
 use crate::api::health::PodView;
-use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::revision::Revision;
 use crate::core::rollout::{
@@ -289,7 +288,7 @@ fn pods_of(
     ctx: &Context,
     namespace: &str,
     name: &str,
-    owned: &[Arc<ReplicaSet>],
+    owned: &[Arc<CachedReplicaSet>],
 ) -> (Vec<PodView>, Vec<PodView>) {
     let (baseline_pods, pods): (Vec<_>, Vec<_>) = owned
         .iter()
@@ -297,9 +296,9 @@ fn pods_of(
         // Counted by owner, not by label alone (audit finding 21): a pod anyone labels with
         // this rollout's name and revision must not pass or fail its health gates.
         .flat_map(|uid| ctx.pods.controlled_by(&uid))
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace))
-        .filter(|pod| pod.labels().get(LABEL_NAME).map(String::as_str) == Some(name))
-        .filter_map(|pod| Some((observe::is_baseline(pod.labels()), observe::pod_view(&pod)?)))
+        .filter(|pod| pod.namespace.as_deref() == Some(namespace))
+        .filter(|pod| pod.rollout.as_deref() == Some(name))
+        .filter_map(|pod| Some((pod.baseline, pod.view.clone()?)))
         .partition(|(baseline, _)| *baseline);
     (
         pods.into_iter().map(|(_, pod)| pod).collect(),
@@ -342,7 +341,7 @@ struct Dereferenced {
     baseline_pods: Vec<PodView>,
     /// The analyses: due measurements, gates and wake-up.
     analyses: analysis::Recorded,
-    owned: Vec<Arc<ReplicaSet>>,
+    owned: Vec<Arc<CachedReplicaSet>>,
     replica_sets: Vec<ReplicaSetView>,
     baseline_replica_sets: Vec<ReplicaSetView>,
     prepared: config::Prepared,
@@ -450,7 +449,11 @@ async fn dereference(sd: &SafeDeployment, ctx: &Context) -> Result<Dereferenced,
 }
 
 /// The ReplicaSets `sd` controls (owner reference with `controller: true`), from the cache.
-fn owned_replica_sets(ctx: &Context, namespace: &str, sd: &SafeDeployment) -> Vec<Arc<ReplicaSet>> {
+fn owned_replica_sets(
+    ctx: &Context,
+    namespace: &str,
+    sd: &SafeDeployment,
+) -> Vec<Arc<CachedReplicaSet>> {
     let Some(uid) = sd.uid() else {
         return Vec::new();
     };
@@ -464,7 +467,9 @@ fn owned_replica_sets(ctx: &Context, namespace: &str, sd: &SafeDeployment) -> Ve
 /// The revision ReplicaSets and, kept apart, the fresh-baseline ReplicaSets (found again by
 /// their role label after a restart): a baseline is not a revision and never counts as
 /// capacity.
-fn replica_set_views(owned: &[Arc<ReplicaSet>]) -> (Vec<ReplicaSetView>, Vec<ReplicaSetView>) {
+fn replica_set_views(
+    owned: &[Arc<CachedReplicaSet>],
+) -> (Vec<ReplicaSetView>, Vec<ReplicaSetView>) {
     (
         owned
             .iter()

@@ -19,7 +19,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::error::{ReconcileError, writing};
-use super::owned_cache::Owned;
+use super::owned_cache::controller_uid;
 use super::{Context, FIELD_MANAGER, apply};
 use crate::api::SafeDeployment;
 use crate::api::conditions::EventReason;
@@ -34,7 +34,7 @@ pub async fn follow(
     ctx: &Context,
     sd: &SafeDeployment,
     namespace: &str,
-    cached: &[Arc<ReplicaSet>],
+    cached: &[Arc<super::cached::CachedReplicaSet>],
 ) -> Result<bool, ReconcileError> {
     if ctx.shard.is_none() {
         return Ok(false);
@@ -106,7 +106,7 @@ pub async fn follow(
         .map_err(writing(format!("list the pods of {name}")))?
         .items
         .iter()
-        .filter(|pod| pod.controller_uid().is_some_and(|u| owned_uids.contains(u)))
+        .filter(|pod| controller_uid(&pod.metadata).is_some_and(|u| owned_uids.contains(u)))
         .filter(|pod| needs_relabel(sd.labels(), pod.labels()))
     {
         ctx.ensure_leader()?;

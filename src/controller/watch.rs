@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
@@ -23,6 +23,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::warn;
 
+use super::cached::{CachedReplicaSet, WatchedPod};
 use super::owned_cache::{OwnedCache, owned_cache};
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
@@ -35,10 +36,10 @@ use crate::core::shard::ShardSelector;
 /// The caches the reconciles read.
 #[derive(Clone)]
 pub struct Caches {
-    /// Owned ReplicaSets (trimmed), by their SafeDeployment's UID.
-    pub replica_sets: OwnedCache<ReplicaSet>,
-    /// Pods of owned ReplicaSets (trimmed), by their ReplicaSet's UID.
-    pub pods: OwnedCache<Pod>,
+    /// Owned ReplicaSets (without their pod template), by their SafeDeployment's UID.
+    pub replica_sets: OwnedCache<CachedReplicaSet>,
+    /// Pods of owned ReplicaSets (as the views the decision reads), by their ReplicaSet's UID.
+    pub pods: OwnedCache<WatchedPod>,
     /// Attestation policies.
     pub policies: Store<SafeDeploymentPolicy>,
     /// Name and `resourceVersion` of every ConfigMap in scope.
@@ -72,8 +73,8 @@ type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
 pub struct Watches {
     /// The caches (filled as the streams are polled).
     pub caches: Caches,
-    replica_sets: Changes<ReplicaSet>,
-    pods: Changes<Pod>,
+    replica_sets: Changes<CachedReplicaSet>,
+    pods: Changes<WatchedPod>,
     config_maps: Changes<PartialObjectMeta<ConfigMap>>,
     secrets: Changes<PartialObjectMeta<Secret>>,
     jobs: Changes<PartialObjectMeta<Job>>,
@@ -96,22 +97,24 @@ impl Watches {
         let owned = watcher::Config::default()
             .labels(&owned_selector)
             .page_size(LIST_PAGE);
-        let (rs_cache, mut rs_writer) = owned_cache::<ReplicaSet>();
-        let replica_sets = watcher(scoped_api::<ReplicaSet>(client, namespace), owned.clone())
+        let (rs_cache, mut rs_writer) = owned_cache::<CachedReplicaSet>();
+        let replica_sets = watcher(
+            scoped_api::<CachedReplicaSet>(client, namespace),
+            owned.clone(),
+        )
+        .default_backoff()
+        .modify(observe::trim_replica_set)
+        .map(move |event| {
+            if let Ok(event) = &event {
+                rs_writer.apply(event);
+            }
+            event
+        })
+        .touched_objects()
+        .boxed();
+        let (pod_cache, mut pod_writer) = owned_cache::<WatchedPod>();
+        let pods = watcher(scoped_api::<WatchedPod>(client, namespace), owned)
             .default_backoff()
-            .modify(observe::trim_replica_set)
-            .map(move |event| {
-                if let Ok(event) = &event {
-                    rs_writer.apply(event);
-                }
-                event
-            })
-            .touched_objects()
-            .boxed();
-        let (pod_cache, mut pod_writer) = owned_cache::<Pod>();
-        let pods = watcher(scoped_api::<Pod>(client, namespace), owned)
-            .default_backoff()
-            .modify(observe::trim_pod)
             .map(move |event| {
                 if let Ok(event) = &event {
                     pod_writer.apply(event);
@@ -241,7 +244,7 @@ impl Watches {
             .watches_stream(self.deployments, |d: PartialObjectMeta<Deployment>| {
                 adopting_safe_deployment(&d.metadata)
             })
-            .watches_stream(self.pods, |pod: Pod| {
+            .watches_stream(self.pods, |pod: WatchedPod| {
                 let name = pod.labels().get(LABEL_NAME)?.clone();
                 Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
             })
