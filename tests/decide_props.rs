@@ -282,8 +282,8 @@ proptest! {
                 .map(|(i, number)| RevisionRecord {
                     number: *number,
                     hash: pick(&hashes, u8::try_from(i).unwrap_or(0)),
-                    images: BTreeMap::new(),
-                    config: BTreeMap::new(),
+                    images: Default::default(),
+                    config: Default::default(),
                 })
                 .collect(),
             ..Default::default()

@@ -339,7 +339,7 @@ async fn a_panic_on_one_safe_deployment_stalls_it_alone_and_the_operator_goes_on
 fn oversized_status() -> SafeDeploymentStatus {
     use safedeploy::api::analysis::{AnalysisPhase, AnalysisRunStatus, Measurement, MetricVerdict};
     use safedeploy::api::{HistoryEntry, RevisionRecord};
-    let images: std::collections::BTreeMap<String, String> = (0..512)
+    let images: safedeploy::api::StatusMap = (0..512)
         .map(|i| {
             (
                 format!("component-{i:03}/app"),

@@ -10,6 +10,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{AnalysisRunStatus, AnalysisTemplate};
+
+/// A small map of the status (a revision's images or configuration digests by name), sorted by
+/// key and serialized as a JSON object like a `BTreeMap`, but kept as one vector of pairs: every
+/// history entry and revision record of every cached SafeDeployment has one, usually with one
+/// or two entries, where a `BTreeMap` allocates a node of about 540 bytes.
+pub type StatusMap = litemap::LiteMap<String, String>;
 use super::duration::{SpecDuration, bad_duration, duration_or, duration_rules};
 use super::rules::{DNS_LABEL_PATTERN, health_rules, label_rules};
 
@@ -522,13 +528,15 @@ pub struct RevisionRecord {
     /// Template hash (the ReplicaSet name suffix).
     pub hash: String,
     /// Container images by `component/container`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub images: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "StatusMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub images: StatusMap,
     /// Content digests (`sha256:<hex>`) of the ConfigMaps and Secrets the revision references,
     /// by `configmap/NAME` / `secret/NAME`: which configuration changed between revisions,
     /// without their contents.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "StatusMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub config: StatusMap,
 }
 
 /// One health signal measured on the canary, with its thresholds and verdict.
@@ -573,8 +581,9 @@ pub struct HistoryEntry {
     /// Revision hash.
     pub hash: String,
     /// Images by `component/container`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub images: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "StatusMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub images: StatusMap,
     /// `Promoted`, `Reverted`, `Aborted`, `RolledBack`, `Blocked`, `InProgress`.
     pub outcome: String,
     /// What triggered it or why it ended.
@@ -771,4 +780,34 @@ fn spec_rules() -> serde_json::Value {
 
 fn optional_pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     pod_template_schema(generator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_maps_read_and_write_as_the_objects_a_btree_map_gives() {
+        let written = serde_json::json!({
+            "number": 2, "hash": "abc",
+            "images": {"web/app": "app:v2", "api/app": "api:v2", "db/app": "db:v1"},
+            "config": {"secret/tls": "sha256:2", "configmap/flags": "sha256:1"}
+        });
+        let record: RevisionRecord = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(
+            record.images.get("api/app").map(String::as_str),
+            Some("api:v2")
+        );
+        assert_eq!(record.config.len(), 2);
+        let as_btree: BTreeMap<String, String> =
+            serde_json::from_value(written["images"].clone()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&record.images).unwrap(),
+            serde_json::to_string(&as_btree).unwrap(),
+            "the same keys in the same (sorted) order"
+        );
+        // Empty maps are left out, as before.
+        let bare = serde_json::to_value(RevisionRecord::default()).unwrap();
+        assert!(bare.get("images").is_none() && bare.get("config").is_none());
+    }
 }

@@ -137,7 +137,7 @@ pub fn spec(
         safe_deployment: rollout.to_string(),
         revision: entry.revision.max(0),
         hash: cut(&entry.hash, 64).to_string(),
-        images: entry.images.clone(),
+        images: entry.images.clone().into_iter().collect(),
         outcome: entry.outcome.clone(),
         reason: cut(&entry.reason, MAX_REASON).to_string(),
         actor: entry.actor.clone(),

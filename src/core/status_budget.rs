@@ -182,7 +182,7 @@ mod tests {
         assert!(cut.starts_with("ééé"));
     }
 
-    fn images(n: usize) -> std::collections::BTreeMap<String, String> {
+    fn images(n: usize) -> crate::api::StatusMap {
         (0..n)
             .map(|i| {
                 (

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::api::analysis::{AnalysisTemplate, Direction, MetricVerdict};
 use crate::api::{
     AttestationVerdict, HistoryEntry, Phase, SafeDeployment, SafeDeploymentStatus,
-    SignalMeasurement,
+    SignalMeasurement, StatusMap,
 };
 use crate::core::rollout::describe_step;
 
@@ -199,11 +199,11 @@ pub struct RevisionView {
     /// `stable`, `canary`, `rejected` or empty.
     pub role: &'static str,
     /// Its images by container.
-    pub images: BTreeMap<String, String>,
+    pub images: StatusMap,
     /// The images that changed since the revision before.
     pub changes: Vec<ImageChange>,
     /// Its configuration objects' content digests, by `configmap/NAME` / `secret/NAME`.
-    pub config: BTreeMap<String, String>,
+    pub config: StatusMap,
     /// The configuration objects whose content changed since the revision before (or that
     /// were added or removed).
     pub config_changes: Vec<ConfigChange>,
@@ -472,7 +472,7 @@ fn history_entries(entry: &HistoryEntry) -> Vec<TimelineEntry> {
     entries
 }
 
-fn images_text(images: &BTreeMap<String, String>) -> String {
+fn images_text(images: &StatusMap) -> String {
     images
         .iter()
         .map(|(container, image)| format!("{container}={image}"))
@@ -665,8 +665,8 @@ fn revisions(status: &SafeDeploymentStatus) -> Vec<RevisionView> {
 /// The keys whose values differ between `before` and `after` (added, removed or changed), as
 /// (key, before, after), in key order.
 fn map_changes(
-    before: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
+    before: &StatusMap,
+    after: &StatusMap,
 ) -> Vec<(String, Option<String>, Option<String>)> {
     let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter()

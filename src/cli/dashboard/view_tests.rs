@@ -4,8 +4,8 @@ use super::*;
 use crate::api::analysis::{AnalysisPhase, AnalysisRunStatus, Measurement};
 use crate::api::{RevisionRecord, SafeDeploymentSpec};
 
-fn images(image: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("app".to_string(), image.to_string())])
+fn images(image: &str) -> StatusMap {
+    StatusMap::from_iter([("app".to_string(), image.to_string())])
 }
 
 fn entry(
@@ -69,7 +69,7 @@ fn reverted() -> SafeDeployment {
                 number: 2,
                 hash: "bbb".into(),
                 images: images("app:v2"),
-                config: BTreeMap::from([
+                config: StatusMap::from_iter([
                     ("configmap/web-config".into(), "sha256:22".into()),
                     ("secret/web-tls".into(), "sha256:33".into()),
                 ]),
@@ -78,7 +78,7 @@ fn reverted() -> SafeDeployment {
                 number: 1,
                 hash: "aaa".into(),
                 images: images("app:v1"),
-                config: BTreeMap::from([
+                config: StatusMap::from_iter([
                     ("configmap/web-config".into(), "sha256:11".into()),
                     ("configmap/old-flags".into(), "sha256:44".into()),
                 ]),

@@ -35,8 +35,8 @@ impl Planner<'_> {
         self.status.revisions.push(RevisionRecord {
             number,
             hash: hash.to_string(),
-            images: self.obs.desired.images(),
-            config: self.obs.desired.config_objects.clone(),
+            images: self.obs.desired.images().into_iter().collect(),
+            config: self.obs.desired.config_objects.clone().into_iter().collect(),
         });
         let limit = self.history_limit().saturating_add(2);
         let protected = [
