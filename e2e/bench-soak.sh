@@ -231,6 +231,8 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
   done <"$work/batch" >"$work/batch.yaml"
   awk 'NR == FNR {old["app-" $1] = 1; next} ($1 in old) {print $1, $5}' "$work/batch" "$work/before" >"$work/old-stable"
   t_cycle=$(date +%s.%N)
+  : >"$work/bad-promoted-seen"
+  : >"$work/bad-promoted-at"
   kubectl apply --server-side -f "$work/batch.yaml" >/dev/null
   deadline=$(($(date +%s) + settle_timeout))
   while :; do
@@ -248,6 +250,15 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
            else if ($2 == $3 && $4 == "Healthy" && $5 != old[$1] && $6 == "-") out = "promoted"
            print $1, want[$1], out
          }' "$work/batch" "$work/old-stable" "$work/now" >"$work/outcome"
+    # A bad revision seen promoted: its pod as it is now (at most one poll after the promotion)
+    # tells whether the canary had crashed before it (an operator bug) or not yet (kwok's lag).
+    while read -r name; do
+      grep -qx "$name" "$work/bad-promoted-seen" 2>/dev/null && continue
+      echo "$name" >>"$work/bad-promoted-seen"
+      echo "$name $(date -u +%H:%M:%S.%N | cut -c1-12): $(kubectl -n "$ns" get pods -l "app=$name" \
+        -o jsonpath='{range .items[*]}{.metadata.name}{" restarts="}{..restartCount}{" ready="}{.status.conditions[?(@.type=="Ready")].status}{" state="}{.status.containerStatuses[0].state}{"; "}{end}' 2>/dev/null || true)" \
+        >>"$work/bad-promoted-at"
+    done < <(awk '$2 == "bad" && $3 == "promoted" {print $1}' "$work/outcome")
     if ! grep -q ' -$' "$work/outcome" || [ "$(date +%s)" -ge "$deadline" ]; then break; fi
   done
   secs=$(awk -v a="$t_cycle" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
@@ -263,9 +274,8 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
   # A bad revision promoted: did its canary crash before the promotion (an operator bug) or only
   # after it (the workload's timing)? The pod's crash times and the rollout's last history entry.
   while read -r name; do
-    say "  cycle $cycle: bad revision promoted: $name; pod (restarts, terminated at): $(kubectl -n "$ns" get pods -l "app=$name" \
-      -o jsonpath='{range .items[*]}{.metadata.name}{" "}{..restartCount}{" "}{..finishedAt}{"; "}{end}' 2>/dev/null || true)" \
-      "last history entry: $(kubectl -n "$ns" get safedeployment "$name" -o jsonpath='{.status.history[-1:]}' 2>/dev/null | cut -c1-400 || true)"
+    say "  cycle $cycle: bad revision promoted: $name; its pods when the promotion was seen (UTC): $(grep "^$name " "$work/bad-promoted-at" | cut -d' ' -f2- || true);" \
+      "the promotion: $(kubectl -n "$ns" get safedeployment "$name" -o jsonpath='{.status.history[-1:].finishedAt}' 2>/dev/null || true)"
   done < <(awk '$2 == "bad" && $3 == "promoted" {print $1}' "$work/outcome")
   echo "$cycle" >"$work/cycles"
   log "cycle $cycle: $(wc -l <"$work/batch") changed ($c_bad bad): $c_prom promoted, $c_rev reverted, $c_to unsettled, in $secs s; RSS $(rss_mib) MiB; $(kubectl -n "$ns" get replicasets --no-headers 2>/dev/null | wc -l) ReplicaSets"
