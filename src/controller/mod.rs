@@ -20,7 +20,7 @@ mod analysis;
 mod apply;
 mod attestation;
 mod backoff;
-mod cached;
+pub mod cached;
 mod config;
 mod error;
 mod events;
