@@ -66,12 +66,13 @@ report="$out_dir/$stamp-n$n.txt"
 samples="$out_dir/$stamp-n$n-samples.tsv"
 ns=bench-soak
 work=$(mktemp -d)
-pid="" sampler="" wrapper=""
+pid="" sampler="" wrapper="" pod_watch=""
 log() { echo "bench-soak: $(date -u +%H:%M:%S) $*" >&2; }
 say() { echo "$*" | tee -a "$report"; }
 
 cleanup() {
   [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
+  [ -z "$pod_watch" ] || kill "$pod_watch" 2>/dev/null || true
   if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
     if [ -n "$wrapper" ]; then
@@ -200,6 +201,15 @@ promotions0=$(metric safedeploy_promotions_total)
 reverts0=$(metric safedeploy_reverts_total)
 
 # ---- 2. rollout cycles for M minutes ----
+# Every pod change as a watch delivers it, stamped with its arrival (UTC): when the canary of a
+# bad revision that was promoted first crashed, as the operator's own watch could have seen it.
+kubectl -n "$ns" get pods --watch-only --no-headers -o \
+  custom-columns='NAME:.metadata.name,RESTARTS:.status.containerStatuses[0].restartCount,EXIT:.status.containerStatuses[0].state.terminated.reason' 2>/dev/null |
+  python3 -u -c 'import sys, datetime
+for line in sys.stdin:
+    print(datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S.%f")[:12], line, end="", flush=True)' \
+  >"$work/pod-changes" &
+pod_watch=$!
 soak_start=$(date +%s)
 soak_end=$((soak_start + minutes * 60))
 picks=0 cycle=0 # picks: objects taken from the rotation so far
@@ -231,8 +241,6 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
   done <"$work/batch" >"$work/batch.yaml"
   awk 'NR == FNR {old["app-" $1] = 1; next} ($1 in old) {print $1, $5}' "$work/batch" "$work/before" >"$work/old-stable"
   t_cycle=$(date +%s.%N)
-  : >"$work/bad-promoted-seen"
-  : >"$work/bad-promoted-at"
   kubectl apply --server-side -f "$work/batch.yaml" >/dev/null
   deadline=$(($(date +%s) + settle_timeout))
   while :; do
@@ -250,15 +258,6 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
            else if ($2 == $3 && $4 == "Healthy" && $5 != old[$1] && $6 == "-") out = "promoted"
            print $1, want[$1], out
          }' "$work/batch" "$work/old-stable" "$work/now" >"$work/outcome"
-    # A bad revision seen promoted: its pod as it is now (at most one poll after the promotion)
-    # tells whether the canary had crashed before it (an operator bug) or not yet (kwok's lag).
-    while read -r name; do
-      grep -qx "$name" "$work/bad-promoted-seen" 2>/dev/null && continue
-      echo "$name" >>"$work/bad-promoted-seen"
-      echo "$name $(date -u +%H:%M:%S.%N | cut -c1-12): $(kubectl -n "$ns" get pods -l "app=$name" \
-        -o jsonpath='{range .items[*]}{.metadata.name}{" restarts="}{..restartCount}{" ready="}{.status.conditions[?(@.type=="Ready")].status}{" state="}{.status.containerStatuses[0].state}{"; "}{end}' 2>/dev/null || true)" \
-        >>"$work/bad-promoted-at"
-    done < <(awk '$2 == "bad" && $3 == "promoted" {print $1}' "$work/outcome")
     if ! grep -q ' -$' "$work/outcome" || [ "$(date +%s)" -ge "$deadline" ]; then break; fi
   done
   secs=$(awk -v a="$t_cycle" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
@@ -272,10 +271,13 @@ while [ "$(date +%s)" -lt "$soak_end" ]; do
   # Reverted and unsettled objects get a good revision next cycle.
   mapfile -t carry < <(awk '$3 != "promoted" {sub(/^app-/, "", $1); print $1}' "$work/outcome")
   # A bad revision promoted: did its canary crash before the promotion (an operator bug) or only
-  # after it (the workload's timing)? The pod's crash times and the rollout's last history entry.
+  # after it (the workload's timing)? The promotion's time against the first crash the pod
+  # watch delivered.
   while read -r name; do
-    say "  cycle $cycle: bad revision promoted: $name; its pods when the promotion was seen (UTC): $(grep "^$name " "$work/bad-promoted-at" | cut -d' ' -f2- || true);" \
-      "the promotion: $(kubectl -n "$ns" get safedeployment "$name" -o jsonpath='{.status.history[-1:].finishedAt}' 2>/dev/null || true)"
+    hash=$(kubectl -n "$ns" get safedeployment "$name" -o jsonpath='{.status.history[-1:].hash}' 2>/dev/null || true)
+    say "  cycle $cycle: bad revision promoted: $name ($hash) at $(kubectl -n "$ns" get safedeployment "$name" \
+      -o jsonpath='{.status.history[-1:].finishedAt}' 2>/dev/null || true); its canary's first crash delivered by a watch at" \
+      "$(awk -v p="$name-$hash-" 'index($2, p) == 1 && $4 == "Error" {print $1, $2; exit}' "$work/pod-changes")"
   done < <(awk '$2 == "bad" && $3 == "promoted" {print $1}' "$work/outcome")
   echo "$cycle" >"$work/cycles"
   log "cycle $cycle: $(wc -l <"$work/batch") changed ($c_bad bad): $c_prom promoted, $c_rev reverted, $c_to unsettled, in $secs s; RSS $(rss_mib) MiB; $(kubectl -n "$ns" get replicasets --no-headers 2>/dev/null | wc -l) ReplicaSets"
