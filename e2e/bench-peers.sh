@@ -16,6 +16,7 @@
 #     write, from the audit log and the operator's own log.
 #
 # Usage: e2e/bench-peers.sh [N] [--rest SECONDS] [--only sd|argo] [--unlimited-qps] [--shards K]
+#                           [--startup-critical S] [--progress-deadline S]
 #   N defaults to 1000, the rest period to 600 s (the issue's 10 minutes). PROFILE=debug uses
 #   the debug build of safedeploy (for a quick check of the script, not for numbers);
 #   BENCH_BIN=path uses an already built safedeploy.
@@ -28,6 +29,8 @@
 #   --startup-critical S raises safedeploy's start-up latency gate (pod creation to Ready, default
 #   critical 60 s) to S: at 10,000 on 2 cores kwok and the scheduler lag by more than a minute,
 #   and the default gate reverts good canaries (Argo Rollouts has no such gate).
+#   --progress-deadline S sets both operators' progress deadline to S seconds (default 10
+#   minutes for both): on 2 cores a bulk change of 10,000 leaves canaries Pending for longer.
 # The numbers are printed (and written to target/bench-peers/<date>-N.txt); nothing is asserted.
 # It runs its own cluster instance (SAFEDEPLOY_CLUSTER_NAME=peers, with the audit log on), which
 # it creates and deletes; the default test cluster is left alone.
@@ -35,7 +38,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-n=1000 rest=600 only="" qps=limited shards=0 startup_critical=""
+n=1000 rest=600 only="" qps=limited shards=0 startup_critical="" progress_deadline=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --unlimited-qps) qps=unlimited; export SAFEDEPLOY_DISABLE_QPS_LIMITS=1; shift ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --shards) shards=$2; only=sd; shift 2 ;;
     --startup-critical) startup_critical=$2; shift 2 ;;
+    --progress-deadline) progress_deadline=$2; shift 2 ;;
     [0-9]*) n=$1; shift ;;
     *) echo "bench-peers: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -104,6 +108,11 @@ manifests() { # kind namespace image
   [ "$1" != sd ] || [ -z "$startup_critical" ] ||
     health="
   health: {startupLatencySeconds: {target: 10, acceptable: 30, critical: $startup_critical}}"
+  if [ -n "$progress_deadline" ]; then
+    if [ "$1" = sd ]; then health="$health
+  progressDeadline: ${progress_deadline}s"; else health="$health
+  progressDeadlineSeconds: $progress_deadline"; fi
+  fi
   for i in $(seq 1 "$n"); do
     [ "$shards" -eq 0 ] || labels=", labels: {safedeploy.dev/shard: s$((i % shards))}"
     cat <<YAML
@@ -331,7 +340,7 @@ run_sharded() {
   shard_pids=()
 }
 
-say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, rest ${rest} s, control-plane client rate limits: $qps"
+say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, progress deadline ${progress_deadline:-600 (default)} s, rest ${rest} s, control-plane client rate limits: $qps"
 say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts ${argo_bin:+$(basename "$(dirname "$(dirname "$argo_bin")")")}${argo_bin:-not run}"
 [ "$shards" -eq 0 ] || { run_sharded; log "report: $report"; exit 0; }
 for kind in sd argo; do
