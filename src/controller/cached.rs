@@ -13,6 +13,32 @@ use serde::{Deserialize, Serialize};
 use crate::api::health::PodView;
 use crate::api::labels::LABEL_NAME;
 
+/// Makes `$slim` the same Kubernetes resource as `$full` (the same API path, kind and scope),
+/// so an `Api<$slim>` watches `$full` objects and parses them into `$slim`.
+macro_rules! slim_resource {
+    ($slim:ty, $full:ty) => {
+        impl k8s_openapi::Resource for $slim {
+            const API_VERSION: &'static str = <$full as k8s_openapi::Resource>::API_VERSION;
+            const GROUP: &'static str = <$full as k8s_openapi::Resource>::GROUP;
+            const KIND: &'static str = <$full as k8s_openapi::Resource>::KIND;
+            const VERSION: &'static str = <$full as k8s_openapi::Resource>::VERSION;
+            const URL_PATH_SEGMENT: &'static str =
+                <$full as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+            type Scope = <$full as k8s_openapi::Resource>::Scope;
+        }
+
+        impl k8s_openapi::Metadata for $slim {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
 /// A ReplicaSet as watched and cached: its metadata, size and status (not its pod template).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct CachedReplicaSet {
@@ -34,24 +60,7 @@ pub struct CachedReplicaSetSpec {
     pub replicas: Option<i32>,
 }
 
-impl k8s_openapi::Resource for CachedReplicaSet {
-    const API_VERSION: &'static str = <ReplicaSet as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <ReplicaSet as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <ReplicaSet as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <ReplicaSet as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str = <ReplicaSet as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for CachedReplicaSet {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+slim_resource!(CachedReplicaSet, ReplicaSet);
 
 impl From<&ReplicaSet> for CachedReplicaSet {
     fn from(rs: &ReplicaSet) -> Self {
@@ -75,27 +84,7 @@ pub struct WatchedPod {
     pub status: Option<PodStatus>,
 }
 
-impl k8s_openapi::Resource for WatchedPod {
-    const API_VERSION: &'static str =
-        <k8s_openapi::api::core::v1::Pod as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <k8s_openapi::api::core::v1::Pod as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <k8s_openapi::api::core::v1::Pod as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str =
-        <k8s_openapi::api::core::v1::Pod as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str =
-        <k8s_openapi::api::core::v1::Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for WatchedPod {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+slim_resource!(WatchedPod, k8s_openapi::api::core::v1::Pod);
 
 /// What the pod cache keeps of a pod: whose it is and the view the decision reads.
 #[derive(Clone, Debug, PartialEq)]

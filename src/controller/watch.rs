@@ -24,7 +24,7 @@ use kube::{Client, ResourceExt};
 use tracing::warn;
 
 use super::cached::{CachedReplicaSet, WatchedPod};
-use super::owned_cache::{OwnedCache, owned_cache};
+use super::owned_cache::{Owned, OwnedCache, owned_cache};
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
 use crate::api::adoption::LABEL_ADOPTED_BY;
@@ -101,32 +101,16 @@ impl Watches {
         let owned = watcher::Config::default()
             .labels(&owned_selector)
             .page_size(LIST_PAGE);
-        let (rs_cache, mut rs_writer) = owned_cache::<CachedReplicaSet>();
-        let replica_sets = watcher(
+        let (rs_cache, replica_sets) = owned_watch(
             scoped_api::<CachedReplicaSet>(client, namespace),
             owned.clone(),
-        )
-        .default_backoff()
-        .modify(observe::trim_replica_set)
-        .map(move |event| {
-            if let Ok(event) = &event {
-                rs_writer.apply(event);
-            }
-            event
-        })
-        .touched_objects()
-        .boxed();
-        let (pod_cache, mut pod_writer) = owned_cache::<WatchedPod>();
-        let pods = watcher(scoped_api::<WatchedPod>(client, namespace), owned)
-            .default_backoff()
-            .map(move |event| {
-                if let Ok(event) = &event {
-                    pod_writer.apply(event);
-                }
-                event
-            })
-            .touched_objects()
-            .boxed();
+            observe::trim_replica_set,
+        );
+        let (pod_cache, pods) = owned_watch(
+            scoped_api::<WatchedPod>(client, namespace),
+            owned,
+            |_: &mut WatchedPod| {},
+        );
         let (policy_store, policy_writer) = reflector::store();
         let policy_stream = watcher(
             Api::<SafeDeploymentPolicy>::all(client.clone()),
@@ -325,6 +309,36 @@ pub fn spawn_readiness(
             warn!("a cache was dropped before it synced; the controller stays unready");
         }
     });
+}
+
+/// The owned cache a watch of `K` fills (each object trimmed by `trim` first), and the stream
+/// of the objects it touched.
+fn owned_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: impl FnMut(&mut K) + Send + 'static,
+) -> (OwnedCache<K>, Changes<K>)
+where
+    K: Owned<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let (cache, mut writer) = owned_cache::<K>();
+    let changes = watcher(api, config)
+        .default_backoff()
+        .modify(trim)
+        .map(move |event| {
+            if let Ok(event) = &event {
+                writer.apply(event);
+            }
+            event
+        })
+        .touched_objects()
+        .boxed();
+    (cache, changes)
 }
 
 /// An API of `K` in the operator's scope (one namespace, or all).
