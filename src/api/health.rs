@@ -38,7 +38,8 @@ pub struct PodView {
     pub ready: bool,
     /// When the Ready condition last turned True, if it is True.
     pub ready_at: Option<Timestamp>,
-    /// Container restarts summed over the pod's containers.
+    /// Container restarts summed over the pod's containers, counting a container that exited
+    /// with an error and is not started again yet.
     pub restarts: i32,
     /// Containers in one of [`FAILING_REASONS`] (waiting, or last terminated as OOMKilled).
     pub failing_containers: i32,

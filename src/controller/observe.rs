@@ -111,16 +111,20 @@ pub fn pod_view(pod: &WatchedPod) -> Option<PodView> {
             .as_ref()
             .and_then(|s| s.terminated.as_ref())
             .and_then(|t| t.reason.as_deref());
-        let terminated = container
-            .state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .and_then(|t| t.reason.as_deref());
+        // A container that has exited with an error and not been started again yet is a
+        // restart already: the kubelet writes this state first and raises restartCount only
+        // when it starts the container again, up to a back-off later (a loaded node adds
+        // seconds; the soak promoted bad canaries inside that gap). Counted now, the value does
+        // not change when the restart lands.
+        let terminated = container.state.as_ref().and_then(|s| s.terminated.as_ref());
+        if terminated.is_some_and(|t| t.exit_code != 0) {
+            restarts += 1;
+        }
         let is_failing =
             |reason: Option<&str>| reason.is_some_and(|r| FAILING_REASONS.contains(&r));
         if is_failing(waiting)
             || last_terminated == Some("OOMKilled")
-            || terminated == Some("OOMKilled")
+            || terminated.and_then(|t| t.reason.as_deref()) == Some("OOMKilled")
         {
             failing += 1;
         }
@@ -240,5 +244,33 @@ mod tests {
         assert_eq!(view.failing_containers, 2);
         assert!(!view.ready);
         assert_eq!(view.revision, "abc");
+    }
+
+    #[test]
+    fn a_container_that_exited_with_an_error_counts_as_restarted_before_the_kubelet_restarts_it() {
+        // The state a kubelet writes the moment a process exits 1, before it starts it again
+        // (restartCount not raised yet); kwok's crash stage writes the same (tests/real_pods.rs).
+        let exited = |restart_count: i32, exit_code: i32, reason: &str| -> WatchedPod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z",
+                              "labels": {LABEL_REVISION: "abc", LABEL_COMPONENT: "main"}},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+                    "containerStatuses": [
+                        {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": restart_count,
+                         "state": {"terminated": {"exitCode": exit_code, "reason": reason}}}
+                    ]
+                }
+            }))
+            .unwrap()
+        };
+        let crashed = pod_view(&exited(0, 1, "Error")).unwrap();
+        assert_eq!((crashed.restarts, crashed.failing_containers), (1, 0));
+        // In a back-off after earlier restarts: the coming restart is counted, once.
+        assert_eq!(pod_view(&exited(2, 1, "Error")).unwrap().restarts, 3);
+        let killed = pod_view(&exited(0, 137, "OOMKilled")).unwrap();
+        assert_eq!((killed.restarts, killed.failing_containers), (1, 1));
+        // A clean exit is not a crash (a completed init container looks like this).
+        assert_eq!(pod_view(&exited(0, 0, "Completed")).unwrap().restarts, 0);
     }
 }
