@@ -50,6 +50,9 @@ pub struct Metrics {
     registry: Arc<Registry>,
     /// Reconciles run.
     pub reconciles: Counter,
+    /// Reconciles deferred because the cache had not yet delivered this operator's own last
+    /// status write of the object.
+    pub reconciles_deferred: Counter,
     /// Reconcile errors by category.
     pub reconcile_errors: Family<KindLabel, Counter>,
     /// Reconcile duration in seconds.
@@ -76,6 +79,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("safedeploy");
         let reconciles = Counter::default();
+        let reconciles_deferred = Counter::default();
         let reconcile_errors = Family::<KindLabel, Counter>::default();
         let reconcile_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let rollouts_by_phase = Family::<KindLabel, Gauge>::default();
@@ -97,6 +101,11 @@ impl Default for Metrics {
             notifications.clone(),
         );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconciles_deferred",
+            "Reconciles deferred: the cache had not yet delivered the operator's own last status write",
+            reconciles_deferred.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Reconcile errors by category",
@@ -136,6 +145,7 @@ impl Default for Metrics {
         Metrics {
             registry: Arc::new(registry),
             reconciles,
+            reconciles_deferred,
             reconcile_errors,
             reconcile_duration,
             rollouts_by_phase,

@@ -51,6 +51,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -115,9 +116,15 @@ pub async fn apply(
     }
     if &status != rollout.status {
         ctx.ensure_leader()?;
-        apply_status(&sds, &name, rollout.sd.resource_version(), &status)
+        let read_version = rollout.sd.resource_version();
+        let written_version = apply_status(&sds, &name, read_version.clone(), &status)
             .await
             .map_err(writing("write status"))?;
+        ctx.own_writes.wrote(
+            ObjectRef::from_obj(rollout.sd),
+            read_version.as_deref(),
+            written_version.as_deref(),
+        );
     }
     let workload = apply_workload(ctx, rollout, decision).await;
     publish_events(ctx, rollout.sd, decision).await?;
@@ -173,13 +180,13 @@ async fn apply_records(
 }
 
 /// Writes the whole status by server-side apply, with a `resourceVersion` precondition when one
-/// is given.
+/// is given, and returns the written object's `resourceVersion`.
 pub async fn apply_status(
     sds: &Api<SafeDeployment>,
     name: &str,
     resource_version: Option<String>,
     status: &SafeDeploymentStatus,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let mut metadata = json!({ "name": name });
     if let Some(version) = resource_version {
         metadata["resourceVersion"] = json!(version);
@@ -190,13 +197,14 @@ pub async fn apply_status(
         "metadata": metadata,
         "status": status,
     });
-    sds.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    let written = sds
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(written.metadata.resource_version)
 }
 
 /// Creates or scales the ReplicaSets the decision sizes: the fresh baselines first, then the

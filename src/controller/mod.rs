@@ -30,6 +30,7 @@ mod jobs;
 pub mod leader;
 pub mod notify;
 pub mod observe;
+mod own_writes;
 mod owned_cache;
 mod policy_gates;
 mod reconcile;
@@ -158,6 +159,9 @@ pub struct Context {
     pub readiness: crate::telemetry::Readiness,
     /// Failed reconciles in a row per object, which pace their retries.
     pub failures: backoff::Failures,
+    /// Status writes the SafeDeployment cache has not delivered yet (a reconcile on the older
+    /// object is deferred).
+    pub own_writes: own_writes::OwnWrites,
     /// The notification queue: a reconcile offers its applied status and never waits.
     pub notifier: notify::Notifier,
     /// The shard this process serves (None: every SafeDeployment in scope).
@@ -206,6 +210,7 @@ impl Context {
             metrics,
             readiness: crate::telemetry::Readiness::default(),
             failures: backoff::Failures::default(),
+            own_writes: own_writes::OwnWrites::default(),
             providers: crate::analysis::provider::Providers::new()
                 .map_err(|e| ControllerError::Providers(e.to_string()))?,
             shard: args.shard.clone(),

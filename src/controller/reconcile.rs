@@ -97,6 +97,15 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     if let Some(action) = not_now(sd, ctx) {
         return Ok(action);
     }
+    if ctx
+        .own_writes
+        .cache_is_behind(&ObjectRef::from_obj(sd), sd.resource_version().as_deref())
+    {
+        // Decided already, on the object before our own last write: the watch delivers that
+        // write next, and its event reconciles again (the wait is only a fallback).
+        ctx.metrics.reconciles_deferred.inc();
+        return Ok(Action::requeue(super::backoff::CONFLICT_RETRY));
+    }
     let namespace = sd.namespace().unwrap_or_default();
     if sd.metadata.deletion_timestamp.is_some() {
         // Only a SafeDeployment with an operator finalizer gets here (see `not_now`). One at
