@@ -2,8 +2,8 @@
 # Time to revert under load, on the local control plane: N SafeDeployments at rest (default
 # 1000, one pod each) and BUSY more in progress (default 50, paused at a 50% canary); then, TRIALS
 # times (default 20), one more SafeDeployment gets a canary that crashes once Ready (kwok's crash
-# Stage), and the time is measured from the crash reaching the API server (the pod's restart
-# count seen by a watch) to the revert being written (its status Degraded, seen by a watch on the
+# Stage), and the time is measured from the crash reaching the API server (the pod's error exit
+# or restart count, whichever a watch sees first) to the revert being written (its status Degraded, seen by a watch on the
 # same client machine). Both are watch observations, so the watches' own delivery delay counts
 # on both sides and mostly cancels out.
 # Usage: e2e/bench-revert.sh [N] [--busy B] [--trials T]   (PROFILE=debug for the debug build;
@@ -94,9 +94,11 @@ if [ "$busy" -gt 0 ]; then
 fi
 echo "$busy canaries paused at 50%"
 
-# Watches, each line stamped on arrival: pods' restart counts, SafeDeployments' phases.
+# Watches, each line stamped on arrival: pods' restart counts and exit codes (a crash reaches
+# the API server as an exit, before the kubelet's restart raises restartCount), SafeDeployments'
+# phases.
 stamp() { while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done; }
-kubectl -n "$ns" get pods -w -o jsonpath='{.metadata.labels.safedeploy\.dev/name} {.status.containerStatuses[0].restartCount}{"\n"}' \
+kubectl -n "$ns" get pods -w -o jsonpath='{.metadata.labels.safedeploy\.dev/name} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.terminated.exitCode}{"\n"}' \
   2>/dev/null | stamp >"$work/pods.log" &
 watchers+=($!)
 kubectl -n "$ns" get sd -w -o jsonpath='{.metadata.name} {.status.phase}{"\n"}' 2>/dev/null | stamp >"$work/sds.log" &
@@ -108,7 +110,7 @@ for t in $(seq 1 "$trials"); do
   manifest "$i" registry.local/app:v2-bad crash | kubectl apply --server-side -f - >/dev/null
   crashed="" reverted=""
   for _ in $(seq 1 600); do
-    crashed=$(awk -v n="app-$i" '$2 == n && $3 >= 1 {print $1; exit}' "$work/pods.log")
+    crashed=$(awk -v n="app-$i" '$2 == n && ($3 >= 1 || ($4 != "" && $4 != 0)) {print $1; exit}' "$work/pods.log")
     reverted=$(awk -v n="app-$i" '$2 == n && $3 == "Degraded" {print $1; exit}' "$work/sds.log")
     [ -n "$crashed" ] && [ -n "$reverted" ] && break
     sleep 0.1

@@ -30,14 +30,14 @@ use real::{
 use safedeploy::api::Phase;
 use serde_json::{Value, json};
 
-/// Records when a pod of the namespace first reports a restart (the crash reaching the API
-/// server), until dropped.
-struct FirstRestart {
+/// Records when a pod of the namespace first reports a crash (an error exit or a restart: the
+/// crash reaching the API server), until dropped.
+struct FirstCrash {
     at: Arc<Mutex<Option<SystemTime>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl FirstRestart {
+impl FirstCrash {
     fn watch(ns: &TestNamespace) -> Self {
         let at: Arc<Mutex<Option<SystemTime>>> = Arc::default();
         let pods: Api<Pod> = ns.api();
@@ -48,7 +48,7 @@ impl FirstRestart {
                 .boxed();
             while let Some(event) = events.next().await {
                 if let Ok(pod) = event
-                    && common::restart_count(&pod) > 0
+                    && common::crashed(&pod)
                 {
                     let mut first = slot.lock().expect("lock");
                     first.get_or_insert_with(SystemTime::now);
@@ -63,7 +63,7 @@ impl FirstRestart {
     }
 }
 
-impl Drop for FirstRestart {
+impl Drop for FirstCrash {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -75,14 +75,14 @@ struct CrashRevert {
     reason: String,
     /// From applying the bad revision to the revert decision.
     apply_to_revert: Duration,
-    /// From the first restart reaching the API server to the revert decision.
+    /// From the first crash reaching the API server to the revert decision.
     crash_to_revert_ms: i64,
 }
 
 impl CrashRevert {
     fn summary(&self) -> String {
         format!(
-            "reverted {:.1} s after the apply, {} ms after the first restart reached the API server; reason: {}",
+            "reverted {:.1} s after the apply, {} ms after the first crash reached the API server; reason: {}",
             self.apply_to_revert.as_secs_f64(),
             self.crash_to_revert_ms,
             self.reason
@@ -100,7 +100,7 @@ async fn crash_revert(tier: Tier) -> CrashRevert {
     let steps = json!([{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]);
     let stable = apply_stable(&ns, &web(tier, 2, "v1", false, &steps)).await;
     let v1 = stable.stable_revision.expect("stable revision");
-    let restarts = FirstRestart::watch(&ns);
+    let crashes = FirstCrash::watch(&ns);
     let applied = Instant::now();
     apply(&ns, &web(tier, 2, "v2", true, &steps))
         .await
@@ -123,7 +123,7 @@ async fn crash_revert(tier: Tier) -> CrashRevert {
         .unwrap_or_default()
         .parse()
         .expect("finishedAt is a timestamp");
-    let crashed_at = restarts.get().expect("a restart was observed");
+    let crashed_at = crashes.get().expect("a crash was observed");
     let crashed_ms = crashed_at
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock")

@@ -113,7 +113,7 @@ async fn a_crash_looping_canary_is_reverted_quickly_and_the_stable_stays_availab
             while !stop.load(Ordering::SeqCst) {
                 let next = tokio::time::timeout(Duration::from_millis(100), events.next()).await;
                 match next {
-                    Ok(Some(Ok(Either::Left(pod)))) if common::restart_count(&pod) > 0 => {
+                    Ok(Some(Ok(Either::Left(pod)))) if common::crashed(&pod) => {
                         let mut slot = first_crash.lock().expect("lock");
                         if slot.is_none() {
                             *slot = Some(SystemTime::now());

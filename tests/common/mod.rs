@@ -61,6 +61,9 @@ pub enum Fault {
     /// Ready, then about 1 s later the container exits; the first exit is restarted at once
     /// (restartCount + 1), later ones after 2 s in CrashLoopBackOff, as a real kubelet does.
     Crash,
+    /// Ready, then about 1 s later the container exits, and is never restarted (terminated with
+    /// restartCount 0: the kubelet's restart, which a loaded node delays, has not come).
+    CrashUnrestarted,
     /// Running, never Ready.
     NeverReady,
     /// Ready at creationTimestamp + the given seconds.
@@ -75,6 +78,9 @@ impl Fault {
             Fault::None => {}
             Fault::Crash => {
                 annotations.insert(FAULT_ANNOTATION.to_owned(), "crash".to_owned());
+            }
+            Fault::CrashUnrestarted => {
+                annotations.insert(FAULT_ANNOTATION.to_owned(), "crash-unrestarted".to_owned());
             }
             Fault::NeverReady => {
                 annotations.insert(FAULT_ANNOTATION.to_owned(), "never-ready".to_owned());
@@ -351,6 +357,21 @@ pub fn phase(pod: &Pod) -> String {
         .as_ref()
         .and_then(|s| s.phase.clone())
         .unwrap_or_default()
+}
+
+/// Whether the pod's first container has crashed: it exited with an error (and is not started
+/// again yet) or has been restarted. The crash reaches the API server with the exit, before the
+/// kubelet's restart raises `restartCount`.
+pub fn crashed(pod: &Pod) -> bool {
+    let exited_with_error = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|state| state.terminated.as_ref())
+        .is_some_and(|t| t.exit_code != 0);
+    exited_with_error || restart_count(pod) > 0
 }
 
 /// The restart count of the pod's first container.
