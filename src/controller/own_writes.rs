@@ -64,7 +64,8 @@ impl OwnWrites {
 
     /// How many writes are waiting for the cache (each is forgotten at its object's next
     /// reconcile).
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    fn pending(&self) -> usize {
         self.lock().len()
     }
 
