@@ -29,8 +29,9 @@
 #   --startup-critical S raises safedeploy's start-up latency gate (pod creation to Ready, default
 #   critical 60 s) to S: at 10,000 on 2 cores kwok and the scheduler lag by more than a minute,
 #   and the default gate reverts good canaries (Argo Rollouts has no such gate). Acceptable is
-#   raised to S too: a Marginal start-up latency holds the step, and a started pod's latency
-#   never improves, so the canary would wait for its progress deadline.
+#   raised to S - 1 (the schema wants acceptable < critical): a Marginal start-up latency holds
+#   the step, and a started pod's latency never improves, so the canary would wait for its
+#   progress deadline.
 #   --progress-deadline S sets both operators' progress deadline to S seconds (default 10
 #   minutes for both): on 2 cores a bulk change of 10,000 leaves canaries Pending for longer.
 # The numbers are printed (and written to target/bench-peers/<date>-N.txt); nothing is asserted.
@@ -109,7 +110,7 @@ manifests() { # kind namespace image
   local labels="" health=""
   [ "$1" != sd ] || [ -z "$startup_critical" ] ||
     health="
-  health: {startupLatencySeconds: {target: 10, acceptable: $startup_critical, critical: $startup_critical}}"
+  health: {startupLatencySeconds: {target: 10, acceptable: $((startup_critical - 1)), critical: $startup_critical}}"
   if [ -n "$progress_deadline" ]; then
     if [ "$1" = sd ]; then health="$health
   progressDeadline: ${progress_deadline}s"; else health="$health
@@ -150,7 +151,12 @@ stable_of_first() { # kind namespace
 apply_and_wait() { # file kind namespace [old-stable] -> seconds (fractional) from the start of the apply
   local start
   start=$(date +%s.%N)
-  kubectl apply --server-side -f "$1" >/dev/null
+  # A command substitution does not inherit set -e: a rejected apply must stop the run here,
+  # not leave it waiting two hours for objects that were never created.
+  if ! kubectl apply --server-side -f "$1" >/dev/null; then
+    log "the apply of $1 was rejected; stopping"
+    return 1
+  fi
   shift
   wait_done "$start" "$@"
 }
