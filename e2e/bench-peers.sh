@@ -217,25 +217,28 @@ peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/
 # Requests from user agents that match $1 in the audit log between two RFC 3339 instants, by verb.
 audit_counts() { # agent-regex from to
   python3 - "$audit_log" "$1" "$2" "$3" <<'PY'
-import json, re, sys, collections
+import glob, json, os, re, sys, collections
 path, agent, since, until = sys.argv[1], re.compile(sys.argv[2]), sys.argv[3], sys.argv[4]
 verbs = collections.Counter()
 by_resource = collections.Counter()
 first = None
-with open(path) as f:
-    for line in f:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        at = e.get("requestReceivedTimestamp", "")
-        if not (since <= at < until) or not agent.search(e.get("userAgent", "")):
-            continue
-        verbs[e.get("verb", "?")] += 1
-        ref = e.get("objectRef") or {}
-        what = ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else "")
-        by_resource[f"{e.get('verb', '?')} {what}"] += 1
-        first = first or at
+# The API server rotates its audit log at 100 MB (audit-<time>.log beside it): at 10,000 a run
+# writes several, and reading only the current one undercounts.
+for log_file in sorted(glob.glob(os.path.join(os.path.dirname(path), "audit*.log"))):
+    with open(log_file) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            at = e.get("requestReceivedTimestamp", "")
+            if not (since <= at < until) or not agent.search(e.get("userAgent", "")):
+                continue
+            verbs[e.get("verb", "?")] += 1
+            ref = e.get("objectRef") or {}
+            what = ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+            by_resource[f"{e.get('verb', '?')} {what}"] += 1
+            first = min(first, at) if first else at
 writes = sum(verbs[v] for v in ("create", "update", "patch", "delete", "deletecollection"))
 print(" ".join(f"{v}={c}" for v, c in sorted(verbs.items())) or "none", f"| writes={writes}", f"| first={first}")
 if by_resource:
