@@ -12,11 +12,12 @@
 #   - time to all Healthy and to all promoted;
 #   - API requests by verb made by the operator (its user agent), from the API server's audit
 #     log; and the writes (create/update/patch/delete) it made during the rest period;
-#   - start-up: process start to the first request, to caches synced and to the first status
-#     write, from the audit log and the operator's own log.
+#   - start-up with N objects in place, over --restarts K restarts (default 5): from spawning
+#     the process to its caches synced and to its first reconcile, timed as each operator's log
+#     lines arrive; and the first restart's requests (audit log) and RSS after 15 s.
 #
 # Usage: e2e/bench-peers.sh [N] [--rest SECONDS] [--only sd|argo] [--unlimited-qps] [--shards K]
-#                           [--startup-critical S] [--progress-deadline S]
+#                           [--startup-critical S] [--progress-deadline S] [--restarts K]
 #   N defaults to 1000, the rest period to 600 s (the issue's 10 minutes). PROFILE=debug uses
 #   the debug build of safedeploy (for a quick check of the script, not for numbers);
 #   BENCH_BIN=path uses an already built safedeploy.
@@ -41,11 +42,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-n=1000 rest=600 only="" qps=limited shards=0 startup_critical="" progress_deadline=""
+n=1000 rest=600 only="" qps=limited shards=0 startup_critical="" progress_deadline="" restarts=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --unlimited-qps) qps=unlimited; export SAFEDEPLOY_DISABLE_QPS_LIMITS=1; shift ;;
     --rest) rest=$2; shift 2 ;;
+    --restarts) restarts=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --shards) shards=$2; only=sd; shift 2 ;;
     --startup-critical) startup_critical=$2; shift 2 ;;
@@ -191,11 +193,23 @@ sample_rss() { # [pid file]: writes "epoch rss_mib" lines (to $work/rss) until t
     sleep 1
   done
 }
-start_operator() { # kind namespace logfile
-  case "$1" in
-    sd) "$sd_bin" controller --namespace "$2" --http-addr "127.0.0.1:$sd_http_port" >"$3" 2>&1 & ;;
-    argo) "$argo_bin" --kubeconfig "$KUBECONFIG" --namespaced --namespace "$2" --leader-elect=false \
-            --metricsport 19980 --healthzPort 19981 --loglevel warn >"$3" 2>&1 & ;;
+# Prefixes each line with the time it arrived (epoch seconds): the start-up marks of both
+# operators are timed by the same clock (Argo Rollouts' own log times have whole seconds only).
+stamp_lines() { python3 -u -c 'import sys, time
+for line in sys.stdin: sys.stdout.write(f"{time.time():.6f} {line}")'; }
+start_operator() { # kind namespace logfile [stamped]
+  # Stamped (the start-up measurement): each log line is timed on arrival, and Argo Rollouts logs
+  # at info, where it says when its caches synced and when a reconcile starts.
+  local argo_level=warn
+  [ -z "${4:-}" ] || argo_level=info
+  case "$1:${4:-}" in
+    sd:) "$sd_bin" controller --namespace "$2" --http-addr "127.0.0.1:$sd_http_port" >"$3" 2>&1 & ;;
+    sd:stamped) "$sd_bin" controller --namespace "$2" --http-addr "127.0.0.1:$sd_http_port" \
+            > >(stamp_lines >"$3") 2>&1 & ;;
+    argo:) "$argo_bin" --kubeconfig "$KUBECONFIG" --namespaced --namespace "$2" --leader-elect=false \
+            --metricsport 19980 --healthzPort 19981 --loglevel "$argo_level" >"$3" 2>&1 & ;;
+    argo:stamped) "$argo_bin" --kubeconfig "$KUBECONFIG" --namespaced --namespace "$2" --leader-elect=false \
+            --metricsport 19980 --healthzPort 19981 --loglevel "$argo_level" > >(stamp_lines >"$3") 2>&1 & ;;
   esac
   pid=$!
   : >"$work/rss"
@@ -212,6 +226,7 @@ reconciles() { # kind [port]
   sd_metric safedeploy_reconciles_total "${2:-$sd_http_port}"
 }
 stop_operator() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; }
+median() { printf '%s\n' "$@" | grep -v none | sort -n | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : "none"}'; }
 peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/rss}"; }
 
 # Requests from user agents that match $1 in the audit log between two RFC 3339 instants, by verb.
@@ -296,19 +311,44 @@ run_one() { # kind
   [ "$kind" != sd ] || say "  reconciles in all: $rec_end; deferred behind the operator's own status write: $(sd_metric safedeploy_reconciles_deferred_total); errors by kind: $(curl -sf "http://127.0.0.1:$sd_http_port/metrics" | sed -n 's/^safedeploy_reconcile_errors_total{kind="\([^"]*\)"} \([0-9]*\).*/\1 \2/p' | paste -sd, - || true)"
   say "  API requests, rollouts (apply to promoted): $(audit_counts "$agent" "$t_start" "$t_changed")"
   say "  API requests at rest (${rest} s): $(audit_counts "$agent" "$t_rest" "$t_end")"
+  local rss_peak
+  rss_peak=$(peak_rss) # before the restarts, which sample anew
   stop_operator
-  # Start-up with N objects in place: to the first request, and the process's own account.
-  local t_restart
-  t_restart=$(now3339)
-  start_operator "$kind" "$ns" "$work/$kind-restart.log"
-  sleep 15
-  say "  restart: process start $t_restart; first request and requests in 15 s: $(audit_counts "$agent" "$t_restart" "$(now3339)")"
-  if [ "$kind" = sd ]; then
-    say "  restart: $(grep 'start-up timing' "$work/$kind-restart.log" | sed 's/.*"fields"://' | cut -c1-300)"
-  fi
-  say "  RSS 15 s after restart: $(rss_mib) MiB"
-  stop_operator
-  printf '%s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$(peak_rss)" "$cpu3" >>"$work/summary"
+  # Start-up with N objects in place, $restarts times: from spawning the process to its caches
+  # synced and to its first reconcile, read from its log lines as they arrive (safedeploy:
+  # "start-up timing" and "first reconcile"; Argo Rollouts: "Starting Rollout workers", which it
+  # logs once every informer has synced, and the first "Started syncing rollout"). The first
+  # restart also counts its requests and its RSS after 15 s.
+  local t_restart i spawned synced_at first_at synced_ms=() first_ms=() synced_mark first_mark
+  case "$kind" in
+    sd) synced_mark='start-up timing' first_mark='"first reconcile"' ;;
+    argo) synced_mark='Starting Rollout workers' first_mark='Started syncing rollout' ;;
+  esac
+  for i in $(seq 1 "$restarts"); do
+    t_restart=$(now3339)
+    spawned=$(date +%s.%N)
+    start_operator "$kind" "$ns" "$work/$kind-restart-$i.log" stamped
+    synced_at="" first_at=""
+    for _ in $(seq 1 600); do
+      synced_at=$(grep -m1 -F "$synced_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
+      first_at=$(grep -m1 -F "$first_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
+      [ -z "$synced_at" ] || [ -z "$first_at" ] || break
+      sleep 0.1
+    done
+    synced_ms+=("$(awk -v a="$spawned" -v b="${synced_at:-0}" 'BEGIN {print (b > 0 ? int((b - a) * 1000) : "none")}')")
+    first_ms+=("$(awk -v a="$spawned" -v b="${first_at:-0}" 'BEGIN {print (b > 0 ? int((b - a) * 1000) : "none")}')")
+    if [ "$i" -eq 1 ]; then
+      sleep 15
+      say "  restart: process start $t_restart; first request and requests in 15 s: $(audit_counts "$agent" "$t_restart" "$(now3339)")"
+      if [ "$kind" = sd ]; then
+        say "  restart: $(grep 'start-up timing' "$work/$kind-restart-1.log" | sed 's/.*"fields"://' | cut -c1-300)"
+      fi
+      say "  RSS 15 s after restart: $(rss_mib) MiB"
+    fi
+    stop_operator
+  done
+  say "  start-up over $restarts restarts, ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))"
+  printf '%s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$rss_peak" "$cpu3" >>"$work/summary"
   kubectl delete namespace "$ns" --wait=false >/dev/null
 }
 

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub notifications: Family<KindLabel, Counter>,
     /// SafeDeployments no shard serves (only on the process given `--unsharded-selector`).
     pub unsharded: Gauge,
+    /// Set by the first reconcile that reaches a decision (see [`Metrics::record_first_reconcile`]).
+    first_reconcile_recorded: Arc<AtomicBool>,
 }
 
 impl Default for Metrics {
@@ -156,6 +158,7 @@ impl Default for Metrics {
             startup_seconds,
             notifications,
             unsharded,
+            first_reconcile_recorded: Arc::default(),
         }
     }
 }
@@ -214,6 +217,24 @@ impl Metrics {
         } else {
             startup_timing!(info);
         }
+    }
+
+    /// Records, once per process, the time from the controller's start to its first reconcile
+    /// past the readiness gate (the first decision), as the `first_reconcile` start-up phase and
+    /// a log line: with the caches synced, it is what a restart costs before rollouts move again.
+    pub fn record_first_reconcile(&self, since_start: Duration) {
+        if self.first_reconcile_recorded.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.startup_seconds
+            .get_or_create(&KindLabel {
+                kind: "first_reconcile".into(),
+            })
+            .set(since_start.as_secs_f64());
+        info!(
+            first_reconcile_ms = since_start.as_millis(),
+            "first reconcile"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a person watching a rollout sees, on the local control plane: `/metrics` counters move
 //! during a rollout, `/readyz` is ready once the caches synced, the start-up timing line is
-//! logged, and `safedeploy status --watch` redraws a live view of the steps and signals.
+//! logged (and the first reconcile, once, after it), and `safedeploy status --watch` redraws a
+//! live view of the steps and signals.
 
 mod common;
 mod operator;
@@ -98,6 +99,22 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
         assert!(a > b, "{name} did not move: {b} -> {a}");
     }
     assert!(after.contains("safedeploy_attestation_verdicts_total{kind=\"NotRequired\"}"));
+    // The first decision waits for the caches, so its start-up phase cannot come before theirs.
+    let cache_sync = metric(&after, "safedeploy_startup_seconds{kind=\"cache_sync\"}");
+    let first_reconcile = metric(
+        &after,
+        "safedeploy_startup_seconds{kind=\"first_reconcile\"}",
+    );
+    println!("start-up: caches synced {cache_sync} s, first reconcile {first_reconcile} s");
+    assert!(
+        cache_sync > 0.0 && first_reconcile >= cache_sync,
+        "first reconcile {first_reconcile} s after caches synced {cache_sync} s"
+    );
+    assert_eq!(
+        operator.log().matches("\"first reconcile\"").count(),
+        1,
+        "the first reconcile is logged once"
+    );
 }
 
 /// The operator's `/metrics` page.

@@ -166,6 +166,8 @@ pub struct Context {
     pub notifier: notify::Notifier,
     /// The shard this process serves (None: every SafeDeployment in scope).
     pub shard: Option<crate::core::shard::ShardSelector>,
+    /// When the controller started (the start-up timings count from it).
+    pub started: Instant,
 }
 
 impl Context {
@@ -188,6 +190,7 @@ impl Context {
         caches: &watch::Caches,
         leadership: &Option<leader::Leadership>,
         args: &ControllerArgs,
+        started: Instant,
     ) -> Result<Context, ControllerError> {
         let metrics = crate::telemetry::Metrics::default();
         let notifier = notify::Notifier::start(
@@ -214,6 +217,7 @@ impl Context {
             providers: crate::analysis::provider::Providers::new()
                 .map_err(|e| ControllerError::Providers(e.to_string()))?,
             shard: args.shard.clone(),
+            started,
         })
     }
 }
@@ -288,6 +292,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         &watches.caches,
         &leadership,
         &args,
+        started,
     )?);
     let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
     let http_addr = listener.local_addr()?;

@@ -97,6 +97,7 @@ async fn reconcile_inner(sd: &SafeDeployment, ctx: &Context) -> Result<Action, R
     if let Some(action) = not_now(sd, ctx) {
         return Ok(action);
     }
+    ctx.metrics.record_first_reconcile(ctx.started.elapsed());
     if ctx
         .own_writes
         .cache_is_behind(&ObjectRef::from_obj(sd), sd.resource_version().as_deref())
