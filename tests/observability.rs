@@ -100,7 +100,10 @@ async fn metrics_move_and_status_watch_shows_a_live_rollout() {
     }
     assert!(after.contains("safedeploy_attestation_verdicts_total{kind=\"NotRequired\"}"));
     // The first decision waits for the caches, so its start-up phase cannot come before theirs.
-    let cache_sync = metric(&after, "safedeploy_startup_phase_seconds{kind=\"cache_sync\"}");
+    let cache_sync = metric(
+        &after,
+        "safedeploy_startup_phase_seconds{kind=\"cache_sync\"}",
+    );
     let first_reconcile = metric(
         &after,
         "safedeploy_startup_phase_seconds{kind=\"first_reconcile\"}",
