@@ -142,20 +142,21 @@ YAML
   done
 }
 
-# How many objects are Healthy (and, with a second argument, on a stable revision other than it).
-count_done() { # kind namespace [old-stable]
+# How many objects are Healthy (and, with a file of "name stable" lines, on a stable revision other
+# than the one that file gives for the same object). The template's labels name the object, so
+# every object's revision hash is its own: the old stable is compared object by object.
+stables() { # kind namespace -> "name phase stable" lines
   case "$1" in
-    sd) kubectl -n "$2" get safedeployments -o jsonpath='{range .items[*]}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}' ;;
-    argo) kubectl -n "$2" get rollouts.argoproj.io -o jsonpath='{range .items[*]}{.status.phase}{" "}{.status.stableRS}{"\n"}{end}' ;;
-  esac | awk -v old="${3:-}" '$1 == "Healthy" && $2 != "" && (old == "" || $2 != old) {c++} END {print c+0}'
-}
-stable_of_first() { # kind namespace
-  case "$1" in
-    sd) kubectl -n "$2" get safedeployment app-1 -o jsonpath='{.status.stableRevision}' ;;
-    argo) kubectl -n "$2" get rollouts.argoproj.io app-1 -o jsonpath='{.status.stableRS}' ;;
+    sd) kubectl -n "$2" get safedeployments -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}' ;;
+    argo) kubectl -n "$2" get rollouts.argoproj.io -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.status.stableRS}{"\n"}{end}' ;;
   esac
 }
-apply_and_wait() { # file kind namespace [old-stable] -> seconds (fractional) from the start of the apply
+count_done() { # kind namespace [old-stables-file]
+  stables "$1" "$2" | awk -v old_file="${3:-}" '
+    BEGIN { if (old_file != "") while ((getline line < old_file) > 0) { split(line, f, " "); old[f[1]] = f[3] } }
+    $2 == "Healthy" && $3 != "" && (old_file == "" || $3 != old[$1]) {c++} END {print c+0}'
+}
+apply_and_wait() { # file kind namespace [old-stables-file] -> seconds (fractional) from the start of the apply
   local start
   start=$(date +%s.%N)
   # A command substitution does not inherit set -e: a rejected apply must stop the run here,
@@ -167,7 +168,7 @@ apply_and_wait() { # file kind namespace [old-stable] -> seconds (fractional) fr
   shift
   wait_done "$start" "$@"
 }
-wait_done() { # start kind namespace [old-stable] -> seconds (fractional) since start
+wait_done() { # start kind namespace [old-stables-file] -> seconds (fractional) since start
   local start=$1 now
   shift
   # A list of every object each second costs the API server (and the cores both share) more
@@ -284,7 +285,8 @@ run_one() { # kind
   healthy=$(apply_and_wait "$work/$kind-v1.yaml" "$kind" "$ns")
   cpu1=$(cpu_seconds)
   say "  all Healthy, from the start of the apply: ${healthy} s (CPU ${cpu0} -> ${cpu1} s)"
-  old=$(stable_of_first "$kind" "$ns")
+  old="$work/$kind-v1-stables"
+  stables "$kind" "$ns" >"$old"
   manifests "$kind" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
   promoted=$(apply_and_wait "$work/$kind-v2.yaml" "$kind" "$ns" "$old")
   cpu2=$(cpu_seconds)
@@ -378,7 +380,8 @@ run_sharded() {
   manifests sd "$ns" registry.local/app:v1 >"$work/sd-v1.yaml"
   healthy=$(apply_and_wait "$work/sd-v1.yaml" sd "$ns")
   say "  all Healthy, from the start of the apply: ${healthy} s"
-  old=$(stable_of_first sd "$ns")
+  old="$work/sd-v1-stables"
+  stables sd "$ns" >"$old"
   manifests sd "$ns" registry.local/app:v2 >"$work/sd-v2.yaml"
   promoted=$(apply_and_wait "$work/sd-v2.yaml" sd "$ns" "$old")
   t_changed=$(now3339)

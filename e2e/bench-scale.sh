@@ -78,9 +78,15 @@ EOF
   done
 }
 
-count_healthy() {
-  kubectl -n "$ns" get sd -o jsonpath='{range .items[*]}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}' \
-    | awk -v want="$1" '$1 == "Healthy" && (want == "" || $2 != want) {c++} END {print c+0}'
+# "name phase stable" per SafeDeployment. The template's labels name the object, so every
+# object's revision hash is its own: an old stable is compared object by object.
+stables() {
+  kubectl -n "$ns" get sd -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}'
+}
+count_healthy() { # [old-stables-file]: Healthy, and on a stable other than the file's
+  stables | awk -v old_file="${1:-}" '
+    BEGIN { if (old_file != "") while ((getline line < old_file) > 0) { split(line, f, " "); old[f[1]] = f[3] } }
+    $2 == "Healthy" && $3 != "" && (old_file == "" || $3 != old[$1]) {c++} END {print c+0}'
 }
 
 wait_all() {
@@ -119,7 +125,8 @@ initial=$(wait_all "")
 echo "initial rollout: all $n Healthy after ${initial} s"
 sleep 5
 echo "operator RSS at rest: $(rss_mib) MiB"
-stable=$(kubectl -n "$ns" get sd app-1 -o jsonpath='{.status.stableRevision}')
+stable="$work/v1-stables"
+stables >"$stable"
 
 if [ "${CONFIG:-0}" = 1 ]; then
   config_maps hello-v2 > "$work/v2.yaml"   # configuration only: the SafeDeployments are untouched
