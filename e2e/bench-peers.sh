@@ -173,12 +173,16 @@ wait_done() { # start kind namespace [old-stables-file] -> seconds (fractional) 
   shift
   # A list of every object each second costs the API server (and the cores both share) more
   # than the operators at 10,000: poll less often there, at the cost of that much precision.
-  local every=$(( n >= 5000 ? 10 : 1 )) done_count=0 i=0
-  for i in $(seq 1 $((wait_cap / every))); do
+  # The cap and the log count wall-clock seconds: at 10,000 a list takes seconds of its own.
+  local every=$(( n >= 5000 ? 10 : 1 )) done_count=0 began=$SECONDS logged=$SECONDS
+  while [ $((SECONDS - began)) -lt "$wait_cap" ]; do
     done_count=$(count_done "$@")
     [ "$done_count" -ge "$n" ] && break
     # A minute-by-minute count shows a long wait is moving (and a stopped run what it reached).
-    [ $((i * every % 60)) -ne 0 ] || log "$1: $done_count of $n done after $((i * every)) s"
+    if [ $((SECONDS - logged)) -ge 60 ]; then
+      log "$1: $done_count of $n done after $((SECONDS - began)) s"
+      logged=$SECONDS
+    fi
     sleep "$every"
   done
   now=$(date +%s.%N)
