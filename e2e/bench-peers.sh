@@ -237,7 +237,17 @@ reconciles() { # kind [port]
   [ "$1" = sd ] || { echo 0; return; }
   sd_metric safedeploy_reconciles_total "${2:-$sd_http_port}"
 }
-stop_operator() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; }
+stop_operator() {
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  # Argo Rollouts v1.10.1 at 10,000 once stayed alive minutes after logging "All rollout workers
+  # have stopped": after 30 s the process is killed outright (its timings are already read).
+  local _
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=""
+}
 median() { printf '%s\n' "$@" | grep -v none | sort -n | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : "none"}'; }
 peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/rss}"; }
 
