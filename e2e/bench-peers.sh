@@ -142,9 +142,7 @@ YAML
   done
 }
 
-# How many objects are Healthy (and, with a file of "name stable" lines, on a stable revision other
-# than the one that file gives for the same object). The template's labels name the object, so
-# every object's revision hash is its own: the old stable is compared object by object.
+# How many objects are done (count_done_since in e2e/lib/bench.sh says what that means).
 stables() { # kind namespace -> "name phase stable" lines
   case "$1" in
     sd) kubectl -n "$2" get safedeployments -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}' ;;
@@ -152,9 +150,7 @@ stables() { # kind namespace -> "name phase stable" lines
   esac
 }
 count_done() { # kind namespace [old-stables-file]
-  stables "$1" "$2" | awk -v old_file="${3:-}" '
-    BEGIN { if (old_file != "") while ((getline line < old_file) > 0) { split(line, f, " "); old[f[1]] = f[3] } }
-    $2 == "Healthy" && $3 != "" && (old_file == "" || $3 != old[$1]) {c++} END {print c+0}'
+  stables "$1" "$2" | count_done_since "${3:-}"
 }
 apply_and_wait() { # file kind namespace [old-stables-file] -> seconds (fractional) from the start of the apply
   local start

@@ -78,15 +78,12 @@ EOF
   done
 }
 
-# "name phase stable" per SafeDeployment. The template's labels name the object, so every
-# object's revision hash is its own: an old stable is compared object by object.
+# "name phase stable" per SafeDeployment, for count_done_since (e2e/lib/bench.sh).
 stables() {
   kubectl -n "$ns" get sd -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.status.stableRevision}{"\n"}{end}'
 }
-count_healthy() { # [old-stables-file]: Healthy, and on a stable other than the file's
-  stables | awk -v old_file="${1:-}" '
-    BEGIN { if (old_file != "") while ((getline line < old_file) > 0) { split(line, f, " "); old[f[1]] = f[3] } }
-    $2 == "Healthy" && $3 != "" && (old_file == "" || $3 != old[$1]) {c++} END {print c+0}'
+count_healthy() { # [old-stables-file]
+  stables | count_done_since "${1:-}"
 }
 
 wait_all() {

@@ -30,3 +30,13 @@ bench_binary() { # profile
   if [ "$1" = release ]; then cargo build --release --quiet --bin safedeploy >&2; else cargo build --quiet --bin safedeploy >&2; fi
   echo "${CARGO_TARGET_DIR:-$PWD/target}/$1/safedeploy"
 }
+
+# Counts the objects that are done, from "name phase stable" lines on stdin: Healthy with a
+# stable, and, given a file of such lines taken before a change, on a stable other than the one
+# that file gives for the same object. The templates' labels name the object, so every object's
+# revision hash is its own: an old stable is compared object by object, never with one object's.
+count_done_since() { # [old-stables-file]
+  awk -v old_file="${1:-}" '
+    BEGIN { if (old_file != "") while ((getline line < old_file) > 0) { split(line, f, " "); old[f[1]] = f[3] } }
+    $2 == "Healthy" && $3 != "" && (old_file == "" || $3 != old[$1]) {c++} END {print c+0}'
+}
