@@ -18,7 +18,8 @@
 #
 # Usage: e2e/bench-peers.sh [N] [--rest SECONDS] [--only sd|argo] [--unlimited-qps] [--shards K]
 #                           [--startup-critical S] [--progress-deadline S] [--restarts K]
-#                           [--wait-cap S]
+#                           [--wait-cap S] [--initial-list paged|streaming|paged,streaming]
+#                           [--no-change]
 #   N defaults to 1000, the rest period to 600 s (the issue's 10 minutes). PROFILE=debug uses
 #   the debug build of safedeploy (for a quick check of the script, not for numbers);
 #   BENCH_BIN=path uses an already built safedeploy.
@@ -36,6 +37,11 @@
 #   progress deadline.
 #   --progress-deadline S sets both operators' progress deadline to S seconds (default 10
 #   minutes for both): on 2 cores a bulk change of 10,000 leaves canaries Pending for longer.
+#   --initial-list paged|streaming sets how safedeploy's watches read the objects at start
+#   (`--initial-list` of `safedeploy controller`; default paged); a comma-separated list times
+#   the restarts once per strategy (the first one runs the rollouts).
+#   --no-change skips the template change (apply, all Healthy, rest, restarts): the start-up
+#   measurement at 10,000 without the half hour of the change.
 #   --wait-cap S stops each wait (to all Healthy, to all promoted) after S seconds (default 7200);
 #   the report then says NOT FINISHED with the count reached, and the run goes on.
 # The numbers are printed (and written to target/bench-peers/<date>-N.txt); nothing is asserted.
@@ -46,6 +52,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
 n=1000 rest=600 only="" qps=limited shards=0 startup_critical="" progress_deadline="" restarts=5
+initial_lists=paged change=yes
 wait_cap=7200
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -57,11 +64,14 @@ while [ $# -gt 0 ]; do
     --shards) shards=$2; only=sd; shift 2 ;;
     --startup-critical) startup_critical=$2; shift 2 ;;
     --progress-deadline) progress_deadline=$2; shift 2 ;;
+    --initial-list) initial_lists=$2; shift 2 ;;
+    --no-change) change=no; shift ;;
     [0-9]*) n=$1; shift ;;
     *) echo "bench-peers: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
+export SAFEDEPLOY_INITIAL_LIST=${initial_lists%%,*}
 export SAFEDEPLOY_CLUSTER_NAME=peers
 export SAFEDEPLOY_PROMETHEUS_PORT=19290 SAFEDEPLOY_EMITTER_PORT=19664
 run_dir="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}/peers"
@@ -295,13 +305,18 @@ run_one() { # kind
   healthy=$(apply_and_wait "$work/$kind-v1.yaml" "$kind" "$ns")
   cpu1=$(cpu_seconds)
   say "  all Healthy, from the start of the apply: ${healthy} s (CPU ${cpu0} -> ${cpu1} s)"
-  old="$work/$kind-v1-stables"
-  stables "$kind" "$ns" >"$old"
-  manifests "$kind" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
-  promoted=$(apply_and_wait "$work/$kind-v2.yaml" "$kind" "$ns" "$old")
-  cpu2=$(cpu_seconds)
+  if [ "$change" = yes ]; then
+    old="$work/$kind-v1-stables"
+    stables "$kind" "$ns" >"$old"
+    manifests "$kind" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
+    promoted=$(apply_and_wait "$work/$kind-v2.yaml" "$kind" "$ns" "$old")
+    cpu2=$(cpu_seconds)
+    say "  all promoted, from the start of the template change's apply: ${promoted} s (CPU ${cpu1} -> ${cpu2} s)"
+  else
+    promoted=0 cpu2=$cpu1
+    say "  no template change (--no-change)"
+  fi
   t_changed=$(now3339)
-  say "  all promoted, from the start of the template change's apply: ${promoted} s (CPU ${cpu1} -> ${cpu2} s)"
   sleep 10 # the last status writes of the rollout settle (old pods terminate, their events)
   t_rest=$(now3339)
   cpu_settled=$(cpu_seconds)
@@ -343,30 +358,37 @@ run_one() { # kind
     sd) synced_mark='start-up timing' first_mark='"first reconcile"' ;;
     argo) synced_mark='Starting Rollout workers' first_mark='Started syncing rollout' ;;
   esac
-  for i in $(seq 1 "$restarts"); do
-    t_restart=$(now3339)
-    spawned=$(date +%s.%N)
-    start_operator "$kind" "$ns" "$work/$kind-restart-$i.log" stamped
-    synced_at="" first_at=""
-    for _ in $(seq 1 600); do
-      synced_at=$(grep -m1 -F "$synced_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
-      first_at=$(grep -m1 -F "$first_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
-      [ -z "$synced_at" ] || [ -z "$first_at" ] || break
-      sleep 0.1
-    done
-    synced_ms+=("$(awk -v a="$spawned" -v b="${synced_at:-0}" 'BEGIN {print (b > 0 ? int((b - a) * 1000) : "none")}')")
-    first_ms+=("$(awk -v a="$spawned" -v b="${first_at:-0}" 'BEGIN {print (b > 0 ? int((b - a) * 1000) : "none")}')")
-    if [ "$i" -eq 1 ]; then
-      sleep 15
-      say "  restart: process start $t_restart; first request and requests in 15 s: $(audit_counts "$agent" "$t_restart" "$(now3339)")"
-      if [ "$kind" = sd ]; then
-        say "  restart: $(grep 'start-up timing' "$work/$kind-restart-1.log" | sed 's/.*"fields"://' | cut -c1-300)"
+  local strategy strategies=paged
+  [ "$kind" != sd ] || strategies=${initial_lists//,/ }
+  for strategy in $strategies; do
+    [ "$kind" != sd ] || export SAFEDEPLOY_INITIAL_LIST=$strategy
+    synced_ms=() first_ms=()
+    for i in $(seq 1 "$restarts"); do
+      t_restart=$(now3339)
+      spawned=$(date +%s.%N)
+      start_operator "$kind" "$ns" "$work/$kind-restart-$i.log" stamped
+      synced_at="" first_at=""
+      for _ in $(seq 1 600); do
+        synced_at=$(grep -m1 -F "$synced_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
+        first_at=$(grep -m1 -F "$first_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
+        [ -z "$synced_at" ] || [ -z "$first_at" ] || break
+        sleep 0.1
+      done
+      synced_ms+=("$(awk -v a="$spawned" -v b="${synced_at:-0}" 'BEGIN {print (b > 0 ? int((b - a) * 1000) : "none")}')")
+      first_ms+=("$(awk -v a="$spawned" -v b="${first_at:-0}" 'BEGIN {print (b > 0 ? int((b - a) * 1000) : "none")}')")
+      if [ "$i" -eq 1 ]; then
+        sleep 15
+        say "  restart: process start $t_restart; first request and requests in 15 s: $(audit_counts "$agent" "$t_restart" "$(now3339)")"
+        if [ "$kind" = sd ]; then
+          say "  restart: $(grep 'start-up timing' "$work/$kind-restart-1.log" | sed 's/.*"fields"://' | cut -c1-300)"
+        fi
+        say "  RSS 15 s after restart: $(rss_mib) MiB"
       fi
-      say "  RSS 15 s after restart: $(rss_mib) MiB"
-    fi
-    stop_operator
+      stop_operator
+    done
+    say "  start-up over $restarts restarts$([ "$kind" != sd ] || echo ", initial list $strategy"), ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))"
   done
-  say "  start-up over $restarts restarts, ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))"
+  [ "$kind" != sd ] || export SAFEDEPLOY_INITIAL_LIST=${initial_lists%%,*}
   printf '%s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$rss_peak" "$cpu3" >>"$work/summary"
   kubectl delete namespace "$ns" --wait=false >/dev/null
 }
@@ -421,7 +443,7 @@ run_sharded() {
   shard_pids=()
 }
 
-say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, progress deadline ${progress_deadline:-600 (default)} s, rest ${rest} s, control-plane client rate limits: $qps"
+say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, progress deadline ${progress_deadline:-600 (default)} s, rest ${rest} s, control-plane client rate limits: $qps, safedeploy initial list: $initial_lists"
 say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts ${argo_bin:+$(basename "$(dirname "$(dirname "$argo_bin")")")}${argo_bin:-not run}"
 [ "$shards" -eq 0 ] || { run_sharded; log "report: $report"; exit 0; }
 for kind in sd argo; do
@@ -433,6 +455,6 @@ if [ -z "$only" ]; then
   say "== ratios (Argo Rollouts / safedeploy)"
   awk '{k[NR]=$0} END {split(k[1], s); split(k[2], a);
     printf "  time to Healthy %.2f, time to promoted %.2f, peak RSS %.1fx, CPU seconds %.1fx\n",
-      a[2]/s[2], a[3]/s[3], a[4]/s[4], a[5]/s[5]}' "$work/summary" | tee -a "$report"
+      a[2]/s[2], (s[3] > 0 ? a[3]/s[3] : 0), a[4]/s[4], a[5]/s[5]}' "$work/summary" | tee -a "$report"
 fi
 log "report: $report"

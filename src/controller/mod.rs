@@ -39,6 +39,8 @@ pub mod routes;
 mod shard;
 mod watch;
 
+pub use watch::InitialList;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +105,12 @@ pub struct ControllerArgs {
     /// namespace's policy sets (`audit.recordRetention`).
     #[arg(long, env = "SAFEDEPLOY_RECORD_SWEEP_INTERVAL_SECONDS", default_value_t = retention::DEFAULT_SWEEP_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub record_sweep_interval_seconds: u64,
+    /// How each watch reads the objects that exist when it starts: `paged` (a paged list, then
+    /// a watch; every Kubernetes version), `streaming` (a watch that begins with them; needs
+    /// the API server's WatchList feature), or `auto` (streaming on Kubernetes 1.32 and 1.34
+    /// on, where that feature is on by default; paged elsewhere).
+    #[arg(long, env = "SAFEDEPLOY_INITIAL_LIST", value_enum, default_value_t = InitialList::Auto)]
+    pub initial_list: InitialList,
 }
 
 fn parse_shard(text: &str) -> Result<crate::core::shard::ShardSelector, String> {
@@ -280,11 +288,15 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let client = fault::client().await?;
     let client_ready = started.elapsed();
     let sds: Api<SafeDeployment> = watch::scoped_api(&client, &args.namespace);
-    sds.list(&kube::api::ListParams::default().limit(1))
-        .await
-        .map_err(ControllerError::MissingCrd)?;
+    let one = kube::api::ListParams::default().limit(1);
+    let (crd, initial_list) = futures::join!(
+        sds.list(&one),
+        args.initial_list.resolve(&client)
+    );
+    crd.map_err(ControllerError::MissingCrd)?;
     let crd_checked = started.elapsed();
-    let watches = watch::Watches::start(&client, &args.namespace, args.shard.as_ref());
+    let watches =
+        watch::Watches::start(&client, &args.namespace, args.shard.as_ref(), initial_list);
     let signals = Signals::install().map_err(ControllerError::Signal)?;
     let leadership = join_election(&client, &args).await?;
     let context = Arc::new(Context::new(

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -21,9 +21,9 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::cached::{CachedReplicaSet, WatchedPod};
+use super::cached::{CachedReplicaSet, WatchedPod, WatchedSafeDeployment};
 use super::owned_cache::{Owned, OwnedCache, owned_cache};
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
@@ -54,6 +54,66 @@ pub struct Caches {
 /// 10,000 pods arrives in pages of this size instead.
 const LIST_PAGE: u32 = 500;
 
+/// How a watch reads the objects that exist when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InitialList {
+    /// Streaming where the API server's version turns the WatchList feature on by default
+    /// (Kubernetes 1.32, and 1.34 on; 1.33 ships it off), paged elsewhere.
+    #[default]
+    Auto,
+    /// A list in pages of [`LIST_PAGE`] objects, each page a request, then a watch from the
+    /// list's resourceVersion. Every Kubernetes version serves it.
+    Paged,
+    /// One watch that begins with the objects that exist (`sendInitialEvents`, served from the
+    /// API server's watch cache) and ends them with a bookmark: no request per page, and no
+    /// page of objects held at once. Needs the API server's WatchList feature.
+    Streaming,
+}
+
+impl InitialList {
+    /// What this choice means on an API server of version `major`.`minor` (as `/version`
+    /// reports them, `minor` possibly with a `+`).
+    pub fn for_server(self, major: &str, minor: &str) -> InitialList {
+        if self != InitialList::Auto {
+            return self;
+        }
+        let number = |text: &str| text.trim_end_matches('+').parse::<u32>().ok();
+        match (number(major), number(minor)) {
+            (Some(1), Some(minor)) if minor == 32 || minor >= 34 => InitialList::Streaming,
+            (Some(major), Some(_)) if major > 1 => InitialList::Streaming,
+            _ => InitialList::Paged,
+        }
+    }
+
+    /// This choice on the API server `client` talks to (`Auto` asks its version; paged when
+    /// that fails).
+    pub async fn resolve(self, client: &Client) -> InitialList {
+        if self != InitialList::Auto {
+            return self;
+        }
+        match client.apiserver_version().await {
+            Ok(info) => {
+                let chosen = self.for_server(&info.major, &info.minor);
+                info!(initial_list = ?chosen, server = %info.git_version, "watches read their initial objects");
+                chosen
+            }
+            Err(error) => {
+                warn!(%error, "the API server's version is unknown; the watches list in pages");
+                InitialList::Paged
+            }
+        }
+    }
+
+    /// The watch configuration every watch of the operator starts from.
+    pub fn watch_config(self) -> watcher::Config {
+        let config = watcher::Config::default();
+        match self {
+            InitialList::Streaming => config.streaming_lists(),
+            InitialList::Auto | InitialList::Paged => config.page_size(LIST_PAGE),
+        }
+    }
+}
+
 /// The annotation `kubectl apply` keeps a whole copy of the last applied object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -71,6 +131,17 @@ fn trim_safe_deployment(sd: &mut SafeDeployment) {
     }
 }
 
+/// The same watch event, its object converted by `convert`.
+fn map_event<A, B>(event: watcher::Event<A>, convert: impl Fn(A) -> B) -> watcher::Event<B> {
+    match event {
+        watcher::Event::Apply(object) => watcher::Event::Apply(convert(object)),
+        watcher::Event::Delete(object) => watcher::Event::Delete(convert(object)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(object) => watcher::Event::InitApply(convert(object)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
 type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
 
 /// The caches, and the streams of their changes the controller maps to SafeDeployments.
@@ -85,6 +156,8 @@ pub struct Watches {
     deployments: Changes<PartialObjectMeta<Deployment>>,
     /// One item per policy change (coalesced).
     policy_changes: futures::channel::mpsc::Receiver<()>,
+    /// How these watches, and the controller's, read their initial objects.
+    initial_list: InitialList,
 }
 
 impl Watches {
@@ -96,11 +169,11 @@ impl Watches {
         client: &Client,
         namespace: &Option<String>,
         shard: Option<&ShardSelector>,
+        initial_list: InitialList,
     ) -> Watches {
+        let base = initial_list.watch_config();
         let owned_selector = shard.map_or_else(|| LABEL_NAME.to_string(), |s| s.and(LABEL_NAME));
-        let owned = watcher::Config::default()
-            .labels(&owned_selector)
-            .page_size(LIST_PAGE);
+        let owned = base.clone().labels(&owned_selector);
         let (rs_cache, replica_sets) = owned_watch(
             scoped_api::<CachedReplicaSet>(client, namespace),
             owned.clone(),
@@ -114,7 +187,7 @@ impl Watches {
         let (policy_store, policy_writer) = reflector::store();
         let policy_stream = watcher(
             Api::<SafeDeploymentPolicy>::all(client.clone()),
-            watcher::Config::default(),
+            base.clone(),
         )
         .default_backoff()
         .modify(|p| p.metadata.managed_fields = None)
@@ -139,8 +212,9 @@ impl Watches {
         // envelope written by the pipeline re-checks the rollouts that name it. Events of the
         // initial list are not mapped (every SafeDeployment is reconciled at start anyway).
         let (config_map_store, config_maps) =
-            version_cache::<ConfigMap>(scoped_api(client, namespace));
-        let (secret_store, secrets) = version_cache::<Secret>(scoped_api(client, namespace));
+            version_cache::<ConfigMap>(scoped_api(client, namespace), base.clone());
+        let (secret_store, secrets) =
+            version_cache::<Secret>(scoped_api(client, namespace), base.clone());
         // The Jobs of `job` analysis metrics, metadata only and not cached: a Job's end (any
         // change moves its resourceVersion) wakes the SafeDeployment that owns it, instead of
         // a poll while the measurement waits. Jobs that ended while the operator was down are
@@ -148,9 +222,7 @@ impl Watches {
         let jobs = changes(
             watcher(
                 scoped_api::<PartialObjectMeta<Job>>(client, namespace),
-                watcher::Config::default()
-                    .labels(&format!("{JOB_LABEL}=true"))
-                    .page_size(LIST_PAGE),
+                base.clone().labels(&format!("{JOB_LABEL}=true")),
             )
             .default_backoff(),
         );
@@ -160,9 +232,7 @@ impl Watches {
         let deployments = changes(
             watcher(
                 scoped_api::<PartialObjectMeta<Deployment>>(client, namespace),
-                watcher::Config::default()
-                    .labels(LABEL_ADOPTED_BY)
-                    .page_size(LIST_PAGE),
+                base.labels(LABEL_ADOPTED_BY),
             )
             .default_backoff(),
         );
@@ -181,6 +251,7 @@ impl Watches {
             jobs: jobs.boxed(),
             deployments: deployments.boxed(),
             policy_changes,
+            initial_list,
         }
     }
 
@@ -198,16 +269,20 @@ impl Watches {
         // The controller's own SafeDeployment cache, trimmed before it is stored (what
         // `Controller::new` would build, untrimmed).
         let (sd_store, sd_writer) = reflector::store();
-        let sds_client = sds.clone().into_client();
-        let mut config = watcher::Config::default().page_size(LIST_PAGE);
+        let sds_client = sds.into_client();
+        let mut config = self.initial_list.watch_config();
         if let Some(shard) = &args.shard {
             config = config.labels(shard.as_str());
         }
-        let sd_changes = watcher(sds, config)
-            .default_backoff()
-            .modify(trim_safe_deployment)
-            .reflect(sd_writer)
-            .applied_objects();
+        let sd_changes = watcher(
+            scoped_api::<WatchedSafeDeployment>(&sds_client, &args.namespace),
+            config,
+        )
+        .default_backoff()
+        .map_ok(|event| map_event(event, SafeDeployment::from))
+        .modify(trim_safe_deployment)
+        .reflect(sd_writer)
+        .applied_objects();
         let controller = Controller::for_stream(sd_changes, sd_store).with_config(
             kube::runtime::controller::Config::default()
                 .concurrency(args.max_concurrent_reconciles),
@@ -390,6 +465,7 @@ fn trim_to_version<K>(object: &mut PartialObjectMeta<K>) {
 /// versions, and the stream of its changes.
 fn version_cache<K>(
     api: Api<PartialObjectMeta<K>>,
+    config: watcher::Config,
 ) -> (
     Store<PartialObjectMeta<K>>,
     impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send,
@@ -405,7 +481,7 @@ where
 {
     let (store, writer) = reflector::store();
     let stream = changes(
-        watcher(api, watcher::Config::default())
+        watcher(api, config)
             .default_backoff()
             .modify(trim_to_version)
             .reflect(writer),
@@ -557,6 +633,32 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
         assert!(refers_to(&components, &secret("db")));
         assert!(refers_to(&components, &secret("regcred")));
         assert!(!refers_to(&components, &cm("db")));
+    }
+
+    #[test]
+    fn auto_streams_only_where_the_api_server_turns_watch_list_on_by_default() {
+        use InitialList::{Auto, Paged, Streaming};
+        for (major, minor, expected) in [
+            ("1", "36", Streaming),
+            ("1", "34+", Streaming),
+            ("1", "32", Streaming),
+            ("1", "33", Paged), // shipped with WatchList off
+            ("1", "31", Paged),
+            ("1", "26", Paged),
+            ("2", "0", Streaming),
+            ("1", "", Paged), // unreadable: the version every server serves
+            ("", "36", Paged),
+        ] {
+            assert_eq!(Auto.for_server(major, minor), expected, "{major}.{minor}");
+        }
+        // An explicit choice is kept whatever the server.
+        assert_eq!(Paged.for_server("1", "36"), Paged);
+        assert_eq!(Streaming.for_server("1", "26"), Streaming);
+        assert_eq!(
+            Streaming.watch_config().initial_list_strategy,
+            watcher::InitialListStrategy::StreamingList
+        );
+        assert_eq!(Paged.watch_config().page_size, Some(LIST_PAGE));
     }
 
     #[tokio::test]
