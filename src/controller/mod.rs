@@ -289,10 +289,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let client_ready = started.elapsed();
     let sds: Api<SafeDeployment> = watch::scoped_api(&client, &args.namespace);
     let one = kube::api::ListParams::default().limit(1);
-    let (crd, initial_list) = futures::join!(
-        sds.list(&one),
-        args.initial_list.resolve(&client)
-    );
+    let (crd, initial_list) = futures::join!(sds.list(&one), args.initial_list.resolve(&client));
     crd.map_err(ControllerError::MissingCrd)?;
     let crd_checked = started.elapsed();
     let watches =
