@@ -61,7 +61,7 @@ pub enum InitialList {
     /// (Kubernetes 1.32, and 1.34 on; 1.33 ships it off), paged elsewhere.
     #[default]
     Auto,
-    /// A list in pages of [`LIST_PAGE`] objects, each page a request, then a watch from the
+    /// A list in pages of 500 objects, each page a request, then a watch from the
     /// list's resourceVersion. Every Kubernetes version serves it.
     Paged,
     /// One watch that begins with the objects that exist (`sendInitialEvents`, served from the
