@@ -106,10 +106,9 @@ pub struct ControllerArgs {
     #[arg(long, env = "SAFEDEPLOY_RECORD_SWEEP_INTERVAL_SECONDS", default_value_t = retention::DEFAULT_SWEEP_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub record_sweep_interval_seconds: u64,
     /// How each watch reads the objects that exist when it starts: `paged` (a paged list, then
-    /// a watch; every Kubernetes version), `streaming` (a watch that begins with them; needs
-    /// the API server's WatchList feature), or `auto` (streaming on Kubernetes 1.32 and 1.34
-    /// on, where that feature is on by default; paged elsewhere).
-    #[arg(long, env = "SAFEDEPLOY_INITIAL_LIST", value_enum, default_value_t = InitialList::Auto)]
+    /// a watch; every Kubernetes version) or `streaming` (a watch that begins with them; needs
+    /// the API server's WatchList feature; less memory just after a start, slower at 10,000).
+    #[arg(long, env = "SAFEDEPLOY_INITIAL_LIST", value_enum, default_value_t = InitialList::Paged)]
     pub initial_list: InitialList,
 }
 
@@ -288,12 +287,16 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let client = fault::client().await?;
     let client_ready = started.elapsed();
     let sds: Api<SafeDeployment> = watch::scoped_api(&client, &args.namespace);
-    let one = kube::api::ListParams::default().limit(1);
-    let (crd, initial_list) = futures::join!(sds.list(&one), args.initial_list.resolve(&client));
-    crd.map_err(ControllerError::MissingCrd)?;
+    sds.list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(ControllerError::MissingCrd)?;
     let crd_checked = started.elapsed();
-    let watches =
-        watch::Watches::start(&client, &args.namespace, args.shard.as_ref(), initial_list);
+    let watches = watch::Watches::start(
+        &client,
+        &args.namespace,
+        args.shard.as_ref(),
+        args.initial_list,
+    );
     let signals = Signals::install().map_err(ControllerError::Signal)?;
     let leadership = join_election(&client, &args).await?;
     let context = Arc::new(Context::new(

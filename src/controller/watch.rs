@@ -21,7 +21,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::cached::{CachedReplicaSet, WatchedPod, WatchedSafeDeployment};
 use super::owned_cache::{Owned, OwnedCache, owned_cache};
@@ -57,59 +57,25 @@ const LIST_PAGE: u32 = 500;
 /// How a watch reads the objects that exist when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum InitialList {
-    /// Streaming where the API server's version turns the WatchList feature on by default
-    /// (Kubernetes 1.32, and 1.34 on; 1.33 ships it off), paged elsewhere.
+    /// A list in pages of 500 objects, each page a request, then a watch from the list's
+    /// resourceVersion. Every Kubernetes version serves it, and at 10,000 SafeDeployments it
+    /// reached the first reconcile sooner than a streaming list (docs/benchmarks.md).
     #[default]
-    Auto,
-    /// A list in pages of 500 objects, each page a request, then a watch from the
-    /// list's resourceVersion. Every Kubernetes version serves it.
     Paged,
     /// One watch that begins with the objects that exist (`sendInitialEvents`, served from the
     /// API server's watch cache) and ends them with a bookmark: no request per page, and no
-    /// page of objects held at once. Needs the API server's WatchList feature.
+    /// page of objects held at once (less memory just after a start). Needs the API server's
+    /// WatchList feature (on by default in Kubernetes 1.32, and 1.34 on).
     Streaming,
 }
 
 impl InitialList {
-    /// What this choice means on an API server of version `major`.`minor` (as `/version`
-    /// reports them, `minor` possibly with a `+`).
-    pub fn for_server(self, major: &str, minor: &str) -> InitialList {
-        if self != InitialList::Auto {
-            return self;
-        }
-        let number = |text: &str| text.trim_end_matches('+').parse::<u32>().ok();
-        match (number(major), number(minor)) {
-            (Some(1), Some(minor)) if minor == 32 || minor >= 34 => InitialList::Streaming,
-            (Some(major), Some(_)) if major > 1 => InitialList::Streaming,
-            _ => InitialList::Paged,
-        }
-    }
-
-    /// This choice on the API server `client` talks to (`Auto` asks its version; paged when
-    /// that fails).
-    pub async fn resolve(self, client: &Client) -> InitialList {
-        if self != InitialList::Auto {
-            return self;
-        }
-        match client.apiserver_version().await {
-            Ok(info) => {
-                let chosen = self.for_server(&info.major, &info.minor);
-                info!(initial_list = ?chosen, server = %info.git_version, "watches read their initial objects");
-                chosen
-            }
-            Err(error) => {
-                warn!(%error, "the API server's version is unknown; the watches list in pages");
-                InitialList::Paged
-            }
-        }
-    }
-
     /// The watch configuration every watch of the operator starts from.
     pub fn watch_config(self) -> watcher::Config {
         let config = watcher::Config::default();
         match self {
+            InitialList::Paged => config.page_size(LIST_PAGE),
             InitialList::Streaming => config.streaming_lists(),
-            InitialList::Auto | InitialList::Paged => config.page_size(LIST_PAGE),
         }
     }
 }
@@ -636,29 +602,18 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
     }
 
     #[test]
-    fn auto_streams_only_where_the_api_server_turns_watch_list_on_by_default() {
-        use InitialList::{Auto, Paged, Streaming};
-        for (major, minor, expected) in [
-            ("1", "36", Streaming),
-            ("1", "34+", Streaming),
-            ("1", "32", Streaming),
-            ("1", "33", Paged), // shipped with WatchList off
-            ("1", "31", Paged),
-            ("1", "26", Paged),
-            ("2", "0", Streaming),
-            ("1", "", Paged), // unreadable: the version every server serves
-            ("", "36", Paged),
-        ] {
-            assert_eq!(Auto.for_server(major, minor), expected, "{major}.{minor}");
-        }
-        // An explicit choice is kept whatever the server.
-        assert_eq!(Paged.for_server("1", "36"), Paged);
-        assert_eq!(Streaming.for_server("1", "26"), Streaming);
+    fn each_initial_list_strategy_configures_the_watch() {
         assert_eq!(
-            Streaming.watch_config().initial_list_strategy,
+            InitialList::Streaming.watch_config().initial_list_strategy,
             watcher::InitialListStrategy::StreamingList
         );
-        assert_eq!(Paged.watch_config().page_size, Some(LIST_PAGE));
+        let paged = InitialList::Paged.watch_config();
+        assert_eq!(paged.page_size, Some(LIST_PAGE));
+        assert_eq!(
+            paged.initial_list_strategy,
+            watcher::InitialListStrategy::ListWatch
+        );
+        assert_eq!(InitialList::default(), InitialList::Paged);
     }
 
     #[tokio::test]
