@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::SafeDeployment;
+use super::cached::CachedSafeDeployment;
 
 /// The wait after the first failure.
 pub const FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -46,11 +46,11 @@ pub fn jitter() -> f64 {
 
 /// Failures in a row per SafeDeployment.
 #[derive(Default)]
-pub struct Failures(Mutex<HashMap<ObjectRef<SafeDeployment>, u32>>);
+pub struct Failures(Mutex<HashMap<ObjectRef<CachedSafeDeployment>, u32>>);
 
 impl Failures {
     /// Counts one more failure of `object` and returns the count.
-    pub fn record(&self, object: ObjectRef<SafeDeployment>) -> u32 {
+    pub fn record(&self, object: ObjectRef<CachedSafeDeployment>) -> u32 {
         let mut map = self
             .0
             .lock()
@@ -61,7 +61,7 @@ impl Failures {
     }
 
     /// Forgets the failures of `object` after a reconcile that went through.
-    pub fn forget(&self, object: &ObjectRef<SafeDeployment>) {
+    pub fn forget(&self, object: &ObjectRef<CachedSafeDeployment>) {
         let mut map = self
             .0
             .lock()
@@ -102,8 +102,8 @@ mod tests {
     #[test]
     fn failures_are_counted_per_object_and_forgotten_after_success() {
         let failures = Failures::default();
-        let a = ObjectRef::<SafeDeployment>::new("a").within("ns");
-        let b = ObjectRef::<SafeDeployment>::new("b").within("ns");
+        let a = ObjectRef::<CachedSafeDeployment>::new("a").within("ns");
+        let b = ObjectRef::<CachedSafeDeployment>::new("b").within("ns");
         assert_eq!(failures.record(a.clone()), 1);
         assert_eq!(failures.record(a.clone()), 2);
         assert_eq!(failures.record(b.clone()), 1);

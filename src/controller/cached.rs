@@ -1,24 +1,26 @@
-//! The owned objects as the operator watches and caches them: a ReplicaSet without its pod
+//! The objects as the operator watches and caches them: a SafeDeployment as its metadata and
+//! its spec and status in compact JSON ([`CachedSafeDeployment`]), a ReplicaSet without its pod
 //! template, a pod as its metadata and status only (and, in the cache, as the plain view the
 //! decision reads). Fields the operator never reads are not deserialized at all, so they cost
 //! neither memory nor parsing. The Kubernetes types hold every field inline: a `Pod` is 2.4 KB
 //! and a `ReplicaSet` 2.3 KB before any of their contents, most of it the never-read `PodSpec`,
 //! which at 10,000 rollouts made the two caches about 100 MiB (heaptrack, docs/benchmarks.md).
 //! Every watched object's metadata is read without its `managedFields` (a tree of JSON maps as
-//! large as the object, parsed and dropped for every object of every list), and the controller
-//! watches SafeDeployments as [`WatchedSafeDeployment`] for the same reason.
+//! large as the object, parsed and dropped for every object of every list).
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::PodStatus;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::health::PodView;
 use crate::api::labels::LABEL_NAME;
-use crate::api::{SafeDeployment, SafeDeploymentSpec, SafeDeploymentStatus};
+use crate::api::routing::RouteKind;
+use crate::api::{Phase, SafeDeployment, SafeDeploymentSpec, SafeDeploymentStatus};
+use crate::core::config::{ConfigObjectRef, referenced_objects};
 
 /// `ObjectMeta` as the watches read it: every field but `managedFields`, which serde skips
 /// without building it (the operator never reads it, and each cache dropped it anyway).
@@ -66,10 +68,10 @@ pub fn lean_object_meta<'de, D: Deserializer<'de>>(
     })
 }
 
-/// A SafeDeployment as the controller's watch reads it: the whole object but `managedFields`
-/// (see [`lean_object_meta`]). The controller caches it as a [`SafeDeployment`].
+/// A SafeDeployment as the watch reads it: the whole object but `managedFields` (see
+/// [`lean_object_meta`]); [`CachedSafeDeployment`] is made from it.
 #[derive(Clone, Debug, Deserialize)]
-pub struct WatchedSafeDeployment {
+struct WatchedSafeDeployment {
     #[serde(deserialize_with = "lean_object_meta")]
     metadata: ObjectMeta,
     spec: SafeDeploymentSpec,
@@ -77,17 +79,129 @@ pub struct WatchedSafeDeployment {
     status: Option<SafeDeploymentStatus>,
 }
 
-impl From<WatchedSafeDeployment> for SafeDeployment {
-    fn from(sd: WatchedSafeDeployment) -> Self {
-        SafeDeployment {
-            metadata: sd.metadata,
-            spec: sd.spec,
-            status: sd.status,
+/// The annotation `kubectl apply` keeps a whole copy of the last applied object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no reconcile reads of a SafeDeployment's metadata: `managedFields` and the
+/// `kubectl apply` copy of the object (each about as large as the spec; the writes that need
+/// the live object read it first).
+fn trim_metadata(metadata: &mut ObjectMeta) {
+    metadata.managed_fields = None;
+    if let Some(annotations) = metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        // An emptied BTreeMap keeps its node (about 540 bytes per object).
+        if annotations.is_empty() {
+            metadata.annotations = None;
         }
     }
 }
 
-impl kube::Resource for WatchedSafeDeployment {
+/// A SafeDeployment as the controller caches it: its metadata, its spec and status as compact
+/// JSON, and the few facts the watches' mappings scan every cached object for (its phase, the
+/// ConfigMaps and Secrets it refers to, the routes it steers). Parsed, a SafeDeployment takes
+/// about 11 KB of heap in 94 allocations, most of it the inline Kubernetes types of its pod
+/// template and the strings of its status; its JSON takes about 3 KB in one. A reconcile
+/// reads the whole object with [`CachedSafeDeployment::expand`] (tens of microseconds).
+#[derive(Clone, Debug)]
+pub struct CachedSafeDeployment {
+    metadata: ObjectMeta,
+    /// `{"spec": ..., "status": ...}`, as serde writes [`SafeDeploymentSpec`] and
+    /// [`SafeDeploymentStatus`].
+    body: Box<str>,
+    phase: Phase,
+    config_references: Box<[ConfigObjectRef]>,
+    routes: Box<[(RouteKind, Box<str>)]>,
+}
+
+/// The spec and status, as the cached body holds them.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    spec: &'a SafeDeploymentSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: &'a Option<SafeDeploymentStatus>,
+}
+
+/// The spec and status, read back from the cached body.
+#[derive(Deserialize)]
+struct Body {
+    spec: SafeDeploymentSpec,
+    #[serde(default)]
+    status: Option<SafeDeploymentStatus>,
+}
+
+impl CachedSafeDeployment {
+    /// The cached form of `sd` (its metadata trimmed, see [`trim_metadata`]).
+    pub fn new(sd: SafeDeployment) -> Result<Self, serde_json::Error> {
+        let SafeDeployment {
+            mut metadata,
+            spec,
+            status,
+        } = sd;
+        trim_metadata(&mut metadata);
+        let body = serde_json::to_string(&BodyRef {
+            spec: &spec,
+            status: &status,
+        })?;
+        let routes = spec
+            .strategy
+            .canary
+            .traffic_routing
+            .iter()
+            .flat_map(|routing| routing.routes())
+            .map(|(kind, reference)| (kind, reference.name.as_str().into()))
+            .collect();
+        Ok(CachedSafeDeployment {
+            metadata,
+            body: body.into_boxed_str(),
+            phase: status.as_ref().map(|s| s.phase).unwrap_or_default(),
+            config_references: config_references(&spec).into_iter().collect(),
+            routes,
+        })
+    }
+
+    /// The whole SafeDeployment (metadata, spec and status), parsed from the cache.
+    pub fn expand(&self) -> Result<SafeDeployment, serde_json::Error> {
+        let Body { spec, status } = serde_json::from_str(&self.body)?;
+        Ok(SafeDeployment {
+            metadata: self.metadata.clone(),
+            spec,
+            status,
+        })
+    }
+
+    /// Its phase (`Pending` before it has a status).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether its spec refers to `object` (see [`config_references`]).
+    pub fn refers_to(&self, object: &ConfigObjectRef) -> bool {
+        self.config_references.contains(object)
+    }
+
+    /// Whether its traffic routing steers the route of this kind and name.
+    pub fn steers(&self, kind: RouteKind, name: &str) -> bool {
+        self.routes.iter().any(|(k, n)| *k == kind && **n == *name)
+    }
+}
+
+impl<'de> Deserialize<'de> for CachedSafeDeployment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let WatchedSafeDeployment {
+            metadata,
+            spec,
+            status,
+        } = WatchedSafeDeployment::deserialize(deserializer)?;
+        CachedSafeDeployment::new(SafeDeployment {
+            metadata,
+            spec,
+            status,
+        })
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+impl kube::Resource for CachedSafeDeployment {
     type DynamicType = ();
     type Scope = <SafeDeployment as kube::Resource>::Scope;
 
@@ -109,6 +223,39 @@ impl kube::Resource for WatchedSafeDeployment {
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
     }
+}
+
+/// The ConfigMaps and Secrets `spec` names: its attestation source, the configuration its pod
+/// templates use, and their image pull Secrets. A change of one of them wakes the
+/// SafeDeployment.
+pub fn config_references(spec: &SafeDeploymentSpec) -> BTreeSet<ConfigObjectRef> {
+    let attestation = spec.attestation.as_ref();
+    let attestation_sources = [
+        attestation
+            .and_then(|a| a.config_map_ref.as_ref())
+            .map(|r| ConfigObjectRef::config_map(&r.name)),
+        attestation
+            .and_then(|a| a.secret_ref.as_ref())
+            .map(|r| ConfigObjectRef::secret(&r.name)),
+    ];
+    let templates = spec.template.iter().chain(
+        spec.components
+            .iter()
+            .flatten()
+            .filter(|_| spec.template.is_none())
+            .map(|component| &component.template),
+    );
+    let mut references: BTreeSet<ConfigObjectRef> =
+        attestation_sources.into_iter().flatten().collect();
+    for template in templates {
+        references.extend(referenced_objects(template));
+        let pull_secrets = template
+            .spec
+            .iter()
+            .flat_map(|pod| pod.image_pull_secrets.iter().flatten());
+        references.extend(pull_secrets.map(|s| ConfigObjectRef::secret(&s.name)));
+    }
+    references
 }
 
 /// Makes `$slim` the same Kubernetes resource as `$full` (the same API path, kind and scope),
@@ -264,31 +411,149 @@ mod tests {
         assert_eq!(bare, ObjectMeta::default());
     }
 
-    #[test]
-    fn a_watched_safe_deployment_is_the_safe_deployment_without_managed_fields() {
-        let object = serde_json::json!({
-            "apiVersion": "safedeploy.dev/v1alpha1", "kind": "SafeDeployment",
-            "metadata": full_metadata(),
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}},
-                                  "spec": {"containers": [{"name": "app", "image": "i:1"}]}},
-                     "strategy": {"canary": {"steps": [{"setWeight": 50}]}}},
-            "status": {"phase": "Healthy", "stableRevision": "abc"}
+    /// A SafeDeployment as the API server sends it, with most optional fields of its spec and
+    /// a status after a promotion and a revert.
+    fn rich_safe_deployment() -> serde_json::Value {
+        let mut metadata = full_metadata();
+        metadata["annotations"] = serde_json::json!({
+            LAST_APPLIED: "{\"spec\":{}}", "safedeploy.dev/paused": "true"
         });
+        serde_json::json!({
+            "apiVersion": "safedeploy.dev/v1alpha1", "kind": "SafeDeployment",
+            "metadata": metadata,
+            "spec": {
+                "replicas": 3, "minReadySeconds": 5, "revisionHistoryLimit": 4,
+                "progressDeadline": "10m",
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}, "annotations": {"x": "y"}},
+                    "spec": {"imagePullSecrets": [{"name": "regcred"}],
+                        "containers": [{"name": "app", "image": "i:1",
+                            "envFrom": [{"configMapRef": {"name": "app-config"}}],
+                            "env": [{"name": "P", "valueFrom":
+                                {"secretKeyRef": {"name": "db", "key": "p"}}}],
+                            "resources": {"limits": {"cpu": "500m"}},
+                            "ports": [{"containerPort": 8080}]}]}},
+                "strategy": {"canary": {
+                    "steps": [{"setWeight": 20}, {"pause": {"duration": "30s"}},
+                              {"analysis": {"template": "errors"}}, {"pause": {}},
+                              {"setWeight": 100}],
+                    "maxUnavailable": 1, "backgroundAnalysis": "errors", "baseline": "Fresh",
+                    "trafficRouting": {"gatewayAPI": {
+                        "httpRoutes": [{"name": "web-route", "rule": {"index": 0}}],
+                        "grpcRoutes": [{"name": "web-grpc"}]},
+                        "port": 80}}},
+                "health": {"restarts": {"target": 0, "acceptable": 1, "critical": 3},
+                           "startupLatencySeconds": {"target": 10.5, "acceptable": 30,
+                                                     "critical": 60}},
+                "analyses": [{"name": "errors", "interval": "10s", "count": 3,
+                    "metrics": [{"name": "error-ratio",
+                        "provider": {"prometheus": {"address": "http://prom:9090",
+                            "query": "sum(rate(x{version=\"{{canary}}\"}[1m]))",
+                            "timeout": "1s"}},
+                        "direction": "lowerIsBetter",
+                        "thresholds": {"target": 0.005, "acceptable": 0.01, "critical": 0.02},
+                        "onError": "Inconclusive", "consecutiveErrorLimit": 1}]}],
+                "attestation": {"secretRef": {"name": "att", "key": "a.json"}}
+            },
+            "status": {
+                "observedGeneration": 3, "phase": "Healthy", "message": "revision b is stable",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "RolloutComplete",
+                    "message": "revision b is stable", "observedGeneration": 3,
+                    "lastTransitionTime": "2026-12-05T23:10:51Z"}],
+                "replicas": 3, "selector": "app=web", "stableRevision": "b",
+                "canaryWeight": 0,
+                "revisions": [{"number": 1, "hash": "a", "images": {"main/app": "i:0"}},
+                              {"number": 2, "hash": "b", "images": {"main/app": "i:1"},
+                               "config": {"ConfigMap/app-config": "d1"}}],
+                "rejectedRevisions": ["c"],
+                "health": [{"signal": "restarts", "value": 0, "baseline": 0.5,
+                    "thresholds": {"target": 0, "acceptable": 1, "critical": 3},
+                    "verdict": "Target", "measuredAt": "2026-12-05T23:10:41.081446473Z"}],
+                "attestation": {"revision": "b", "verified": true, "reason": "Verified",
+                                "message": "ok"},
+                "history": [{"revision": 2, "hash": "b", "images": {"main/app": "i:1"},
+                    "outcome": "Promoted", "reason": "every step passed",
+                    "startedAt": "2026-12-05T23:10:41Z", "finishedAt": "2026-12-05T23:10:51Z",
+                    "actor": "alice",
+                    "steps": [{"step": 0, "weight": 20, "at": "2026-12-05T23:10:42Z"}]}],
+                "handledRequests": {"safedeploy.dev/promote": "1"},
+                "stepsDigest": "s1", "recordedThrough": "2"
+            }
+        })
+    }
+
+    #[test]
+    fn the_cached_safe_deployment_expands_to_the_object_without_what_no_reconcile_reads() {
+        let object = rich_safe_deployment();
         let mut full: SafeDeployment = serde_json::from_value(object.clone()).unwrap();
-        let watched: WatchedSafeDeployment = serde_json::from_value(object).unwrap();
-        let converted = SafeDeployment::from(watched);
-        assert_eq!(converted.metadata.managed_fields, None);
-        full.metadata.managed_fields = None;
+        assert!(full.spec.strategy.canary.traffic_routing.is_some());
+        assert_eq!(full.status.as_ref().unwrap().history.len(), 1);
+        let cached: CachedSafeDeployment = serde_json::from_value(object).unwrap();
+        let expanded = cached.expand().unwrap();
+        // managedFields and the applied copy are gone; every other field reads the same.
+        assert_eq!(expanded.metadata.managed_fields, None);
+        let annotations = expanded.metadata.annotations.clone().unwrap_or_default();
         assert_eq!(
-            serde_json::to_value(&converted).unwrap(),
+            annotations.keys().collect::<Vec<_>>(),
+            ["safedeploy.dev/paused"],
+            "requests and pauses are annotations the reconcile reads: they stay"
+        );
+        full.metadata.managed_fields = None;
+        full.metadata.annotations = Some(annotations);
+        assert_eq!(expanded.spec, full.spec);
+        assert_eq!(
+            serde_json::to_value(&expanded).unwrap(),
             serde_json::to_value(&full).unwrap()
         );
-        assert_eq!(converted.spec, full.spec);
+        assert_eq!(cached.phase(), Phase::Healthy);
         assert_eq!(
-            WatchedSafeDeployment::url_path(&(), Some("ns")),
+            CachedSafeDeployment::url_path(&(), Some("ns")),
             SafeDeployment::url_path(&(), Some("ns"))
         );
+        // A new object, before its first status, reads as Pending and without a status.
+        let mut fresh = rich_safe_deployment();
+        fresh.as_object_mut().unwrap().remove("status");
+        let cached: CachedSafeDeployment = serde_json::from_value(fresh).unwrap();
+        assert_eq!(cached.phase(), Phase::Pending);
+        assert_eq!(cached.expand().unwrap().status, None);
+    }
+
+    #[test]
+    fn the_cached_safe_deployment_keeps_what_the_mappings_scan_for() {
+        let cached: CachedSafeDeployment = serde_json::from_value(rich_safe_deployment()).unwrap();
+        let (cm, secret) = (ConfigObjectRef::config_map, ConfigObjectRef::secret);
+        for object in [
+            cm("app-config"),
+            secret("db"),
+            secret("regcred"),
+            secret("att"),
+        ] {
+            assert!(cached.refers_to(&object), "{object:?}");
+        }
+        for object in [cm("att"), cm("db"), secret("app-config"), cm("web")] {
+            assert!(!cached.refers_to(&object), "{object:?}");
+        }
+        assert!(cached.steers(RouteKind::Http, "web-route"));
+        assert!(cached.steers(RouteKind::Grpc, "web-grpc"));
+        assert!(!cached.steers(RouteKind::Grpc, "web-route"));
+        assert!(!cached.steers(RouteKind::Http, "other"));
+    }
+
+    #[test]
+    fn the_cached_safe_deployment_is_a_fraction_of_the_parsed_one() {
+        // The cached body is the object's JSON without its metadata: a few KB in one
+        // allocation, where the parsed spec alone holds a 2 KB Container and a 1.8 KB template
+        // inline.
+        let cached: CachedSafeDeployment = serde_json::from_value(rich_safe_deployment()).unwrap();
+        let parsed_inline = std::mem::size_of::<SafeDeployment>()
+            + std::mem::size_of::<k8s_openapi::api::core::v1::Container>();
+        assert!(
+            cached.body.len() < parsed_inline,
+            "{} bytes of JSON against {parsed_inline} bytes of inline fields",
+            cached.body.len()
+        );
+        // The object's metadata is kept parsed, once: not in the body.
+        assert!(!cached.body.contains("managedFields") && !cached.body.contains("resourceVersion"));
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub enum ReconcileError {
         "workloadRef: Deployment {0} not found in this namespace; the SafeDeployment's pods keep running as they are until it exists"
     )]
     AdoptedDeploymentMissing(String),
+    /// The cached object could not be read back (a bug: the cache holds what serde wrote).
+    #[error(
+        "the cached SafeDeployment could not be read (a bug in safedeploy, please report it): {0}"
+    )]
+    Cache(#[from] serde_json::Error),
     /// The reconcile panicked (a bug); contained to this object.
     #[error("the reconcile panicked (a bug in safedeploy, please report it): {0}")]
     Panicked(String),
@@ -81,6 +86,7 @@ impl ReconcileError {
             ReconcileError::Adoption(_) | ReconcileError::AdoptedDeploymentMissing(_) => "adoption",
             ReconcileError::Config(_) => "config",
             ReconcileError::Panicked(_) => "panic",
+            ReconcileError::Cache(_) => "cache",
             ReconcileError::NotLeader(_) => "not_leader",
         }
     }

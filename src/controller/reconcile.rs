@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cached::CachedReplicaSet;
+use super::cached::{CachedReplicaSet, CachedSafeDeployment};
 use futures::FutureExt;
 use jiff::Timestamp;
 use kube::ResourceExt;
@@ -37,13 +37,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-/// Reconciles one SafeDeployment.
+/// Reconciles one SafeDeployment (read whole from its cached form).
 pub async fn reconcile(
-    sd: Arc<SafeDeployment>,
+    cached: Arc<CachedSafeDeployment>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
+    let sd = match cached.expand() {
+        Ok(sd) => sd,
+        Err(error) => {
+            let error = ReconcileError::from(error);
+            crate::telemetry::Metrics::count(&ctx.metrics.reconcile_errors, error.category());
+            return Err(error);
+        }
+    };
     // A panic on one tenant's object must not stop the operator for every tenant: it is caught
     // here, recorded on that object, and retried with back-off like an API error.
     let outcome = match AssertUnwindSafe(reconcile_inner(&sd, &ctx))
@@ -62,7 +70,7 @@ pub async fn reconcile(
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
     match &outcome {
-        Ok(_) => ctx.failures.forget(&ObjectRef::from_obj(sd.as_ref())),
+        Ok(_) => ctx.failures.forget(&ObjectRef::from_obj(cached.as_ref())),
         Err(error) => {
             crate::telemetry::Metrics::count(&ctx.metrics.reconcile_errors, error.category());
             if !error.is_conflict() {
@@ -74,7 +82,11 @@ pub async fn reconcile(
 }
 
 /// Retries a failed reconcile after exponential back-off with jitter (a conflict at once).
-pub fn error_policy(sd: Arc<SafeDeployment>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    sd: Arc<CachedSafeDeployment>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     if error.is_conflict() {
         return Action::requeue(super::backoff::CONFLICT_RETRY);
     }

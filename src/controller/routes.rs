@@ -19,6 +19,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::info;
 
+use super::cached::CachedSafeDeployment;
 use super::error::{ReconcileError, writing};
 use super::{Context, apply};
 use crate::api::SafeDeployment;
@@ -528,8 +529,9 @@ async fn apply_service(
 pub fn route_triggers(
     client: &kube::Client,
     namespace: &Option<String>,
-    store: kube::runtime::reflector::Store<SafeDeployment>,
-) -> futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<SafeDeployment>> {
+    store: kube::runtime::reflector::Store<CachedSafeDeployment>,
+) -> futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<CachedSafeDeployment>>
+{
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
     let streams = [RouteKind::Http, RouteKind::Grpc].map(|kind| {
@@ -566,10 +568,10 @@ pub fn route_triggers(
 
 /// The SafeDeployments that steer `route`.
 fn steering(
-    store: &kube::runtime::reflector::Store<SafeDeployment>,
+    store: &kube::runtime::reflector::Store<CachedSafeDeployment>,
     kind: RouteKind,
     route: &ObjectMeta,
-) -> Vec<kube::runtime::reflector::ObjectRef<SafeDeployment>> {
+) -> Vec<kube::runtime::reflector::ObjectRef<CachedSafeDeployment>> {
     let (Some(name), Some(namespace)) = (route.name.as_deref(), route.namespace.clone()) else {
         return Vec::new();
     };
@@ -577,12 +579,7 @@ fn steering(
         .state()
         .iter()
         .filter(|sd| sd.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|sd| {
-            routing(sd).is_some_and(|r| {
-                r.routes()
-                    .any(|(k, reference)| k == kind && reference.name == name)
-            })
-        })
+        .filter(|sd| sd.steers(kind, name))
         .map(|sd| kube::runtime::reflector::ObjectRef::from_obj(sd.as_ref()))
         .collect()
 }

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -23,14 +23,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::warn;
 
-use super::cached::{CachedReplicaSet, WatchedPod, WatchedSafeDeployment};
+use super::cached::{CachedReplicaSet, CachedSafeDeployment, WatchedPod};
 use super::owned_cache::{Owned, OwnedCache, owned_cache};
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
 use crate::api::adoption::LABEL_ADOPTED_BY;
 use crate::api::labels::LABEL_NAME;
 use crate::api::{SafeDeployment, SafeDeploymentPolicy};
-use crate::core::config::{ConfigKind, ConfigObjectRef, referenced_objects};
+use crate::core::config::{ConfigKind, ConfigObjectRef};
 use crate::core::shard::ShardSelector;
 
 /// The caches the reconciles read.
@@ -77,34 +77,6 @@ impl InitialList {
             InitialList::Paged => config.page_size(LIST_PAGE),
             InitialList::Streaming => config.streaming_lists(),
         }
-    }
-}
-
-/// The annotation `kubectl apply` keeps a whole copy of the last applied object in.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Keeps what the reconciles read of a SafeDeployment: the spec, the status, and the metadata
-/// but `managedFields` and the `kubectl apply` copy of the object (each about as large as the
-/// spec; nothing reads them, and the writes that need the live object read it first).
-fn trim_safe_deployment(sd: &mut SafeDeployment) {
-    sd.metadata.managed_fields = None;
-    if let Some(annotations) = sd.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-        // An emptied BTreeMap keeps its node (about 540 bytes per object).
-        if annotations.is_empty() {
-            sd.metadata.annotations = None;
-        }
-    }
-}
-
-/// The same watch event, its object converted by `convert`.
-fn map_event<A, B>(event: watcher::Event<A>, convert: impl Fn(A) -> B) -> watcher::Event<B> {
-    match event {
-        watcher::Event::Apply(object) => watcher::Event::Apply(convert(object)),
-        watcher::Event::Delete(object) => watcher::Event::Delete(convert(object)),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(object) => watcher::Event::InitApply(convert(object)),
-        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -231,9 +203,9 @@ impl Watches {
         args: &ControllerArgs,
         leadership: Option<&leader::Leadership>,
         signals: &Signals,
-    ) -> (Controller<SafeDeployment>, Caches) {
-        // The controller's own SafeDeployment cache, trimmed before it is stored (what
-        // `Controller::new` would build, untrimmed).
+    ) -> (Controller<CachedSafeDeployment>, Caches) {
+        // The controller's own SafeDeployment cache, in the compact form it reads (what
+        // `Controller::new` would build, with the whole objects parsed).
         let (sd_store, sd_writer) = reflector::store();
         let sds_client = sds.into_client();
         let mut config = self.initial_list.watch_config();
@@ -241,12 +213,10 @@ impl Watches {
             config = config.labels(shard.as_str());
         }
         let sd_changes = watcher(
-            scoped_api::<WatchedSafeDeployment>(&sds_client, &args.namespace),
+            scoped_api::<CachedSafeDeployment>(&sds_client, &args.namespace),
             config,
         )
         .default_backoff()
-        .map_ok(|event| map_event(event, SafeDeployment::from))
-        .modify(trim_safe_deployment)
         .reflect(sd_writer)
         .applied_objects();
         let controller = Controller::for_stream(sd_changes, sd_store).with_config(
@@ -275,7 +245,7 @@ impl Watches {
             })
             .watches_stream(self.pods, |pod: WatchedPod| {
                 let name = pod.labels().get(LABEL_NAME)?.clone();
-                Some(ObjectRef::<SafeDeployment>::new(&name).within(&pod.namespace()?))
+                Some(ObjectRef::<CachedSafeDeployment>::new(&name).within(&pod.namespace()?))
             })
             // A policy change can unblock or block any rollout it selects: look at all of them.
             .reconcile_all_on(futures::stream::select(
@@ -295,7 +265,7 @@ impl Watches {
 
 /// Counts the rollouts by phase every 5 s from the local cache (no API calls), so the gauge is
 /// right after a restart too.
-pub fn spawn_phase_gauge(store: Store<SafeDeployment>, metrics: crate::telemetry::Metrics) {
+pub fn spawn_phase_gauge(store: Store<CachedSafeDeployment>, metrics: crate::telemetry::Metrics) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -305,8 +275,7 @@ pub fn spawn_phase_gauge(store: Store<SafeDeployment>, metrics: crate::telemetry
                 counts.insert(phase.as_str().to_string(), 0);
             }
             for sd in store.state() {
-                let phase = sd.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                *counts.entry(phase.as_str().to_string()).or_default() += 1;
+                *counts.entry(sd.phase().as_str().to_string()).or_default() += 1;
             }
             for (kind, count) in counts {
                 metrics
@@ -397,21 +366,21 @@ where
 /// The SafeDeployment that adopted a Deployment (its [`LABEL_ADOPTED_BY`] label), if any.
 fn adopting_safe_deployment(
     metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<ObjectRef<SafeDeployment>> {
+) -> Option<ObjectRef<CachedSafeDeployment>> {
     let name = metadata.labels.as_ref()?.get(LABEL_ADOPTED_BY)?;
-    Some(ObjectRef::<SafeDeployment>::new(name).within(metadata.namespace.as_deref()?))
+    Some(ObjectRef::<CachedSafeDeployment>::new(name).within(metadata.namespace.as_deref()?))
 }
 
 /// The SafeDeployment that controls the object (its controller owner reference), if any.
 fn owning_safe_deployment(
     metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<ObjectRef<SafeDeployment>> {
+) -> Option<ObjectRef<CachedSafeDeployment>> {
     let owner = metadata
         .owner_references
         .as_ref()?
         .iter()
         .find(|o| o.controller == Some(true) && o.kind == "SafeDeployment")?;
-    Some(ObjectRef::<SafeDeployment>::new(&owner.name).within(metadata.namespace.as_deref()?))
+    Some(ObjectRef::<CachedSafeDeployment>::new(&owner.name).within(metadata.namespace.as_deref()?))
 }
 
 /// Keeps only what the version caches need: name, namespace and `resourceVersion`. (Labels and
@@ -485,12 +454,12 @@ where
 }
 
 /// The SafeDeployments in the object's namespace that refer to this ConfigMap or Secret (see
-/// [`refers_to`]).
+/// [`super::cached::config_references`]).
 fn referring(
-    store: &Store<SafeDeployment>,
+    store: &Store<CachedSafeDeployment>,
     kind: ConfigKind,
     metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Vec<ObjectRef<SafeDeployment>> {
+) -> Vec<ObjectRef<CachedSafeDeployment>> {
     let (Some(name), Some(namespace)) = (metadata.name.as_deref(), metadata.namespace.as_deref())
     else {
         return Vec::new();
@@ -503,46 +472,9 @@ fn referring(
         .state()
         .iter()
         .filter(|sd| sd.namespace().as_deref() == Some(namespace))
-        .filter(|sd| refers_to(&sd.spec, &object))
+        .filter(|sd| sd.refers_to(&object))
         .map(|sd| ObjectRef::from_obj(sd.as_ref()))
         .collect()
-}
-
-/// Whether `spec` names `object` as its attestation source, as configuration of a pod template
-/// or as an image pull Secret.
-fn refers_to(spec: &crate::api::SafeDeploymentSpec, object: &ConfigObjectRef) -> bool {
-    let source = spec.attestation.as_ref();
-    let by_attestation = match object.kind {
-        ConfigKind::ConfigMap => source.and_then(|a| a.config_map_ref.as_ref()),
-        ConfigKind::Secret => source.and_then(|a| a.secret_ref.as_ref()),
-    }
-    .is_some_and(|r| r.name == object.name);
-    by_attestation
-        || templates(spec).any(|template| {
-            let pulls = template.spec.iter().flat_map(|pod| {
-                pod.image_pull_secrets
-                    .iter()
-                    .flatten()
-                    .map(|reference| &reference.name)
-            });
-            referenced_objects(template).contains(object)
-                || (object.kind == ConfigKind::Secret
-                    && pulls.into_iter().any(|n| *n == object.name))
-        })
-}
-
-/// The pod templates of `spec` (the single template or every component's), without computing a
-/// revision: this runs for every ConfigMap and Secret change in the namespace.
-fn templates(
-    spec: &crate::api::SafeDeploymentSpec,
-) -> impl Iterator<Item = &k8s_openapi::api::core::v1::PodTemplateSpec> {
-    spec.template.iter().chain(
-        spec.components
-            .iter()
-            .flatten()
-            .filter(|_| spec.template.is_none())
-            .map(|component| &component.template),
-    )
 }
 
 #[cfg(test)]
@@ -556,6 +488,9 @@ mod tests {
 
     #[test]
     fn a_spec_refers_to_its_attestation_source_configuration_and_pull_secrets() {
+        let refers_to = |spec: &SafeDeploymentSpec, object: &ConfigObjectRef| {
+            super::super::cached::config_references(spec).contains(object)
+        };
         let sd = spec(
             r#"
 replicas: 1
@@ -638,43 +573,6 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
     }
 
     #[test]
-    fn the_safe_deployment_cache_keeps_no_managed_fields_or_last_applied_copy() {
-        let mut sd: SafeDeployment = serde_json::from_value(serde_json::json!({
-            "apiVersion": "safedeploy.dev/v1alpha1", "kind": "SafeDeployment",
-            "metadata": {"name": "web", "namespace": "n", "resourceVersion": "7",
-                "annotations": {
-                    LAST_APPLIED: "{\"spec\":{}}",
-                    "safedeploy.dev/paused": "true"
-                },
-                "managedFields": [{"manager": "kubectl"}]},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "a", "image": "i"}]}},
-                "strategy": {"canary": {"steps": [{"setWeight": 100}]}}
-            }
-        }))
-        .unwrap();
-        let spec = sd.spec.clone();
-        trim_safe_deployment(&mut sd);
-        assert!(sd.metadata.managed_fields.is_none());
-        // Requests and pauses are annotations the reconcile reads: they stay.
-        let annotations = sd.metadata.annotations.clone().unwrap_or_default();
-        assert_eq!(
-            annotations.keys().collect::<Vec<_>>(),
-            ["safedeploy.dev/paused"]
-        );
-        assert_eq!(sd.metadata.resource_version.as_deref(), Some("7"));
-        assert_eq!(sd.spec, spec);
-        // With only the applied copy, nothing (not an empty map) is left.
-        let mut applied = sd.clone();
-        applied.metadata.annotations = Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
-        trim_safe_deployment(&mut applied);
-        assert_eq!(applied.metadata.annotations, None);
-    }
-
-    #[test]
     fn a_job_wakes_only_the_safe_deployment_that_controls_it() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
         let owned_by = |kind: &str, controller: Option<bool>| ObjectMeta {
@@ -692,7 +590,7 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
         };
         assert_eq!(
             owning_safe_deployment(&owned_by("SafeDeployment", Some(true))),
-            Some(ObjectRef::<SafeDeployment>::new("web").within("shop"))
+            Some(ObjectRef::<CachedSafeDeployment>::new("web").within("shop"))
         );
         // A tenant's Job that merely lists the SafeDeployment as a non-controller owner, or
         // one controlled by something else, wakes nothing.
