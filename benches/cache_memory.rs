@@ -1,8 +1,9 @@
-//! What one SafeDeployment costs in the controller's cache: heap bytes and allocations of the
-//! parsed object (what kube's reflector would keep) against the compact cached form
-//! (`CachedSafeDeployment`), and the time to parse each and to read the cached one back. The
-//! object is a real one: the bench-peers workload after a promotion, as the API server sent it
-//! (`tests/fixtures/bench/safedeployment-promoted.json`). Run: `cargo bench --bench cache_memory`.
+//! What one SafeDeployment and one ReplicaSet cost in the operator's caches: heap bytes and
+//! allocations of the parsed object (what kube's reflector would keep) against the cached form
+//! (`CachedSafeDeployment`, `OwnedReplicaSet`), and the time to parse a SafeDeployment and to
+//! read the cached one back. The objects are real ones, as the API server sent them: the
+//! bench-peers workload's SafeDeployment after a promotion and a stable ReplicaSet
+//! (`tests/fixtures/bench/`). Run: `cargo bench --bench cache_memory`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use safedeploy::api::SafeDeployment;
-use safedeploy::controller::cached::CachedSafeDeployment;
+use safedeploy::controller::cached::{CachedReplicaSet, CachedSafeDeployment, OwnedReplicaSet};
 
 /// The system allocator, counting the bytes and allocations that are live.
 struct Counting;
@@ -90,6 +91,28 @@ fn main() {
     );
     println!(
         "CachedSafeDeployment:  {cached_bytes} heap bytes in {cached_allocations} allocations per object"
+    );
+    let replica_set = include_str!("../tests/fixtures/bench/replicaset-stable.json");
+    let full_replica_set = || -> k8s_openapi::api::apps::v1::ReplicaSet {
+        let mut rs: k8s_openapi::api::apps::v1::ReplicaSet =
+            serde_json::from_str(replica_set).expect("the fixture parses");
+        rs.metadata.managed_fields = None;
+        rs
+    };
+    let watched_replica_set =
+        || -> CachedReplicaSet { serde_json::from_str(replica_set).expect("the fixture parses") };
+    let watched = watched_replica_set();
+    let (full_bytes, full_allocations) = held_per_object(full_replica_set);
+    let (watched_bytes, watched_allocations) = held_per_object(watched_replica_set);
+    let (owned_bytes, owned_allocations) = held_per_object(|| OwnedReplicaSet::of(&watched));
+    println!(
+        "ReplicaSet, parsed whole:     {full_bytes} heap bytes in {full_allocations} allocations per object"
+    );
+    println!(
+        "ReplicaSet, as watched:       {watched_bytes} heap bytes in {watched_allocations} allocations per object"
+    );
+    println!(
+        "ReplicaSet, as cached:        {owned_bytes} heap bytes in {owned_allocations} allocations per object"
     );
     println!("parse to SafeDeployment:       {:?}", time_per_call(parse));
     println!("parse to CachedSafeDeployment: {:?}", time_per_call(cache));

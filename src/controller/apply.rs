@@ -77,7 +77,7 @@ pub struct Applied<'a> {
     /// The desired revision, what was read for it, and its configuration versions.
     pub prepared: &'a config::Prepared,
     /// The ReplicaSets it owns, as cached (templates trimmed).
-    pub owned: &'a [Arc<super::cached::CachedReplicaSet>],
+    pub owned: &'a [Arc<super::cached::OwnedReplicaSet>],
     /// Views of its revisions' ReplicaSets.
     pub replica_sets: &'a [ReplicaSetView],
     /// Views of its fresh baseline ReplicaSets.
@@ -224,10 +224,7 @@ pub async fn apply_scale(
     let existing: BTreeMap<String, i32> = rollout
         .owned
         .iter()
-        .map(|rs| {
-            let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            (rs.name_any(), replicas)
-        })
+        .map(|rs| (rs.name.clone(), rs.replicas))
         .collect();
     let versions =
         (!prepared.versions.is_empty()).then(|| config::versions_annotation(&prepared.versions));
@@ -250,15 +247,15 @@ pub async fn apply_scale(
             } => {
                 if starts {
                     // Scaled up from zero: its configuration copies must exist before its pods.
-                    let cached = rollout.owned.iter().find(|rs| rs.name_any() == name);
+                    let cached = rollout.owned.iter().find(|rs| rs.name == name);
                     if let Some(cached) = cached {
-                        let digests = config::recorded_config(cached.as_ref()).unwrap_or_default();
+                        let digests = config::recorded_config(cached).unwrap_or_default();
                         config::ensure_copies(
                             rollout.sd,
                             ctx,
                             &action.revision,
                             &digests,
-                            cached.as_ref(),
+                            (&cached.name, cached.uid.as_deref().unwrap_or_default()),
                             &prepared.originals,
                         )
                         .await?;
@@ -312,7 +309,7 @@ async fn create_with_copies(
         ctx,
         &revision.hash,
         &revision.config_objects,
-        &created,
+        (&created.name_any(), &created.uid().unwrap_or_default()),
         &rollout.prepared.originals,
     )
     .await?;

@@ -34,8 +34,9 @@ use tracing::info;
 
 use super::Context;
 use super::attestation::namespace_policy;
+use super::cached::OwnedReplicaSet;
 use super::error::{ConfigError, ReconcileError};
-use crate::api::labels::{ANNOTATION_CONFIG_OBJECTS, ANNOTATION_CONFIG_VERSIONS, LABEL_REVISION};
+use crate::api::labels::ANNOTATION_CONFIG_VERSIONS;
 use crate::api::{SafeDeployment, SafeDeploymentStatus};
 use crate::core::config::{
     ConfigKind, ConfigObjectRef, config_map_copy, config_map_digest, config_map_keys, copy_name,
@@ -105,7 +106,7 @@ pub async fn prepare(
     sd: &SafeDeployment,
     ctx: &Context,
     status: &SafeDeploymentStatus,
-    owned: &[std::sync::Arc<super::cached::CachedReplicaSet>],
+    owned: &[std::sync::Arc<OwnedReplicaSet>],
 ) -> Result<Prepared, ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
     let plain = Revision::from_spec(&sd.spec)?;
@@ -194,21 +195,21 @@ async fn refresh_recorded_versions(
     ctx: &Context,
     namespace: &str,
     hash: &str,
-    owned: &[std::sync::Arc<super::cached::CachedReplicaSet>],
+    owned: &[std::sync::Arc<OwnedReplicaSet>],
     versions: &BTreeMap<String, String>,
 ) -> Result<(), ReconcileError> {
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
     let stale = owned
         .iter()
-        .filter(|rs| rs.labels().get(LABEL_REVISION).map(String::as_str) == Some(hash))
-        .filter(|rs| recorded_versions(rs.as_ref()).as_ref() != Some(versions));
+        .filter(|rs| rs.revision.as_deref() == Some(hash))
+        .filter(|rs| recorded_versions(rs).as_ref() != Some(versions));
     for rs in stale {
-        let name = rs.name_any();
+        let name = &rs.name;
         let annotation = versions_annotation(versions);
         super::apply::change(
             ctx,
             &api,
-            &name,
+            name,
             format!("record the configuration versions on ReplicaSet {name}"),
             |rs: &mut ReplicaSet| {
                 rs.status = None;
@@ -219,7 +220,7 @@ async fn refresh_recorded_versions(
             },
         )
         .await?;
-        info!(replica_set = %rs.name_any(), "recorded the configuration versions read");
+        info!(replica_set = %rs.name, "recorded the configuration versions read");
     }
     Ok(())
 }
@@ -235,8 +236,8 @@ pub fn versions_annotation(versions: &BTreeMap<String, String>) -> String {
 
 /// The versions a ReplicaSet records (none recorded: an empty map, which matches a revision
 /// without configuration); `None` when the annotation is unreadable.
-pub fn recorded_versions(rs: &impl kube::Resource) -> Option<BTreeMap<String, String>> {
-    match rs.annotations().get(ANNOTATION_CONFIG_VERSIONS) {
+pub fn recorded_versions(rs: &OwnedReplicaSet) -> Option<BTreeMap<String, String>> {
+    match &rs.config_versions {
         None => Some(BTreeMap::new()),
         Some(text) => serde_json::from_str(text).ok(),
     }
@@ -250,7 +251,7 @@ pub fn recorded_versions(rs: &impl kube::Resource) -> Option<BTreeMap<String, St
 fn recorded_revision(
     sd: &SafeDeployment,
     status: &SafeDeploymentStatus,
-    owned: &[std::sync::Arc<super::cached::CachedReplicaSet>],
+    owned: &[std::sync::Arc<OwnedReplicaSet>],
     cached: &BTreeMap<String, String>,
 ) -> Option<Revision> {
     if sd.metadata.generation.is_none()
@@ -261,21 +262,19 @@ fn recorded_revision(
     }
     // The status records the verdict of the revision the last decision was about.
     let hash = &status.attestation.as_ref()?.revision;
-    let rs = owned
-        .iter()
-        .find(|rs| rs.labels().get(LABEL_REVISION) == Some(hash))?;
-    if recorded_versions(rs.as_ref()).as_ref() != Some(cached) {
+    let rs = owned.iter().find(|rs| rs.revision.as_ref() == Some(hash))?;
+    if recorded_versions(rs).as_ref() != Some(cached) {
         return None;
     }
-    let digests = recorded_config(rs.as_ref())?;
+    let digests = recorded_config(rs)?;
     let revision = Revision::from_spec_with_config(&sd.spec, &digests).ok()?;
     (&revision.hash == hash).then_some(revision)
 }
 
 /// The configuration digests a ReplicaSet records (none recorded: an empty map); `None` when
 /// the annotation is unreadable.
-pub fn recorded_config(rs: &impl kube::Resource) -> Option<BTreeMap<String, String>> {
-    match rs.annotations().get(ANNOTATION_CONFIG_OBJECTS) {
+pub fn recorded_config(rs: &OwnedReplicaSet) -> Option<BTreeMap<String, String>> {
+    match &rs.config_objects {
         None => Some(BTreeMap::new()),
         Some(text) => serde_json::from_str(text).ok(),
     }
@@ -297,7 +296,7 @@ pub async fn ensure_copies(
     ctx: &Context,
     revision: &str,
     config_objects: &BTreeMap<String, String>,
-    owner: &impl kube::Resource,
+    (owner_name, owner_uid): (&str, &str),
     originals: &Originals,
 ) -> Result<(), ReconcileError> {
     let namespace = sd.namespace().ok_or(ReconcileError::NoNamespace)?;
@@ -305,8 +304,8 @@ pub async fn ensure_copies(
     let owner = OwnerReference {
         api_version: "apps/v1".into(),
         kind: "ReplicaSet".into(),
-        name: owner.name_any(),
-        uid: owner.uid().unwrap_or_default(),
+        name: owner_name.to_string(),
+        uid: owner_uid.to_string(),
         controller: None,
         block_owner_deletion: None,
     };
@@ -440,7 +439,7 @@ where
 mod tests {
     use super::*;
     use crate::api::AttestationVerdict;
-    use crate::controller::cached::CachedReplicaSet;
+    use crate::controller::cached::{CachedReplicaSet, OwnedReplicaSet};
     use crate::core::workload;
     use std::sync::Arc;
 
@@ -454,7 +453,7 @@ mod tests {
     fn at_rest(
         sd: &SafeDeployment,
         digests: &BTreeMap<String, String>,
-    ) -> (Revision, SafeDeploymentStatus, Vec<Arc<CachedReplicaSet>>) {
+    ) -> (Revision, SafeDeploymentStatus, Vec<Arc<OwnedReplicaSet>>) {
         let revision = Revision::from_spec_with_config(&sd.spec, digests).unwrap();
         let mut rs = workload::replica_set(sd, &revision, &revision.components[0], 1, 2);
         if !digests.is_empty() {
@@ -477,7 +476,7 @@ mod tests {
         (
             revision,
             status,
-            vec![Arc::new(CachedReplicaSet::from(&rs))],
+            vec![Arc::new(OwnedReplicaSet::of(&CachedReplicaSet::from(&rs)))],
         )
     }
 
@@ -523,11 +522,7 @@ mod tests {
         );
         // A ReplicaSet from before configuration versioning (no annotation): the plain hash.
         let (plain, status, owned) = at_rest(&sd, &BTreeMap::new());
-        assert!(
-            !owned[0]
-                .annotations()
-                .contains_key(ANNOTATION_CONFIG_OBJECTS)
-        );
+        assert_eq!(owned[0].config_objects, None);
         assert_eq!(
             recorded_revision(&sd, &status, &owned, &BTreeMap::new()),
             Some(plain)
@@ -555,23 +550,12 @@ mod tests {
         assert_eq!(recorded_revision(&sd, &blocked, &owned, &versions()), None);
         // Digests that do not reproduce the ReplicaSet's revision are not trusted.
         let mut tampered = (*owned[0]).clone();
-        tampered
-            .metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(
-                ANNOTATION_CONFIG_OBJECTS.into(),
-                r#"{"configmap/app-config":"sha256:ffff"}"#.into(),
-            );
+        tampered.config_objects = Some(r#"{"configmap/app-config":"sha256:ffff"}"#.into());
         assert_eq!(
             recorded_revision(&sd, &status, &[Arc::new(tampered.clone())], &versions()),
             None
         );
-        tampered
-            .metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(ANNOTATION_CONFIG_OBJECTS.into(), "not json".into());
+        tampered.config_objects = Some("not json".into());
         assert_eq!(recorded_config(&tampered), None);
         assert_eq!(
             recorded_revision(&sd, &status, &[Arc::new(tampered)], &versions()),

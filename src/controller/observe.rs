@@ -3,12 +3,12 @@
 
 use kube::ResourceExt;
 
-use super::cached::{CachedReplicaSet, WatchedPod};
+use super::cached::{CachedReplicaSet, OwnedReplicaSet, WatchedPod};
 use crate::api::health::{FAILING_REASONS, PodView};
 use crate::api::labels::{
-    ANNOTATION_PAUSED, ANNOTATION_REJECTED, LABEL_BASELINE_OF, LABEL_COMPONENT, LABEL_REVISION,
-    LABEL_ROLE, REQUEST_ABORT, REQUEST_PROMOTE, REQUEST_PROMOTE_FULL, REQUEST_RETRY,
-    REQUEST_ROLLBACK, ROLE_BASELINE, request_payload, requester,
+    ANNOTATION_PAUSED, LABEL_COMPONENT, LABEL_REVISION, LABEL_ROLE, REQUEST_ABORT, REQUEST_PROMOTE,
+    REQUEST_PROMOTE_FULL, REQUEST_RETRY, REQUEST_ROLLBACK, ROLE_BASELINE, request_payload,
+    requester,
 };
 use crate::core::rollout::{ReplicaSetView, Requests};
 
@@ -42,36 +42,31 @@ pub fn is_baseline(labels: &std::collections::BTreeMap<String, String>) -> bool 
 
 /// The view of an owned revision ReplicaSet, or None when it lacks the operator's labels or is a
 /// fresh baseline (see [`baseline_replica_set_view`]).
-pub fn replica_set_view(rs: &CachedReplicaSet) -> Option<ReplicaSetView> {
-    if is_baseline(rs.labels()) {
+pub fn replica_set_view(rs: &OwnedReplicaSet) -> Option<ReplicaSetView> {
+    if rs.baseline {
         return None;
     }
-    view(rs, LABEL_REVISION)
+    view(rs, rs.revision.as_ref()?)
 }
 
 /// The view of an owned fresh baseline ReplicaSet, its `revision` being the stable revision
 /// whose template it runs; None for anything else.
-pub fn baseline_replica_set_view(rs: &CachedReplicaSet) -> Option<ReplicaSetView> {
-    if !is_baseline(rs.labels()) {
+pub fn baseline_replica_set_view(rs: &OwnedReplicaSet) -> Option<ReplicaSetView> {
+    if !rs.baseline {
         return None;
     }
-    view(rs, LABEL_BASELINE_OF)
+    view(rs, rs.baseline_of.as_ref()?)
 }
 
-fn view(rs: &CachedReplicaSet, revision_label: &str) -> Option<ReplicaSetView> {
-    let labels = rs.labels();
+fn view(rs: &OwnedReplicaSet, revision: &str) -> Option<ReplicaSetView> {
     Some(ReplicaSetView {
-        name: rs.name_any(),
-        revision: labels.get(revision_label)?.clone(),
-        component: labels.get(LABEL_COMPONENT)?.clone(),
-        replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        name: rs.name.clone(),
+        revision: revision.to_string(),
+        component: rs.component.clone()?,
+        replicas: rs.replicas,
         // Available (Ready for minReadySeconds), not merely Ready: only those count as capacity.
-        ready: rs
-            .status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
-        rejected: rs.annotations().contains_key(ANNOTATION_REJECTED),
+        ready: rs.available_replicas,
+        rejected: rs.rejected,
     })
 }
 
@@ -151,6 +146,7 @@ pub fn trim_replica_set(rs: &mut CachedReplicaSet) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::labels::LABEL_BASELINE_OF;
     use std::collections::BTreeMap;
 
     #[test]
@@ -200,13 +196,15 @@ mod tests {
 
     #[test]
     fn baseline_replica_sets_are_told_apart_from_revisions() {
-        let rs = |labels: serde_json::Value| -> CachedReplicaSet {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "web-abc-baseline", "labels": labels},
-                "spec": {"replicas": 2, "selector": {}},
-                "status": {"replicas": 2, "availableReplicas": 1}
-            }))
-            .unwrap()
+        let rs = |labels: serde_json::Value| -> OwnedReplicaSet {
+            OwnedReplicaSet::of(
+                &serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "web-abc-baseline", "labels": labels},
+                    "spec": {"replicas": 2, "selector": {}},
+                    "status": {"replicas": 2, "availableReplicas": 1}
+                }))
+                .unwrap(),
+            )
         };
         let baseline = rs(serde_json::json!({
             LABEL_REVISION: "abc-baseline", LABEL_COMPONENT: "main",

@@ -12,7 +12,7 @@ use kube::Resource;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
-use super::cached::{CachedPod, CachedReplicaSet, WatchedPod};
+use super::cached::{CachedPod, CachedReplicaSet, OwnedReplicaSet, WatchedPod};
 
 /// The UID of the owner reference with `controller: true`.
 pub fn controller_uid(metadata: &ObjectMeta) -> Option<&str> {
@@ -33,9 +33,9 @@ pub trait Owned: Resource {
 }
 
 impl Owned for CachedReplicaSet {
-    type Cached = CachedReplicaSet;
-    fn cached(&self) -> CachedReplicaSet {
-        self.clone()
+    type Cached = OwnedReplicaSet;
+    fn cached(&self) -> OwnedReplicaSet {
+        OwnedReplicaSet::of(self)
     }
 }
 
@@ -234,11 +234,8 @@ mod tests {
         }
     }
 
-    fn names(objects: Vec<Arc<CachedReplicaSet>>) -> Vec<String> {
-        let mut names: Vec<String> = objects
-            .iter()
-            .filter_map(|p| p.metadata.name.clone())
-            .collect();
+    fn names(objects: Vec<Arc<OwnedReplicaSet>>) -> Vec<String> {
+        let mut names: Vec<String> = objects.iter().map(|rs| rs.name.clone()).collect();
         names.sort();
         names
     }
@@ -267,12 +264,12 @@ mod tests {
     fn an_update_replaces_and_a_changed_controller_moves_the_object() {
         let (cache, mut writer) = owned_cache::<CachedReplicaSet>();
         writer.apply(&watcher::Event::Apply(replica_set("a1", Some("rs-a"))));
-        let mut relabelled = replica_set("a1", Some("rs-a"));
-        relabelled.metadata.resource_version = Some("2".into());
-        writer.apply(&watcher::Event::Apply(relabelled));
+        let mut scaled = replica_set("a1", Some("rs-a"));
+        scaled.spec = Some(super::super::cached::CachedReplicaSetSpec { replicas: Some(2) });
+        writer.apply(&watcher::Event::Apply(scaled));
         let found = cache.controlled_by("rs-a");
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].metadata.resource_version.as_deref(), Some("2"));
+        assert_eq!(found[0].replicas, 2);
         writer.apply(&watcher::Event::Apply(replica_set("a1", Some("rs-b"))));
         assert!(cache.controlled_by("rs-a").is_empty());
         assert_eq!(names(cache.controlled_by("rs-b")), ["a1"]);

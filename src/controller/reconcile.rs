@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cached::{CachedReplicaSet, CachedSafeDeployment};
+use super::cached::{CachedSafeDeployment, OwnedReplicaSet};
 use futures::FutureExt;
 use jiff::Timestamp;
 use kube::ResourceExt;
@@ -310,11 +310,11 @@ fn pods_of(
     ctx: &Context,
     namespace: &str,
     name: &str,
-    owned: &[Arc<CachedReplicaSet>],
+    owned: &[Arc<OwnedReplicaSet>],
 ) -> (Vec<PodView>, Vec<PodView>) {
     let (baseline_pods, pods): (Vec<_>, Vec<_>) = owned
         .iter()
-        .filter_map(|rs| rs.uid())
+        .filter_map(|rs| rs.uid.clone())
         // Counted by owner, not by label alone (audit finding 21): a pod anyone labels with
         // this rollout's name and revision must not pass or fail its health gates.
         .flat_map(|uid| ctx.pods.controlled_by(&uid))
@@ -363,7 +363,7 @@ struct Dereferenced {
     baseline_pods: Vec<PodView>,
     /// The analyses: due measurements, gates and wake-up.
     analyses: analysis::Recorded,
-    owned: Vec<Arc<CachedReplicaSet>>,
+    owned: Vec<Arc<OwnedReplicaSet>>,
     replica_sets: Vec<ReplicaSetView>,
     baseline_replica_sets: Vec<ReplicaSetView>,
     prepared: config::Prepared,
@@ -475,23 +475,21 @@ fn owned_replica_sets(
     ctx: &Context,
     namespace: &str,
     sd: &SafeDeployment,
-) -> Vec<Arc<CachedReplicaSet>> {
+) -> Vec<Arc<OwnedReplicaSet>> {
     let Some(uid) = sd.uid() else {
         return Vec::new();
     };
     ctx.replica_sets
         .controlled_by(&uid)
         .into_iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(namespace))
+        .filter(|rs| rs.namespace.as_deref() == Some(namespace))
         .collect()
 }
 
 /// The revision ReplicaSets and, kept apart, the fresh-baseline ReplicaSets (found again by
 /// their role label after a restart): a baseline is not a revision and never counts as
 /// capacity.
-fn replica_set_views(
-    owned: &[Arc<CachedReplicaSet>],
-) -> (Vec<ReplicaSetView>, Vec<ReplicaSetView>) {
+fn replica_set_views(owned: &[Arc<OwnedReplicaSet>]) -> (Vec<ReplicaSetView>, Vec<ReplicaSetView>) {
     (
         owned
             .iter()

@@ -23,7 +23,7 @@ use super::owned_cache::controller_uid;
 use super::{Context, FIELD_MANAGER, apply};
 use crate::api::SafeDeployment;
 use crate::api::conditions::EventReason;
-use crate::api::labels::{LABEL_NAME, LABEL_REVISION, LABEL_SHARD};
+use crate::api::labels::{LABEL_NAME, LABEL_SHARD};
 use crate::core::shard::{ShardSelector, needs_relabel, shard_of, with_shard_of};
 
 /// With a shard, when the cache lacks a ReplicaSet of a revision `sd`'s status names (stable or
@@ -34,7 +34,7 @@ pub async fn follow(
     ctx: &Context,
     sd: &SafeDeployment,
     namespace: &str,
-    cached: &[Arc<super::cached::CachedReplicaSet>],
+    cached: &[Arc<super::cached::OwnedReplicaSet>],
 ) -> Result<bool, ReconcileError> {
     if ctx.shard.is_none() {
         return Ok(false);
@@ -44,11 +44,7 @@ pub async fn follow(
         .into_iter()
         .flatten()
         .collect();
-    let in_cache = |hash: &String| {
-        cached
-            .iter()
-            .any(|rs| rs.labels().get(LABEL_REVISION) == Some(hash))
-    };
+    let in_cache = |hash: &String| cached.iter().any(|rs| rs.revision.as_ref() == Some(hash));
     if named.iter().all(in_cache) {
         return Ok(false);
     }
