@@ -135,7 +135,7 @@ struct Body {
 }
 
 impl CachedSafeDeployment {
-    /// The cached form of `sd` (its metadata trimmed, see [`trim_metadata`]).
+    /// The cached form of `sd` (its metadata without `managedFields` and the `kubectl apply` copy).
     pub fn new(sd: SafeDeployment) -> Result<Self, serde_json::Error> {
         let SafeDeployment {
             mut metadata,
