@@ -137,8 +137,8 @@ pub fn pod_view(pod: &WatchedPod) -> Option<PodView> {
     })
 }
 
-/// Keeps only what [`replica_set_view`] and ownership need, so the ReplicaSet cache stays small
-/// (its pod template is never deserialized, see [`CachedReplicaSet`]).
+/// Drops `managedFields` from a watched ReplicaSet (its pod template is never deserialized, see
+/// [`CachedReplicaSet`]; the cache keeps an [`OwnedReplicaSet`] of it).
 pub fn trim_replica_set(rs: &mut CachedReplicaSet) {
     rs.metadata.managed_fields = None;
 }
