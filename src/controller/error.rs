@@ -48,7 +48,7 @@ pub enum ReconcileError {
     #[error(
         "the cached SafeDeployment could not be read (a bug in safedeploy, please report it): {0}"
     )]
-    Cache(#[from] serde_json::Error),
+    Cache(#[from] super::cached::CacheReadError),
     /// The reconcile panicked (a bug); contained to this object.
     #[error("the reconcile panicked (a bug in safedeploy, please report it): {0}")]
     Panicked(String),
