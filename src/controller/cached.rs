@@ -2,8 +2,8 @@
 //! its spec and status in compact JSON, compressed ([`CachedSafeDeployment`]), a ReplicaSet
 //! watched without its pod template and cached as the few fields the reconcile reads
 //! ([`OwnedReplicaSet`]), a pod as its metadata and status only (and, in the cache, as the
-//! plain view the decision reads). Fields the operator never reads are not deserialized at all, so they cost
-//! neither memory nor parsing. The Kubernetes types hold every field inline: a `Pod` is 2.4 KB
+//! plain view the decision reads). Fields the operator never reads are not deserialized at
+//! all, so they cost neither memory nor parsing. The Kubernetes types hold every field inline: a `Pod` is 2.4 KB
 //! and a `ReplicaSet` 2.3 KB before any of their contents, most of it the never-read `PodSpec`,
 //! which at 10,000 rollouts made the two caches about 100 MiB (heaptrack, docs/benchmarks.md).
 //! Every watched object's metadata is read without its `managedFields` (a tree of JSON maps as
@@ -13,7 +13,6 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::PodStatus;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -26,6 +25,11 @@ use crate::api::labels::{
 use crate::api::routing::RouteKind;
 use crate::api::{Phase, SafeDeployment, SafeDeploymentSpec, SafeDeploymentStatus};
 use crate::core::config::{ConfigObjectRef, referenced_objects};
+
+mod body;
+
+use body::{Body, BodyRef};
+pub use body::{CacheReadError, body_dictionary};
 
 /// `ObjectMeta` as the watches read it: every field but `managedFields`, which serde skips
 /// without building it (the operator never reads it, and each cache dropped it anyway).
@@ -106,9 +110,9 @@ fn trim_metadata(metadata: &mut ObjectMeta) {
 /// mappings scan every cached object for (its phase, the ConfigMaps and Secrets it refers to,
 /// the routes it steers). Parsed, a SafeDeployment takes
 /// about 12.6 KB of heap in 93 allocations, most of it the inline Kubernetes types of its pod
-/// template and the strings of its status; cached, about 4 KB in 6 (`cargo bench --bench
+/// template and the strings of its status; cached, about 1 KB in 6 (`cargo bench --bench
 /// cache_memory`). A reconcile reads the whole object with [`CachedSafeDeployment::expand`]
-/// (about 11 µs).
+/// (about 14 µs: 3 to decompress, 11 to parse).
 #[derive(Clone, Debug)]
 pub struct CachedSafeDeployment {
     metadata: ObjectMeta,
@@ -119,55 +123,6 @@ pub struct CachedSafeDeployment {
     phase: Phase,
     config_references: Box<[ConfigObjectRef]>,
     routes: Box<[(RouteKind, Box<str>)]>,
-}
-
-/// The spec and status, as the cached body holds them.
-#[derive(Serialize)]
-struct BodyRef<'a> {
-    spec: &'a SafeDeploymentSpec,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: &'a Option<SafeDeploymentStatus>,
-}
-
-/// The spec and status, read back from the cached body.
-#[derive(Deserialize)]
-struct Body {
-    spec: SafeDeploymentSpec,
-    #[serde(default)]
-    status: Option<SafeDeploymentStatus>,
-}
-
-/// A cached SafeDeployment that could not be read back: a bug, since the cache holds what the
-/// operator itself compressed from what serde wrote.
-#[derive(Debug, thiserror::Error)]
-pub enum CacheReadError {
-    /// The compressed body did not decompress.
-    #[error("decompressing the cached body: {0}")]
-    Decompress(#[from] lz4_flex::block::DecompressError),
-    /// The decompressed body did not parse.
-    #[error("parsing the cached body: {0}")]
-    Parse(#[from] serde_json::Error),
-}
-
-/// The LZ4 dictionary every cached body is compressed against: a made-up SafeDeployment's
-/// spec and status (`cache_dictionary.json`, with names no workload uses), written the way the
-/// cache writes a body, so that its keys, condition types, reasons and messages, health
-/// signals and pod-template fields appear in the order serde writes them. A body of a few KB
-/// compresses to a few hundred bytes (about 4x less with the dictionary than without;
-/// `cargo bench --bench cache_memory`). Built once; a dictionary that does not parse (a bug the
-/// unit tests catch) leaves it empty, which only compresses less.
-pub fn body_dictionary() -> &'static [u8] {
-    static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
-        serde_json::from_str::<Body>(include_str!("cache_dictionary.json"))
-            .and_then(|Body { spec, status }| {
-                serde_json::to_vec(&BodyRef {
-                    spec: &spec,
-                    status: &status,
-                })
-            })
-            .unwrap_or_default()
-    });
-    &DICTIONARY
 }
 
 impl CachedSafeDeployment {
@@ -183,7 +138,7 @@ impl CachedSafeDeployment {
             spec: &spec,
             status: &status,
         })?;
-        let body = lz4_flex::block::compress_prepend_size_with_dict(&json, body_dictionary());
+        let body = body::compress(&json);
         let routes = spec
             .strategy
             .canary
@@ -194,7 +149,7 @@ impl CachedSafeDeployment {
             .collect();
         Ok(CachedSafeDeployment {
             metadata,
-            body: body.into_boxed_slice(),
+            body,
             phase: status.as_ref().map(|s| s.phase).unwrap_or_default(),
             config_references: config_references(&spec).into_iter().collect(),
             routes,
@@ -213,10 +168,7 @@ impl CachedSafeDeployment {
 
     /// The body's JSON, decompressed.
     fn body_json(&self) -> Result<Vec<u8>, CacheReadError> {
-        Ok(lz4_flex::block::decompress_size_prepended_with_dict(
-            &self.body,
-            body_dictionary(),
-        )?)
+        body::decompress(&self.body)
     }
 
     /// Its phase (`Pending` before it has a status).
@@ -666,36 +618,6 @@ mod tests {
         // The object's metadata is kept parsed, once: not in the body.
         let text = String::from_utf8(json).unwrap();
         assert!(!text.contains("managedFields") && !text.contains("resourceVersion"));
-    }
-
-    #[test]
-    fn the_dictionary_is_a_safe_deployment_body_and_shrinks_real_ones() {
-        // The dictionary parses as a spec and status (an empty one would compress less,
-        // silently), and it carries none of the bench workload's names, so that the bench's
-        // ratio is what any workload gets.
-        let dictionary = std::str::from_utf8(body_dictionary()).unwrap();
-        assert!(dictionary.len() > 2_000, "{dictionary}");
-        assert!(!dictionary.contains("app-1") && !dictionary.contains("registry.local"));
-        // A promoted object of the bench workload, as the API server sent it.
-        let text = include_str!("../../tests/fixtures/bench/safedeployment-promoted.json");
-        let cached: CachedSafeDeployment = serde_json::from_str(text).unwrap();
-        let json = cached.body_json().unwrap();
-        let without_dictionary = lz4_flex::block::compress_prepend_size(&json);
-        assert!(
-            cached.body.len() * 2 < without_dictionary.len() && cached.body.len() * 5 < json.len(),
-            "{} bytes with the dictionary, {} without, {} of JSON",
-            cached.body.len(),
-            without_dictionary.len(),
-            json.len()
-        );
-        // And it reads back to the same object.
-        let sd: SafeDeployment = serde_json::from_str(text).unwrap();
-        let expanded = cached.expand().unwrap();
-        assert_eq!(expanded.spec, sd.spec);
-        assert_eq!(
-            serde_json::to_value(&expanded.status).unwrap(),
-            serde_json::to_value(&sd.status).unwrap()
-        );
     }
 
     #[test]
