@@ -3,9 +3,10 @@
 //! watched without its pod template and cached as the few fields the reconcile reads
 //! ([`OwnedReplicaSet`]), a pod as its metadata and status only (and, in the cache, as the
 //! plain view the decision reads). Fields the operator never reads are not deserialized at
-//! all, so they cost neither memory nor parsing. The Kubernetes types hold every field inline: a `Pod` is 2.4 KB
-//! and a `ReplicaSet` 2.3 KB before any of their contents, most of it the never-read `PodSpec`,
-//! which at 10,000 rollouts made the two caches about 100 MiB (heaptrack, docs/benchmarks.md).
+//! all, so they cost neither memory nor parsing. The Kubernetes types hold every field inline:
+//! a `Pod` is 2.4 KB and a `ReplicaSet` 2.3 KB before any of their contents, most of it the
+//! never-read `PodSpec`, which at 10,000 rollouts made the two caches about 100 MiB (heaptrack,
+//! docs/benchmarks.md).
 //! Every watched object's metadata is read without its `managedFields` (a tree of JSON maps as
 //! large as the object, parsed and dropped for every object of every list).
 
@@ -28,7 +29,6 @@ use crate::core::config::{ConfigObjectRef, referenced_objects};
 
 mod body;
 
-use body::{Body, BodyRef};
 pub use body::{CacheReadError, body_dictionary};
 
 /// `ObjectMeta` as the watches read it: every field but `managedFields`, which serde skips
@@ -108,11 +108,11 @@ fn trim_metadata(metadata: &mut ObjectMeta) {
 /// A SafeDeployment as the controller caches it: its metadata, its spec and status as compact
 /// JSON compressed with LZ4 against [`body_dictionary`], and the few facts the watches'
 /// mappings scan every cached object for (its phase, the ConfigMaps and Secrets it refers to,
-/// the routes it steers). Parsed, a SafeDeployment takes
-/// about 12.6 KB of heap in 93 allocations, most of it the inline Kubernetes types of its pod
-/// template and the strings of its status; cached, about 1 KB in 6 (`cargo bench --bench
-/// cache_memory`). A reconcile reads the whole object with [`CachedSafeDeployment::expand`]
-/// (about 14 µs: 3 to decompress, 11 to parse).
+/// the routes it steers). Parsed, a SafeDeployment takes about 12.6 KB of heap in 93
+/// allocations, most of it the inline Kubernetes types of its pod template and the strings of
+/// its status; cached, about 1 KB in 6 (`cargo bench --bench cache_memory`). A reconcile reads
+/// the whole object with [`CachedSafeDeployment::expand`] (about 14 µs: 3 to decompress, 11 to
+/// parse).
 #[derive(Clone, Debug)]
 pub struct CachedSafeDeployment {
     metadata: ObjectMeta,
@@ -134,11 +134,7 @@ impl CachedSafeDeployment {
             status,
         } = sd;
         trim_metadata(&mut metadata);
-        let json = serde_json::to_vec(&BodyRef {
-            spec: &spec,
-            status: &status,
-        })?;
-        let body = body::compress(&json);
+        let body = body::encode(&spec, &status)?;
         let routes = spec
             .strategy
             .canary
@@ -158,17 +154,12 @@ impl CachedSafeDeployment {
 
     /// The whole SafeDeployment (metadata, spec and status), parsed from the cache.
     pub fn expand(&self) -> Result<SafeDeployment, CacheReadError> {
-        let Body { spec, status } = serde_json::from_slice(&self.body_json()?)?;
+        let (spec, status) = body::decode(&self.body)?;
         Ok(SafeDeployment {
             metadata: self.metadata.clone(),
             spec,
             status,
         })
-    }
-
-    /// The body's JSON, decompressed.
-    fn body_json(&self) -> Result<Vec<u8>, CacheReadError> {
-        body::decompress(&self.body)
     }
 
     /// Its phase (`Pending` before it has a status).
@@ -609,7 +600,7 @@ mod tests {
         let cached: CachedSafeDeployment = serde_json::from_value(rich_safe_deployment()).unwrap();
         let parsed_inline = std::mem::size_of::<SafeDeployment>()
             + std::mem::size_of::<k8s_openapi::api::core::v1::Container>();
-        let json = cached.body_json().unwrap();
+        let json = body::decompress(&cached.body).unwrap();
         assert!(
             cached.body.len() < parsed_inline / 2,
             "{} compressed bytes against {parsed_inline} bytes of inline fields",
@@ -632,9 +623,7 @@ mod tests {
             cached.expand(),
             Err(CacheReadError::Decompress(_))
         ));
-        cached.body =
-            lz4_flex::block::compress_prepend_size_with_dict(b"{\"spec\":", body_dictionary())
-                .into_boxed_slice();
+        cached.body = body::compress(b"{\"spec\":");
         assert!(matches!(cached.expand(), Err(CacheReadError::Parse(_))));
     }
 

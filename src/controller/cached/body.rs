@@ -10,18 +10,18 @@ use crate::api::{SafeDeploymentSpec, SafeDeploymentStatus};
 
 /// The spec and status, as the cached body holds them.
 #[derive(Serialize)]
-pub(super) struct BodyRef<'a> {
-    pub(super) spec: &'a SafeDeploymentSpec,
+struct BodyRef<'a> {
+    spec: &'a SafeDeploymentSpec,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) status: &'a Option<SafeDeploymentStatus>,
+    status: &'a Option<SafeDeploymentStatus>,
 }
 
 /// The spec and status, read back from the cached body.
 #[derive(Deserialize)]
-pub(super) struct Body {
-    pub(super) spec: SafeDeploymentSpec,
+struct Body {
+    spec: SafeDeploymentSpec,
     #[serde(default)]
-    pub(super) status: Option<SafeDeploymentStatus>,
+    status: Option<SafeDeploymentStatus>,
 }
 
 /// A cached SafeDeployment that could not be read back: a bug, since the cache holds what the
@@ -46,15 +46,34 @@ pub enum CacheReadError {
 pub fn body_dictionary() -> &'static [u8] {
     static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
         serde_json::from_str::<Body>(include_str!("dictionary.json"))
-            .and_then(|Body { spec, status }| {
-                serde_json::to_vec(&BodyRef {
-                    spec: &spec,
-                    status: &status,
-                })
-            })
+            .and_then(|Body { spec, status }| json(&spec, &status))
             .unwrap_or_default()
     });
     &DICTIONARY
+}
+
+/// The cached body of a spec and status.
+pub(super) fn encode(
+    spec: &SafeDeploymentSpec,
+    status: &Option<SafeDeploymentStatus>,
+) -> Result<Box<[u8]>, serde_json::Error> {
+    Ok(compress(&json(spec, status)?))
+}
+
+/// The spec and status of a body [`encode`] made.
+pub(super) fn decode(
+    body: &[u8],
+) -> Result<(SafeDeploymentSpec, Option<SafeDeploymentStatus>), CacheReadError> {
+    let Body { spec, status } = serde_json::from_slice(&decompress(body)?)?;
+    Ok((spec, status))
+}
+
+/// A spec and status as serde writes them, the way the body and the dictionary hold them.
+fn json(
+    spec: &SafeDeploymentSpec,
+    status: &Option<SafeDeploymentStatus>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&BodyRef { spec, status })
 }
 
 /// `json` compressed against the dictionary, with its length in front.
