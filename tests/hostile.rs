@@ -234,12 +234,20 @@ async fn a_revert_whose_scale_is_refused_is_announced_and_completes_once_allowed
         }
     })
     .await;
-    let stalled_status = wait_status(&ns, "web", Duration::from_secs(30), "Stalled", |s| {
-        stalled(s).is_some_and(|(status, _, _)| status == "True")
-    })
+    // The revert's own `Stalled=True RevisionRejected` is written before its scale is
+    // attempted, so it may be seen first; the refusal must replace it.
+    let stalled_status = wait_status(
+        &ns,
+        "web",
+        Duration::from_secs(30),
+        "Stalled=True ReconcileFailed",
+        |s| {
+            stalled(s)
+                .is_some_and(|(status, reason, _)| status == "True" && reason == "ReconcileFailed")
+        },
+    )
     .await;
-    let (_, reason, message) = stalled(&stalled_status).expect("Stalled");
-    assert_eq!(reason, "ReconcileFailed", "{message}");
+    let (_, _, message) = stalled(&stalled_status).expect("Stalled");
     assert!(message.contains("frozen by the platform team"), "{message}");
 
     replica_freeze::unfreeze(&ns.client, &freeze).await;
