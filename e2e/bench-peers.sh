@@ -369,8 +369,8 @@ run_one() { # kind
       start_operator "$kind" "$ns" "$work/$kind-restart-$i.log" stamped
       synced_at="" first_at=""
       for _ in $(seq 1 600); do
-        synced_at=$(grep -m1 -F "$synced_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
-        first_at=$(grep -m1 -F "$first_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
+        synced_at=$(grep -s -m1 -F "$synced_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
+        first_at=$(grep -s -m1 -F "$first_mark" "$work/$kind-restart-$i.log" | cut -d' ' -f1 || true)
         [ -z "$synced_at" ] || [ -z "$first_at" ] || break
         sleep 0.1
       done
