@@ -9,7 +9,8 @@
 # Measured for each operator (and printed as ratios):
 #   - RSS (VmRSS, sampled every second): peak, and steady at the end of the rest period;
 #   - CPU seconds (utime + stime of the process) per phase and in total;
-#   - time to all Healthy and to all promoted;
+#   - time to all Healthy and to all promoted, with the control plane's cost in each phase (the bulk
+#     apply's duration, kube-apiserver's and etcd's CPU, kube-apiserver's RSS), to compare days;
 #   - API requests by verb made by the operator (its user agent), from the API server's audit
 #     log; and the writes (create/update/patch/delete) it made during the rest period;
 #   - start-up with N objects in place, over --restarts K restarts (default 5): from spawning
@@ -171,6 +172,9 @@ apply_and_wait() { # file kind namespace [old-stables-file] -> seconds (fraction
     log "the apply of $1 was rejected; stopping"
     return 1
   fi
+  # The bulk apply's own duration, for the control-plane line of the report (this runs in a
+  # command substitution: a file carries it out).
+  awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}' >"$work/apply-seconds"
   shift
   wait_done "$start" "$@"
 }
@@ -254,6 +258,26 @@ stop_operator() {
   wait "$pid" 2>/dev/null || true
   pid=""
 }
+# The control plane's own cost in each phase. Its speed differs from day to day on the same
+# machine (the bulk apply of the change at 10,000 took 17 minutes one day and 33 the next), and
+# the operators' times and CPU follow it: these lines let runs of different days be compared.
+cp_pid() { pgrep -f "clusters/peers/bin/$1 " | head -n 1; }
+cp_usage() { # -> "kube-apiserver-cpu etcd-cpu" (seconds so far)
+  local c p out=""
+  for c in kube-apiserver etcd; do
+    p=$(cp_pid "$c")
+    out="$out $( [ -n "$p" ] && cpu_seconds "$p" 2>/dev/null || echo NA)"
+  done
+  echo "${out# }"
+}
+cp_report() { # label "usage before" "usage after" seconds
+  local apply_s="?"
+  [ ! -s "$work/apply-seconds" ] || apply_s=$(cat "$work/apply-seconds")
+  say "  control plane, $1: the bulk kubectl apply took $apply_s s; $(awk -v a="$2" -v b="$3" -v s="$4" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    if (x[1] == "NA" || y[1] == "NA") { printf "kube-apiserver CPU not read"; exit }
+    printf "kube-apiserver CPU %.1f s (%.0f%% of one core), etcd CPU %.1f s", y[1] - x[1], (s > 0 ? 100 * (y[1] - x[1]) / s : 0), y[2] - x[2] }'); kube-apiserver RSS $(p=$(cp_pid kube-apiserver); [ -n "$p" ] && rss_mib "$p" || echo NA) MiB"
+}
 median() { printf '%s\n' "$@" | grep -v none | sort -n | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : "none"}'; }
 peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/rss}"; }
 
@@ -292,7 +316,7 @@ now3339() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 
 run_one() { # kind
   local kind=$1 ns="bench-$1" agent t_start t_changed t_rest t_end old cpu0 cpu1 cpu2 cpu_settled cpu3 \
-    healthy promoted rss_rest
+    healthy promoted rss_rest cp0 cp1 cp2
   case "$kind" in sd) agent='^safedeploy/' ;; argo) agent='rollouts-controller|argo-rollouts' ;; esac
   bench_namespace "$ns" # Argo Rollouts ignores the policy
   say ""
@@ -302,16 +326,21 @@ run_one() { # kind
   sleep 2
   manifests "$kind" "$ns" registry.local/app:v1 >"$work/$kind-v1.yaml"
   cpu0=$(cpu_seconds)
+  cp0=$(cp_usage)
   healthy=$(apply_and_wait "$work/$kind-v1.yaml" "$kind" "$ns")
   cpu1=$(cpu_seconds)
+  cp1=$(cp_usage)
   say "  all Healthy, from the start of the apply: ${healthy} s (CPU ${cpu0} -> ${cpu1} s)"
+  cp_report "apply to all Healthy" "$cp0" "$cp1" "$healthy"
   if [ "$change" = yes ]; then
     old="$work/$kind-v1-stables"
     stables "$kind" "$ns" >"$old"
     manifests "$kind" "$ns" registry.local/app:v2 >"$work/$kind-v2.yaml"
     promoted=$(apply_and_wait "$work/$kind-v2.yaml" "$kind" "$ns" "$old")
     cpu2=$(cpu_seconds)
+    cp2=$(cp_usage)
     say "  all promoted, from the start of the template change's apply: ${promoted} s (CPU ${cpu1} -> ${cpu2} s)"
+    cp_report "change to all promoted" "$cp1" "$cp2" "$promoted"
   else
     promoted=0 cpu2=$cpu1
     say "  no template change (--no-change)"
@@ -395,7 +424,7 @@ run_one() { # kind
 
 # safedeploy as $shards processes, one per shard, side by side on the same objects' namespace.
 run_sharded() {
-  local ns=bench-sd t_start t_changed t_rest t_end old healthy promoted s port
+  local ns=bench-sd t_start t_changed t_rest t_end old healthy promoted s port cp0 cp1 cp2
   bench_namespace "$ns"
   say ""
   say "== sd over $shards shards: $n rollouts, one pod each, one process per shard (--shard safedeploy.dev/shard=s<i>)"
@@ -410,14 +439,19 @@ run_sharded() {
   done
   sleep 2
   manifests sd "$ns" registry.local/app:v1 >"$work/sd-v1.yaml"
+  cp0=$(cp_usage)
   healthy=$(apply_and_wait "$work/sd-v1.yaml" sd "$ns")
+  cp1=$(cp_usage)
   say "  all Healthy, from the start of the apply: ${healthy} s"
+  cp_report "apply to all Healthy" "$cp0" "$cp1" "$healthy"
   old="$work/sd-v1-stables"
   stables sd "$ns" >"$old"
   manifests sd "$ns" registry.local/app:v2 >"$work/sd-v2.yaml"
   promoted=$(apply_and_wait "$work/sd-v2.yaml" sd "$ns" "$old")
+  cp2=$(cp_usage)
   t_changed=$(now3339)
   say "  all promoted, from the start of the template change's apply: ${promoted} s"
+  cp_report "change to all promoted" "$cp1" "$cp2" "$promoted"
   sleep 10
   t_rest=$(now3339)
   local -a cpu_settled rec_settled

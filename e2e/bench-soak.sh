@@ -11,7 +11,8 @@
 # reverted: Degraded; both at the new generation) or after --settle-timeout seconds.
 #
 # Measured: the operator's RSS (VmRSS) every 10 s with the elapsed time, the cycles done, its
-# reconcile counter (safedeploy_reconciles_total from its /metrics) and its CPU seconds, written
+# reconcile counter (safedeploy_reconciles_total from its /metrics), its CPU seconds and its heap
+# in use and free (safedeploy_heap_bytes, glibc builds only), written
 # to a samples file; at the end the revisions promoted and reverted, RSS first/min/max/last over
 # the soak, the least-squares slope of RSS in MiB per hour after a 5-minute warm-up and over the
 # second half of the soak alone, and the operator's CPU seconds. Nothing is asserted.
@@ -141,24 +142,29 @@ reconciles() {
   curl -fsS --max-time 3 "http://127.0.0.1:$http_port/metrics" 2>/dev/null |
     awk '$1 == "safedeploy_reconciles_total" {v = $2} END {print (v == "" ? "NA" : v)}'
 }
+heap_mib() { # kind (in_use|free) -> glibc's heap in MiB from the operator's gauge; NA where absent (musl)
+  curl -fsS --max-time 3 "http://127.0.0.1:$http_port/metrics" 2>/dev/null |
+    awk -v k="$1" '$1 == "safedeploy_heap_bytes{kind=\"" k "\"}" {v = $2} END {print (v == "" ? "NA" : sprintf("%.1f", v / 1048576))}'
+}
 metric() { # name -> value of an unlabelled counter, or the sum of a labelled family
   curl -fsS --max-time 3 "http://127.0.0.1:$http_port/metrics" 2>/dev/null |
     awk -v m="$1" '$1 == m || index($1, m "{") == 1 {v += $2; seen = 1} END {print (seen ? v : "NA")}'
 }
 echo 0 >"$work/cycles"
 # Every 10 s until the operator ends: epoch, seconds since the operator started, RSS, cycles
-# done, reconciles, CPU seconds.
+# done, reconciles, CPU seconds, and the heap in use and free (so a rising RSS can be told apart
+# into live data and the allocator's holes).
 sample() {
   local t0=$1 now
   while kill -0 "$pid" 2>/dev/null; do
     now=$(date +%s)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$now" "$((now - t0))" "$(rss_mib)" "$(cat "$work/cycles" 2>/dev/null || echo NA)" \
-      "$(reconciles)" "$(cpu_seconds)" >>"$samples"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$now" "$((now - t0))" "$(rss_mib)" "$(cat "$work/cycles" 2>/dev/null || echo NA)" \
+      "$(reconciles)" "$(cpu_seconds)" "$(heap_mib in_use)" "$(heap_mib free)" >>"$samples"
     sleep 10
   done
 }
 
-printf 'epoch\telapsed_s\trss_mib\tcycles\treconciles\tcpu_s\n' >"$samples"
+printf 'epoch\telapsed_s\trss_mib\tcycles\treconciles\tcpu_s\theap_in_use_mib\theap_free_mib\n' >"$samples"
 # shellcheck disable=SC2086 # the wrapper is a command line
 ${BENCH_WRAPPER:-} "$sd_bin" controller --namespace "$ns" --http-addr "127.0.0.1:$http_port" >"$work/operator.log" 2>&1 &
 pid=$!
@@ -287,7 +293,8 @@ soak_secs=$(($(date +%s) - soak_start))
 sleep 1
 # A last sample at the end of the soak.
 now=$(date +%s)
-printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$now" "$((now - t0))" "$(rss_mib)" "$cycle" "$(reconciles)" "$(cpu_seconds)" >>"$samples"
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$now" "$((now - t0))" "$(rss_mib)" "$cycle" "$(reconciles)" "$(cpu_seconds)" \
+  "$(heap_mib in_use)" "$(heap_mib free)" >>"$samples"
 cpu_end=$(cpu_seconds)
 
 # ---- 4. the report ----
@@ -322,7 +329,7 @@ fi
 python3 - "$samples" "$((soak_start - t0))" "$((soak_start - t0 + soak_secs))" "$warmup" <<'PY' | tee -a "$report"
 import sys
 path, start, end, warmup = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-rows = []
+rows, heap = [], []
 with open(path) as f:
     next(f)
     for line in f:
@@ -331,6 +338,10 @@ with open(path) as f:
             rows.append((float(p[1]), float(p[2])))
         except (ValueError, IndexError):
             continue
+        try:
+            heap.append((float(p[1]), float(p[6]), float(p[7])))
+        except (ValueError, IndexError):
+            pass
 soak = [(t, r) for t, r in rows if start <= t <= end + 5]
 def slope(pts):
     if len(pts) < 3:
@@ -348,6 +359,13 @@ print(f"RSS during the soak (MiB, every 10 s): first {rss[0]:.1f}, min {min(rss)
       f"peak over the whole run {max(r for _, r in rows):.1f}")
 print(f"RSS slope after a {warmup:.0f} s warm-up: {slope([(t, r) for t, r in soak if t >= start + warmup])}")
 print(f"RSS slope over the second half: {slope([(t, r) for t, r in soak if t >= start + (end - start) / 2])}")
+heap = [h for h in heap if start <= h[0] <= end + 5]
+if heap:
+    print(f"heap in use (MiB): first {heap[0][1]:.1f}, max {max(h[1] for h in heap):.1f}, last {heap[-1][1]:.1f}; "
+          f"slope after the warm-up {slope([(t, u) for t, u, _ in heap if t >= start + warmup])}; "
+          f"free in the heap: first {heap[0][2]:.1f}, max {max(h[2] for h in heap):.1f}, last {heap[-1][2]:.1f}")
+else:
+    print("heap: no samples (the gauge is absent, as in a musl build)")
 PY
 say "CPU seconds: $cpu_end in all ($cpu_soak0 to all Healthy, $(awk -v a="$cpu_soak0" -v b="$cpu_end" 'BEGIN {printf "%.2f", b - a}') during the soak: $(awk -v a="$cpu_soak0" -v b="$cpu_end" -v s="$soak_secs" 'BEGIN {printf "%.1f%%", 100 * (b - a) / s}') of one core)"
 say "samples: $samples; operator log: $out_dir/$stamp-n$n-operator.log.gz"
