@@ -7,7 +7,8 @@
 # with N objects in place.
 #
 # Measured for each operator (and printed as ratios):
-#   - RSS (VmRSS, sampled every second): peak, and steady at the end of the rest period;
+#   - RSS (VmRSS, sampled every second): peak, and steady at the end of the rest period, each split
+#     into anonymous and file-backed pages (RssAnon, RssFile);
 #   - CPU seconds (utime + stime of the process) per phase and in total;
 #   - time to all Healthy and to all promoted, with the control plane's cost in each phase (the bulk
 #     apply's duration, kube-apiserver's and etcd's CPU, kube-apiserver's RSS), to compare days;
@@ -208,10 +209,13 @@ wait_done() { # start kind namespace [old-stables-file] -> seconds (fractional) 
 clk=$(getconf CLK_TCK)
 cpu_seconds() { awk -v t="$clk" '{printf "%.2f", ($14 + $15) / t}' "/proc/${1:-$pid}/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/${1:-$pid}/status"; }
-sample_rss() { # [pid file]: writes "epoch rss_mib" lines (to $work/rss) until the process ends
+# RSS split as the kernel counts it: anonymous (the heap, stacks) and file-backed (the binary's
+# and its libraries' pages: code mapped as it runs, clean and reclaimable, but counted).
+rss_parts() { awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {printf "%.1f %.1f", a/1024, f/1024}' "/proc/${1:-$pid}/status"; }
+sample_rss() { # [pid file]: writes "epoch rss anon file" lines in MiB (to $work/rss) until the process ends
   local p=${1:-$pid} file=${2:-$work/rss}
   while kill -0 "$p" 2>/dev/null; do
-    echo "$(date +%s) $(rss_mib "$p" 2>/dev/null || echo 0)" >>"$file"
+    echo "$(date +%s) $(rss_mib "$p" 2>/dev/null || echo 0) $(rss_parts "$p" 2>/dev/null || echo "0 0")" >>"$file"
     sleep 1
   done
 }
@@ -280,6 +284,9 @@ cp_report() { # label "usage before" "usage after" seconds
 }
 median() { printf '%s\n' "$@" | grep -v none | sort -n | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : "none"}'; }
 peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/rss}"; }
+peak_rss_parts() { # -> "anon A MiB, file-backed F MiB" at the sample of the peak
+  awk 'BEGIN {m=-1} $2 > m {m=$2; a=$3; f=$4} END {printf "anonymous %.1f MiB, file-backed %.1f MiB", a, f}' "${1:-$work/rss}"
+}
 
 # Requests from user agents that match $1 in the audit log between two RFC 3339 instants, by verb.
 audit_counts() { # agent-regex from to
@@ -369,13 +376,16 @@ run_one() { # kind
   rec_end=$(reconciles "$kind")
   rss_rest=$(rss_mib)
   # At rest counts from the end of the settle period, as the API requests at rest do.
-  say "  RSS: peak $(peak_rss) MiB, at rest $rss_rest MiB; CPU total $cpu3 s (settling 10 s after promoted: $(awk -v a="$cpu2" -v b="$cpu_settled" 'BEGIN {printf "%.2f", b - a}') s; at rest: $(awk -v a="$cpu_settled" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s, of which $(awk -v a="$cpu_tail" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s in the last ${tail_window} s)"
+  say "  RSS: peak $(peak_rss) MiB ($(peak_rss_parts); anonymous alone peaked at $(awk 'BEGIN {m=0} $3 > m {m=$3} END {printf "%.1f", m}' "$work/rss") MiB), at rest $rss_rest MiB ($(rss_parts | awk '{printf "anonymous %s MiB, file-backed %s MiB", $1, $2}')); CPU total $cpu3 s (settling 10 s after promoted: $(awk -v a="$cpu2" -v b="$cpu_settled" 'BEGIN {printf "%.2f", b - a}') s; at rest: $(awk -v a="$cpu_settled" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s, of which $(awk -v a="$cpu_tail" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s in the last ${tail_window} s)"
   [ "$kind" != sd ] || say "  reconciles at rest: $((rec_end - rec_settled)) in ${rest} s, of which $((rec_end - rec_tail)) in the last ${tail_window} s"
   [ "$kind" != sd ] || say "  reconciles in all: $rec_end; deferred behind the operator's own status write: $(sd_metric safedeploy_reconciles_deferred_total); errors by kind: $(curl -sf "http://127.0.0.1:$sd_http_port/metrics" | sed -n 's/^safedeploy_reconcile_errors_total{kind="\([^"]*\)"} \([0-9]*\).*/\1 \2/p' | paste -sd, - || true)"
   say "  API requests, rollouts (apply to promoted): $(audit_counts "$agent" "$t_start" "$t_changed")"
   say "  API requests at rest (${rest} s): $(audit_counts "$agent" "$t_rest" "$t_end")"
-  local rss_peak
+  local rss_peak rss_peak_anon
   rss_peak=$(peak_rss) # before the restarts, which sample anew
+  # The heap and stacks alone, without the code pages (each binary's own size): the peak of
+  # RssAnon, which need not fall on the peak of RSS.
+  rss_peak_anon=$(awk 'BEGIN {m=0} $3 > m {m=$3} END {printf "%.1f", m}' "$work/rss")
   stop_operator
   # Start-up with N objects in place, $restarts times: from spawning the process to its caches
   # synced and to its first reconcile, read from its log lines as they arrive (safedeploy:
@@ -418,7 +428,7 @@ run_one() { # kind
     say "  start-up over $restarts restarts$([ "$kind" != sd ] || echo ", initial list $strategy"), ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))"
   done
   [ "$kind" != sd ] || export SAFEDEPLOY_INITIAL_LIST=${initial_lists%%,*}
-  printf '%s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$rss_peak" "$cpu3" >>"$work/summary"
+  printf '%s %s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$rss_peak" "$cpu3" "$rss_peak_anon" >>"$work/summary"
   kubectl delete namespace "$ns" --wait=false >/dev/null
 }
 
@@ -488,7 +498,7 @@ if [ -z "$only" ]; then
   say ""
   say "== ratios (Argo Rollouts / safedeploy)"
   awk '{k[NR]=$0} END {split(k[1], s); split(k[2], a);
-    printf "  time to Healthy %.2f, time to promoted %.2f, peak RSS %.1fx, CPU seconds %.1fx\n",
-      a[2]/s[2], (s[3] > 0 ? a[3]/s[3] : 0), a[4]/s[4], a[5]/s[5]}' "$work/summary" | tee -a "$report"
+    printf "  time to Healthy %.2f, time to promoted %.2f, peak RSS %.1fx, peak anonymous RSS %.1fx, CPU seconds %.1fx\n",
+      a[2]/s[2], (s[3] > 0 ? a[3]/s[3] : 0), a[4]/s[4], (s[6] > 0 ? a[6]/s[6] : 0), a[5]/s[5]}' "$work/summary" | tee -a "$report"
 fi
 log "report: $report"
