@@ -284,6 +284,9 @@ cp_report() { # label "usage before" "usage after" seconds
 }
 median() { printf '%s\n' "$@" | grep -v none | sort -n | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : "none"}'; }
 peak_rss() { awk 'BEGIN {m=0} $2 > m {m=$2} END {printf "%.1f", m}' "${1:-$work/rss}"; }
+# The heap and stacks alone, without the code pages (each binary's own size): the peak of
+# RssAnon, which need not fall on the peak of RSS.
+peak_rss_anon() { awk 'BEGIN {m=0} $3 > m {m=$3} END {printf "%.1f", m}' "${1:-$work/rss}"; }
 peak_rss_parts() { # -> "anon A MiB, file-backed F MiB" at the sample of the peak
   awk 'BEGIN {m=-1} $2 > m {m=$2; a=$3; f=$4} END {printf "anonymous %.1f MiB, file-backed %.1f MiB", a, f}' "${1:-$work/rss}"
 }
@@ -376,16 +379,14 @@ run_one() { # kind
   rec_end=$(reconciles "$kind")
   rss_rest=$(rss_mib)
   # At rest counts from the end of the settle period, as the API requests at rest do.
-  say "  RSS: peak $(peak_rss) MiB ($(peak_rss_parts); anonymous alone peaked at $(awk 'BEGIN {m=0} $3 > m {m=$3} END {printf "%.1f", m}' "$work/rss") MiB), at rest $rss_rest MiB ($(rss_parts | awk '{printf "anonymous %s MiB, file-backed %s MiB", $1, $2}')); CPU total $cpu3 s (settling 10 s after promoted: $(awk -v a="$cpu2" -v b="$cpu_settled" 'BEGIN {printf "%.2f", b - a}') s; at rest: $(awk -v a="$cpu_settled" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s, of which $(awk -v a="$cpu_tail" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s in the last ${tail_window} s)"
+  say "  RSS: peak $(peak_rss) MiB ($(peak_rss_parts); anonymous alone peaked at $(peak_rss_anon) MiB), at rest $rss_rest MiB ($(rss_parts | awk '{printf "anonymous %s MiB, file-backed %s MiB", $1, $2}')); CPU total $cpu3 s (settling 10 s after promoted: $(awk -v a="$cpu2" -v b="$cpu_settled" 'BEGIN {printf "%.2f", b - a}') s; at rest: $(awk -v a="$cpu_settled" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s over ${rest} s, of which $(awk -v a="$cpu_tail" -v b="$cpu3" 'BEGIN {printf "%.2f", b - a}') s in the last ${tail_window} s)"
   [ "$kind" != sd ] || say "  reconciles at rest: $((rec_end - rec_settled)) in ${rest} s, of which $((rec_end - rec_tail)) in the last ${tail_window} s"
   [ "$kind" != sd ] || say "  reconciles in all: $rec_end; deferred behind the operator's own status write: $(sd_metric safedeploy_reconciles_deferred_total); errors by kind: $(curl -sf "http://127.0.0.1:$sd_http_port/metrics" | sed -n 's/^safedeploy_reconcile_errors_total{kind="\([^"]*\)"} \([0-9]*\).*/\1 \2/p' | paste -sd, - || true)"
   say "  API requests, rollouts (apply to promoted): $(audit_counts "$agent" "$t_start" "$t_changed")"
   say "  API requests at rest (${rest} s): $(audit_counts "$agent" "$t_rest" "$t_end")"
   local rss_peak rss_peak_anon
   rss_peak=$(peak_rss) # before the restarts, which sample anew
-  # The heap and stacks alone, without the code pages (each binary's own size): the peak of
-  # RssAnon, which need not fall on the peak of RSS.
-  rss_peak_anon=$(awk 'BEGIN {m=0} $3 > m {m=$3} END {printf "%.1f", m}' "$work/rss")
+  rss_peak_anon=$(peak_rss_anon)
   stop_operator
   # Start-up with N objects in place, $restarts times: from spawning the process to its caches
   # synced and to its first reconcile, read from its log lines as they arrive (safedeploy:
