@@ -215,7 +215,8 @@ rss_parts() { awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {printf "%.1f %.1
 sample_rss() { # [pid file]: writes "epoch rss anon file" lines in MiB (to $work/rss) until the process ends
   local p=${1:-$pid} file=${2:-$work/rss}
   while kill -0 "$p" 2>/dev/null; do
-    echo "$(date +%s) $(rss_mib "$p" 2>/dev/null || echo 0) $(rss_parts "$p" 2>/dev/null || echo "0 0")" >>"$file"
+    echo "$(date +%s) $(awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
+      END {printf "%.1f %.1f %.1f", r/1024, a/1024, f/1024}' "/proc/$p/status" 2>/dev/null || echo "0 0 0")" >>"$file"
     sleep 1
   done
 }
