@@ -24,7 +24,8 @@
 #                           [--no-change]
 #   N defaults to 1000, the rest period to 600 s (the 10 minutes). PROFILE=debug uses
 #   the debug build of safedeploy (for a quick check of the script, not for numbers);
-#   BENCH_BIN=path uses an already built safedeploy.
+#   BENCH_BIN=path uses an already built safedeploy; BENCH_BIN=image builds and measures the
+#   image's static binary (e2e/lib/release.sh: musl, the Dockerfile's flags), what ships.
 #   --unlimited-qps lifts kube-controller-manager's and kube-scheduler's client rate limits
 #   (20 and 50 requests/s), which otherwise bound the time to create the pods at 10,000 for
 #   either operator; the report says which was used.

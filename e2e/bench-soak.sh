@@ -20,7 +20,8 @@
 # Usage: e2e/bench-soak.sh [N] [--minutes M] [--batch B] [--settle-timeout S] [--history-limit L]
 #                          [--warmup W] [--unlimited-qps]
 #   N defaults to 1000, M to 30, B to N/10 (at least 1), S to 300. PROFILE=debug uses the debug
-#   build (to check the script, not for numbers); BENCH_BIN=path uses an already built binary.
+#   build (to check the script, not for numbers); BENCH_BIN=path uses an already built binary,
+#   BENCH_BIN=image the image's static binary (e2e/lib/release.sh), built now.
 #   L sets every object's revisionHistoryLimit (default: unset, the operator's 10). The warm-up
 #   W (seconds of soak before the first slope) defaults to 300, or a third of a soak of 10
 #   minutes or less. Every object keeps up to L+1 ReplicaSets and 20 status.history entries, so

@@ -28,11 +28,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_ROOT="${SAFEDEPLOY_CACHE:-$HOME/.cache/safedeploy}"
 OUT_DIR="$CACHE_ROOT/images"
 PROFILE="${SAFEDEPLOY_IMAGE_PROFILE:-release}"
-TARGET="$(uname -m)-unknown-linux-musl"
 OPERATOR_IMAGE="registry.local/safedeploy:dev"
 DEMO_IMAGE="registry.local/safedeploy-demo:v1"
 # shellcheck source=lib/oci.sh
 . "$REPO/e2e/lib/oci.sh"
+# shellcheck source=lib/release.sh
+. "$REPO/e2e/lib/release.sh"
 
 log() { echo "image.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -83,15 +84,9 @@ if $debug_build; then
   mapfile -t shared_libraries < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
   [ "${#shared_libraries[@]}" -gt 0 ] || die "ldd found no shared library in $binary"
 else
-  rustup target list --installed 2>/dev/null | grep -x "$TARGET" >/dev/null ||
-    die "the Rust target $TARGET is missing: rustup target add $TARGET"
-  command -v musl-gcc >/dev/null || die "musl-gcc is missing (ring's C parts): apt-get install musl-tools"
-  log "building safedeploy for $TARGET ($PROFILE)"
-  (cd "$REPO" && cargo build --quiet --locked --profile "$PROFILE" --target "$TARGET" --bin safedeploy) ||
-    die "cargo build failed"
-  profile_dir="$PROFILE"
-  [ "$PROFILE" != dev ] || profile_dir=debug
-  binary="${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/$profile_dir/safedeploy"
+  grep -q '^ENV RUSTFLAGS="${RELEASE_RUSTFLAGS}"$' "$dockerfile" ||
+    die "the Dockerfile no longer builds with RUSTFLAGS=\$RELEASE_RUSTFLAGS (e2e/lib/release.sh builds with them)"
+  binary="$(release_binary "$REPO" "$PROFILE")" || die "cannot build the image's binary"
   if ldd "$binary" 2>&1 | grep '=>' >/dev/null; then die "$binary links shared libraries: $(ldd "$binary" 2>&1 | tr '\n' ' ')"; fi
 fi
 "$binary" --version >/dev/null || die "$binary does not run"

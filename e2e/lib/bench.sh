@@ -19,9 +19,16 @@ spec: {namespaces: [$1], requireAttestation: false, requirePinnedImages: false}
 YAML
 }
 
-# The safedeploy binary to measure, on stdout: $BENCH_BIN when set, else the `cargo build` of
-# profile $1 (release or debug), built now (cargo's output goes to stderr).
+# The safedeploy binary to measure, on stdout: $BENCH_BIN when set (a path, or `image` for the
+# image's static binary, built now by e2e/lib/release.sh), else the `cargo build` of profile $1
+# (release or debug), built now (cargo's output goes to stderr).
 bench_binary() { # profile
+  if [ "${BENCH_BIN:-}" = image ]; then
+    # shellcheck source=release.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/release.sh"
+    release_binary "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)" release
+    return
+  fi
   if [ -n "${BENCH_BIN:-}" ]; then
     echo "$BENCH_BIN"
     return
