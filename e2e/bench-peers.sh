@@ -490,7 +490,7 @@ run_sharded() {
   shard_pids=()
 }
 
-say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, progress deadline ${progress_deadline:-600 (default)} s, rest ${rest} s, control-plane client rate limits: $qps, safedeploy initial list: $initial_lists"
+say "bench-peers: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), safedeploy $profile build ($sd_bin), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), N=$n, shards $shards (0: one process), start-up latency gate critical ${startup_critical:-60 (default)} s, progress deadline ${progress_deadline:-600 (default)} s, rest ${rest} s, control-plane client rate limits: $qps, safedeploy initial list: $initial_lists"
 say "safedeploy $("$sd_bin" --version 2>/dev/null || echo '?'), Argo Rollouts ${argo_bin:+$(basename "$(dirname "$(dirname "$argo_bin")")")}${argo_bin:-not run}"
 [ "$shards" -eq 0 ] || { run_sharded; log "report: $report"; exit 0; }
 for kind in sd argo; do
