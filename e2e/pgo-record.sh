@@ -24,9 +24,10 @@ out="$REPO/pgo/safedeploy.profdata.xz"
 log() { echo "pgo-record: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# The flags the image is built with, from the Dockerfile, without the profile it is about to make.
-flags="$(sed -n 's/^ARG RELEASE_RUSTFLAGS="\(.*\)"$/\1/p' Dockerfile)"
-[ -n "$flags" ] || die "no ARG RELEASE_RUSTFLAGS=\"...\" in the Dockerfile"
+# shellcheck source=lib/release.sh
+. "$REPO/e2e/lib/release.sh"
+# The flags the image is built with, without the profile this is about to make.
+flags="$(release_rustflags "$REPO")" || die "cannot read the image's flags"
 flags="$(sed 's/-C profile-use=[^ ]*//; s/  */ /g' <<<"$flags")"
 
 toolchain="$(rustup show active-toolchain | cut -d' ' -f1)"

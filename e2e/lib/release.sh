@@ -4,6 +4,14 @@
 # target directory instead of at /pgo). Shared by e2e/image.sh and the benchmarks
 # (BENCH_BIN=image), so that what is measured is what the image carries.
 
+# The Dockerfile's RELEASE_RUSTFLAGS, as written (the profile at /pgo), on stdout.
+release_rustflags() { # repo
+  local flags
+  flags="$(sed -n 's/^ARG RELEASE_RUSTFLAGS="\(.*\)"$/\1/p' "$1/Dockerfile")"
+  [ -n "$flags" ] || { echo "no ARG RELEASE_RUSTFLAGS=\"...\" in the Dockerfile" >&2; return 1; }
+  echo "$flags"
+}
+
 # Builds it with cargo profile $2 (default release) for this machine's architecture and prints
 # its path; cargo's output and errors go to stderr. Returns non-zero with a reason on failure.
 release_binary() { # repo [profile]
@@ -15,8 +23,7 @@ release_binary() { # repo [profile]
     { echo "the Rust target $target is missing: rustup target add $target" >&2; return 1; }
   command -v musl-gcc >/dev/null ||
     { echo "musl-gcc is missing (ring's C parts): apt-get install musl-tools" >&2; return 1; }
-  flags="$(sed -n 's/^ARG RELEASE_RUSTFLAGS="\(.*\)"$/\1/p' "$repo/Dockerfile")"
-  [ -n "$flags" ] || { echo "no ARG RELEASE_RUSTFLAGS=\"...\" in the Dockerfile" >&2; return 1; }
+  flags="$(release_rustflags "$repo")" || return 1
   profile_data="$target_dir/pgo/safedeploy.profdata"
   if [ ! -s "$profile_data" ] || [ "$repo/pgo/safedeploy.profdata.xz" -nt "$profile_data" ]; then
     mkdir -p "$(dirname "$profile_data")"
