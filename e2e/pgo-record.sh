@@ -65,13 +65,13 @@ log "wrote $out ($(du -h "$out" | cut -f1)): $("$profdata" show "$build_dir/safe
 # with this profile holds that no profile can place (built without instrumentation: the standard
 # library's precompiled code, musl, ring's C), read from that binary's linker map.
 "$profdata" merge --text -o "$build_dir/safedeploy.profdata.txt" "$build_dir/safedeploy.profdata"
-python3 "$REPO/e2e/lib/pgo-order.py" ran "$build_dir/safedeploy.profdata.txt" >"$build_dir/safedeploy.ran"
+python3 "$REPO/e2e/lib/pgo-order.py" "$build_dir/safedeploy.profdata.txt" >"$build_dir/safedeploy.ran"
 [ -s "$build_dir/safedeploy.ran" ] || die "the profile names no function that ran"
 xz -9 -T1 -c "$build_dir/safedeploy.ran" >"$order_out"
 log "linking the image's binary with the new profile, for its map"
 release_binary "$REPO" release -C link-arg=-Wl,-Map="$build_dir/safedeploy.map" >/dev/null ||
   die "cannot build the image's binary with the new profile"
-python3 "$REPO/e2e/lib/pgo-order.py" unprofiled "$build_dir/safedeploy.map" "$build_dir/safedeploy.ran" \
-  >"$build_dir/safedeploy.unprofiled"
-cat "$build_dir/safedeploy.ran" "$build_dir/safedeploy.unprofiled" | xz -9 -T1 -c >"$order_out"
-log "wrote $order_out: $(wc -l <"$build_dir/safedeploy.ran") functions that ran, then $(wc -l <"$build_dir/safedeploy.unprofiled") without a profile"
+python3 "$REPO/e2e/lib/pgo-order.py" "$build_dir/safedeploy.profdata.txt" "$build_dir/safedeploy.map" \
+  >"$build_dir/safedeploy.order"
+xz -9 -T1 -c "$build_dir/safedeploy.order" >"$order_out"
+log "wrote $order_out: $(wc -l <"$build_dir/safedeploy.ran") functions that ran, then $(($(wc -l <"$build_dir/safedeploy.order") - $(wc -l <"$build_dir/safedeploy.ran"))) without a profile"
