@@ -413,7 +413,7 @@ run_one() { # kind
   # synced and to its first reconcile, read from its log lines as they arrive (safedeploy:
   # "start-up timing" and "first reconcile"; Argo Rollouts: "Starting Rollout workers", which it
   # logs once every informer has synced, and the first "Started syncing rollout"). The first
-  # restart also counts its requests and its RSS after 15 s.
+  # restart also counts its requests, its RSS after 15 s and its peak RSS (VmHWM).
   local t_restart i spawned synced_at first_at synced_ms=() first_ms=() own_ms=() synced_mark first_mark
   case "$kind" in
     sd) synced_mark='start-up timing' first_mark='"first reconcile"' ;;
@@ -455,7 +455,7 @@ run_one() { # kind
       fi
       stop_operator
     done
-    say "  start-up over $restarts restarts$([ "$kind" != sd ] || echo ", initial list $strategy"), ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))$([ "$kind" != sd ] || echo "; caches synced by its own clock (from main, its start-up timing line) ${own_ms[*]} (median $(median "${own_ms[@]}"))")"
+    say "  start-up over $restarts restarts$([ "$kind" != sd ] || echo ", initial list $strategy"), ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))$([ "$kind" != sd ] || echo "; caches synced by its own clock (from the controller's start, its start-up timing line) ${own_ms[*]} (median $(median "${own_ms[@]}"))")"
   done
   [ "$kind" != sd ] || export SAFEDEPLOY_INITIAL_LIST=${initial_lists%%,*}
   printf '%s %s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$rss_peak" "$cpu3" "$rss_peak_anon" >>"$work/summary"
