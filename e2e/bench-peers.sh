@@ -43,7 +43,7 @@
 #   --progress-deadline S sets both operators' progress deadline to S seconds (default 10
 #   minutes for both): on 2 cores a bulk change of 10,000 leaves canaries Pending for longer.
 #   --initial-list paged|streaming sets how safedeploy's watches read the objects at start
-#   (`--initial-list` of `safedeploy controller`; default paged); a comma-separated list times
+#   (`--initial-list` of `safedeploy controller`; default streaming); a comma-separated list times
 #   the restarts once per strategy (the first one runs the rollouts).
 #   --no-change skips the template change (apply, all Healthy, rest, restarts): the start-up
 #   measurement at 10,000 without the half hour of the change.
@@ -57,7 +57,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
 n=1000 rest=600 only="" qps=limited shards=0 startup_critical="" progress_deadline="" restarts=5
-initial_lists=paged change=yes
+initial_lists=streaming change=yes
 wait_cap=7200
 while [ $# -gt 0 ]; do
   case "$1" in

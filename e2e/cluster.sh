@@ -439,6 +439,9 @@ cmd_status() {
 cmd_env() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export PATH=$(bin_dir):\$PATH"
+  # The components' binaries and flags (a test starts a second API server from them).
+  [ ! -f "$KWOK_WORKDIR/clusters/$CLUSTER_NAME/kwok.yaml" ] ||
+    echo "export SAFEDEPLOY_KWOK_CONFIG=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/kwok.yaml"
   if alive_pid "$PROM_DIR/prometheus.pid" >/dev/null; then
     echo "export SAFEDEPLOY_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT"
     echo "export SAFEDEPLOY_PROMETHEUS_TARGETS_DIR=$TARGETS_DIR"

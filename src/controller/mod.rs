@@ -26,6 +26,7 @@ mod error;
 mod events;
 pub mod fault;
 mod finalizers;
+pub mod initial_list;
 mod jobs;
 pub mod leader;
 pub mod notify;
@@ -39,7 +40,7 @@ pub mod routes;
 mod shard;
 mod watch;
 
-pub use watch::InitialList;
+pub use initial_list::InitialList;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,10 +106,11 @@ pub struct ControllerArgs {
     /// namespace's policy sets (`audit.recordRetention`).
     #[arg(long, env = "SAFEDEPLOY_RECORD_SWEEP_INTERVAL_SECONDS", default_value_t = retention::DEFAULT_SWEEP_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub record_sweep_interval_seconds: u64,
-    /// How each watch reads the objects that exist when it starts: `paged` (a paged list, then
-    /// a watch; every Kubernetes version) or `streaming` (a watch that begins with them; needs
-    /// the API server's WatchList feature; less memory just after a start, slower at 10,000).
-    #[arg(long, env = "SAFEDEPLOY_INITIAL_LIST", value_enum, default_value_t = InitialList::Paged)]
+    /// How each watch reads the objects that exist when it starts: `streaming` (a watch that
+    /// begins with them, parsed one by one: the least memory at a start; a server without
+    /// the WatchList feature gets `paged` instead) or `paged` (pages of a list, each read whole,
+    /// then a watch; every Kubernetes version).
+    #[arg(long, env = "SAFEDEPLOY_INITIAL_LIST", value_enum, default_value_t = InitialList::Streaming)]
     pub initial_list: InitialList,
 }
 

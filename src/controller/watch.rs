@@ -24,6 +24,7 @@ use kube::{Client, ResourceExt};
 use tracing::warn;
 
 use super::cached::{CachedReplicaSet, CachedSafeDeployment, WatchedPod};
+use super::initial_list::{self, InitialList};
 use super::owned_cache::{Owned, OwnedCache, owned_cache};
 use super::{ControllerArgs, Signals, leader, observe};
 use crate::analysis::provider::job::JOB_LABEL;
@@ -46,38 +47,6 @@ pub struct Caches {
     pub config_map_versions: Store<PartialObjectMeta<ConfigMap>>,
     /// Name and `resourceVersion` of every Secret in scope.
     pub secret_versions: Store<PartialObjectMeta<Secret>>,
-}
-
-/// Objects per page of a watch's (re)list. A list with `resourceVersion=0` (any semantic) is
-/// served whole from the API server's watch cache, whatever the limit: one response holding
-/// every pod in scope. The default (most recent) semantic honours the limit, so a relist of
-/// 10,000 pods arrives in pages of this size instead.
-const LIST_PAGE: u32 = 500;
-
-/// How a watch reads the objects that exist when it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum InitialList {
-    /// A list in pages of 500 objects, each page a request, then a watch from the list's
-    /// resourceVersion. Every Kubernetes version serves it, and at 10,000 SafeDeployments it
-    /// reached the first reconcile sooner than a streaming list (docs/benchmarks.md).
-    #[default]
-    Paged,
-    /// One watch that begins with the objects that exist (`sendInitialEvents`, served from the
-    /// API server's watch cache) and ends them with a bookmark: no request per page, and no
-    /// page of objects held at once (less memory just after a start). Needs the API server's
-    /// WatchList feature (on by default in Kubernetes 1.32, and 1.34 on).
-    Streaming,
-}
-
-impl InitialList {
-    /// The watch configuration every watch of the operator starts from.
-    pub fn watch_config(self) -> watcher::Config {
-        let config = watcher::Config::default();
-        match self {
-            InitialList::Paged => config.page_size(LIST_PAGE),
-            InitialList::Streaming => config.streaming_lists(),
-        }
-    }
 }
 
 type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
@@ -123,7 +92,7 @@ impl Watches {
             |_: &mut WatchedPod| {},
         );
         let (policy_store, policy_writer) = reflector::store();
-        let policy_stream = watcher(
+        let policy_stream = initial_list::watch(
             Api::<SafeDeploymentPolicy>::all(client.clone()),
             base.clone(),
         )
@@ -158,7 +127,7 @@ impl Watches {
         // a poll while the measurement waits. Jobs that ended while the operator was down are
         // read by the reconcile every SafeDeployment gets at start.
         let jobs = changes(
-            watcher(
+            initial_list::watch(
                 scoped_api::<PartialObjectMeta<Job>>(client, namespace),
                 base.clone().labels(&format!("{JOB_LABEL}=true")),
             )
@@ -168,7 +137,7 @@ impl Watches {
         // only and not cached: any change (a new template, its pods becoming available) wakes
         // the SafeDeployment that adopted it, which reads the Deployment itself.
         let deployments = changes(
-            watcher(
+            initial_list::watch(
                 scoped_api::<PartialObjectMeta<Deployment>>(client, namespace),
                 base.labels(LABEL_ADOPTED_BY),
             )
@@ -212,7 +181,7 @@ impl Watches {
         if let Some(shard) = &args.shard {
             config = config.labels(shard.as_str());
         }
-        let sd_changes = watcher(
+        let sd_changes = initial_list::watch(
             scoped_api::<CachedSafeDeployment>(&sds_client, &args.namespace),
             config,
         )
@@ -337,7 +306,7 @@ where
         + 'static,
 {
     let (cache, mut writer) = owned_cache::<K>();
-    let changes = watcher(api, config)
+    let changes = initial_list::watch(api, config)
         .default_backoff()
         .modify(trim)
         .map(move |event| {
@@ -416,7 +385,7 @@ where
 {
     let (store, writer) = reflector::store();
     let stream = changes(
-        watcher(api, config)
+        initial_list::watch(api, config)
             .default_backoff()
             .modify(trim_to_version)
             .reflect(writer),
@@ -534,21 +503,6 @@ strategy: {canary: {steps: [{setWeight: 100}]}}
         assert!(refers_to(&components, &secret("db")));
         assert!(refers_to(&components, &secret("regcred")));
         assert!(!refers_to(&components, &cm("db")));
-    }
-
-    #[test]
-    fn each_initial_list_strategy_configures_the_watch() {
-        assert_eq!(
-            InitialList::Streaming.watch_config().initial_list_strategy,
-            watcher::InitialListStrategy::StreamingList
-        );
-        let paged = InitialList::Paged.watch_config();
-        assert_eq!(paged.page_size, Some(LIST_PAGE));
-        assert_eq!(
-            paged.initial_list_strategy,
-            watcher::InitialListStrategy::ListWatch
-        );
-        assert_eq!(InitialList::default(), InitialList::Paged);
     }
 
     #[tokio::test]
