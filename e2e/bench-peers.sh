@@ -414,7 +414,7 @@ run_one() { # kind
   # "start-up timing" and "first reconcile"; Argo Rollouts: "Starting Rollout workers", which it
   # logs once every informer has synced, and the first "Started syncing rollout"). The first
   # restart also counts its requests, its RSS after 15 s and its peak RSS (VmHWM).
-  local t_restart i spawned synced_at first_at synced_ms=() first_ms=() own_ms=() synced_mark first_mark
+  local t_restart i spawned synced_at first_at synced_ms=() first_ms=() own_ms=() hwm_mib=() synced_mark first_mark
   case "$kind" in
     sd) synced_mark='start-up timing' first_mark='"first reconcile"' ;;
     argo) synced_mark='Starting Rollout workers' first_mark='Started syncing rollout' ;;
@@ -423,7 +423,7 @@ run_one() { # kind
   [ "$kind" != sd ] || strategies=${initial_lists//,/ }
   for strategy in $strategies; do
     [ "$kind" != sd ] || export SAFEDEPLOY_INITIAL_LIST=$strategy
-    synced_ms=() first_ms=() own_ms=()
+    synced_ms=() first_ms=() own_ms=() hwm_mib=()
     for i in $(seq 1 "$restarts"); do
       # The previous process's connections and watches wind down on the API server first.
       sleep 2
@@ -453,9 +453,11 @@ run_one() { # kind
         # run's peak above (sampled from a start with no objects) does not see.
         say "  RSS 15 s after restart: $(rss_mib) MiB; peak since the restart (VmHWM): $(awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status") MiB"
       fi
+      # Each restart's peak so far (its caches filled, its first reconciles begun).
+      hwm_mib+=("$(awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo none)")
       stop_operator
     done
-    say "  start-up over $restarts restarts$([ "$kind" != sd ] || echo ", initial list $strategy"), ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))$([ "$kind" != sd ] || echo "; caches synced by its own clock (from the controller's start, its start-up timing line) ${own_ms[*]} (median $(median "${own_ms[@]}"))")"
+    say "  start-up over $restarts restarts$([ "$kind" != sd ] || echo ", initial list $strategy"), ms from spawning the process: caches synced ${synced_ms[*]} (median $(median "${synced_ms[@]}")); first reconcile ${first_ms[*]} (median $(median "${first_ms[@]}"))$([ "$kind" != sd ] || echo "; caches synced by its own clock (from the controller's start, its start-up timing line) ${own_ms[*]} (median $(median "${own_ms[@]}"))"); peak RSS since the start (VmHWM) at each restart's stop ${hwm_mib[*]} MiB (median $(median "${hwm_mib[@]}"))"
   done
   [ "$kind" != sd ] || export SAFEDEPLOY_INITIAL_LIST=${initial_lists%%,*}
   printf '%s %s %s %s %s %s\n' "$kind" "$healthy" "$promoted" "$rss_peak" "$cpu3" "$rss_peak_anon" >>"$work/summary"

@@ -517,9 +517,12 @@ async fn a_receiver_down_past_a_round_gets_what_it_missed_from_later_rounds() {
     policy_with(&ns, policy(sinks, json!({})), "notifications").await;
     let down_since = Instant::now();
     apply_stable_web(&ns, 2, &hold_steps()).await;
-    // A round gave up, and the notifier (not a reconcile) offered the state again.
+    // A round gave up, and the notifier (not a reconcile) offered the state again. Each round
+    // that fails doubles the pause before that offer (10 s, 20 s, ...), and on busy cores the
+    // stable revision's pods come up across several rounds, each started at once by a
+    // reconcile's offer: four of them put the notifier's own offer 80 s after the fourth.
     common::wait_until(
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         "a round offered by the notifier after a failed one",
         || async {
             let log = operator.log();
