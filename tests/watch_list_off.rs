@@ -125,22 +125,25 @@ async fn first_answer<K: Send + 'static>(
     }
 }
 
+/// Creates a ConfigMap `name` with the label the test's watches select (`watched=yes`).
+async fn create_watched(config_maps: &Api<ConfigMap>, name: &str) {
+    let config_map = json!({"metadata": {"name": name, "labels": {"watched": "yes"}}});
+    config_maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(config_map).expect("a ConfigMap"),
+        )
+        .await
+        .expect("create a ConfigMap");
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane (e2e/cluster.sh)"]
 async fn without_watch_list_each_watch_reads_pages_and_the_operator_rolls_out() {
     let server = WatchListOffServer::start().await;
     let ns = opted_out_namespace("nowatchlist").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client.clone(), &ns.name);
-    config_maps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "listed", "labels": {"watched": "yes"}}}),
-            )
-            .expect("cm"),
-        )
-        .await
-        .expect("create a ConfigMap");
+    create_watched(&config_maps, "listed").await;
 
     // The server really refuses a streaming list (kube's watcher alone would retry it forever),
     // and the cluster's own API server serves it: the difference is the feature gate.
@@ -170,16 +173,7 @@ async fn without_watch_list_each_watch_reads_pages_and_the_operator_rolls_out() 
         first_answer(&mut events).await,
         Ok(watcher::Event::InitDone)
     ));
-    config_maps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "later", "labels": {"watched": "yes"}}}),
-            )
-            .expect("cm"),
-        )
-        .await
-        .expect("create a ConfigMap");
+    create_watched(&config_maps, "later").await;
     let later = first_answer(&mut events).await.expect("a change");
     assert!(
         matches!(&later, watcher::Event::Apply(cm) if cm.metadata.name.as_deref() == Some("later")),
@@ -189,11 +183,8 @@ async fn without_watch_list_each_watch_reads_pages_and_the_operator_rolls_out() 
     // The operator itself, default flags, against that server: its caches sync and it rolls
     // out.
     let log_path = std::env::temp_dir().join(format!("safedeploy-{}.log", ns.name));
-    let binary: std::path::PathBuf = std::env::var("SAFEDEPLOY_TEST_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_safedeploy").into())
-        .into();
     let _operator = controller_command(
-        &binary,
+        std::path::Path::new(env!("CARGO_BIN_EXE_safedeploy")),
         &ns.name,
         std::fs::File::create(&log_path).expect("log"),
     )
