@@ -46,11 +46,55 @@ impl Owned for WatchedPod {
     }
 }
 
+/// A UID as the caches key objects by: the 16 bytes of a UUID written as the API server writes
+/// one (lowercase hex, 8-4-4-4-12), or any other text as it is. Each cached object's UID and its
+/// controller's are kept twice (by controller, and by object); as `String`s that was four heap
+/// allocations of 36 bytes per object, the largest share of these caches at the peak of a bulk
+/// change (docs/benchmarks.md).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Uid {
+    Uuid([u8; 16]),
+    Other(Box<str>),
+}
+
+impl Uid {
+    fn of(text: &str) -> Uid {
+        uuid_bytes(text).map_or_else(|| Uid::Other(text.into()), Uid::Uuid)
+    }
+}
+
+/// The bytes of `text` if it is a UUID in lowercase hex with its four dashes; None otherwise
+/// (uppercase too, so that two different texts never share a key).
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let text = text.as_bytes();
+    if text.len() != 36 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    let mut nibbles = 0;
+    for (i, &c) in text.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let nibble = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        bytes[nibbles / 2] |= nibble << if nibbles % 2 == 0 { 4 } else { 0 };
+        nibbles += 1;
+    }
+    Some(bytes)
+}
+
 /// The objects of every controller, by the controller's UID (each with its own UID), and each
 /// object's controller.
 struct ByController<C> {
-    controlled: HashMap<String, Vec<(String, Arc<C>)>>,
-    controller_of: HashMap<String, String>,
+    controlled: HashMap<Uid, Vec<(Uid, Arc<C>)>>,
+    controller_of: HashMap<Uid, Uid>,
 }
 
 impl<C> Default for ByController<C> {
@@ -69,19 +113,20 @@ impl<C> ByController<C> {
         let Some(uid) = object.meta().uid.as_deref() else {
             return;
         };
-        self.remove(uid);
+        let uid = Uid::of(uid);
+        self.remove(&uid);
         let Some(controller) = controller_uid(object.meta()) else {
             return;
         };
+        let controller = Uid::of(controller);
         self.controlled
-            .entry(controller.to_string())
+            .entry(controller.clone())
             .or_default()
-            .push((uid.to_string(), Arc::new(object.cached())));
-        self.controller_of
-            .insert(uid.to_string(), controller.to_string());
+            .push((uid.clone(), Arc::new(object.cached())));
+        self.controller_of.insert(uid, controller);
     }
 
-    fn remove(&mut self, uid: &str) {
+    fn remove(&mut self, uid: &Uid) {
         let Some(controller) = self.controller_of.remove(uid) else {
             return;
         };
@@ -146,7 +191,7 @@ impl<K: Owned> OwnedCache<K> {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .controlled
-            .get(controller)
+            .get(&Uid::of(controller))
             .map(|objects| objects.iter().map(|(_, o)| o.clone()).collect())
             .unwrap_or_default()
     }
@@ -181,7 +226,7 @@ impl<K: Owned> OwnedCacheWriter<K> {
             watcher::Event::Apply(object) => self.write().insert(object),
             watcher::Event::Delete(object) => {
                 if let Some(uid) = object.meta().uid.as_deref() {
-                    self.write().remove(uid);
+                    self.write().remove(&Uid::of(uid));
                 }
             }
             watcher::Event::Init => self.relisting = Some(ByController::default()),
@@ -275,6 +320,60 @@ mod tests {
         assert_eq!(names(cache.controlled_by("rs-b")), ["a1"]);
         writer.apply(&watcher::Event::Apply(replica_set("a1", None)));
         assert!(cache.is_empty(), "released by its controller: nobody's");
+    }
+
+    #[test]
+    fn a_uuid_is_kept_as_its_bytes_and_any_other_uid_as_its_text() {
+        let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(
+            Uid::of(uuid),
+            Uid::Uuid([
+                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+                0xe1, 0xf0
+            ])
+        );
+        // Each of these is some other text, never the bytes of a UUID it resembles: two
+        // different UIDs must not share a key.
+        for other in [
+            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0a",
+            "0f1e2d3c+4b5a-6978-8796-a5b4c3d2e1f0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg",
+            "",
+        ] {
+            assert_eq!(Uid::of(other), Uid::Other(other.into()), "{other:?}");
+        }
+        assert_ne!(
+            Uid::of(uuid),
+            Uid::of("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1")
+        );
+    }
+
+    #[test]
+    fn objects_with_uuid_uids_are_found_moved_and_forgotten() {
+        let uuid = |n: u8| format!("00000000-0000-4000-8000-0000000000{n:02x}");
+        let with_uuids = |name: &str, own: u8, controller: u8| {
+            let mut rs = replica_set(name, Some(&uuid(controller)));
+            rs.metadata.uid = Some(uuid(own));
+            rs
+        };
+        let (cache, mut writer) = owned_cache::<CachedReplicaSet>();
+        writer.apply(&watcher::Event::Apply(with_uuids("a1", 1, 0xa)));
+        writer.apply(&watcher::Event::Apply(with_uuids("a2", 2, 0xa)));
+        writer.apply(&watcher::Event::Apply(with_uuids("b1", 3, 0xb)));
+        assert_eq!(names(cache.controlled_by(&uuid(0xa))), ["a1", "a2"]);
+        assert!(
+            cache.controlled_by(&uuid(0xa).to_uppercase()).is_empty(),
+            "another text, another UID"
+        );
+        writer.apply(&watcher::Event::Apply(with_uuids("a2", 2, 0xb)));
+        assert_eq!(names(cache.controlled_by(&uuid(0xa))), ["a1"]);
+        assert_eq!(names(cache.controlled_by(&uuid(0xb))), ["a2", "b1"]);
+        writer.apply(&watcher::Event::Delete(with_uuids("a1", 1, 0xa)));
+        assert!(cache.controlled_by(&uuid(0xa)).is_empty());
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]
