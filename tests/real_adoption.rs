@@ -91,7 +91,17 @@ async fn real_adopting_a_deployment_and_handing_it_back_keeps_its_pods_serving()
                     .and_then(reqwest::Response::error_for_status);
                 match answer {
                     Ok(_) => answered[now] += 1,
-                    Err(error) => failed.push(error.to_string()),
+                    Err(error) => {
+                        // The causes say which: refused (a pod gone before its endpoint), or
+                        // timed out.
+                        let mut text = error.to_string();
+                        let mut cause = std::error::Error::source(&error);
+                        while let Some(inner) = cause {
+                            text = format!("{text}: {inner}");
+                            cause = inner.source();
+                        }
+                        failed.push((PHASES[now], text));
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
