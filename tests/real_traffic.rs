@@ -27,10 +27,11 @@ use kube::api::{Api, ListParams, PostParams};
 use operator::{apply, apply_stable, setup, wait_status};
 use real::{
     Tier, real_tier_available, scraped_analysis_web, scraped_template, wait_reverted_on, web,
+    with_pre_stop,
 };
 use safedeploy::api::Phase;
 use safedeploy::api::labels::LABEL_REVISION;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Requests per measured share: at p = 1/4 the standard deviation of the share is 0.0068.
 const SHARE_REQUESTS: usize = 4000;
@@ -343,17 +344,6 @@ impl RevertTraffic {
             self.apply_to_revert.as_secs_f64()
         )
     }
-}
-
-/// A pod template of the demo application whose process keeps serving `pre_stop` seconds after
-/// its deletion (a preStop sleep, run by the kubelet before SIGTERM), if any.
-fn with_pre_stop(mut template: Value, pre_stop: Option<u32>) -> Value {
-    if let Some(seconds) = pre_stop {
-        template["spec"]["containers"][0]["lifecycle"] =
-            json!({"preStop": {"sleep": {"seconds": seconds}}});
-        template["spec"]["terminationGracePeriodSeconds"] = json!(seconds + 5);
-    }
-    template
 }
 
 /// 4 real pods of v1 behind a Service; a v2 whose requests take 400 ms is reverted at weight 50

@@ -1,6 +1,7 @@
-//! Shared by the real-pod tier's test binaries (tests/real_pods.rs, tests/real_traffic.rs): the
-//! demo application's pod template on the real node, a SafeDeployment of it on either tier, and
-//! the check that a cluster has a Ready real node with the demo image.
+//! Shared by the real-pod tier's test binaries (tests/real_pods.rs, tests/real_traffic.rs,
+//! tests/real_adoption.rs): the demo application's pod template on the real node (with a preStop
+//! sleep or not), a SafeDeployment of it on either tier, and the check that a cluster has a Ready
+//! real node with the demo image.
 //!
 //! Each test binary uses a subset of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -118,6 +119,17 @@ pub fn real_template(app: &str, version: &str, fault: RealFault) -> Value {
             }]
         }
     })
+}
+
+/// A pod template of the demo application whose process keeps serving `pre_stop` seconds after
+/// its deletion (a preStop sleep, run by the kubelet before SIGTERM), if any.
+pub fn with_pre_stop(mut template: Value, pre_stop: Option<u32>) -> Value {
+    if let Some(seconds) = pre_stop {
+        template["spec"]["containers"][0]["lifecycle"] =
+            json!({"preStop": {"sleep": {"seconds": seconds}}});
+        template["spec"]["terminationGracePeriodSeconds"] = json!(seconds + 5);
+    }
+    template
 }
 
 /// A SafeDeployment `web` of `replicas` on `tier`, as revision `version`, crashing or not.
