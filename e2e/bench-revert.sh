@@ -31,9 +31,15 @@ cleanup() {
   kubectl delete safedeploymentpolicy "$ns" --ignore-not-found >/dev/null 2>&1 || true
   KWOK_WORKDIR="$run_dir/kwok" kwokctl --name safedeploy scale node --replicas 3 >/dev/null 2>&1 || true
   rm -rf "$work"
+  # A cluster this run started goes with it (one that was up before is left as it was, less this
+  # run's namespace): a test run started next would otherwise share it, the namespace of 1,000
+  # SafeDeployments still being deleted.
+  [ -z "$started_cluster" ] || e2e/cluster.sh down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
+started_cluster=""
+e2e/cluster.sh status >/dev/null 2>&1 || started_cluster=1
 e2e/cluster.sh up >/dev/null
 eval "$(e2e/cluster.sh env)"
 if [ -n "${BENCH_BIN:-}" ]; then
