@@ -1,7 +1,7 @@
 //! The real-pod tier of adoption (`spec.workloadRef`): a Deployment of real pods (a real kubelet,
 //! readiness probes, kube-proxy) adopted and handed back, with the Ready pods sampled and requests
-//! sent through a Service all along, none of which may fail. Skips, with a message, on a cluster without a Ready real
-//! node; the kwok tier is tests/adoption.rs.
+//! sent through a Service all along, none of which may fail. Skips, with a message, on a cluster
+//! without a Ready real node; the kwok tier is tests/adoption.rs.
 
 mod common;
 mod operator;
@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};
 use operator::{apply, setup, wait_status};
 use real::{RealFault, assert_real_pods, real_template, real_tier_available, with_pre_stop};
+use safedeploy::analysis::provider::full_error;
 use safedeploy::api::Phase;
 use serde_json::json;
 
@@ -101,17 +102,9 @@ async fn real_adopting_a_deployment_and_handing_it_back_keeps_its_pods_serving()
                     .and_then(reqwest::Response::error_for_status);
                 match answer {
                     Ok(_) => answered[now] += 1,
-                    Err(error) => {
-                        // The causes say which: refused (a pod gone before its endpoint), or
-                        // timed out.
-                        let mut text = error.to_string();
-                        let mut cause = std::error::Error::source(&error);
-                        while let Some(inner) = cause {
-                            text = format!("{text}: {inner}");
-                            cause = inner.source();
-                        }
-                        failed.push((PHASES[now], text));
-                    }
+                    // The causes say which: refused (a pod gone before its endpoint), or timed
+                    // out.
+                    Err(error) => failed.push((PHASES[now], full_error(&error))),
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

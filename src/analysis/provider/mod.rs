@@ -607,7 +607,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Pro
 }
 
 /// An error with its chain of causes, for messages.
-fn full_error(error: &dyn std::error::Error) -> String {
+pub fn full_error(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
