@@ -59,9 +59,17 @@ pub struct InvalidFaultSetting(String);
 /// its request metrics then name the operator (kube's client sends none by default).
 pub const USER_AGENT: &str = concat!("safedeploy/", env!("CARGO_PKG_VERSION"));
 
-/// The API client of the controller: the inferred configuration with [`USER_AGENT`], plus the
-/// kill hook when [`KILL_AFTER_WRITES_ENV`] is set.
-pub async fn client() -> Result<Client, kube::Error> {
+/// The API clients of the controller, both from the inferred configuration with [`USER_AGENT`].
+pub struct Clients {
+    /// Every request but the owned pod and ReplicaSet watches; with the kill hook when
+    /// [`KILL_AFTER_WRITES_ENV`] is set.
+    pub main: Client,
+    /// The owned pod and ReplicaSet watches, read as protobuf ([`super::protobuf`]).
+    pub owned_reads: Client,
+}
+
+/// The controller's [`Clients`].
+pub async fn clients() -> Result<Clients, kube::Error> {
     let limit = kill_after_writes(std::env::var(KILL_AFTER_WRITES_ENV).ok().as_deref())
         .map_err(|e| kube::Error::Service(Box::new(e)))?;
     let mut config = kube::Config::infer()
@@ -71,16 +79,21 @@ pub async fn client() -> Result<Client, kube::Error> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),
     ));
+    let owned_reads = ClientBuilder::try_from(config.clone())?
+        .with_layer(&super::protobuf::ProtobufReads)
+        .build();
     let Some(limit) = limit else {
-        return Client::try_from(config);
+        let main = Client::try_from(config)?;
+        return Ok(Clients { main, owned_reads });
     };
     warn!(
         limit,
         "fault injection armed: the process kills itself after {limit} successful writes ({KILL_AFTER_WRITES_ENV})"
     );
-    Ok(ClientBuilder::try_from(config)?
+    let main = ClientBuilder::try_from(config)?
         .with_layer(&KillAfterWrites::new(limit))
-        .build())
+        .build();
+    Ok(Clients { main, owned_reads })
 }
 
 /// Env var that shifts the retention sweep's clock forward (a duration such as `2h`).

@@ -34,6 +34,7 @@ pub mod observe;
 mod own_writes;
 mod owned_cache;
 mod policy_gates;
+pub mod protobuf;
 mod reconcile;
 mod retention;
 pub mod routes;
@@ -286,7 +287,10 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let started = Instant::now();
     crate::telemetry::init_logging();
     // `Client::try_default()`, plus the kill-point test hook when its env var is set.
-    let client = fault::client().await?;
+    let fault::Clients {
+        main: client,
+        owned_reads,
+    } = fault::clients().await?;
     let client_ready = started.elapsed();
     let sds: Api<SafeDeployment> = watch::scoped_api(&client, &args.namespace);
     sds.list(&kube::api::ListParams::default().limit(1))
@@ -295,6 +299,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let crd_checked = started.elapsed();
     let watches = watch::Watches::start(
         &client,
+        &owned_reads,
         &args.namespace,
         args.shard.as_ref(),
         args.initial_list,

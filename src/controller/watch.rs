@@ -1,7 +1,6 @@
 //! What the controller watches, and how a change maps to the SafeDeployments to look at again:
-//! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, trimmed and
-//! kept by owner;
-//! policies; the metadata-only versions of ConfigMaps and Secrets), the metadata-only stream
+//! the caches the reconciles read (SafeDeployments, owned ReplicaSets and their pods, read as
+//! protobuf, trimmed and kept by owner; policies; the metadata-only versions of ConfigMaps and Secrets), the metadata-only stream
 //! of analysis Jobs and of adopted Deployments (not cached), the controller built on their
 //! streams, and the background tasks around it (the phase gauge, readiness once every cache
 //! synced). Every cache is trimmed to what the operator reads before it is stored, and
@@ -71,9 +70,11 @@ impl Watches {
     /// Starts the watches in the operator's scope (`namespace`, or all). Only what the operator
     /// owns is watched (by label), trimmed to what the decision reads.
     /// With a `shard`, the owned ReplicaSets and pods are those of the shard only (the
-    /// operator copies the shard label onto them).
+    /// operator copies the shard label onto them). Those two watches go through `owned_reads`
+    /// (the client that reads protobuf, [`super::protobuf`]), the others through `client`.
     pub fn start(
         client: &Client,
+        owned_reads: &Client,
         namespace: &Option<String>,
         shard: Option<&ShardSelector>,
         initial_list: InitialList,
@@ -82,12 +83,12 @@ impl Watches {
         let owned_selector = shard.map_or_else(|| LABEL_NAME.to_string(), |s| s.and(LABEL_NAME));
         let owned = base.clone().labels(&owned_selector);
         let (rs_cache, replica_sets) = owned_watch(
-            scoped_api::<CachedReplicaSet>(client, namespace),
+            scoped_api::<CachedReplicaSet>(owned_reads, namespace),
             owned.clone(),
             observe::trim_replica_set,
         );
         let (pod_cache, pods) = owned_watch(
-            scoped_api::<WatchedPod>(client, namespace),
+            scoped_api::<WatchedPod>(owned_reads, namespace),
             owned,
             |_: &mut WatchedPod| {},
         );
