@@ -132,14 +132,13 @@ async fn pods_and_replica_sets_read_as_protobuf_equal_json_and_errors_keep_their
     )
     .await;
     for (from_proto, from_json) in &compared {
-        let from_json = convert::declared_fields_only(from_json.clone());
         assert_eq!(
             serde_json::to_value(from_proto).unwrap(),
-            serde_json::to_value(&from_json).unwrap(),
+            serde_json::to_value(convert::declared_fields_only(from_json.clone())).unwrap(),
             "pod {} read both ways",
             from_proto.name_any()
         );
-        assert_eq!(CachedPod::of(from_proto), CachedPod::of(&from_json));
+        assert_eq!(CachedPod::of(from_proto), CachedPod::of(from_json));
     }
 
     let (proto_sets, json_sets): (Api<CachedReplicaSet>, Api<CachedReplicaSet>) = (

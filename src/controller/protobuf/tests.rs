@@ -65,12 +65,13 @@ async fn a_pod_read_as_protobuf_is_the_pod_read_as_json() {
     let from_json = events::<WatchedPod>(POD_WATCH_JSON);
     assert_eq!(from_protobuf.len(), 2);
     let (proto, json) = (added(&from_protobuf[0]), added(&from_json[0]));
-    let json = convert::declared_fields_only(json.clone());
     assert_eq!(
         serde_json::to_value(proto).unwrap(),
-        serde_json::to_value(&json).unwrap()
+        serde_json::to_value(convert::declared_fields_only(json.clone())).unwrap()
     );
-    assert_eq!(CachedPod::of(proto), CachedPod::of(&json));
+    // Against the whole JSON pod: a field the pod view starts to read without its protobuf
+    // declaration fails here.
+    assert_eq!(CachedPod::of(proto), CachedPod::of(json));
     assert!(CachedPod::of(proto).view.is_some_and(|v| v.ready));
     assert_eq!(
         bookmark_version(&from_protobuf[1]),
