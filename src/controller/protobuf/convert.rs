@@ -133,14 +133,14 @@ fn object(mut bytes: Bytes) -> Result<Object, TranscodeError> {
     }
     bytes.advance(MAGIC.len());
     let unknown = wire::Unknown::decode(bytes)?;
-    if let Some(encoding) = unknown.content_encoding.filter(|e| !e.is_empty()) {
+    if let Some(encoding) = present(unknown.content_encoding) {
         return Err(TranscodeError::ContentEncoding(encoding));
     }
     let types = unknown.type_meta.unwrap_or_default();
-    let kind = types.kind.unwrap_or_default();
+    let kind = text_or_empty(types.kind);
     let decoded = decode(&kind, unknown.raw.unwrap_or_default())?;
     Ok(Object {
-        api_version: types.api_version.unwrap_or_default(),
+        api_version: text_or_empty(types.api_version),
         kind,
         decoded,
     })
@@ -188,9 +188,20 @@ pub fn watch_event_line(frame: Bytes) -> Result<Vec<u8>, TranscodeError> {
     Ok(line)
 }
 
-/// A string Go's JSON encoding would have written: absent when empty.
-fn present(text: Option<String>) -> Option<String> {
-    text.filter(|t| !t.is_empty())
+/// Text as Go's JSON encoding writes it: invalid UTF-8 made valid (each invalid sequence a
+/// U+FFFD), and absent when empty.
+fn present(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.filter(|b| !b.is_empty()).map(lossy)
+}
+
+/// Text that is always written, empty when absent.
+fn text_or_empty(bytes: Option<Vec<u8>>) -> String {
+    bytes.map(lossy).unwrap_or_default()
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
 fn nonzero<T: Default + PartialEq>(value: Option<T>) -> Option<T> {
@@ -218,11 +229,16 @@ fn some_unless_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
 fn object_meta(meta: Option<wire::ObjectMeta>) -> ObjectMeta {
     let meta = meta.unwrap_or_default();
     ObjectMeta {
-        annotations: (!meta.annotations.is_empty()).then_some(meta.annotations),
+        annotations: (!meta.annotations.is_empty()).then(|| {
+            meta.annotations
+                .into_iter()
+                .map(|(key, value)| (key, lossy(value)))
+                .collect()
+        }),
         creation_timestamp: time(meta.creation_timestamp),
         deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
         deletion_timestamp: time(meta.deletion_timestamp),
-        finalizers: some_unless_empty(meta.finalizers),
+        finalizers: some_unless_empty(meta.finalizers.into_iter().map(lossy).collect()),
         generate_name: present(meta.generate_name),
         generation: nonzero(meta.generation),
         labels: (!meta.labels.is_empty()).then_some(meta.labels),
@@ -233,12 +249,12 @@ fn object_meta(meta: Option<wire::ObjectMeta>) -> ObjectMeta {
             meta.owner_references
                 .into_iter()
                 .map(|r| OwnerReference {
-                    api_version: r.api_version.unwrap_or_default(),
+                    api_version: text_or_empty(r.api_version),
                     block_owner_deletion: r.block_owner_deletion,
                     controller: r.controller,
-                    kind: r.kind.unwrap_or_default(),
-                    name: r.name.unwrap_or_default(),
-                    uid: r.uid.unwrap_or_default(),
+                    kind: text_or_empty(r.kind),
+                    name: text_or_empty(r.name),
+                    uid: text_or_empty(r.uid),
                 })
                 .collect(),
         ),
@@ -251,7 +267,7 @@ fn object_meta(meta: Option<wire::ObjectMeta>) -> ObjectMeta {
 fn list_meta(meta: Option<wire::ListMeta>) -> ListMeta {
     let meta = meta.unwrap_or_default();
     ListMeta {
-        continue_: present(meta.r#continue),
+        continue_: meta.r#continue.filter(|c| !c.is_empty()),
         remaining_item_count: meta.remaining_item_count,
         resource_version: present(meta.resource_version),
         ..ListMeta::default()
@@ -283,10 +299,10 @@ fn container_state(state: Option<wire::ContainerState>) -> Option<ContainerState
 fn container_status(status: wire::ContainerStatus) -> ContainerStatus {
     ContainerStatus {
         container_id: present(status.container_id),
-        image: status.image.unwrap_or_default(),
-        image_id: status.image_id.unwrap_or_default(),
+        image: text_or_empty(status.image),
+        image_id: text_or_empty(status.image_id),
         last_state: container_state(status.last_state),
-        name: status.name.unwrap_or_default(),
+        name: text_or_empty(status.name),
         ready: status.ready.unwrap_or(false),
         restart_count: status.restart_count.unwrap_or(0),
         started: status.started,
@@ -309,8 +325,8 @@ pub fn pod(pod: wire::Pod) -> WatchedPod {
                         message: present(c.message),
                         observed_generation: nonzero(c.observed_generation),
                         reason: present(c.reason),
-                        status: c.status.unwrap_or_default(),
-                        type_: c.r#type.unwrap_or_default(),
+                        status: text_or_empty(c.status),
+                        type_: text_or_empty(c.r#type),
                     })
                     .collect(),
             ),
@@ -391,8 +407,8 @@ pub fn replica_set(rs: wire::ReplicaSet) -> CachedReplicaSet {
                         last_transition_time: time(c.last_transition_time),
                         message: present(c.message),
                         reason: present(c.reason),
-                        status: c.status.unwrap_or_default(),
-                        type_: c.r#type.unwrap_or_default(),
+                        status: text_or_empty(c.status),
+                        type_: text_or_empty(c.r#type),
                     })
                     .collect(),
             ),

@@ -201,7 +201,7 @@ fn crashed_and_restarted_containers_come_through() {
         metadata: Some(wire::ObjectMeta {
             name: Some("web-1".into()),
             namespace: Some("ns".into()),
-            uid: Some(String::new()),
+            uid: Some(Vec::new()),
             creation_timestamp: Some(time(1_799_999_000)),
             labels: [
                 ("safedeploy.dev/name", "web"),
@@ -220,7 +220,7 @@ fn crashed_and_restarted_containers_come_through() {
                 state: Some(wire::ContainerState {
                     waiting: Some(wire::ContainerStateWaiting {
                         reason: Some("CrashLoopBackOff".into()),
-                        message: Some(String::new()),
+                        message: Some(Vec::new()),
                     }),
                     ..Default::default()
                 }),
@@ -228,7 +228,7 @@ fn crashed_and_restarted_containers_come_through() {
                 ready: Some(false),
                 restart_count: Some(3),
                 image: Some("web:2".into()),
-                image_id: Some(String::new()),
+                image_id: Some(Vec::new()),
                 ..Default::default()
             }],
             ..Default::default()
@@ -247,4 +247,62 @@ fn crashed_and_restarted_containers_come_through() {
     let view = CachedPod::of(&watched).view.unwrap();
     assert_eq!((view.restarts, view.failing_containers), (3, 1));
     assert!(!view.ready);
+}
+
+/// A tenant can write bytes that are not UTF-8 into an annotation through the protobuf API (Go
+/// keeps a string's bytes as they came). Read as a protobuf `string`, one such pod would fail
+/// its frame, and the watch of every rollout with it; read as bytes it comes through, with
+/// U+FFFD where the bytes were invalid, and the frames after it too.
+#[tokio::test]
+async fn text_that_is_not_utf8_does_not_stop_the_watch() {
+    let hostile = wire::Pod {
+        metadata: Some(wire::ObjectMeta {
+            name: Some(b"web-1".to_vec()),
+            annotations: [("note".to_string(), b"ok \xff\xfe end".to_vec())].into(),
+            labels: [("safedeploy.dev/name".to_string(), "web".to_string())].into(),
+            ..Default::default()
+        }),
+        status: Some(wire::PodStatus {
+            message: Some(b"\xc3(".to_vec()),
+            ..Default::default()
+        }),
+    };
+    let mut raw = Vec::new();
+    prost::Message::encode(&hostile, &mut raw).unwrap();
+    let envelope = wire::Unknown {
+        type_meta: Some(wire::TypeMeta {
+            api_version: Some(b"v1".to_vec()),
+            kind: Some(b"Pod".to_vec()),
+        }),
+        raw: Some(raw.into()),
+        content_encoding: None,
+    };
+    let mut object = b"k8s\0".to_vec();
+    prost::Message::encode(&envelope, &mut object).unwrap();
+    let event = wire::WatchEvent {
+        r#type: Some("ADDED".into()),
+        object: Some(wire::RawExtension {
+            raw: Some(object.into()),
+        }),
+    };
+    let mut frame = Vec::new();
+    prost::Message::encode(&event, &mut frame).unwrap();
+    let mut stream = (frame.len() as u32).to_be_bytes().to_vec();
+    stream.extend_from_slice(&frame);
+    // The captured pod follows the hostile one in the same stream.
+    stream.extend_from_slice(POD_WATCH);
+    let stream: &'static [u8] = stream.leak();
+
+    let lines = transcoded_stream(stream, 4096).await.unwrap();
+    let events = events::<WatchedPod>(&lines);
+    assert_eq!(events.len(), 3);
+    let pod = added(&events[0]);
+    let annotations = pod.metadata.annotations.as_ref().unwrap();
+    assert_eq!(annotations["note"], "ok \u{fffd}\u{fffd} end");
+    let message = pod.status.as_ref().and_then(|s| s.message.as_deref());
+    assert_eq!(message, Some("\u{fffd}("));
+    assert_eq!(
+        added(&events[1]).metadata.namespace.as_deref(),
+        Some("bench")
+    );
 }

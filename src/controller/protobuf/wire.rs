@@ -5,6 +5,13 @@
 //! Kubernetes' messages are proto2: `optional` keeps presence, and Go writes its non-pointer
 //! fields even when they are empty, so [`super::convert`] reads an empty value as absent where
 //! the JSON encoding would have omitted it.
+//!
+//! Text is declared as bytes: Go stores a string's bytes as they came, so an annotation or a
+//! status message written through the protobuf API need not be UTF-8, and a protobuf `string`
+//! that is not would fail the whole frame, and with it the watch of every rollout. Read as
+//! bytes, it is made valid the way Go's JSON encoding does (invalid sequences become U+FFFD).
+//! Label keys and values and annotation keys are validated as ASCII names by the API server and
+//! stay strings.
 
 use std::collections::BTreeMap;
 
@@ -21,19 +28,19 @@ pub struct Unknown {
     #[prost(bytes = "bytes", optional, tag = "2")]
     pub raw: Option<Bytes>,
     /// An encoding applied to `raw` (never set by the API server's protobuf serializer).
-    #[prost(string, optional, tag = "3")]
-    pub content_encoding: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub content_encoding: Option<Vec<u8>>,
 }
 
 /// `runtime.TypeMeta`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TypeMeta {
     /// `apiVersion`.
-    #[prost(string, optional, tag = "1")]
-    pub api_version: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub api_version: Option<Vec<u8>>,
     /// `kind`.
-    #[prost(string, optional, tag = "2")]
-    pub kind: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub kind: Option<Vec<u8>>,
 }
 
 /// One frame of a watch stream: `meta.v1.WatchEvent`.
@@ -70,23 +77,23 @@ pub struct Time {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ObjectMeta {
     /// `name`.
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub name: Option<Vec<u8>>,
     /// `generateName`.
-    #[prost(string, optional, tag = "2")]
-    pub generate_name: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub generate_name: Option<Vec<u8>>,
     /// `namespace`.
-    #[prost(string, optional, tag = "3")]
-    pub namespace: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub namespace: Option<Vec<u8>>,
     /// `selfLink`.
-    #[prost(string, optional, tag = "4")]
-    pub self_link: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub self_link: Option<Vec<u8>>,
     /// `uid`.
-    #[prost(string, optional, tag = "5")]
-    pub uid: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub uid: Option<Vec<u8>>,
     /// `resourceVersion`.
-    #[prost(string, optional, tag = "6")]
-    pub resource_version: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub resource_version: Option<Vec<u8>>,
     /// `generation`.
     #[prost(int64, optional, tag = "7")]
     pub generation: Option<i64>,
@@ -103,31 +110,31 @@ pub struct ObjectMeta {
     #[prost(btree_map = "string, string", tag = "11")]
     pub labels: BTreeMap<String, String>,
     /// `annotations`.
-    #[prost(btree_map = "string, string", tag = "12")]
-    pub annotations: BTreeMap<String, String>,
+    #[prost(btree_map = "string, bytes", tag = "12")]
+    pub annotations: BTreeMap<String, Vec<u8>>,
     /// `ownerReferences`.
     #[prost(message, repeated, tag = "13")]
     pub owner_references: Vec<OwnerReference>,
     /// `finalizers`.
-    #[prost(string, repeated, tag = "14")]
-    pub finalizers: Vec<String>,
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    pub finalizers: Vec<Vec<u8>>,
 }
 
 /// `meta.v1.OwnerReference`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct OwnerReference {
     /// `kind`.
-    #[prost(string, optional, tag = "1")]
-    pub kind: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub kind: Option<Vec<u8>>,
     /// `name`.
-    #[prost(string, optional, tag = "3")]
-    pub name: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub name: Option<Vec<u8>>,
     /// `uid`.
-    #[prost(string, optional, tag = "4")]
-    pub uid: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub uid: Option<Vec<u8>>,
     /// `apiVersion`.
-    #[prost(string, optional, tag = "5")]
-    pub api_version: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub api_version: Option<Vec<u8>>,
     /// `controller`.
     #[prost(bool, optional, tag = "6")]
     pub controller: Option<bool>,
@@ -140,8 +147,8 @@ pub struct OwnerReference {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListMeta {
     /// `resourceVersion`.
-    #[prost(string, optional, tag = "2")]
-    pub resource_version: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub resource_version: Option<Vec<u8>>,
     /// `continue`.
     #[prost(string, optional, tag = "3")]
     pub r#continue: Option<String>,
@@ -154,14 +161,14 @@ pub struct ListMeta {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Status {
     /// `Success` or `Failure`.
-    #[prost(string, optional, tag = "2")]
-    pub status: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub status: Option<Vec<u8>>,
     /// What happened, for a person.
-    #[prost(string, optional, tag = "3")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub message: Option<Vec<u8>>,
     /// A machine-readable reason (`Expired`, `Forbidden`, ...).
-    #[prost(string, optional, tag = "4")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub reason: Option<Vec<u8>>,
     /// Details of the error.
     #[prost(message, optional, tag = "5")]
     pub details: Option<StatusDetails>,
@@ -174,14 +181,14 @@ pub struct Status {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StatusDetails {
     /// `name`.
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub name: Option<Vec<u8>>,
     /// `group`.
-    #[prost(string, optional, tag = "2")]
-    pub group: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub group: Option<Vec<u8>>,
     /// `kind`.
-    #[prost(string, optional, tag = "3")]
-    pub kind: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub kind: Option<Vec<u8>>,
     /// `causes`.
     #[prost(message, repeated, tag = "4")]
     pub causes: Vec<StatusCause>,
@@ -189,22 +196,22 @@ pub struct StatusDetails {
     #[prost(int32, optional, tag = "5")]
     pub retry_after_seconds: Option<i32>,
     /// `uid`.
-    #[prost(string, optional, tag = "6")]
-    pub uid: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub uid: Option<Vec<u8>>,
 }
 
 /// `meta.v1.StatusCause`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StatusCause {
     /// `reason`.
-    #[prost(string, optional, tag = "1")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub reason: Option<Vec<u8>>,
     /// `message`.
-    #[prost(string, optional, tag = "2")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub message: Option<Vec<u8>>,
     /// `field`.
-    #[prost(string, optional, tag = "3")]
-    pub field: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub field: Option<Vec<u8>>,
 }
 
 /// `core.v1.Pod`: its metadata and status (not its spec).
@@ -234,17 +241,17 @@ pub struct PodList {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PodStatus {
     /// `phase`.
-    #[prost(string, optional, tag = "1")]
-    pub phase: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub phase: Option<Vec<u8>>,
     /// `conditions`.
     #[prost(message, repeated, tag = "2")]
     pub conditions: Vec<PodCondition>,
     /// `message`.
-    #[prost(string, optional, tag = "3")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub message: Option<Vec<u8>>,
     /// `reason`.
-    #[prost(string, optional, tag = "4")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub reason: Option<Vec<u8>>,
     /// `startTime`.
     #[prost(message, optional, tag = "7")]
     pub start_time: Option<Time>,
@@ -263,11 +270,11 @@ pub struct PodStatus {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PodCondition {
     /// `type`.
-    #[prost(string, optional, tag = "1")]
-    pub r#type: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub r#type: Option<Vec<u8>>,
     /// `status`.
-    #[prost(string, optional, tag = "2")]
-    pub status: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub status: Option<Vec<u8>>,
     /// `lastProbeTime`.
     #[prost(message, optional, tag = "3")]
     pub last_probe_time: Option<Time>,
@@ -275,11 +282,11 @@ pub struct PodCondition {
     #[prost(message, optional, tag = "4")]
     pub last_transition_time: Option<Time>,
     /// `reason`.
-    #[prost(string, optional, tag = "5")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub reason: Option<Vec<u8>>,
     /// `message`.
-    #[prost(string, optional, tag = "6")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub message: Option<Vec<u8>>,
     /// `observedGeneration`.
     #[prost(int64, optional, tag = "7")]
     pub observed_generation: Option<i64>,
@@ -289,8 +296,8 @@ pub struct PodCondition {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ContainerStatus {
     /// `name`.
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub name: Option<Vec<u8>>,
     /// `state`.
     #[prost(message, optional, tag = "2")]
     pub state: Option<ContainerState>,
@@ -304,14 +311,14 @@ pub struct ContainerStatus {
     #[prost(int32, optional, tag = "5")]
     pub restart_count: Option<i32>,
     /// `image`.
-    #[prost(string, optional, tag = "6")]
-    pub image: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub image: Option<Vec<u8>>,
     /// `imageID`.
-    #[prost(string, optional, tag = "7")]
-    pub image_id: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "7")]
+    pub image_id: Option<Vec<u8>>,
     /// `containerID`.
-    #[prost(string, optional, tag = "8")]
-    pub container_id: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "8")]
+    pub container_id: Option<Vec<u8>>,
     /// `started`.
     #[prost(bool, optional, tag = "9")]
     pub started: Option<bool>,
@@ -335,11 +342,11 @@ pub struct ContainerState {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ContainerStateWaiting {
     /// `reason`.
-    #[prost(string, optional, tag = "1")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub reason: Option<Vec<u8>>,
     /// `message`.
-    #[prost(string, optional, tag = "2")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub message: Option<Vec<u8>>,
 }
 
 /// `core.v1.ContainerStateRunning`.
@@ -360,11 +367,11 @@ pub struct ContainerStateTerminated {
     #[prost(int32, optional, tag = "2")]
     pub signal: Option<i32>,
     /// `reason`.
-    #[prost(string, optional, tag = "3")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub reason: Option<Vec<u8>>,
     /// `message`.
-    #[prost(string, optional, tag = "4")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub message: Option<Vec<u8>>,
     /// `startedAt`.
     #[prost(message, optional, tag = "5")]
     pub started_at: Option<Time>,
@@ -372,8 +379,8 @@ pub struct ContainerStateTerminated {
     #[prost(message, optional, tag = "6")]
     pub finished_at: Option<Time>,
     /// `containerID`.
-    #[prost(string, optional, tag = "7")]
-    pub container_id: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "7")]
+    pub container_id: Option<Vec<u8>>,
 }
 
 /// `apps.v1.ReplicaSet`: its metadata, size and status (not its selector or pod template).
@@ -439,18 +446,18 @@ pub struct ReplicaSetStatus {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReplicaSetCondition {
     /// `type`.
-    #[prost(string, optional, tag = "1")]
-    pub r#type: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub r#type: Option<Vec<u8>>,
     /// `status`.
-    #[prost(string, optional, tag = "2")]
-    pub status: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub status: Option<Vec<u8>>,
     /// `lastTransitionTime`.
     #[prost(message, optional, tag = "3")]
     pub last_transition_time: Option<Time>,
     /// `reason`.
-    #[prost(string, optional, tag = "4")]
-    pub reason: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub reason: Option<Vec<u8>>,
     /// `message`.
-    #[prost(string, optional, tag = "5")]
-    pub message: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub message: Option<Vec<u8>>,
 }
