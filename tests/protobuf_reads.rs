@@ -2,7 +2,8 @@
 //! checked against the real API server: the server answers in protobuf (a layer under the
 //! transcoding records each response's content type), crash-looping pods and their
 //! ReplicaSet read as protobuf equal the same objects read as JSON, a streaming list syncs,
-//! and the server's errors (an expired watch, a refused list) keep their code and reason.
+//! and the server's errors (an expired watch, a refused list) keep their code and reason. A pod
+//! whose annotation is not UTF-8 (written through the protobuf API) is read, not a failed watch.
 
 mod common;
 
@@ -20,7 +21,7 @@ use kube::core::WatchEvent;
 use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
 use safedeploy::controller::cached::{CachedPod, CachedReplicaSet, OwnedReplicaSet, WatchedPod};
-use safedeploy::controller::protobuf::{ProtobufReads, convert};
+use safedeploy::controller::protobuf::{ProtobufReads, convert, wire};
 use tower::{Layer, Service};
 
 /// Records the content type of every response the API server sends, before the transcoding.
@@ -70,6 +71,68 @@ where
             Ok(response)
         })
     }
+}
+
+/// A pod as a client writes it in protobuf: its metadata and the containers of its spec.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodToCreate {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<wire::ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<PodSpecToCreate>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodSpecToCreate {
+    #[prost(message, repeated, tag = "2")]
+    containers: Vec<ContainerToCreate>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ContainerToCreate {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    image: Option<String>,
+}
+
+/// Creates a pod through the protobuf API whose annotation `note` is not UTF-8 (the API server
+/// keeps the bytes as they came; JSON could not carry them).
+async fn create_pod_with_bytes_that_are_not_utf8(client: &Client, namespace: &str) {
+    let pod = PodToCreate {
+        metadata: Some(wire::ObjectMeta {
+            name: Some(b"not-utf8".to_vec()),
+            annotations: [("note".to_string(), b"ok \xff\xfe end".to_vec())].into(),
+            ..Default::default()
+        }),
+        spec: Some(PodSpecToCreate {
+            containers: vec![ContainerToCreate {
+                name: Some("app".into()),
+                image: Some("registry.invalid/app:1".into()),
+            }],
+        }),
+    };
+    let envelope = wire::Unknown {
+        type_meta: Some(wire::TypeMeta {
+            api_version: Some(b"v1".to_vec()),
+            kind: Some(b"Pod".to_vec()),
+        }),
+        raw: Some(prost::Message::encode_to_vec(&pod).into()),
+        content_encoding: None,
+    };
+    let mut body = b"k8s\0".to_vec();
+    prost::Message::encode(&envelope, &mut body).unwrap();
+    let request = Request::post(format!("/api/v1/namespaces/{namespace}/pods"))
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/vnd.kubernetes.protobuf",
+        )
+        .body(body)
+        .unwrap();
+    client
+        .request_text(request)
+        .await
+        .expect("the API server takes the pod");
 }
 
 async fn protobuf_client(seen: &RecordContentTypes) -> Client {
@@ -164,6 +227,16 @@ async fn pods_and_replica_sets_read_as_protobuf_equal_json_and_errors_keep_their
     );
     assert_eq!(OwnedReplicaSet::of(&from_proto).replicas, 2);
 
+    // A tenant's pod whose annotation is not UTF-8: read, its bytes made valid, and the other
+    // pods with it (as a protobuf string it would fail the frame, and the watch).
+    create_pod_with_bytes_that_are_not_utf8(&json, &ns.name).await;
+    let hostile = proto_pods
+        .get("not-utf8")
+        .await
+        .expect("the pod, read as protobuf");
+    let annotations = hostile.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations["note"], "ok \u{fffd}\u{fffd} end");
+
     // A streaming list through the transcoding syncs with every pod.
     let initial: Vec<WatchedPod> = watcher(
         proto_pods.clone(),
@@ -179,8 +252,13 @@ async fn pods_and_replica_sets_read_as_protobuf_equal_json_and_errors_keep_their
     .try_collect()
     .await
     .expect("the streaming list");
-    assert_eq!(initial.len(), 2);
-    assert!(initial.iter().all(|p| {
+    assert_eq!(initial.len(), 3);
+    assert!(initial.iter().any(|p| p.name_any() == "not-utf8"));
+    let crashy = initial
+        .iter()
+        .filter(|p| p.name_any().starts_with("crashy-"));
+    assert!(crashy.clone().count() == 2);
+    assert!(crashy.into_iter().all(|p| {
         p.status
             .as_ref()
             .is_some_and(|s| s.container_statuses.is_some())
