@@ -306,3 +306,29 @@ async fn text_that_is_not_utf8_does_not_stop_the_watch() {
         Some("bench")
     );
 }
+
+/// A server (or a proxy) that answers JSON despite the request for protobuf: the answer passes
+/// through as it came. A protobuf answer is JSON after the layer, and says so.
+#[tokio::test]
+async fn a_json_answer_passes_through_and_a_protobuf_one_becomes_json() {
+    let json_answer = http::Response::builder()
+        .header(CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from_static(
+            b"{\"kind\":\"PodList\"}",
+        )))
+        .unwrap();
+    let passed = transcode(json_answer).await.unwrap();
+    assert_eq!(passed.headers()[CONTENT_TYPE], "application/json");
+    let body = passed.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"{\"kind\":\"PodList\"}");
+
+    let protobuf_answer = http::Response::builder()
+        .header(CONTENT_TYPE, PROTOBUF)
+        .body(http_body_util::Full::new(Bytes::from_static(PODS_LIST)))
+        .unwrap();
+    let transcoded = transcode(protobuf_answer).await.unwrap();
+    assert_eq!(transcoded.headers()[CONTENT_TYPE], "application/json");
+    let body = transcoded.into_body().collect().await.unwrap().to_bytes();
+    let list: ObjectList<WatchedPod> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list.items.len(), 2);
+}
